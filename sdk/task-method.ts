@@ -1,0 +1,96 @@
+import type { DescMessage, DescService } from "@bufbuild/protobuf";
+
+/** A priority by name. `"normal"` unless a task or its method says otherwise. */
+export type PriorityName = "high" | "normal" | "low";
+
+/** A delivery mode by name. `"queue"` unless a task or its method says otherwise. */
+export type DeliveryName = "queue" | "broadcast";
+
+/**
+ * A retry policy in milliseconds; every field is optional and falls back to the
+ * method's, then the runtime's, default.
+ */
+export interface RetryOptions {
+  /** Attempts in total, the first included. @default 3 */
+  maxAttempts?: number;
+  /** Delay before the second attempt. @default 1000 */
+  initialBackoffMs?: number;
+  /** Upper bound of any delay. @default 300000 */
+  maxBackoffMs?: number;
+  /** Growth factor of the delay per attempt. @default 2 */
+  multiplier?: number;
+  /** Random spread of each delay, as a fraction in [0, 1]. @default 0.2 */
+  jitter?: number;
+}
+
+/**
+ * Defaults of one task kind, read by the code generator from the
+ * `(taskwire.v1.worker)` and `(taskwire.v1.task)` options.
+ */
+export interface TaskDefaults {
+  /** Limit of each attempt. */
+  timeoutMs?: number;
+  /** Retry policy. */
+  retry?: RetryOptions;
+  /** Default priority. */
+  priority?: PriorityName;
+  /** Default delivery mode. */
+  delivery?: DeliveryName;
+  /** Expire tasks that have not started this long after acceptance. */
+  expiresAfterMs?: number;
+}
+
+/**
+ * One rpc of a task service: a task kind with typed input and output.
+ * Generated; read by clients (to submit) and by the worker runtime (to run).
+ */
+export interface TaskMethod<I extends DescMessage = DescMessage, O extends DescMessage = DescMessage> {
+  /** The worker type that runs it, e.g. `"hasher"`. */
+  readonly workerType: string;
+  /** The rpc name as in the proto, e.g. `"Digest"`. */
+  readonly name: string;
+  /** The request (payload) message. */
+  readonly input: I;
+  /** The response (result) message. */
+  readonly output: O;
+  /** Defaults from the proto options, method over service. */
+  readonly defaults: TaskDefaults;
+}
+
+/**
+ * A task service as the code generator describes it: its worker type and one
+ * {@link TaskMethod} per rpc, keyed by the rpc's local (lowerCamelCase) name.
+ */
+export interface TaskServiceDefinition<M extends Record<string, TaskMethod> = Record<string, TaskMethod>> {
+  /** The worker type, from `(taskwire.v1.worker).type`. */
+  readonly workerType: string;
+  /** The Protobuf service descriptor. */
+  readonly service: DescService;
+  /** Handlers a worker process runs at once, from `(taskwire.v1.worker).concurrency`; 0 means the runtime's default. */
+  readonly concurrency: number;
+  /** The task kinds, by local name. */
+  readonly methods: M;
+}
+
+/**
+ * Builds a {@link TaskServiceDefinition}, filling each method's worker type.
+ * Called by generated code.
+ *
+ * ```ts
+ * export const hashService = defineTaskService({
+ *   workerType: "hasher", service: HashService, concurrency: 8,
+ *   methods: { digest: { name: "Digest", input: DigestRequestSchema, output: DigestResponseSchema, defaults: {} } },
+ * });
+ * ```
+ */
+export function defineTaskService<M extends Record<string, Omit<TaskMethod, "workerType">>>(definition: {
+  workerType: string;
+  service: DescService;
+  concurrency: number;
+  methods: M;
+}): TaskServiceDefinition<{ [K in keyof M]: M[K] & { readonly workerType: string } }> {
+  const methods = Object.fromEntries(
+    Object.entries(definition.methods).map(([key, method]) => [key, { ...method, workerType: definition.workerType }]),
+  ) as { [K in keyof M]: M[K] & { readonly workerType: string } };
+  return { ...definition, methods };
+}

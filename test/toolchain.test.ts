@@ -1,0 +1,64 @@
+import { execFile } from "node:child_process";
+import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, describe, expect, it } from "vitest";
+
+const run = promisify(execFile);
+const root = resolve(import.meta.dirname, "..");
+const bin = join(root, "node_modules", ".bin");
+const env = { ...process.env, PATH: `${bin}:${process.env.PATH}` };
+
+async function sh(command: string, args: string[], cwd = root) {
+  return run(command, args, { cwd, env, maxBuffer: 16 * 1024 * 1024 });
+}
+
+describe("toolchain", () => {
+  it("buf lint is clean (STANDARD rules)", async () => {
+    await expect(sh("buf", ["lint"])).resolves.toBeDefined();
+  });
+
+  it("no proto changed incompatibly since the previous commit (buf breaking)", async () => {
+    const { stdout } = await sh("bash", ["scripts/check-breaking.sh"]);
+    expect(stdout).toMatch(/no breaking proto changes|skipping buf breaking/);
+  });
+
+  it("the committed generated code is up to date", async () => {
+    const { stdout } = await sh("bash", ["scripts/check-generated.sh"]);
+    expect(stdout).toContain("generated code is up to date");
+  });
+
+  it("TypeScript type-checks and Biome finds nothing", async () => {
+    await expect(sh("tsc", ["-p", "."])).resolves.toBeDefined();
+    await expect(sh("biome", ["check", "."])).resolves.toBeDefined();
+  });
+
+  describe("staleness check", () => {
+    let copy: string | undefined;
+    afterAll(async () => {
+      if (copy) await rm(copy, { recursive: true, force: true });
+    });
+
+    it("fails when a proto changes without regeneration", async () => {
+      // A copy inside the repository, so the plugin resolves node_modules as usual.
+      copy = await mkdtemp(join(root, ".tmp-staleness-"));
+      for (const entry of ["proto", "examples/proto", "gen", "codegen", "sdk", "worker-runtime", "scripts"]) {
+        await cp(join(root, entry), join(copy, entry), { recursive: true });
+      }
+      for (const file of ["buf.yaml", "buf.gen.yaml", "package.json", "tsconfig.json"]) {
+        await cp(join(root, file), join(copy, file));
+      }
+      await expect(sh("bash", ["scripts/check-generated.sh"], copy)).resolves.toBeDefined();
+
+      const proto = join(copy, "examples/proto/example/v1/hash.proto");
+      const source = await readFile(proto, "utf8");
+      await writeFile(proto, source.replace("uint32 rounds = 2;", "uint32 rounds = 2;\n  // Added without regenerating.\n  string note = 3;"));
+      const failure = await sh("bash", ["scripts/check-generated.sh"], copy).then(
+        () => undefined,
+        (error: { stderr: string }) => error,
+      );
+      expect(failure?.stderr).toContain("generated code is stale");
+      expect(failure?.stderr).toContain("hash_pb.ts");
+    });
+  });
+});
