@@ -2,16 +2,25 @@
  * Taskwire: typed tasks over NATS JetStream.
  *
  * ```ts
+ * import { createClient } from "taskwire";
  * import { createHashServiceClient } from "./gen/example/v1/hash_taskwire.js";
- * const hashes = createHashServiceClient(client);
- * const task = await hashes.digest({ text: "hello", rounds: 1000 });
+ *
+ * const client = await createClient({ gateway: "http://127.0.0.1:8080" });
+ * const task = await createHashServiceClient(client).digest({ text: "hello", rounds: 1000 });
  * console.log((await task.result()).hex);
  * ```
  *
  * @module
  */
 
+export type { DirectClientOptions, GatewayClientOptions, TaskwireClient } from "./create-client.js";
+export { createClient } from "./create-client.js";
+export type { NatsTaskBackendOptions } from "./nats-task-backend.js";
+export { createNatsTaskBackend } from "./nats-task-backend.js";
+export type { SubmitLimits } from "./prepare-task.js";
+export type { TaskBackend } from "./task-backend.js";
 export type { StatusStream, SubmitOptions, TaskClient, TaskHandle } from "./task-client.js";
+export { NonRetryableError, TaskError } from "./task-error.js";
 export type {
   DeliveryName,
   PriorityName,
@@ -21,3 +30,8 @@ export type {
   TaskServiceDefinition,
 } from "./task-method.js";
 export { defineTaskService } from "./task-method.js";
+export type { TaskRegistry } from "./task-registry.js";
+export { createTaskRegistry } from "./task-registry.js";
+export { isTerminal } from "./task-status.js";
+export type { StatusTopologyOptions, StorageOptions, WorkerTypeTopologyOptions } from "./topology.js";
+export { topology } from "./topology.js";

@@ -2,15 +2,25 @@
  * The Taskwire worker runtime: run generated task handlers.
  *
  * ```ts
+ * import { createWorker } from "taskwire/worker";
  * import { implementHashService } from "./gen/example/v1/hash_taskwire.js";
- * export const hasher = implementHashService({
- *   async digest(request, ctx) { return { hex: "...", rounds: 1 }; },
+ *
+ * const hasher = implementHashService({
+ *   async digest(request, ctx) {
+ *     ctx.progress(0.5);
+ *     return { hex: sha256(request.text), rounds: 1 };
+ *   },
  * });
+ * const worker = await createWorker({ nats: "nats://127.0.0.1:4222", services: [hasher] });
+ * process.on("SIGTERM", () => worker.close());
  * ```
  *
  * @module
  */
 
+export { NonRetryableError, TaskError } from "../sdk/task-error.js";
+export type { Worker, WorkerOptions, WorkerState } from "./create-worker.js";
+export { createWorker } from "./create-worker.js";
 export type { TaskContext } from "./task-context.js";
 export type {
   TaskMethodHandler,
@@ -18,3 +28,4 @@ export type {
   TaskServiceImplementation,
 } from "./task-service-implementation.js";
 export { implementTaskService, isTaskServiceImplementation } from "./task-service-implementation.js";
+export type { AttemptOutcome, WorkerEvent } from "./worker-event.js";

@@ -11,7 +11,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file example/v1/hash.proto.
  */
 export const file_example_v1_hash: GenFile = /*@__PURE__*/
-  fileDesc("ChVleGFtcGxlL3YxL2hhc2gucHJvdG8SCmV4YW1wbGUudjEiQAoNRGlnZXN0UmVxdWVzdBIMCgR0ZXh0GAEgASgJEhEKCWFsZ29yaXRobRgCIAEoCRIOCgZyb3VuZHMYAyABKA0iLQoORGlnZXN0UmVzcG9uc2USCwoDaGV4GAEgASgJEg4KBnJvdW5kcxgCIAEoDTJsCgtIYXNoU2VydmljZRJNCgZEaWdlc3QSGS5leGFtcGxlLnYxLkRpZ2VzdFJlcXVlc3QaGi5leGFtcGxlLnYxLkRpZ2VzdFJlc3BvbnNlIgzSoxkICgIIChICCAMaDtKjGQoKBmhhc2hlchAIYgZwcm90bzM", [file_taskwire_v1_options]);
+  fileDesc("ChVleGFtcGxlL3YxL2hhc2gucHJvdG8SCmV4YW1wbGUudjEiSAoNRGlnZXN0UmVxdWVzdBIUCgR0ZXh0GAEgASgJQgbSoxkCCAESEQoJYWxnb3JpdGhtGAIgASgJEg4KBnJvdW5kcxgDIAEoDSItCg5EaWdlc3RSZXNwb25zZRILCgNoZXgYASABKAkSDgoGcm91bmRzGAIgASgNMmwKC0hhc2hTZXJ2aWNlEk0KBkRpZ2VzdBIZLmV4YW1wbGUudjEuRGlnZXN0UmVxdWVzdBoaLmV4YW1wbGUudjEuRGlnZXN0UmVzcG9uc2UiDNKjGQgKAggKEgIIAxoO0qMZCgoGaGFzaGVyEAhiBnByb3RvMw", [file_taskwire_v1_options]);
 
 /**
  * Request of HashService.Digest.
@@ -20,7 +20,7 @@ export const file_example_v1_hash: GenFile = /*@__PURE__*/
  */
 export type DigestRequest = Message<"example.v1.DigestRequest"> & {
   /**
-   * The text to hash; required.
+   * The text to hash.
    *
    * @generated from field: string text = 1;
    */

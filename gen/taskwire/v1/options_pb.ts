@@ -4,7 +4,7 @@
 
 import type { GenExtension, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { extDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Duration, MethodOptions, ServiceOptions } from "@bufbuild/protobuf/wkt";
+import type { Duration, FieldOptions as FieldOptions$1, MethodOptions, ServiceOptions } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_descriptor, file_google_protobuf_duration } from "@bufbuild/protobuf/wkt";
 import type { DeliveryMode, Priority, RetryPolicy } from "./task_pb.js";
 import { file_taskwire_v1_task } from "./task_pb.js";
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file taskwire/v1/options.proto.
  */
 export const file_taskwire_v1_options: GenFile = /*@__PURE__*/
-  fileDesc("Chl0YXNrd2lyZS92MS9vcHRpb25zLnByb3RvEgt0YXNrd2lyZS52MSJeCg1Xb3JrZXJPcHRpb25zEgwKBHR5cGUYASABKAkSEwoLY29uY3VycmVuY3kYAiABKA0SKgoIZGVmYXVsdHMYAyABKAsyGC50YXNrd2lyZS52MS5UYXNrT3B0aW9ucyLqAQoLVGFza09wdGlvbnMSKgoHdGltZW91dBgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhInCgVyZXRyeRgCIAEoCzIYLnRhc2t3aXJlLnYxLlJldHJ5UG9saWN5EicKCHByaW9yaXR5GAMgASgOMhUudGFza3dpcmUudjEuUHJpb3JpdHkSKwoIZGVsaXZlcnkYBCABKA4yGS50YXNrd2lyZS52MS5EZWxpdmVyeU1vZGUSMAoNZXhwaXJlc19hZnRlchgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbjpVCgZ3b3JrZXISHy5nb29nbGUucHJvdG9idWYuU2VydmljZU9wdGlvbnMYupQDIAEoCzIaLnRhc2t3aXJlLnYxLldvcmtlck9wdGlvbnNSBndvcmtlcjpOCgR0YXNrEh4uZ29vZ2xlLnByb3RvYnVmLk1ldGhvZE9wdGlvbnMYupQDIAEoCzIYLnRhc2t3aXJlLnYxLlRhc2tPcHRpb25zUgR0YXNrYgZwcm90bzM", [file_google_protobuf_descriptor, file_google_protobuf_duration, file_taskwire_v1_task]);
+  fileDesc("Chl0YXNrd2lyZS92MS9vcHRpb25zLnByb3RvEgt0YXNrd2lyZS52MSJeCg1Xb3JrZXJPcHRpb25zEgwKBHR5cGUYASABKAkSEwoLY29uY3VycmVuY3kYAiABKA0SKgoIZGVmYXVsdHMYAyABKAsyGC50YXNrd2lyZS52MS5UYXNrT3B0aW9ucyLqAQoLVGFza09wdGlvbnMSKgoHdGltZW91dBgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhInCgVyZXRyeRgCIAEoCzIYLnRhc2t3aXJlLnYxLlJldHJ5UG9saWN5EicKCHByaW9yaXR5GAMgASgOMhUudGFza3dpcmUudjEuUHJpb3JpdHkSKwoIZGVsaXZlcnkYBCABKA4yGS50YXNrd2lyZS52MS5EZWxpdmVyeU1vZGUSMAoNZXhwaXJlc19hZnRlchgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiIgCgxGaWVsZE9wdGlvbnMSEAoIcmVxdWlyZWQYASABKAg6VQoGd29ya2VyEh8uZ29vZ2xlLnByb3RvYnVmLlNlcnZpY2VPcHRpb25zGLqUAyABKAsyGi50YXNrd2lyZS52MS5Xb3JrZXJPcHRpb25zUgZ3b3JrZXI6TgoEdGFzaxIeLmdvb2dsZS5wcm90b2J1Zi5NZXRob2RPcHRpb25zGLqUAyABKAsyGC50YXNrd2lyZS52MS5UYXNrT3B0aW9uc1IEdGFzazpQCgVmaWVsZBIdLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE9wdGlvbnMYupQDIAEoCzIZLnRhc2t3aXJlLnYxLkZpZWxkT3B0aW9uc1IFZmllbGRiBnByb3RvMw", [file_google_protobuf_descriptor, file_google_protobuf_duration, file_taskwire_v1_task]);
 
 /**
  * Marks a service as a task service: each of its unary rpcs is a task kind whose
@@ -112,6 +112,31 @@ export const TaskOptionsSchema: GenMessage<TaskOptions> = /*@__PURE__*/
   messageDesc(file_taskwire_v1_options, 1);
 
 /**
+ * Constraints on a field of a task payload, checked at submit: a task that breaks
+ * one is refused with INVALID_ARGUMENT naming the field.
+ *
+ *   string text = 1 [(taskwire.v1.field) = { required: true }];
+ *
+ * @generated from message taskwire.v1.FieldOptions
+ */
+export type FieldOptions = Message<"taskwire.v1.FieldOptions"> & {
+  /**
+   * The field must be set: a non-empty string or bytes, a non-zero number or enum,
+   * a present message, a non-empty list or map.
+   *
+   * @generated from field: bool required = 1;
+   */
+  required: boolean;
+};
+
+/**
+ * Describes the message taskwire.v1.FieldOptions.
+ * Use `create(FieldOptionsSchema)` to create a new message.
+ */
+export const FieldOptionsSchema: GenMessage<FieldOptions> = /*@__PURE__*/
+  messageDesc(file_taskwire_v1_options, 2);
+
+/**
  * Marks the service as a task service and names its worker type.
  *
  * @generated from extension: taskwire.v1.WorkerOptions worker = 51770;
@@ -126,4 +151,12 @@ export const worker: GenExtension<ServiceOptions, WorkerOptions> = /*@__PURE__*/
  */
 export const task: GenExtension<MethodOptions, TaskOptions> = /*@__PURE__*/
   extDesc(file_taskwire_v1_options, 1);
+
+/**
+ * Constraints on the field, checked at submit.
+ *
+ * @generated from extension: taskwire.v1.FieldOptions field = 51770;
+ */
+export const field: GenExtension<FieldOptions$1, FieldOptions> = /*@__PURE__*/
+  extDesc(file_taskwire_v1_options, 2);
 

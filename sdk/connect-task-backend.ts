@@ -1,0 +1,34 @@
+import { Code, createClient, type Transport } from "@connectrpc/connect";
+import { TaskService } from "../gen/taskwire/v1/task_service_pb.js";
+import type { TaskBackend } from "./task-backend.js";
+import { TaskError } from "./task-error.js";
+
+/**
+ * TaskService through a gateway: the same {@link TaskBackend} as direct mode,
+ * over any Connect transport (Connect, gRPC or gRPC-Web).
+ */
+export function createConnectTaskBackend(transport: Transport): TaskBackend {
+  const client = createClient(TaskService, transport);
+  const call = <T>(promise: Promise<T>) => promise.catch((error) => Promise.reject(TaskError.from(error)));
+  const status = <S>(s: S | undefined, what: string): S => {
+    if (s === undefined) throw new TaskError(`the gateway answered ${what} without a status`, Code.Internal);
+    return s;
+  };
+  return {
+    submit: (task) => call(client.submit({ task })),
+    batchSubmit: (tasks) => call(client.batchSubmit({ tasks })).then((r) => r.results),
+    getTask: (taskId) => call(client.getTask({ taskId })).then((r) => status(r.status, "GetTask")),
+    cancelTask: (taskId, reason) =>
+      call(client.cancelTask({ taskId, reason })).then((r) => status(r.status, "CancelTask")),
+    listTasks: (request) => call(client.listTasks(request)),
+    async *watchTask(taskId, signal) {
+      try {
+        for await (const response of client.watchTask({ taskId }, { signal })) {
+          yield status(response.status, "WatchTask");
+        }
+      } catch (error) {
+        throw TaskError.from(error);
+      }
+    },
+  };
+}

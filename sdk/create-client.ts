@@ -1,0 +1,118 @@
+import type { DescMessage } from "@bufbuild/protobuf";
+import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import type { TaskStatus } from "../gen/taskwire/v1/task_pb.js";
+import type { ListTasksRequest, ListTasksResponse } from "../gen/taskwire/v1/task_service_pb.js";
+import { createConnectTaskBackend } from "./connect-task-backend.js";
+import { fromNatsError } from "./nats-error.js";
+import { createNatsTaskBackend } from "./nats-task-backend.js";
+import type { SubmitLimits } from "./prepare-task.js";
+import type { TaskBackend } from "./task-backend.js";
+import type { StatusStream, TaskClient, TaskHandle } from "./task-client.js";
+import { taskFromOptions } from "./task-from-options.js";
+import { createTaskHandle, watchStatus } from "./task-handle.js";
+import type { TaskServiceDefinition } from "./task-method.js";
+import { createTaskRegistry } from "./task-registry.js";
+
+/** Talk to a Taskwire gateway over HTTP. */
+export interface GatewayClientOptions {
+  /** The gateway's base URL, e.g. `http://127.0.0.1:8080`. */
+  gateway: string;
+  /** "connect" (binary Connect over HTTP/1.1 or 2) or "grpc" (HTTP/2). @default "connect" */
+  protocol?: "connect" | "grpc";
+}
+
+/** Talk to NATS JetStream directly, for services inside the cluster. */
+export interface DirectClientOptions {
+  /** A server URL (the client connects and closes it) or an open connection (left open). */
+  nats: string | NatsConnection;
+  /** The task services this client may submit, e.g. `[hashService]`. */
+  services: TaskServiceDefinition[];
+  /** Limits checked before anything reaches NATS. */
+  limits?: SubmitLimits;
+}
+
+/** The Taskwire client: typed submits through generated clients, plus task queries. */
+export interface TaskwireClient extends TaskClient {
+  /** A handle on an existing task; `output` types its result. */
+  task<O extends DescMessage>(id: string, output: O): TaskHandle<O>;
+  /** The task's current status. */
+  getTask(id: string): Promise<TaskStatus>;
+  /** Follows a task's status until a terminal state. */
+  watchTask(id: string): StatusStream;
+  /** Cancels a task. */
+  cancelTask(id: string, reason?: string): Promise<TaskStatus>;
+  /** Lists tasks, newest first. */
+  listTasks(
+    request?: Partial<Pick<ListTasksRequest, "workerType" | "states" | "pageSize" | "pageToken">>,
+  ): Promise<ListTasksResponse>;
+  /** Closes what the client opened. Idempotent. */
+  close(): Promise<void>;
+}
+
+/**
+ * Creates a client in gateway mode (`{ gateway: url }`) or direct mode
+ * (`{ nats: url, services }`). Both have the same API.
+ *
+ * ```ts
+ * const client = await createClient({ gateway: "http://127.0.0.1:8080" });
+ * const hashes = createHashServiceClient(client);
+ * const task = await hashes.digest({ text: "hello" });
+ * console.log((await task.result()).hex);
+ * ```
+ */
+export async function createClient(options: GatewayClientOptions | DirectClientOptions): Promise<TaskwireClient> {
+  if ("gateway" in options) {
+    const transport =
+      options.protocol === "grpc"
+        ? createGrpcTransport({ baseUrl: options.gateway })
+        : createConnectTransport({ baseUrl: options.gateway, httpVersion: "1.1", useBinaryFormat: true });
+    return clientOf(createConnectTaskBackend(transport), async () => {});
+  }
+  const owned = typeof options.nats === "string";
+  let nc: NatsConnection;
+  try {
+    nc = typeof options.nats === "string" ? await connect({ servers: options.nats }) : options.nats;
+  } catch (error) {
+    throw fromNatsError(error, `connecting to NATS at ${String(options.nats)}`);
+  }
+  try {
+    const backend = await createNatsTaskBackend({
+      nc,
+      registry: createTaskRegistry(options.services),
+      limits: options.limits,
+    });
+    return clientOf(backend, async () => {
+      if (owned) await nc.close();
+    });
+  } catch (error) {
+    if (owned) await nc.close();
+    throw error;
+  }
+}
+
+function clientOf(backend: TaskBackend, closeResources: () => Promise<void>): TaskwireClient {
+  let closing: Promise<void> | undefined;
+  return {
+    async submitTask(method, request, options) {
+      const accepted = await backend.submit(taskFromOptions(method, request, options));
+      return createTaskHandle(backend, accepted.taskId, method.output, accepted.duplicate);
+    },
+    task: (id, output) => createTaskHandle(backend, id, output),
+    getTask: (id) => backend.getTask(id),
+    watchTask: (id) => watchStatus(backend, id),
+    cancelTask: (id, reason = "") => backend.cancelTask(id, reason),
+    listTasks: (request = {}) =>
+      backend.listTasks({
+        $typeName: "taskwire.v1.ListTasksRequest",
+        workerType: request.workerType ?? "",
+        states: request.states ?? [],
+        pageSize: request.pageSize ?? 0,
+        pageToken: request.pageToken ?? "",
+      }),
+    close: () => {
+      closing ??= closeResources();
+      return closing;
+    },
+  };
+}

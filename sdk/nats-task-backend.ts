@@ -1,0 +1,263 @@
+import { create, fromBinary } from "@bufbuild/protobuf";
+import { timestampNow } from "@bufbuild/protobuf/wkt";
+import { Code } from "@connectrpc/connect";
+import {
+  JetStreamApiError,
+  type JetStreamClient,
+  type JetStreamManager,
+  jetstream,
+  jetstreamManager,
+} from "@nats-io/jetstream";
+import { type KV, KvWatchInclude } from "@nats-io/kv";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { type Task, TaskState, type TaskStatus, WorkItemSchema } from "../gen/taskwire/v1/task_pb.js";
+import {
+  type BatchSubmitResult,
+  BatchSubmitResultSchema,
+  type ListTasksRequest,
+  type ListTasksResponse,
+  ListTasksResponseSchema,
+  type SubmitResponse,
+  SubmitResponseSchema,
+} from "../gen/taskwire/v1/task_service_pb.js";
+import { fromNatsError } from "./nats-error.js";
+import { prepareTask, type SubmitLimits } from "./prepare-task.js";
+import type { TaskBackend } from "./task-backend.js";
+import { TaskError } from "./task-error.js";
+import { taskIdToken, workerTypeOfTaskId } from "./task-id.js";
+import type { TaskRegistry } from "./task-registry.js";
+import { decodeStatus, isTerminal, queuedStatus, readStatus, type StoredStatus, writeStatus } from "./task-status.js";
+import {
+  checkServerVersion,
+  provisionStatusBucket,
+  provisionWorkerType,
+  type StatusTopologyOptions,
+  topology,
+  type WorkerTypeTopologyOptions,
+} from "./topology.js";
+
+/** Options of {@link createNatsTaskBackend}. */
+export interface NatsTaskBackendOptions {
+  /** A connection to a JetStream-enabled nats-server (2.10 or newer). */
+  nc: NatsConnection;
+  /** The task services accepted at submit. */
+  registry: TaskRegistry;
+  /** Limits checked before anything reaches NATS. */
+  limits?: SubmitLimits;
+  /** Stream, consumer and bucket options, applied when provisioning. */
+  topology?: WorkerTypeTopologyOptions & StatusTopologyOptions;
+}
+
+/** At most this many tasks in one BatchSubmit. */
+export const maxBatchSize = 1000;
+
+/**
+ * TaskService over NATS JetStream. Provisions the streams, consumers and
+ * buckets of every registered worker type (idempotently) before resolving.
+ */
+export async function createNatsTaskBackend(options: NatsTaskBackendOptions): Promise<TaskBackend> {
+  const { nc, registry } = options;
+  checkServerVersion(nc);
+  const jsm = await jetstreamManager(nc);
+  try {
+    for (const type of registry.workerTypes()) await provisionWorkerType(jsm, type, options.topology);
+    const kv = await provisionStatusBucket(nc, options.topology);
+    return new NatsTaskBackend(nc, jetstream(nc), jsm, kv, registry, options.limits ?? {});
+  } catch (error) {
+    throw fromNatsError(error, "provisioning JetStream");
+  }
+}
+
+class NatsTaskBackend implements TaskBackend {
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly js: JetStreamClient,
+    private readonly jsm: JetStreamManager,
+    private readonly kv: KV,
+    private readonly registry: TaskRegistry,
+    private readonly limits: SubmitLimits,
+  ) {}
+
+  async submit(task: Task): Promise<SubmitResponse> {
+    const prepared = prepareTask(this.registry, task, this.limits);
+    const { taskId } = prepared;
+    // A keyed task may have run and left the queue already: its status record says so.
+    if (task.idempotencyKey) {
+      const existing = await readStatus(this.kv, taskId).catch((e) =>
+        Promise.reject(fromNatsError(e, "reading status")),
+      );
+      if (existing) return this.duplicate(taskId, existing.status.state);
+    }
+    try {
+      const ack = await this.js.publish(prepared.subject, prepared.bytes, { msgID: taskId });
+      if (ack.duplicate) return this.duplicate(taskId);
+    } catch (error) {
+      // One message per task subject: the same id is already queued.
+      if (error instanceof JetStreamApiError && /per subject/i.test(error.message)) return this.duplicate(taskId);
+      throw fromNatsError(error, `submitting ${taskId}`);
+    }
+    return create(SubmitResponseSchema, { taskId, state: TaskState.PENDING });
+  }
+
+  async batchSubmit(tasks: Task[]): Promise<BatchSubmitResult[]> {
+    if (tasks.length > maxBatchSize) {
+      throw new TaskError(`a batch holds at most ${maxBatchSize} tasks, got ${tasks.length}`, Code.InvalidArgument);
+    }
+    // Publishes are pipelined: every PubAck is awaited together.
+    return Promise.all(
+      tasks.map((task) =>
+        this.submit(task).then(
+          (accepted) => create(BatchSubmitResultSchema, { outcome: { case: "accepted", value: accepted } }),
+          (error) =>
+            create(BatchSubmitResultSchema, { outcome: { case: "error", value: TaskError.from(error).toMessage(0) } }),
+        ),
+      ),
+    );
+  }
+
+  async getTask(taskId: string): Promise<TaskStatus> {
+    return (await this.load(taskId)).status;
+  }
+
+  async *watchTask(taskId: string, signal?: AbortSignal): AsyncIterable<TaskStatus> {
+    // Watch first, then read: no change between the two can be missed.
+    const watcher = await this.kv
+      .watch({ key: taskId, include: KvWatchInclude.UpdatesOnly })
+      .catch((e) => Promise.reject(fromNatsError(e, `watching ${taskId}`)));
+    const stop = () => watcher.stop();
+    signal?.addEventListener("abort", stop, { once: true });
+    try {
+      const current = await this.load(taskId);
+      yield current.status;
+      if (isTerminal(current.status.state)) return;
+      let revision = current.revision;
+      for await (const entry of watcher) {
+        if (entry.operation !== "PUT" || entry.revision <= revision) continue;
+        revision = entry.revision;
+        const status = decodeStatus(entry.value);
+        yield status;
+        if (isTerminal(status.state)) return;
+      }
+      if (signal?.aborted) throw new TaskError(`watch of ${taskId} was aborted`, Code.Canceled);
+      throw new TaskError(`watch of ${taskId} ended: the NATS connection closed`, Code.Unavailable);
+    } finally {
+      signal?.removeEventListener("abort", stop);
+      watcher.stop();
+    }
+  }
+
+  async cancelTask(taskId: string, reason: string): Promise<TaskStatus> {
+    const workerType = this.workerTypeOf(taskId);
+    for (;;) {
+      const current = await this.load(taskId);
+      if (isTerminal(current.status.state)) return current.status;
+      const cancelled = current.status;
+      cancelled.state = TaskState.CANCELLED;
+      cancelled.finishedAt = timestampNow();
+      cancelled.error = new TaskError(reason || "cancelled by request", Code.Canceled, { retryable: false }).toMessage(
+        cancelled.attempt,
+      );
+      const written = await writeStatus(this.kv, cancelled, current.revision).catch((e) =>
+        Promise.reject(fromNatsError(e, `cancelling ${taskId}`)),
+      );
+      if (written === undefined) continue; // someone wrote first: decide again
+      // Tell a worker running it to abort, then take it off the queue.
+      this.nc.publish(topology.cancelSubject(workerType), taskId);
+      const queued = await this.findQueued(workerType, taskId);
+      if (queued)
+        await this.jsm.streams.deleteMessage(topology.streamName(workerType), queued.seq, false).catch(() => false);
+      return cancelled;
+    }
+  }
+
+  async listTasks(request: ListTasksRequest): Promise<ListTasksResponse> {
+    const pageSize = request.pageSize === 0 ? 100 : request.pageSize;
+    if (pageSize > 1000) throw new TaskError(`page_size must be at most 1000, got ${pageSize}`, Code.InvalidArgument);
+    const types = request.workerType ? [request.workerType] : this.registry.workerTypes();
+    const ids = new Set<string>();
+    try {
+      for (const type of types) {
+        for await (const key of await this.kv.keys(`${type}.>`)) ids.add(key);
+        const info = await this.jsm.streams.info(topology.streamName(type), {
+          subjects_filter: topology.streamSubjects(type),
+        });
+        for (const subject of Object.keys(info.state.subjects ?? {}))
+          ids.add(`${type}.${subject.slice(subject.lastIndexOf(".") + 1)}`);
+      }
+    } catch (error) {
+      if (error instanceof JetStreamApiError && error.code === 10059) {
+        throw new TaskError(`unknown worker type "${request.workerType}"`, Code.NotFound);
+      }
+      throw fromNatsError(error, "listing tasks");
+    }
+    const states = new Set(request.states);
+    const sorted = [...ids]
+      .sort()
+      .reverse()
+      .filter((id) => !request.pageToken || id < request.pageToken);
+    const tasks: TaskStatus[] = [];
+    let last = "";
+    for (const id of sorted) {
+      if (tasks.length === pageSize) {
+        return create(ListTasksResponseSchema, { tasks, nextPageToken: last });
+      }
+      last = id;
+      const status = await this.load(id).then(
+        (s) => s.status,
+        () => undefined, // finished and expired between listing and reading
+      );
+      if (status && (states.size === 0 || states.has(status.state))) tasks.push(status);
+    }
+    return create(ListTasksResponseSchema, { tasks });
+  }
+
+  private async duplicate(taskId: string, state?: TaskState): Promise<SubmitResponse> {
+    const known =
+      state ??
+      (await this.getTask(taskId).then(
+        (s) => s.state,
+        () => TaskState.PENDING,
+      ));
+    return create(SubmitResponseSchema, { taskId, duplicate: true, state: known });
+  }
+
+  /** The status record, or the queued WorkItem's status (revision 0), or NOT_FOUND. */
+  private async load(taskId: string): Promise<StoredStatus> {
+    const workerType = this.workerTypeOf(taskId);
+    try {
+      const stored = await readStatus(this.kv, taskId);
+      if (stored) return stored;
+      const queued = await this.findQueued(workerType, taskId);
+      if (queued) return { status: queuedStatus(fromBinary(WorkItemSchema, queued.data)), revision: 0 };
+      // A worker may have written the result and acked between the two reads.
+      const finished = await readStatus(this.kv, taskId);
+      if (finished) return finished;
+    } catch (error) {
+      throw fromNatsError(error, `reading ${taskId}`);
+    }
+    throw new TaskError(`task ${taskId} not found`, Code.NotFound, { taskId });
+  }
+
+  private async findQueued(workerType: string, taskId: string) {
+    try {
+      return await this.jsm.direct.getMessage(topology.streamName(workerType), {
+        next_by_subj: topology.taskSubjectAnyPriority(workerType, taskIdToken(taskId)),
+      });
+    } catch (error) {
+      // The worker type has no stream on this server: nothing of it is queued.
+      if (error instanceof JetStreamApiError && error.code === 10059) return null;
+      throw error;
+    }
+  }
+
+  private workerTypeOf(taskId: string): string {
+    const type = workerTypeOfTaskId(taskId);
+    if (!type) {
+      throw new TaskError(
+        `task id "${taskId}" is malformed: expected "<worker type>.<26 letters and digits>"`,
+        Code.InvalidArgument,
+      );
+    }
+    return type;
+  }
+}

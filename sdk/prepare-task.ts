@@ -1,0 +1,194 @@
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import {
+  type Duration,
+  durationFromMs,
+  durationMs,
+  timestampDate,
+  timestampFromMs,
+  timestampMs,
+} from "@bufbuild/protobuf/wkt";
+import { Code } from "@connectrpc/connect";
+import {
+  DeliveryMode,
+  Priority,
+  type RetryPolicy,
+  RetryPolicySchema,
+  type Task,
+  type WorkItem,
+  WorkItemSchema,
+} from "../gen/taskwire/v1/task_pb.js";
+import { missingRequiredFields } from "./required-fields.js";
+import { TaskError } from "./task-error.js";
+import { keyedTaskId, newTaskId, taskIdToken } from "./task-id.js";
+import type { PriorityName, TaskMethod } from "./task-method.js";
+import type { TaskRegistry } from "./task-registry.js";
+import { topology } from "./topology.js";
+
+/** The runtime's defaults, used where neither the task nor its method says. */
+export const runtimeDefaults = {
+  timeoutMs: 60_000,
+  retry: { maxAttempts: 3, initialBackoffMs: 1_000, maxBackoffMs: 300_000, multiplier: 2, jitter: 0.2 },
+  priority: "normal" as PriorityName,
+} as const;
+
+/** A validated task, ready to publish. */
+export interface PreparedTask {
+  readonly taskId: string;
+  /** The subject it is published on. */
+  readonly subject: string;
+  /** The stream that stores it. */
+  readonly stream: string;
+  readonly workItem: WorkItem;
+  readonly bytes: Uint8Array;
+  readonly method: TaskMethod;
+}
+
+/** Limits checked before anything reaches NATS. */
+export interface SubmitLimits {
+  /** Largest serialized WorkItem accepted, in bytes. @default 1_000_000 (below NATS' 1 MiB default max_payload) */
+  maxWorkItemBytes?: number;
+}
+
+const priorityNames: Record<Priority, PriorityName | undefined> = {
+  [Priority.UNSPECIFIED]: undefined,
+  [Priority.LOW]: "low",
+  [Priority.NORMAL]: "normal",
+  [Priority.HIGH]: "high",
+};
+const priorityValues: Record<PriorityName, Priority> = {
+  low: Priority.LOW,
+  normal: Priority.NORMAL,
+  high: Priority.HIGH,
+};
+
+/**
+ * Validates a submitted task against the registry and turns it into the
+ * WorkItem workers receive. Every refusal is a TaskError naming the problem.
+ */
+export function prepareTask(
+  registry: TaskRegistry,
+  task: Task,
+  limits: SubmitLimits = {},
+  now = Date.now(),
+): PreparedTask {
+  const method = registry.resolve(task.workerType, task.method);
+  const where = `${task.workerType}/${task.method}`;
+  const payload = task.payload;
+  if (!payload) throw new TaskError(`task.payload is required for ${where}`, Code.InvalidArgument);
+  const payloadType = payload.typeUrl.slice(payload.typeUrl.lastIndexOf("/") + 1);
+  if (payloadType !== method.input.typeName) {
+    throw new TaskError(
+      `${where} takes a ${method.input.typeName} payload, got ${payloadType ? `a ${payloadType}` : "a payload with no type URL"}`,
+      Code.InvalidArgument,
+    );
+  }
+  let request: ReturnType<typeof fromBinary>;
+  try {
+    request = fromBinary(method.input, payload.value);
+  } catch (error) {
+    throw new TaskError(`payload is not a valid ${payloadType}: ${(error as Error).message}`, Code.InvalidArgument);
+  }
+  const missing = missingRequiredFields(method.input, request);
+  if (missing.length > 0) {
+    throw new TaskError(
+      `${payloadType} is missing required field${missing.length > 1 ? "s" : ""}: ${missing.join(", ")}`,
+      Code.InvalidArgument,
+    );
+  }
+  if (task.schedule.case !== undefined) {
+    throw new TaskError(
+      `task.${task.schedule.case === "notBefore" ? "not_before" : "delay"}: delayed tasks are not supported yet`,
+      Code.Unimplemented,
+    );
+  }
+  const delivery =
+    task.delivery === DeliveryMode.UNSPECIFIED
+      ? method.defaults.delivery === "broadcast"
+        ? DeliveryMode.BROADCAST
+        : DeliveryMode.QUEUE
+      : task.delivery;
+  if (delivery === DeliveryMode.BROADCAST || task.endpoints.length > 0) {
+    throw new TaskError("broadcast delivery is not supported yet", Code.Unimplemented);
+  }
+  const priority: PriorityName = priorityNames[task.priority] ?? method.defaults.priority ?? runtimeDefaults.priority;
+  const timeoutMs = task.timeout
+    ? positiveMs(task.timeout, "task.timeout")
+    : (method.defaults.timeoutMs ?? runtimeDefaults.timeoutMs);
+  const retry = resolveRetry(method, task.retry);
+  const expiresAt =
+    task.expiresAt ??
+    (method.defaults.expiresAfterMs ? timestampFromMs(now + method.defaults.expiresAfterMs) : undefined);
+  if (task.expiresAt && timestampMs(task.expiresAt) <= now) {
+    throw new TaskError(
+      `task.expires_at ${timestampDate(task.expiresAt).toISOString()} is already past`,
+      Code.InvalidArgument,
+    );
+  }
+
+  const taskId = task.idempotencyKey
+    ? keyedTaskId(method.workerType, task.idempotencyKey)
+    : newTaskId(method.workerType, now);
+  const workItem = create(WorkItemSchema, {
+    taskId,
+    workerType: method.workerType,
+    method: method.name,
+    payload: payload.value,
+    payloadType,
+    attempt: 1,
+    retry,
+    timeout: durationFromMs(timeoutMs),
+    submittedAt: timestampFromMs(now),
+    expiresAt,
+    metadata: task.metadata,
+    priority: priorityValues[priority],
+    delivery,
+  });
+  const bytes = toBinary(WorkItemSchema, workItem);
+  const maxBytes = limits.maxWorkItemBytes ?? 1_000_000;
+  if (bytes.byteLength > maxBytes) {
+    throw new TaskError(
+      `task of ${where} is ${bytes.byteLength} bytes serialized, over the limit of ${maxBytes} bytes`,
+      Code.ResourceExhausted,
+    );
+  }
+  return {
+    taskId,
+    subject: topology.taskSubject(method.workerType, priority, taskIdToken(taskId)),
+    stream: topology.streamName(method.workerType),
+    workItem,
+    bytes,
+    method,
+  };
+}
+
+function resolveRetry(method: TaskMethod, override: RetryPolicy | undefined): RetryPolicy {
+  const d = { ...runtimeDefaults.retry, ...method.defaults.retry };
+  const o = override;
+  const policy = create(RetryPolicySchema, {
+    maxAttempts: o?.maxAttempts || d.maxAttempts,
+    initialBackoff: o?.initialBackoff
+      ? durationFromMs(positiveMs(o.initialBackoff, "task.retry.initial_backoff"))
+      : durationFromMs(d.initialBackoffMs),
+    maxBackoff: o?.maxBackoff
+      ? durationFromMs(positiveMs(o.maxBackoff, "task.retry.max_backoff"))
+      : durationFromMs(d.maxBackoffMs),
+    multiplier: o?.multiplier || d.multiplier,
+    jitter: o?.jitter || d.jitter,
+  });
+  if (policy.multiplier < 1)
+    throw new TaskError(`task.retry.multiplier must be at least 1, got ${policy.multiplier}`, Code.InvalidArgument);
+  if (policy.jitter < 0 || policy.jitter > 1)
+    throw new TaskError(`task.retry.jitter must be in [0, 1], got ${policy.jitter}`, Code.InvalidArgument);
+  if (policy.maxAttempts > 1000)
+    throw new TaskError(
+      `task.retry.max_attempts must be at most 1000, got ${policy.maxAttempts}`,
+      Code.InvalidArgument,
+    );
+  return policy;
+}
+
+function positiveMs(duration: Duration, name: string): number {
+  const ms = durationMs(duration);
+  if (!(ms > 0)) throw new TaskError(`${name} must be positive, got ${ms}ms`, Code.InvalidArgument);
+  return ms;
+}

@@ -1,0 +1,28 @@
+import type { Task, TaskStatus } from "../gen/taskwire/v1/task_pb.js";
+import type {
+  BatchSubmitResult,
+  ListTasksRequest,
+  ListTasksResponse,
+  SubmitResponse,
+} from "../gen/taskwire/v1/task_service_pb.js";
+
+/**
+ * The operations of TaskService, independent of transport. The gateway serves
+ * the NATS implementation over Connect; clients use either it directly
+ * (direct mode) or a Connect client of the gateway (gateway mode).
+ * Every failure is a TaskError.
+ */
+export interface TaskBackend {
+  /** Accepts one task once it is durably stored. */
+  submit(task: Task): Promise<SubmitResponse>;
+  /** Accepts many tasks; each succeeds or fails on its own, in order. */
+  batchSubmit(tasks: Task[]): Promise<BatchSubmitResult[]>;
+  /** The task's current status; NOT_FOUND for an unknown id. */
+  getTask(taskId: string): Promise<TaskStatus>;
+  /** The current status, then every change, ending after a terminal state. */
+  watchTask(taskId: string, signal?: AbortSignal): AsyncIterable<TaskStatus>;
+  /** Cancels a task that has not reached a terminal state. */
+  cancelTask(taskId: string, reason: string): Promise<TaskStatus>;
+  /** Lists tasks, newest first. */
+  listTasks(request: ListTasksRequest): Promise<ListTasksResponse>;
+}

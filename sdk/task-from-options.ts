@@ -1,0 +1,43 @@
+import { create, type DescMessage, type MessageInitShape } from "@bufbuild/protobuf";
+import { anyPack, durationFromMs, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { DeliveryMode, Priority, RetryPolicySchema, type Task, TaskSchema } from "../gen/taskwire/v1/task_pb.js";
+import type { SubmitOptions } from "./task-client.js";
+import type { TaskMethod } from "./task-method.js";
+
+const priorities = { high: Priority.HIGH, normal: Priority.NORMAL, low: Priority.LOW } as const;
+const deliveries = { queue: DeliveryMode.QUEUE, broadcast: DeliveryMode.BROADCAST } as const;
+
+/** The Task message a typed submit sends: payload packed in an Any, options mapped to fields. */
+export function taskFromOptions<I extends DescMessage>(
+  method: TaskMethod<I>,
+  request: MessageInitShape<I>,
+  options: SubmitOptions = {},
+): Task {
+  const retry = options.retry;
+  return create(TaskSchema, {
+    workerType: method.workerType,
+    method: method.name,
+    payload: anyPack(method.input, create(method.input, request)),
+    idempotencyKey: options.idempotencyKey ?? "",
+    priority: options.priority ? priorities[options.priority] : Priority.UNSPECIFIED,
+    schedule: options.notBefore
+      ? { case: "notBefore", value: timestampFromDate(options.notBefore) }
+      : options.delayMs !== undefined
+        ? { case: "delay", value: durationFromMs(options.delayMs) }
+        : { case: undefined },
+    expiresAt: options.expiresAt ? timestampFromDate(options.expiresAt) : undefined,
+    timeout: options.timeoutMs !== undefined ? durationFromMs(options.timeoutMs) : undefined,
+    retry: retry
+      ? create(RetryPolicySchema, {
+          maxAttempts: retry.maxAttempts ?? 0,
+          initialBackoff: retry.initialBackoffMs !== undefined ? durationFromMs(retry.initialBackoffMs) : undefined,
+          maxBackoff: retry.maxBackoffMs !== undefined ? durationFromMs(retry.maxBackoffMs) : undefined,
+          multiplier: retry.multiplier ?? 0,
+          jitter: retry.jitter ?? 0,
+        })
+      : undefined,
+    metadata: options.metadata ?? {},
+    delivery: options.delivery ? deliveries[options.delivery] : DeliveryMode.UNSPECIFIED,
+    endpoints: options.endpoints ?? [],
+  });
+}

@@ -1,0 +1,87 @@
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { timestampMs, timestampNow } from "@bufbuild/protobuf/wkt";
+import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
+import type { KV } from "@nats-io/kv";
+import { TaskState, type TaskStatus, TaskStatusSchema, type WorkItem } from "../gen/taskwire/v1/task_pb.js";
+
+const terminalStates = new Set([
+  TaskState.SUCCEEDED,
+  TaskState.FAILED,
+  TaskState.CANCELLED,
+  TaskState.EXPIRED,
+  TaskState.INCOMPLETE,
+]);
+
+/** True for states that never change again. */
+export function isTerminal(state: TaskState): boolean {
+  return terminalStates.has(state);
+}
+
+/** The status of a task that is still queued, derived from its WorkItem. */
+export function queuedStatus(workItem: WorkItem): TaskStatus {
+  return create(TaskStatusSchema, {
+    taskId: workItem.taskId,
+    workerType: workItem.workerType,
+    method: workItem.method,
+    state: TaskState.PENDING,
+    priority: workItem.priority,
+    attempt: 0,
+    maxAttempts: workItem.retry?.maxAttempts ?? 0,
+    createdAt: workItem.submittedAt,
+    updatedAt: workItem.submittedAt,
+    metadata: workItem.metadata,
+    expiresAt: workItem.expiresAt,
+    delivery: workItem.delivery,
+  });
+}
+
+/** A status record as read from the status bucket, with its revision for conditional writes. */
+export interface StoredStatus {
+  readonly status: TaskStatus;
+  readonly revision: number;
+}
+
+/** Reads a task's status record; undefined when there is none. */
+export async function readStatus(kv: KV, taskId: string): Promise<StoredStatus | undefined> {
+  const entry = await kv.get(taskId);
+  if (entry?.operation !== "PUT") return undefined;
+  return { status: fromBinary(TaskStatusSchema, entry.value), revision: entry.revision };
+}
+
+/** Decodes a status record's bytes. */
+export function decodeStatus(bytes: Uint8Array): TaskStatus {
+  return fromBinary(TaskStatusSchema, bytes);
+}
+
+/**
+ * Writes a status record only if it is still at `expectedRevision` (0: only if
+ * there is none). Returns the new revision, or undefined when someone else wrote
+ * first; the caller then reads the record again and decides.
+ */
+export async function writeStatus(kv: KV, status: TaskStatus, expectedRevision: number): Promise<number | undefined> {
+  status.updatedAt = timestampNow();
+  const bytes = toBinary(TaskStatusSchema, status);
+  try {
+    return expectedRevision === 0
+      ? await kv.create(status.taskId, bytes)
+      : await kv.update(status.taskId, bytes, expectedRevision);
+  } catch (error) {
+    if (isWrongRevision(error)) return undefined;
+    throw error;
+  }
+}
+
+/** Milliseconds since the epoch of the record's last change, for ordering. */
+export function statusUpdatedMs(status: TaskStatus): number {
+  return status.updatedAt ? timestampMs(status.updatedAt) : 0;
+}
+
+// JetStream answers "wrong last sequence" when the expected revision does not
+// match (a create finds a record, an update finds a newer one).
+function isWrongRevision(error: unknown): boolean {
+  return (
+    error instanceof JetStreamApiError &&
+    (error.code === JetStreamApiCodes.StreamWrongLastSequence ||
+      error.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown)
+  );
+}

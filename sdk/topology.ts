@@ -1,0 +1,174 @@
+import { Code } from "@connectrpc/connect";
+import {
+  AckPolicy,
+  type ConsumerConfig,
+  DiscardPolicy,
+  JetStreamApiError,
+  type JetStreamManager,
+  RetentionPolicy,
+  StorageType,
+  type StreamConfig,
+} from "@nats-io/jetstream";
+import { type KV, Kvm } from "@nats-io/kv";
+import { type NatsConnection, nanos } from "@nats-io/transport-node";
+import { TaskError } from "./task-error.js";
+import type { PriorityName } from "./task-method.js";
+
+/**
+ * Every NATS name Taskwire uses, in one place. docs/protocol.md describes the
+ * same layout for workers written in other languages.
+ *
+ * - `taskwire.task.<type>.<priority>.<id-token>`: a task's WorkItem, in stream
+ *   `TASKS_<type>` (work-queue retention, one message per subject).
+ * - consumer `<type>_<priority>` per priority, shared by every worker of the type.
+ * - KV bucket `taskwire_status`: a TaskStatus per task id (`<type>.<ulid>`).
+ * - `taskwire.cancel.<type>`: core NATS, the id of a task to abort.
+ */
+export const topology = {
+  /** Priorities, highest first: the order workers take them in. */
+  priorities: ["high", "normal", "low"] as const satisfies readonly PriorityName[],
+  streamName: (workerType: string) => `TASKS_${workerType}`,
+  streamSubjects: (workerType: string) => `taskwire.task.${workerType}.>`,
+  taskSubject: (workerType: string, priority: PriorityName, idToken: string) =>
+    `taskwire.task.${workerType}.${priority}.${idToken}`,
+  /** Matches the task with this id token at any priority. */
+  taskSubjectAnyPriority: (workerType: string, idToken: string) => `taskwire.task.${workerType}.*.${idToken}`,
+  consumerName: (workerType: string, priority: PriorityName) => `${workerType}_${priority}`,
+  consumerFilter: (workerType: string, priority: PriorityName) => `taskwire.task.${workerType}.${priority}.*`,
+  statusBucket: "taskwire_status",
+  cancelSubject: (workerType: string) => `taskwire.cancel.${workerType}`,
+} as const;
+
+/** Where and how durably the broker stores tasks. */
+export interface StorageOptions {
+  /** "file" survives a restart; "memory" is faster and loses everything on restart. @default "file" */
+  storage?: "file" | "memory";
+  /** Copies kept in a cluster (1, 3 or 5). @default 1 */
+  replicas?: number;
+}
+
+/** Options of a worker type's stream and consumers. */
+export interface WorkerTypeTopologyOptions extends StorageOptions {
+  /** How long a worker may hold a task without acking or heartbeating before it is redelivered. @default 30000 */
+  ackWaitMs?: number;
+  /** Queued tasks at most; a submit past it fails with RESOURCE_EXHAUSTED. -1: unbounded. @default -1 */
+  maxQueueLength?: number;
+  /** Window in which a republished task id is recognised as a duplicate. @default 120000 */
+  duplicateWindowMs?: number;
+  /** Largest WorkItem accepted, in bytes. -1: the server's limit. @default -1 */
+  maxMessageBytes?: number;
+}
+
+/** Options of the shared buckets. */
+export interface StatusTopologyOptions extends StorageOptions {
+  /** How long a task's status is kept after its last change. 0: forever. @default 7 days */
+  statusTtlMs?: number;
+}
+
+/** The lowest nats-server version Taskwire runs on (KV with multiple filters, direct get). */
+export const minimumServerVersion = "2.10.0";
+
+/**
+ * Fails with FAILED_PRECONDITION when the connected server is older than
+ * {@link minimumServerVersion} or has no JetStream.
+ */
+export function checkServerVersion(nc: NatsConnection): void {
+  const info = nc.info;
+  if (!info) throw new TaskError("not connected to NATS", Code.Unavailable);
+  if (compareVersions(info.version, minimumServerVersion) < 0) {
+    throw new TaskError(
+      `nats-server ${info.version} is too old: Taskwire needs ${minimumServerVersion} or newer`,
+      Code.FailedPrecondition,
+    );
+  }
+  if (!info.jetstream) {
+    throw new TaskError(
+      `nats-server ${info.version} at ${nc.getServer()} has JetStream disabled: start it with -js`,
+      Code.FailedPrecondition,
+    );
+  }
+}
+
+/**
+ * Creates or updates the stream and the per-priority consumers of a worker
+ * type. Idempotent: every gateway and worker calls it at start-up.
+ */
+export async function provisionWorkerType(
+  jsm: JetStreamManager,
+  workerType: string,
+  options: WorkerTypeTopologyOptions = {},
+): Promise<void> {
+  const stream: Partial<StreamConfig> & { name: string } = {
+    name: topology.streamName(workerType),
+    subjects: [topology.streamSubjects(workerType)],
+    retention: RetentionPolicy.Workqueue,
+    storage: options.storage === "memory" ? StorageType.Memory : StorageType.File,
+    num_replicas: options.replicas ?? 1,
+    discard: DiscardPolicy.New,
+    // One message per subject, and each task has its own subject: a task id can
+    // never be queued twice, whatever the duplicate window.
+    max_msgs_per_subject: 1,
+    discard_new_per_subject: true,
+    max_msgs: options.maxQueueLength ?? -1,
+    max_msg_size: options.maxMessageBytes ?? -1,
+    duplicate_window: nanos(options.duplicateWindowMs ?? 120_000),
+    allow_direct: true,
+  };
+  await addOrUpdateStream(jsm, stream);
+  for (const priority of topology.priorities) {
+    const consumer: Partial<ConsumerConfig> = {
+      durable_name: topology.consumerName(workerType, priority),
+      filter_subject: topology.consumerFilter(workerType, priority),
+      ack_policy: AckPolicy.Explicit,
+      ack_wait: nanos(options.ackWaitMs ?? 30_000),
+      // Attempts are counted by the runtime against the task's retry policy.
+      max_deliver: -1,
+      max_ack_pending: 10_000,
+    };
+    await addOrUpdateConsumer(jsm, stream.name, consumer);
+  }
+}
+
+/** Creates or opens the task status bucket. Idempotent. */
+export async function provisionStatusBucket(nc: NatsConnection, options: StatusTopologyOptions = {}): Promise<KV> {
+  return new Kvm(nc).create(topology.statusBucket, {
+    history: 1,
+    storage: options.storage === "memory" ? StorageType.Memory : StorageType.File,
+    replicas: options.replicas ?? 1,
+    ttl: options.statusTtlMs ?? 7 * 24 * 3600 * 1000,
+  });
+}
+
+async function addOrUpdateStream(jsm: JetStreamManager, config: Partial<StreamConfig> & { name: string }) {
+  try {
+    await jsm.streams.add(config);
+  } catch (error) {
+    if (!isAlreadyInUse(error)) throw error;
+    await jsm.streams.update(config.name, config);
+  }
+}
+
+async function addOrUpdateConsumer(jsm: JetStreamManager, stream: string, config: Partial<ConsumerConfig>) {
+  try {
+    await jsm.consumers.add(stream, config);
+  } catch (error) {
+    if (!isAlreadyInUse(error) || !config.durable_name) throw error;
+    await jsm.consumers.update(stream, config.durable_name, config);
+  }
+}
+
+// JetStream answers "already in use" (10058 stream, 10148 consumer) when the name
+// exists with another configuration; then the update below applies ours.
+function isAlreadyInUse(error: unknown): boolean {
+  return error instanceof JetStreamApiError && (error.code === 10058 || error.code === 10148);
+}
+
+function compareVersions(a: string, b: string): number {
+  const pa = a.split(/[.-]/).map((p) => Number.parseInt(p, 10) || 0);
+  const pb = b.split(/[.-]/).map((p) => Number.parseInt(p, 10) || 0);
+  for (let i = 0; i < 3; i++) {
+    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
+    if (d !== 0) return d;
+  }
+  return 0;
+}

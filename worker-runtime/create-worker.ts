@@ -1,0 +1,225 @@
+import { hostname } from "node:os";
+import type { DescMessage } from "@bufbuild/protobuf";
+import { Code } from "@connectrpc/connect";
+import { type ConsumerMessages, jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { connect, millis, type NatsConnection, type Subscription } from "@nats-io/transport-node";
+import { fromNatsError } from "../sdk/nats-error.js";
+import { TaskError } from "../sdk/task-error.js";
+import {
+  checkServerVersion,
+  provisionStatusBucket,
+  provisionWorkerType,
+  type StatusTopologyOptions,
+  topology,
+  type WorkerTypeTopologyOptions,
+} from "../sdk/topology.js";
+import { PrioritySlots } from "./priority-slots.js";
+import { type AttemptEnvironment, type BoundMethod, runAttempt } from "./run-attempt.js";
+import type { TaskContextController } from "./task-context-controller.js";
+import type { TaskMethodHandler, TaskServiceImplementation } from "./task-service-implementation.js";
+import type { WorkerEvent } from "./worker-event.js";
+
+/** Options of {@link createWorker}. */
+export interface WorkerOptions {
+  /** A server URL (the worker connects and closes it) or an open connection (left open). */
+  nats: string | NatsConnection;
+  /** The task services to run, from generated `implement<Service>()` functions. */
+  services: TaskServiceImplementation[];
+  /** Handlers run at once per worker type. @default the service's `(taskwire.v1.worker).concurrency`, else 16 */
+  concurrency?: number;
+  /** Tasks fetched ahead per priority, waiting for a free handler slot. @default concurrency */
+  prefetch?: number;
+  /** This worker instance's name, recorded in task statuses. @default "<hostname>-<pid>" */
+  workerId?: string;
+  /** On close, how long running handlers may take before their signal aborts. @default 30000 */
+  shutdownGraceMs?: number;
+  /** Coalescing interval of RUNNING and progress status writes. @default 250 */
+  statusIntervalMs?: number;
+  /** Stream, consumer and bucket options, applied when provisioning. */
+  topology?: WorkerTypeTopologyOptions & StatusTopologyOptions;
+  /** Background events: finished attempts and faults. @default faults are printed to stderr */
+  onEvent?: (event: WorkerEvent) => void;
+}
+
+/** A worker's lifecycle state. */
+export type WorkerState = "running" | "draining" | "closed";
+
+/** A running worker. */
+export interface Worker {
+  /** The instance name recorded in task statuses. */
+  readonly id: string;
+  /** "running", then "draining" during close(), then "closed". */
+  readonly state: WorkerState;
+  /** Attempts running now. */
+  readonly inFlight: number;
+  /**
+   * Stops fetching, lets running handlers finish within the grace period, then
+   * aborts the rest (they are redelivered) and disconnects. Returns the same
+   * promise every time.
+   */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a worker: one fetch loop per priority of every worker type it serves,
+ * bounded concurrency, typed handlers.
+ *
+ * ```ts
+ * const worker = await createWorker({ nats: "nats://127.0.0.1:4222", services: [hasher] });
+ * process.on("SIGTERM", () => worker.close());
+ * ```
+ */
+export async function createWorker(options: WorkerOptions): Promise<Worker> {
+  if (options.services.length === 0)
+    throw new TaskError("createWorker needs at least one task service", Code.InvalidArgument);
+  const owned = typeof options.nats === "string";
+  let nc: NatsConnection;
+  try {
+    nc = typeof options.nats === "string" ? await connect({ servers: options.nats }) : options.nats;
+  } catch (error) {
+    throw fromNatsError(error, `connecting to NATS at ${String(options.nats)}`);
+  }
+  try {
+    checkServerVersion(nc);
+    const jsm = await jetstreamManager(nc);
+    for (const service of options.services)
+      await provisionWorkerType(jsm, service.definition.workerType, options.topology);
+    const kv = await provisionStatusBucket(nc, options.topology);
+    const worker = new TaskWorker(nc, owned, kv, options);
+    await worker.start();
+    return worker;
+  } catch (error) {
+    if (owned) await nc.close();
+    throw fromNatsError(error, "starting the worker");
+  }
+}
+
+class TaskWorker implements Worker {
+  readonly id: string;
+  state: WorkerState = "running";
+  private readonly running = new Map<string, TaskContextController>();
+  private readonly cancelled = new Set<string>();
+  private readonly consumers: ConsumerMessages[] = [];
+  private readonly subscriptions: Subscription[] = [];
+  private readonly attempts = new Set<Promise<void>>();
+  private closing: Promise<void> | undefined;
+  private readonly emit: (event: WorkerEvent) => void;
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly ownsConnection: boolean,
+    private readonly kv: AttemptEnvironment["kv"],
+    private readonly options: WorkerOptions,
+  ) {
+    this.id = options.workerId ?? `${hostname()}-${process.pid}`;
+    this.emit =
+      options.onEvent ??
+      ((event) => {
+        if (event.type === "error") console.error(`taskwire worker ${this.id}: ${event.error.message}`);
+      });
+  }
+
+  get inFlight(): number {
+    return this.attempts.size;
+  }
+
+  async start(): Promise<void> {
+    const js = jetstream(this.nc);
+    for (const service of this.options.services) {
+      const { workerType } = service.definition;
+      const methods = new Map<string, BoundMethod>();
+      for (const [key, method] of Object.entries(service.definition.methods)) {
+        const handler = (service.handlers as Record<string, TaskMethodHandler<DescMessage, DescMessage>>)[key];
+        if (handler) methods.set(method.name, { method, handler });
+      }
+      const concurrency = this.options.concurrency ?? (service.definition.concurrency || 16);
+      const slots = new PrioritySlots(concurrency, topology.priorities.length);
+      this.subscriptions.push(
+        this.nc.subscribe(topology.cancelSubject(workerType), { callback: (_, msg) => this.cancel(msg.string()) }),
+      );
+      for (const [rank, priority] of topology.priorities.entries()) {
+        const stream = topology.streamName(workerType);
+        const consumer = await js.consumers.get(stream, topology.consumerName(workerType, priority));
+        const info = await consumer.info(true);
+        const env: AttemptEnvironment = {
+          kv: this.kv,
+          workerId: this.id,
+          statusIntervalMs: this.options.statusIntervalMs ?? 250,
+          heartbeatMs: Math.max(100, Math.floor(millis(info.config.ack_wait ?? 30_000_000_000) / 3)),
+          bind: (name) => methods.get(name),
+          running: this.running,
+          cancelled: this.cancelled,
+          draining: () => this.state !== "running",
+          emit: this.emit,
+        };
+        const messages = await consumer.consume({ max_messages: this.options.prefetch ?? concurrency });
+        this.consumers.push(messages);
+        this.pump(messages, slots, rank, env);
+      }
+    }
+  }
+
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private pump(messages: ConsumerMessages, slots: PrioritySlots, rank: number, env: AttemptEnvironment): void {
+    void (async () => {
+      for await (const msg of messages) {
+        await slots.acquire(rank);
+        const attempt = runAttempt(env, msg)
+          .catch((error) => {
+            // The record could not be written: the message stays unacked and is redelivered.
+            this.emit({ type: "error", error: fromNatsError(error, `running a task on ${msg.subject}`) });
+          })
+          .finally(() => {
+            slots.release();
+            this.attempts.delete(attempt);
+          });
+        this.attempts.add(attempt);
+      }
+    })().catch((error) => this.emit({ type: "error", error: fromNatsError(error, "fetching tasks") }));
+  }
+
+  private cancel(taskId: string): void {
+    this.cancelled.add(taskId);
+    if (this.cancelled.size > 10_000) {
+      const oldest = this.cancelled.values().next().value;
+      if (oldest !== undefined) this.cancelled.delete(oldest);
+    }
+    this.running.get(taskId)?.abort("cancelled");
+  }
+
+  private async shutdown(): Promise<void> {
+    this.state = "draining";
+    // Stage 1: stop pulling. Prefetched messages are given back as they surface.
+    await Promise.all(this.consumers.map((c) => c.close().catch(() => undefined)));
+    // Stage 2: let running handlers finish within the grace period, then abort them.
+    const grace = this.options.shutdownGraceMs ?? 30_000;
+    let timer: NodeJS.Timeout | undefined;
+    const graceOver = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, grace);
+    });
+    await Promise.race([Promise.allSettled([...this.attempts]), graceOver]);
+    clearTimeout(timer);
+    for (const ctx of this.running.values()) ctx.abort("shutdown");
+    await Promise.allSettled([...this.attempts]);
+    // Stage 3: release everything, each step on its own.
+    for (const sub of this.subscriptions) {
+      try {
+        sub.unsubscribe();
+      } catch (error) {
+        this.emit({ type: "error", error: TaskError.from(error) });
+      }
+    }
+    if (this.ownsConnection) {
+      try {
+        await this.nc.drain();
+      } catch (error) {
+        this.emit({ type: "error", error: fromNatsError(error, "closing the NATS connection") });
+      }
+    }
+    this.state = "closed";
+  }
+}

@@ -1,0 +1,217 @@
+import { create, type DescMessage, fromBinary, type MessageShape } from "@bufbuild/protobuf";
+import { type Any, anyPack, durationMs, timestampDate, timestampMs, timestampNow } from "@bufbuild/protobuf/wkt";
+import { Code } from "@connectrpc/connect";
+import type { JsMsg } from "@nats-io/jetstream";
+import type { KV } from "@nats-io/kv";
+import { ProgressSchema, TaskState, type WorkItem, WorkItemSchema } from "../gen/taskwire/v1/task_pb.js";
+import { TaskError } from "../sdk/task-error.js";
+import type { TaskMethod } from "../sdk/task-method.js";
+import { isTerminal, queuedStatus, readStatus } from "../sdk/task-status.js";
+import { backoffMs } from "./backoff-ms.js";
+import { StatusWriter } from "./status-writer.js";
+import { TaskContextController } from "./task-context-controller.js";
+import type { TaskMethodHandler } from "./task-service-implementation.js";
+import type { AttemptOutcome, WorkerEvent } from "./worker-event.js";
+
+/** A method's definition and its handler. */
+export interface BoundMethod {
+  readonly method: TaskMethod;
+  readonly handler: TaskMethodHandler<DescMessage, DescMessage>;
+}
+
+/** What an attempt needs from its worker. */
+export interface AttemptEnvironment {
+  readonly kv: KV;
+  readonly workerId: string;
+  /** Coalescing interval of RUNNING and progress writes. */
+  readonly statusIntervalMs: number;
+  /** How often a running attempt tells JetStream it is alive (a third of ack_wait). */
+  readonly heartbeatMs: number;
+  /** The handler of an rpc of this worker type. */
+  readonly bind: (methodName: string) => BoundMethod | undefined;
+  /** Attempts running now, by task id: cancellation and shutdown abort them. */
+  readonly running: Map<string, TaskContextController>;
+  /** Ids cancelled recently, so a task pulled just before its cancel never starts. */
+  readonly cancelled: Set<string>;
+  /** True once the worker drains: new attempts are given back. */
+  readonly draining: () => boolean;
+  readonly emit: (event: WorkerEvent) => void;
+}
+
+/**
+ * Runs one delivery of a WorkItem to the end: the handler's result or error is
+ * durably recorded in the status bucket, then the message is acked (or nak'ed
+ * with the retry backoff). A crash before the record leaves the message unacked,
+ * so JetStream redelivers it: at-least-once.
+ */
+export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<void> {
+  const started = Date.now();
+  const attempt = msg.info.deliveryCount;
+  let workItem: WorkItem;
+  try {
+    workItem = fromBinary(WorkItemSchema, msg.data);
+  } catch (error) {
+    // Undecodable: no retry can fix it. Its id is unknown, so it is terminated and reported.
+    msg.term("undecodable WorkItem");
+    env.emit({
+      type: "error",
+      error: new TaskError(`undecodable WorkItem on ${msg.subject}: ${(error as Error).message}`, Code.DataLoss),
+    });
+    return;
+  }
+  const taskId = workItem.taskId;
+  const report = (outcome: AttemptOutcome, error?: TaskError) =>
+    env.emit({
+      type: "attempt",
+      taskId,
+      method: workItem.method,
+      attempt,
+      outcome,
+      durationMs: Date.now() - started,
+      error,
+    });
+
+  if (env.draining()) {
+    msg.nak();
+    return report("requeued");
+  }
+  if (env.cancelled.has(taskId)) {
+    msg.ack(); // its CANCELLED record is written by the canceller
+    return report("cancelled");
+  }
+  // Only a redelivery can find a record: read it to keep the error history and
+  // to skip a task that already ended (cancelled, or finished before a crash).
+  const stored = attempt > 1 ? await readStatus(env.kv, taskId) : undefined;
+  if (stored && isTerminal(stored.status.state)) {
+    msg.ack();
+    return report("superseded");
+  }
+  const status = stored?.status ?? queuedStatus(workItem);
+  const maxAttempts = workItem.retry?.maxAttempts || 1;
+  status.attempt = attempt;
+  status.maxAttempts = maxAttempts;
+  status.state = TaskState.RUNNING;
+  status.startedAt = timestampNow();
+  status.workerId = env.workerId;
+  const writer = new StatusWriter(env.kv, status, stored?.revision ?? 0, env.statusIntervalMs, (error) =>
+    env.emit({ type: "error", error: TaskError.from(error), taskId }),
+  );
+
+  const end = async (state: TaskState, outcome: AttemptOutcome, error?: TaskError, fill?: () => void) => {
+    const written = await writer.finish((s) => {
+      s.state = state;
+      if (isTerminal(state)) s.finishedAt = timestampNow();
+      if (error) {
+        s.error = error.toMessage(attempt);
+        if (state === TaskState.RETRYING) s.errorHistory.push(s.error);
+      }
+      fill?.();
+    });
+    return written === "superseded" ? "superseded" : outcome;
+  };
+
+  if (workItem.expiresAt && timestampMs(workItem.expiresAt) <= Date.now()) {
+    const error = new TaskError(
+      `not started before its expiry ${timestampDate(workItem.expiresAt).toISOString()}`,
+      Code.DeadlineExceeded,
+      { retryable: false },
+    );
+    const outcome = await end(TaskState.EXPIRED, "expired", error);
+    msg.ack();
+    return report(outcome, error);
+  }
+  if (attempt > maxAttempts) {
+    // Deliveries beyond the policy come from workers that died mid-attempt.
+    const error = new TaskError(
+      `gave up after ${maxAttempts} attempt(s): the last ones were lost (worker crashed or stopped heartbeating)`,
+      Code.Aborted,
+      { retryable: false },
+    );
+    const outcome = await end(TaskState.FAILED, "failed", error);
+    msg.ack();
+    return report(outcome, error);
+  }
+
+  const bound = env.bind(workItem.method);
+  const timeoutMs = workItem.timeout ? durationMs(workItem.timeout) : 60_000;
+  const ctx = new TaskContextController(
+    taskId,
+    workItem.workerType,
+    workItem.method,
+    attempt,
+    maxAttempts,
+    new Date(started + timeoutMs),
+    workItem.metadata,
+    workItem.endpoint || undefined,
+    env.workerId,
+    (fraction, message) => {
+      status.progress = create(ProgressSchema, { fraction, message, updatedAt: timestampNow() });
+      writer.touch();
+    },
+    () => msg.working(),
+  );
+  env.running.set(taskId, ctx);
+  const heartbeat = setInterval(() => msg.working(), env.heartbeatMs);
+  writer.touch(); // RUNNING, unless the handler finishes within the interval
+  let packed: Any | undefined;
+  let failure: TaskError | undefined;
+  try {
+    if (!bound)
+      throw new TaskError(
+        `this worker has no handler for ${workItem.workerType}/${workItem.method}`,
+        Code.Unimplemented,
+        { retryable: false },
+      );
+    let request: MessageShape<DescMessage>;
+    try {
+      request = fromBinary(bound.method.input, workItem.payload);
+    } catch (error) {
+      throw new TaskError(
+        `payload is not a valid ${bound.method.input.typeName}: ${(error as Error).message}`,
+        Code.InvalidArgument,
+        { retryable: false },
+      );
+    }
+    const result = await bound.handler(request, ctx);
+    ctx.signal.throwIfAborted(); // a result after cancel or deadline does not count
+    packed = anyPack(bound.method.output, create(bound.method.output, result));
+  } catch (thrown) {
+    failure = ctx.abortCause ? abortError(ctx) : TaskError.from(thrown);
+  } finally {
+    clearInterval(heartbeat);
+    ctx.dispose();
+    env.running.delete(taskId);
+  }
+
+  // Record first, then ack: a crash in between redelivers, never loses.
+  if (!failure) {
+    const outcome = await end(TaskState.SUCCEEDED, "succeeded", undefined, () => {
+      status.result = packed;
+      status.error = undefined;
+      if (status.progress) status.progress.fraction = 1;
+    });
+    msg.ack();
+    return report(outcome);
+  }
+  if (ctx.abortCause === "shutdown") {
+    msg.nak();
+    return report("requeued", failure);
+  }
+  if (ctx.abortCause === "cancelled") {
+    msg.ack(); // the canceller recorded CANCELLED
+    return report("cancelled", failure);
+  }
+  if (failure.retryable && attempt < maxAttempts && workItem.retry) {
+    const outcome = await end(TaskState.RETRYING, "retrying", failure);
+    if (outcome === "superseded") msg.ack();
+    else msg.nak(backoffMs(workItem.retry, attempt));
+    return report(outcome, failure);
+  }
+  const outcome = await end(TaskState.FAILED, "failed", failure);
+  msg.ack();
+  report(outcome, failure);
+}
+
+function abortError(ctx: TaskContextController): TaskError {
+  return ctx.signal.reason instanceof TaskError ? ctx.signal.reason : TaskError.from(ctx.signal.reason);
+}

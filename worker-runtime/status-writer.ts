@@ -1,0 +1,79 @@
+import type { KV } from "@nats-io/kv";
+import type { TaskStatus } from "../gen/taskwire/v1/task_pb.js";
+import { isTerminal, readStatus, writeStatus } from "../sdk/task-status.js";
+
+/** How a terminal write ended. */
+export type FinishOutcome = "written" | "superseded";
+
+/**
+ * Writes one attempt's status record. RUNNING and progress are coalesced: at
+ * most one write per interval, none at all for a task that finishes within it,
+ * and never awaited by the handler. The terminal write is durable and
+ * conditional: it never overwrites a terminal state written by someone else
+ * (a cancellation), which it reports as "superseded".
+ */
+export class StatusWriter {
+  private timer: NodeJS.Timeout | undefined;
+  private chain: Promise<void> = Promise.resolve();
+  private superseded = false;
+  private finished = false;
+
+  constructor(
+    private readonly kv: KV,
+    /** The record as this attempt sees it; mutate, then call `touch()`. */
+    readonly status: TaskStatus,
+    private revision: number,
+    private readonly intervalMs: number,
+    private readonly onError: (error: unknown) => void,
+  ) {}
+
+  /** Schedules a best-effort write of the current status within the interval. */
+  touch(): void {
+    if (this.timer || this.finished || this.superseded) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.chain = this.chain.then(() => this.writeBestEffort());
+    }, this.intervalMs);
+  }
+
+  /**
+   * Durably writes the terminal (or retrying) status built by `update` from the
+   * current one. Resolves "superseded" when a terminal state is already recorded.
+   */
+  async finish(update: (status: TaskStatus) => void): Promise<FinishOutcome> {
+    this.finished = true;
+    clearTimeout(this.timer);
+    await this.chain;
+    if (this.superseded) return "superseded";
+    update(this.status);
+    for (;;) {
+      const written = await writeStatus(this.kv, this.status, this.revision);
+      if (written !== undefined) {
+        this.revision = written;
+        return "written";
+      }
+      const current = await readStatus(this.kv, this.status.taskId);
+      if (current && isTerminal(current.status.state)) return "superseded";
+      this.revision = current?.revision ?? 0;
+    }
+  }
+
+  private async writeBestEffort(): Promise<void> {
+    try {
+      // Two tries: a conflict with a non-terminal record (an earlier attempt's)
+      // only tells us the revision to write over.
+      for (let tries = 0; tries < 2 && !this.finished && !this.superseded; tries++) {
+        const written = await writeStatus(this.kv, this.status, this.revision);
+        if (written !== undefined) {
+          this.revision = written;
+          return;
+        }
+        const current = await readStatus(this.kv, this.status.taskId);
+        if (current && isTerminal(current.status.state)) this.superseded = true;
+        else this.revision = current?.revision ?? 0;
+      }
+    } catch (error) {
+      this.onError(error);
+    }
+  }
+}

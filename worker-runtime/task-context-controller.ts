@@ -1,0 +1,65 @@
+import { Code } from "@connectrpc/connect";
+import { TaskError } from "../sdk/task-error.js";
+import type { TaskContext } from "./task-context.js";
+
+/** Why an attempt's signal aborted. */
+export type AbortCause = "deadline" | "cancelled" | "shutdown";
+
+/**
+ * The runtime's side of a {@link TaskContext}: owns the AbortController and
+ * the deadline timer, and records why the signal fired.
+ */
+export class TaskContextController implements TaskContext {
+  readonly signal: AbortSignal;
+  /** Set when the signal aborts. */
+  abortCause: AbortCause | undefined;
+  private readonly controller = new AbortController();
+  private readonly deadlineTimer: NodeJS.Timeout;
+
+  constructor(
+    readonly taskId: string,
+    readonly workerType: string,
+    readonly method: string,
+    readonly attempt: number,
+    readonly maxAttempts: number,
+    readonly deadline: Date,
+    readonly metadata: Readonly<Record<string, string>>,
+    readonly endpoint: string | undefined,
+    readonly workerId: string,
+    private readonly onProgress: (fraction: number, message: string) => void,
+    private readonly onHeartbeat: () => void,
+  ) {
+    this.signal = this.controller.signal;
+    this.deadlineTimer = setTimeout(() => this.abort("deadline"), Math.max(0, deadline.getTime() - Date.now()));
+  }
+
+  progress(fraction: number, message = ""): void {
+    if (!(fraction >= 0 && fraction <= 1)) throw new RangeError(`progress fraction must be in [0, 1], got ${fraction}`);
+    this.onProgress(fraction, message);
+  }
+
+  heartbeat(): void {
+    this.onHeartbeat();
+  }
+
+  /** Aborts the signal once, recording the first cause. */
+  abort(cause: AbortCause): void {
+    if (this.abortCause) return;
+    this.abortCause = cause;
+    const reasons: Record<AbortCause, () => TaskError> = {
+      deadline: () =>
+        new TaskError(
+          `attempt ${this.attempt} passed its deadline ${this.deadline.toISOString()}`,
+          Code.DeadlineExceeded,
+        ),
+      cancelled: () => new TaskError("the task was cancelled", Code.Canceled, { retryable: false }),
+      shutdown: () => new TaskError(`worker ${this.workerId} is shutting down`, Code.Unavailable),
+    };
+    this.controller.abort(reasons[cause]());
+  }
+
+  /** Stops the deadline timer once the handler has returned. */
+  dispose(): void {
+    clearTimeout(this.deadlineTimer);
+  }
+}
