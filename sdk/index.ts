@@ -31,7 +31,7 @@ export type {
 } from "./task-method.js";
 export { defineTaskService } from "./task-method.js";
 export type { TaskRegistry } from "./task-registry.js";
-export { createTaskRegistry } from "./task-registry.js";
+export { createTaskRegistry, registryOf } from "./task-registry.js";
 export { isTerminal } from "./task-status.js";
 export type { StatusTopologyOptions, StorageOptions, WorkerTypeTopologyOptions } from "./topology.js";
 export { topology } from "./topology.js";

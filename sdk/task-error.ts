@@ -9,7 +9,8 @@ import { type ErrorCode, type TaskError as TaskErrorMessage, TaskErrorSchema } f
  * see the same code on every transport. Codes are Connect's `Code`.
  */
 export class TaskError extends ConnectError {
-  override name = "TaskError";
+  // `name` stays "ConnectError": Connect recognises its errors by it (across
+  // package copies), so a TaskError thrown in a handler keeps its code on the wire.
   /** Whether another attempt may succeed. */
   readonly retryable: boolean;
   /** The task the error is about, when there is one. */
@@ -23,6 +24,11 @@ export class TaskError extends ConnectError {
     super(message, code, undefined, undefined, options.cause);
     this.retryable = options.retryable ?? defaultRetryable(code);
     this.taskId = options.taskId;
+  }
+
+  /** `instanceof TaskError` by prototype chain (ConnectError's own check is by name). */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return Function.prototype[Symbol.hasInstance].call(this, value);
   }
 
   /**
@@ -59,8 +65,6 @@ export class TaskError extends ConnectError {
  * the retry policy says (BullMQ's `UnrecoverableError`).
  */
 export class NonRetryableError extends TaskError {
-  override name = "NonRetryableError";
-
   constructor(message: string, code: Code = Code.FailedPrecondition) {
     super(message, code, { retryable: false });
   }

@@ -1,3 +1,4 @@
+import { createRegistry, type Registry } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import { TaskError } from "./task-error.js";
 import type { TaskMethod, TaskServiceDefinition } from "./task-method.js";
@@ -58,4 +59,14 @@ export function createTaskRegistry(definitions: Iterable<TaskServiceDefinition>)
       return found;
     },
   };
+}
+
+/**
+ * A type registry of every payload and result message of the definitions, for
+ * JSON encoding of `Any` fields (gateway JSON clients, CLI output).
+ */
+export function registryOf(definitions: Iterable<TaskServiceDefinition>): Registry {
+  return createRegistry(
+    ...[...definitions].flatMap((d) => Object.values(d.methods).flatMap((m) => [m.input, m.output])),
+  );
 }

@@ -1,0 +1,144 @@
+import { fromJson, type JsonValue, toJson, toJsonString } from "@bufbuild/protobuf";
+import { connect } from "@nats-io/transport-node";
+import { TaskState, TaskStatusSchema } from "../gen/taskwire/v1/task_pb.js";
+import { createClient, type TaskwireClient } from "../sdk/create-client.js";
+import { loadDefinitions } from "../sdk/load-definitions.js";
+import { fromNatsError } from "../sdk/nats-error.js";
+import { createNatsTaskBackend } from "../sdk/nats-task-backend.js";
+import { createTaskRegistry, registryOf } from "../sdk/task-registry.js";
+import { isTerminal } from "../sdk/task-status.js";
+import { createGateway } from "../server/create-gateway.js";
+import { createSupervisor, type Supervisor } from "../worker-runtime/create-supervisor.js";
+import type { TaskwireConfig } from "./load-config.js";
+
+/** A running part of Taskwire that a command stops on SIGINT/SIGTERM. */
+export interface Stoppable {
+  stop(): Promise<void>;
+}
+
+/** Starts the gateway of the config; resolves once it listens. */
+export async function runGateway(config: TaskwireConfig, log = console.log): Promise<Stoppable & { url: string }> {
+  if (config.gateway.services.length === 0) {
+    throw new Error(
+      `${config.path}: gateway.services lists no generated *_taskwire modules: the gateway would accept nothing`,
+    );
+  }
+  const definitions = await loadDefinitions(config.gateway.services);
+  const nc = await connect({ servers: config.nats.url, name: "taskwire-gateway" }).catch((error) => {
+    throw fromNatsError(
+      error,
+      `connecting to NATS at ${config.nats.url} (is nats-server running? "taskwire dev" starts one)`,
+    );
+  });
+  const backend = await createNatsTaskBackend({
+    nc,
+    registry: createTaskRegistry(definitions),
+    topology: { ackWaitMs: config.worker.ackWaitMs },
+  });
+  const gateway = await createGateway({
+    backend,
+    host: config.gateway.host,
+    port: config.gateway.port,
+    typeRegistry: registryOf(definitions),
+  });
+  log(`taskwire gateway on ${gateway.url} (worker types: ${definitions.map((d) => d.workerType).join(", ")})`);
+  return {
+    url: gateway.url,
+    async stop() {
+      await gateway.close();
+      await nc.drain();
+    },
+  };
+}
+
+/** Starts the supervisor with the config's worker pools. */
+export function runWorkers(config: TaskwireConfig): Supervisor {
+  if (config.worker.pools.length === 0)
+    throw new Error(`${config.path}: worker.pools is empty: there is nothing to run`);
+  return createSupervisor({
+    nats: config.nats.url,
+    pools: config.worker.pools,
+    shutdownGraceMs: config.worker.shutdownGraceMs,
+    ackWaitMs: config.worker.ackWaitMs,
+  });
+}
+
+/** Options of the client-side commands. */
+export interface ClientCommandOptions {
+  /** The gateway URL; without it, the config's gateway. */
+  gateway?: string;
+}
+
+/** `taskwire submit <type>/<Method> --json '{...}' [--wait]`: prints the task id, or the result with --wait. */
+export async function submitCommand(
+  config: TaskwireConfig,
+  target: string,
+  json: string,
+  wait: boolean,
+  options: ClientCommandOptions,
+  out = console.log,
+): Promise<void> {
+  const definitions = await loadDefinitions(config.gateway.services);
+  const [workerType, methodName] = target.split("/");
+  if (!workerType || !methodName) throw new Error(`"${target}" is not <worker type>/<Method>, e.g. hasher/Digest`);
+  const method = createTaskRegistry(definitions).resolve(workerType, methodName);
+  let payload: JsonValue;
+  try {
+    payload = JSON.parse(json) as JsonValue;
+  } catch (error) {
+    throw new Error(`--json is not valid JSON: ${(error as Error).message}`);
+  }
+  const request = fromJson(method.input, payload);
+  await withClient(config, options, async (client) => {
+    const handle = await client.submitTask(method, request);
+    if (!wait) return out(handle.id);
+    const result = await handle.result();
+    out(toJsonString(method.output, result));
+  });
+}
+
+/** `taskwire status <id>`: prints the task's status as JSON. */
+export async function statusCommand(
+  config: TaskwireConfig,
+  id: string,
+  options: ClientCommandOptions,
+  out = console.log,
+) {
+  const registry = registryOf(await loadDefinitions(config.gateway.services));
+  await withClient(config, options, async (client) => {
+    out(JSON.stringify(toJson(TaskStatusSchema, await client.getTask(id), { registry }), null, 2));
+  });
+}
+
+/** `taskwire watch <id>`: prints one line per status change until a terminal state. */
+export async function watchCommand(
+  config: TaskwireConfig,
+  id: string,
+  options: ClientCommandOptions,
+  out = console.log,
+) {
+  await withClient(config, options, async (client) => {
+    for await (const status of client.watchTask(id)) {
+      const progress = status.progress
+        ? ` ${Math.round(status.progress.fraction * 100)}% ${status.progress.message}`
+        : "";
+      out(`${new Date().toISOString()} ${TaskState[status.state]}${progress}`);
+      if (isTerminal(status.state)) return;
+    }
+  });
+}
+
+async function withClient(
+  config: TaskwireConfig,
+  options: ClientCommandOptions,
+  run: (client: TaskwireClient) => Promise<void>,
+) {
+  const client = await createClient({
+    gateway: options.gateway ?? `http://${config.gateway.host}:${config.gateway.port}`,
+  });
+  try {
+    await run(client);
+  } finally {
+    await client.close();
+  }
+}

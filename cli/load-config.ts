@@ -1,0 +1,115 @@
+import { readFile } from "node:fs/promises";
+import { dirname, resolve } from "node:path";
+import { parse } from "yaml";
+import type { PoolOptions } from "../worker-runtime/create-supervisor.js";
+
+/** taskwire.yaml, resolved: paths absolute, defaults filled. */
+export interface TaskwireConfig {
+  /** The file it was read from. */
+  readonly path: string;
+  readonly nats: {
+    /** @default "nats://127.0.0.1:4222", or TASKWIRE_NATS */
+    readonly url: string;
+    /** Where `taskwire dev` keeps its nats-server's data. @default ".taskwire/nats" */
+    readonly dataDir: string;
+  };
+  readonly gateway: {
+    /** @default "127.0.0.1" */
+    readonly host: string;
+    /** @default 8080 */
+    readonly port: number;
+    /** Generated `*_taskwire.ts` modules whose task services the gateway accepts. */
+    readonly services: string[];
+  };
+  readonly worker: {
+    /** @default 30000 */
+    readonly shutdownGraceMs: number;
+    /** Ack wait of the consumers: a task held this long without a heartbeat is redelivered. @default 30000 */
+    readonly ackWaitMs: number;
+    readonly pools: PoolOptions[];
+  };
+}
+
+/**
+ * Reads and validates taskwire.yaml. Every error names the file and the key.
+ */
+export async function loadConfig(path: string): Promise<TaskwireConfig> {
+  const file = resolve(path);
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (error) {
+    throw new Error(`cannot read config ${file}: ${(error as Error).message}`);
+  }
+  let raw: unknown;
+  try {
+    raw = parse(text);
+  } catch (error) {
+    throw new Error(`${file} is not valid YAML: ${(error as Error).message}`);
+  }
+  const root = dirname(file);
+  const fail = (key: string, problem: string): never => {
+    throw new Error(`${file}: ${key} ${problem}`);
+  };
+  const obj = (value: unknown, key: string): Record<string, unknown> => {
+    if (value === undefined || value === null) return {};
+    if (typeof value !== "object" || Array.isArray(value)) return fail(key, "must be a mapping");
+    return value as Record<string, unknown>;
+  };
+  const str = (value: unknown, key: string, fallback?: string): string => {
+    if (value === undefined || value === null) return fallback ?? fail(key, "is required");
+    if (typeof value !== "string" || value === "") return fail(key, "must be a non-empty string");
+    return value;
+  };
+  const int = (value: unknown, key: string, fallback: number, min = 1): number => {
+    if (value === undefined || value === null) return fallback;
+    if (typeof value !== "number" || !Number.isInteger(value) || value < min)
+      return fail(key, `must be an integer >= ${min}`);
+    return value;
+  };
+  const list = (value: unknown, key: string): unknown[] => {
+    if (value === undefined || value === null) return [];
+    if (!Array.isArray(value)) return fail(key, "must be a list");
+    return value;
+  };
+
+  const top = obj(raw, "the document");
+  const nats = obj(top.nats, "nats");
+  const gateway = obj(top.gateway, "gateway");
+  const worker = obj(top.worker, "worker");
+  const poolNames = new Set<string>();
+  const pools = list(worker.pools, "worker.pools").map((entry, i) => {
+    const key = `worker.pools[${i}]`;
+    const pool = obj(entry, key);
+    const name = str(pool.name, `${key}.name`);
+    if (!/^[a-z][a-z0-9_-]*$/.test(name))
+      fail(`${key}.name`, `"${name}" must be lower case letters, digits, '-' or '_'`);
+    if (poolNames.has(name)) fail(`${key}.name`, `"${name}" is used by two pools`);
+    poolNames.add(name);
+    return {
+      name,
+      module: resolve(root, str(pool.module, `${key}.module`)),
+      processes: int(pool.processes, `${key}.processes`, 1),
+      ...(pool.concurrency !== undefined ? { concurrency: int(pool.concurrency, `${key}.concurrency`, 1) } : {}),
+    };
+  });
+  return {
+    path: file,
+    nats: {
+      url: process.env.TASKWIRE_NATS ?? str(nats.url, "nats.url", "nats://127.0.0.1:4222"),
+      dataDir: resolve(root, str(nats.dataDir, "nats.dataDir", ".taskwire/nats")),
+    },
+    gateway: {
+      host: str(gateway.host, "gateway.host", "127.0.0.1"),
+      port: int(gateway.port, "gateway.port", 8080, 0),
+      services: list(gateway.services, "gateway.services").map((s, i) =>
+        resolve(root, str(s, `gateway.services[${i}]`)),
+      ),
+    },
+    worker: {
+      shutdownGraceMs: int(worker.shutdownGraceMs, "worker.shutdownGraceMs", 30_000, 0),
+      ackWaitMs: int(worker.ackWaitMs, "worker.ackWaitMs", 30_000, 100),
+      pools,
+    },
+  };
+}

@@ -1,0 +1,120 @@
+/**
+ * The `taskwire` command.
+ *
+ *   taskwire dev                 nats-server + gateway + workers of taskwire.yaml
+ *   taskwire gateway             the Connect gateway
+ *   taskwire worker              the worker supervisor
+ *   taskwire submit <type>/<Method> --json '{...}' [--wait]
+ *   taskwire status <id>
+ *   taskwire watch <id>
+ *
+ * Common flags: --config <file> (default taskwire.yaml), --gateway <url>.
+ */
+import { parseArgs } from "node:util";
+import { runGateway, runWorkers, type Stoppable, statusCommand, submitCommand, watchCommand } from "./commands.js";
+import { loadConfig } from "./load-config.js";
+import { startNatsServer } from "./start-nats-server.js";
+
+const usage = `usage: taskwire <command> [flags]
+
+commands:
+  dev                              run nats-server, the gateway and the workers of taskwire.yaml
+  gateway                          run the Connect gateway
+  worker                           run the worker supervisor
+  submit <type>/<Method> --json J  submit a task; --wait prints its result
+  status <id>                      print a task's status
+  watch <id>                       follow a task until it ends
+
+flags:
+  --config <file>   the configuration (default: taskwire.yaml)
+  --gateway <url>   the gateway, for submit/status/watch (default: from the configuration)`;
+
+async function main(argv: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      config: { type: "string", default: "taskwire.yaml" },
+      gateway: { type: "string" },
+      json: { type: "string" },
+      wait: { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
+  const [command, arg] = positionals;
+  if (values.help || !command) {
+    console.log(usage);
+    return;
+  }
+  const config = await loadConfig(values.config);
+  const clientOptions = { gateway: values.gateway };
+  switch (command) {
+    case "dev": {
+      const nats = await startNatsServer(config.nats.url, config.nats.dataDir);
+      console.log(`nats-server on ${nats.url} (data in ${config.nats.dataDir})`);
+      const parts: Stoppable[] = [nats];
+      try {
+        const gateway = await runGateway(config);
+        parts.unshift(gateway);
+        const supervisor = runWorkers(config);
+        parts.unshift(supervisor);
+        await supervisor.ready;
+        console.log(`workers ready. Try:
+  npm run taskwire -- submit hasher/Digest --json '{"text":"hello","rounds":1000}' --wait
+  curl -s ${gateway.url}/taskwire.v1.TaskService/GetTask -H 'content-type: application/json' -d '{"taskId":"<id>"}'`);
+      } catch (error) {
+        await stopAll(parts);
+        throw error;
+      }
+      return untilSignal(parts);
+    }
+    case "gateway":
+      return untilSignal([await runGateway(config)]);
+    case "worker": {
+      const supervisor = runWorkers(config);
+      return untilSignal([supervisor]);
+    }
+    case "submit":
+      if (!arg) throw new Error("submit needs <worker type>/<Method>");
+      if (values.json === undefined) throw new Error("submit needs --json '{...}' (the request message in JSON)");
+      return submitCommand(config, arg, values.json, values.wait, clientOptions);
+    case "status":
+      if (!arg) throw new Error("status needs a task id");
+      return statusCommand(config, arg, clientOptions);
+    case "watch":
+      if (!arg) throw new Error("watch needs a task id");
+      return watchCommand(config, arg, clientOptions);
+    default:
+      throw new Error(`unknown command "${command}"\n\n${usage}`);
+  }
+}
+
+function untilSignal(parts: Stoppable[]): Promise<void> {
+  return new Promise((resolve) => {
+    const stop = () => {
+      process.off("SIGINT", stop);
+      process.off("SIGTERM", stop);
+      void stopAll(parts).then(resolve);
+    };
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+  });
+}
+
+async function stopAll(parts: Stoppable[]): Promise<void> {
+  for (const part of parts) {
+    try {
+      await part.stop();
+    } catch (error) {
+      console.error(`taskwire: stopping: ${(error as Error).message}`);
+    }
+  }
+}
+
+main(process.argv.slice(2)).then(
+  () => process.exit(0),
+  (error: Error) => {
+    console.error(`taskwire: ${error.message}`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,76 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdir } from "node:fs/promises";
+import { connect as tcpConnect } from "node:net";
+import { findBinary } from "./find-binary.js";
+
+/** A nats-server that `taskwire dev` started and owns. */
+export interface ManagedNatsServer {
+  readonly url: string;
+  readonly process: ChildProcess;
+  /** SIGTERM, then wait for exit. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts nats-server with JetStream on the URL's host and port, its data under
+ * `dataDir`, and resolves once it accepts connections (or rejects with its
+ * output if it exits first or does not answer within `timeoutMs`).
+ */
+export async function startNatsServer(url: string, dataDir: string, timeoutMs = 15_000): Promise<ManagedNatsServer> {
+  const { hostname, port } = new URL(url);
+  await mkdir(dataDir, { recursive: true });
+  const child = spawn(
+    findBinary("nats-server", "TASKWIRE_NATS_SERVER"),
+    ["-js", "-sd", dataDir, "-a", hostname, "-p", port || "4222"],
+    {
+      stdio: ["ignore", "ignore", "pipe"],
+    },
+  );
+  let output = "";
+  child.stderr?.on("data", (chunk: Buffer) => {
+    output = (output + chunk.toString()).slice(-4000);
+  });
+  const exited = new Promise<never>((_, reject) =>
+    child.once("exit", (code) =>
+      reject(new Error(`nats-server exited with code ${code} before it was ready:\n${output}`)),
+    ),
+  );
+  const deadline = Date.now() + timeoutMs;
+  const accepting = (async () => {
+    while (Date.now() < deadline) {
+      if (await canConnect(hostname, Number(port || 4222))) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`nats-server did not accept connections on ${url} within ${timeoutMs}ms:\n${output}`);
+  })();
+  try {
+    await Promise.race([accepting, exited]);
+  } catch (error) {
+    child.kill("SIGKILL");
+    throw error;
+  }
+  exited.catch(() => undefined);
+  let stopping: Promise<void> | undefined;
+  return {
+    url,
+    process: child,
+    stop() {
+      stopping ??= new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once("exit", () => resolve());
+        child.kill("SIGTERM");
+      });
+      return stopping;
+    },
+  };
+}
+
+function canConnect(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = tcpConnect({ host, port }, () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+  });
+}

@@ -1,0 +1,145 @@
+import * as net from "node:net";
+import { create } from "@bufbuild/protobuf";
+import { Code, createClient, type Transport } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { TaskSchema, TaskState } from "../gen/taskwire/v1/task_pb.js";
+import { TaskService } from "../gen/taskwire/v1/task_service_pb.js";
+import { createGateway, type Gateway } from "./create-gateway.js";
+import { HealthService, ServingStatus } from "./health-service.js";
+import { endlessTaskId, FakeTaskBackend } from "./test-support/fake-task-backend.js";
+
+const maxMessageBytes = 64 * 1024;
+
+describe("createGateway", () => {
+  let backend: FakeTaskBackend;
+  let gateway: Gateway;
+
+  beforeAll(async () => {
+    backend = new FakeTaskBackend();
+    // A gRPC request refused midway for its size can leave its HTTP/2 stream open
+    // (the client stops sending on flow control); close() destroys it after the grace
+    // period, which is kept short here.
+    gateway = await createGateway({ backend, maxMessageBytes, shutdownGraceMs: 200 });
+  });
+  afterAll(() => gateway.close());
+
+  const transports: Record<string, () => Transport> = {
+    "Connect over HTTP/1.1": () => createConnectTransport({ baseUrl: gateway.url, httpVersion: "1.1" }),
+    "Connect over HTTP/2": () => createConnectTransport({ baseUrl: gateway.url, httpVersion: "2" }),
+    "gRPC over HTTP/2": () => createGrpcTransport({ baseUrl: gateway.url }),
+    "gRPC-Web over HTTP/1.1": () => createGrpcWebTransport({ baseUrl: gateway.url, httpVersion: "1.1" }),
+  };
+
+  for (const [name, transport] of Object.entries(transports)) {
+    it(`serves TaskService with ${name}`, async () => {
+      const client = createClient(TaskService, transport());
+      const { taskId } = await client.submit({ task: { workerType: "hasher", method: "Digest" } });
+      expect(backend.tasks.has(taskId)).toBe(true);
+
+      const { status } = await client.getTask({ taskId });
+      expect(status).toMatchObject({ taskId, workerType: "hasher", state: TaskState.PENDING });
+
+      const states: TaskState[] = [];
+      for await (const response of client.watchTask({ taskId })) states.push(response.status?.state ?? 0);
+      expect(states).toEqual([TaskState.PENDING, TaskState.RUNNING, TaskState.SUCCEEDED]);
+
+      await expect(client.getTask({ taskId: "nope" })).rejects.toMatchObject({
+        code: Code.NotFound,
+        rawMessage: "task nope not found",
+      });
+    });
+  }
+
+  it("answers a plain JSON POST, as curl sends it", async () => {
+    const { taskId } = await backend.submit(create(TaskSchema, { workerType: "hasher", method: "Digest" }));
+    const response = await fetch(`${gateway.url}/taskwire.v1.TaskService/GetTask`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ taskId }),
+    });
+    expect(response.status).toBe(200);
+    expect(await response.json()).toMatchObject({
+      status: { taskId, workerType: "hasher", method: "Digest", state: "TASK_STATE_PENDING" },
+    });
+
+    const missing = await fetch(`${gateway.url}/taskwire.v1.TaskService/GetTask`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ taskId: "nope" }),
+    });
+    expect(missing.status).toBe(404);
+    expect(await missing.json()).toEqual({ code: "not_found", message: "task nope not found" });
+  });
+
+  it("reports SERVING over the gRPC health protocol", async () => {
+    const health = createClient(HealthService, createGrpcTransport({ baseUrl: gateway.url }));
+    expect(await health.check({})).toMatchObject({ status: ServingStatus.SERVING });
+    expect(await health.check({ service: "taskwire.v1.TaskService" })).toMatchObject({
+      status: ServingStatus.SERVING,
+    });
+    await expect(health.check({ service: "no.such.Service" })).rejects.toMatchObject({ code: Code.NotFound });
+
+    const abort = new AbortController();
+    const watched: ServingStatus[] = [];
+    const watch = (async () => {
+      for await (const { status } of health.watch({ service: "custom.v1.Thing" }, { signal: abort.signal })) {
+        watched.push(status);
+        if (status === ServingStatus.SERVICE_UNKNOWN) gateway.health.set("custom.v1.Thing", ServingStatus.SERVING);
+        if (status === ServingStatus.SERVING) abort.abort();
+      }
+    })();
+    await expect(watch).rejects.toMatchObject({ code: Code.Canceled });
+    expect(watched).toEqual([ServingStatus.SERVICE_UNKNOWN, ServingStatus.SERVING]);
+  });
+
+  it("refuses a request bigger than maxMessageBytes with RESOURCE_EXHAUSTED", async () => {
+    const metadata = { blob: "x".repeat(maxMessageBytes) };
+    for (const transport of Object.values(transports)) {
+      const client = createClient(TaskService, transport());
+      await expect(client.submit({ task: { workerType: "hasher", metadata } })).rejects.toMatchObject({
+        code: Code.ResourceExhausted,
+      });
+    }
+    expect([...backend.tasks.values()].some((t) => t.task.metadata.blob !== undefined)).toBe(false);
+  });
+});
+
+describe("Gateway.close", () => {
+  it("is idempotent, ends open streams and frees the port", async () => {
+    const backend = new FakeTaskBackend();
+    const gateway = await createGateway({ backend });
+    const client = createClient(TaskService, createGrpcTransport({ baseUrl: gateway.url }));
+    const watched: TaskState[] = [];
+    const watch = (async () => {
+      for await (const { status } of client.watchTask({ taskId: endlessTaskId })) watched.push(status?.state ?? 0);
+    })();
+    await expect.poll(() => watched.length).toBe(1);
+
+    const closing = gateway.close();
+    expect(gateway.close()).toBe(closing);
+    expect(gateway.health.get("")).toBe(ServingStatus.NOT_SERVING);
+    await expect(watch).rejects.toMatchObject({ code: Code.Unavailable });
+    await closing;
+    expect(backend.watchSignals[0]?.aborted).toBe(true);
+
+    // The port is free again: something else can listen on it.
+    const server = net.createServer();
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(gateway.port, "127.0.0.1", resolve);
+    });
+    await new Promise((resolve) => server.close(resolve));
+  });
+
+  it("closes idle keep-alive connections of both HTTP versions", async () => {
+    const gateway = await createGateway({ backend: new FakeTaskBackend(), shutdownGraceMs: 60_000 });
+    for (const httpVersion of ["1.1", "2"] as const) {
+      const client = createClient(TaskService, createConnectTransport({ baseUrl: gateway.url, httpVersion }));
+      await client.listTasks({});
+    }
+    // With a one-minute grace period, this only returns in time if idle
+    // connections are closed without waiting for it.
+    await gateway.close();
+  });
+});

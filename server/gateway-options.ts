@@ -1,0 +1,87 @@
+import type { Registry } from "@bufbuild/protobuf";
+import type { ConnectRouter } from "@connectrpc/connect";
+import type { TaskBackend } from "../sdk/task-backend.js";
+import type { HealthStatus } from "./health-status.js";
+
+/** Options of {@link createGateway}. */
+export interface GatewayOptions {
+  /** Where tasks go and their status comes from, usually `createNatsTaskBackend(...)`. */
+  backend: TaskBackend;
+  /**
+   * The interface to listen on. Use "0.0.0.0" or "::" to accept connections from
+   * other hosts.
+   * @default "127.0.0.1"
+   */
+  host?: string;
+  /**
+   * The port to listen on; 0 picks a free one (read it from `Gateway.port`).
+   * @default 0
+   */
+  port?: number;
+  /**
+   * The largest request or response message, in bytes. A bigger request fails with
+   * RESOURCE_EXHAUSTED before it reaches the backend.
+   * @default 4 MiB (4_194_304), gRPC's usual limit
+   */
+  maxMessageBytes?: number;
+  /**
+   * How long close() lets requests in flight finish before it drops their
+   * connections. Streams (WatchTask, health Watch) end at once.
+   * @default 5000
+   */
+  shutdownGraceMs?: number;
+  /**
+   * The serving status reported by `grpc.health.v1.Health`. By default the gateway
+   * creates one with the server and TaskService SERVING.
+   */
+  health?: HealthStatus;
+  /** More services to serve on the same port, such as generated task services. */
+  routes?: (router: ConnectRouter) => void;
+  /**
+   * The message types JSON clients may pack in an `Any` (task payloads and
+   * results), e.g. `registryOf(definitions)` from the SDK. Without it, JSON
+   * requests with an `Any` payload are refused.
+   */
+  typeRegistry?: Registry;
+}
+
+/** {@link GatewayOptions} with every default applied. */
+export interface ResolvedGatewayOptions {
+  backend: TaskBackend;
+  host: string;
+  port: number;
+  maxMessageBytes: number;
+  shutdownGraceMs: number;
+  health: HealthStatus | undefined;
+  routes: ((router: ConnectRouter) => void) | undefined;
+  typeRegistry: Registry | undefined;
+}
+
+/** Applies the defaults of {@link GatewayOptions} and checks the numbers. */
+export function resolveGatewayOptions(options: GatewayOptions): ResolvedGatewayOptions {
+  const resolved: ResolvedGatewayOptions = {
+    backend: options.backend,
+    host: options.host ?? "127.0.0.1",
+    port: options.port ?? 0,
+    maxMessageBytes: options.maxMessageBytes ?? 4 * 1024 * 1024,
+    shutdownGraceMs: options.shutdownGraceMs ?? 5000,
+    health: options.health,
+    routes: options.routes,
+    typeRegistry: options.typeRegistry,
+  };
+  if (!Number.isInteger(resolved.port) || resolved.port < 0 || resolved.port > 65_535) {
+    throw new RangeError(`port must be an integer from 0 to 65535, got ${resolved.port}`);
+  }
+  // Connect's own ceiling: a message's length travels in a 32-bit field.
+  if (
+    !Number.isInteger(resolved.maxMessageBytes) ||
+    resolved.maxMessageBytes < 1 ||
+    resolved.maxMessageBytes > 0xffffffff
+  ) {
+    throw new RangeError(`maxMessageBytes must be an integer from 1 to 4294967295, got ${resolved.maxMessageBytes}`);
+  }
+  if (!(resolved.shutdownGraceMs >= 0)) {
+    throw new RangeError(`shutdownGraceMs must be zero or more, got ${resolved.shutdownGraceMs}`);
+  }
+  return resolved;
+}

@@ -1,0 +1,35 @@
+/**
+ * The Taskwire gateway: TaskService and the gRPC health service over Connect,
+ * gRPC and gRPC-Web, on HTTP/1.1 and cleartext HTTP/2, on one port.
+ *
+ * ```ts
+ * import { connect } from "@nats-io/transport-node";
+ * import { createNatsTaskBackend } from "taskwire";
+ * import { createGateway } from "taskwire/server";
+ *
+ * const nc = await connect({ servers: "127.0.0.1:4222" });
+ * const backend = createNatsTaskBackend({ nc, registry, limits, topology });
+ * const gateway = await createGateway({ backend, port: 8080 });
+ * // grpcurl -plaintext 127.0.0.1:8080 grpc.health.v1.Health/Check
+ * // curl -H 'content-type: application/json' -d '{"taskId":"..."}' \
+ * //   http://127.0.0.1:8080/taskwire.v1.TaskService/GetTask
+ * process.once("SIGTERM", () => gateway.close().then(() => nc.close()));
+ * ```
+ *
+ * @module
+ */
+
+export type { Gateway } from "./create-gateway.js";
+export { createGateway } from "./create-gateway.js";
+export type { GatewayOptions } from "./gateway-options.js";
+export { healthRoutes } from "./health-routes.js";
+export type { HealthCheckRequest, HealthCheckResponse } from "./health-service.js";
+export {
+  HealthCheckRequestSchema,
+  HealthCheckResponseSchema,
+  HealthService,
+  ServingStatus,
+  ServingStatusSchema,
+} from "./health-service.js";
+export { HealthStatus } from "./health-status.js";
+export { taskServiceRoutes } from "./task-service-routes.js";

@@ -1,0 +1,194 @@
+import { type ChildProcess, fork } from "node:child_process";
+import { fileURLToPath } from "node:url";
+
+/** One pool of identical worker processes. */
+export interface PoolOptions {
+  /** The pool's name, used in worker ids (`<name>-<index>`) and messages. */
+  name: string;
+  /** The handler module every process of the pool loads. */
+  module: string;
+  /** Processes to keep running. @default 1 */
+  processes?: number;
+  /** Handlers each process runs at once per worker type. @default the service's own */
+  concurrency?: number;
+}
+
+/** Options of {@link createSupervisor}. */
+export interface SupervisorOptions {
+  /** The NATS server URL the workers connect to. */
+  nats: string;
+  /** The pools to run. */
+  pools: PoolOptions[];
+  /** On stop, how long workers may drain before they are killed. @default 30000 */
+  shutdownGraceMs?: number;
+  /** Ack wait of the worker types' consumers, passed to every worker. */
+  ackWaitMs?: number;
+  /** Delay before the first restart of a crashed process; doubles per crash. @default 500 */
+  restartBackoffMs?: number;
+  /** Upper bound of the restart delay. @default 30000 */
+  maxRestartBackoffMs?: number;
+  /** More than this many crashes of one process within `crashLoopWindowMs` stops its restarts. @default 5 */
+  crashLoopLimit?: number;
+  /** @default 60000 */
+  crashLoopWindowMs?: number;
+  /** Extra environment for the worker processes. */
+  env?: Record<string, string>;
+  /** Lifecycle events. @default printed to stderr */
+  onEvent?: (event: SupervisorEvent) => void;
+}
+
+/** What the supervisor reports. */
+export type SupervisorEvent =
+  | { readonly type: "started"; readonly workerId: string; readonly pid: number }
+  | { readonly type: "ready"; readonly workerId: string; readonly pid: number }
+  | {
+      readonly type: "exited";
+      readonly workerId: string;
+      readonly pid: number;
+      readonly code: number | null;
+      readonly signal: string | null;
+    }
+  | { readonly type: "restarting"; readonly workerId: string; readonly delayMs: number; readonly crashes: number }
+  | { readonly type: "crash-loop"; readonly workerId: string; readonly crashes: number; readonly windowMs: number };
+
+/** A running supervisor. */
+export interface Supervisor {
+  /** The live worker processes, by worker id. */
+  readonly processes: ReadonlyMap<string, ChildProcess>;
+  /** Resolves once every process has reported ready once. */
+  readonly ready: Promise<void>;
+  /**
+   * Stops restarting, sends SIGTERM to every worker, waits up to the grace
+   * period (plus a second), then SIGKILLs the rest. Returns the same promise every time.
+   */
+  stop(): Promise<void>;
+}
+
+const workerEntry = fileURLToPath(
+  new URL(`./worker-process.${import.meta.url.endsWith(".ts") ? "ts" : "js"}`, import.meta.url),
+);
+
+/**
+ * Starts N processes per pool and keeps them running: a crashed process is
+ * restarted with exponential backoff, and one that crashes in a loop is left
+ * down, said so by a "crash-loop" event.
+ *
+ * ```ts
+ * const supervisor = createSupervisor({ nats, pools: [{ name: "hasher", module: "./hash-worker.ts", processes: 3 }] });
+ * process.once("SIGTERM", () => supervisor.stop().then(() => process.exit(0)));
+ * ```
+ */
+export function createSupervisor(options: SupervisorOptions): Supervisor {
+  const emit = options.onEvent ?? logEvent;
+  const processes = new Map<string, ChildProcess>();
+  const crashes = new Map<string, number[]>();
+  const timers = new Set<NodeJS.Timeout>();
+  let stopping: Promise<void> | undefined;
+  const readiness: Promise<void>[] = [];
+
+  const start = (pool: PoolOptions, workerId: string, onReady?: () => void) => {
+    const child = fork(workerEntry, [], {
+      // Running from TypeScript sources: children load them the same way.
+      execArgv: workerEntry.endsWith(".ts") ? ["--import", "tsx", "--conditions=taskwire-source"] : [],
+      env: {
+        ...process.env,
+        ...options.env,
+        TASKWIRE_NATS: options.nats,
+        TASKWIRE_WORKER_MODULE: pool.module,
+        TASKWIRE_WORKER_ID: workerId,
+        ...(pool.concurrency ? { TASKWIRE_CONCURRENCY: String(pool.concurrency) } : {}),
+        TASKWIRE_SHUTDOWN_GRACE_MS: String(options.shutdownGraceMs ?? 30_000),
+        ...(options.ackWaitMs ? { TASKWIRE_ACK_WAIT_MS: String(options.ackWaitMs) } : {}),
+      },
+      stdio: ["ignore", "inherit", "inherit", "ipc"],
+    });
+    processes.set(workerId, child);
+    emit({ type: "started", workerId, pid: child.pid ?? 0 });
+    child.on("message", (message: { type?: string }) => {
+      if (message?.type !== "ready") return;
+      emit({ type: "ready", workerId, pid: child.pid ?? 0 });
+      onReady?.();
+    });
+    child.once("exit", (code, signal) => {
+      processes.delete(workerId);
+      emit({ type: "exited", workerId, pid: child.pid ?? 0, code, signal });
+      if (stopping) return;
+      const now = Date.now();
+      const windowMs = options.crashLoopWindowMs ?? 60_000;
+      const recent = [...(crashes.get(workerId) ?? []), now].filter((t) => now - t <= windowMs);
+      crashes.set(workerId, recent);
+      if (recent.length > (options.crashLoopLimit ?? 5)) {
+        emit({ type: "crash-loop", workerId, crashes: recent.length, windowMs });
+        return;
+      }
+      const delayMs = Math.min(
+        (options.restartBackoffMs ?? 500) * 2 ** (recent.length - 1),
+        options.maxRestartBackoffMs ?? 30_000,
+      );
+      emit({ type: "restarting", workerId, delayMs, crashes: recent.length });
+      const timer = setTimeout(() => {
+        timers.delete(timer);
+        if (!stopping) start(pool, workerId);
+      }, delayMs);
+      timers.add(timer);
+    });
+  };
+
+  for (const pool of options.pools) {
+    const count = pool.processes ?? 1;
+    if (!Number.isInteger(count) || count < 1)
+      throw new Error(`pool ${pool.name}: processes must be a positive integer, got ${count}`);
+    for (let i = 0; i < count; i++) {
+      readiness.push(new Promise((resolve) => start(pool, `${pool.name}-${i}`, resolve)));
+    }
+  }
+
+  const stop = async () => {
+    for (const timer of timers) clearTimeout(timer);
+    const children = [...processes.values()];
+    const exits = children.map(
+      (child) =>
+        new Promise<void>((resolve) =>
+          child.exitCode !== null || child.signalCode !== null ? resolve() : child.once("exit", () => resolve()),
+        ),
+    );
+    for (const child of children) child.kill("SIGTERM");
+    const killer = setTimeout(
+      () => {
+        for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+      },
+      (options.shutdownGraceMs ?? 30_000) + 1_000,
+    );
+    await Promise.all(exits);
+    clearTimeout(killer);
+  };
+
+  return {
+    processes,
+    ready: Promise.all(readiness).then(() => undefined),
+    stop() {
+      stopping ??= stop();
+      return stopping;
+    },
+  };
+}
+
+function logEvent(event: SupervisorEvent): void {
+  switch (event.type) {
+    case "exited":
+      console.error(
+        `taskwire supervisor: ${event.workerId} (pid ${event.pid}) exited with ${event.signal ?? `code ${event.code}`}`,
+      );
+      break;
+    case "restarting":
+      console.error(`taskwire supervisor: restarting ${event.workerId} in ${event.delayMs}ms (crash ${event.crashes})`);
+      break;
+    case "crash-loop":
+      console.error(
+        `taskwire supervisor: ${event.workerId} crashed ${event.crashes} times within ${event.windowMs}ms: not restarting it again`,
+      );
+      break;
+    default:
+      break;
+  }
+}

@@ -1,0 +1,41 @@
+/**
+ * The entry point of a worker process started by the supervisor. Reads its
+ * job from the environment, runs the handler module's services, reports
+ * "ready" over IPC and drains on SIGTERM.
+ *
+ * Environment: TASKWIRE_NATS, TASKWIRE_WORKER_MODULE, TASKWIRE_WORKER_ID,
+ * optional TASKWIRE_CONCURRENCY, TASKWIRE_SHUTDOWN_GRACE_MS, TASKWIRE_ACK_WAIT_MS.
+ */
+import { createWorker } from "./create-worker.js";
+import { loadImplementations } from "./load-implementations.js";
+
+const env = (name: string) => {
+  const value = process.env[name];
+  if (!value) throw new Error(`worker process: ${name} is not set`);
+  return value;
+};
+const optionalNumber = (name: string) => (process.env[name] ? Number(process.env[name]) : undefined);
+
+const services = await loadImplementations(env("TASKWIRE_WORKER_MODULE"));
+const worker = await createWorker({
+  nats: env("TASKWIRE_NATS"),
+  services,
+  workerId: env("TASKWIRE_WORKER_ID"),
+  concurrency: optionalNumber("TASKWIRE_CONCURRENCY"),
+  shutdownGraceMs: optionalNumber("TASKWIRE_SHUTDOWN_GRACE_MS"),
+  topology: { ackWaitMs: optionalNumber("TASKWIRE_ACK_WAIT_MS") },
+});
+process.send?.({ type: "ready", workerId: worker.id });
+const stop = () => {
+  worker.close().then(
+    () => process.exit(0),
+    (error) => {
+      console.error(`worker ${worker.id}: ${(error as Error).message}`);
+      process.exit(1);
+    },
+  );
+};
+process.once("SIGTERM", stop);
+process.once("SIGINT", stop);
+// The supervisor is gone: nobody will stop this process, so drain and exit.
+process.once("disconnect", stop);
