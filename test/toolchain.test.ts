@@ -52,7 +52,13 @@ describe("toolchain", () => {
 
       const proto = join(copy, "examples/proto/example/v1/hash.proto");
       const source = await readFile(proto, "utf8");
-      await writeFile(proto, source.replace("uint32 rounds = 2;", "uint32 rounds = 2;\n  // Added without regenerating.\n  string note = 3;"));
+      await writeFile(
+        proto,
+        source.replace(
+          "uint32 rounds = 2;",
+          "uint32 rounds = 2;\n  // Added without regenerating.\n  string note = 3;",
+        ),
+      );
       const failure = await sh("bash", ["scripts/check-generated.sh"], copy).then(
         () => undefined,
         (error: { stderr: string }) => error,
