@@ -1,0 +1,14 @@
+#!/usr/bin/env node
+/**
+ * protoc-gen-taskwire, the protoc/buf plugin. In buf.gen.yaml:
+ *
+ * ```yaml
+ * - local: ["tsx", "codegen/protoc-gen-taskwire.ts"]
+ *   out: gen
+ *   opt: [target=ts, import_extension=js]
+ * ```
+ */
+import { runNodeJs } from "@bufbuild/protoplugin";
+import { taskwirePlugin } from "./taskwire-plugin.js";
+
+runNodeJs(taskwirePlugin);

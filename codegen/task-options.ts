@@ -1,0 +1,95 @@
+import { type DescMethod, type DescService, getOption, hasOption } from "@bufbuild/protobuf";
+import type { Duration } from "@bufbuild/protobuf/wkt";
+import { type TaskOptions, task, worker } from "../gen/taskwire/v1/options_pb.js";
+import { DeliveryMode, Priority, type RetryPolicy } from "../gen/taskwire/v1/task_pb.js";
+import type { TaskDefaults } from "../sdk/task-method.js";
+import { PluginError } from "./plugin-error.js";
+
+/** The worker option of a service, or undefined when it is not a task service. */
+export interface WorkerSettings {
+  readonly workerType: string;
+  readonly concurrency: number;
+}
+
+const workerTypePattern = /^[a-z][a-z0-9_-]{0,63}$/;
+
+/** Reads and checks `(taskwire.v1.worker)`; undefined for services without it. */
+export function workerSettings(service: DescService): WorkerSettings | undefined {
+  if (!hasOption(service, worker)) return undefined;
+  const options = getOption(service, worker);
+  if (!options.type) throw new PluginError(service, `${service.typeName}: (taskwire.v1.worker).type is required`);
+  if (!workerTypePattern.test(options.type)) {
+    throw new PluginError(
+      service,
+      `${service.typeName}: worker type "${options.type}" must match ${workerTypePattern} (it becomes part of NATS subjects)`,
+    );
+  }
+  for (const method of service.methods) {
+    if (method.methodKind !== "unary") {
+      throw new PluginError(
+        method,
+        `${method.parent.typeName}.${method.name} is ${method.methodKind.replace("_", "-")}: task rpcs must be unary`,
+      );
+    }
+  }
+  return { workerType: options.type, concurrency: options.concurrency };
+}
+
+/**
+ * The defaults of a task method: the service's `defaults`, overridden field by
+ * field (the retry policy too) by the method's `(taskwire.v1.task)`, in the SDK's
+ * units (milliseconds, names). Unset fields are left out.
+ */
+export function taskDefaults(method: DescMethod): TaskDefaults {
+  const service = getOption(method.parent, worker).defaults;
+  const own = hasOption(method, task) ? getOption(method, task) : undefined;
+  const merged: TaskDefaults = {};
+  for (const options of [service, own]) {
+    if (!options) continue;
+    Object.assign(merged, convert(method, options, merged));
+  }
+  return merged;
+}
+
+function convert(method: DescMethod, options: TaskOptions, base: TaskDefaults): TaskDefaults {
+  const out: TaskDefaults = {};
+  const where = `${method.parent.typeName}.${method.name}`;
+  if (options.timeout) out.timeoutMs = positiveMs(method, options.timeout, `${where}: timeout`);
+  if (options.expiresAfter) out.expiresAfterMs = positiveMs(method, options.expiresAfter, `${where}: expires_after`);
+  if (options.priority !== Priority.UNSPECIFIED) out.priority = priorityName(options.priority);
+  if (options.delivery !== DeliveryMode.UNSPECIFIED)
+    out.delivery = options.delivery === DeliveryMode.BROADCAST ? "broadcast" : "queue";
+  if (options.retry) out.retry = { ...base.retry, ...retry(method, options.retry, where) };
+  return out;
+}
+
+function retry(method: DescMethod, policy: RetryPolicy, where: string): TaskDefaults["retry"] {
+  const out: NonNullable<TaskDefaults["retry"]> = {};
+  if (policy.maxAttempts) out.maxAttempts = policy.maxAttempts;
+  if (policy.initialBackoff)
+    out.initialBackoffMs = positiveMs(method, policy.initialBackoff, `${where}: retry.initial_backoff`);
+  if (policy.maxBackoff) out.maxBackoffMs = positiveMs(method, policy.maxBackoff, `${where}: retry.max_backoff`);
+  if (policy.multiplier) {
+    if (policy.multiplier < 1)
+      throw new PluginError(method, `${where}: retry.multiplier must be at least 1, got ${policy.multiplier}`);
+    out.multiplier = policy.multiplier;
+  }
+  if (policy.jitter) {
+    if (policy.jitter < 0 || policy.jitter > 1)
+      throw new PluginError(method, `${where}: retry.jitter must be in [0, 1], got ${policy.jitter}`);
+    out.jitter = policy.jitter;
+  }
+  return out;
+}
+
+function positiveMs(method: DescMethod, duration: Duration, what: string): number {
+  const ms = Number(duration.seconds) * 1000 + Math.round(duration.nanos / 1e6);
+  if (ms <= 0) throw new PluginError(method, `${what} must be positive, got ${ms}ms`);
+  return ms;
+}
+
+function priorityName(priority: Priority): "high" | "normal" | "low" {
+  if (priority === Priority.HIGH) return "high";
+  if (priority === Priority.LOW) return "low";
+  return "normal";
+}
