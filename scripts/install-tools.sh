@@ -1,36 +1,60 @@
 #!/usr/bin/env bash
-# Installs the pinned tools Taskwire runs into .tools/bin, built from source with
-# `go install` (the Go module proxy is the only source needed). Idempotent: a tool
-# already at its pinned version is skipped.
+# Installs the pinned tools Taskwire runs into <repo>/.tools/bin, built from source
+# with `go install`. Idempotent: a tool whose binary already reports its pinned
+# version is skipped. Uses Go's default GOPATH, GOCACHE and GOPROXY.
 set -euo pipefail
 
 NATS_SERVER_VERSION=v2.15.2
 GRPCURL_VERSION=v1.9.4
 
-root="$(cd "$(dirname "$0")/.." && pwd)"
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bin="$root/.tools/bin"
-mkdir -p "$bin"
 
 if ! command -v go >/dev/null 2>&1; then
   if [ -x /usr/local/go/bin/go ]; then
     PATH="/usr/local/go/bin:$PATH"
   else
-    echo "install-tools: Go is required to build nats-server and grpcurl (https://go.dev/dl/)" >&2
+    echo "install-tools: 'go' not found on PATH. Go is needed to build nats-server and grpcurl: install it from https://go.dev/dl/ and run again." >&2
     exit 1
   fi
 fi
 
-# A marker file records the version built: `go install` leaves grpcurl without one.
-install() { # name, version, module
-  local name="$1" version="$2" module="$3"
-  if [ -x "$bin/$name" ] && [ "$(cat "$bin/$name.version" 2>/dev/null)" = "$version" ]; then
-    echo "install-tools: $name $version already installed"
-    return
-  fi
-  echo "install-tools: building $name $version"
-  GOBIN="$bin" go install "$module@$version"
-  echo "$version" >"$bin/$name.version"
+mkdir -p "$bin"
+
+# The version a binary reports, or the empty string. grpcurl prints it on stderr.
+reported_version() { # path, version flag
+  "$1" "$2" 2>&1 || true
 }
 
-install nats-server "$NATS_SERVER_VERSION" github.com/nats-io/nats-server/v2
-install grpcurl "$GRPCURL_VERSION" github.com/fullstorydev/grpcurl/cmd/grpcurl
+# The module version in the binary's Go build info, or the empty string. grpcurl
+# built by a plain `go install` reports "dev build <no version set>", so this is
+# how such a binary is recognised as already pinned.
+module_version() { # path, module
+  go version -m "$1" 2>/dev/null | awk -v m="$2" '$1 == "mod" && $2 == m { print $3 }' || true
+}
+
+# install NAME VERSION MODULE PACKAGE VERSION_FLAG EXPECTED_OUTPUT [GO_INSTALL_FLAGS...]
+install() {
+  local name="$1" version="$2" module="$3" package="$4" flag="$5" expected="$6"
+  shift 6
+  local path="$bin/$name"
+  if [ -x "$path" ]; then
+    if [ "$(reported_version "$path" "$flag")" = "$expected" ] || [ "$(module_version "$path" "$module")" = "$version" ]; then
+      echo "install-tools: $name $version already installed"
+      return
+    fi
+  fi
+  echo "install-tools: building $name $version into .tools/bin"
+  GOBIN="$bin" go install "$@" "$package@$version"
+}
+
+install nats-server "$NATS_SERVER_VERSION" \
+  github.com/nats-io/nats-server/v2 github.com/nats-io/nats-server/v2 \
+  --version "nats-server: $NATS_SERVER_VERSION"
+
+# grpcurl's release builds set main.version with ldflags; do the same so that
+# `grpcurl -version` prints the pinned version.
+install grpcurl "$GRPCURL_VERSION" \
+  github.com/fullstorydev/grpcurl github.com/fullstorydev/grpcurl/cmd/grpcurl \
+  -version "grpcurl $GRPCURL_VERSION" \
+  -ldflags "-X main.version=$GRPCURL_VERSION"

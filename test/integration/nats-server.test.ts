@@ -1,72 +1,165 @@
-import { AckPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType } from "@nats-io/jetstream";
-import { connect } from "@nats-io/transport-node";
-import { describe, expect, it } from "vitest";
-import { startNatsCluster, startNatsServer } from "../support/nats-server.js";
+import {
+  AckPolicy,
+  type JetStreamClient,
+  jetstream,
+  jetstreamManager,
+  RetentionPolicy,
+  StorageType,
+} from "@nats-io/jetstream";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type NatsCluster, type NatsServer, startNatsCluster, startNatsServer } from "../support/nats-server.js";
+import { poll } from "../support/poll.js";
 
 const encoder = new TextEncoder();
+let sequence = 0;
 
-describe("the nats-server test helper", () => {
-  it("starts a JetStream server that publishes and consumes", async () => {
-    const server = await startNatsServer();
-    const nc = await connect({ servers: server.url });
+/** A stream name no other test (or earlier run against the same store) uses. */
+function uniqueName(prefix: string): string {
+  return `${prefix}_${process.pid}_${Date.now().toString(36)}_${sequence++}`;
+}
+
+/** Fetches from a durable pull consumer until `count` messages arrived (or 10 s passed), acking each. */
+async function drain(js: JetStreamClient, stream: string, durable: string, count: number): Promise<string[]> {
+  const consumer = await js.consumers.get(stream, durable);
+  const seen: string[] = [];
+  const deadline = Date.now() + 10_000;
+  while (seen.length < count) {
     try {
-      const jsm = await jetstreamManager(nc);
-      const stream = `HELPER_${process.pid}`;
-      await jsm.streams.add({
-        name: stream,
-        subjects: [`helper.${process.pid}.>`],
-        retention: RetentionPolicy.Workqueue,
-      });
-      await jsm.consumers.add(stream, { durable_name: "c", ack_policy: AckPolicy.Explicit });
-      const js = jetstream(nc);
-      for (let i = 0; i < 20; i++) await js.publish(`helper.${process.pid}.${i}`, encoder.encode(`m${i}`));
-      const consumer = await js.consumers.get(stream, "c");
-      const seen: string[] = [];
-      const batch = await consumer.fetch({ max_messages: 20, expires: 2000 });
+      const batch = await consumer.fetch({ max_messages: count - seen.length, expires: 1_000 });
       for await (const msg of batch) {
         seen.push(msg.string());
         await msg.ackAck();
       }
-      expect(seen).toEqual(Array.from({ length: 20 }, (_, i) => `m${i}`));
-      expect((await jsm.streams.info(stream)).state.messages).toBe(0);
-    } finally {
-      await nc.close();
-      await server.stop();
+    } catch (error) {
+      // In a cluster, the interest of a new consumer reaches the other servers
+      // asynchronously: until then a pull request gets "no responders".
+      if (!/no responders/i.test(String(error)) || Date.now() >= deadline) throw error;
     }
+    if (Date.now() >= deadline) break;
+  }
+  return seen;
+}
+
+describe("startNatsServer", () => {
+  let server: NatsServer;
+  let nc: NatsConnection;
+
+  beforeAll(async () => {
+    server = await startNatsServer();
+    nc = await connect({ servers: server.url });
   });
 
-  it("keeps a durably stored message across kill -9 and restart (durable profile)", async () => {
-    const server = await startNatsServer({ syncAlways: true });
+  afterAll(async () => {
+    await nc?.close();
+    await server?.stop();
+  });
+
+  it("serves JetStream: a work-queue stream is empty once its messages are acked", async () => {
+    expect(server.url).toBe(`nats://127.0.0.1:${server.port}`);
+    const jsm = await jetstreamManager(nc);
+    const stream = uniqueName("HELPER");
+    const subject = stream.toLowerCase();
+    await jsm.streams.add({ name: stream, subjects: [`${subject}.>`], retention: RetentionPolicy.Workqueue });
+    await jsm.consumers.add(stream, { durable_name: "worker", ack_policy: AckPolicy.Explicit });
+
+    const js = jetstream(nc);
+    const sent = Array.from({ length: 50 }, (_, i) => `message ${i}`);
+    for (const [i, body] of sent.entries()) await js.publish(`${subject}.${i}`, encoder.encode(body));
+    expect((await jsm.streams.info(stream)).state.messages).toBe(sent.length);
+
+    expect(await drain(js, stream, "worker", sent.length)).toEqual(sent);
+    await poll(async () => ((await jsm.streams.info(stream)).state.messages === 0 ? true : undefined), 5_000);
+    const consumer = await jsm.consumers.info(stream, "worker");
+    expect(consumer.num_ack_pending).toBe(0);
+    expect(consumer.num_pending).toBe(0);
+  });
+
+  it("rejects with the server's output when the server cannot start", async () => {
+    await expect(startNatsServer({ port: server.port })).rejects.toThrow(/exited[\s\S]*address already in use/);
+  });
+});
+
+describe("NatsServer.restart", () => {
+  let server: NatsServer;
+
+  beforeAll(async () => {
+    server = await startNatsServer({ syncAlways: true });
+  });
+
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  it("keeps durably stored messages across kill -9 (durable profile)", async () => {
+    const stream = uniqueName("DURABLE");
+    const subject = stream.toLowerCase();
+    let nc = await connect({ servers: server.url });
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.add({ name: stream, subjects: [`${subject}.>`], storage: StorageType.File });
+    const ack = await jetstream(nc).publish(`${subject}.one`, encoder.encode("kept"));
+    expect(ack.duplicate).toBe(false);
+    await nc.close();
+
+    const { pid, port, storeDir } = server;
+    await server.kill("SIGKILL");
+    await server.restart();
+    expect(server.pid).not.toBe(pid);
+    expect(server.port).toBe(port);
+    expect(server.storeDir).toBe(storeDir);
+
+    nc = await connect({ servers: server.url });
     try {
-      let nc = await connect({ servers: server.url });
-      const jsm = await jetstreamManager(nc);
-      await jsm.streams.add({ name: "DURABLE", subjects: ["durable.>"], storage: StorageType.File });
-      await jetstream(nc).publish("durable.one", encoder.encode("kept"));
-      await nc.close();
-      await server.kill("SIGKILL");
-      await server.restart();
-      nc = await connect({ servers: server.url });
-      const msg = await (await jetstreamManager(nc)).streams.getMessage("DURABLE", { last_by_subj: "durable.one" });
+      const restored = await jetstreamManager(nc);
+      expect((await restored.streams.info(stream)).state.messages).toBe(1);
+      const msg = await restored.streams.getMessage(stream, { last_by_subj: `${subject}.one` });
       expect(msg?.string()).toBe("kept");
-      await nc.close();
     } finally {
-      await server.stop();
+      await nc.close();
     }
   });
+});
 
-  it("starts a 3-node cluster that stores an R3 stream", async () => {
-    const cluster = await startNatsCluster(3);
-    const nc = await connect({ servers: cluster.urls });
-    try {
-      const jsm = await jetstreamManager(nc);
-      await jsm.streams.add({ name: "R3", subjects: ["r3.>"], num_replicas: 3 });
-      await jetstream(nc).publish("r3.a", encoder.encode("replicated"));
-      const info = await jsm.streams.info("R3");
-      expect(info.cluster?.replicas?.length).toBe(2);
-      expect((await jsm.streams.getMessage("R3", { last_by_subj: "r3.a" }))?.string()).toBe("replicated");
-    } finally {
-      await nc.close();
-      await cluster.stop();
-    }
-  }, 60_000);
+describe("startNatsCluster", () => {
+  let cluster: NatsCluster;
+  let nc: NatsConnection;
+
+  beforeAll(async () => {
+    cluster = await startNatsCluster(3);
+    nc = await connect({ servers: cluster.urls });
+  });
+
+  afterAll(async () => {
+    await nc?.close();
+    await cluster?.stop();
+  });
+
+  it("stores an R3 stream on all three servers", async () => {
+    expect(cluster.servers).toHaveLength(3);
+    expect(new Set(cluster.urls).size).toBe(3);
+    const jsm = await jetstreamManager(nc);
+    const stream = uniqueName("R3");
+    const subject = stream.toLowerCase();
+    await jsm.streams.add({ name: stream, subjects: [`${subject}.>`], num_replicas: 3 });
+    await jsm.consumers.add(stream, { durable_name: "reader", ack_policy: AckPolicy.Explicit });
+
+    const js = jetstream(nc);
+    const sent = Array.from({ length: 10 }, (_, i) => `replicated ${i}`);
+    // The new stream's subject interest reaches the other servers asynchronously,
+    // so the first publish can get "no responders": the client retries with backoff.
+    for (const [i, body] of sent.entries()) await js.publish(`${subject}.${i}`, encoder.encode(body), { retries: 10 });
+
+    // Followers catch up asynchronously: wait until both report current.
+    const info = await poll(async () => {
+      const current = await jsm.streams.info(stream);
+      const replicas = current.cluster?.replicas ?? [];
+      return replicas.length === 2 && replicas.every((r) => r.current) ? current : undefined;
+    }, 10_000);
+    expect(info.config.num_replicas).toBe(3);
+    expect(info.state.messages).toBe(sent.length);
+    const names = [info.cluster?.leader, ...(info.cluster?.replicas ?? []).map((r) => r.name)];
+    expect(names.sort()).toEqual(["n0", "n1", "n2"]);
+
+    expect(await drain(js, stream, "reader", sent.length)).toEqual(sent);
+  });
 });
