@@ -11,11 +11,12 @@ try {
   process.exit(1);
 }
 const skipped = report.numPendingTests + report.numTodoTests;
-// A suite that failed to load has no failed tests but does fail the run.
-const failed = report.numFailedTests + report.numFailedTestSuites - countSuitesWithFailedTests(report);
+// A test file that failed to load has no failed tests but does fail the run.
+const failed = report.numFailedTests + countFilesFailedWithoutTests(report);
 console.log(`${report.numPassedTests} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ""}`);
 process.exit(failed > 0 ? 1 : 0);
 
-function countSuitesWithFailedTests(r) {
-  return r.testResults.filter((s) => s.assertionResults.some((a) => a.status === "failed")).length;
+function countFilesFailedWithoutTests(r) {
+  return r.testResults.filter((f) => f.status === "failed" && !f.assertionResults.some((a) => a.status === "failed"))
+    .length;
 }
