@@ -1,11 +1,11 @@
 import type { DescMessage } from "@bufbuild/protobuf";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/transport-node";
 import type { TaskStatus } from "../gen/taskwire/v1/task_pb.js";
 import type { ListTasksRequest, ListTasksResponse } from "../gen/taskwire/v1/task_service_pb.js";
 import { createConnectTaskBackend } from "./connect-task-backend.js";
-import { fromNatsError } from "./nats-error.js";
 import { createNatsTaskBackend } from "./nats-task-backend.js";
+import { openConnection } from "./open-connection.js";
 import type { SubmitLimits } from "./prepare-task.js";
 import type { TaskBackend } from "./task-backend.js";
 import type { StatusStream, TaskClient, TaskHandle } from "./task-client.js";
@@ -69,13 +69,7 @@ export async function createClient(options: GatewayClientOptions | DirectClientO
         : createConnectTransport({ baseUrl: options.gateway, httpVersion: "1.1", useBinaryFormat: true });
     return clientOf(createConnectTaskBackend(transport), async () => {});
   }
-  const owned = typeof options.nats === "string";
-  let nc: NatsConnection;
-  try {
-    nc = typeof options.nats === "string" ? await connect({ servers: options.nats }) : options.nats;
-  } catch (error) {
-    throw fromNatsError(error, `connecting to NATS at ${String(options.nats)}`);
-  }
+  const { nc, owned } = await openConnection(options.nats);
   try {
     const backend = await createNatsTaskBackend({
       nc,

@@ -2,8 +2,9 @@ import { hostname } from "node:os";
 import type { DescMessage } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import { type ConsumerMessages, jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { connect, millis, type NatsConnection, type Subscription } from "@nats-io/transport-node";
+import { millis, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import { fromNatsError } from "../sdk/nats-error.js";
+import { openConnection } from "../sdk/open-connection.js";
 import { TaskError } from "../sdk/task-error.js";
 import {
   checkServerVersion,
@@ -72,13 +73,7 @@ export interface Worker {
 export async function createWorker(options: WorkerOptions): Promise<Worker> {
   if (options.services.length === 0)
     throw new TaskError("createWorker needs at least one task service", Code.InvalidArgument);
-  const owned = typeof options.nats === "string";
-  let nc: NatsConnection;
-  try {
-    nc = typeof options.nats === "string" ? await connect({ servers: options.nats }) : options.nats;
-  } catch (error) {
-    throw fromNatsError(error, `connecting to NATS at ${String(options.nats)}`);
-  }
+  const { nc, owned } = await openConnection(options.nats);
   try {
     checkServerVersion(nc);
     const jsm = await jetstreamManager(nc);

@@ -1,0 +1,15 @@
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { fromNatsError } from "./nats-error.js";
+
+/**
+ * A URL is connected to (and `owned`: the caller closes it); an open
+ * connection is used as is. Connection failures become UNAVAILABLE TaskErrors.
+ */
+export async function openConnection(nats: string | NatsConnection): Promise<{ nc: NatsConnection; owned: boolean }> {
+  if (typeof nats !== "string") return { nc: nats, owned: false };
+  try {
+    return { nc: await connect({ servers: nats }), owned: true };
+  } catch (error) {
+    throw fromNatsError(error, `connecting to NATS at ${nats}`);
+  }
+}
