@@ -1,10 +1,10 @@
 import { fromJson, type JsonValue, toJson, toJsonString } from "@bufbuild/protobuf";
-import { connect } from "@nats-io/transport-node";
 import { TaskState, TaskStatusSchema } from "../gen/taskwire/v1/task_pb.js";
 import { createClient, type TaskwireClient } from "../sdk/create-client.js";
 import { loadDefinitions } from "../sdk/load-definitions.js";
-import { fromNatsError } from "../sdk/nats-error.js";
 import { createNatsTaskBackend } from "../sdk/nats-task-backend.js";
+import { openConnection } from "../sdk/open-connection.js";
+import { TaskError } from "../sdk/task-error.js";
 import { createTaskRegistry, registryOf } from "../sdk/task-registry.js";
 import { isTerminal } from "../sdk/task-status.js";
 import { createGateway } from "../server/create-gateway.js";
@@ -24,11 +24,8 @@ export async function runGateway(config: TaskwireConfig, log = console.log): Pro
     );
   }
   const definitions = await loadDefinitions(config.gateway.services);
-  const nc = await connect({ servers: config.nats.url, name: "taskwire-gateway" }).catch((error) => {
-    throw fromNatsError(
-      error,
-      `connecting to NATS at ${config.nats.url} (is nats-server running? "taskwire dev" starts one)`,
-    );
+  const { nc } = await openConnection(config.nats.url, "taskwire-gateway").catch((error: TaskError) => {
+    throw new TaskError(`${error.rawMessage} (is nats-server running? "taskwire dev" starts one)`, error.code);
   });
   const backend = await createNatsTaskBackend({
     nc,

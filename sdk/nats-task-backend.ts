@@ -9,7 +9,7 @@ import {
   jetstreamManager,
 } from "@nats-io/jetstream";
 import { type KV, KvWatchInclude } from "@nats-io/kv";
-import type { NatsConnection } from "@nats-io/transport-node";
+import { errors, type NatsConnection } from "@nats-io/transport-node";
 import { type Task, TaskState, type TaskStatus, WorkItemSchema } from "../gen/taskwire/v1/task_pb.js";
 import {
   type BatchSubmitResult,
@@ -69,6 +69,9 @@ export async function createNatsTaskBackend(options: NatsTaskBackendOptions): Pr
 }
 
 class NatsTaskBackend implements TaskBackend {
+  private available = true;
+  private readonly availabilityListeners = new Set<(available: boolean) => void>();
+
   constructor(
     private readonly nc: NatsConnection,
     private readonly js: JetStreamClient,
@@ -76,11 +79,46 @@ class NatsTaskBackend implements TaskBackend {
     private readonly kv: KV,
     private readonly registry: TaskRegistry,
     private readonly limits: SubmitLimits,
-  ) {}
+  ) {
+    void this.followConnection();
+  }
+
+  onAvailabilityChange(listener: (available: boolean) => void): () => void {
+    this.availabilityListeners.add(listener);
+    listener(this.available);
+    return () => this.availabilityListeners.delete(listener);
+  }
+
+  private async followConnection(): Promise<void> {
+    const set = (available: boolean) => {
+      if (available === this.available) return;
+      this.available = available;
+      for (const listener of this.availabilityListeners) listener(available);
+    };
+    for await (const status of this.nc.status()) {
+      if (status.type === "disconnect") set(false);
+      else if (status.type === "reconnect") set(true);
+    }
+    set(false); // the connection is closed for good
+  }
+
+  /**
+   * Refuses at once while NATS is unreachable. A publish made now would wait in
+   * the client's buffer and might be stored after the caller gave up, so a
+   * plain retry could submit the task twice.
+   */
+  private ensureAvailable(doing: string): void {
+    if (!this.available)
+      throw new TaskError(
+        `${doing}: not connected to NATS (reconnecting); nothing was done, retry later`,
+        Code.Unavailable,
+      );
+  }
 
   async submit(task: Task): Promise<SubmitResponse> {
     const prepared = prepareTask(this.registry, task, this.limits);
     const { taskId } = prepared;
+    this.ensureAvailable(`submitting ${taskId}`);
     // A keyed task may have run and left the queue already: its status record says so.
     if (task.idempotencyKey) {
       const existing = await readStatus(this.kv, taskId).catch((e) =>
@@ -94,7 +132,14 @@ class NatsTaskBackend implements TaskBackend {
     } catch (error) {
       // One message per task subject: the same id is already queued.
       if (error instanceof JetStreamApiError && /per subject/i.test(error.message)) return this.duplicate(taskId);
-      throw fromNatsError(error, `submitting ${taskId}`);
+      const failure = fromNatsError(error, `submitting ${taskId}`);
+      if (!(error instanceof errors.TimeoutError)) throw failure;
+      // The publish left: JetStream may have stored it. Only the same id is a safe retry.
+      throw new TaskError(
+        `${failure.rawMessage}; the task may have been stored: look it up by its id, or submit again with the same idempotency key`,
+        failure.code,
+        { taskId, cause: error },
+      );
     }
     return create(SubmitResponseSchema, { taskId, state: TaskState.PENDING });
   }
@@ -173,6 +218,7 @@ class NatsTaskBackend implements TaskBackend {
   async listTasks(request: ListTasksRequest): Promise<ListTasksResponse> {
     const pageSize = request.pageSize === 0 ? 100 : request.pageSize;
     if (pageSize > 1000) throw new TaskError(`page_size must be at most 1000, got ${pageSize}`, Code.InvalidArgument);
+    this.ensureAvailable("listing tasks");
     const types = request.workerType ? [request.workerType] : this.registry.workerTypes();
     const ids = new Set<string>();
     try {
@@ -224,6 +270,7 @@ class NatsTaskBackend implements TaskBackend {
   /** The status record, or the queued WorkItem's status (revision 0), or NOT_FOUND. */
   private async load(taskId: string): Promise<StoredStatus> {
     const workerType = this.workerTypeOf(taskId);
+    this.ensureAvailable(`reading ${taskId}`);
     try {
       const stored = await readStatus(this.kv, taskId);
       if (stored) return stored;

@@ -25,4 +25,10 @@ export interface TaskBackend {
   cancelTask(taskId: string, reason: string): Promise<TaskStatus>;
   /** Lists tasks, newest first. */
   listTasks(request: ListTasksRequest): Promise<ListTasksResponse>;
+  /**
+   * Calls `listener` with whether the backend can reach its broker now, then on
+   * every change, until the returned function is called. The gateway reports it
+   * through the gRPC health service. Absent when the backend has no broker of its own.
+   */
+  onAvailabilityChange?(listener: (available: boolean) => void): () => void;
 }

@@ -14,7 +14,7 @@ export interface Gateway {
   readonly url: string;
   /** The port the gateway listens on. */
   readonly port: number;
-  /** The status the gRPC health service reports; NOT_SERVING once close() starts. */
+  /** The status the gRPC health service reports: NOT_SERVING while the backend is unavailable and once close() starts. */
   readonly health: HealthStatus;
   /**
    * Stops accepting connections, reports NOT_SERVING, ends open streams with
@@ -58,6 +58,10 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   const listener = new HttpListener(handler);
   const port = await listener.listen(opts.host, opts.port);
   const host = opts.host.includes(":") ? `[${opts.host}]` : opts.host;
+  // Healthy while the backend reaches its broker.
+  const unfollow = opts.backend.onAvailabilityChange?.((available) =>
+    health.setAll(available ? ServingStatus.SERVING : ServingStatus.NOT_SERVING),
+  );
   let closed: Promise<void> | undefined;
   return {
     url: `http://${host}:${port}`,
@@ -65,6 +69,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     health,
     close() {
       closed ??= (async () => {
+        unfollow?.();
         health.setAll(ServingStatus.NOT_SERVING);
         shutdown.abort(new ConnectError("the gateway is shutting down", Code.Unavailable));
         await listener.close(opts.shutdownGraceMs);

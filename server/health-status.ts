@@ -5,15 +5,8 @@ import { ServingStatus } from "./health-service.js";
  * service reports it. The empty name stands for the whole server.
  *
  * The gateway marks its services SERVING when it starts and NOT_SERVING when it
- * closes. Whoever owns the backend reports on it in between, for example NOT_SERVING
- * while the NATS connection is down:
- *
- * ```ts
- * for await (const s of nc.status()) {
- *   if (s.type === "disconnect") gateway.health.setAll(ServingStatus.NOT_SERVING);
- *   if (s.type === "reconnect") gateway.health.setAll(ServingStatus.SERVING);
- * }
- * ```
+ * closes; in between it follows its backend's availability (NOT_SERVING while the
+ * NATS connection is down).
  */
 export class HealthStatus {
   readonly #statuses = new Map<string, ServingStatus>();

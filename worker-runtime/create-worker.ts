@@ -1,7 +1,7 @@
 import { hostname } from "node:os";
 import type { DescMessage } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
-import { type ConsumerMessages, jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { type JsMsg, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { millis, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import { fromNatsError } from "../sdk/nats-error.js";
 import { openConnection } from "../sdk/open-connection.js";
@@ -17,6 +17,7 @@ import {
 import { PrioritySlots } from "./priority-slots.js";
 import { type AttemptEnvironment, type BoundMethod, runAttempt } from "./run-attempt.js";
 import type { TaskContextController } from "./task-context-controller.js";
+import { TaskFeed } from "./task-feed.js";
 import type { TaskMethodHandler, TaskServiceImplementation } from "./task-service-implementation.js";
 import type { WorkerEvent } from "./worker-event.js";
 
@@ -94,7 +95,7 @@ class TaskWorker implements Worker {
   state: WorkerState = "running";
   private readonly running = new Map<string, TaskContextController>();
   private readonly cancelled = new Set<string>();
-  private readonly consumers: ConsumerMessages[] = [];
+  private readonly feeds: TaskFeed[] = [];
   private readonly subscriptions: Subscription[] = [];
   private readonly attempts = new Set<Promise<void>>();
   private closing: Promise<void> | undefined;
@@ -136,20 +137,30 @@ class TaskWorker implements Worker {
         const stream = topology.streamName(workerType);
         const consumer = await js.consumers.get(stream, topology.consumerName(workerType, priority));
         const info = await consumer.info(true);
+        const heartbeatMs = Math.max(100, Math.floor(millis(info.config.ack_wait ?? 30_000_000_000) / 3));
         const env: AttemptEnvironment = {
           kv: this.kv,
           workerId: this.id,
           statusIntervalMs: this.options.statusIntervalMs ?? 250,
-          heartbeatMs: Math.max(100, Math.floor(millis(info.config.ack_wait ?? 30_000_000_000) / 3)),
+          heartbeatMs,
           bind: (name) => methods.get(name),
           running: this.running,
           cancelled: this.cancelled,
           draining: () => this.state !== "running",
           emit: this.emit,
         };
-        const messages = await consumer.consume({ max_messages: this.options.prefetch ?? concurrency });
-        this.consumers.push(messages);
-        this.pump(messages, slots, rank, env);
+        this.feeds.push(
+          new TaskFeed({
+            consumer,
+            slots,
+            rank,
+            prefetch: this.options.prefetch ?? concurrency,
+            heartbeatMs,
+            run: (msg) => this.run(env, msg),
+            onError: (error) =>
+              this.emit({ type: "error", error: fromNatsError(error, `fetching ${workerType} tasks`) }),
+          }),
+        );
       }
     }
   }
@@ -159,22 +170,15 @@ class TaskWorker implements Worker {
     return this.closing;
   }
 
-  private pump(messages: ConsumerMessages, slots: PrioritySlots, rank: number, env: AttemptEnvironment): void {
-    void (async () => {
-      for await (const msg of messages) {
-        await slots.acquire(rank);
-        const attempt = runAttempt(env, msg)
-          .catch((error) => {
-            // The record could not be written: the message stays unacked and is redelivered.
-            this.emit({ type: "error", error: fromNatsError(error, `running a task on ${msg.subject}`) });
-          })
-          .finally(() => {
-            slots.release();
-            this.attempts.delete(attempt);
-          });
-        this.attempts.add(attempt);
-      }
-    })().catch((error) => this.emit({ type: "error", error: fromNatsError(error, "fetching tasks") }));
+  private run(env: AttemptEnvironment, msg: JsMsg): Promise<void> {
+    const attempt = runAttempt(env, msg)
+      .catch((error) => {
+        // The record could not be written: the message stays unacked and is redelivered.
+        this.emit({ type: "error", error: fromNatsError(error, `running a task on ${msg.subject}`) });
+      })
+      .finally(() => this.attempts.delete(attempt));
+    this.attempts.add(attempt);
+    return attempt;
   }
 
   private cancel(taskId: string): void {
@@ -188,8 +192,8 @@ class TaskWorker implements Worker {
 
   private async shutdown(): Promise<void> {
     this.state = "draining";
-    // Stage 1: stop pulling. Prefetched messages are given back as they surface.
-    await Promise.all(this.consumers.map((c) => c.close().catch(() => undefined)));
+    // Stage 1: stop pulling; tasks pulled but not started go back to the stream at once.
+    await Promise.all(this.feeds.map((feed) => feed.stop()));
     // Stage 2: let running handlers finish within the grace period, then abort them.
     const grace = this.options.shutdownGraceMs ?? 30_000;
     let timer: NodeJS.Timeout | undefined;

@@ -93,8 +93,14 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
   status.state = TaskState.RUNNING;
   status.startedAt = timestampNow();
   status.workerId = env.workerId;
-  const writer = new StatusWriter(env.kv, status, stored?.revision ?? 0, env.statusIntervalMs, (error) =>
-    env.emit({ type: "error", error: TaskError.from(error), taskId }),
+  const writer = new StatusWriter(
+    env.kv,
+    status,
+    stored?.revision ?? 0,
+    env.statusIntervalMs,
+    (error) => env.emit({ type: "error", error: TaskError.from(error), taskId }),
+    // Cancelled while it ran, even if the cancel message never reached this worker.
+    () => env.running.get(taskId)?.abort("superseded"),
   );
 
   const end = async (state: TaskState, outcome: AttemptOutcome, error?: TaskError, fill?: () => void) => {
@@ -200,6 +206,10 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
   if (ctx.abortCause === "cancelled") {
     msg.ack(); // the canceller recorded CANCELLED
     return report("cancelled", failure);
+  }
+  if (ctx.abortCause === "superseded") {
+    msg.ack();
+    return report("superseded", failure);
   }
   if (failure.retryable && attempt < maxAttempts && workItem.retry) {
     const outcome = await end(TaskState.RETRYING, "retrying", failure);

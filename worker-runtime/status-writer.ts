@@ -25,6 +25,8 @@ export class StatusWriter {
     private revision: number,
     private readonly intervalMs: number,
     private readonly onError: (error: unknown) => void,
+    /** Called once when a best-effort write finds a terminal state recorded by someone else. */
+    private readonly onSuperseded: () => void,
   ) {}
 
   /** Schedules a best-effort write of the current status within the interval. */
@@ -69,8 +71,10 @@ export class StatusWriter {
           return;
         }
         const current = await readStatus(this.kv, this.status.taskId);
-        if (current && isTerminal(current.status.state)) this.superseded = true;
-        else this.revision = current?.revision ?? 0;
+        if (current && isTerminal(current.status.state)) {
+          this.superseded = true;
+          this.onSuperseded();
+        } else this.revision = current?.revision ?? 0;
       }
     } catch (error) {
       this.onError(error);

@@ -3,7 +3,7 @@ import { TaskError } from "../sdk/task-error.js";
 import type { TaskContext } from "./task-context.js";
 
 /** Why an attempt's signal aborted. */
-export type AbortCause = "deadline" | "cancelled" | "shutdown";
+export type AbortCause = "deadline" | "cancelled" | "shutdown" | "superseded";
 
 /**
  * The runtime's side of a {@link TaskContext}: owns the AbortController and
@@ -54,6 +54,10 @@ export class TaskContextController implements TaskContext {
         ),
       cancelled: () => new TaskError("the task was cancelled", Code.Canceled, { retryable: false }),
       shutdown: () => new TaskError(`worker ${this.workerId} is shutting down`, Code.Unavailable),
+      superseded: () =>
+        new TaskError("the task already ended (cancelled, or finished by another delivery)", Code.Aborted, {
+          retryable: false,
+        }),
     };
     this.controller.abort(reasons[cause]());
   }

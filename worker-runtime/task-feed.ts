@@ -1,0 +1,113 @@
+import type { Consumer, ConsumerMessages, JsMsg } from "@nats-io/jetstream";
+import type { PrioritySlots } from "./priority-slots.js";
+
+/** Options of {@link TaskFeed}. */
+export interface TaskFeedOptions {
+  /** The priority's consumer. */
+  readonly consumer: Consumer;
+  /** The worker type's handler slots, shared by its priorities. */
+  readonly slots: PrioritySlots;
+  /** This feed's rank in `slots` (0 is served first). */
+  readonly rank: number;
+  /** At most this many pulled messages wait for a slot. */
+  readonly prefetch: number;
+  /** How often waiting messages are reported alive (a third of ack_wait). */
+  readonly heartbeatMs: number;
+  /** How long one pull request waits for messages. @default 10000 */
+  readonly expiresMs?: number;
+  /** Runs a message that got a slot; the slot is freed when the promise settles. */
+  readonly run: (msg: JsMsg) => Promise<void>;
+  /** A pull failed (it is retried with backoff). */
+  readonly onError: (error: unknown) => void;
+}
+
+/**
+ * Pulls one consumer's tasks in explicit batches and hands each to a handler
+ * slot. Unlike `consume()`, which keeps a buffer the caller cannot see, every
+ * pulled message is visible here while it waits: it is kept alive with
+ * `working()` (so a busy worker's backlog is never redelivered elsewhere) and
+ * given back at once on stop.
+ */
+export class TaskFeed {
+  private readonly waiting = new Set<JsMsg>();
+  private readonly heartbeat: NodeJS.Timeout;
+  private batch: ConsumerMessages | undefined;
+  private stopped = false;
+  private wake: (() => void) | undefined;
+  private readonly done: Promise<void>;
+
+  constructor(private readonly options: TaskFeedOptions) {
+    this.heartbeat = setInterval(() => {
+      for (const msg of this.waiting) msg.working();
+    }, options.heartbeatMs);
+    this.done = this.loop();
+  }
+
+  /** Messages pulled and waiting for a slot. */
+  get backlog(): number {
+    return this.waiting.size;
+  }
+
+  /** Stops pulling and gives every waiting message back to the stream. Running tasks go on. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.heartbeat);
+    this.batch?.stop();
+    this.wake?.();
+    for (const msg of this.waiting) msg.nak();
+    this.waiting.clear();
+    await this.done;
+  }
+
+  private async loop(): Promise<void> {
+    // Pull again once half the prefetch is free: batches, not one request per task.
+    const threshold = Math.ceil(this.options.prefetch / 2);
+    let failures = 0;
+    while (!this.stopped) {
+      const room = this.options.prefetch - this.waiting.size;
+      if (room < threshold) {
+        await this.sleep();
+        continue;
+      }
+      try {
+        this.batch = await this.options.consumer.fetch({
+          max_messages: room,
+          expires: this.options.expiresMs ?? 10_000,
+        });
+        if (this.stopped) this.batch.stop();
+        for await (const msg of this.batch) this.admit(msg);
+        failures = 0;
+      } catch (error) {
+        if (this.stopped) return;
+        this.options.onError(error);
+        await this.sleep(Math.min(100 * 2 ** failures++, 5_000));
+      }
+    }
+  }
+
+  private admit(msg: JsMsg): void {
+    if (this.stopped) {
+      msg.nak();
+      return;
+    }
+    this.waiting.add(msg);
+    void this.options.slots.acquire(this.options.rank).then(() => {
+      // Given back by stop() while it waited.
+      if (!this.waiting.delete(msg)) return this.options.slots.release();
+      this.wake?.();
+      void this.options.run(msg).finally(() => this.options.slots.release());
+    });
+  }
+
+  /** Until woken (room freed, or stop), or for `ms`. */
+  private sleep(ms?: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = ms === undefined ? undefined : setTimeout(resolve, ms);
+      this.wake = () => {
+        this.wake = undefined;
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+}
