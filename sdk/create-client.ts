@@ -1,7 +1,7 @@
-import type { DescMessage } from "@bufbuild/protobuf";
+import { create, type DescMessage } from "@bufbuild/protobuf";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import type { NatsConnection } from "@nats-io/transport-node";
-import type { TaskStatus } from "../gen/taskwire/v1/task_pb.js";
+import { TaskErrorSchema, type TaskStatus } from "../gen/taskwire/v1/task_pb.js";
 import type { ListTasksRequest, ListTasksResponse } from "../gen/taskwire/v1/task_service_pb.js";
 import { createConnectTaskBackend } from "./connect-task-backend.js";
 import { createNatsTaskBackend } from "./nats-task-backend.js";
@@ -9,6 +9,7 @@ import { openConnection } from "./open-connection.js";
 import type { SubmitLimits } from "./prepare-task.js";
 import type { TaskBackend } from "./task-backend.js";
 import type { StatusStream, TaskClient, TaskHandle } from "./task-client.js";
+import { TaskError } from "./task-error.js";
 import { taskFromOptions } from "./task-from-options.js";
 import { createTaskHandle, watchStatus } from "./task-handle.js";
 import type { TaskServiceDefinition } from "./task-method.js";
@@ -91,6 +92,16 @@ function clientOf(backend: TaskBackend, closeResources: () => Promise<void>): Ta
     async submitTask(method, request, options) {
       const accepted = await backend.submit(taskFromOptions(method, request, options));
       return createTaskHandle(backend, accepted.taskId, method.output, accepted.duplicate);
+    },
+    async submitBatch(method, tasks) {
+      const results = await backend.batchSubmit(
+        tasks.map(({ request, options }) => taskFromOptions(method, request, options)),
+      );
+      return results.map(({ outcome }) =>
+        outcome.case === "accepted"
+          ? createTaskHandle(backend, outcome.value.taskId, method.output, outcome.value.duplicate)
+          : TaskError.fromMessage(outcome.value ?? create(TaskErrorSchema), undefined),
+      );
     },
     task: (id, output) => createTaskHandle(backend, id, output),
     getTask: (id) => backend.getTask(id),

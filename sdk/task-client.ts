@@ -1,5 +1,6 @@
 import type { DescMessage, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import type { TaskStatus } from "../gen/taskwire/v1/task_pb.js";
+import type { TaskError } from "./task-error.js";
 import type { DeliveryName, PriorityName, RetryOptions, TaskMethod } from "./task-method.js";
 
 /** Per-task overrides accepted at submit. Every field is optional. */
@@ -64,4 +65,13 @@ export interface TaskClient {
     request: MessageInitShape<I>,
     options?: SubmitOptions,
   ): Promise<TaskHandle<O>>;
+  /**
+   * Submits many tasks of one method in one request (BatchSubmit, at most 1000).
+   * Each is accepted or refused on its own: the answer holds, in order, a handle
+   * or the TaskError that names what was wrong with that task.
+   */
+  submitBatch<I extends DescMessage, O extends DescMessage>(
+    method: TaskMethod<I, O>,
+    tasks: ReadonlyArray<{ request: MessageInitShape<I>; options?: SubmitOptions }>,
+  ): Promise<Array<TaskHandle<O> | TaskError>>;
 }

@@ -1,0 +1,233 @@
+import { Code, createClient as createConnectClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { hashService, implementHashService } from "../../gen/example/v1/hash_taskwire.js";
+import { implementReportService, reportService } from "../../gen/example/v1/report_taskwire.js";
+import { TaskState } from "../../gen/taskwire/v1/task_pb.js";
+import { createClient, type TaskwireClient } from "../../sdk/create-client.js";
+import { createNatsTaskBackend } from "../../sdk/nats-task-backend.js";
+import { TaskError } from "../../sdk/task-error.js";
+import { createTaskRegistry, registryOf } from "../../sdk/task-registry.js";
+import { createGateway, type Gateway } from "../../server/create-gateway.js";
+import { HealthService, ServingStatus } from "../../server/health-service.js";
+import { createWorker, type Worker } from "../../worker-runtime/create-worker.js";
+import type { WorkerEvent } from "../../worker-runtime/worker-event.js";
+import { type NatsServer, startNatsServer } from "../support/nats-server.js";
+import { poll } from "../support/poll.js";
+
+const services = [hashService, reportService];
+// A short ack wait: a task held without heartbeats is redelivered within a second.
+const topology = { ackWaitMs: 1000 };
+
+/** TaskService against a real nats-server, with workers started only where a test needs them. */
+describe("TaskService over JetStream", () => {
+  let nats: NatsServer;
+  let nc: NatsConnection;
+  let gateway: Gateway;
+  let client: TaskwireClient;
+  const workers: Worker[] = [];
+
+  beforeAll(async () => {
+    nats = await startNatsServer();
+    nc = await connect({ servers: nats.url, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
+    const backend = await createNatsTaskBackend({ nc, registry: createTaskRegistry(services), topology });
+    gateway = await createGateway({ backend, typeRegistry: registryOf(services) });
+    client = await createClient({ gateway: gateway.url });
+  }, 30_000);
+
+  afterEach(async () => {
+    await Promise.all(workers.splice(0).map((w) => w.close()));
+  });
+
+  afterAll(async () => {
+    await client?.close();
+    await gateway?.close();
+    await nc?.close();
+    await nats?.stop();
+  });
+
+  const aborted = new Set<string>();
+  const startWorker = async (
+    options: { onEvent?: (event: WorkerEvent) => void; concurrency?: number; prefetch?: number } = {},
+  ) => {
+    const worker = await createWorker({
+      nats: nats.url,
+      ...options,
+      topology,
+      services: [
+        implementHashService({ digest: async ({ text }) => ({ hex: text.toUpperCase(), rounds: 1 }) }),
+        implementReportService({
+          generate: async ({ title, sections, sectionMs }, ctx) => {
+            ctx.signal.addEventListener("abort", () => aborted.add(ctx.taskId));
+            for (let i = 0; i < sections; i++) {
+              ctx.signal.throwIfAborted();
+              await new Promise((r) => setTimeout(r, sectionMs));
+            }
+            return { body: title, sections };
+          },
+        }),
+      ],
+    });
+    workers.push(worker);
+    return worker;
+  };
+
+  it("BatchSubmit accepts or refuses each task on its own, in order", async () => {
+    const hashes = hashService.methods.digest;
+    const results = await client.submitBatch(hashes, [
+      { request: { text: "a" } },
+      { request: { text: "" } }, // missing required field
+      { request: { text: "c" }, options: { idempotencyKey: "batch-c" } },
+      { request: { text: "c again" }, options: { idempotencyKey: "batch-c" } },
+    ]);
+    expect(results).toHaveLength(4);
+    const [a, missing, c, again] = results;
+    expect(missing).toBeInstanceOf(TaskError);
+    expect((missing as TaskError).code).toBe(Code.InvalidArgument);
+    expect((missing as TaskError).message).toMatch(/missing required field: text/);
+    if (!a || !c || !again || a instanceof TaskError || c instanceof TaskError || again instanceof TaskError)
+      throw new Error("a valid task was refused");
+    expect(again.id).toBe(c.id);
+    expect(again.duplicate).toBe(true);
+    expect((await a.status()).state).toBe(TaskState.PENDING);
+
+    await startWorker();
+    expect((await a.result()).hex).toBe("A");
+    expect((await c.result()).hex).toBe("C");
+  });
+
+  it("refuses a batch over 1000 tasks with INVALID_ARGUMENT", async () => {
+    const tasks = Array.from({ length: 1001 }, (_, i) => ({ request: { text: `t${i}` } }));
+    await expect(client.submitBatch(hashService.methods.digest, tasks)).rejects.toThrow(
+      /a batch holds at most 1000 tasks, got 1001/,
+    );
+  });
+
+  it("ListTasks filters by worker type and state, newest first, in pages", async () => {
+    const submitted = [];
+    for (let i = 0; i < 5; i++)
+      submitted.push((await client.submitTask(reportService.methods.generate, { title: `l${i}`, sections: 1 })).id);
+    const seen: string[] = [];
+    let pageToken = "";
+    let pages = 0;
+    do {
+      const page = await client.listTasks({
+        workerType: "reports",
+        states: [TaskState.PENDING],
+        pageSize: 2,
+        pageToken,
+      });
+      expect(page.tasks.length).toBeLessThanOrEqual(2);
+      seen.push(...page.tasks.map((t) => t.taskId));
+      pageToken = page.nextPageToken;
+      pages++;
+    } while (pageToken);
+    expect(pages).toBeGreaterThanOrEqual(3);
+    expect(seen).toEqual([...submitted].reverse());
+
+    await startWorker();
+    await Promise.all(submitted.map((id) => client.task(id, reportService.methods.generate.output).result()));
+    const done = await client.listTasks({ workerType: "reports", states: [TaskState.SUCCEEDED] });
+    expect(done.tasks.map((t) => t.taskId)).toEqual(expect.arrayContaining(submitted));
+    const pending = await client.listTasks({ workerType: "reports", states: [TaskState.PENDING] });
+    expect(pending.tasks.map((t) => t.taskId)).not.toEqual(expect.arrayContaining([submitted[0]]));
+    await expect(client.listTasks({ workerType: "nope" })).rejects.toThrow(/\[not_found\] unknown worker type "nope"/);
+  });
+
+  it("a task cancelled while queued never runs", async () => {
+    const generate = reportService.methods.generate;
+    const victim = await client.submitTask(generate, { title: "victim", sections: 1 });
+    const cancelled = await victim.cancel("no longer needed");
+    expect(cancelled.state).toBe(TaskState.CANCELLED);
+    expect(cancelled.error?.message).toBe("no longer needed");
+    const after = await client.submitTask(generate, { title: "after", sections: 1 });
+
+    const attempts: string[] = [];
+    await startWorker({
+      onEvent: (event) => {
+        if (event.type === "attempt") attempts.push(event.taskId);
+      },
+    });
+    await after.result();
+    const final = await victim.status();
+    expect(final.state).toBe(TaskState.CANCELLED);
+    expect(final.workerId).toBe("");
+    expect(final.startedAt).toBeUndefined();
+    expect(attempts).not.toContain(victim.id);
+    await expect(victim.result()).rejects.toThrow(/\[canceled\] no longer needed/);
+  });
+
+  it("a running task's handler sees its signal abort on cancel; the task ends CANCELLED", async () => {
+    await startWorker();
+    const task = await client.submitTask(reportService.methods.generate, {
+      title: "long",
+      sections: 50,
+      sectionMs: 100,
+    });
+    await poll(async () => ((await task.status()).state === TaskState.RUNNING ? true : undefined));
+    await task.cancel();
+    await expect(task.result()).rejects.toThrow(/\[canceled\]/);
+    expect((await task.status()).state).toBe(TaskState.CANCELLED);
+    await poll(async () => (aborted.has(task.id) ? true : undefined));
+  });
+
+  it("a busy worker's pulled backlog is kept alive: no task is redelivered while it waits", async () => {
+    // ack_wait is 1 s; each task takes 0.6 s on the only slot, and all four are pulled at once: the last waits ~1.8 s.
+    const attempts: number[] = [];
+    await startWorker({
+      concurrency: 1,
+      prefetch: 4,
+      onEvent: (event) => {
+        if (event.type === "attempt") attempts.push(event.attempt);
+      },
+    });
+    const ids = [];
+    for (let i = 0; i < 4; i++) {
+      ids.push(
+        (await client.submitTask(reportService.methods.generate, { title: `b${i}`, sections: 3, sectionMs: 200 })).id,
+      );
+    }
+    const statuses = await Promise.all(
+      ids.map(async (id) => {
+        await client.task(id, reportService.methods.generate.output).result();
+        return client.getTask(id);
+      }),
+    );
+    expect(statuses.map((s) => s.attempt)).toEqual([1, 1, 1, 1]);
+    expect(attempts).toEqual([1, 1, 1, 1]);
+  });
+
+  it("while NATS is down: UNAVAILABLE at once, health NOT_SERVING; after it returns a retry succeeds", async () => {
+    const health = createConnectClient(HealthService, createGrpcTransport({ baseUrl: gateway.url }));
+    const check = async () => (await health.check({ service: "" })).status;
+    expect(await check()).toBe(ServingStatus.SERVING);
+    const queued = await client.submitTask(hashService.methods.digest, { text: "before" });
+
+    await nats.kill("SIGKILL");
+    await poll(async () => ((await check()) === ServingStatus.NOT_SERVING ? true : undefined));
+    const refused = await client
+      .submitTask(hashService.methods.digest, { text: "during" }, { idempotencyKey: "outage" })
+      .then(
+        () => undefined,
+        (error: TaskError) => error,
+      );
+    expect(refused?.code).toBe(Code.Unavailable);
+    expect(refused?.message).toMatch(/not connected to NATS \(reconnecting\); nothing was done, retry later/);
+    await expect(client.getTask(queued.id)).rejects.toThrow(/\[unavailable\]/);
+
+    await nats.restart();
+    await poll(async () => ((await check()) === ServingStatus.SERVING ? true : undefined));
+    const retried = await poll(() =>
+      client.submitTask(hashService.methods.digest, { text: "during" }, { idempotencyKey: "outage" }),
+    );
+    expect(retried.duplicate).toBe(false);
+    const again = await client.submitTask(hashService.methods.digest, { text: "during" }, { idempotencyKey: "outage" });
+    expect(again.id).toBe(retried.id);
+    expect(again.duplicate).toBe(true);
+    expect((await queued.status()).state).toBe(TaskState.PENDING);
+    await startWorker();
+    expect((await retried.result()).hex).toBe("DURING");
+    expect((await queued.result()).hex).toBe("BEFORE");
+  });
+});
