@@ -11,6 +11,7 @@
  * Common flags: --config <file> (default taskwire.yaml), --gateway <url>.
  */
 import { parseArgs } from "node:util";
+import { ConnectError } from "@connectrpc/connect";
 import { runGateway, runWorkers, type Stoppable, statusCommand, submitCommand, watchCommand } from "./commands.js";
 import { loadConfig } from "./load-config.js";
 import { startNatsServer } from "./start-nats-server.js";
@@ -91,10 +92,14 @@ async function main(argv: string[]): Promise<void> {
 
 function untilSignal(parts: Stoppable[]): Promise<void> {
   return new Promise((resolve) => {
-    const stop = () => {
+    const stop = (signal: NodeJS.Signals) => {
       process.off("SIGINT", stop);
       process.off("SIGTERM", stop);
-      void stopAll(parts).then(resolve);
+      console.log(`taskwire: ${signal}: stopping`);
+      void stopAll(parts).then(() => {
+        console.log("taskwire: stopped");
+        resolve();
+      });
     };
     process.once("SIGINT", stop);
     process.once("SIGTERM", stop);
@@ -114,7 +119,7 @@ async function stopAll(parts: Stoppable[]): Promise<void> {
 main(process.argv.slice(2)).then(
   () => process.exit(0),
   (error: Error) => {
-    console.error(`taskwire: ${error.message}`);
+    console.error(`taskwire: ${error instanceof ConnectError ? error.rawMessage : error.message}`);
     process.exit(1);
   },
 );

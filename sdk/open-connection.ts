@@ -1,9 +1,10 @@
+import { Code } from "@connectrpc/connect";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { fromNatsError } from "./nats-error.js";
+import { TaskError } from "./task-error.js";
 
 /**
  * A URL is connected to (and `owned`: the caller closes it); an open
- * connection is used as is. Connection failures become UNAVAILABLE TaskErrors.
+ * connection is used as is. A failure to connect is an UNAVAILABLE TaskError.
  *
  * A connection opened here never gives up reconnecting: a gateway or worker
  * outlives any NATS outage (nats.js stops after 10 attempts by default).
@@ -16,6 +17,8 @@ export async function openConnection(
   try {
     return { nc: await connect({ servers: nats, name, maxReconnectAttempts: -1 }), owned: true };
   } catch (error) {
-    throw fromNatsError(error, `connecting to NATS at ${nats}`);
+    throw new TaskError(`cannot connect to NATS at ${nats}: ${(error as Error).message}`, Code.Unavailable, {
+      cause: error,
+    });
   }
 }

@@ -1,0 +1,213 @@
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { connect as connectTcp } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { implementReportService, reportService } from "../../gen/example/v1/report_taskwire.js";
+import { TaskState } from "../../gen/taskwire/v1/task_pb.js";
+import { createClient, type TaskwireClient } from "../../sdk/create-client.js";
+import type { TaskHandle } from "../../sdk/task-client.js";
+import { createWorker } from "../../worker-runtime/create-worker.js";
+import { freePort, type NatsServer, startNatsServer } from "../support/nats-server.js";
+import { poll } from "../support/poll.js";
+import { repoRoot } from "../support/tools.js";
+
+const run = promisify(execFile);
+const examples = (path: string) => join(repoRoot, path);
+
+/** A taskwire.yaml in a temporary directory, on free ports. */
+async function writeConfig(dir: string, nats: string, options: { processes: number; concurrency?: number }) {
+  const gatewayPort = await freePort();
+  const path = join(dir, "taskwire.yaml");
+  await writeFile(
+    path,
+    `nats:
+  url: ${nats}
+  dataDir: ${join(dir, "nats")}
+gateway:
+  host: 127.0.0.1
+  port: ${gatewayPort}
+  services:
+    - ${examples("gen/example/v1/hash_taskwire.ts")}
+    - ${examples("gen/example/v1/report_taskwire.ts")}
+worker:
+  shutdownGraceMs: 10000
+  pools:
+    - name: hasher
+      module: ${examples("examples/hash/hash-worker.ts")}
+      processes: ${options.processes}
+    - name: reports
+      module: ${examples("examples/report/report-worker.ts")}
+      processes: ${options.processes}${options.concurrency ? `\n      concurrency: ${options.concurrency}` : ""}
+`,
+  );
+  return { path, gatewayUrl: `http://127.0.0.1:${gatewayPort}` };
+}
+
+/** Collects a child's output and resolves `until(text)` once it has printed `text`. */
+function follow(child: ChildProcess) {
+  let output = "";
+  const onData = (chunk: Buffer) => {
+    output += chunk.toString();
+  };
+  child.stdout?.on("data", onData);
+  child.stderr?.on("data", onData);
+  const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) =>
+    child.once("exit", (code, signal) => resolve({ code, signal })),
+  );
+  return {
+    exited,
+    output: () => output,
+    until: (text: string) =>
+      poll(async () => {
+        if (child.exitCode !== null) throw new Error(`exited early:\n${output}`);
+        return output.includes(text) ? true : undefined;
+      }, 60_000),
+  };
+}
+
+const isListening = (url: string) =>
+  new Promise<boolean>((resolve) => {
+    const { hostname, port } = new URL(url);
+    const socket = connectTcp(Number(port), hostname);
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+  });
+
+describe("the taskwire command", () => {
+  let dir: string;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "taskwire-cli-"));
+  });
+
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("`npm start` runs nats-server, the gateway and the workers; submit, watch and status work against it", async () => {
+    const natsUrl = `nats://127.0.0.1:${await freePort()}`;
+    const config = await writeConfig(dir, natsUrl, { processes: 1 });
+    // Its own process group, as in a terminal: Ctrl-C signals the whole group.
+    const dev = spawn("npm", ["start", "--", "--config", config.path], { cwd: repoRoot, detached: true });
+    const devOut = follow(dev);
+    try {
+      await devOut.until("workers ready");
+      const taskwire = (...args: string[]) =>
+        run("npm", ["run", "--silent", "taskwire", "--", ...args, "--config", config.path], { cwd: repoRoot });
+
+      const waited = await taskwire("submit", "hasher/Digest", "--json", '{"text":"hello"}', "--wait");
+      expect(JSON.parse(waited.stdout)).toEqual({
+        hex: createHash("sha256").update("hello").digest("hex"),
+        rounds: 1,
+      });
+
+      const submitted = await taskwire("submit", "reports/Generate", "--json", '{"title":"cli","sections":2}');
+      const id = submitted.stdout.trim();
+      expect(id).toMatch(/^reports\.[0-9A-Z]{26}$/);
+      const watched = await taskwire("watch", id);
+      expect(watched.stdout.trim().split("\n").at(-1)).toMatch(/ SUCCEEDED 100%/);
+      const status = JSON.parse((await taskwire("status", id)).stdout) as {
+        state: string;
+        result: { sections: number };
+      };
+      expect(status.state).toBe("TASK_STATE_SUCCEEDED");
+      expect(status.result.sections).toBe(2);
+
+      await expect(taskwire("submit", "hasher/Digest", "--json", "{not json")).rejects.toThrow(
+        /--json is not valid JSON/,
+      );
+    } finally {
+      if (dev.pid) process.kill(-dev.pid, "SIGINT");
+    }
+    // npm itself exits at once on SIGINT; taskwire goes on stopping its parts, then says so.
+    await devOut.exited;
+    await poll(async () => (devOut.output().includes("taskwire: stopped") ? true : undefined));
+    expect(await isListening(natsUrl.replace("nats:", "http:"))).toBe(false);
+    expect(await isListening(config.gatewayUrl)).toBe(false);
+  }, 120_000);
+
+  it("says NATS is unreachable, and how to start it, when nothing listens at nats.url", async () => {
+    const config = await writeConfig(dir, `nats://127.0.0.1:${await freePort()}`, { processes: 1 });
+    const gateway = run(
+      process.execPath,
+      ["--import", "tsx", "--conditions=taskwire-source", "cli/main.ts", "gateway", "--config", config.path],
+      { cwd: repoRoot },
+    );
+    await expect(gateway).rejects.toMatchObject({
+      code: 1,
+      stderr: expect.stringMatching(
+        /taskwire: cannot connect to NATS at nats:\/\/127\.0\.0\.1:\d+: .*\(is nats-server running\? "taskwire dev" starts one\)/,
+      ),
+    });
+  }, 30_000);
+
+  describe("`taskwire worker` on SIGTERM", () => {
+    let nats: NatsServer;
+    let client: TaskwireClient;
+
+    beforeAll(async () => {
+      nats = await startNatsServer();
+      client = await createClient({ nats: nats.url, services: [reportService] });
+    });
+
+    afterAll(async () => {
+      await client?.close();
+      await nats?.stop();
+    });
+
+    it("finishes the tasks in flight, fetches nothing new and exits within the grace period", async () => {
+      const config = await writeConfig(dir, nats.url, { processes: 1, concurrency: 2 });
+      const supervisor = spawn(
+        process.execPath,
+        ["--import", "tsx", "--conditions=taskwire-source", "cli/main.ts", "worker", "--config", config.path],
+        { cwd: repoRoot },
+      );
+      const out = follow(supervisor);
+      // Six one-second tasks for two slots: two run, four wait.
+      const tasks: TaskHandle<typeof reportService.methods.generate.output>[] = [];
+      for (let i = 0; i < 6; i++)
+        tasks.push(
+          await client.submitTask(reportService.methods.generate, { title: `t${i}`, sections: 5, sectionMs: 200 }),
+        );
+      const running = await poll(async () => {
+        const statuses = await Promise.all(tasks.map((t) => t.status()));
+        const ids = statuses.filter((s) => s.state === TaskState.RUNNING).map((s) => s.taskId);
+        return ids.length === 2 ? ids : undefined;
+      });
+
+      const signalled = Date.now();
+      supervisor.kill("SIGTERM");
+      const exit = await out.exited;
+      expect(Date.now() - signalled).toBeLessThan(10_000);
+      expect(exit, out.output()).toEqual({ code: 0, signal: null });
+
+      const after = await Promise.all(tasks.map((t) => t.status()));
+      for (const status of after) {
+        if (running.includes(status.taskId)) {
+          expect(status).toMatchObject({ state: TaskState.SUCCEEDED, attempt: 1, workerId: "reports-0" });
+        } else {
+          expect(status).toMatchObject({ state: TaskState.PENDING, workerId: "" });
+        }
+      }
+
+      // Nothing was lost: another worker runs the rest.
+      const worker = await createWorker({
+        nats: nats.url,
+        services: [implementReportService({ generate: async ({ title, sections }) => ({ body: title, sections }) })],
+      });
+      try {
+        const results = await Promise.all(tasks.map((t) => t.result()));
+        expect(results.map((r) => r.sections)).toEqual([5, 5, 5, 5, 5, 5]);
+      } finally {
+        await worker.close();
+      }
+    }, 60_000);
+  });
+});
