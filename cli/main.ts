@@ -92,17 +92,20 @@ async function main(argv: string[]): Promise<void> {
 
 function untilSignal(parts: Stoppable[]): Promise<void> {
   return new Promise((resolve) => {
+    let stopping = false;
+    // Handlers stay installed: one Ctrl-C can arrive twice (from the terminal and
+    // relayed by a wrapper such as npm or tsx), and a second must not kill the stop.
     const stop = (signal: NodeJS.Signals) => {
-      process.off("SIGINT", stop);
-      process.off("SIGTERM", stop);
+      if (stopping) return;
+      stopping = true;
       console.log(`taskwire: ${signal}: stopping`);
       void stopAll(parts).then(() => {
         console.log("taskwire: stopped");
         resolve();
       });
     };
-    process.once("SIGINT", stop);
-    process.once("SIGTERM", stop);
+    process.on("SIGINT", stop);
+    process.on("SIGTERM", stop);
   });
 }
 

@@ -35,7 +35,9 @@ const stop = () => {
     },
   );
 };
-process.once("SIGTERM", stop);
-process.once("SIGINT", stop);
+// `on`, not `once`: a second signal (the supervisor's SIGTERM after a terminal's
+// SIGINT to the whole group) must not kill the drain. close() is idempotent.
+process.on("SIGTERM", stop);
+process.on("SIGINT", stop);
 // The supervisor is gone: nobody will stop this process, so drain and exit.
 process.once("disconnect", stop);

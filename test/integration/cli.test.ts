@@ -128,7 +128,9 @@ describe("the taskwire command", () => {
     }
     // npm itself exits at once on SIGINT; taskwire goes on stopping its parts, then says so.
     await devOut.exited;
-    await poll(async () => (devOut.output().includes("taskwire: stopped") ? true : undefined));
+    await poll(async () => (devOut.output().includes("taskwire: stopped") ? true : undefined)).catch((error) => {
+      throw new Error(`${error.message}; output:\n${devOut.output()}`);
+    });
     expect(await isListening(natsUrl.replace("nats:", "http:"))).toBe(false);
     expect(await isListening(config.gatewayUrl)).toBe(false);
   }, 120_000);
