@@ -8,7 +8,7 @@ import {
   jetstream,
   jetstreamManager,
 } from "@nats-io/jetstream";
-import { type KV, KvWatchInclude } from "@nats-io/kv";
+import type { KV } from "@nats-io/kv";
 import { errors, type NatsConnection } from "@nats-io/transport-node";
 import { type Task, TaskState, type TaskStatus, WorkItemSchema } from "../gen/taskwire/v1/task_pb.js";
 import {
@@ -20,13 +20,22 @@ import {
   type SubmitResponse,
   SubmitResponseSchema,
 } from "../gen/taskwire/v1/task_service_pb.js";
+import { Mailbox } from "./mailbox.js";
 import { fromNatsError } from "./nats-error.js";
 import { prepareTask, type SubmitLimits } from "./prepare-task.js";
 import type { TaskBackend } from "./task-backend.js";
 import { TaskError } from "./task-error.js";
 import { taskIdToken, workerTypeOfTaskId } from "./task-id.js";
 import type { TaskRegistry } from "./task-registry.js";
-import { decodeStatus, isTerminal, queuedStatus, readStatus, type StoredStatus, writeStatus } from "./task-status.js";
+import {
+  decodeStatus,
+  isTerminal,
+  queuedStatus,
+  readStatus,
+  type StoredStatus,
+  statusUpdatedMs,
+  writeStatus,
+} from "./task-status.js";
 import {
   checkServerVersion,
   provisionStatusBucket,
@@ -71,6 +80,7 @@ export async function createNatsTaskBackend(options: NatsTaskBackendOptions): Pr
 class NatsTaskBackend implements TaskBackend {
   private available = true;
   private readonly availabilityListeners = new Set<(available: boolean) => void>();
+  private readonly reconnectListeners = new Set<() => void>();
 
   constructor(
     private readonly nc: NatsConnection,
@@ -97,7 +107,10 @@ class NatsTaskBackend implements TaskBackend {
     };
     for await (const status of this.nc.status()) {
       if (status.type === "disconnect") set(false);
-      else if (status.type === "reconnect") set(true);
+      else if (status.type === "reconnect") {
+        set(true);
+        for (const listener of this.reconnectListeners) listener();
+      }
     }
     set(false); // the connection is closed for good
   }
@@ -165,29 +178,56 @@ class NatsTaskBackend implements TaskBackend {
   }
 
   async *watchTask(taskId: string, signal?: AbortSignal): AsyncIterable<TaskStatus> {
-    // Watch first, then read: no change between the two can be missed.
-    const watcher = await this.kv
-      .watch({ key: taskId, include: KvWatchInclude.UpdatesOnly })
-      .catch((e) => Promise.reject(fromNatsError(e, `watching ${taskId}`)));
-    const stop = () => watcher.stop();
+    this.workerTypeOf(taskId);
+    // Every write of the record is a message on its subject: a core subscription
+    // sees it without creating a JetStream consumer per watch. Subscribe first,
+    // then read, so no change between the two is missed; read again after a
+    // reconnect, since core NATS does not replay what was missed meanwhile.
+    const updates = new Mailbox<TaskStatus | Error>();
+    const sub = this.nc.subscribe(topology.statusSubject(taskId), {
+      callback: (error, msg) => {
+        if (error) updates.push(error);
+        else if (!msg.headers?.get("KV-Operation")) updates.push(decodeStatus(msg.data)); // not a delete
+      },
+    });
+    // After a reconnect JetStream may need a moment (a restarted server recovers
+    // its streams): read until it answers, for as long as the watch lasts.
+    let watching = true;
+    const reread = async () => {
+      for (let delayMs = 250; watching; delayMs = Math.min(delayMs * 2, 5_000)) {
+        try {
+          return updates.push((await this.load(taskId)).status);
+        } catch (error) {
+          if ((error as TaskError).code !== Code.Unavailable) return updates.push(error as TaskError);
+          await new Promise((resolve) => setTimeout(resolve, delayMs));
+        }
+      }
+    };
+    // The connection closed for good: the loop below ends and says so.
+    void sub.closed.then(() => updates.close());
+    const onReconnect = () => void reread();
+    this.reconnectListeners.add(onReconnect);
+    const stop = () => updates.close();
     signal?.addEventListener("abort", stop, { once: true });
     try {
-      const current = await this.load(taskId);
-      yield current.status;
-      if (isTerminal(current.status.state)) return;
-      let revision = current.revision;
-      for await (const entry of watcher) {
-        if (entry.operation !== "PUT" || entry.revision <= revision) continue;
-        revision = entry.revision;
-        const status = decodeStatus(entry.value);
-        yield status;
-        if (isTerminal(status.state)) return;
+      let shown: TaskStatus | undefined;
+      const first = await this.load(taskId);
+      updates.unshift(first.status);
+      for await (const update of updates) {
+        if (update instanceof Error) throw fromNatsError(update, `watching ${taskId}`);
+        // Writers race (a worker and a canceller): never step back in time.
+        if (shown && statusUpdatedMs(update) < statusUpdatedMs(shown)) continue;
+        shown = update;
+        yield update;
+        if (isTerminal(update.state)) return;
       }
       if (signal?.aborted) throw new TaskError(`watch of ${taskId} was aborted`, Code.Canceled);
       throw new TaskError(`watch of ${taskId} ended: the NATS connection closed`, Code.Unavailable);
     } finally {
+      watching = false;
       signal?.removeEventListener("abort", stop);
-      watcher.stop();
+      this.reconnectListeners.delete(onReconnect);
+      sub.unsubscribe();
     }
   }
 

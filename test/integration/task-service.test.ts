@@ -203,6 +203,9 @@ describe("TaskService over JetStream", () => {
     const check = async () => (await health.check({ service: "" })).status;
     expect(await check()).toBe(ServingStatus.SERVING);
     const queued = await client.submitTask(hashService.methods.digest, { text: "before" });
+    // A watch open across the outage: it must still see the task end.
+    const watch = queued.watch()[Symbol.asyncIterator]();
+    expect((await watch.next()).value?.state).toBe(TaskState.PENDING);
 
     await nats.kill("SIGKILL");
     await poll(async () => ((await check()) === ServingStatus.NOT_SERVING ? true : undefined));
@@ -229,5 +232,8 @@ describe("TaskService over JetStream", () => {
     await startWorker();
     expect((await retried.result()).hex).toBe("DURING");
     expect((await queued.result()).hex).toBe("BEFORE");
+    const seen: TaskState[] = [];
+    for (let next = await watch.next(); !next.done; next = await watch.next()) seen.push(next.value.state);
+    expect(seen.at(-1)).toBe(TaskState.SUCCEEDED);
   });
 });
