@@ -42,7 +42,10 @@ describe("toolchain", () => {
     it("fails when a proto changes without regeneration", async () => {
       // A copy inside the repository, so the plugin resolves node_modules as usual.
       copy = await mkdtemp(join(root, ".tmp-staleness-"));
-      for (const entry of ["proto", "examples/proto", "gen", "codegen", "sdk", "worker-runtime", "scripts"]) {
+      const modules = [...(await readFile(join(root, "buf.yaml"), "utf8")).matchAll(/- path: (\S+)/g)].map(
+        (m) => m[1] ?? "",
+      );
+      for (const entry of [...modules, "gen", "codegen", "sdk", "worker-runtime", "scripts"]) {
         await cp(join(root, entry), join(copy, entry), { recursive: true });
       }
       for (const file of ["buf.yaml", "buf.gen.yaml", "package.json", "tsconfig.json"]) {
