@@ -5,24 +5,32 @@ import { fileURLToPath } from "node:url";
 const repoTools = fileURLToPath(new URL("../.tools/bin/", import.meta.url));
 
 /**
- * Finds a tool Taskwire runs: `$<envVar>`, then the project's `.tools/bin`
- * (installed by `npm run setup`), then PATH. Throws a message that says how to
- * install it.
+ * Finds a tool Taskwire runs: `$<envVar>` if set (it must be executable), then
+ * the project's `.tools/bin` (the pinned version `npm run setup` builds), then
+ * PATH unless `searchPath` is false. Throws a message that says how to install it.
  */
-export function findBinary(name: string, envVar: string): string {
-  const candidates = [
-    process.env[envVar],
-    join(repoTools, name),
-    ...(process.env.PATH ?? "").split(delimiter).map((d) => join(d, name)),
-  ];
-  for (const candidate of candidates) {
-    if (!candidate) continue;
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // not there or not executable: try the next
-    }
+export function findBinary(name: string, envVar: string, { searchPath = true } = {}): string {
+  const fromEnv = process.env[envVar];
+  if (fromEnv) {
+    if (isExecutable(fromEnv)) return fromEnv;
+    throw new Error(`${envVar}=${fromEnv} is not an executable file`);
   }
-  throw new Error(`${name} not found: run "npm run setup" (installs it into .tools/bin) or set ${envVar}`);
+  const candidates = [
+    join(repoTools, name),
+    ...(searchPath ? (process.env.PATH ?? "").split(delimiter).map((d) => join(d, name)) : []),
+  ];
+  const found = candidates.find(isExecutable);
+  if (found) return found;
+  throw new Error(
+    `${name} not found${searchPath ? "" : ` at ${candidates[0]}`}: run "npm run setup" (builds the pinned version into .tools/bin) or set ${envVar}`,
+  );
+}
+
+function isExecutable(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
 }

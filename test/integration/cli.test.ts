@@ -150,6 +150,21 @@ describe("the taskwire command", () => {
     });
   }, 30_000);
 
+  it("says nats-server is missing, and how to get it", async () => {
+    const config = await writeConfig(dir, `nats://127.0.0.1:${await freePort()}`, { processes: 1 });
+    const dev = run(
+      process.execPath,
+      ["--import", "tsx", "--conditions=taskwire-source", "cli/main.ts", "dev", "--config", config.path],
+      { cwd: repoRoot, env: { ...process.env, TASKWIRE_NATS_SERVER: join(dir, "no-such-nats-server") } },
+    );
+    await expect(dev).rejects.toMatchObject({
+      code: 1,
+      stderr: expect.stringContaining(
+        `taskwire: TASKWIRE_NATS_SERVER=${join(dir, "no-such-nats-server")} is not an executable file`,
+      ),
+    });
+  }, 30_000);
+
   describe("`taskwire worker` on SIGTERM", () => {
     let nats: NatsServer;
     let client: TaskwireClient;
