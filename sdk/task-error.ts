@@ -28,6 +28,7 @@ export class TaskError extends ConnectError {
 
   /** `instanceof TaskError` by prototype chain (ConnectError's own check is by name). */
   static override [Symbol.hasInstance](value: unknown): boolean {
+    // biome-ignore lint/complexity/noThisInStatic: `this` is the subclass being tested (NonRetryableError too)
     return Function.prototype[Symbol.hasInstance].call(this, value);
   }
 
