@@ -21,6 +21,7 @@ export function createConnectTaskBackend(transport: Transport): TaskBackend {
     cancelTask: (taskId, reason) =>
       call(client.cancelTask({ taskId, reason })).then((r) => status(r.status, "CancelTask")),
     listTasks: (request) => call(client.listTasks(request)),
+    close: async () => {},
     async *watchTask(taskId, signal) {
       try {
         for await (const response of client.watchTask({ taskId }, { signal })) {

@@ -78,6 +78,7 @@ export async function createClient(options: GatewayClientOptions | DirectClientO
       limits: options.limits,
     });
     return clientOf(backend, async () => {
+      await backend.close();
       if (owned) await nc.close();
     });
   } catch (error) {

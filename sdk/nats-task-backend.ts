@@ -23,19 +23,12 @@ import {
 import { Mailbox } from "./mailbox.js";
 import { fromNatsError } from "./nats-error.js";
 import { prepareTask, type SubmitLimits } from "./prepare-task.js";
+import { StatusFeed } from "./status-feed.js";
 import type { TaskBackend } from "./task-backend.js";
 import { TaskError } from "./task-error.js";
 import { taskIdToken, workerTypeOfTaskId } from "./task-id.js";
 import type { TaskRegistry } from "./task-registry.js";
-import {
-  decodeStatus,
-  isTerminal,
-  queuedStatus,
-  readStatus,
-  type StoredStatus,
-  statusUpdatedMs,
-  writeStatus,
-} from "./task-status.js";
+import { decodeStatus, isTerminal, queuedStatus, readStatus, type StoredStatus, writeStatus } from "./task-status.js";
 import {
   checkServerVersion,
   provisionStatusBucket,
@@ -80,7 +73,7 @@ export async function createNatsTaskBackend(options: NatsTaskBackendOptions): Pr
 class NatsTaskBackend implements TaskBackend {
   private available = true;
   private readonly availabilityListeners = new Set<(available: boolean) => void>();
-  private readonly reconnectListeners = new Set<() => void>();
+  private readonly statusFeed: StatusFeed;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -90,6 +83,7 @@ class NatsTaskBackend implements TaskBackend {
     private readonly registry: TaskRegistry,
     private readonly limits: SubmitLimits,
   ) {
+    this.statusFeed = new StatusFeed(kv);
     void this.followConnection();
   }
 
@@ -107,10 +101,7 @@ class NatsTaskBackend implements TaskBackend {
     };
     for await (const status of this.nc.status()) {
       if (status.type === "disconnect") set(false);
-      else if (status.type === "reconnect") {
-        set(true);
-        for (const listener of this.reconnectListeners) listener();
-      }
+      else if (status.type === "reconnect") set(true);
     }
     set(false); // the connection is closed for good
   }
@@ -178,57 +169,36 @@ class NatsTaskBackend implements TaskBackend {
   }
 
   async *watchTask(taskId: string, signal?: AbortSignal): AsyncIterable<TaskStatus> {
-    this.workerTypeOf(taskId);
-    // Every write of the record is a message on its subject: a core subscription
-    // sees it without creating a JetStream consumer per watch. Subscribe first,
-    // then read, so no change between the two is missed; read again after a
-    // reconnect, since core NATS does not replay what was missed meanwhile.
-    const updates = new Mailbox<TaskStatus | Error>();
-    const sub = this.nc.subscribe(topology.statusSubject(taskId), {
-      callback: (error, msg) => {
-        if (error) updates.push(error);
-        else if (!msg.headers?.get("KV-Operation")) updates.push(decodeStatus(msg.data)); // not a delete
-      },
-    });
-    // After a reconnect JetStream may need a moment (a restarted server recovers
-    // its streams): read until it answers, for as long as the watch lasts.
-    let watching = true;
-    const reread = async () => {
-      for (let delayMs = 250; watching; delayMs = Math.min(delayMs * 2, 5_000)) {
-        try {
-          return updates.push((await this.load(taskId)).status);
-        } catch (error) {
-          if ((error as TaskError).code !== Code.Unavailable) return updates.push(error as TaskError);
-          await new Promise((resolve) => setTimeout(resolve, delayMs));
-        }
-      }
-    };
-    // The connection closed for good: the loop below ends and says so.
-    void sub.closed.then(() => updates.close());
-    const onReconnect = () => void reread();
-    this.reconnectListeners.add(onReconnect);
+    const workerType = this.workerTypeOf(taskId);
+    this.ensureAvailable(`watching ${taskId}`);
+    const updates = new Mailbox<StoredStatus | TaskError>();
+    // Follow first, then read: no write between the two can be missed.
+    const unlisten = await this.statusFeed
+      .listen(taskId, workerType, (update) =>
+        updates.push(update ?? new TaskError(`watch of ${taskId} ended: the NATS connection closed`, Code.Unavailable)),
+      )
+      .catch((e) => Promise.reject(fromNatsError(e, `watching ${taskId}`)));
     const stop = () => updates.close();
     signal?.addEventListener("abort", stop, { once: true });
     try {
-      let shown: TaskStatus | undefined;
-      const first = await this.load(taskId);
-      updates.unshift(first.status);
+      updates.unshift(await this.load(taskId));
+      let revision = -1;
       for await (const update of updates) {
-        if (update instanceof Error) throw fromNatsError(update, `watching ${taskId}`);
-        // Writers race (a worker and a canceller): never step back in time.
-        if (shown && statusUpdatedMs(update) < statusUpdatedMs(shown)) continue;
-        shown = update;
-        yield update;
-        if (isTerminal(update.state)) return;
+        if (update instanceof TaskError) throw update;
+        if (update.revision <= revision) continue; // seen already
+        revision = update.revision;
+        yield update.status;
+        if (isTerminal(update.status.state)) return;
       }
-      if (signal?.aborted) throw new TaskError(`watch of ${taskId} was aborted`, Code.Canceled);
-      throw new TaskError(`watch of ${taskId} ended: the NATS connection closed`, Code.Unavailable);
+      throw new TaskError(`watch of ${taskId} was aborted`, Code.Canceled);
     } finally {
-      watching = false;
       signal?.removeEventListener("abort", stop);
-      this.reconnectListeners.delete(onReconnect);
-      sub.unsubscribe();
+      unlisten();
     }
+  }
+
+  async close(): Promise<void> {
+    this.statusFeed.close();
   }
 
   async cancelTask(taskId: string, reason: string): Promise<TaskStatus> {

@@ -31,4 +31,6 @@ export interface TaskBackend {
    * through the gRPC health service. Absent when the backend has no broker of its own.
    */
   onAvailabilityChange?(listener: (available: boolean) => void): () => void;
+  /** Releases what the backend holds (not the connection it was given). */
+  close(): Promise<void>;
 }

@@ -21,8 +21,7 @@ import type { PriorityName } from "./task-method.js";
  * - `taskwire.task.<type>.<priority>.<id-token>`: a task's WorkItem, in stream
  *   `TASKS_<type>` (work-queue retention, one message per subject).
  * - consumer `<type>_<priority>` per priority, shared by every worker of the type.
- * - KV bucket `taskwire_status`: a TaskStatus per task id (`<type>.<ulid>`);
- *   each write is also seen by core subscribers of `$KV.taskwire_status.<id>`.
+ * - KV bucket `taskwire_status`: a TaskStatus per task id (`<type>.<ulid>`).
  * - `taskwire.cancel.<type>`: core NATS, the id of a task to abort.
  */
 export const topology = {
@@ -37,8 +36,6 @@ export const topology = {
   consumerName: (workerType: string, priority: PriorityName) => `${workerType}_${priority}`,
   consumerFilter: (workerType: string, priority: PriorityName) => `taskwire.task.${workerType}.${priority}.*`,
   statusBucket: "taskwire_status",
-  /** Every write of a task's status record is a message on this subject (the KV key's subject). */
-  statusSubject: (taskId: string) => `$KV.taskwire_status.${taskId}`,
   cancelSubject: (workerType: string) => `taskwire.cancel.${workerType}`,
 } as const;
 

@@ -80,4 +80,6 @@ export class FakeTaskBackend implements TaskBackend {
   async listTasks() {
     return create(ListTasksResponseSchema, { tasks: [...this.tasks.values()].map((entry) => entry.status) });
   }
+
+  async close() {}
 }

@@ -97,6 +97,22 @@ describe("TaskService over JetStream", () => {
     expect((await c.result()).hex).toBe("C");
   });
 
+  it("every result() resolves when tasks finish as fast as they are submitted (no lost update between follow and read)", async () => {
+    await startWorker({ concurrency: 64 });
+    const digest = hashService.methods.digest;
+    let next = 0;
+    const texts: string[] = [];
+    const submitter = async () => {
+      while (next < 2000) {
+        const text = `r${next++}`;
+        const handle = await client.submitTask(digest, { text });
+        texts.push((await handle.result()).hex);
+      }
+    };
+    await Promise.all(Array.from({ length: 50 }, submitter));
+    expect(texts).toHaveLength(2000);
+  }, 60_000);
+
   it("refuses a batch over 1000 tasks with INVALID_ARGUMENT", async () => {
     const tasks = Array.from({ length: 1001 }, (_, i) => ({ request: { text: `t${i}` } }));
     await expect(client.submitBatch(hashService.methods.digest, tasks)).rejects.toThrow(
