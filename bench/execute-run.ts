@@ -1,0 +1,52 @@
+import type { ClientJob, ClientReport } from "./client-process.js";
+import { Deployment, type Role } from "./deployment.js";
+import type { ClientResult } from "./measure.js";
+import type { BenchOptions } from "./options.js";
+import type { Run } from "./runs.js";
+
+/** The outcome of one run: figures, or why there are none. */
+export type RunOutcome =
+  | { readonly run: Run; readonly result: ClientResult; readonly peakRss: Partial<Record<Role, number>> }
+  | { readonly run: Run; readonly error: string };
+
+/**
+ * Deploys a run's system afresh, measures it from a client process of its own,
+ * reads every process's peak memory, and stops everything.
+ */
+export async function executeRun(run: Run, options: BenchOptions): Promise<RunOutcome> {
+  const deployment = new Deployment(run.id, options.cpuProfDir);
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no result within ${options.runTimeoutMs} ms`)), options.runTimeoutMs);
+  });
+  try {
+    return await Promise.race([measureRun(run, options, deployment), timeout]);
+  } catch (error) {
+    return { run, error: error instanceof Error ? error.message : String(error) };
+  } finally {
+    clearTimeout(timer);
+    await deployment.stop();
+  }
+}
+
+async function measureRun(run: Run, options: BenchOptions, deployment: Deployment): Promise<RunOutcome> {
+  const target = await run.deploy(deployment);
+  const client = await deployment.child("client", "bench/client-process.ts");
+  const job: ClientJob = {
+    type: "job",
+    target,
+    measurement: {
+      tasks: options.tasks,
+      warmupTasks: options.warmupTasks,
+      batchSize: run.batched ? options.batchSize : 1,
+      inFlight: options.inFlight,
+      observers: options.observers,
+      latency: run.latency ? { ratePerSec: options.latencyRate, durationMs: options.latencyMs } : undefined,
+      stallMs: options.stallMs,
+    },
+  };
+  client.send(job);
+  const report = (await client.message()) as ClientReport;
+  if (report.type === "failed") throw new Error(report.message);
+  return { run, result: report.result, peakRss: await deployment.peakRss() };
+}

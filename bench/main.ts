@@ -1,0 +1,47 @@
+/**
+ * `npm run bench [-- --quick] [--cpu-prof-dir DIR] [--only ID,ID]`: measures the raw JetStream
+ * limit, Taskwire (direct and through the gateway) and BullMQ in one run, prints
+ * one table, writes docs/benchmarks.md, and prints the ratios on the last line.
+ */
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { repoRoot } from "../test/support/tools.js";
+import { executeRun, type RunOutcome } from "./execute-run.js";
+import { describeMachine } from "./machine.js";
+import { parseOptions } from "./options.js";
+import { ensureRedisServer } from "./redis-server.js";
+import { benchmarksDoc, ratioLine, resultTable } from "./report.js";
+import { runs } from "./runs.js";
+
+const args = process.argv.slice(2);
+const options = parseOptions(args);
+const command = ["npm run bench", ...(args.length > 0 ? ["--", ...args] : [])].join(" ");
+ensureRedisServer();
+const machine = describeMachine();
+
+const selected = runs.filter((run) => options.only.length === 0 || options.only.includes(run.id));
+if (selected.length === 0) throw new Error(`--only names no run; the runs are ${runs.map((r) => r.id).join(", ")}`);
+const outcomes: RunOutcome[] = [];
+for (const [i, run] of selected.entries()) {
+  console.error(`bench: [${i + 1}/${selected.length}] ${run.label}...`);
+  const start = performance.now();
+  const outcome = await executeRun(run, options);
+  const took = `${((performance.now() - start) / 1000).toFixed(1)} s`;
+  console.error(
+    "error" in outcome
+      ? `bench:   failed after ${took}: ${outcome.error}`
+      : `bench:   ${outcome.result.endToEndPerSec.toFixed(0)} tasks/s end to end (${took})`,
+  );
+  outcomes.push(outcome);
+}
+
+// A partial run (--only) leaves the page of the last whole run alone.
+const written = options.only.length === 0;
+if (written)
+  await writeFile(join(repoRoot, "docs", "benchmarks.md"), benchmarksDoc(outcomes, machine, options, command));
+console.log(resultTable(outcomes));
+console.log(
+  `(${machine.cpus} CPUs, Node ${machine.node}, ${options.mode} mode; docs/benchmarks.md ${written ? "written" : "not written: --only"})`,
+);
+console.log(ratioLine(outcomes));
+process.exitCode = outcomes.some((o) => "error" in o) ? 1 : 0;

@@ -1,0 +1,117 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { Pool } from "./pool.js";
+import type { Target } from "./target.js";
+
+/** How one client process measures its system. */
+export interface Measurement {
+  /** Tasks of the throughput phase. */
+  readonly tasks: number;
+  /** Tasks run first, unmeasured. */
+  readonly warmupTasks: number;
+  /** Tasks per submit call. */
+  readonly batchSize: number;
+  /** Tasks whose submit may be unacknowledged at once. */
+  readonly inFlight: number;
+  /** Results the client may be waiting for at once. */
+  readonly observers: number;
+  /** The latency phase, or none (batch submits have no low-load latency of their own). */
+  readonly latency: { readonly ratePerSec: number; readonly durationMs: number } | undefined;
+  /** A phase fails when no result arrives for this long while some are awaited. */
+  readonly stallMs: number;
+}
+
+/** Latency percentiles, in milliseconds. */
+export interface Percentiles {
+  readonly p50: number;
+  readonly p99: number;
+  readonly p999: number;
+  readonly samples: number;
+}
+
+/** What a client process reports. */
+export interface ClientResult {
+  /** Tasks per second from the first submit until every result was observed. */
+  readonly endToEndPerSec: number;
+  /** Tasks per second from the first submit until every submit was acknowledged. */
+  readonly submitPerSec: number;
+  /** Submit to result observed, at a fixed low load. */
+  readonly latency: Percentiles | undefined;
+}
+
+/** Warms up, then runs the throughput phase and the latency phase. */
+export async function measure(target: Target, m: Measurement): Promise<ClientResult> {
+  await phase("warm-up", throughput(target, { ...m, tasks: m.warmupTasks }));
+  const rates = await phase("throughput", throughput(target, m));
+  const latency = m.latency && percentiles(await phase("latency", latencies(target, m.latency, m.stallMs)));
+  return { ...rates, latency };
+}
+
+function phase<T>(name: string, running: Promise<T>): Promise<T> {
+  return running.catch((error: unknown) => {
+    throw new Error(`${name} phase: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  });
+}
+
+/**
+ * Submits `tasks` tasks as fast as `inFlight` unacknowledged submits allow, and
+ * observes each result once its submit is acknowledged, `observers` at a time.
+ */
+async function throughput(
+  target: Target,
+  m: Pick<Measurement, "tasks" | "batchSize" | "inFlight" | "observers" | "stallMs">,
+): Promise<Pick<ClientResult, "endToEndPerSec" | "submitPerSec">> {
+  const results = new Pool(m.observers);
+  let next = 0;
+  const lane = async () => {
+    while (next < m.tasks) {
+      const count = Math.min(m.batchSize, m.tasks - next);
+      next += count;
+      for (const observe of await target.submit(count)) results.add(observe);
+    }
+  };
+  const lanes = Math.max(1, Math.floor(m.inFlight / m.batchSize));
+  const start = performance.now();
+  await Promise.all(Array.from({ length: lanes }, lane));
+  const submitted = performance.now();
+  await results.drained(m.stallMs);
+  const done = performance.now();
+  return {
+    submitPerSec: (m.tasks * 1000) / (submitted - start),
+    endToEndPerSec: (m.tasks * 1000) / (done - start),
+  };
+}
+
+/**
+ * Submits one task every 1/`ratePerSec` s for `durationMs` (open loop: a slow
+ * task does not delay the next submit) and returns each task's time from its
+ * scheduled submit to its result, in milliseconds.
+ */
+async function latencies(
+  target: Target,
+  { ratePerSec, durationMs }: NonNullable<Measurement["latency"]>,
+  stallMs: number,
+): Promise<number[]> {
+  const count = Math.round((ratePerSec * durationMs) / 1000);
+  const intervalMs = 1000 / ratePerSec;
+  const samples: number[] = [];
+  const tasks = new Pool(Number.POSITIVE_INFINITY);
+  const start = performance.now();
+  for (let i = 0; i < count; i++) {
+    // Measured from the schedule, not from the call: a stalled client cannot hide its delay.
+    const due = start + i * intervalMs;
+    const wait = due - performance.now();
+    if (wait > 0) await sleep(wait);
+    tasks.add(async () => {
+      await Promise.all((await target.submit(1)).map((observe) => observe()));
+      samples.push(performance.now() - due);
+    });
+  }
+  await tasks.drained(stallMs);
+  return samples;
+}
+
+function percentiles(samples: number[]): Percentiles {
+  const sorted = samples.toSorted((a, b) => a - b);
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] ?? 0;
+  return { p50: at(0.5), p99: at(0.99), p999: at(0.999), samples: sorted.length };
+}

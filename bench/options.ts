@@ -1,0 +1,56 @@
+import { parseArgs } from "node:util";
+
+/** How much `npm run bench` measures. */
+export interface BenchOptions {
+  /** "quick" (`--quick`, under a minute) or "full". */
+  readonly mode: "quick" | "full";
+  /** Tasks of the throughput phase of each system. */
+  readonly tasks: number;
+  /** Tasks run through each system before anything is measured. */
+  readonly warmupTasks: number;
+  /** Tasks whose submit may be unacknowledged at once. */
+  readonly inFlight: number;
+  /** Tasks whose result the client may be waiting for at once. */
+  readonly observers: number;
+  /** Tasks per BatchSubmit or addBulk call. */
+  readonly batchSize: number;
+  /** Submits per second of the latency phase, open loop. */
+  readonly latencyRate: number;
+  /** Duration of the latency phase. */
+  readonly latencyMs: number;
+  /** A phase fails when no task finishes for this long while some are unfinished. */
+  readonly stallMs: number;
+  /** The longest one system may take, start to stop. */
+  readonly runTimeoutMs: number;
+  /** When set, every child process writes a V8 CPU profile under this directory. */
+  readonly cpuProfDir: string | undefined;
+  /** Run ids to run (`--only raw,direct`); all when empty. */
+  readonly only: readonly string[];
+}
+
+/** Parses the command line of `npm run bench`: `--quick`, `--cpu-prof-dir DIR`, `--only ID,ID`. */
+export function parseOptions(argv: string[]): BenchOptions {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      quick: { type: "boolean", default: false },
+      "cpu-prof-dir": { type: "string" },
+      only: { type: "string", default: "" },
+    },
+  });
+  const quick = values.quick === true;
+  return {
+    mode: quick ? "quick" : "full",
+    tasks: quick ? 1_000 : 20_000,
+    warmupTasks: quick ? 100 : 1_000,
+    inFlight: 1_000,
+    observers: 1_000,
+    batchSize: 100,
+    latencyRate: 200,
+    latencyMs: quick ? 1_000 : 10_000,
+    stallMs: quick ? 5_000 : 10_000,
+    runTimeoutMs: quick ? 60_000 : 600_000,
+    cpuProfDir: values["cpu-prof-dir"],
+    only: (values.only ?? "").split(",").filter((id) => id !== ""),
+  };
+}

@@ -1,0 +1,153 @@
+import type { Role } from "./deployment.js";
+import type { RunOutcome } from "./execute-run.js";
+import type { Machine } from "./machine.js";
+import type { BenchOptions } from "./options.js";
+import { type RunId, runs } from "./runs.js";
+import { rawTopology } from "./systems/raw-jetstream.js";
+
+const roles: readonly Role[] = ["client", "worker", "gateway", "server"];
+
+/** The results as one Markdown table (readable as plain text too). */
+export function resultTable(outcomes: readonly RunOutcome[]): string {
+  const header = [
+    "system",
+    "tasks/s end to end",
+    "submits/s",
+    "p50 ms",
+    "p99 ms",
+    "p999 ms",
+    ...roles.map((role) => `${role} MB`),
+  ];
+  const rows = outcomes.map((o) => {
+    if ("error" in o) return [o.run.label, `failed: ${o.error.split("\n")[0]}`, ...header.slice(2).map(() => "")];
+    const { endToEndPerSec, submitPerSec, latency } = o.result;
+    const ms = (value: number | undefined) => (value === undefined ? "–" : value.toFixed(1));
+    return [
+      o.run.label,
+      endToEndPerSec.toFixed(0),
+      submitPerSec.toFixed(0),
+      ms(latency?.p50),
+      ms(latency?.p99),
+      ms(latency?.p999),
+      ...roles.map((role) => {
+        const bytes = o.peakRss[role];
+        return bytes === undefined ? "–" : (bytes / 2 ** 20).toFixed(0);
+      }),
+    ];
+  });
+  return markdownTable(header, rows, true);
+}
+
+/** A Markdown table padded as Biome formats it; numbers (every column but the first) right-aligned. */
+function markdownTable(header: string[], rows: string[][], numeric: boolean): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]?.length ?? 0)));
+  const right = (i: number) => numeric && i > 0;
+  const line = (cells: string[]) =>
+    `| ${cells.map((c, i) => (right(i) ? c.padStart(widths[i] ?? 0) : c.padEnd(widths[i] ?? 0))).join(" | ")} |`;
+  const rule = `| ${widths.map((w, i) => (right(i) ? `${"-".repeat(w - 1)}:` : "-".repeat(w))).join(" | ")} |`;
+  return [line(header), rule, ...rows.map(line)].join("\n");
+}
+
+/** The line that matters: Taskwire direct against BullMQ and against the raw JetStream limit. */
+export function ratioLine(outcomes: readonly RunOutcome[]): string {
+  const result = (id: RunId) => {
+    const o = outcomes.find((x) => x.run.id === id);
+    return o && "result" in o ? o.result : undefined;
+  };
+  const direct = result("direct");
+  const bullmq = result("bullmq");
+  const raw = result("raw");
+  const ratio = (a: number | undefined, b: number | undefined) =>
+    a === undefined || b === undefined ? "n/a" : `${(a / b).toFixed(2)}x`;
+  return [
+    `ratios: Taskwire direct / BullMQ throughput ${ratio(direct?.endToEndPerSec, bullmq?.endToEndPerSec)}`,
+    `Taskwire direct / raw JetStream throughput ${ratio(direct?.endToEndPerSec, raw?.endToEndPerSec)}`,
+    `BullMQ p50 / Taskwire direct p50 latency ${ratio(bullmq?.latency?.p50, direct?.latency?.p50)}`,
+  ].join(", ");
+}
+
+/** docs/benchmarks.md. */
+export function benchmarksDoc(
+  outcomes: readonly RunOutcome[],
+  machine: Machine,
+  options: BenchOptions,
+  command: string,
+): string {
+  return `# Benchmarks
+
+Written by \`${command}\` (${options.mode} mode) on ${machine.date}; every figure below
+comes from that one run. Rerun it to refresh this page. On a shared or busy machine the
+figures are noisy: compare rows of the same run only.
+
+## Reproduce
+
+\`\`\`sh
+npm ci && npm run setup   # nats-server in .tools/bin
+npm run bench             # the full run; installs redis-server (Debian package) if missing
+npm run bench -- --quick  # a short run, under a minute
+\`\`\`
+
+\`npm run bench -- --cpu-prof-dir DIR\` also writes a V8 CPU profile of every child process;
+\`--only raw,bullmq\` runs only some rows (${runs.map((r) => r.id).join(", ")}) and leaves this page alone.
+
+## Machine
+
+${markdownTable(
+  ["what", "value"],
+  [
+    ["CPUs", `${machine.cpus} × ${machine.cpuModel}`],
+    ["memory", `${machine.memoryGiB.toFixed(1)} GiB`],
+    ["kernel", machine.kernel],
+    ["Node.js", machine.node],
+    ["nats-server", `${machine.natsServer} (JetStream file storage, default sync)`],
+    ["redis-server", `${machine.redis} (no RDB, no AOF)`],
+  ],
+  false,
+)}
+
+## Results
+
+${resultTable(outcomes)}
+
+${ratioLine(outcomes)}
+
+## What is measured
+
+Every row deploys its system afresh (a new nats-server or redis-server on a random
+loopback port with an empty store, a new worker process, a new gateway process where
+there is one) and measures it from a client process of its own. Every task carries the
+same 128-byte payload; every handler returns it.
+
+- **tasks/s end to end**: ${options.tasks} tasks, after ${options.warmupTasks} unmeasured
+  warm-up tasks, submitted as fast as ${options.inFlight} unacknowledged tasks in flight allow
+  (${options.batchSize} per call in the submitBatch rows and with BullMQ's addBulk); the client observes
+  each result once its submit is acknowledged, ${options.observers} at a time. Tasks divided by
+  the time from the first submit to the last result observed.
+- **submits/s**: the same tasks divided by the time from the first submit to the last
+  acknowledgement (PubAck, Submit or BatchSubmit response, addBulk reply).
+- **p50/p99/p999 ms**: one task every ${1000 / options.latencyRate} ms (${options.latencyRate}/s, open loop)
+  for ${options.latencyMs / 1000} s; each task's time from its scheduled submit to its result
+  observed by the client. Not measured in the submitBatch rows.
+- **MB**: peak resident memory (VmHWM) of each process of the row: client, worker,
+  gateway, and the nats-server or redis-server.
+
+The systems:
+
+- **raw JetStream**: the limit without task semantics. A work-queue stream on file
+  storage; the client publishes with the PubAck awaited; the consumer process (a durable
+  pull consumer, ${rawTopology.prefetch} messages prefetched) acks each message, then announces its sequence
+  on a core NATS subject, which the client takes as the result.
+- **Taskwire direct**: \`createClient({ nats, services })\`; one task per call through the
+  generated \`EchoService\` client (\`bench/proto/bench/v1/bench.proto\`), or
+  \`client.submitBatch\`; \`handle.result()\` per task. The worker process is the
+  runtime's own (\`worker-runtime/worker-process.ts\`, 200 handlers): the result is stored
+  in the status bucket before the ack.
+- **Taskwire gateway**: the same worker, and a gateway process (\`createGateway\`); the
+  client is \`createClient({ gateway, protocol })\` (Connect binary over HTTP/1.1, or
+  gRPC over HTTP/2): the typed client sends Submit, \`client.submitBatch\` BatchSubmit,
+  and \`handle.result()\` watches with WatchTask.
+- **BullMQ**: a redis-server without persistence; \`Queue.addBulk\`, a \`Worker\` with
+  concurrency 200 in its own process, \`job.waitUntilFinished(queueEvents)\` per job;
+  completed jobs and their return values are kept.
+`;
+}

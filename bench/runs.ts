@@ -1,0 +1,97 @@
+import type { Deployment } from "./deployment.js";
+import type { TargetSpec } from "./target.js";
+
+/** The systems `npm run bench` compares. Ratios refer to them by id. */
+export type RunId =
+  | "raw"
+  | "direct"
+  | "direct-batch"
+  | "gateway-connect"
+  | "gateway-connect-batch"
+  | "gateway-grpc"
+  | "gateway-grpc-batch"
+  | "bullmq";
+
+/** One row of the table: a system deployed afresh and measured by its own client process. */
+export interface Run {
+  readonly id: RunId;
+  readonly label: string;
+  /** Submits go in batches (BatchSubmit, addBulk) rather than one task per call. */
+  readonly batched: boolean;
+  /** Whether the low-load latency is measured (not for batches: a batch of one is a single submit). */
+  readonly latency: boolean;
+  /** Starts the servers and the worker (and gateway) processes; returns what the client connects to. */
+  deploy(deployment: Deployment): Promise<TargetSpec>;
+}
+
+const taskwireWorker = "worker-runtime/worker-process.ts";
+
+/** The Taskwire worker: the runtime's own worker process entry, running the echo handler. */
+async function deployTaskwire(deployment: Deployment): Promise<string> {
+  const nats = await deployment.nats();
+  await deployment.child("worker", taskwireWorker, {
+    env: {
+      TASKWIRE_NATS: nats.url,
+      TASKWIRE_WORKER_MODULE: "bench/systems/echo-handler.ts",
+      TASKWIRE_WORKER_ID: "bench-worker",
+    },
+  });
+  return nats.url;
+}
+
+function directRun(batched: boolean): Run {
+  return {
+    id: batched ? "direct-batch" : "direct",
+    label: `Taskwire direct (SDK over NATS), ${batched ? "submitBatch" : "typed client"}`,
+    batched,
+    latency: !batched,
+    async deploy(deployment) {
+      return { kind: "taskwire-direct", nats: await deployTaskwire(deployment) };
+    },
+  };
+}
+
+function gatewayRun(protocol: "connect" | "grpc", batched: boolean): Run {
+  return {
+    id: `gateway-${protocol}${batched ? "-batch" : ""}`,
+    label: `Taskwire gateway, ${protocol}, ${batched ? "submitBatch" : "typed client"}`,
+    batched,
+    latency: !batched,
+    async deploy(deployment) {
+      const nats = await deployTaskwire(deployment);
+      const gateway = await deployment.child("gateway", "bench/systems/gateway-process.ts", { args: [nats] });
+      return { kind: "taskwire-gateway", url: String(gateway.ready.url), protocol };
+    },
+  };
+}
+
+export const runs: readonly Run[] = [
+  {
+    id: "raw",
+    label: "raw JetStream (publish, consume+ack)",
+    batched: false,
+    latency: true,
+    async deploy(deployment) {
+      const nats = await deployment.nats();
+      await deployment.child("worker", "bench/systems/raw-consumer.ts", { args: [nats.url] });
+      return { kind: "raw-jetstream", nats: nats.url };
+    },
+  },
+  directRun(false),
+  directRun(true),
+  gatewayRun("connect", false),
+  gatewayRun("connect", true),
+  gatewayRun("grpc", false),
+  gatewayRun("grpc", true),
+  {
+    id: "bullmq",
+    label: "BullMQ (addBulk, Redis)",
+    batched: true,
+    latency: true,
+    async deploy(deployment) {
+      const redis = await deployment.redis();
+      await deployment.child("worker", "bench/systems/bullmq-worker.ts", { args: [String(redis.port)] });
+      return { kind: "bullmq", redisPort: redis.port };
+    },
+  },
+];

@@ -1,0 +1,48 @@
+import { jetstream } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
+import type { Observe, Target } from "../target.js";
+import { payloadText } from "../target.js";
+
+/** The raw JetStream limit: one stream, one durable pull consumer, no task semantics. */
+export const rawTopology = {
+  stream: "BENCH_RAW",
+  subject: "bench.raw.task",
+  consumer: "bench_raw",
+  /** Messages the consumer fetches ahead, as many as a Taskwire or BullMQ worker runs at once. */
+  prefetch: 200,
+  /** Core NATS subject on which the consumer announces each acked message's sequence. */
+  doneSubject: "bench.raw.done",
+};
+
+/**
+ * Publishes the payload with the PubAck awaited; a task is observed when the
+ * consumer process announces, after acking it, the message's stream sequence.
+ */
+export async function createRawJetStreamTarget(url: string): Promise<Target> {
+  const nc = await connect({ servers: url });
+  const js = jetstream(nc);
+  const payload = new TextEncoder().encode(payloadText);
+  const done = new Set<number>();
+  const waiting = new Map<number, () => void>();
+  nc.subscribe(rawTopology.doneSubject, {
+    callback: (_, msg) => {
+      const seq = Number(msg.string());
+      const resolve = waiting.get(seq);
+      if (resolve) {
+        waiting.delete(seq);
+        resolve();
+      } else done.add(seq); // announced before this client saw its PubAck
+    },
+  });
+  const observer =
+    (seq: number): Observe =>
+    () =>
+      done.delete(seq) ? Promise.resolve() : new Promise<void>((resolve) => waiting.set(seq, resolve));
+  return {
+    async submit(count) {
+      const acks = await Promise.all(Array.from({ length: count }, () => js.publish(rawTopology.subject, payload)));
+      return acks.map((ack) => observer(ack.seq));
+    },
+    close: () => nc.close(),
+  };
+}

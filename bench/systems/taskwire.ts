@@ -1,0 +1,30 @@
+import { createClient, type GatewayClientOptions, TaskError, type TaskHandle } from "taskwire";
+import { createEchoServiceClient, echoService } from "../../gen/bench/v1/bench_taskwire.js";
+import type { Observe, Target } from "../target.js";
+import { payloadText } from "../target.js";
+
+/**
+ * Taskwire, direct or through a gateway: one task per call through the generated
+ * typed client (Submit), more through `client.submitBatch` (BatchSubmit); each
+ * result through `handle.result()`.
+ */
+export async function createTaskwireTarget(connection: { nats: string } | GatewayClientOptions): Promise<Target> {
+  const client = await createClient("nats" in connection ? { ...connection, services: [echoService] } : connection);
+  const echo = createEchoServiceClient(client);
+  const batch = (count: number) =>
+    client.submitBatch(
+      echoService.methods.echo,
+      Array.from({ length: count }, () => ({ request: { text: payloadText } })),
+    );
+  const observer = (handle: TaskHandle | TaskError): Observe => {
+    if (handle instanceof TaskError) throw handle;
+    return async () => void (await handle.result());
+  };
+  return {
+    async submit(count) {
+      const handles = count === 1 ? [await echo.echo({ text: payloadText })] : await batch(count);
+      return handles.map(observer);
+    },
+    close: () => client.close(),
+  };
+}

@@ -1,0 +1,25 @@
+import { randomBytes } from "node:crypto";
+
+/** The payload of every task of every system: 128 ASCII characters, so 128 bytes. */
+export const payloadText = randomBytes(96).toString("base64");
+
+/** Waits until one task's result has been observed by the client. */
+export type Observe = () => Promise<void>;
+
+/** A system as its client sees it. */
+export interface Target {
+  /**
+   * Submits `count` tasks in one call (one task unless the system submits in
+   * batches) and resolves once every one is acknowledged, with one observer per task.
+   */
+  submit(count: number): Promise<Observe[]>;
+  /** Closes the client's connections. */
+  close(): Promise<void>;
+}
+
+/** Which client a client process builds, and where its system listens. */
+export type TargetSpec =
+  | { readonly kind: "raw-jetstream"; readonly nats: string }
+  | { readonly kind: "taskwire-direct"; readonly nats: string }
+  | { readonly kind: "taskwire-gateway"; readonly url: string; readonly protocol: "connect" | "grpc" }
+  | { readonly kind: "bullmq"; readonly redisPort: number };
