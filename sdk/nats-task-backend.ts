@@ -130,10 +130,16 @@ class NatsTaskBackend implements TaskBackend {
       );
       if (existing) return this.duplicate(taskId, existing.status.state);
     }
+    // Before the publish: a worker may write the outcome before the PubAck arrives.
+    this.statusFeed.track(taskId, task.workerType);
     try {
       const ack = await this.js.publish(prepared.subject, prepared.bytes, { msgID: taskId });
-      if (ack.duplicate) return this.duplicate(taskId);
+      if (ack.duplicate) {
+        this.statusFeed.untrack(taskId);
+        return this.duplicate(taskId);
+      }
     } catch (error) {
+      this.statusFeed.untrack(taskId);
       // One message per task subject: the same id is already queued.
       if (error instanceof JetStreamApiError && /per subject/i.test(error.message)) return this.duplicate(taskId);
       const failure = fromNatsError(error, `submitting ${taskId}`);
@@ -168,20 +174,44 @@ class NatsTaskBackend implements TaskBackend {
     return (await this.load(taskId)).status;
   }
 
-  async *watchTask(taskId: string, signal?: AbortSignal): AsyncIterable<TaskStatus> {
+  watchTask(taskId: string, signal?: AbortSignal): AsyncIterable<TaskStatus> {
+    return this.statuses(taskId, signal, true);
+  }
+
+  async awaitTerminal(taskId: string, signal?: AbortSignal): Promise<TaskStatus> {
+    let last: TaskStatus | undefined;
+    for await (const status of this.statuses(taskId, signal, false)) last = status;
+    if (!last) throw new TaskError(`watch of ${taskId} ended without a status`, Code.Internal);
+    return last;
+  }
+
+  /**
+   * The task's statuses until a terminal state: the current one first when
+   * `current`, then every later write. A task this backend submitted while its
+   * type was followed needs no read when `current` is not wanted: every write
+   * of its record has been seen.
+   */
+  private async *statuses(taskId: string, signal: AbortSignal | undefined, current: boolean) {
     const workerType = this.workerTypeOf(taskId);
     this.ensureAvailable(`watching ${taskId}`);
     const updates = new Mailbox<StoredStatus | TaskError>();
-    // Follow first, then read: no write between the two can be missed.
-    const unlisten = await this.statusFeed
-      .listen(taskId, workerType, (update) =>
-        updates.push(update ?? new TaskError(`watch of ${taskId} ended: the NATS connection closed`, Code.Unavailable)),
-      )
-      .catch((e) => Promise.reject(fromNatsError(e, `watching ${taskId}`)));
+    const listener = (update: StoredStatus | undefined) =>
+      updates.push(update ?? new TaskError(`watch of ${taskId} ended: the NATS connection closed`, Code.Unavailable));
+    const tracked = current ? undefined : this.statusFeed.takeTracked(taskId, listener);
+    // Otherwise follow first, then read: no write between the two can be missed.
+    let unlisten = tracked?.stop;
+    if (!unlisten) {
+      try {
+        unlisten = await this.statusFeed.listen(taskId, workerType, listener);
+      } catch (error) {
+        throw fromNatsError(error, `watching ${taskId}`);
+      }
+    }
     const stop = () => updates.close();
     signal?.addEventListener("abort", stop, { once: true });
     try {
-      updates.unshift(await this.load(taskId));
+      if (!tracked) updates.unshift(await this.load(taskId));
+      else if (tracked.latest) updates.unshift(tracked.latest);
       let revision = -1;
       for await (const update of updates) {
         if (update instanceof TaskError) throw update;

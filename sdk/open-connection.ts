@@ -15,7 +15,9 @@ export async function openConnection(
 ): Promise<{ nc: NatsConnection; owned: boolean }> {
   if (typeof nats !== "string") return { nc: nats, owned: false };
   try {
-    return { nc: await connect({ servers: nats, name, maxReconnectAttempts: -1 }), owned: true };
+    // noAsyncTraces: nats.js otherwise builds an Error per request for its stack, a
+    // fifth of a busy client's CPU.
+    return { nc: await connect({ servers: nats, name, maxReconnectAttempts: -1, noAsyncTraces: true }), owned: true };
   } catch (error) {
     throw new TaskError(`cannot connect to NATS at ${nats}: ${(error as Error).message}`, Code.Unavailable, {
       cause: error,

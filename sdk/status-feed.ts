@@ -16,10 +16,49 @@ export type StatusListener = (update: StoredStatus | undefined) => void;
  */
 export class StatusFeed {
   private readonly watches = new Map<string, Promise<void>>();
+  /** Worker types whose watch is established. */
+  private readonly followed = new Set<string>();
   private readonly listeners = new Map<string, Set<StatusListener>>();
+  /** Tasks submitted while their type was followed: their latest write so far, null before the first. */
+  private readonly tracked = new Map<string, StoredStatus | null>();
   private readonly stops = new Set<() => void>();
 
-  constructor(private readonly kv: KV) {}
+  /** `trackLimit`: tasks tracked at most; the oldest are forgotten first (their waiters then read). */
+  constructor(
+    private readonly kv: KV,
+    private readonly trackLimit = 10_000,
+  ) {}
+
+  /**
+   * Call before publishing a new task: if its type is followed, every write of
+   * its record will be kept until {@link takeTracked}, so waiting for its
+   * result needs no read.
+   */
+  track(taskId: string, workerType: string): void {
+    if (!this.followed.has(workerType)) return;
+    this.tracked.set(taskId, null);
+    if (this.tracked.size > this.trackLimit) {
+      const oldest = this.tracked.keys().next().value;
+      if (oldest !== undefined) this.tracked.delete(oldest);
+    }
+  }
+
+  /** Forgets a tracked task (its publish failed, or it was a duplicate). */
+  untrack(taskId: string): void {
+    this.tracked.delete(taskId);
+  }
+
+  /**
+   * For a tracked task: its latest write so far (null: none yet, so it is still
+   * queued) and `listener` registered for the rest, atomically. Undefined when
+   * the task is not tracked: then listen, and read.
+   */
+  takeTracked(taskId: string, listener: StatusListener): { latest: StoredStatus | null; stop: () => void } | undefined {
+    const latest = this.tracked.get(taskId);
+    if (latest === undefined) return undefined;
+    this.tracked.delete(taskId);
+    return { latest, stop: this.addListener(taskId, listener) };
+  }
 
   /**
    * Calls `listener` with every later write of `taskId`'s record. Resolves, with
@@ -27,6 +66,10 @@ export class StatusFeed {
    */
   async listen(taskId: string, workerType: string, listener: StatusListener): Promise<() => void> {
     await this.follow(workerType);
+    return this.addListener(taskId, listener);
+  }
+
+  private addListener(taskId: string, listener: StatusListener): () => void {
     let set = this.listeners.get(taskId);
     if (!set) {
       set = new Set();
@@ -47,9 +90,10 @@ export class StatusFeed {
   private follow(workerType: string): Promise<void> {
     let started = this.watches.get(workerType);
     if (!started) {
-      started = this.kv
-        .watch({ key: `${workerType}.>`, include: KvWatchInclude.UpdatesOnly })
-        .then((watch) => void this.dispatch(workerType, watch));
+      started = this.kv.watch({ key: `${workerType}.>`, include: KvWatchInclude.UpdatesOnly }).then((watch) => {
+        this.followed.add(workerType);
+        void this.dispatch(workerType, watch);
+      });
       // A failed start is tried again by the next listener.
       started.catch(() => this.watches.delete(workerType));
       this.watches.set(workerType, started);
@@ -62,17 +106,23 @@ export class StatusFeed {
     this.stops.add(stop);
     try {
       for await (const entry of watch) {
-        const set = entry.operation === "PUT" ? this.listeners.get(entry.key) : undefined;
-        if (!set) continue;
+        if (entry.operation !== "PUT") continue;
+        const set = this.listeners.get(entry.key);
+        const tracked = this.tracked.has(entry.key);
+        if (!set && !tracked) continue;
         const update = { status: decodeStatus(entry.value), revision: entry.revision };
-        for (const listener of set) listener(update);
+        if (tracked) this.tracked.set(entry.key, update);
+        for (const listener of set ?? []) listener(update);
       }
     } catch {
       // The watch failed: its listeners are told below, as when it ends.
     } finally {
       this.stops.delete(stop);
       this.watches.delete(workerType);
+      this.followed.delete(workerType);
       const prefix = `${workerType}.`;
+      // Writes may be missed from now on: tracked tasks are read again by their waiters.
+      for (const taskId of this.tracked.keys()) if (taskId.startsWith(prefix)) this.tracked.delete(taskId);
       for (const [taskId, set] of this.listeners) {
         if (taskId.startsWith(prefix)) for (const listener of set) listener(undefined);
       }

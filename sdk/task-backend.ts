@@ -21,6 +21,8 @@ export interface TaskBackend {
   getTask(taskId: string): Promise<TaskStatus>;
   /** The current status, then every change, ending after a terminal state. */
   watchTask(taskId: string, signal?: AbortSignal): AsyncIterable<TaskStatus>;
+  /** Resolves with the task's terminal status, whenever it comes. */
+  awaitTerminal(taskId: string, signal?: AbortSignal): Promise<TaskStatus>;
   /** Cancels a task that has not reached a terminal state. */
   cancelTask(taskId: string, reason: string): Promise<TaskStatus>;
   /** Lists tasks, newest first. */

@@ -23,19 +23,7 @@ export function createTaskHandle<O extends DescMessage>(
     cancel: (reason = "") => backend.cancelTask(id, reason),
     watch,
     async result(options = {}) {
-      const stream = watch();
-      const abort = () => stream.close();
-      options.signal?.addEventListener("abort", abort, { once: true });
-      try {
-        for await (const status of stream) {
-          if (isTerminal(status.state)) return decodeResult(status, output);
-        }
-        options.signal?.throwIfAborted();
-        throw new TaskError(`the watch of task ${id} ended before a terminal state`, Code.Unavailable, { taskId: id });
-      } finally {
-        options.signal?.removeEventListener("abort", abort);
-        stream.close();
-      }
+      return decodeResult(await backend.awaitTerminal(id, options.signal), output);
     },
   };
 }
@@ -47,16 +35,19 @@ export function watchStatus(backend: TaskBackend, id: string): StatusStream {
   return {
     close: () => controller.abort(),
     async *[Symbol.asyncIterator]() {
+      let ended = false;
       try {
         for await (const status of statuses) {
           yield status;
           if (controller.signal.aborted) return;
         }
+        ended = true;
       } catch (error) {
         if (controller.signal.aborted) return; // closed by the caller
         throw error;
       } finally {
-        controller.abort();
+        // Left early (break, close): cancel the watch underneath.
+        if (!ended) controller.abort();
       }
     },
   };

@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { TaskService } from "../gen/taskwire/v1/task_service_pb.js";
@@ -41,6 +42,8 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   const opts = resolveGatewayOptions(options);
   const health = opts.health ?? new HealthStatus([TaskService.typeName]);
   const shutdown = new AbortController();
+  // Every request in flight listens to it: no listener limit.
+  setMaxListeners(0, shutdown.signal);
   const handler = connectNodeAdapter({
     routes: (router) => {
       taskServiceRoutes(opts.backend)(router);

@@ -57,6 +57,12 @@ export class FakeTaskBackend implements TaskBackend {
     return entry.status;
   }
 
+  async awaitTerminal(taskId: string, signal?: AbortSignal) {
+    let last = await this.getTask(taskId);
+    for await (const status of this.watchTask(taskId, signal)) last = status;
+    return last;
+  }
+
   async *watchTask(taskId: string, signal?: AbortSignal) {
     if (signal) this.watchSignals.push(signal);
     const status = await this.getTask(taskId);
