@@ -1,15 +1,9 @@
 import { create, fromBinary } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
-import {
-  JetStreamApiError,
-  type JetStreamClient,
-  type JetStreamManager,
-  jetstream,
-  jetstreamManager,
-} from "@nats-io/jetstream";
+import { JetStreamApiError, type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
-import { errors, type NatsConnection } from "@nats-io/transport-node";
+import { errors, headers, type NatsConnection } from "@nats-io/transport-node";
 import { type Task, TaskState, type TaskStatus, WorkItemSchema } from "../gen/taskwire/v1/task_pb.js";
 import {
   type BatchSubmitResult,
@@ -20,6 +14,7 @@ import {
   type SubmitResponse,
   SubmitResponseSchema,
 } from "../gen/taskwire/v1/task_service_pb.js";
+import { JetStreamPublisher } from "./jetstream-publisher.js";
 import { Mailbox } from "./mailbox.js";
 import { fromNatsError } from "./nats-error.js";
 import { prepareTask, type SubmitLimits } from "./prepare-task.js";
@@ -28,7 +23,14 @@ import type { TaskBackend } from "./task-backend.js";
 import { TaskError } from "./task-error.js";
 import { taskIdToken, workerTypeOfTaskId } from "./task-id.js";
 import type { TaskRegistry } from "./task-registry.js";
-import { decodeStatus, isTerminal, queuedStatus, readStatus, type StoredStatus, writeStatus } from "./task-status.js";
+import {
+  isTerminal,
+  queuedStatus,
+  readStatus,
+  type StatusBucket,
+  type StoredStatus,
+  writeStatus,
+} from "./task-status.js";
 import {
   checkServerVersion,
   provisionStatusBucket,
@@ -64,7 +66,7 @@ export async function createNatsTaskBackend(options: NatsTaskBackendOptions): Pr
   try {
     for (const type of registry.workerTypes()) await provisionWorkerType(jsm, type, options.topology);
     const kv = await provisionStatusBucket(nc, options.topology);
-    return new NatsTaskBackend(nc, jetstream(nc), jsm, kv, registry, options.limits ?? {});
+    return new NatsTaskBackend(nc, jsm, { kv, publisher: new JetStreamPublisher(nc) }, registry, options.limits ?? {});
   } catch (error) {
     throw fromNatsError(error, "provisioning JetStream");
   }
@@ -77,13 +79,12 @@ class NatsTaskBackend implements TaskBackend {
 
   constructor(
     private readonly nc: NatsConnection,
-    private readonly js: JetStreamClient,
     private readonly jsm: JetStreamManager,
-    private readonly kv: KV,
+    private readonly bucket: StatusBucket,
     private readonly registry: TaskRegistry,
     private readonly limits: SubmitLimits,
   ) {
-    this.statusFeed = new StatusFeed(kv);
+    this.statusFeed = new StatusFeed(bucket.kv);
     void this.followConnection();
   }
 
@@ -125,7 +126,7 @@ class NatsTaskBackend implements TaskBackend {
     this.ensureAvailable(`submitting ${taskId}`);
     // A keyed task may have run and left the queue already: its status record says so.
     if (task.idempotencyKey) {
-      const existing = await readStatus(this.kv, taskId).catch((e) =>
+      const existing = await readStatus(this.bucket, taskId).catch((e) =>
         Promise.reject(fromNatsError(e, "reading status")),
       );
       if (existing) return this.duplicate(taskId, existing.status.state);
@@ -133,7 +134,9 @@ class NatsTaskBackend implements TaskBackend {
     // Before the publish: a worker may write the outcome before the PubAck arrives.
     this.statusFeed.track(taskId, task.workerType);
     try {
-      const ack = await this.js.publish(prepared.subject, prepared.bytes, { msgID: taskId });
+      const id = headers();
+      id.set("Nats-Msg-Id", taskId);
+      const ack = await this.bucket.publisher.publish(prepared.subject, prepared.bytes, id);
       if (ack.duplicate) {
         this.statusFeed.untrack(taskId);
         return this.duplicate(taskId);
@@ -229,6 +232,7 @@ class NatsTaskBackend implements TaskBackend {
 
   async close(): Promise<void> {
     this.statusFeed.close();
+    this.bucket.publisher.close();
   }
 
   async cancelTask(taskId: string, reason: string): Promise<TaskStatus> {
@@ -242,7 +246,7 @@ class NatsTaskBackend implements TaskBackend {
       cancelled.error = new TaskError(reason || "cancelled by request", Code.Canceled, { retryable: false }).toMessage(
         cancelled.attempt,
       );
-      const written = await writeStatus(this.kv, cancelled, current.revision).catch((e) =>
+      const written = await writeStatus(this.bucket, cancelled, current.revision).catch((e) =>
         Promise.reject(fromNatsError(e, `cancelling ${taskId}`)),
       );
       if (written === undefined) continue; // someone wrote first: decide again
@@ -263,7 +267,7 @@ class NatsTaskBackend implements TaskBackend {
     const ids = new Set<string>();
     try {
       for (const type of types) {
-        for await (const key of await this.kv.keys(`${type}.>`)) ids.add(key);
+        for await (const key of await this.bucket.kv.keys(`${type}.>`)) ids.add(key);
         const info = await this.jsm.streams.info(topology.streamName(type), {
           subjects_filter: topology.streamSubjects(type),
         });
@@ -312,12 +316,12 @@ class NatsTaskBackend implements TaskBackend {
     const workerType = this.workerTypeOf(taskId);
     this.ensureAvailable(`reading ${taskId}`);
     try {
-      const stored = await readStatus(this.kv, taskId);
+      const stored = await readStatus(this.bucket, taskId);
       if (stored) return stored;
       const queued = await this.findQueued(workerType, taskId);
       if (queued) return { status: queuedStatus(fromBinary(WorkItemSchema, queued.data)), revision: 0 };
       // A worker may have written the result and acked between the two reads.
-      const finished = await readStatus(this.kv, taskId);
+      const finished = await readStatus(this.bucket, taskId);
       if (finished) return finished;
     } catch (error) {
       throw fromNatsError(error, `reading ${taskId}`);

@@ -2,7 +2,10 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { timestampMs, timestampNow } from "@bufbuild/protobuf/wkt";
 import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
+import { headers } from "@nats-io/transport-node";
 import { TaskState, type TaskStatus, TaskStatusSchema, type WorkItem } from "../gen/taskwire/v1/task_pb.js";
+import type { JetStreamPublisher } from "./jetstream-publisher.js";
+import { topology } from "./topology.js";
 
 const terminalStates = new Set([
   TaskState.SUCCEEDED,
@@ -41,9 +44,15 @@ export interface StoredStatus {
   readonly revision: number;
 }
 
+/** The status bucket: read through the KV API, written through a JetStream publisher. */
+export interface StatusBucket {
+  readonly kv: KV;
+  readonly publisher: JetStreamPublisher;
+}
+
 /** Reads a task's status record; undefined when there is none. */
-export async function readStatus(kv: KV, taskId: string): Promise<StoredStatus | undefined> {
-  const entry = await kv.get(taskId);
+export async function readStatus(bucket: StatusBucket, taskId: string): Promise<StoredStatus | undefined> {
+  const entry = await bucket.kv.get(taskId);
   if (entry?.operation !== "PUT") return undefined;
   return { status: fromBinary(TaskStatusSchema, entry.value), revision: entry.revision };
 }
@@ -58,13 +67,21 @@ export function decodeStatus(bytes: Uint8Array): TaskStatus {
  * there is none). Returns the new revision, or undefined when someone else wrote
  * first; the caller then reads the record again and decides.
  */
-export async function writeStatus(kv: KV, status: TaskStatus, expectedRevision: number): Promise<number | undefined> {
+export async function writeStatus(
+  bucket: StatusBucket,
+  status: TaskStatus,
+  expectedRevision: number,
+): Promise<number | undefined> {
   status.updatedAt = timestampNow();
-  const bytes = toBinary(TaskStatusSchema, status);
+  const expect = headers();
+  expect.set("Nats-Expected-Last-Subject-Sequence", String(expectedRevision));
   try {
-    return expectedRevision === 0
-      ? await kv.create(status.taskId, bytes)
-      : await kv.update(status.taskId, bytes, expectedRevision);
+    const ack = await bucket.publisher.publish(
+      topology.statusSubject(status.taskId),
+      toBinary(TaskStatusSchema, status),
+      expect,
+    );
+    return ack.seq;
   } catch (error) {
     if (isWrongRevision(error)) return undefined;
     throw error;

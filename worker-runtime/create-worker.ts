@@ -3,6 +3,7 @@ import type { DescMessage } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import { type JsMsg, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { millis, type NatsConnection, type Subscription } from "@nats-io/transport-node";
+import { JetStreamPublisher } from "../sdk/jetstream-publisher.js";
 import { fromNatsError } from "../sdk/nats-error.js";
 import { openConnection } from "../sdk/open-connection.js";
 import { TaskError } from "../sdk/task-error.js";
@@ -81,7 +82,7 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
     for (const service of options.services)
       await provisionWorkerType(jsm, service.definition.workerType, options.topology);
     const kv = await provisionStatusBucket(nc, options.topology);
-    const worker = new TaskWorker(nc, owned, kv, options);
+    const worker = new TaskWorker(nc, owned, { kv, publisher: new JetStreamPublisher(nc) }, options);
     await worker.start();
     return worker;
   } catch (error) {
@@ -104,7 +105,7 @@ class TaskWorker implements Worker {
   constructor(
     private readonly nc: NatsConnection,
     private readonly ownsConnection: boolean,
-    private readonly kv: AttemptEnvironment["kv"],
+    private readonly bucket: AttemptEnvironment["bucket"],
     private readonly options: WorkerOptions,
   ) {
     this.id = options.workerId ?? `${hostname()}-${process.pid}`;
@@ -139,7 +140,7 @@ class TaskWorker implements Worker {
         const info = await consumer.info(true);
         const heartbeatMs = Math.max(100, Math.floor(millis(info.config.ack_wait ?? 30_000_000_000) / 3));
         const env: AttemptEnvironment = {
-          kv: this.kv,
+          bucket: this.bucket,
           workerId: this.id,
           statusIntervalMs: this.options.statusIntervalMs ?? 250,
           heartbeatMs,
@@ -205,6 +206,7 @@ class TaskWorker implements Worker {
     for (const ctx of this.running.values()) ctx.abort("shutdown");
     await Promise.allSettled([...this.attempts]);
     // Stage 3: release everything, each step on its own.
+    this.bucket.publisher.close();
     for (const sub of this.subscriptions) {
       try {
         sub.unsubscribe();

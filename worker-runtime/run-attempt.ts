@@ -2,12 +2,12 @@ import { create, type DescMessage, fromBinary, type MessageShape } from "@bufbui
 import { type Any, anyPack, durationMs, timestampDate, timestampMs, timestampNow } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
 import type { JsMsg } from "@nats-io/jetstream";
-import type { KV } from "@nats-io/kv";
 import { ProgressSchema, TaskState, type WorkItem, WorkItemSchema } from "../gen/taskwire/v1/task_pb.js";
 import { TaskError } from "../sdk/task-error.js";
 import type { TaskMethod } from "../sdk/task-method.js";
-import { isTerminal, queuedStatus, readStatus } from "../sdk/task-status.js";
+import { isTerminal, queuedStatus, readStatus, type StatusBucket } from "../sdk/task-status.js";
 import { backoffMs } from "./backoff-ms.js";
+import { sameTick } from "./same-tick.js";
 import { StatusWriter } from "./status-writer.js";
 import { TaskContextController } from "./task-context-controller.js";
 import type { TaskMethodHandler } from "./task-service-implementation.js";
@@ -21,7 +21,7 @@ export interface BoundMethod {
 
 /** What an attempt needs from its worker. */
 export interface AttemptEnvironment {
-  readonly kv: KV;
+  readonly bucket: StatusBucket;
   readonly workerId: string;
   /** Coalescing interval of RUNNING and progress writes. */
   readonly statusIntervalMs: number;
@@ -81,7 +81,7 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
   }
   // Only a redelivery can find a record: read it to keep the error history and
   // to skip a task that already ended (cancelled, or finished before a crash).
-  const stored = attempt > 1 ? await readStatus(env.kv, taskId) : undefined;
+  const stored = attempt > 1 ? await readStatus(env.bucket, taskId) : undefined;
   if (stored && isTerminal(stored.status.state)) {
     msg.ack();
     return report("superseded");
@@ -94,7 +94,7 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
   status.startedAt = timestampNow();
   status.workerId = env.workerId;
   const writer = new StatusWriter(
-    env.kv,
+    env.bucket,
     status,
     stored?.revision ?? 0,
     env.statusIntervalMs,
@@ -190,6 +190,7 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
   }
 
   // Record first, then ack: a crash in between redelivers, never loses.
+  await sameTick();
   if (!failure) {
     const outcome = await end(TaskState.SUCCEEDED, "succeeded", undefined, () => {
       status.result = packed;

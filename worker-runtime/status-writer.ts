@@ -1,6 +1,5 @@
-import type { KV } from "@nats-io/kv";
 import type { TaskStatus } from "../gen/taskwire/v1/task_pb.js";
-import { isTerminal, readStatus, writeStatus } from "../sdk/task-status.js";
+import { isTerminal, readStatus, type StatusBucket, writeStatus } from "../sdk/task-status.js";
 
 /** How a terminal write ended. */
 export type FinishOutcome = "written" | "superseded";
@@ -19,7 +18,7 @@ export class StatusWriter {
   private finished = false;
 
   constructor(
-    private readonly kv: KV,
+    private readonly bucket: StatusBucket,
     /** The record as this attempt sees it; mutate, then call `touch()`. */
     readonly status: TaskStatus,
     private revision: number,
@@ -49,12 +48,12 @@ export class StatusWriter {
     if (this.superseded) return "superseded";
     update(this.status);
     for (;;) {
-      const written = await writeStatus(this.kv, this.status, this.revision);
+      const written = await writeStatus(this.bucket, this.status, this.revision);
       if (written !== undefined) {
         this.revision = written;
         return "written";
       }
-      const current = await readStatus(this.kv, this.status.taskId);
+      const current = await readStatus(this.bucket, this.status.taskId);
       if (current && isTerminal(current.status.state)) return "superseded";
       this.revision = current?.revision ?? 0;
     }
@@ -65,12 +64,12 @@ export class StatusWriter {
       // Two tries: a conflict with a non-terminal record (an earlier attempt's)
       // only tells us the revision to write over.
       for (let tries = 0; tries < 2 && !this.finished && !this.superseded; tries++) {
-        const written = await writeStatus(this.kv, this.status, this.revision);
+        const written = await writeStatus(this.bucket, this.status, this.revision);
         if (written !== undefined) {
           this.revision = written;
           return;
         }
-        const current = await readStatus(this.kv, this.status.taskId);
+        const current = await readStatus(this.bucket, this.status.taskId);
         if (current && isTerminal(current.status.state)) {
           this.superseded = true;
           this.onSuperseded();
