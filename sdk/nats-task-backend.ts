@@ -14,10 +14,11 @@ import {
   type SubmitResponse,
   SubmitResponseSchema,
 } from "../gen/taskwire/v1/task_service_pb.js";
-import { JetStreamPublisher } from "./jetstream-publisher.js";
+import { directGet, publishToStream } from "./jetstream-ops.js";
 import { Mailbox } from "./mailbox.js";
 import { fromNatsError } from "./nats-error.js";
 import { prepareTask, type SubmitLimits } from "./prepare-task.js";
+import { RequestPipeline } from "./request-pipeline.js";
 import { StatusFeed } from "./status-feed.js";
 import type { TaskBackend } from "./task-backend.js";
 import { TaskError } from "./task-error.js";
@@ -66,7 +67,7 @@ export async function createNatsTaskBackend(options: NatsTaskBackendOptions): Pr
   try {
     for (const type of registry.workerTypes()) await provisionWorkerType(jsm, type, options.topology);
     const kv = await provisionStatusBucket(nc, options.topology);
-    return new NatsTaskBackend(nc, jsm, { kv, publisher: new JetStreamPublisher(nc) }, registry, options.limits ?? {});
+    return new NatsTaskBackend(nc, jsm, { kv, requests: new RequestPipeline(nc) }, registry, options.limits ?? {});
   } catch (error) {
     throw fromNatsError(error, "provisioning JetStream");
   }
@@ -136,7 +137,7 @@ class NatsTaskBackend implements TaskBackend {
     try {
       const id = headers();
       id.set("Nats-Msg-Id", taskId);
-      const ack = await this.bucket.publisher.publish(prepared.subject, prepared.bytes, id);
+      const ack = await publishToStream(this.bucket.requests, prepared.subject, prepared.bytes, id);
       if (ack.duplicate) {
         this.statusFeed.untrack(taskId);
         return this.duplicate(taskId);
@@ -232,7 +233,7 @@ class NatsTaskBackend implements TaskBackend {
 
   async close(): Promise<void> {
     this.statusFeed.close();
-    this.bucket.publisher.close();
+    this.bucket.requests.close();
   }
 
   async cancelTask(taskId: string, reason: string): Promise<TaskStatus> {
@@ -331,12 +332,12 @@ class NatsTaskBackend implements TaskBackend {
 
   private async findQueued(workerType: string, taskId: string) {
     try {
-      return await this.jsm.direct.getMessage(topology.streamName(workerType), {
-        next_by_subj: topology.taskSubjectAnyPriority(workerType, taskIdToken(taskId)),
+      return await directGet(this.bucket.requests, topology.streamName(workerType), {
+        nextBySubject: topology.taskSubjectAnyPriority(workerType, taskIdToken(taskId)),
       });
     } catch (error) {
       // The worker type has no stream on this server: nothing of it is queued.
-      if (error instanceof JetStreamApiError && error.code === 10059) return null;
+      if (error instanceof errors.NoRespondersError) return null;
       throw error;
     }
   }

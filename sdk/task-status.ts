@@ -4,7 +4,8 @@ import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import { headers } from "@nats-io/transport-node";
 import { TaskState, type TaskStatus, TaskStatusSchema, type WorkItem } from "../gen/taskwire/v1/task_pb.js";
-import type { JetStreamPublisher } from "./jetstream-publisher.js";
+import { directGet, publishToStream } from "./jetstream-ops.js";
+import type { RequestPipeline } from "./request-pipeline.js";
 import { topology } from "./topology.js";
 
 const terminalStates = new Set([
@@ -44,17 +45,20 @@ export interface StoredStatus {
   readonly revision: number;
 }
 
-/** The status bucket: read through the KV API, written through a JetStream publisher. */
+/** The status bucket: watched and listed through the KV API; read and written through a request pipeline. */
 export interface StatusBucket {
   readonly kv: KV;
-  readonly publisher: JetStreamPublisher;
+  readonly requests: RequestPipeline;
 }
 
 /** Reads a task's status record; undefined when there is none. */
 export async function readStatus(bucket: StatusBucket, taskId: string): Promise<StoredStatus | undefined> {
-  const entry = await bucket.kv.get(taskId);
-  if (entry?.operation !== "PUT") return undefined;
-  return { status: fromBinary(TaskStatusSchema, entry.value), revision: entry.revision };
+  const stored = await directGet(bucket.requests, topology.statusStream, {
+    lastBySubject: topology.statusSubject(taskId),
+  });
+  // No record, or a delete marker (its body is empty).
+  if (!stored || stored.data.length === 0) return undefined;
+  return { status: fromBinary(TaskStatusSchema, stored.data), revision: stored.seq };
 }
 
 /** Decodes a status record's bytes. */
@@ -76,7 +80,8 @@ export async function writeStatus(
   const expect = headers();
   expect.set("Nats-Expected-Last-Subject-Sequence", String(expectedRevision));
   try {
-    const ack = await bucket.publisher.publish(
+    const ack = await publishToStream(
+      bucket.requests,
       topology.statusSubject(status.taskId),
       toBinary(TaskStatusSchema, status),
       expect,

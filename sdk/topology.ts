@@ -36,6 +36,8 @@ export const topology = {
   consumerName: (workerType: string, priority: PriorityName) => `${workerType}_${priority}`,
   consumerFilter: (workerType: string, priority: PriorityName) => `taskwire.task.${workerType}.${priority}.*`,
   statusBucket: "taskwire_status",
+  /** The stream behind the status bucket. */
+  statusStream: "KV_taskwire_status",
   /** The subject a task's status record is written on (the bucket's key subject). */
   statusSubject: (taskId: string) => `$KV.taskwire_status.${taskId}`,
   cancelSubject: (workerType: string) => `taskwire.cancel.${workerType}`,

@@ -3,9 +3,9 @@ import type { DescMessage } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import { type JsMsg, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { millis, type NatsConnection, type Subscription } from "@nats-io/transport-node";
-import { JetStreamPublisher } from "../sdk/jetstream-publisher.js";
 import { fromNatsError } from "../sdk/nats-error.js";
 import { openConnection } from "../sdk/open-connection.js";
+import { RequestPipeline } from "../sdk/request-pipeline.js";
 import { TaskError } from "../sdk/task-error.js";
 import {
   checkServerVersion,
@@ -82,7 +82,7 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
     for (const service of options.services)
       await provisionWorkerType(jsm, service.definition.workerType, options.topology);
     const kv = await provisionStatusBucket(nc, options.topology);
-    const worker = new TaskWorker(nc, owned, { kv, publisher: new JetStreamPublisher(nc) }, options);
+    const worker = new TaskWorker(nc, owned, { kv, requests: new RequestPipeline(nc) }, options);
     await worker.start();
     return worker;
   } catch (error) {
@@ -206,7 +206,7 @@ class TaskWorker implements Worker {
     for (const ctx of this.running.values()) ctx.abort("shutdown");
     await Promise.allSettled([...this.attempts]);
     // Stage 3: release everything, each step on its own.
-    this.bucket.publisher.close();
+    this.bucket.requests.close();
     for (const sub of this.subscriptions) {
       try {
         sub.unsubscribe();

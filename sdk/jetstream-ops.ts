@@ -1,0 +1,79 @@
+import { JetStreamApiError } from "@nats-io/jetstream";
+import type { Msg, MsgHdrs } from "@nats-io/transport-node";
+import type { RequestPipeline } from "./request-pipeline.js";
+
+/** What JetStream answers to a stored publish. */
+export interface PubAck {
+  readonly stream: string;
+  readonly seq: number;
+  /** The message id was seen within the duplicate window: nothing was stored. */
+  readonly duplicate: boolean;
+}
+
+/** A message read from a stream. */
+export interface StoredMessage {
+  readonly seq: number;
+  readonly subject: string;
+  readonly data: Uint8Array;
+}
+
+type ApiErrorBody = ConstructorParameters<typeof JetStreamApiError>[0];
+
+/**
+ * Publishes to a stream and resolves once JetStream stored it (`js.publish()`
+ * over a {@link RequestPipeline}). Refusals are `JetStreamApiError`s.
+ */
+export async function publishToStream(
+  requests: RequestPipeline,
+  subject: string,
+  data: Uint8Array,
+  headers?: MsgHdrs,
+): Promise<PubAck> {
+  const reply = (await requests.request(subject, data, headers)).json<{
+    stream?: string;
+    seq?: number;
+    duplicate?: boolean;
+    error?: ApiErrorBody;
+  }>();
+  if (reply.error) throw new JetStreamApiError(reply.error);
+  return { stream: reply.stream ?? "", seq: reply.seq ?? 0, duplicate: reply.duplicate === true };
+}
+
+/**
+ * A direct get (the stream needs `allow_direct`): the last message on a subject,
+ * or the first one at or after sequence 0 matching a subject filter. Null when
+ * there is none.
+ */
+export async function directGet(
+  requests: RequestPipeline,
+  stream: string,
+  query: { lastBySubject: string } | { nextBySubject: string },
+): Promise<StoredMessage | null> {
+  const reply =
+    "lastBySubject" in query
+      ? await requests.request(`$JS.API.DIRECT.GET.${stream}.${query.lastBySubject}`, empty)
+      : await requests.request(
+          `$JS.API.DIRECT.GET.${stream}`,
+          new TextEncoder().encode(JSON.stringify({ next_by_subj: query.nextBySubject })),
+        );
+  return storedMessage(reply, stream);
+}
+
+const empty = new Uint8Array(0);
+
+function storedMessage(reply: Msg, stream: string): StoredMessage | null {
+  const code = reply.headers?.code ?? 0;
+  if (code === 404) return null;
+  if (code !== 0) {
+    throw new JetStreamApiError({
+      code,
+      err_code: 0,
+      description: `direct get on ${stream}: ${reply.headers?.description || `status ${code}`}`,
+    });
+  }
+  return {
+    seq: Number(reply.headers?.get("Nats-Sequence")),
+    subject: reply.headers?.get("Nats-Subject") ?? "",
+    data: reply.data,
+  };
+}
