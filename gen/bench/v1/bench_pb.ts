@@ -11,7 +11,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file bench/v1/bench.proto.
  */
 export const file_bench_v1_bench: GenFile = /*@__PURE__*/
-  fileDesc("ChRiZW5jaC92MS9iZW5jaC5wcm90bxIIYmVuY2gudjEiGwoLRWNob1JlcXVlc3QSDAoEdGV4dBgBIAEoCSIcCgxFY2hvUmVzcG9uc2USDAoEdGV4dBgBIAEoCTJUCgtFY2hvU2VydmljZRI1CgRFY2hvEhUuYmVuY2gudjEuRWNob1JlcXVlc3QaFi5iZW5jaC52MS5FY2hvUmVzcG9uc2UaDtKjGQoKBWJlbmNoEMgBYgZwcm90bzM", [file_taskwire_v1_options]);
+  fileDesc("ChRiZW5jaC92MS9iZW5jaC5wcm90bxIIYmVuY2gudjEiGwoLRWNob1JlcXVlc3QSDAoEdGV4dBgBIAEoCSIcCgxFY2hvUmVzcG9uc2USDAoEdGV4dBgBIAEoCTJmCgtFY2hvU2VydmljZRJHCgRFY2hvEhUuYmVuY2gudjEuRWNob1JlcXVlc3QaFi5iZW5jaC52MS5FY2hvUmVzcG9uc2UiENKjGQwKAggeEgYIAxICCAEaDtKjGQoKBWJlbmNoEMgBYgZwcm90bzM", [file_taskwire_v1_options]);
 
 /**
  * Request of EchoService.Echo.
@@ -63,7 +63,8 @@ export const EchoResponseSchema: GenMessage<EchoResponse> = /*@__PURE__*/
  */
 export const EchoService: GenService<{
   /**
-   * Returns the text it was given.
+   * Returns the text it was given. A deadline and a retry policy are in effect,
+   * as in production, though the benchmark's handler never needs them.
    *
    * @generated from rpc bench.v1.EchoService.Echo
    */

@@ -22,7 +22,7 @@ export const echoService = defineTaskService({
       name: "Echo",
       input: EchoRequestSchema,
       output: EchoResponseSchema,
-      defaults: {},
+      defaults: { timeoutMs: 30000, retry: { maxAttempts: 3, initialBackoffMs: 1000 } },
     },
   },
 });
@@ -35,7 +35,8 @@ export const echoService = defineTaskService({
  */
 export interface EchoServiceHandler {
   /**
-   * Returns the text it was given.
+   * Returns the text it was given. A deadline and a retry policy are in effect,
+   * as in production, though the benchmark's handler never needs them.
    *
    * @generated from rpc bench.v1.EchoService.Echo
    */
@@ -56,7 +57,8 @@ export function implementEchoService(handler: EchoServiceHandler): TaskServiceIm
  */
 export interface EchoServiceClient {
   /**
-   * Returns the text it was given.
+   * Returns the text it was given. A deadline and a retry policy are in effect,
+   * as in production, though the benchmark's handler never needs them.
    *
    * @generated from rpc bench.v1.EchoService.Echo
    */

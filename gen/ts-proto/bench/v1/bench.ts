@@ -175,7 +175,10 @@ export const EchoResponse: MessageFns<EchoResponse> = {
  */
 export type EchoServiceService = typeof EchoServiceService;
 export const EchoServiceService = {
-  /** Returns the text it was given. */
+  /**
+   * Returns the text it was given. A deadline and a retry policy are in effect,
+   * as in production, though the benchmark's handler never needs them.
+   */
   echo: {
     path: "/bench.v1.EchoService/Echo" as const,
     requestStream: false as const,
@@ -188,12 +191,18 @@ export const EchoServiceService = {
 } as const;
 
 export interface EchoServiceServer extends UntypedServiceImplementation {
-  /** Returns the text it was given. */
+  /**
+   * Returns the text it was given. A deadline and a retry policy are in effect,
+   * as in production, though the benchmark's handler never needs them.
+   */
   echo: handleUnaryCall<EchoRequest, EchoResponse>;
 }
 
 export interface EchoServiceClient extends Client {
-  /** Returns the text it was given. */
+  /**
+   * Returns the text it was given. A deadline and a retry policy are in effect,
+   * as in production, though the benchmark's handler never needs them.
+   */
   echo(request: EchoRequest, callback: (error: ServiceError | null, response: EchoResponse) => void): ClientUnaryCall;
   echo(
     request: EchoRequest,
