@@ -134,7 +134,8 @@ same 128-byte payload; every handler returns it.
 The systems:
 
 - **raw JetStream**: the limit without task semantics. A work-queue stream on file
-  storage; the client publishes with the PubAck awaited; the consumer process (a durable
+  storage; the client publishes with the PubAck awaited (through Taskwire's request
+  pipeline, cheaper than \`js.publish\`, so the limit is a real one); the consumer process (a durable
   pull consumer, ${rawTopology.prefetch} messages prefetched) acks each message, then announces its sequence
   on a core NATS subject, which the client takes as the result.
 - **Taskwire direct**: \`createClient({ nats, services })\`; one task per call through the
