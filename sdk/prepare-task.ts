@@ -14,7 +14,6 @@ import {
   type RetryPolicy,
   RetryPolicySchema,
   type Task,
-  type WorkItem,
   WorkItemSchema,
 } from "../gen/taskwire/v1/task_pb.js";
 import { missingRequiredFields } from "./required-fields.js";
@@ -36,11 +35,8 @@ export interface PreparedTask {
   readonly taskId: string;
   /** The subject it is published on. */
   readonly subject: string;
-  /** The stream that stores it. */
-  readonly stream: string;
-  readonly workItem: WorkItem;
+  /** The serialized WorkItem. */
   readonly bytes: Uint8Array;
-  readonly method: TaskMethod;
 }
 
 /** Limits checked before anything reaches NATS. */
@@ -128,22 +124,39 @@ export function prepareTask(
   const taskId = task.idempotencyKey
     ? keyedTaskId(method.workerType, task.idempotencyKey)
     : newTaskId(method.workerType, now);
-  const workItem = create(WorkItemSchema, {
-    taskId,
-    workerType: method.workerType,
-    method: method.name,
-    payload: payload.value,
-    payloadType,
-    attempt: 1,
-    retry,
-    timeout: durationFromMs(timeoutMs),
-    submittedAt: timestampFromMs(now),
-    expiresAt,
-    metadata: task.metadata,
-    priority: priorityValues[priority],
-    delivery,
-  });
-  const bytes = toBinary(WorkItemSchema, workItem);
+  // Protobuf messages merge by concatenation: the fields a task shares with its
+  // method are encoded once per method (when it overrides none), then joined
+  // with its own.
+  const overrides = task.priority !== Priority.UNSPECIFIED || task.timeout || task.retry || task.delivery;
+  const shared =
+    (!overrides && sharedParts.get(method)) ||
+    toBinary(
+      WorkItemSchema,
+      create(WorkItemSchema, {
+        workerType: method.workerType,
+        method: method.name,
+        payloadType,
+        attempt: 1,
+        retry: resolveRetry(method, task.retry),
+        timeout: durationFromMs(timeoutMs),
+        priority: priorityValues[priority],
+        delivery,
+      }),
+    );
+  if (!overrides) sharedParts.set(method, shared);
+  const own = toBinary(
+    WorkItemSchema,
+    create(WorkItemSchema, {
+      taskId,
+      payload: payload.value,
+      submittedAt: timestampFromMs(now),
+      expiresAt,
+      metadata: task.metadata,
+    }),
+  );
+  const bytes = new Uint8Array(shared.length + own.length);
+  bytes.set(shared);
+  bytes.set(own, shared.length);
   const maxBytes = limits.maxWorkItemBytes ?? 1_000_000;
   if (bytes.byteLength > maxBytes) {
     throw new TaskError(
@@ -151,15 +164,11 @@ export function prepareTask(
       Code.ResourceExhausted,
     );
   }
-  return {
-    taskId,
-    subject: topology.taskSubject(method.workerType, priority, taskIdToken(taskId)),
-    stream: topology.streamName(method.workerType),
-    workItem,
-    bytes,
-    method,
-  };
+  return { taskId, subject: topology.taskSubject(method.workerType, priority, taskIdToken(taskId)), bytes };
 }
+
+/** The encoded WorkItem fields of tasks that override none of their method's defaults. */
+const sharedParts = new WeakMap<TaskMethod, Uint8Array>();
 
 function resolveRetry(method: TaskMethod, override: RetryPolicy | undefined): RetryPolicy {
   const d = { ...runtimeDefaults.retry, ...method.defaults.retry };
