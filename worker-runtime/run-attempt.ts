@@ -179,10 +179,10 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
       );
     }
     const result = await bound.handler(request, ctx);
-    ctx.signal.throwIfAborted(); // a result after cancel or deadline does not count
+    if (ctx.abortReason) throw ctx.abortReason; // a result after cancel or deadline does not count
     packed = anyPack(bound.method.output, create(bound.method.output, result));
   } catch (thrown) {
-    failure = ctx.abortCause ? abortError(ctx) : TaskError.from(thrown);
+    failure = ctx.abortReason ?? TaskError.from(thrown);
   } finally {
     clearInterval(heartbeat);
     ctx.dispose();
@@ -221,8 +221,4 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
   const outcome = await end(TaskState.FAILED, "failed", failure);
   msg.ack();
   report(outcome, failure);
-}
-
-function abortError(ctx: TaskContextController): TaskError {
-  return ctx.signal.reason instanceof TaskError ? ctx.signal.reason : TaskError.from(ctx.signal.reason);
 }

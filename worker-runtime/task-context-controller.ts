@@ -10,10 +10,12 @@ export type AbortCause = "deadline" | "cancelled" | "shutdown" | "superseded";
  * the deadline timer, and records why the signal fired.
  */
 export class TaskContextController implements TaskContext {
-  readonly signal: AbortSignal;
-  /** Set when the signal aborts. */
+  /** Set when the attempt is aborted. */
   abortCause: AbortCause | undefined;
-  private readonly controller = new AbortController();
+  /** Why, once aborted: the signal's reason. */
+  abortReason: TaskError | undefined;
+  // Made on first use of `signal`: most handlers never look at it.
+  private controller: AbortController | undefined;
   private readonly deadlineTimer: NodeJS.Timeout;
 
   constructor(
@@ -29,8 +31,15 @@ export class TaskContextController implements TaskContext {
     private readonly onProgress: (fraction: number, message: string) => void,
     private readonly onHeartbeat: () => void,
   ) {
-    this.signal = this.controller.signal;
     this.deadlineTimer = setTimeout(() => this.abort("deadline"), Math.max(0, deadline.getTime() - Date.now()));
+  }
+
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.abortReason) this.controller.abort(this.abortReason);
+    }
+    return this.controller.signal;
   }
 
   progress(fraction: number, message = ""): void {
@@ -59,7 +68,8 @@ export class TaskContextController implements TaskContext {
           retryable: false,
         }),
     };
-    this.controller.abort(reasons[cause]());
+    this.abortReason = reasons[cause]();
+    this.controller?.abort(this.abortReason);
   }
 
   /** Stops the deadline timer once the handler has returned. */
