@@ -39,6 +39,10 @@ export class HttpListener {
 
   constructor(handler: NodeHandlerFn) {
     this.#http1 = http.createServer((request, response) => this.#serveHttp1(handler, request, response));
+    // Longer than clients keep idle sockets (Node's agent: 5 s, as the server's
+    // default): otherwise a client may reuse a socket the server is closing.
+    this.#http1.keepAliveTimeout = 65_000;
+    this.#http1.headersTimeout = 66_000;
     this.#http2 = http2.createServer({}, (request, response) => {
       response.stream.once("finish", () => resetOnceSent(response.stream, resetPollLimit));
       handler(request, response);
@@ -59,7 +63,9 @@ export class HttpListener {
         this.#state = "closed";
         reject(error);
       });
-      this.#net.listen({ host, port }, () => {
+      // A deep accept queue: a burst of new HTTP/1.1 connections (one per
+      // concurrent request) overflowing Node's default of 511 is refused.
+      this.#net.listen({ host, port, backlog: 4096 }, () => {
         this.#net.removeAllListeners("error");
         resolve((this.#net.address() as net.AddressInfo).port);
       });
