@@ -178,44 +178,33 @@ class NatsTaskBackend implements TaskBackend {
     return (await this.load(taskId)).status;
   }
 
-  watchTask(taskId: string, signal?: AbortSignal): AsyncIterable<TaskStatus> {
-    return this.statuses(taskId, signal, true);
-  }
-
   async awaitTerminal(taskId: string, signal?: AbortSignal): Promise<TaskStatus> {
+    // A task submitted here while its type was followed: every write of its record is known.
+    const tracked = this.statusFeed.trackedTerminal(taskId, signal);
+    if (tracked) return tracked;
     let last: TaskStatus | undefined;
-    for await (const status of this.statuses(taskId, signal, false)) last = status;
+    for await (const status of this.watchTask(taskId, signal)) last = status;
     if (!last) throw new TaskError(`watch of ${taskId} ended without a status`, Code.Internal);
     return last;
   }
 
-  /**
-   * The task's statuses until a terminal state: the current one first when
-   * `current`, then every later write. A task this backend submitted while its
-   * type was followed needs no read when `current` is not wanted: every write
-   * of its record has been seen.
-   */
-  private async *statuses(taskId: string, signal: AbortSignal | undefined, current: boolean) {
+  async *watchTask(taskId: string, signal?: AbortSignal): AsyncIterable<TaskStatus> {
     const workerType = this.workerTypeOf(taskId);
     this.ensureAvailable(`watching ${taskId}`);
     const updates = new Mailbox<StoredStatus | TaskError>();
     const listener = (update: StoredStatus | undefined) =>
       updates.push(update ?? new TaskError(`watch of ${taskId} ended: the NATS connection closed`, Code.Unavailable));
-    const tracked = current ? undefined : this.statusFeed.takeTracked(taskId, listener);
-    // Otherwise follow first, then read: no write between the two can be missed.
-    let unlisten = tracked?.stop;
-    if (!unlisten) {
-      try {
-        unlisten = await this.statusFeed.listen(taskId, workerType, listener);
-      } catch (error) {
-        throw fromNatsError(error, `watching ${taskId}`);
-      }
+    // Follow first, then read: no write between the two can be missed.
+    let unlisten: () => void;
+    try {
+      unlisten = await this.statusFeed.listen(taskId, workerType, listener);
+    } catch (error) {
+      throw fromNatsError(error, `watching ${taskId}`);
     }
     const stop = () => updates.close();
     signal?.addEventListener("abort", stop, { once: true });
     try {
-      if (!tracked) updates.unshift(await this.load(taskId));
-      else if (tracked.latest) updates.unshift(tracked.latest);
+      updates.unshift(await this.load(taskId));
       let revision = -1;
       for await (const update of updates) {
         if (update instanceof TaskError) throw update;

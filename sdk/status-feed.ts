@@ -1,5 +1,8 @@
+import { Code } from "@connectrpc/connect";
 import { type KV, type KvWatchEntry, KvWatchInclude } from "@nats-io/kv";
-import { decodeStatus, type StoredStatus } from "./task-status.js";
+import type { TaskStatus } from "../gen/taskwire/v1/task_pb.js";
+import { TaskError } from "./task-error.js";
+import { decodeStatus, isTerminal, type StoredStatus } from "./task-status.js";
 
 /** Receives each new write of a task's status record, or `undefined` when the feed ended. */
 export type StatusListener = (update: StoredStatus | undefined) => void;
@@ -31,7 +34,7 @@ export class StatusFeed {
 
   /**
    * Call before publishing a new task: if its type is followed, every write of
-   * its record will be kept until {@link takeTracked}, so waiting for its
+   * its record will be kept until {@link trackedTerminal}, so waiting for its
    * result needs no read.
    */
   track(taskId: string, workerType: string): void {
@@ -49,15 +52,34 @@ export class StatusFeed {
   }
 
   /**
-   * For a tracked task: its latest write so far (null: none yet, so it is still
-   * queued) and `listener` registered for the rest, atomically. Undefined when
-   * the task is not tracked: then listen, and read.
+   * For a tracked task, its terminal status: at once if it was written
+   * already, else when it is, without any read. Undefined when the task is not
+   * tracked (the caller then follows and reads). Rejects with UNAVAILABLE if
+   * the feed ends first, CANCELED if `signal` aborts.
    */
-  takeTracked(taskId: string, listener: StatusListener): { latest: StoredStatus | null; stop: () => void } | undefined {
+  trackedTerminal(taskId: string, signal?: AbortSignal): Promise<TaskStatus> | undefined {
     const latest = this.tracked.get(taskId);
     if (latest === undefined) return undefined;
     this.tracked.delete(taskId);
-    return { latest, stop: this.addListener(taskId, listener) };
+    if (latest && isTerminal(latest.status.state)) return Promise.resolve(latest.status);
+    return new Promise((resolve, reject) => {
+      const settle = (outcome: () => void) => {
+        stop();
+        signal?.removeEventListener("abort", onAbort);
+        outcome();
+      };
+      const onAbort = () =>
+        settle(() => reject(new TaskError(`waiting for ${taskId} was aborted`, Code.Canceled, { taskId })));
+      const stop = this.addListener(taskId, (update) => {
+        if (!update) {
+          settle(() =>
+            reject(new TaskError(`waiting for ${taskId}: the status feed ended`, Code.Unavailable, { taskId })),
+          );
+        } else if (isTerminal(update.status.state)) settle(() => resolve(update.status));
+      });
+      signal?.addEventListener("abort", onAbort, { once: true });
+      if (signal?.aborted) onAbort();
+    });
   }
 
   /**
