@@ -16,6 +16,8 @@ import { poll } from "../support/poll.js";
 import { repoRoot } from "../support/tools.js";
 
 const run = promisify(execFile);
+/** node's arguments to run the taskwire command from source. */
+const taskwireArgs = (...args: string[]) => ["--import", "tsx", "--conditions=taskwire-source", "cli/main.ts", ...args];
 const examples = (path: string) => join(repoRoot, path);
 
 /** A taskwire.yaml in a temporary directory, on free ports. */
@@ -137,11 +139,7 @@ describe("the taskwire command", () => {
 
   it("says NATS is unreachable, and how to start it, when nothing listens at nats.url", async () => {
     const config = await writeConfig(dir, `nats://127.0.0.1:${await freePort()}`, { processes: 1 });
-    const gateway = run(
-      process.execPath,
-      ["--import", "tsx", "--conditions=taskwire-source", "cli/main.ts", "gateway", "--config", config.path],
-      { cwd: repoRoot },
-    );
+    const gateway = run(process.execPath, taskwireArgs("gateway", "--config", config.path), { cwd: repoRoot });
     await expect(gateway).rejects.toMatchObject({
       code: 1,
       stderr: expect.stringMatching(
@@ -152,11 +150,10 @@ describe("the taskwire command", () => {
 
   it("says nats-server is missing, and how to get it", async () => {
     const config = await writeConfig(dir, `nats://127.0.0.1:${await freePort()}`, { processes: 1 });
-    const dev = run(
-      process.execPath,
-      ["--import", "tsx", "--conditions=taskwire-source", "cli/main.ts", "dev", "--config", config.path],
-      { cwd: repoRoot, env: { ...process.env, TASKWIRE_NATS_SERVER: join(dir, "no-such-nats-server") } },
-    );
+    const dev = run(process.execPath, taskwireArgs("dev", "--config", config.path), {
+      cwd: repoRoot,
+      env: { ...process.env, TASKWIRE_NATS_SERVER: join(dir, "no-such-nats-server") },
+    });
     await expect(dev).rejects.toMatchObject({
       code: 1,
       stderr: expect.stringContaining(
@@ -181,11 +178,7 @@ describe("the taskwire command", () => {
 
     it("finishes the tasks in flight, fetches nothing new and exits within the grace period", async () => {
       const config = await writeConfig(dir, nats.url, { processes: 1, concurrency: 2 });
-      const supervisor = spawn(
-        process.execPath,
-        ["--import", "tsx", "--conditions=taskwire-source", "cli/main.ts", "worker", "--config", config.path],
-        { cwd: repoRoot },
-      );
+      const supervisor = spawn(process.execPath, taskwireArgs("worker", "--config", config.path), { cwd: repoRoot });
       const out = follow(supervisor);
       // Six one-second tasks for two slots: two run, four wait.
       const tasks: TaskHandle<typeof reportService.methods.generate.output>[] = [];
