@@ -2,7 +2,6 @@ import { create, fromBinary } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
 import { JetStreamApiError, type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
-import type { KV } from "@nats-io/kv";
 import { errors, headers, type NatsConnection } from "@nats-io/transport-node";
 import { type Task, TaskState, type TaskStatus, WorkItemSchema } from "../gen/taskwire/v1/task_pb.js";
 import {

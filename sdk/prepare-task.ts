@@ -110,7 +110,6 @@ export function prepareTask(
   const timeoutMs = task.timeout
     ? positiveMs(task.timeout, "task.timeout")
     : (method.defaults.timeoutMs ?? runtimeDefaults.timeoutMs);
-  const retry = resolveRetry(method, task.retry);
   const expiresAt =
     task.expiresAt ??
     (method.defaults.expiresAfterMs ? timestampFromMs(now + method.defaults.expiresAfterMs) : undefined);

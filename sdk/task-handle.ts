@@ -4,7 +4,6 @@ import { TaskState, type TaskStatus } from "../gen/taskwire/v1/task_pb.js";
 import type { TaskBackend } from "./task-backend.js";
 import type { StatusStream, TaskHandle } from "./task-client.js";
 import { TaskError } from "./task-error.js";
-import { isTerminal } from "./task-status.js";
 
 /**
  * A handle on task `id`, whose result decodes as `output`.

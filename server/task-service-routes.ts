@@ -32,6 +32,15 @@ export function taskServiceRoutes(backend: TaskBackend): (router: ConnectRouter)
         for await (const status of backend.watchTask(taskId, context.signal)) yield { status };
         context.signal.throwIfAborted();
       },
+      // As for watchTask: a wait cut short ends with the signal's reason.
+      async waitTask({ taskId }, context) {
+        try {
+          return { status: await backend.awaitTerminal(taskId, context.signal) };
+        } catch (error) {
+          context.signal.throwIfAborted();
+          throw error;
+        }
+      },
       async cancelTask({ taskId, reason }) {
         return { status: await backend.cancelTask(taskId, reason) };
       },

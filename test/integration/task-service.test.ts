@@ -124,6 +124,25 @@ describe("TaskService over JetStream", () => {
     60_000,
   );
 
+  it("WaitTask returns the terminal status, or DEADLINE_EXCEEDED when the call's deadline passes first", async () => {
+    const task = await client.submitTask(hashService.methods.digest, { text: "wait" });
+    const wait = (timeoutMs: number) =>
+      fetch(`${gateway.url}/taskwire.v1.TaskService/WaitTask`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "connect-timeout-ms": String(timeoutMs) },
+        body: JSON.stringify({ taskId: task.id }),
+      }).then(async (response) => ({
+        status: response.status,
+        body: (await response.json()) as Record<string, never>,
+      }));
+    const early = await wait(300); // no worker yet
+    expect(early.body).toMatchObject({ code: "deadline_exceeded" });
+    await startWorker();
+    const done = await wait(20_000);
+    expect(done.status).toBe(200);
+    expect(done.body).toMatchObject({ status: { taskId: task.id, state: "TASK_STATE_SUCCEEDED" } });
+  });
+
   it("refuses a batch over 1000 tasks with INVALID_ARGUMENT", async () => {
     const tasks = Array.from({ length: 1001 }, (_, i) => ({ request: { text: `t${i}` } }));
     await expect(client.submitBatch(hashService.methods.digest, tasks)).rejects.toThrow(

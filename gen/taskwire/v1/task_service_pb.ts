@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file taskwire/v1/task_service.proto.
  */
 export const file_taskwire_v1_task_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch50YXNrd2lyZS92MS90YXNrX3NlcnZpY2UucHJvdG8SC3Rhc2t3aXJlLnYxIjAKDVN1Ym1pdFJlcXVlc3QSHwoEdGFzaxgBIAEoCzIRLnRhc2t3aXJlLnYxLlRhc2siWwoOU3VibWl0UmVzcG9uc2USDwoHdGFza19pZBgBIAEoCRIRCglkdXBsaWNhdGUYAiABKAgSJQoFc3RhdGUYAyABKA4yFi50YXNrd2lyZS52MS5UYXNrU3RhdGUiNgoSQmF0Y2hTdWJtaXRSZXF1ZXN0EiAKBXRhc2tzGAEgAygLMhEudGFza3dpcmUudjEuVGFzayJ4ChFCYXRjaFN1Ym1pdFJlc3VsdBIvCghhY2NlcHRlZBgBIAEoCzIbLnRhc2t3aXJlLnYxLlN1Ym1pdFJlc3BvbnNlSAASJwoFZXJyb3IYAiABKAsyFi50YXNrd2lyZS52MS5UYXNrRXJyb3JIAEIJCgdvdXRjb21lIkYKE0JhdGNoU3VibWl0UmVzcG9uc2USLwoHcmVzdWx0cxgBIAMoCzIeLnRhc2t3aXJlLnYxLkJhdGNoU3VibWl0UmVzdWx0IiEKDkdldFRhc2tSZXF1ZXN0Eg8KB3Rhc2tfaWQYASABKAkiOgoPR2V0VGFza1Jlc3BvbnNlEicKBnN0YXR1cxgBIAEoCzIXLnRhc2t3aXJlLnYxLlRhc2tTdGF0dXMiIwoQV2F0Y2hUYXNrUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJIjwKEVdhdGNoVGFza1Jlc3BvbnNlEicKBnN0YXR1cxgBIAEoCzIXLnRhc2t3aXJlLnYxLlRhc2tTdGF0dXMiNAoRQ2FuY2VsVGFza1JlcXVlc3QSDwoHdGFza19pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiPQoSQ2FuY2VsVGFza1Jlc3BvbnNlEicKBnN0YXR1cxgBIAEoCzIXLnRhc2t3aXJlLnYxLlRhc2tTdGF0dXMidgoQTGlzdFRhc2tzUmVxdWVzdBITCgt3b3JrZXJfdHlwZRgBIAEoCRImCgZzdGF0ZXMYAiADKA4yFi50YXNrd2lyZS52MS5UYXNrU3RhdGUSEQoJcGFnZV9zaXplGAMgASgNEhIKCnBhZ2VfdG9rZW4YBCABKAkiVAoRTGlzdFRhc2tzUmVzcG9uc2USJgoFdGFza3MYASADKAsyFy50YXNrd2lyZS52MS5UYXNrU3RhdHVzEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCTLRAwoLVGFza1NlcnZpY2USQQoGU3VibWl0EhoudGFza3dpcmUudjEuU3VibWl0UmVxdWVzdBobLnRhc2t3aXJlLnYxLlN1Ym1pdFJlc3BvbnNlElAKC0JhdGNoU3VibWl0Eh8udGFza3dpcmUudjEuQmF0Y2hTdWJtaXRSZXF1ZXN0GiAudGFza3dpcmUudjEuQmF0Y2hTdWJtaXRSZXNwb25zZRJECgdHZXRUYXNrEhsudGFza3dpcmUudjEuR2V0VGFza1JlcXVlc3QaHC50YXNrd2lyZS52MS5HZXRUYXNrUmVzcG9uc2USTAoJV2F0Y2hUYXNrEh0udGFza3dpcmUudjEuV2F0Y2hUYXNrUmVxdWVzdBoeLnRhc2t3aXJlLnYxLldhdGNoVGFza1Jlc3BvbnNlMAESTQoKQ2FuY2VsVGFzaxIeLnRhc2t3aXJlLnYxLkNhbmNlbFRhc2tSZXF1ZXN0Gh8udGFza3dpcmUudjEuQ2FuY2VsVGFza1Jlc3BvbnNlEkoKCUxpc3RUYXNrcxIdLnRhc2t3aXJlLnYxLkxpc3RUYXNrc1JlcXVlc3QaHi50YXNrd2lyZS52MS5MaXN0VGFza3NSZXNwb25zZWIGcHJvdG8z", [file_taskwire_v1_task]);
+  fileDesc("Ch50YXNrd2lyZS92MS90YXNrX3NlcnZpY2UucHJvdG8SC3Rhc2t3aXJlLnYxIjAKDVN1Ym1pdFJlcXVlc3QSHwoEdGFzaxgBIAEoCzIRLnRhc2t3aXJlLnYxLlRhc2siWwoOU3VibWl0UmVzcG9uc2USDwoHdGFza19pZBgBIAEoCRIRCglkdXBsaWNhdGUYAiABKAgSJQoFc3RhdGUYAyABKA4yFi50YXNrd2lyZS52MS5UYXNrU3RhdGUiNgoSQmF0Y2hTdWJtaXRSZXF1ZXN0EiAKBXRhc2tzGAEgAygLMhEudGFza3dpcmUudjEuVGFzayJ4ChFCYXRjaFN1Ym1pdFJlc3VsdBIvCghhY2NlcHRlZBgBIAEoCzIbLnRhc2t3aXJlLnYxLlN1Ym1pdFJlc3BvbnNlSAASJwoFZXJyb3IYAiABKAsyFi50YXNrd2lyZS52MS5UYXNrRXJyb3JIAEIJCgdvdXRjb21lIkYKE0JhdGNoU3VibWl0UmVzcG9uc2USLwoHcmVzdWx0cxgBIAMoCzIeLnRhc2t3aXJlLnYxLkJhdGNoU3VibWl0UmVzdWx0IiEKDkdldFRhc2tSZXF1ZXN0Eg8KB3Rhc2tfaWQYASABKAkiOgoPR2V0VGFza1Jlc3BvbnNlEicKBnN0YXR1cxgBIAEoCzIXLnRhc2t3aXJlLnYxLlRhc2tTdGF0dXMiIwoQV2F0Y2hUYXNrUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJIjwKEVdhdGNoVGFza1Jlc3BvbnNlEicKBnN0YXR1cxgBIAEoCzIXLnRhc2t3aXJlLnYxLlRhc2tTdGF0dXMiIgoPV2FpdFRhc2tSZXF1ZXN0Eg8KB3Rhc2tfaWQYASABKAkiOwoQV2FpdFRhc2tSZXNwb25zZRInCgZzdGF0dXMYASABKAsyFy50YXNrd2lyZS52MS5UYXNrU3RhdHVzIjQKEUNhbmNlbFRhc2tSZXF1ZXN0Eg8KB3Rhc2tfaWQYASABKAkSDgoGcmVhc29uGAIgASgJIj0KEkNhbmNlbFRhc2tSZXNwb25zZRInCgZzdGF0dXMYASABKAsyFy50YXNrd2lyZS52MS5UYXNrU3RhdHVzInYKEExpc3RUYXNrc1JlcXVlc3QSEwoLd29ya2VyX3R5cGUYASABKAkSJgoGc3RhdGVzGAIgAygOMhYudGFza3dpcmUudjEuVGFza1N0YXRlEhEKCXBhZ2Vfc2l6ZRgDIAEoDRISCgpwYWdlX3Rva2VuGAQgASgJIlQKEUxpc3RUYXNrc1Jlc3BvbnNlEiYKBXRhc2tzGAEgAygLMhcudGFza3dpcmUudjEuVGFza1N0YXR1cxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkymgQKC1Rhc2tTZXJ2aWNlEkEKBlN1Ym1pdBIaLnRhc2t3aXJlLnYxLlN1Ym1pdFJlcXVlc3QaGy50YXNrd2lyZS52MS5TdWJtaXRSZXNwb25zZRJQCgtCYXRjaFN1Ym1pdBIfLnRhc2t3aXJlLnYxLkJhdGNoU3VibWl0UmVxdWVzdBogLnRhc2t3aXJlLnYxLkJhdGNoU3VibWl0UmVzcG9uc2USRAoHR2V0VGFzaxIbLnRhc2t3aXJlLnYxLkdldFRhc2tSZXF1ZXN0GhwudGFza3dpcmUudjEuR2V0VGFza1Jlc3BvbnNlEkwKCVdhdGNoVGFzaxIdLnRhc2t3aXJlLnYxLldhdGNoVGFza1JlcXVlc3QaHi50YXNrd2lyZS52MS5XYXRjaFRhc2tSZXNwb25zZTABEkcKCFdhaXRUYXNrEhwudGFza3dpcmUudjEuV2FpdFRhc2tSZXF1ZXN0Gh0udGFza3dpcmUudjEuV2FpdFRhc2tSZXNwb25zZRJNCgpDYW5jZWxUYXNrEh4udGFza3dpcmUudjEuQ2FuY2VsVGFza1JlcXVlc3QaHy50YXNrd2lyZS52MS5DYW5jZWxUYXNrUmVzcG9uc2USSgoJTGlzdFRhc2tzEh0udGFza3dpcmUudjEuTGlzdFRhc2tzUmVxdWVzdBoeLnRhc2t3aXJlLnYxLkxpc3RUYXNrc1Jlc3BvbnNlYgZwcm90bzM", [file_taskwire_v1_task]);
 
 /**
  * Request of TaskService.Submit.
@@ -234,6 +234,48 @@ export const WatchTaskResponseSchema: GenMessage<WatchTaskResponse> = /*@__PURE_
   messageDesc(file_taskwire_v1_task_service, 8);
 
 /**
+ * Request of TaskService.WaitTask.
+ *
+ * @generated from message taskwire.v1.WaitTaskRequest
+ */
+export type WaitTaskRequest = Message<"taskwire.v1.WaitTaskRequest"> & {
+  /**
+   * The task's id.
+   *
+   * @generated from field: string task_id = 1;
+   */
+  taskId: string;
+};
+
+/**
+ * Describes the message taskwire.v1.WaitTaskRequest.
+ * Use `create(WaitTaskRequestSchema)` to create a new message.
+ */
+export const WaitTaskRequestSchema: GenMessage<WaitTaskRequest> = /*@__PURE__*/
+  messageDesc(file_taskwire_v1_task_service, 9);
+
+/**
+ * Response of TaskService.WaitTask.
+ *
+ * @generated from message taskwire.v1.WaitTaskResponse
+ */
+export type WaitTaskResponse = Message<"taskwire.v1.WaitTaskResponse"> & {
+  /**
+   * The task's terminal status.
+   *
+   * @generated from field: taskwire.v1.TaskStatus status = 1;
+   */
+  status?: TaskStatus | undefined;
+};
+
+/**
+ * Describes the message taskwire.v1.WaitTaskResponse.
+ * Use `create(WaitTaskResponseSchema)` to create a new message.
+ */
+export const WaitTaskResponseSchema: GenMessage<WaitTaskResponse> = /*@__PURE__*/
+  messageDesc(file_taskwire_v1_task_service, 10);
+
+/**
  * Request of TaskService.CancelTask.
  *
  * @generated from message taskwire.v1.CancelTaskRequest
@@ -259,7 +301,7 @@ export type CancelTaskRequest = Message<"taskwire.v1.CancelTaskRequest"> & {
  * Use `create(CancelTaskRequestSchema)` to create a new message.
  */
 export const CancelTaskRequestSchema: GenMessage<CancelTaskRequest> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_task_service, 9);
+  messageDesc(file_taskwire_v1_task_service, 11);
 
 /**
  * Response of TaskService.CancelTask.
@@ -281,7 +323,7 @@ export type CancelTaskResponse = Message<"taskwire.v1.CancelTaskResponse"> & {
  * Use `create(CancelTaskResponseSchema)` to create a new message.
  */
 export const CancelTaskResponseSchema: GenMessage<CancelTaskResponse> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_task_service, 10);
+  messageDesc(file_taskwire_v1_task_service, 12);
 
 /**
  * Request of TaskService.ListTasks.
@@ -323,7 +365,7 @@ export type ListTasksRequest = Message<"taskwire.v1.ListTasksRequest"> & {
  * Use `create(ListTasksRequestSchema)` to create a new message.
  */
 export const ListTasksRequestSchema: GenMessage<ListTasksRequest> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_task_service, 11);
+  messageDesc(file_taskwire_v1_task_service, 13);
 
 /**
  * Response of TaskService.ListTasks.
@@ -351,7 +393,7 @@ export type ListTasksResponse = Message<"taskwire.v1.ListTasksResponse"> & {
  * Use `create(ListTasksResponseSchema)` to create a new message.
  */
 export const ListTasksResponseSchema: GenMessage<ListTasksResponse> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_task_service, 12);
+  messageDesc(file_taskwire_v1_task_service, 14);
 
 /**
  * Submits tasks and answers questions about them. Served by the gateway over
@@ -403,6 +445,18 @@ export const TaskService: GenService<{
     methodKind: "server_streaming";
     input: typeof WatchTaskRequestSchema;
     output: typeof WatchTaskResponseSchema;
+  },
+  /**
+   * Waits until the task reaches a terminal state and returns that status: one
+   * unary call where only the outcome matters. Bounded by the call's deadline
+   * (DEADLINE_EXCEEDED then: the task goes on; call again).
+   *
+   * @generated from rpc taskwire.v1.TaskService.WaitTask
+   */
+  waitTask: {
+    methodKind: "unary";
+    input: typeof WaitTaskRequestSchema;
+    output: typeof WaitTaskResponseSchema;
   },
   /**
    * Cancels a task. A queued task never runs; a running handler sees its signal

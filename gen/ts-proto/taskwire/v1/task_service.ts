@@ -88,6 +88,18 @@ export interface WatchTaskResponse {
   status: TaskStatus | undefined;
 }
 
+/** Request of TaskService.WaitTask. */
+export interface WaitTaskRequest {
+  /** The task's id. */
+  taskId: string;
+}
+
+/** Response of TaskService.WaitTask. */
+export interface WaitTaskResponse {
+  /** The task's terminal status. */
+  status: TaskStatus | undefined;
+}
+
 /** Request of TaskService.CancelTask. */
 export interface CancelTaskRequest {
   /** The task's id. */
@@ -808,6 +820,148 @@ export const WatchTaskResponse: MessageFns<WatchTaskResponse> = {
   },
 };
 
+function createBaseWaitTaskRequest(): WaitTaskRequest {
+  return { taskId: "" };
+}
+
+export const WaitTaskRequest: MessageFns<WaitTaskRequest> = {
+  encode(message: WaitTaskRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.taskId !== "") {
+      writer.uint32(10).string(message.taskId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WaitTaskRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWaitTaskRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.taskId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WaitTaskRequest {
+    return {
+      taskId: isSet(object.taskId)
+        ? globalThis.String(object.taskId)
+        : isSet(object.task_id)
+        ? globalThis.String(object.task_id)
+        : "",
+    };
+  },
+
+  toJSON(message: WaitTaskRequest): unknown {
+    const obj: any = {};
+    if (message.taskId !== "") {
+      obj.taskId = message.taskId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<WaitTaskRequest>, I>>(base?: I): WaitTaskRequest {
+    return WaitTaskRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<WaitTaskRequest>, I>>(object: I): WaitTaskRequest {
+    const message = createBaseWaitTaskRequest();
+    message.taskId = object.taskId ?? "";
+    return message;
+  },
+};
+
+function createBaseWaitTaskResponse(): WaitTaskResponse {
+  return { status: undefined };
+}
+
+export const WaitTaskResponse: MessageFns<WaitTaskResponse> = {
+  encode(message: WaitTaskResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.status !== undefined) {
+      TaskStatus.encode(message.status, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WaitTaskResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWaitTaskResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.status = TaskStatus.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WaitTaskResponse {
+    return { status: isSet(object.status) ? TaskStatus.fromJSON(object.status) : undefined };
+  },
+
+  toJSON(message: WaitTaskResponse): unknown {
+    const obj: any = {};
+    if (message.status !== undefined) {
+      obj.status = TaskStatus.toJSON(message.status);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<WaitTaskResponse>, I>>(base?: I): WaitTaskResponse {
+    return WaitTaskResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<WaitTaskResponse>, I>>(object: I): WaitTaskResponse {
+    const message = createBaseWaitTaskResponse();
+    message.status = (object.status !== undefined && object.status !== null)
+      ? TaskStatus.fromPartial(object.status)
+      : undefined;
+    return message;
+  },
+};
+
 function createBaseCancelTaskRequest(): CancelTaskRequest {
   return { taskId: "", reason: "" };
 }
@@ -1255,6 +1409,20 @@ export const TaskServiceService = {
     responseDeserialize: (value: Buffer): WatchTaskResponse => WatchTaskResponse.decode(value),
   },
   /**
+   * Waits until the task reaches a terminal state and returns that status: one
+   * unary call where only the outcome matters. Bounded by the call's deadline
+   * (DEADLINE_EXCEEDED then: the task goes on; call again).
+   */
+  waitTask: {
+    path: "/taskwire.v1.TaskService/WaitTask" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: WaitTaskRequest): Buffer => Buffer.from(WaitTaskRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): WaitTaskRequest => WaitTaskRequest.decode(value),
+    responseSerialize: (value: WaitTaskResponse): Buffer => Buffer.from(WaitTaskResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): WaitTaskResponse => WaitTaskResponse.decode(value),
+  },
+  /**
    * Cancels a task. A queued task never runs; a running handler sees its signal
    * abort. Cancelling a task in a terminal state changes nothing.
    */
@@ -1298,6 +1466,12 @@ export interface TaskServiceServer extends UntypedServiceImplementation {
    * a terminal state.
    */
   watchTask: handleServerStreamingCall<WatchTaskRequest, WatchTaskResponse>;
+  /**
+   * Waits until the task reaches a terminal state and returns that status: one
+   * unary call where only the outcome matters. Bounded by the call's deadline
+   * (DEADLINE_EXCEEDED then: the task goes on; call again).
+   */
+  waitTask: handleUnaryCall<WaitTaskRequest, WaitTaskResponse>;
   /**
    * Cancels a task. A queued task never runs; a running handler sees its signal
    * abort. Cancelling a task in a terminal state changes nothing.
@@ -1373,6 +1547,26 @@ export interface TaskServiceClient extends Client {
     metadata?: Metadata,
     options?: Partial<CallOptions>,
   ): ClientReadableStream<WatchTaskResponse>;
+  /**
+   * Waits until the task reaches a terminal state and returns that status: one
+   * unary call where only the outcome matters. Bounded by the call's deadline
+   * (DEADLINE_EXCEEDED then: the task goes on; call again).
+   */
+  waitTask(
+    request: WaitTaskRequest,
+    callback: (error: ServiceError | null, response: WaitTaskResponse) => void,
+  ): ClientUnaryCall;
+  waitTask(
+    request: WaitTaskRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: WaitTaskResponse) => void,
+  ): ClientUnaryCall;
+  waitTask(
+    request: WaitTaskRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: WaitTaskResponse) => void,
+  ): ClientUnaryCall;
   /**
    * Cancels a task. A queued task never runs; a running handler sees its signal
    * abort. Cancelling a task in a terminal state changes nothing.
