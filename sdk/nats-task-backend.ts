@@ -1,7 +1,7 @@
 import { create, fromBinary } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
-import { JetStreamApiError, type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
+import { JetStreamApiError, type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { errors, headers, type NatsConnection } from "@nats-io/transport-node";
 import { type Task, TaskState, type TaskStatus, WorkItemSchema } from "../gen/taskwire/v1/task_pb.js";
 import {
@@ -84,7 +84,7 @@ class NatsTaskBackend implements TaskBackend {
     private readonly registry: TaskRegistry,
     private readonly limits: SubmitLimits,
   ) {
-    this.statusFeed = new StatusFeed(bucket.kv);
+    this.statusFeed = new StatusFeed(jetstream(nc));
     void this.followConnection();
   }
 

@@ -1,8 +1,11 @@
 import { Code } from "@connectrpc/connect";
-import { type KV, type KvWatchEntry, KvWatchInclude } from "@nats-io/kv";
+import { type ConsumerMessages, DeliverPolicy, type JetStreamClient, type JsMsg } from "@nats-io/jetstream";
 import type { TaskStatus } from "../gen/taskwire/v1/task_pb.js";
 import { TaskError } from "./task-error.js";
 import { decodeStatus, isTerminal, type StoredStatus } from "./task-status.js";
+import { topology } from "./topology.js";
+
+const subjectPrefix = topology.statusSubject("");
 
 /** Receives each new write of a task's status record, or `undefined` when the feed ended. */
 export type StatusListener = (update: StoredStatus | undefined) => void;
@@ -28,7 +31,7 @@ export class StatusFeed {
 
   /** `trackLimit`: tasks tracked at most; the oldest are forgotten first (their waiters then read). */
   constructor(
-    private readonly kv: KV,
+    private readonly js: JetStreamClient,
     private readonly trackLimit = 10_000,
   ) {}
 
@@ -112,10 +115,25 @@ export class StatusFeed {
   private follow(workerType: string): Promise<void> {
     let started = this.watches.get(workerType);
     if (!started) {
-      started = this.kv.watch({ key: `${workerType}.>`, include: KvWatchInclude.UpdatesOnly }).then((watch) => {
-        this.followed.add(workerType);
-        void this.dispatch(workerType, watch);
-      });
+      // An ordered consumer of the writes from now on, read with a callback: no
+      // iterator and no entry object per write on this hot path. It starts at an
+      // explicit sequence (not "new"), so that if it is ever recreated (a gap, a
+      // reconnect) it resumes there rather than replaying the whole bucket.
+      started = this.js.streams
+        .get(topology.statusStream)
+        .then((stream) => stream.info())
+        .then((info) =>
+          this.js.consumers.getPushConsumer(topology.statusStream, {
+            filter_subjects: topology.statusSubject(`${workerType}.>`),
+            deliver_policy: DeliverPolicy.StartSequence,
+            opt_start_seq: info.state.last_seq + 1,
+          }),
+        )
+        .then(async (consumer) => {
+          const messages = await consumer.consume({ callback: (msg) => this.dispatch(msg) });
+          this.followed.add(workerType);
+          void this.ended(workerType, messages);
+        });
       // A failed start is tried again by the next listener.
       started.catch(() => this.watches.delete(workerType));
       this.watches.set(workerType, started);
@@ -123,19 +141,22 @@ export class StatusFeed {
     return started;
   }
 
-  private async dispatch(workerType: string, watch: AsyncIterable<KvWatchEntry> & { stop(): void }): Promise<void> {
-    const stop = () => watch.stop();
+  private dispatch(msg: JsMsg): void {
+    const taskId = msg.subject.slice(subjectPrefix.length);
+    const set = this.listeners.get(taskId);
+    const tracked = this.tracked.has(taskId);
+    // Deletes and purges (which have a KV-Operation header) carry no status.
+    if ((!set && !tracked) || msg.data.length === 0) return;
+    const update = { status: decodeStatus(msg.data), revision: msg.seq };
+    if (tracked) this.tracked.set(taskId, update);
+    for (const listener of set ?? []) listener(update);
+  }
+
+  private async ended(workerType: string, messages: ConsumerMessages): Promise<void> {
+    const stop = () => messages.stop();
     this.stops.add(stop);
     try {
-      for await (const entry of watch) {
-        if (entry.operation !== "PUT") continue;
-        const set = this.listeners.get(entry.key);
-        const tracked = this.tracked.has(entry.key);
-        if (!set && !tracked) continue;
-        const update = { status: decodeStatus(entry.value), revision: entry.revision };
-        if (tracked) this.tracked.set(entry.key, update);
-        for (const listener of set ?? []) listener(update);
-      }
+      await messages.closed();
     } catch {
       // The watch failed: its listeners are told below, as when it ends.
     } finally {
