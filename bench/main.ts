@@ -4,8 +4,7 @@
  * one table, writes docs/benchmarks.md, and prints the ratios on the last line.
  */
 import { writeFile } from "node:fs/promises";
-import { join } from "node:path";
-import { repoRoot } from "../test/support/tools.js";
+import { benchmarksPath, currentScaleSection } from "./doc-section.js";
 import { executeRun, type RunOutcome } from "./execute-run.js";
 import { describeMachine } from "./machine.js";
 import { parseOptions } from "./options.js";
@@ -37,8 +36,20 @@ for (const [i, run] of selected.entries()) {
 
 // A partial run (--only) leaves the page of the last whole run alone.
 const written = options.only.length === 0;
-if (written)
-  await writeFile(join(repoRoot, "docs", "benchmarks.md"), benchmarksDoc(outcomes, machine, options, command));
+if (written) {
+  // The scaling section belongs to `npm run bench:scale`: kept as it is.
+  const scale = await currentScaleSection();
+  const page = benchmarksDoc(outcomes, machine, options, command);
+  await writeFile(
+    benchmarksPath,
+    scale
+      ? `${page.trimEnd()}
+
+${scale}
+`
+      : page,
+  );
+}
 console.log(resultTable(outcomes));
 console.log(
   `(${machine.cpus} CPUs, Node ${machine.node}, ${options.mode} mode; docs/benchmarks.md ${written ? "written" : "not written: --only"})`,

@@ -1,0 +1,142 @@
+/**
+ * `npm run bench:scale [-- 100000 1000000]`: the bulk path at scale. For each
+ * size, a fresh nats-server and the runtime's own worker process; this process
+ * produces the tasks lazily through `client.submitBatch` (100 per call, at most
+ * 20 calls and 5000 unfinished results outstanding) and observes every result.
+ * Prints the throughput of each tenth of the run (flat or not) and each
+ * process's peak memory (bounded or not).
+ */
+import { availableParallelism } from "node:os";
+import { createClient } from "taskwire";
+import { echoService } from "../gen/bench/v1/bench_taskwire.js";
+import { TaskError } from "../sdk/task-error.js";
+import { startNatsServer } from "../test/support/nats-server.js";
+import { writeScaleSection } from "./doc-section.js";
+import { peakRssBytes, startChild } from "./processes.js";
+import { payloadText } from "./target.js";
+
+const batchSize = 100;
+const maxBatchesInFlight = 20;
+const maxUnfinished = 5_000;
+
+interface ScaleResult {
+  readonly tasks: number;
+  readonly perSecond: number;
+  /** Tasks per second of each tenth of the run, in order. */
+  readonly tenths: number[];
+  readonly peakMiB: { producer: number; worker: number; server: number };
+}
+
+async function scaleRun(tasks: number): Promise<ScaleResult> {
+  const nats = await startNatsServer();
+  const worker = await startChild("worker-runtime/worker-process.ts", {
+    env: {
+      TASKWIRE_NATS: nats.url,
+      TASKWIRE_WORKER_MODULE: "bench/systems/echo-handler.ts",
+      TASKWIRE_WORKER_ID: "bench-worker",
+    },
+  });
+  const client = await createClient({ nats: nats.url, services: [echoService] });
+  try {
+    // The first result starts following the worker type's status writes.
+    await (await client.submitTask(echoService.methods.echo, { text: payloadText })).result();
+    let submitted = 0;
+    let finished = 0;
+    let batches = 0;
+    let wake: (() => void) | undefined;
+    const progress = () => {
+      const resume = wake;
+      wake = undefined;
+      resume?.();
+    };
+    const until = async (condition: () => boolean) => {
+      while (!condition()) await new Promise<void>((resolve) => (wake = resolve));
+    };
+    const tenth = Math.max(1, Math.floor(tasks / 10));
+    const tenths: number[] = [];
+    const started = performance.now();
+    let tenthStarted = started;
+    const onFinished = () => {
+      finished++;
+      if (finished % tenth === 0) {
+        const now = performance.now();
+        tenths.push(tenth / ((now - tenthStarted) / 1000));
+        tenthStarted = now;
+      }
+      progress();
+    };
+    let failure: unknown;
+    while (submitted < tasks && failure === undefined) {
+      await until(() => batches < maxBatchesInFlight && submitted - finished < maxUnfinished);
+      const count = Math.min(batchSize, tasks - submitted);
+      submitted += count;
+      batches++;
+      const requests = Array.from({ length: count }, () => ({ request: { text: payloadText } }));
+      client.submitBatch(echoService.methods.echo, requests).then(
+        (handles) => {
+          batches--;
+          for (const handle of handles) {
+            if (handle instanceof TaskError) failure = handle;
+            else
+              handle.result().then(onFinished, (error: unknown) => {
+                failure = error;
+                progress();
+              });
+          }
+          progress();
+        },
+        (error: unknown) => {
+          failure = error;
+          progress();
+        },
+      );
+    }
+    await until(() => finished === tasks || failure !== undefined);
+    if (failure !== undefined) throw failure;
+    const seconds = (performance.now() - started) / 1000;
+    const mib = async (pid: number) => (await peakRssBytes(pid)) / 2 ** 20;
+    return {
+      tasks,
+      perSecond: tasks / seconds,
+      tenths,
+      peakMiB: { producer: await mib(process.pid), worker: await mib(worker.pid), server: await mib(nats.pid) },
+    };
+  } finally {
+    await client.close();
+    await worker.stop();
+    await nats.stop();
+  }
+}
+
+const sizes = process.argv.slice(2).map(Number);
+const rows: string[] = [];
+for (const tasks of sizes.length > 0 ? sizes : [100_000, 1_000_000]) {
+  if (!Number.isInteger(tasks) || tasks < 10) throw new Error(`a size must be an integer of at least 10, got ${tasks}`);
+  console.error(`bench:scale: ${tasks} tasks...`);
+  const r = await scaleRun(tasks);
+  const min = Math.min(...r.tenths);
+  const max = Math.max(...r.tenths);
+  const row = [
+    String(r.tasks),
+    r.perSecond.toFixed(0),
+    r.tenths.map((t) => t.toFixed(0)).join(" "),
+    (min / max).toFixed(2),
+    r.peakMiB.producer.toFixed(0),
+    r.peakMiB.worker.toFixed(0),
+    r.peakMiB.server.toFixed(0),
+  ];
+  console.log(row.join(" | "));
+  rows.push(`| ${row.join(" | ")} |`);
+}
+await writeScaleSection(`## Scaling
+
+Written by \`npm run bench:scale\` on ${new Date().toISOString()} (${availableParallelism()} CPUs, Node ${process.version}). Taskwire
+direct, tasks produced lazily through \`client.submitBatch\` (${batchSize} per call, at most
+${maxBatchesInFlight} calls and ${maxUnfinished} unfinished results outstanding), every result observed. The
+per-tenth rates show whether throughput stays flat; the peak memory of the producer whether
+it stays bounded.
+
+| tasks | tasks/s | tasks/s in each tenth of the run | min/max | producer MiB | worker MiB | nats-server MiB |
+| ----: | ------: | -------------------------------- | ------: | -----------: | ---------: | --------------: |
+${rows.join("\n")}`);
+process.exit(0);
