@@ -39,7 +39,7 @@ export function resultTable(outcomes: readonly RunOutcome[]): string {
 }
 
 /** A Markdown table padded as Biome formats it; numbers (every column but the first) right-aligned. */
-function markdownTable(header: string[], rows: string[][], numeric: boolean): string {
+export function markdownTable(header: string[], rows: string[][], numeric: boolean): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]?.length ?? 0)));
   const right = (i: number) => numeric && i > 0;
   const line = (cells: string[]) =>

@@ -13,6 +13,7 @@ import { TaskError } from "../sdk/task-error.js";
 import { startNatsServer } from "../test/support/nats-server.js";
 import { writeScaleSection } from "./doc-section.js";
 import { peakRssBytes, startChild } from "./processes.js";
+import { markdownTable } from "./report.js";
 import { payloadText } from "./target.js";
 
 const batchSize = 100;
@@ -109,7 +110,7 @@ async function scaleRun(tasks: number): Promise<ScaleResult> {
 }
 
 const sizes = process.argv.slice(2).map(Number);
-const rows: string[] = [];
+const rows: string[][] = [];
 for (const tasks of sizes.length > 0 ? sizes : [100_000, 1_000_000]) {
   if (!Number.isInteger(tasks) || tasks < 10) throw new Error(`a size must be an integer of at least 10, got ${tasks}`);
   console.error(`bench:scale: ${tasks} tasks...`);
@@ -126,7 +127,7 @@ for (const tasks of sizes.length > 0 ? sizes : [100_000, 1_000_000]) {
     r.peakMiB.server.toFixed(0),
   ];
   console.log(row.join(" | "));
-  rows.push(`| ${row.join(" | ")} |`);
+  rows.push(row);
 }
 await writeScaleSection(`## Scaling
 
@@ -136,7 +137,9 @@ ${maxBatchesInFlight} calls and ${maxUnfinished} unfinished results outstanding)
 per-tenth rates show whether throughput stays flat; the peak memory of the producer whether
 it stays bounded.
 
-| tasks | tasks/s | tasks/s in each tenth of the run | min/max | producer MiB | worker MiB | nats-server MiB |
-| ----: | ------: | -------------------------------- | ------: | -----------: | ---------: | --------------: |
-${rows.join("\n")}`);
+${markdownTable(
+  ["tasks", "tasks/s", "tasks/s in each tenth of the run", "min/max", "producer MiB", "worker MiB", "nats-server MiB"],
+  rows,
+  true,
+)}`);
 process.exit(0);
