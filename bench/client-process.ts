@@ -23,7 +23,7 @@ async function createTarget(spec: TargetSpec): Promise<Target> {
     case "raw-jetstream":
       return (await import("./systems/raw-jetstream.js")).createRawJetStreamTarget(spec.nats);
     case "taskwire-direct":
-      return (await import("./systems/taskwire.js")).createTaskwireTarget({ nats: spec.nats });
+      return (await import("./systems/taskwire.js")).createTaskwireTarget({ nats: spec.nats }, spec.keyed);
     case "taskwire-gateway":
       return (await import("./systems/taskwire.js")).createTaskwireTarget({
         gateway: spec.url,

@@ -142,7 +142,9 @@ The systems:
   generated \`EchoService\` client (\`bench/proto/bench/v1/bench.proto\`), or
   \`client.submitBatch\`; \`handle.result()\` per task. The worker process is the
   runtime's own (\`worker-runtime/worker-process.ts\`, 200 handlers): the result is stored
-  in the status bucket before the ack.
+  in the status bucket before the ack. The task has a deadline and a retry policy; every
+  submit carries its id as \`Nats-Msg-Id\`; the "idempotency keys" row also gives each task
+  a key, which costs a status lookup per submit.
 - **Taskwire gateway**: the same worker, and a gateway process (\`createGateway\`); the
   client is \`createClient({ gateway, protocol })\` (Connect binary over HTTP/1.1, or
   gRPC over HTTP/2): the typed client sends Submit, \`client.submitBatch\` BatchSubmit,

@@ -6,6 +6,7 @@ export type RunId =
   | "raw"
   | "direct"
   | "direct-batch"
+  | "direct-keyed"
   | "gateway-connect"
   | "gateway-connect-batch"
   | "gateway-grpc"
@@ -39,14 +40,16 @@ async function deployTaskwire(deployment: Deployment): Promise<string> {
   return nats.url;
 }
 
-function directRun(batched: boolean): Run {
+function directRun(mode: "typed" | "batch" | "keyed"): Run {
+  const batched = mode === "batch";
+  const labels = { typed: "typed client", batch: "submitBatch", keyed: "typed client, idempotency keys" };
   return {
-    id: batched ? "direct-batch" : "direct",
-    label: `Taskwire direct (SDK over NATS), ${batched ? "submitBatch" : "typed client"}`,
+    id: mode === "typed" ? "direct" : `direct-${mode}`,
+    label: `Taskwire direct (SDK over NATS), ${labels[mode]}`,
     batched,
     latency: !batched,
     async deploy(deployment) {
-      return { kind: "taskwire-direct", nats: await deployTaskwire(deployment) };
+      return { kind: "taskwire-direct", nats: await deployTaskwire(deployment), keyed: mode === "keyed" };
     },
   };
 }
@@ -77,8 +80,9 @@ export const runs: readonly Run[] = [
       return { kind: "raw-jetstream", nats: nats.url };
     },
   },
-  directRun(false),
-  directRun(true),
+  directRun("typed"),
+  directRun("batch"),
+  directRun("keyed"),
   gatewayRun("connect", false),
   gatewayRun("connect", true),
   gatewayRun("grpc", false),

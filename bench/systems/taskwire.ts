@@ -8,9 +8,15 @@ import { payloadText } from "../target.js";
  * typed client (Submit), more through `client.submitBatch` (BatchSubmit); each
  * result through `handle.result()`.
  */
-export async function createTaskwireTarget(connection: { nats: string } | GatewayClientOptions): Promise<Target> {
+export async function createTaskwireTarget(
+  connection: { nats: string } | GatewayClientOptions,
+  keyed = false,
+): Promise<Target> {
   const client = await createClient("nats" in connection ? { ...connection, services: [echoService] } : connection);
   const echo = createEchoServiceClient(client);
+  // With keys, every submit also looks the key up: the cost of idempotency beyond the duplicate window.
+  let submitted = 0;
+  const submitOptions = () => (keyed ? { idempotencyKey: `bench-${submitted++}` } : {});
   const batch = (count: number) =>
     client.submitBatch(
       echoService.methods.echo,
@@ -22,7 +28,7 @@ export async function createTaskwireTarget(connection: { nats: string } | Gatewa
   };
   return {
     async submit(count) {
-      const handles = count === 1 ? [await echo.echo({ text: payloadText })] : await batch(count);
+      const handles = count === 1 ? [await echo.echo({ text: payloadText }, submitOptions())] : await batch(count);
       return handles.map(observer);
     },
     close: () => client.close(),
