@@ -13,7 +13,6 @@ export interface PubAck {
 /** A message read from a stream. */
 export interface StoredMessage {
   readonly seq: number;
-  readonly subject: string;
   readonly data: Uint8Array;
 }
 
@@ -54,12 +53,13 @@ export async function directGet(
       ? await requests.request(`$JS.API.DIRECT.GET.${stream}.${query.lastBySubject}`, empty)
       : await requests.request(
           `$JS.API.DIRECT.GET.${stream}`,
-          new TextEncoder().encode(JSON.stringify({ next_by_subj: query.nextBySubject })),
+          encoder.encode(JSON.stringify({ next_by_subj: query.nextBySubject })),
         );
   return storedMessage(reply, stream);
 }
 
 const empty = new Uint8Array(0);
+const encoder = new TextEncoder();
 
 function storedMessage(reply: Msg, stream: string): StoredMessage | null {
   const code = reply.headers?.code ?? 0;
@@ -73,7 +73,6 @@ function storedMessage(reply: Msg, stream: string): StoredMessage | null {
   }
   return {
     seq: Number(reply.headers?.get("Nats-Sequence")),
-    subject: reply.headers?.get("Nats-Subject") ?? "",
     data: reply.data,
   };
 }

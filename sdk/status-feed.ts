@@ -11,12 +11,12 @@ const subjectPrefix = topology.statusSubject("");
 export type StatusListener = (update: StoredStatus | undefined) => void;
 
 /**
- * Status changes for many watchers over one KV watch per worker type, instead
- * of a JetStream consumer per watched task.
+ * Status changes for many watchers over one ordered consumer of the status
+ * bucket per worker type, instead of a JetStream consumer per watched task.
  *
- * Consistency: the watch delivers every record stored after it was created,
- * and `listen` resolves only once the watch exists. A read made after `listen`
- * sees every write stored before, so read-then-follow misses nothing. (A core
+ * Consistency: the consumer delivers every record stored after it was created,
+ * and `listen` resolves only once it exists. A read made after `listen` sees
+ * every write stored before, so read-then-follow misses nothing. (A core
  * subscription to the record's subject would not do: a write routed to
  * subscribers before the subscription may still be unstored when the read runs.)
  */

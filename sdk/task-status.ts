@@ -1,5 +1,5 @@
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { timestampMs, timestampNow } from "@bufbuild/protobuf/wkt";
+import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import { headers } from "@nats-io/transport-node";
@@ -58,7 +58,7 @@ export async function readStatus(bucket: StatusBucket, taskId: string): Promise<
   });
   // No record, or a delete marker (its body is empty).
   if (!stored || stored.data.length === 0) return undefined;
-  return { status: fromBinary(TaskStatusSchema, stored.data), revision: stored.seq };
+  return { status: decodeStatus(stored.data), revision: stored.seq };
 }
 
 /** Decodes a status record's bytes. */
@@ -91,11 +91,6 @@ export async function writeStatus(
     if (isWrongRevision(error)) return undefined;
     throw error;
   }
-}
-
-/** Milliseconds since the epoch of the record's last change, for ordering. */
-export function statusUpdatedMs(status: TaskStatus): number {
-  return status.updatedAt ? timestampMs(status.updatedAt) : 0;
 }
 
 // JetStream answers "wrong last sequence" when the expected revision does not

@@ -24,6 +24,8 @@ import type { PriorityName } from "./task-method.js";
  * - KV bucket `taskwire_status`: a TaskStatus per task id (`<type>.<ulid>`).
  * - `taskwire.cancel.<type>`: core NATS, the id of a task to abort.
  */
+const statusBucket = "taskwire_status";
+
 export const topology = {
   /** Priorities, highest first: the order workers take them in. */
   priorities: ["high", "normal", "low"] as const satisfies readonly PriorityName[],
@@ -35,11 +37,11 @@ export const topology = {
   taskSubjectAnyPriority: (workerType: string, idToken: string) => `taskwire.task.${workerType}.*.${idToken}`,
   consumerName: (workerType: string, priority: PriorityName) => `${workerType}_${priority}`,
   consumerFilter: (workerType: string, priority: PriorityName) => `taskwire.task.${workerType}.${priority}.*`,
-  statusBucket: "taskwire_status",
+  statusBucket,
   /** The stream behind the status bucket. */
-  statusStream: "KV_taskwire_status",
+  statusStream: `KV_${statusBucket}`,
   /** The subject a task's status record is written on (the bucket's key subject). */
-  statusSubject: (taskId: string) => `$KV.taskwire_status.${taskId}`,
+  statusSubject: (taskId: string) => `$KV.${statusBucket}.${taskId}`,
   cancelSubject: (workerType: string) => `taskwire.cancel.${workerType}`,
 } as const;
 

@@ -43,11 +43,6 @@ export class TaskFeed {
     this.done = this.loop();
   }
 
-  /** Messages pulled and waiting for a slot. */
-  get backlog(): number {
-    return this.waiting.size;
-  }
-
   /** Stops pulling and gives every waiting message back to the stream. Running tasks go on. */
   async stop(): Promise<void> {
     this.stopped = true;
