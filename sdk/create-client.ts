@@ -31,6 +31,13 @@ export interface DirectClientOptions {
   services: TaskServiceDefinition[];
   /** Limits checked before anything reaches NATS. */
   limits?: SubmitLimits;
+  /**
+   * How long `result()` waits for the worker's notification of a task this
+   * client submitted before it reads and follows the status bucket instead
+   * (a notification is lost if its worker dies right after the write, or the
+   * task is cancelled by another client). @default 5_000
+   */
+  resultGraceMs?: number;
 }
 
 /** The Taskwire client: typed submits through generated clients, plus task queries. */
@@ -76,6 +83,7 @@ export async function createClient(options: GatewayClientOptions | DirectClientO
       nc,
       registry: createTaskRegistry(options.services),
       limits: options.limits,
+      resultGraceMs: options.resultGraceMs,
     });
     return clientOf(backend, async () => {
       await backend.close();

@@ -18,6 +18,7 @@ import { Mailbox } from "./mailbox.js";
 import { fromNatsError } from "./nats-error.js";
 import { prepareTask, type SubmitLimits } from "./prepare-task.js";
 import { RequestPipeline } from "./request-pipeline.js";
+import { ResultInbox } from "./result-inbox.js";
 import { StatusFeed } from "./status-feed.js";
 import type { TaskBackend } from "./task-backend.js";
 import { TaskError } from "./task-error.js";
@@ -50,6 +51,8 @@ export interface NatsTaskBackendOptions {
   limits?: SubmitLimits;
   /** Stream, consumer and bucket options, applied when provisioning. */
   topology?: WorkerTypeTopologyOptions & StatusTopologyOptions;
+  /** How long a task's outcome notification is waited for before reading the bucket. @default 5_000 */
+  resultGraceMs?: number;
 }
 
 /** At most this many tasks in one BatchSubmit. */
@@ -66,7 +69,14 @@ export async function createNatsTaskBackend(options: NatsTaskBackendOptions): Pr
   try {
     for (const type of registry.workerTypes()) await provisionWorkerType(jsm, type, options.topology);
     const kv = await provisionStatusBucket(nc, options.topology);
-    return new NatsTaskBackend(nc, jsm, { kv, requests: new RequestPipeline(nc) }, registry, options.limits ?? {});
+    return new NatsTaskBackend(
+      nc,
+      jsm,
+      { kv, requests: new RequestPipeline(nc) },
+      registry,
+      options.limits ?? {},
+      new ResultInbox(nc, { graceMs: options.resultGraceMs }),
+    );
   } catch (error) {
     throw fromNatsError(error, "provisioning JetStream");
   }
@@ -83,6 +93,7 @@ class NatsTaskBackend implements TaskBackend {
     private readonly bucket: StatusBucket,
     private readonly registry: TaskRegistry,
     private readonly limits: SubmitLimits,
+    private readonly results: ResultInbox,
   ) {
     this.statusFeed = new StatusFeed(jetstream(nc));
     void this.followConnection();
@@ -102,7 +113,11 @@ class NatsTaskBackend implements TaskBackend {
     };
     for await (const status of this.nc.status()) {
       if (status.type === "disconnect") set(false);
-      else if (status.type === "reconnect") set(true);
+      else if (status.type === "reconnect") {
+        // Notifications published while disconnected are lost: waiters read instead.
+        this.results.handBackAll();
+        set(true);
+      }
     }
     set(false); // the connection is closed for good
   }
@@ -121,7 +136,7 @@ class NatsTaskBackend implements TaskBackend {
   }
 
   async submit(task: Task): Promise<SubmitResponse> {
-    const prepared = prepareTask(this.registry, task, this.limits);
+    const prepared = prepareTask(this.registry, task, this.limits, this.results.subject);
     const { taskId } = prepared;
     this.ensureAvailable(`submitting ${taskId}`);
     // A keyed task may have run and left the queue already: its status record says so.
@@ -131,18 +146,18 @@ class NatsTaskBackend implements TaskBackend {
       );
       if (existing) return this.duplicate(taskId, existing.status.state);
     }
-    // Before the publish: a worker may write the outcome before the PubAck arrives.
-    this.statusFeed.track(taskId, task.workerType);
+    // Before the publish: the outcome may be notified before the PubAck arrives.
+    this.results.track(taskId);
     try {
       const id = headers();
       id.set("Nats-Msg-Id", taskId);
       const ack = await publishToStream(this.bucket.requests, prepared.subject, prepared.bytes, id);
       if (ack.duplicate) {
-        this.statusFeed.untrack(taskId);
+        this.results.untrack(taskId);
         return this.duplicate(taskId);
       }
     } catch (error) {
-      this.statusFeed.untrack(taskId);
+      this.results.untrack(taskId);
       // One message per task subject: the same id is already queued.
       if (error instanceof JetStreamApiError && /per subject/i.test(error.message)) return this.duplicate(taskId);
       const failure = fromNatsError(error, `submitting ${taskId}`);
@@ -178,9 +193,10 @@ class NatsTaskBackend implements TaskBackend {
   }
 
   async awaitTerminal(taskId: string, signal?: AbortSignal): Promise<TaskStatus> {
-    // A task submitted here while its type was followed: every write of its record is known.
-    const tracked = this.statusFeed.trackedTerminal(taskId, signal);
-    if (tracked) return tracked;
+    // A task submitted here: its worker notifies this client once the outcome is stored.
+    const notified = await this.results.take(taskId, signal);
+    if (notified) return notified;
+    if (signal?.aborted) throw new TaskError(`waiting for ${taskId} was aborted`, Code.Canceled, { taskId });
     let last: TaskStatus | undefined;
     for await (const status of this.watchTask(taskId, signal)) last = status;
     if (!last) throw new TaskError(`watch of ${taskId} ended without a status`, Code.Internal);
@@ -221,6 +237,7 @@ class NatsTaskBackend implements TaskBackend {
 
   async close(): Promise<void> {
     this.statusFeed.close();
+    this.results.close();
     this.bucket.requests.close();
   }
 
@@ -239,6 +256,7 @@ class NatsTaskBackend implements TaskBackend {
         Promise.reject(fromNatsError(e, `cancelling ${taskId}`)),
       );
       if (written === undefined) continue; // someone wrote first: decide again
+      this.results.deliver(cancelled);
       // Tell a worker running it to abort, then take it off the queue.
       this.nc.publish(topology.cancelSubject(workerType), taskId);
       const queued = await this.findQueued(workerType, taskId);

@@ -20,7 +20,7 @@ describe("prepareTask", () => {
   it("encodes the method's defaults and the task's own fields into one WorkItem", () => {
     for (let i = 0; i < 2; i++) {
       // The second time, the method's shared part comes from the cache.
-      const prepared = prepareTask(registry, task({ metadata: { tenant: `t${i}` } }), {}, 1_700_000_000_000);
+      const prepared = prepareTask(registry, task({ metadata: { tenant: `t${i}` } }), {}, "", 1_700_000_000_000);
       const item = fromBinary(WorkItemSchema, prepared.bytes);
       expect(item).toMatchObject({
         taskId: prepared.taskId,

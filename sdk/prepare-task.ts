@@ -65,6 +65,8 @@ export function prepareTask(
   registry: TaskRegistry,
   task: Task,
   limits: SubmitLimits = {},
+  /** Where the worker notifies the outcome (WorkItem.notify_subject); empty for nobody. */
+  notifySubject = "",
   now = Date.now(),
 ): PreparedTask {
   const method = registry.resolve(task.workerType, task.method);
@@ -151,6 +153,7 @@ export function prepareTask(
       submittedAt: timestampFromMs(now),
       expiresAt,
       metadata: task.metadata,
+      notifySubject,
     }),
   );
   const bytes = new Uint8Array(shared.length + own.length);

@@ -1,8 +1,5 @@
-import { Code } from "@connectrpc/connect";
 import { type ConsumerMessages, DeliverPolicy, type JetStreamClient, type JsMsg } from "@nats-io/jetstream";
-import type { TaskStatus } from "../gen/taskwire/v1/task_pb.js";
-import { TaskError } from "./task-error.js";
-import { decodeStatus, isTerminal, type StoredStatus } from "./task-status.js";
+import { decodeStatus, type StoredStatus } from "./task-status.js";
 import { topology } from "./topology.js";
 
 const subjectPrefix = topology.statusSubject("");
@@ -22,68 +19,10 @@ export type StatusListener = (update: StoredStatus | undefined) => void;
  */
 export class StatusFeed {
   private readonly watches = new Map<string, Promise<void>>();
-  /** Worker types whose watch is established. */
-  private readonly followed = new Set<string>();
   private readonly listeners = new Map<string, Set<StatusListener>>();
-  /** Tasks submitted while their type was followed: their latest write so far, null before the first. */
-  private readonly tracked = new Map<string, StoredStatus | null>();
   private readonly stops = new Set<() => void>();
 
-  /** `trackLimit`: tasks tracked at most; the oldest are forgotten first (their waiters then read). */
-  constructor(
-    private readonly js: JetStreamClient,
-    private readonly trackLimit = 10_000,
-  ) {}
-
-  /**
-   * Call before publishing a new task: if its type is followed, every write of
-   * its record will be kept until {@link trackedTerminal}, so waiting for its
-   * result needs no read.
-   */
-  track(taskId: string, workerType: string): void {
-    if (!this.followed.has(workerType)) return;
-    this.tracked.set(taskId, null);
-    if (this.tracked.size > this.trackLimit) {
-      const oldest = this.tracked.keys().next().value;
-      if (oldest !== undefined) this.tracked.delete(oldest);
-    }
-  }
-
-  /** Forgets a tracked task (its publish failed, or it was a duplicate). */
-  untrack(taskId: string): void {
-    this.tracked.delete(taskId);
-  }
-
-  /**
-   * For a tracked task, its terminal status: at once if it was written
-   * already, else when it is, without any read. Undefined when the task is not
-   * tracked (the caller then follows and reads). Rejects with UNAVAILABLE if
-   * the feed ends first, CANCELED if `signal` aborts.
-   */
-  trackedTerminal(taskId: string, signal?: AbortSignal): Promise<TaskStatus> | undefined {
-    const latest = this.tracked.get(taskId);
-    if (latest === undefined) return undefined;
-    this.tracked.delete(taskId);
-    if (latest && isTerminal(latest.status.state)) return Promise.resolve(latest.status);
-    return new Promise((resolve, reject) => {
-      const settle = (outcome: () => void) => {
-        stop();
-        signal?.removeEventListener("abort", onAbort);
-        outcome();
-      };
-      const onAbort = () =>
-        settle(() => reject(new TaskError(`waiting for ${taskId} was aborted`, Code.Canceled, { taskId })));
-      const stop = this.addListener(taskId, (update) => {
-        if (!update) {
-          settle(() =>
-            reject(new TaskError(`waiting for ${taskId}: the status feed ended`, Code.Unavailable, { taskId })),
-          );
-        } else if (isTerminal(update.status.state)) settle(() => resolve(update.status));
-      });
-      signal?.addEventListener("abort", onAbort, { once: true });
-      if (signal?.aborted) onAbort();
-    });
-  }
+  constructor(private readonly js: JetStreamClient) {}
 
   /**
    * Calls `listener` with every later write of `taskId`'s record. Resolves, with
@@ -131,7 +70,6 @@ export class StatusFeed {
         )
         .then(async (consumer) => {
           const messages = await consumer.consume({ callback: (msg) => this.dispatch(msg) });
-          this.followed.add(workerType);
           void this.ended(workerType, messages);
         });
       // A failed start is tried again by the next listener.
@@ -144,12 +82,10 @@ export class StatusFeed {
   private dispatch(msg: JsMsg): void {
     const taskId = msg.subject.slice(subjectPrefix.length);
     const set = this.listeners.get(taskId);
-    const tracked = this.tracked.has(taskId);
     // Deletes and purges (which have a KV-Operation header) carry no status.
-    if ((!set && !tracked) || msg.data.length === 0) return;
+    if (!set || msg.data.length === 0) return;
     const update = { status: decodeStatus(msg.data), revision: msg.seq };
-    if (tracked) this.tracked.set(taskId, update);
-    for (const listener of set ?? []) listener(update);
+    for (const listener of set) listener(update);
   }
 
   private async ended(workerType: string, messages: ConsumerMessages): Promise<void> {
@@ -162,10 +98,7 @@ export class StatusFeed {
     } finally {
       this.stops.delete(stop);
       this.watches.delete(workerType);
-      this.followed.delete(workerType);
       const prefix = `${workerType}.`;
-      // Writes may be missed from now on: tracked tasks are read again by their waiters.
-      for (const taskId of this.tracked.keys()) if (taskId.startsWith(prefix)) this.tracked.delete(taskId);
       for (const [taskId, set] of this.listeners) {
         if (taskId.startsWith(prefix)) for (const listener of set) listener(undefined);
       }

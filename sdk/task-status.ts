@@ -66,27 +66,29 @@ export function decodeStatus(bytes: Uint8Array): TaskStatus {
   return fromBinary(TaskStatusSchema, bytes);
 }
 
+/** A status record as written: its revision and the bytes stored. */
+export interface WrittenStatus {
+  readonly revision: number;
+  readonly bytes: Uint8Array;
+}
+
 /**
  * Writes a status record only if it is still at `expectedRevision` (0: only if
- * there is none). Returns the new revision, or undefined when someone else wrote
+ * there is none). Returns what was stored, or undefined when someone else wrote
  * first; the caller then reads the record again and decides.
  */
 export async function writeStatus(
   bucket: StatusBucket,
   status: TaskStatus,
   expectedRevision: number,
-): Promise<number | undefined> {
+): Promise<WrittenStatus | undefined> {
   status.updatedAt = timestampNow();
   const expect = headers();
   expect.set("Nats-Expected-Last-Subject-Sequence", String(expectedRevision));
+  const bytes = toBinary(TaskStatusSchema, status);
   try {
-    const ack = await publishToStream(
-      bucket.requests,
-      topology.statusSubject(status.taskId),
-      toBinary(TaskStatusSchema, status),
-      expect,
-    );
-    return ack.seq;
+    const ack = await publishToStream(bucket.requests, topology.statusSubject(status.taskId), bytes, expect);
+    return { revision: ack.seq, bytes };
   } catch (error) {
     if (isWrongRevision(error)) return undefined;
     throw error;

@@ -149,6 +149,7 @@ class TaskWorker implements Worker {
           cancelled: this.cancelled,
           draining: () => this.state !== "running",
           emit: this.emit,
+          publish: (subject, data) => this.nc.publish(subject, data),
         };
         this.feeds.push(
           new TaskFeed({

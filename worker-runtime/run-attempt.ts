@@ -1,8 +1,14 @@
-import { create, type DescMessage, fromBinary, type MessageShape } from "@bufbuild/protobuf";
+import { create, type DescMessage, fromBinary, type MessageShape, toBinary } from "@bufbuild/protobuf";
 import { type Any, anyPack, durationMs, timestampDate, timestampMs, timestampNow } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
 import type { JsMsg } from "@nats-io/jetstream";
-import { ProgressSchema, TaskState, type WorkItem, WorkItemSchema } from "../gen/taskwire/v1/task_pb.js";
+import {
+  ProgressSchema,
+  TaskState,
+  TaskStatusSchema,
+  type WorkItem,
+  WorkItemSchema,
+} from "../gen/taskwire/v1/task_pb.js";
 import { TaskError } from "../sdk/task-error.js";
 import type { TaskMethod } from "../sdk/task-method.js";
 import { isTerminal, queuedStatus, readStatus, type StatusBucket } from "../sdk/task-status.js";
@@ -36,6 +42,8 @@ export interface AttemptEnvironment {
   /** True once the worker drains: new attempts are given back. */
   readonly draining: () => boolean;
   readonly emit: (event: WorkerEvent) => void;
+  /** Publishes over core NATS: the terminal status to the submitter's notify subject. */
+  readonly publish: (subject: string, data: Uint8Array) => void;
 }
 
 /**
@@ -83,6 +91,8 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
   // to skip a task that already ended (cancelled, or finished before a crash).
   const stored = attempt > 1 ? await readStatus(env.bucket, taskId) : undefined;
   if (stored && isTerminal(stored.status.state)) {
+    // The attempt that recorded it may have died before notifying the submitter.
+    if (workItem.notifySubject) env.publish(workItem.notifySubject, toBinary(TaskStatusSchema, stored.status));
     msg.ack();
     return report("superseded");
   }
@@ -113,7 +123,10 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
       }
       fill?.();
     });
-    return written === "superseded" ? "superseded" : outcome;
+    if (written === "superseded") return "superseded";
+    // Stored: now the submitter may hear of it (before the ack, which only frees the message).
+    if (isTerminal(state) && workItem.notifySubject) env.publish(workItem.notifySubject, written.bytes);
+    return outcome;
   };
 
   if (workItem.expiresAt && timestampMs(workItem.expiresAt) <= Date.now()) {

@@ -1,8 +1,8 @@
 import type { TaskStatus } from "../gen/taskwire/v1/task_pb.js";
-import { isTerminal, readStatus, type StatusBucket, writeStatus } from "../sdk/task-status.js";
+import { isTerminal, readStatus, type StatusBucket, type WrittenStatus, writeStatus } from "../sdk/task-status.js";
 
-/** How a terminal write ended. */
-export type FinishOutcome = "written" | "superseded";
+/** How a terminal write ended: what was stored, or "superseded". */
+export type FinishOutcome = WrittenStatus | "superseded";
 
 /**
  * Writes one attempt's status record. RUNNING and progress are coalesced: at
@@ -39,7 +39,8 @@ export class StatusWriter {
 
   /**
    * Durably writes the terminal (or retrying) status built by `update` from the
-   * current one. Resolves "superseded" when a terminal state is already recorded.
+   * current one. Resolves what was stored, or "superseded" when a terminal
+   * state is already recorded.
    */
   async finish(update: (status: TaskStatus) => void): Promise<FinishOutcome> {
     this.finished = true;
@@ -50,8 +51,8 @@ export class StatusWriter {
     for (;;) {
       const written = await writeStatus(this.bucket, this.status, this.revision);
       if (written !== undefined) {
-        this.revision = written;
-        return "written";
+        this.revision = written.revision;
+        return written;
       }
       const current = await readStatus(this.bucket, this.status.taskId);
       if (current && isTerminal(current.status.state)) return "superseded";
@@ -66,7 +67,7 @@ export class StatusWriter {
       for (let tries = 0; tries < 2 && !this.finished && !this.superseded; tries++) {
         const written = await writeStatus(this.bucket, this.status, this.revision);
         if (written !== undefined) {
-          this.revision = written;
+          this.revision = written.revision;
           return;
         }
         const current = await readStatus(this.bucket, this.status.taskId);

@@ -218,6 +218,25 @@ describe("TaskService over JetStream", () => {
     await poll(async () => (aborted.has(task.id) ? true : undefined));
   });
 
+  it("result() still ends when no notification comes: a task cancelled through another client", async () => {
+    await startWorker();
+    // Direct: its worker notifies it of outcomes; the canceller (the gateway) cannot.
+    const direct = await createClient({ nats: nats.url, services, resultGraceMs: 200 });
+    try {
+      const task = await direct.submitTask(reportService.methods.generate, {
+        title: "cancelled elsewhere",
+        sections: 50,
+        sectionMs: 100,
+      });
+      const result = task.result();
+      await poll(async () => ((await task.status()).state === TaskState.RUNNING ? true : undefined));
+      await client.cancelTask(task.id, "from the gateway");
+      await expect(result).rejects.toThrow(/\[canceled\] from the gateway/);
+    } finally {
+      await direct.close();
+    }
+  });
+
   it("a busy worker's pulled backlog is kept alive: no task is redelivered while it waits", async () => {
     // ack_wait is 1 s; each task takes 0.6 s on the only slot, and all four are pulled at once: the last waits ~1.8 s.
     const attempts: number[] = [];

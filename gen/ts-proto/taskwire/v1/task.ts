@@ -482,6 +482,12 @@ export interface WorkItem {
   delivery: DeliveryMode;
   /** Broadcast only: the endpoint this copy is for; empty for queue delivery. */
   endpoint: string;
+  /**
+   * Where the submitter waits for the outcome. Once a terminal TaskStatus is stored,
+   * the worker publishes the same bytes here over core NATS, best effort: the
+   * status record stays the truth. Empty: nobody is waiting.
+   */
+  notifySubject: string;
 }
 
 export interface WorkItem_MetadataEntry {
@@ -1218,6 +1224,7 @@ function createBaseWorkItem(): WorkItem {
     priority: 0,
     delivery: 0,
     endpoint: "",
+    notifySubject: "",
   };
 }
 
@@ -1267,6 +1274,9 @@ export const WorkItem: MessageFns<WorkItem> = {
     }
     if (message.endpoint !== "") {
       writer.uint32(122).string(message.endpoint);
+    }
+    if (message.notifySubject !== "") {
+      writer.uint32(130).string(message.notifySubject);
     }
     return writer;
   },
@@ -1407,6 +1417,14 @@ export const WorkItem: MessageFns<WorkItem> = {
             message.endpoint = reader.string();
             continue;
           }
+          case 16: {
+            if (tag !== 130) {
+              break;
+            }
+
+            message.notifySubject = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1469,6 +1487,11 @@ export const WorkItem: MessageFns<WorkItem> = {
       priority: isSet(object.priority) ? priorityFromJSON(object.priority) : 0,
       delivery: isSet(object.delivery) ? deliveryModeFromJSON(object.delivery) : 0,
       endpoint: isSet(object.endpoint) ? globalThis.String(object.endpoint) : "",
+      notifySubject: isSet(object.notifySubject)
+        ? globalThis.String(object.notifySubject)
+        : isSet(object.notify_subject)
+        ? globalThis.String(object.notify_subject)
+        : "",
     };
   },
 
@@ -1525,6 +1548,9 @@ export const WorkItem: MessageFns<WorkItem> = {
     if (message.endpoint !== "") {
       obj.endpoint = message.endpoint;
     }
+    if (message.notifySubject !== "") {
+      obj.notifySubject = message.notifySubject;
+    }
     return obj;
   },
 
@@ -1560,6 +1586,7 @@ export const WorkItem: MessageFns<WorkItem> = {
     message.priority = object.priority ?? 0;
     message.delivery = object.delivery ?? 0;
     message.endpoint = object.endpoint ?? "";
+    message.notifySubject = object.notifySubject ?? "";
     return message;
   },
 };

@@ -1,0 +1,143 @@
+import { createInbox, type NatsConnection, type Subscription } from "@nats-io/transport-node";
+import type { TaskStatus } from "../gen/taskwire/v1/task_pb.js";
+import { decodeStatus, isTerminal } from "./task-status.js";
+
+interface Pending {
+  /** When the task was tracked (its submit), in ms since the epoch. */
+  readonly since: number;
+  /** The one `result()` waiting on the notification, if any. */
+  waiter?: (status: TaskStatus | undefined) => void;
+}
+
+/** Options of {@link ResultInbox}. */
+export interface ResultInboxOptions {
+  /** How long after its submit a task's notification is waited for before reading instead. @default 5_000 */
+  graceMs?: number;
+  /** Tasks tracked at most, notified or not; the oldest are forgotten first. @default 100_000 */
+  limit?: number;
+}
+
+/**
+ * The fast path of `result()`. A client names this inbox in each WorkItem it
+ * submits (`notify_subject`), and the worker publishes the task's terminal
+ * status there once it is stored: one core NATS message, no read and no
+ * consumer.
+ *
+ * A notification is best effort. It is lost if the worker dies between the
+ * write and the publish, if this connection is down at that moment, or when
+ * something other than a worker ends the task (another client's cancel). So
+ * the status bucket stays the truth: a task not notified within `graceMs` of
+ * its submit, or tracked across a reconnect, is handed back (`undefined`),
+ * and its waiter reads and follows the bucket instead.
+ */
+export class ResultInbox {
+  /** The subject submitted WorkItems name. */
+  readonly subject = createInbox();
+  /** Tracked tasks not notified yet, in submit order. */
+  private readonly pending = new Map<string, Pending>();
+  /** Tasks notified before anyone asked for their result. */
+  private readonly notified = new Map<string, TaskStatus>();
+  private readonly subscription: Subscription;
+  private readonly sweeper: NodeJS.Timeout;
+  private readonly graceMs: number;
+  private readonly limit: number;
+
+  constructor(nc: NatsConnection, options: ResultInboxOptions = {}) {
+    this.graceMs = options.graceMs ?? 5_000;
+    this.limit = options.limit ?? 100_000;
+    this.subscription = nc.subscribe(this.subject, {
+      callback: (error, msg) => {
+        if (error) return this.handBackAll();
+        let status: TaskStatus;
+        try {
+          status = decodeStatus(msg.data);
+        } catch {
+          return; // not a TaskStatus: whoever sent it, the waiter falls back to reading
+        }
+        this.deliver(status);
+      },
+    });
+    this.sweeper = setInterval(() => this.sweep(), Math.min(1_000, this.graceMs));
+    this.sweeper.unref();
+  }
+
+  /** Call before publishing a task whose WorkItem names {@link subject}: its notification may precede the PubAck. */
+  track(taskId: string): void {
+    this.pending.set(taskId, { since: Date.now() });
+    if (this.pending.size > this.limit) this.handBack(this.pending.keys().next().value as string);
+  }
+
+  /** Forgets a task (its publish failed, or it was a duplicate of one submitted elsewhere). */
+  untrack(taskId: string): void {
+    this.handBack(taskId);
+    this.notified.delete(taskId);
+  }
+
+  /** Records a terminal status known here without a notification (a cancel made by this client). */
+  deliver(status: TaskStatus): void {
+    if (!isTerminal(status.state)) return;
+    const pending = this.pending.get(status.taskId);
+    if (!pending) return; // not tracked here, or handed back already
+    this.pending.delete(status.taskId);
+    if (pending.waiter) pending.waiter(status);
+    else {
+      this.notified.set(status.taskId, status);
+      if (this.notified.size > this.limit) this.notified.delete(this.notified.keys().next().value as string);
+    }
+  }
+
+  /**
+   * A tracked task's terminal status, when its notification arrives.
+   * Undefined at once when the task is not tracked here (or someone waits for
+   * it already); resolves undefined when the notification is given up on, or
+   * when `signal` aborts. Either way the caller then reads the bucket.
+   */
+  take(taskId: string, signal?: AbortSignal): Promise<TaskStatus | undefined> | undefined {
+    const status = this.notified.get(taskId);
+    if (status) {
+      this.notified.delete(taskId);
+      return Promise.resolve(status);
+    }
+    const pending = this.pending.get(taskId);
+    if (!pending || pending.waiter || signal?.aborted) return undefined;
+    return new Promise((resolve) => {
+      const onAbort = () => {
+        pending.waiter = undefined;
+        resolve(undefined);
+      };
+      pending.waiter = (outcome) => {
+        signal?.removeEventListener("abort", onAbort);
+        resolve(outcome);
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+    });
+  }
+
+  /** Hands back every task: notifications may have been missed (the connection was down). */
+  handBackAll(): void {
+    for (const taskId of [...this.pending.keys()]) this.handBack(taskId);
+  }
+
+  /** Stops listening; every waiter is handed back. */
+  close(): void {
+    clearInterval(this.sweeper);
+    this.subscription.unsubscribe();
+    this.handBackAll();
+    this.notified.clear();
+  }
+
+  private handBack(taskId: string): void {
+    const pending = this.pending.get(taskId);
+    this.pending.delete(taskId);
+    pending?.waiter?.(undefined);
+  }
+
+  private sweep(): void {
+    const before = Date.now() - this.graceMs;
+    // In submit order: stop at the first task still within its grace.
+    for (const [taskId, pending] of this.pending) {
+      if (pending.since > before) return;
+      this.handBack(taskId);
+    }
+  }
+}
