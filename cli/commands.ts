@@ -2,6 +2,7 @@ import { fromJson, type JsonValue, toJson, toJsonString } from "@bufbuild/protob
 import { TaskState, TaskStatusSchema } from "../gen/taskwire/v1/task_pb.js";
 import { createClient, type TaskwireClient } from "../sdk/create-client.js";
 import { loadDefinitions } from "../sdk/load-definitions.js";
+import { createNatsQueueBackend } from "../sdk/nats-queue-backend.js";
 import { createNatsTaskBackend } from "../sdk/nats-task-backend.js";
 import { openConnection } from "../sdk/open-connection.js";
 import { TaskError } from "../sdk/task-error.js";
@@ -34,6 +35,7 @@ export async function runGateway(config: TaskwireConfig, log = console.log): Pro
   });
   const gateway = await createGateway({
     backend,
+    queues: await createNatsQueueBackend({ nc, tasks: backend }),
     host: config.gateway.host,
     port: config.gateway.port,
     typeRegistry: registryOf(definitions),

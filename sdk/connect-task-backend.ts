@@ -1,5 +1,6 @@
-import { Code, createClient, type Transport } from "@connectrpc/connect";
+import { createClient, type Transport } from "@connectrpc/connect";
 import { TaskService } from "../gen/taskwire/v1/task_service_pb.js";
+import { gatewayCall as call, required } from "./gateway-call.js";
 import type { TaskBackend } from "./task-backend.js";
 import { TaskError } from "./task-error.js";
 
@@ -9,11 +10,7 @@ import { TaskError } from "./task-error.js";
  */
 export function createConnectTaskBackend(transport: Transport): TaskBackend {
   const client = createClient(TaskService, transport);
-  const call = <T>(promise: Promise<T>) => promise.catch((error) => Promise.reject(TaskError.from(error)));
-  const status = <S>(s: S | undefined, what: string): S => {
-    if (s === undefined) throw new TaskError(`the gateway answered ${what} without a status`, Code.Internal);
-    return s;
-  };
+  const status = required;
   return {
     submit: (task) => call(client.submit({ task })),
     batchSubmit: (tasks) => call(client.batchSubmit({ tasks })).then((r) => r.results),

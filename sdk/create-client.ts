@@ -3,10 +3,13 @@ import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect
 import type { NatsConnection } from "@nats-io/transport-node";
 import { TaskErrorSchema, type TaskStatus } from "../gen/taskwire/v1/task_pb.js";
 import type { ListTasksRequest, ListTasksResponse } from "../gen/taskwire/v1/task_service_pb.js";
+import { createConnectQueueBackend } from "./connect-queue-backend.js";
 import { createConnectTaskBackend } from "./connect-task-backend.js";
+import { createNatsQueueBackend } from "./nats-queue-backend.js";
 import { createNatsTaskBackend } from "./nats-task-backend.js";
 import { openConnection } from "./open-connection.js";
 import type { SubmitLimits } from "./prepare-task.js";
+import type { QueueBackend } from "./queue-backend.js";
 import type { TaskBackend } from "./task-backend.js";
 import type { StatusStream, TaskClient, TaskHandle } from "./task-client.js";
 import { TaskError } from "./task-error.js";
@@ -54,6 +57,8 @@ export interface TaskwireClient extends TaskClient {
   listTasks(
     request?: Partial<Pick<ListTasksRequest, "workerType" | "states" | "pageSize" | "pageToken">>,
   ): Promise<ListTasksResponse>;
+  /** Operates worker types' queues: counts, pause and resume, purge, dead letters. */
+  readonly queues: QueueBackend;
   /** Closes what the client opened. Idempotent. */
   close(): Promise<void>;
 }
@@ -75,7 +80,7 @@ export async function createClient(options: GatewayClientOptions | DirectClientO
       options.protocol === "grpc"
         ? createGrpcTransport({ baseUrl: options.gateway })
         : createConnectTransport({ baseUrl: options.gateway, httpVersion: "1.1", useBinaryFormat: true });
-    return clientOf(createConnectTaskBackend(transport), async () => {});
+    return clientOf(createConnectTaskBackend(transport), createConnectQueueBackend(transport), async () => {});
   }
   const { nc, owned } = await openConnection(options.nats);
   try {
@@ -85,7 +90,8 @@ export async function createClient(options: GatewayClientOptions | DirectClientO
       limits: options.limits,
       resultGraceMs: options.resultGraceMs,
     });
-    return clientOf(backend, async () => {
+    const queues = await createNatsQueueBackend({ nc, tasks: backend });
+    return clientOf(backend, queues, async () => {
       await backend.close();
       if (owned) await nc.close();
     });
@@ -95,7 +101,7 @@ export async function createClient(options: GatewayClientOptions | DirectClientO
   }
 }
 
-function clientOf(backend: TaskBackend, closeResources: () => Promise<void>): TaskwireClient {
+function clientOf(backend: TaskBackend, queues: QueueBackend, closeResources: () => Promise<void>): TaskwireClient {
   let closing: Promise<void> | undefined;
   return {
     async submitTask(method, request, options) {
@@ -112,6 +118,7 @@ function clientOf(backend: TaskBackend, closeResources: () => Promise<void>): Ta
           : TaskError.fromMessage(outcome.value ?? create(TaskErrorSchema), undefined),
       );
     },
+    queues,
     task: (id, output) => createTaskHandle(backend, id, output),
     getTask: (id) => backend.getTask(id),
     watchTask: (id) => watchStatus(backend, id),

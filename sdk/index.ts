@@ -15,9 +15,12 @@
 
 export type { DirectClientOptions, GatewayClientOptions, TaskwireClient } from "./create-client.js";
 export { createClient } from "./create-client.js";
+export type { NatsQueueBackendOptions } from "./nats-queue-backend.js";
+export { createNatsQueueBackend } from "./nats-queue-backend.js";
 export type { NatsTaskBackendOptions } from "./nats-task-backend.js";
 export { createNatsTaskBackend } from "./nats-task-backend.js";
 export type { SubmitLimits } from "./prepare-task.js";
+export type { QueueBackend } from "./queue-backend.js";
 export type { TaskBackend } from "./task-backend.js";
 export type { StatusStream, SubmitOptions, TaskClient, TaskHandle } from "./task-client.js";
 export { NonRetryableError, TaskError } from "./task-error.js";

@@ -40,20 +40,20 @@ export async function publishToStream(
 
 /**
  * A direct get (the stream needs `allow_direct`): the last message on a subject,
- * or the first one at or after sequence 0 matching a subject filter. Null when
- * there is none.
+ * or the first one at or after sequence `from` (default 0) matching a subject
+ * filter. Null when there is none.
  */
 export async function directGet(
   requests: RequestPipeline,
   stream: string,
-  query: { lastBySubject: string } | { nextBySubject: string },
+  query: { lastBySubject: string } | { nextBySubject: string; from?: number },
 ): Promise<StoredMessage | null> {
   const reply =
     "lastBySubject" in query
       ? await requests.request(`$JS.API.DIRECT.GET.${stream}.${query.lastBySubject}`, empty)
       : await requests.request(
           `$JS.API.DIRECT.GET.${stream}`,
-          encoder.encode(JSON.stringify({ next_by_subj: query.nextBySubject })),
+          encoder.encode(JSON.stringify({ seq: query.from ?? 0, next_by_subj: query.nextBySubject })),
         );
   return storedMessage(reply, stream);
 }

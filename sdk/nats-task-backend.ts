@@ -43,7 +43,7 @@ import {
 
 /** Options of {@link createNatsTaskBackend}. */
 export interface NatsTaskBackendOptions {
-  /** A connection to a JetStream-enabled nats-server (2.10 or newer). */
+  /** A connection to a JetStream-enabled nats-server (2.11 or newer). */
   nc: NatsConnection;
   /** The task services accepted at submit. */
   registry: TaskRegistry;

@@ -45,7 +45,8 @@ export interface SubmitLimits {
   maxWorkItemBytes?: number;
 }
 
-const priorityNames: Record<Priority, PriorityName | undefined> = {
+/** The subject name of each priority. */
+export const priorityNames: Record<Priority, PriorityName | undefined> = {
   [Priority.UNSPECIFIED]: undefined,
   [Priority.LOW]: "low",
   [Priority.NORMAL]: "normal",

@@ -23,6 +23,8 @@ import type { PriorityName } from "./task-method.js";
  * - consumer `<type>_<priority>` per priority, shared by every worker of the type.
  * - KV bucket `taskwire_status`: a TaskStatus per task id (`<type>.<ulid>`).
  * - `taskwire.cancel.<type>`: core NATS, the id of a task to abort.
+ * - `taskwire.resume.<type>`: core NATS, the type's queue was resumed.
+ * - `taskwire.dead.<type>.<id-token>`: a DeadLetter, in stream `DEAD_<type>`.
  */
 const statusBucket = "taskwire_status";
 
@@ -43,6 +45,10 @@ export const topology = {
   /** The subject a task's status record is written on (the bucket's key subject). */
   statusSubject: (taskId: string) => `$KV.${statusBucket}.${taskId}`,
   cancelSubject: (workerType: string) => `taskwire.cancel.${workerType}`,
+  /** Core NATS, empty: the type's queue was resumed; workers pull again at once. */
+  resumeSubject: (workerType: string) => `taskwire.resume.${workerType}`,
+  deadLetterStream: (workerType: string) => `DEAD_${workerType}`,
+  deadLetterSubject: (workerType: string, idToken: string) => `taskwire.dead.${workerType}.${idToken}`,
 } as const;
 
 /** Where and how durably the broker stores tasks. */
@@ -63,6 +69,8 @@ export interface WorkerTypeTopologyOptions extends StorageOptions {
   duplicateWindowMs?: number;
   /** Largest WorkItem accepted, in bytes. -1: the server's limit. @default -1 */
   maxMessageBytes?: number;
+  /** How long a dead letter is kept. 0: until purged. @default 7 days */
+  deadLetterTtlMs?: number;
 }
 
 /** Options of the shared buckets. */
@@ -71,8 +79,8 @@ export interface StatusTopologyOptions extends StorageOptions {
   statusTtlMs?: number;
 }
 
-/** The lowest nats-server version Taskwire runs on (KV with multiple filters, direct get). */
-export const minimumServerVersion = "2.10.0";
+/** The lowest nats-server version Taskwire runs on (direct get, consumer pause). */
+export const minimumServerVersion = "2.11.0";
 
 /**
  * Fails with FAILED_PRECONDITION when the connected server is older than
@@ -121,6 +129,17 @@ export async function provisionWorkerType(
     allow_direct: true,
   };
   await addOrUpdateStream(jsm, stream);
+  await addOrUpdateStream(jsm, {
+    name: topology.deadLetterStream(workerType),
+    subjects: [topology.deadLetterSubject(workerType, "*")],
+    retention: RetentionPolicy.Limits,
+    storage: stream.storage,
+    num_replicas: stream.num_replicas,
+    // A task fails for good once per retry of its dead letter: its latest letter replaces any older one.
+    max_msgs_per_subject: 1,
+    max_age: nanos(options.deadLetterTtlMs ?? 7 * 24 * 3600 * 1000),
+    allow_direct: true,
+  });
   for (const priority of topology.priorities) {
     const consumer: Partial<ConsumerConfig> = {
       durable_name: topology.consumerName(workerType, priority),
@@ -159,7 +178,12 @@ async function addOrUpdateConsumer(jsm: JetStreamManager, stream: string, config
     await jsm.consumers.add(stream, config);
   } catch (error) {
     if (!isAlreadyInUse(error) || !config.durable_name) throw error;
-    await jsm.consumers.update(stream, config.durable_name, config);
+    // A paused queue stays paused when a worker or gateway starts.
+    const current = await jsm.consumers.info(stream, config.durable_name);
+    await jsm.consumers.update(stream, config.durable_name, {
+      ...config,
+      pause_until: current.config.pause_until,
+    } as Partial<ConsumerConfig>);
   }
 }
 

@@ -1,12 +1,14 @@
 import { setMaxListeners } from "node:events";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { QueueService } from "../gen/taskwire/v1/queue_service_pb.js";
 import { TaskService } from "../gen/taskwire/v1/task_service_pb.js";
 import { type GatewayOptions, resolveGatewayOptions } from "./gateway-options.js";
 import { healthRoutes } from "./health-routes.js";
 import { ServingStatus } from "./health-service.js";
 import { HealthStatus } from "./health-status.js";
 import { HttpListener } from "./http-listener.js";
+import { queueServiceRoutes } from "./queue-service-routes.js";
 import { taskServiceRoutes } from "./task-service-routes.js";
 
 /** A running gateway. */
@@ -27,7 +29,7 @@ export interface Gateway {
 }
 
 /**
- * Starts the Connect gateway: TaskService and the gRPC health service (plus any
+ * Starts the Connect gateway: TaskService, QueueService (given `queues`) and the gRPC health service (plus any
  * extra `routes`) on one port, over Connect, gRPC and gRPC-Web, on HTTP/1.1 and
  * cleartext HTTP/2 alike.
  *
@@ -40,13 +42,16 @@ export interface Gateway {
  */
 export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   const opts = resolveGatewayOptions(options);
-  const health = opts.health ?? new HealthStatus([TaskService.typeName]);
+  const health =
+    opts.health ??
+    new HealthStatus(opts.queues ? [TaskService.typeName, QueueService.typeName] : [TaskService.typeName]);
   const shutdown = new AbortController();
   // Every request in flight listens to it: no listener limit.
   setMaxListeners(0, shutdown.signal);
   const handler = connectNodeAdapter({
     routes: (router) => {
       taskServiceRoutes(opts.backend)(router);
+      if (opts.queues) queueServiceRoutes(opts.queues)(router);
       healthRoutes(health)(router);
       opts.routes?.(router);
     },

@@ -1,5 +1,6 @@
 import type { Registry } from "@bufbuild/protobuf";
 import type { ConnectRouter } from "@connectrpc/connect";
+import type { QueueBackend } from "../sdk/queue-backend.js";
 import type { TaskBackend } from "../sdk/task-backend.js";
 import type { HealthStatus } from "./health-status.js";
 
@@ -7,6 +8,8 @@ import type { HealthStatus } from "./health-status.js";
 export interface GatewayOptions {
   /** Where tasks go and their status comes from, usually `createNatsTaskBackend(...)`. */
   backend: TaskBackend;
+  /** Serves QueueService too when given, usually `createNatsQueueBackend(...)`. */
+  queues?: QueueBackend;
   /**
    * The interface to listen on. Use "0.0.0.0" or "::" to accept connections from
    * other hosts.
@@ -48,6 +51,7 @@ export interface GatewayOptions {
 /** {@link GatewayOptions} with every default applied. */
 export interface ResolvedGatewayOptions {
   backend: TaskBackend;
+  queues: QueueBackend | undefined;
   host: string;
   port: number;
   maxMessageBytes: number;
@@ -61,6 +65,7 @@ export interface ResolvedGatewayOptions {
 export function resolveGatewayOptions(options: GatewayOptions): ResolvedGatewayOptions {
   const resolved: ResolvedGatewayOptions = {
     backend: options.backend,
+    queues: options.queues,
     host: options.host ?? "127.0.0.1",
     port: options.port ?? 0,
     maxMessageBytes: options.maxMessageBytes ?? 4 * 1024 * 1024,

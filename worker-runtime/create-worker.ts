@@ -131,8 +131,14 @@ class TaskWorker implements Worker {
       }
       const concurrency = this.options.concurrency ?? (service.definition.concurrency || 16);
       const slots = new PrioritySlots(concurrency, topology.priorities.length);
+      const feeds: TaskFeed[] = [];
       this.subscriptions.push(
         this.nc.subscribe(topology.cancelSubject(workerType), { callback: (_, msg) => this.cancel(msg.string()) }),
+        this.nc.subscribe(topology.resumeSubject(workerType), {
+          callback: () => {
+            for (const feed of feeds) feed.repull();
+          },
+        }),
       );
       for (const [rank, priority] of topology.priorities.entries()) {
         const stream = topology.streamName(workerType);
@@ -151,18 +157,17 @@ class TaskWorker implements Worker {
           emit: this.emit,
           publish: (subject, data) => this.nc.publish(subject, data),
         };
-        this.feeds.push(
-          new TaskFeed({
-            consumer,
-            slots,
-            rank,
-            prefetch: this.options.prefetch ?? concurrency,
-            heartbeatMs,
-            run: (msg) => this.run(env, msg),
-            onError: (error) =>
-              this.emit({ type: "error", error: fromNatsError(error, `fetching ${workerType} tasks`) }),
-          }),
-        );
+        const feed = new TaskFeed({
+          consumer,
+          slots,
+          rank,
+          prefetch: this.options.prefetch ?? concurrency,
+          heartbeatMs,
+          run: (msg) => this.run(env, msg),
+          onError: (error) => this.emit({ type: "error", error: fromNatsError(error, `fetching ${workerType} tasks`) }),
+        });
+        feeds.push(feed);
+        this.feeds.push(feed);
       }
     }
   }

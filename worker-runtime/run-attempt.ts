@@ -13,6 +13,7 @@ import { TaskError } from "../sdk/task-error.js";
 import type { TaskMethod } from "../sdk/task-method.js";
 import { isTerminal, queuedStatus, readStatus, type StatusBucket } from "../sdk/task-status.js";
 import { backoffMs } from "./backoff-ms.js";
+import { deadLetter } from "./dead-letter.js";
 import { sameTick } from "./same-tick.js";
 import { StatusWriter } from "./status-writer.js";
 import { TaskContextController } from "./task-context-controller.js";
@@ -91,7 +92,8 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
   // to skip a task that already ended (cancelled, or finished before a crash).
   const stored = attempt > 1 ? await readStatus(env.bucket, taskId) : undefined;
   if (stored && isTerminal(stored.status.state)) {
-    // The attempt that recorded it may have died before notifying the submitter.
+    // The attempt that recorded it may have died before its dead letter or its notification.
+    if (stored.status.state === TaskState.FAILED) await deadLetter(env.bucket, workItem, stored.status);
     if (workItem.notifySubject) env.publish(workItem.notifySubject, toBinary(TaskStatusSchema, stored.status));
     msg.ack();
     return report("superseded");
@@ -124,6 +126,9 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
       fill?.();
     });
     if (written === "superseded") return "superseded";
+    // Failed for good: dead-lettered before the ack, so a crash in between redelivers
+    // the task, which then finds the FAILED record and dead-letters it.
+    if (state === TaskState.FAILED) await deadLetter(env.bucket, workItem, writer.status);
     // Stored: now the submitter may hear of it (before the ack, which only frees the message).
     if (isTerminal(state) && workItem.notifySubject) env.publish(workItem.notifySubject, written.bytes);
     return outcome;

@@ -54,6 +54,14 @@ export class TaskFeed {
     await this.done;
   }
 
+  /**
+   * Ends the pull request in flight and sends a new one: a paused consumer
+   * keeps old requests unserved after it resumes, until they expire.
+   */
+  repull(): void {
+    this.batch?.stop();
+  }
+
   private async loop(): Promise<void> {
     // Pull again once half the prefetch is free: batches, not one request per task.
     const threshold = Math.ceil(this.options.prefetch / 2);
