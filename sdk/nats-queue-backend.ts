@@ -68,6 +68,7 @@ class NatsQueueBackend implements QueueBackend {
         if (consumer.paused && consumer.config.pause_until) pausedUntil = new Date(consumer.config.pause_until);
       }
       const dead = await this.jsm.streams.info(topology.deadLetterStream(workerType));
+      const scheduled = await this.jsm.streams.info(topology.schedulerStream(workerType));
       const forever = pausedUntil !== undefined && pausedUntil.getTime() - Date.now() > pauseForeverMs / 2;
       return create(QueueInfoSchema, {
         workerType,
@@ -77,6 +78,7 @@ class NatsQueueBackend implements QueueBackend {
         paused: pausedUntil !== undefined,
         pausedUntil: pausedUntil && !forever ? timestampFromDate(pausedUntil) : undefined,
         maxQueued: BigInt(Math.max(0, stream.config.max_msgs)),
+        scheduled: BigInt(scheduled.state.messages),
       });
     });
   }

@@ -13,7 +13,7 @@ import {
   type SubmitResponse,
   SubmitResponseSchema,
 } from "../gen/taskwire/v1/task_service_pb.js";
-import { directGet, publishToStream } from "./jetstream-ops.js";
+import { directGet, publishToStream, type StoredMessage } from "./jetstream-ops.js";
 import { Mailbox } from "./mailbox.js";
 import { fromNatsError } from "./nats-error.js";
 import { prepareTask, type SubmitLimits } from "./prepare-task.js";
@@ -43,7 +43,7 @@ import {
 
 /** Options of {@link createNatsTaskBackend}. */
 export interface NatsTaskBackendOptions {
-  /** A connection to a JetStream-enabled nats-server (2.11 or newer). */
+  /** A connection to a JetStream-enabled nats-server (2.12 or newer). */
   nc: NatsConnection;
   /** The task services accepted at submit. */
   registry: TaskRegistry;
@@ -145,12 +145,24 @@ class NatsTaskBackend implements TaskBackend {
         Promise.reject(fromNatsError(e, "reading status")),
       );
       if (existing) return this.duplicate(taskId, existing.status.state);
+      // A delayed one lives in another stream than the queue: look in both. (An
+      // immediate task that meets a delayed one is caught when that one is due.)
+      if (prepared.schedule) {
+        const where = await this.findUnstarted(task.workerType, taskId).catch((e) =>
+          Promise.reject(fromNatsError(e, "reading status")),
+        );
+        if (where) return this.duplicate(taskId, where.state);
+      }
     }
     // Before the publish: the outcome may be notified before the PubAck arrives.
     this.results.track(taskId);
     try {
       const id = headers();
       id.set("Nats-Msg-Id", taskId);
+      if (prepared.schedule) {
+        id.set("Nats-Schedule", `@at ${prepared.schedule.at.toISOString()}`);
+        id.set("Nats-Schedule-Target", prepared.schedule.target);
+      }
       const ack = await publishToStream(this.bucket.requests, prepared.subject, prepared.bytes, id);
       if (ack.duplicate) {
         this.results.untrack(taskId);
@@ -169,7 +181,10 @@ class NatsTaskBackend implements TaskBackend {
         { taskId, cause: error },
       );
     }
-    return create(SubmitResponseSchema, { taskId, state: TaskState.PENDING });
+    return create(SubmitResponseSchema, {
+      taskId,
+      state: prepared.schedule ? TaskState.SCHEDULED : TaskState.PENDING,
+    });
   }
 
   async batchSubmit(tasks: Task[]): Promise<BatchSubmitResult[]> {
@@ -257,11 +272,11 @@ class NatsTaskBackend implements TaskBackend {
       );
       if (written === undefined) continue; // someone wrote first: decide again
       this.results.deliver(cancelled);
-      // Tell a worker running it to abort, then take it off the queue.
+      // Tell a worker running it to abort, then take it off the queue (or the schedule).
       this.nc.publish(topology.cancelSubject(workerType), taskId);
-      const queued = await this.findQueued(workerType, taskId);
-      if (queued)
-        await this.jsm.streams.deleteMessage(topology.streamName(workerType), queued.seq, false).catch(() => false);
+      const unstarted = await this.findUnstarted(workerType, taskId);
+      if (unstarted)
+        await this.jsm.streams.deleteMessage(unstarted.stream, unstarted.message.seq, false).catch(() => false);
       return cancelled;
     }
   }
@@ -275,11 +290,11 @@ class NatsTaskBackend implements TaskBackend {
     try {
       for (const type of types) {
         for await (const key of await this.bucket.kv.keys(`${type}.>`)) ids.add(key);
-        const info = await this.jsm.streams.info(topology.streamName(type), {
-          subjects_filter: topology.streamSubjects(type),
-        });
-        for (const subject of Object.keys(info.state.subjects ?? {}))
-          ids.add(`${type}.${subject.slice(subject.lastIndexOf(".") + 1)}`);
+        for (const stream of [topology.streamName(type), topology.schedulerStream(type)]) {
+          const info = await this.jsm.streams.info(stream, { subjects_filter: ">" });
+          for (const subject of Object.keys(info.state.subjects ?? {}))
+            ids.add(`${type}.${subject.slice(subject.lastIndexOf(".") + 1)}`);
+        }
       }
     } catch (error) {
       if (error instanceof JetStreamApiError && error.code === 10059) {
@@ -325,8 +340,13 @@ class NatsTaskBackend implements TaskBackend {
     try {
       const stored = await readStatus(this.bucket, taskId);
       if (stored) return stored;
-      const queued = await this.findQueued(workerType, taskId);
-      if (queued) return { status: queuedStatus(fromBinary(WorkItemSchema, queued.data)), revision: 0 };
+      const unstarted = await this.findUnstarted(workerType, taskId);
+      if (unstarted) {
+        return {
+          status: queuedStatus(fromBinary(WorkItemSchema, unstarted.message.data), unstarted.state),
+          revision: 0,
+        };
+      }
       // A worker may have written the result and acked between the two reads.
       const finished = await readStatus(this.bucket, taskId);
       if (finished) return finished;
@@ -336,16 +356,26 @@ class NatsTaskBackend implements TaskBackend {
     throw new TaskError(`task ${taskId} not found`, Code.NotFound, { taskId });
   }
 
-  private async findQueued(workerType: string, taskId: string) {
-    try {
-      return await directGet(this.bucket.requests, topology.streamName(workerType), {
-        nextBySubject: topology.taskSubjectAnyPriority(workerType, taskIdToken(taskId)),
-      });
-    } catch (error) {
-      // The worker type has no stream on this server: nothing of it is queued.
-      if (error instanceof errors.NoRespondersError) return null;
-      throw error;
+  /** A task's WorkItem while it is queued (PENDING) or waiting for its start time (SCHEDULED). */
+  private async findUnstarted(
+    workerType: string,
+    taskId: string,
+  ): Promise<{ stream: string; message: StoredMessage; state: TaskState } | undefined> {
+    const token = taskIdToken(taskId);
+    const places = [
+      [topology.streamName(workerType), topology.taskSubjectAnyPriority(workerType, token), TaskState.PENDING],
+      [topology.schedulerStream(workerType), topology.scheduledSubject(workerType, token), TaskState.SCHEDULED],
+    ] as const;
+    for (const [stream, subject, state] of places) {
+      try {
+        const message = await directGet(this.bucket.requests, stream, { nextBySubject: subject });
+        if (message) return { stream, message, state };
+      } catch (error) {
+        // The worker type has no stream on this server: nothing of it is there.
+        if (!(error instanceof errors.NoRespondersError)) throw error;
+      }
     }
+    return undefined;
   }
 
   private workerTypeOf(taskId: string): string {

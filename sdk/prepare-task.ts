@@ -37,6 +37,8 @@ export interface PreparedTask {
   readonly subject: string;
   /** The serialized WorkItem. */
   readonly bytes: Uint8Array;
+  /** A delayed task: published with a schedule that moves it to `target` at `at`. */
+  readonly schedule?: { readonly at: Date; readonly target: string };
 }
 
 /** Limits checked before anything reaches NATS. */
@@ -94,10 +96,19 @@ export function prepareTask(
       Code.InvalidArgument,
     );
   }
-  if (task.schedule.case !== undefined) {
+  // A start time that has come already is no delay at all.
+  let notBefore: number | undefined;
+  if (task.schedule.case === "notBefore") notBefore = timestampMs(task.schedule.value);
+  else if (task.schedule.case === "delay") {
+    const delayMs = durationMs(task.schedule.value);
+    if (!(delayMs >= 0)) throw new TaskError(`task.delay must not be negative, got ${delayMs}ms`, Code.InvalidArgument);
+    notBefore = now + delayMs;
+  }
+  if (notBefore !== undefined && notBefore <= now) notBefore = undefined;
+  if (notBefore !== undefined && task.expiresAt && timestampMs(task.expiresAt) <= notBefore) {
     throw new TaskError(
-      `task.${task.schedule.case === "notBefore" ? "not_before" : "delay"}: delayed tasks are not supported yet`,
-      Code.Unimplemented,
+      `task.expires_at ${timestampDate(task.expiresAt).toISOString()} is not after its start time ${new Date(notBefore).toISOString()}: it could never run`,
+      Code.InvalidArgument,
     );
   }
   const delivery =
@@ -155,6 +166,7 @@ export function prepareTask(
       expiresAt,
       metadata: task.metadata,
       notifySubject,
+      notBefore: notBefore === undefined ? undefined : timestampFromMs(notBefore),
     }),
   );
   const bytes = new Uint8Array(shared.length + own.length);
@@ -167,7 +179,16 @@ export function prepareTask(
       Code.ResourceExhausted,
     );
   }
-  return { taskId, subject: topology.taskSubject(method.workerType, priority, taskIdToken(taskId)), bytes };
+  const token = taskIdToken(taskId);
+  if (notBefore !== undefined) {
+    return {
+      taskId,
+      subject: topology.waitingSubject(method.workerType, token),
+      bytes,
+      schedule: { at: new Date(notBefore), target: topology.dueSubject(method.workerType, token) },
+    };
+  }
+  return { taskId, subject: topology.taskSubject(method.workerType, priority, token), bytes };
 }
 
 /** The encoded WorkItem fields of tasks that override none of their method's defaults. */

@@ -21,13 +21,14 @@ export function isTerminal(state: TaskState): boolean {
   return terminalStates.has(state);
 }
 
-/** The status of a task that is still queued, derived from its WorkItem. */
-export function queuedStatus(workItem: WorkItem): TaskStatus {
+/** The status of a task that is still queued (or waiting for its start time), derived from its WorkItem. */
+export function queuedStatus(workItem: WorkItem, state = TaskState.PENDING): TaskStatus {
   return create(TaskStatusSchema, {
     taskId: workItem.taskId,
     workerType: workItem.workerType,
     method: workItem.method,
-    state: TaskState.PENDING,
+    state,
+    notBefore: workItem.notBefore,
     priority: workItem.priority,
     attempt: 0,
     maxAttempts: workItem.retry?.maxAttempts ?? 0,

@@ -24,6 +24,10 @@ import type { PriorityName } from "./task-method.js";
  * - KV bucket `taskwire_status`: a TaskStatus per task id (`<type>.<ulid>`).
  * - `taskwire.cancel.<type>`: core NATS, the id of a task to abort.
  * - `taskwire.resume.<type>`: core NATS, the type's queue was resumed.
+ * - `taskwire.sched.<type>.wait.<id-token>`: a delayed task's WorkItem with its
+ *   schedule, in stream `SCHED_<type>`; the server republishes it to
+ *   `taskwire.sched.<type>.due.<id-token>` when due, and consumer `<type>_due`
+ *   (pulled by workers) moves it to its task subject.
  * - `taskwire.dead.<type>.<id-token>`: a DeadLetter, in stream `DEAD_<type>`.
  */
 const statusBucket = "taskwire_status";
@@ -45,6 +49,14 @@ export const topology = {
   /** The subject a task's status record is written on (the bucket's key subject). */
   statusSubject: (taskId: string) => `$KV.${statusBucket}.${taskId}`,
   cancelSubject: (workerType: string) => `taskwire.cancel.${workerType}`,
+  schedulerStream: (workerType: string) => `SCHED_${workerType}`,
+  /** A delayed task's WorkItem, carrying the `Nats-Schedule` headers, until it is due. */
+  waitingSubject: (workerType: string, idToken: string) => `taskwire.sched.${workerType}.wait.${idToken}`,
+  /** Where the server puts a delayed task when it is due; workers move it to its task subject. */
+  dueSubject: (workerType: string, idToken: string) => `taskwire.sched.${workerType}.due.${idToken}`,
+  /** Matches a delayed task with this id token, waiting or due. */
+  scheduledSubject: (workerType: string, idToken: string) => `taskwire.sched.${workerType}.*.${idToken}`,
+  dueConsumerName: (workerType: string) => `${workerType}_due`,
   /** Core NATS, empty: the type's queue was resumed; workers pull again at once. */
   resumeSubject: (workerType: string) => `taskwire.resume.${workerType}`,
   deadLetterStream: (workerType: string) => `DEAD_${workerType}`,
@@ -79,8 +91,8 @@ export interface StatusTopologyOptions extends StorageOptions {
   statusTtlMs?: number;
 }
 
-/** The lowest nats-server version Taskwire runs on (direct get, consumer pause). */
-export const minimumServerVersion = "2.11.0";
+/** The lowest nats-server version Taskwire runs on (direct get, consumer pause, message schedules). */
+export const minimumServerVersion = "2.12.0";
 
 /**
  * Fails with FAILED_PRECONDITION when the connected server is older than
@@ -139,6 +151,24 @@ export async function provisionWorkerType(
     max_msgs_per_subject: 1,
     max_age: nanos(options.deadLetterTtlMs ?? 7 * 24 * 3600 * 1000),
     allow_direct: true,
+  });
+  await addOrUpdateStream(jsm, {
+    name: topology.schedulerStream(workerType),
+    subjects: [`taskwire.sched.${workerType}.>`],
+    retention: RetentionPolicy.Workqueue,
+    storage: stream.storage,
+    num_replicas: stream.num_replicas,
+    // The server turns each waiting message into a due one at its time (ADR-51).
+    allow_msg_schedules: true,
+    duplicate_window: stream.duplicate_window,
+    allow_direct: true,
+  } as Partial<StreamConfig> & { name: string });
+  await addOrUpdateConsumer(jsm, topology.schedulerStream(workerType), {
+    durable_name: topology.dueConsumerName(workerType),
+    filter_subject: topology.dueSubject(workerType, "*"),
+    ack_policy: AckPolicy.Explicit,
+    ack_wait: nanos(30_000),
+    max_deliver: -1,
   });
   for (const priority of topology.priorities) {
     const consumer: Partial<ConsumerConfig> = {

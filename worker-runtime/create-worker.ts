@@ -15,6 +15,7 @@ import {
   topology,
   type WorkerTypeTopologyOptions,
 } from "../sdk/topology.js";
+import { DuePromoter } from "./due-promoter.js";
 import { PrioritySlots } from "./priority-slots.js";
 import { type AttemptEnvironment, type BoundMethod, runAttempt } from "./run-attempt.js";
 import type { TaskContextController } from "./task-context-controller.js";
@@ -97,6 +98,7 @@ class TaskWorker implements Worker {
   private readonly running = new Map<string, TaskContextController>();
   private readonly cancelled = new Set<string>();
   private readonly feeds: TaskFeed[] = [];
+  private readonly promoters: DuePromoter[] = [];
   private readonly subscriptions: Subscription[] = [];
   private readonly attempts = new Set<Promise<void>>();
   private closing: Promise<void> | undefined;
@@ -131,6 +133,11 @@ class TaskWorker implements Worker {
       }
       const concurrency = this.options.concurrency ?? (service.definition.concurrency || 16);
       const slots = new PrioritySlots(concurrency, topology.priorities.length);
+      this.promoters.push(
+        await DuePromoter.start(js, this.bucket, workerType, (error) =>
+          this.emit({ type: "error", error: fromNatsError(error, `moving a due ${workerType} task to its queue`) }),
+        ),
+      );
       const feeds: TaskFeed[] = [];
       this.subscriptions.push(
         this.nc.subscribe(topology.cancelSubject(workerType), { callback: (_, msg) => this.cancel(msg.string()) }),
@@ -200,6 +207,7 @@ class TaskWorker implements Worker {
   private async shutdown(): Promise<void> {
     this.state = "draining";
     // Stage 1: stop pulling; tasks pulled but not started go back to the stream at once.
+    for (const promoter of this.promoters) promoter.stop();
     await Promise.all(this.feeds.map((feed) => feed.stop()));
     // Stage 2: let running handlers finish within the grace period, then abort them.
     const grace = this.options.shutdownGraceMs ?? 30_000;

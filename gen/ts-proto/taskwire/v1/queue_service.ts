@@ -43,6 +43,8 @@ export interface QueueInfo {
     | undefined;
   /** The queue's bound (submits beyond it get RESOURCE_EXHAUSTED); 0: unbounded. */
   maxQueued: number;
+  /** Delayed tasks waiting for their start time (not counted in queued). */
+  scheduled: number;
 }
 
 /** A task that failed for good: its final status and what was submitted. */
@@ -168,7 +170,16 @@ export interface PurgeDeadLettersResponse {
 }
 
 function createBaseQueueInfo(): QueueInfo {
-  return { workerType: "", queued: 0, running: 0, deadLetters: 0, paused: false, pausedUntil: undefined, maxQueued: 0 };
+  return {
+    workerType: "",
+    queued: 0,
+    running: 0,
+    deadLetters: 0,
+    paused: false,
+    pausedUntil: undefined,
+    maxQueued: 0,
+    scheduled: 0,
+  };
 }
 
 export const QueueInfo: MessageFns<QueueInfo> = {
@@ -193,6 +204,9 @@ export const QueueInfo: MessageFns<QueueInfo> = {
     }
     if (message.maxQueued !== 0) {
       writer.uint32(56).uint64(message.maxQueued);
+    }
+    if (message.scheduled !== 0) {
+      writer.uint32(64).uint64(message.scheduled);
     }
     return writer;
   },
@@ -266,6 +280,14 @@ export const QueueInfo: MessageFns<QueueInfo> = {
             message.maxQueued = longToNumber(reader.uint64());
             continue;
           }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.scheduled = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -303,6 +325,7 @@ export const QueueInfo: MessageFns<QueueInfo> = {
         : isSet(object.max_queued)
         ? globalThis.Number(object.max_queued)
         : 0,
+      scheduled: isSet(object.scheduled) ? globalThis.Number(object.scheduled) : 0,
     };
   },
 
@@ -329,6 +352,9 @@ export const QueueInfo: MessageFns<QueueInfo> = {
     if (message.maxQueued !== 0) {
       obj.maxQueued = Math.round(message.maxQueued);
     }
+    if (message.scheduled !== 0) {
+      obj.scheduled = Math.round(message.scheduled);
+    }
     return obj;
   },
 
@@ -344,6 +370,7 @@ export const QueueInfo: MessageFns<QueueInfo> = {
     message.paused = object.paused ?? false;
     message.pausedUntil = object.pausedUntil ?? undefined;
     message.maxQueued = object.maxQueued ?? 0;
+    message.scheduled = object.scheduled ?? 0;
     return message;
   },
 };

@@ -488,6 +488,11 @@ export interface WorkItem {
    * status record stays the truth. Empty: nobody is waiting.
    */
   notifySubject: string;
+  /**
+   * A delayed task: when it may start. It waits in the scheduler stream until then
+   * (see docs/protocol.md), taking no worker capacity.
+   */
+  notBefore: Date | undefined;
 }
 
 export interface WorkItem_MetadataEntry {
@@ -1225,6 +1230,7 @@ function createBaseWorkItem(): WorkItem {
     delivery: 0,
     endpoint: "",
     notifySubject: "",
+    notBefore: undefined,
   };
 }
 
@@ -1277,6 +1283,9 @@ export const WorkItem: MessageFns<WorkItem> = {
     }
     if (message.notifySubject !== "") {
       writer.uint32(130).string(message.notifySubject);
+    }
+    if (message.notBefore !== undefined) {
+      Timestamp.encode(toTimestamp(message.notBefore), writer.uint32(138).fork()).join();
     }
     return writer;
   },
@@ -1425,6 +1434,14 @@ export const WorkItem: MessageFns<WorkItem> = {
             message.notifySubject = reader.string();
             continue;
           }
+          case 17: {
+            if (tag !== 138) {
+              break;
+            }
+
+            message.notBefore = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1492,6 +1509,11 @@ export const WorkItem: MessageFns<WorkItem> = {
         : isSet(object.notify_subject)
         ? globalThis.String(object.notify_subject)
         : "",
+      notBefore: isSet(object.notBefore)
+        ? fromJsonTimestamp(object.notBefore)
+        : isSet(object.not_before)
+        ? fromJsonTimestamp(object.not_before)
+        : undefined,
     };
   },
 
@@ -1551,6 +1573,9 @@ export const WorkItem: MessageFns<WorkItem> = {
     if (message.notifySubject !== "") {
       obj.notifySubject = message.notifySubject;
     }
+    if (message.notBefore !== undefined) {
+      obj.notBefore = message.notBefore.toISOString();
+    }
     return obj;
   },
 
@@ -1587,6 +1612,7 @@ export const WorkItem: MessageFns<WorkItem> = {
     message.delivery = object.delivery ?? 0;
     message.endpoint = object.endpoint ?? "";
     message.notifySubject = object.notifySubject ?? "";
+    message.notBefore = object.notBefore ?? undefined;
     return message;
   },
 };

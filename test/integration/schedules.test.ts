@@ -1,0 +1,122 @@
+import { timestampMs } from "@bufbuild/protobuf/wkt";
+import { Code } from "@connectrpc/connect";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { implementProbeService, probeService } from "../../gen/probe/v1/probe_taskwire.js";
+import { TaskState } from "../../gen/taskwire/v1/task_pb.js";
+import { createClient, type TaskwireClient } from "../../sdk/create-client.js";
+import type { TaskError } from "../../sdk/task-error.js";
+import { createWorker, type Worker } from "../../worker-runtime/create-worker.js";
+import { type NatsServer, startNatsServer } from "../support/nats-server.js";
+import { poll } from "../support/poll.js";
+
+const run = probeService.methods.run;
+
+/** Delayed tasks: they wait in the scheduler stream, not in the queue or in a worker. */
+describe("delayed and scheduled tasks", () => {
+  let nats: NatsServer;
+  let client: TaskwireClient;
+  const workers: Worker[] = [];
+  /** When each label's first attempt started, in ms since the epoch. */
+  const startedAt = new Map<string, number>();
+
+  beforeAll(async () => {
+    nats = await startNatsServer();
+    client = await createClient({ nats: nats.url, services: [probeService] });
+  }, 30_000);
+
+  afterEach(async () => {
+    await Promise.all(workers.splice(0).map((w) => w.close()));
+  });
+
+  afterAll(async () => {
+    await client?.close();
+    await nats?.stop();
+  });
+
+  const startWorker = async (concurrency = 4) => {
+    const worker = await createWorker({
+      nats: nats.url,
+      concurrency,
+      services: [
+        implementProbeService({
+          async run({ label, sleepMs }, ctx) {
+            if (!startedAt.has(label)) startedAt.set(label, Date.now());
+            await new Promise((resolve) => setTimeout(resolve, sleepMs));
+            return { label, attempt: ctx.attempt, workerId: ctx.workerId };
+          },
+        }),
+      ],
+    });
+    workers.push(worker);
+  };
+
+  it("a delayed task is SCHEDULED, is not queued, and starts no earlier than its time", async () => {
+    await startWorker();
+    const task = await client.submitTask(run, { label: "later" }, { delayMs: 600 });
+    const status = await task.status();
+    expect(status.state).toBe(TaskState.SCHEDULED);
+    const notBefore = status.notBefore ? timestampMs(status.notBefore) : 0;
+    expect(notBefore).toBeGreaterThan(Date.now());
+    expect(await client.queues.getQueue("probe")).toMatchObject({ queued: 0n, scheduled: 1n });
+    expect((await task.result()).label).toBe("later");
+    expect(startedAt.get("later")).toBeGreaterThanOrEqual(notBefore);
+    expect((await client.queues.getQueue("probe")).scheduled).toBe(0n);
+  });
+
+  it("waiting tasks take no worker capacity: an immediate task runs while many wait", async () => {
+    await startWorker(1);
+    const at = new Date(Date.now() + 4_000);
+    const waiting = await client.submitBatch(
+      run,
+      Array.from({ length: 50 }, (_, i) => ({ request: { label: `waiting-${i}` }, options: { notBefore: at } })),
+    );
+    const now = await client.submitTask(run, { label: "now" });
+    expect((await now.result()).label).toBe("now");
+    for (const handle of waiting) {
+      if (!("id" in handle)) throw handle;
+      expect((await handle.status()).state).toBe(TaskState.SCHEDULED);
+    }
+    await Promise.all(waiting.map((h) => ("id" in h ? h.result() : Promise.reject(h))));
+    for (let i = 0; i < 50; i++) expect(startedAt.get(`waiting-${i}`)).toBeGreaterThanOrEqual(at.getTime());
+  });
+
+  it("a cancelled scheduled task never runs", async () => {
+    await startWorker();
+    const victim = await client.submitTask(run, { label: "cancelled-later" }, { delayMs: 300 });
+    const witness = await client.submitTask(run, { label: "witness" }, { delayMs: 500 });
+    expect((await victim.cancel("not wanted")).state).toBe(TaskState.CANCELLED);
+    await witness.result(); // due after the victim would have been
+    expect(startedAt.has("cancelled-later")).toBe(false);
+    expect((await victim.status()).state).toBe(TaskState.CANCELLED);
+    expect((await client.queues.getQueue("probe")).scheduled).toBe(0n);
+  });
+
+  it("a keyed delayed task submitted twice is one task", async () => {
+    const first = await client.submitTask(run, { label: "keyed-later" }, { delayMs: 500, idempotencyKey: "k-later" });
+    const second = await client.submitTask(run, { label: "keyed-later" }, { delayMs: 500, idempotencyKey: "k-later" });
+    expect(second.id).toBe(first.id);
+    expect(second.duplicate).toBe(true);
+    expect((await second.status()).state).toBe(TaskState.SCHEDULED);
+    await startWorker();
+    expect((await first.result()).label).toBe("keyed-later");
+  });
+
+  it("a start time already past runs at once; impossible schedules are refused", async () => {
+    await startWorker();
+    const past = await client.submitTask(run, { label: "past" }, { notBefore: new Date(Date.now() - 60_000) });
+    expect((await past.status()).state).not.toBe(TaskState.SCHEDULED);
+    expect((await past.result()).label).toBe("past");
+    const refused = (options: Parameters<typeof client.submitTask>[2]) =>
+      client.submitTask(run, { label: "refused" }, options).then(
+        () => undefined,
+        (e: TaskError) => e,
+      );
+    const negative = await refused({ delayMs: -5 });
+    expect(negative).toMatchObject({ code: Code.InvalidArgument });
+    expect(negative?.message).toMatch(/task.delay must not be negative/);
+    const never = await refused({ delayMs: 60_000, expiresAt: new Date(Date.now() + 30_000) });
+    expect(never).toMatchObject({ code: Code.InvalidArgument });
+    expect(never?.message).toMatch(/could never run/);
+    await poll(async () => (startedAt.has("past") ? true : undefined));
+  });
+});

@@ -1,0 +1,69 @@
+import { fromBinary } from "@bufbuild/protobuf";
+import type { ConsumerMessages, JetStreamClient, JsMsg } from "@nats-io/jetstream";
+import { headers } from "@nats-io/transport-node";
+import { WorkItemSchema } from "../gen/taskwire/v1/task_pb.js";
+import { publishToStream } from "../sdk/jetstream-ops.js";
+import { priorityNames } from "../sdk/prepare-task.js";
+import { taskIdToken } from "../sdk/task-id.js";
+import { isTerminal, readStatus, type StatusBucket } from "../sdk/task-status.js";
+import { topology } from "../sdk/topology.js";
+
+/**
+ * Moves a worker type's delayed tasks onto their task subjects as they come
+ * due. The server republishes each waiting task to its due subject at its
+ * time (a message schedule); this pulls those, publishes each to the queue
+ * (the same `Nats-Msg-Id`, so a repeat is a duplicate) and acks only then. A
+ * crash in between redelivers the due message: at-least-once, never lost.
+ * A task cancelled or already finished (a keyed twin ran) is dropped.
+ */
+export class DuePromoter {
+  private constructor(private readonly messages: ConsumerMessages) {}
+
+  static async start(
+    js: JetStreamClient,
+    bucket: StatusBucket,
+    workerType: string,
+    onError: (error: unknown, msg: JsMsg) => void,
+  ): Promise<DuePromoter> {
+    const consumer = await js.consumers.get(topology.schedulerStream(workerType), topology.dueConsumerName(workerType));
+    const messages = await consumer.consume({ max_messages: 100 });
+    const promoter = new DuePromoter(messages);
+    void (async () => {
+      for await (const msg of messages) {
+        await promote(bucket, msg).catch((error) => {
+          msg.nak(1_000);
+          onError(error, msg);
+        });
+      }
+    })();
+    return promoter;
+  }
+
+  /** Stops pulling; a due message being moved is finished or redelivered later. */
+  stop(): void {
+    this.messages.stop();
+  }
+}
+
+async function promote(bucket: StatusBucket, msg: JsMsg): Promise<void> {
+  const workItem = fromBinary(WorkItemSchema, msg.data);
+  const stored = await readStatus(bucket, workItem.taskId);
+  if (stored && isTerminal(stored.status.state)) {
+    msg.ack();
+    return;
+  }
+  const id = headers();
+  id.set("Nats-Msg-Id", workItem.taskId);
+  const subject = topology.taskSubject(
+    workItem.workerType,
+    priorityNames[workItem.priority] ?? "normal",
+    taskIdToken(workItem.taskId),
+  );
+  try {
+    await publishToStream(bucket.requests, subject, msg.data, id);
+  } catch (error) {
+    // Already queued (a keyed twin submitted without delay): nothing to move.
+    if (!(error instanceof Error && /per subject/i.test(error.message))) throw error;
+  }
+  msg.ack();
+}
