@@ -1,13 +1,26 @@
+interface Waiter {
+  readonly take: () => void;
+  /** When it started waiting, in ms. */
+  readonly since: number;
+}
+
 /**
  * A counting semaphore whose waiters are served by rank (0 first), FIFO within
- * a rank: the worker's concurrency limit, shared by its per-priority pumps so a
- * free slot goes to the highest priority that has a task waiting.
+ * a rank: the worker's concurrency limit, shared by its per-priority feeds so a
+ * free slot goes to the highest priority that has a task waiting. No rank
+ * starves: a waiter that has waited `agingMs` or more is served before any
+ * younger one, whatever its rank.
  */
 export class PrioritySlots {
   private free: number;
-  private readonly waiters: Array<Array<() => void>>;
+  private readonly waiters: Waiter[][];
 
-  constructor(capacity: number, ranks: number) {
+  constructor(
+    capacity: number,
+    ranks: number,
+    private readonly agingMs = 5_000,
+    private readonly now: () => number = Date.now,
+  ) {
     this.free = capacity;
     this.waiters = Array.from({ length: ranks }, () => []);
   }
@@ -18,18 +31,25 @@ export class PrioritySlots {
       this.free--;
       return Promise.resolve();
     }
-    return new Promise((resolve) => this.waiters[rank]?.push(resolve));
+    return new Promise((take) => this.waiters[rank]?.push({ take, since: this.now() }));
   }
 
   /** Returns a slot: hands it to the best waiter, if any. */
   release(): void {
+    const next = this.aged() ?? this.waiters.find((queue) => queue.length > 0);
+    const waiter = next?.shift();
+    if (waiter) waiter.take();
+    else this.free++;
+  }
+
+  /** The queue whose head has waited longest, if that is `agingMs` or more. */
+  private aged(): Waiter[] | undefined {
+    const before = this.now() - this.agingMs;
+    let oldest: Waiter[] | undefined;
     for (const queue of this.waiters) {
-      const next = queue.shift();
-      if (next) {
-        next();
-        return;
-      }
+      const head = queue[0];
+      if (head && head.since <= before && (!oldest || head.since < (oldest[0]?.since ?? Infinity))) oldest = queue;
     }
-    this.free++;
+    return oldest;
   }
 }

@@ -49,13 +49,15 @@ describe("queues: dead letters, pause, resume and purge", () => {
     await nats?.stop();
   });
 
-  const startWorker = async () => {
+  const startWorker = async (options: { concurrency?: number; prefetch?: number } = {}) => {
     const worker = await createWorker({
       nats: nats.url,
+      ...options,
       services: [
         implementProbeService({
-          async run({ label, failAttempts, nonRetryable }, ctx) {
+          async run({ label, failAttempts, nonRetryable, sleepMs }, ctx) {
             started.set(label, (started.get(label) ?? 0) + 1);
+            await new Promise((resolve) => setTimeout(resolve, sleepMs));
             if (!healed.has(label)) {
               if (nonRetryable) throw new NonRetryableError(`${label} cannot work`);
               if (ctx.attempt <= failAttempts) throw new Error(`${label} failed attempt ${ctx.attempt}`);
@@ -152,6 +154,22 @@ describe("queues: dead letters, pause, resume and purge", () => {
     const after = await client.submitTask(run, { label: "after-purge" });
     expect((await after.result()).label).toBe("after-purge");
     for (let i = 0; i < 5; i++) expect(started.has(`purged-${i}`)).toBe(false);
+  });
+
+  it("with a backlog, higher priorities are taken first", async () => {
+    const submitted = [];
+    for (const priority of ["low", "normal", "high"] as const) {
+      for (let i = 0; i < 8; i++) {
+        submitted.push(await client.submitTask(run, { label: `${priority}-${i}`, sleepMs: 40 }, { priority }));
+      }
+    }
+    await startWorker({ concurrency: 1, prefetch: 8 });
+    await Promise.all(submitted.map((task) => task.result()));
+    const rank = { high: 0, normal: 1, low: 2 } as Record<string, number>;
+    // The first task takes the free slot before the other priorities' pulls arrive.
+    const order = [...started.keys()].filter((label) => /^(high|normal|low)-/.test(label)).slice(1);
+    const ranks = order.map((label) => rank[label.split("-")[0] ?? ""]);
+    expect(ranks).toEqual(ranks.toSorted());
   });
 
   it("names an unknown worker type (NOT_FOUND) and a missing one (INVALID_ARGUMENT)", async () => {
