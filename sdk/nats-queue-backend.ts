@@ -97,6 +97,8 @@ class NatsQueueBackend implements QueueBackend {
         );
       }
     });
+    // Tasks workers pulled before the pause wait (kept alive) instead of starting, until it ends.
+    this.nc.publish(topology.controlSubject(workerType), `paused ${end.toISOString()}`);
     return this.getQueue(workerType);
   }
 
@@ -107,7 +109,7 @@ class NatsQueueBackend implements QueueBackend {
       }
     });
     // Pull requests made while paused stay unserved until they expire: workers pull anew.
-    this.nc.publish(topology.resumeSubject(workerType));
+    this.nc.publish(topology.controlSubject(workerType), "resumed");
     return this.getQueue(workerType);
   }
 

@@ -23,7 +23,7 @@ import type { PriorityName } from "./task-method.js";
  * - consumer `<type>_<priority>` per priority, shared by every worker of the type.
  * - KV bucket `taskwire_status`: a TaskStatus per task id (`<type>.<ulid>`).
  * - `taskwire.cancel.<type>`: core NATS, the id of a task to abort.
- * - `taskwire.resume.<type>`: core NATS, the type's queue was resumed.
+ * - `taskwire.control.<type>`: core NATS, "paused" or "resumed": the type's queue was.
  * - `taskwire.sched.<type>.wait.<id-token>`: a delayed task's WorkItem with its
  *   schedule, in stream `SCHED_<type>`; the server republishes it to
  *   `taskwire.sched.<type>.due.<id-token>` when due, and consumer `<type>_due`
@@ -57,8 +57,8 @@ export const topology = {
   /** Matches a delayed task with this id token, waiting or due. */
   scheduledSubject: (workerType: string, idToken: string) => `taskwire.sched.${workerType}.*.${idToken}`,
   dueConsumerName: (workerType: string) => `${workerType}_due`,
-  /** Core NATS, empty: the type's queue was resumed; workers pull again at once. */
-  resumeSubject: (workerType: string) => `taskwire.resume.${workerType}`,
+  /** Core NATS, "paused <RFC 3339 end>" or "resumed": workers start nothing until then, or pull again at once. */
+  controlSubject: (workerType: string) => `taskwire.control.${workerType}`,
   deadLetterStream: (workerType: string) => `DEAD_${workerType}`,
   deadLetterSubject: (workerType: string, idToken: string) => `taskwire.dead.${workerType}.${idToken}`,
 } as const;

@@ -99,6 +99,8 @@ class TaskWorker implements Worker {
   private readonly cancelled = new Set<string>();
   private readonly feeds: TaskFeed[] = [];
   private readonly promoters: DuePromoter[] = [];
+  /** When each paused type's pause ends by itself. */
+  private readonly pauseEnds = new Map<string, NodeJS.Timeout>();
   private readonly subscriptions: Subscription[] = [];
   private readonly attempts = new Set<Promise<void>>();
   private closing: Promise<void> | undefined;
@@ -141,9 +143,19 @@ class TaskWorker implements Worker {
       const feeds: TaskFeed[] = [];
       this.subscriptions.push(
         this.nc.subscribe(topology.cancelSubject(workerType), { callback: (_, msg) => this.cancel(msg.string()) }),
-        this.nc.subscribe(topology.resumeSubject(workerType), {
-          callback: () => {
-            for (const feed of feeds) feed.repull();
+        this.nc.subscribe(topology.controlSubject(workerType), {
+          callback: (_, msg) => {
+            clearTimeout(this.pauseEnds.get(workerType));
+            const resume = () => {
+              slots.unhold();
+              for (const feed of feeds) feed.repull();
+            };
+            const [what, until] = msg.string().split(" ");
+            if (what !== "paused") return resume();
+            slots.hold();
+            // A little after the server lifts it: a pull made while still paused would wait unserved.
+            const ms = Math.min(Date.parse(until ?? "") - Date.now() + 100, 2 ** 31 - 1);
+            if (ms > 0) this.pauseEnds.set(workerType, setTimeout(resume, ms).unref());
           },
         }),
       );
@@ -208,6 +220,7 @@ class TaskWorker implements Worker {
     this.state = "draining";
     // Stage 1: stop pulling; tasks pulled but not started go back to the stream at once.
     for (const promoter of this.promoters) promoter.stop();
+    for (const timer of this.pauseEnds.values()) clearTimeout(timer);
     await Promise.all(this.feeds.map((feed) => feed.stop()));
     // Stage 2: let running handlers finish within the grace period, then abort them.
     const grace = this.options.shutdownGraceMs ?? 30_000;

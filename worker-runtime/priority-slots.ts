@@ -9,10 +9,12 @@ interface Waiter {
  * a rank: the worker's concurrency limit, shared by its per-priority feeds so a
  * free slot goes to the highest priority that has a task waiting. No rank
  * starves: a waiter that has waited `agingMs` or more is served before any
- * younger one, whatever its rank.
+ * younger one, whatever its rank. While held (the queue is paused), no slot is
+ * handed out.
  */
 export class PrioritySlots {
   private free: number;
+  private held = false;
   private readonly waiters: Waiter[][];
 
   constructor(
@@ -27,7 +29,7 @@ export class PrioritySlots {
 
   /** Resolves when a slot is taken for a waiter of this rank. */
   acquire(rank: number): Promise<void> {
-    if (this.free > 0 && this.waiters.every((queue) => queue.length === 0)) {
+    if (!this.held && this.free > 0 && this.waiters.every((queue) => queue.length === 0)) {
       this.free--;
       return Promise.resolve();
     }
@@ -36,10 +38,29 @@ export class PrioritySlots {
 
   /** Returns a slot: hands it to the best waiter, if any. */
   release(): void {
-    const next = this.aged() ?? this.waiters.find((queue) => queue.length > 0);
-    const waiter = next?.shift();
-    if (waiter) waiter.take();
-    else this.free++;
+    this.free++;
+    this.grant();
+  }
+
+  /** Hands out no slot until {@link unhold}: waiters wait, running ones go on. */
+  hold(): void {
+    this.held = true;
+  }
+
+  /** Hands out slots again, to as many waiters as there are free slots. */
+  unhold(): void {
+    this.held = false;
+    this.grant();
+  }
+
+  private grant(): void {
+    while (!this.held && this.free > 0) {
+      const next = this.aged() ?? this.waiters.find((queue) => queue.length > 0);
+      const waiter = next?.shift();
+      if (!waiter) return;
+      this.free--;
+      waiter.take();
+    }
   }
 
   /** The queue whose head has waited longest, if that is `agingMs` or more. */

@@ -138,6 +138,27 @@ describe("queues: dead letters, pause, resume and purge", () => {
     });
   });
 
+  it("a pause also holds the tasks workers pulled already, until resumed or the pause ends", async () => {
+    await startWorker({ concurrency: 1, prefetch: 4 });
+    const busy = await client.submitTask(run, { label: "busy", sleepMs: 400 });
+    await poll(async () => (started.has("busy") ? true : undefined));
+    const held = await Promise.all(
+      [0, 1, 2].map((i) => client.submitTask(run, { label: `held-${i}` }, { priority: "high" })),
+    );
+    await client.queues.pauseQueue("probe");
+    await busy.result();
+    await expect(poll(async () => (started.has("held-0") ? true : undefined), 700)).rejects.toThrow(/not met/);
+    await client.queues.resumeQueue("probe");
+    const results = await Promise.all(held.map((task) => task.result()));
+    expect(results.map((r) => r.attempt)).toEqual([1, 1, 1]); // kept alive while held: never redelivered
+
+    // A pause with an end lifts by itself.
+    await client.queues.pauseQueue("probe", new Date(Date.now() + 600));
+    const later = await client.submitTask(run, { label: "after-timed-pause" });
+    expect((await later.result()).label).toBe("after-timed-pause");
+    expect((await client.queues.getQueue("probe")).paused).toBe(false);
+  });
+
   it("purge cancels every unfinished task of the type; later submits are kept", async () => {
     const queued = await Promise.all(
       Array.from({ length: 5 }, (_, i) => client.submitTask(run, { label: `purged-${i}` })),
