@@ -34,6 +34,8 @@ export function generateTaskService(
   f.print("  workerType: ", f.string(settings.workerType), ",");
   f.print("  service: ", f.importSchema(service), ",");
   f.print("  concurrency: ", settings.concurrency, ",");
+  if (settings.maxConcurrency) f.print("  maxConcurrency: ", settings.maxConcurrency, ",");
+  if (settings.maxRate) f.print("  maxRate: ", settings.maxRate, ",");
   f.print("  methods: {");
   for (const method of methods) {
     f.print("    ", method.localName, ": {");

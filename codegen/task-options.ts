@@ -9,6 +9,8 @@ import { PluginError } from "./plugin-error.js";
 export interface WorkerSettings {
   readonly workerType: string;
   readonly concurrency: number;
+  readonly maxConcurrency: number;
+  readonly maxRate: number;
 }
 
 const workerTypePattern = /^[a-z][a-z0-9_-]{0,63}$/;
@@ -32,7 +34,15 @@ export function workerSettings(service: DescService): WorkerSettings | undefined
       );
     }
   }
-  return { workerType: options.type, concurrency: options.concurrency };
+  if (!(options.maxRate >= 0) || !Number.isFinite(options.maxRate)) {
+    throw new PluginError(service, `${service.typeName}: (taskwire.v1.worker).max_rate must be zero or more`);
+  }
+  return {
+    workerType: options.type,
+    concurrency: options.concurrency,
+    maxConcurrency: options.maxConcurrency,
+    maxRate: options.maxRate,
+  };
 }
 
 /**

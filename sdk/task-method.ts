@@ -68,6 +68,10 @@ export interface TaskServiceDefinition<M extends Record<string, TaskMethod> = Re
   readonly service: DescService;
   /** Handlers a worker process runs at once, from `(taskwire.v1.worker).concurrency`; 0 means the runtime's default. */
   readonly concurrency: number;
+  /** Handlers running at once across every worker of the type, from `(taskwire.v1.worker).max_concurrency`; 0 or absent: no limit. */
+  readonly maxConcurrency?: number;
+  /** Attempts started per second across every worker of the type, from `(taskwire.v1.worker).max_rate`; 0 or absent: no limit. */
+  readonly maxRate?: number;
   /** The task kinds, by local name. */
   readonly methods: M;
 }
@@ -87,6 +91,8 @@ export function defineTaskService<M extends Record<string, Omit<TaskMethod, "wor
   workerType: string;
   service: DescService;
   concurrency: number;
+  maxConcurrency?: number;
+  maxRate?: number;
   methods: M;
 }): TaskServiceDefinition<{ [K in keyof M]: M[K] & { readonly workerType: string } }> {
   const methods = Object.fromEntries(

@@ -29,6 +29,8 @@ import type { PriorityName } from "./task-method.js";
  *   `taskwire.sched.<type>.due.<id-token>` when due, and consumer `<type>_due`
  *   (pulled by workers) moves it to its task subject.
  * - `taskwire.dead.<type>.<id-token>`: a DeadLetter, in stream `DEAD_<type>`.
+ * - `taskwire.limit.<type>.{run,rate}.<n>`: leases of the type's limits, in
+ *   stream `LIMITS_<type>` (per-message TTL).
  */
 const statusBucket = "taskwire_status";
 
@@ -59,6 +61,10 @@ export const topology = {
   dueConsumerName: (workerType: string) => `${workerType}_due`,
   /** Core NATS, "paused <RFC 3339 end>" or "resumed": workers start nothing until then, or pull again at once. */
   controlSubject: (workerType: string) => `taskwire.control.${workerType}`,
+  /** Leases of the type's limits across workers: one message per running attempt or recent start. */
+  limitStream: (workerType: string) => `LIMITS_${workerType}`,
+  /** Lease `n` of a limit ("run": concurrency, "rate": starts per second). */
+  limitSubject: (workerType: string, limit: "run" | "rate", n: number) => `taskwire.limit.${workerType}.${limit}.${n}`,
   deadLetterStream: (workerType: string) => `DEAD_${workerType}`,
   deadLetterSubject: (workerType: string, idToken: string) => `taskwire.dead.${workerType}.${idToken}`,
 } as const;
@@ -161,6 +167,18 @@ export async function provisionWorkerType(
     // The server turns each waiting message into a due one at its time (ADR-51).
     allow_msg_schedules: true,
     duplicate_window: stream.duplicate_window,
+    allow_direct: true,
+  } as Partial<StreamConfig> & { name: string });
+  await addOrUpdateStream(jsm, {
+    name: topology.limitStream(workerType),
+    subjects: [`taskwire.limit.${workerType}.>`],
+    retention: RetentionPolicy.Limits,
+    storage: stream.storage,
+    num_replicas: stream.num_replicas,
+    // A lease is taken only where none is held (expected last subject sequence 0),
+    // and lapses by itself when its holder stops renewing it.
+    max_msgs_per_subject: 1,
+    allow_msg_ttl: true,
     allow_direct: true,
   } as Partial<StreamConfig> & { name: string });
   await addOrUpdateConsumer(jsm, topology.schedulerStream(workerType), {

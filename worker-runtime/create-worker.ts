@@ -1,12 +1,13 @@
 import { hostname } from "node:os";
 import type { DescMessage } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
-import { type JsMsg, jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { type JetStreamManager, type JsMsg, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { millis, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import { fromNatsError } from "../sdk/nats-error.js";
 import { openConnection } from "../sdk/open-connection.js";
 import { RequestPipeline } from "../sdk/request-pipeline.js";
 import { TaskError } from "../sdk/task-error.js";
+import type { TaskServiceDefinition } from "../sdk/task-method.js";
 import {
   checkServerVersion,
   provisionStatusBucket,
@@ -16,6 +17,7 @@ import {
   type WorkerTypeTopologyOptions,
 } from "../sdk/topology.js";
 import { DuePromoter } from "./due-promoter.js";
+import { Leases } from "./leases.js";
 import { PrioritySlots } from "./priority-slots.js";
 import { type AttemptEnvironment, type BoundMethod, runAttempt } from "./run-attempt.js";
 import type { TaskContextController } from "./task-context-controller.js";
@@ -126,6 +128,7 @@ class TaskWorker implements Worker {
 
   async start(): Promise<void> {
     const js = jetstream(this.nc);
+    const jsm = await jetstreamManager(this.nc);
     for (const service of this.options.services) {
       const { workerType } = service.definition;
       const methods = new Map<string, BoundMethod>();
@@ -135,6 +138,7 @@ class TaskWorker implements Worker {
       }
       const concurrency = this.options.concurrency ?? (service.definition.concurrency || 16);
       const slots = new PrioritySlots(concurrency, topology.priorities.length);
+      const limits = await this.limitsOf(service.definition, jsm);
       this.promoters.push(
         await DuePromoter.start(js, this.bucket, workerType, (error) =>
           this.emit({ type: "error", error: fromNatsError(error, `moving a due ${workerType} task to its queue`) }),
@@ -175,6 +179,8 @@ class TaskWorker implements Worker {
           draining: () => this.state !== "running",
           emit: this.emit,
           publish: (subject, data) => this.nc.publish(subject, data),
+          concurrency: limits.concurrency,
+          rate: limits.rate,
         };
         const feed = new TaskFeed({
           consumer,
@@ -189,6 +195,25 @@ class TaskWorker implements Worker {
         this.feeds.push(feed);
       }
     }
+  }
+
+  /** The type's limits across all its workers, as leases; a lease lives one ack wait unless renewed. */
+  private async limitsOf(
+    definition: TaskServiceDefinition,
+    jsm: JetStreamManager,
+  ): Promise<{ concurrency?: Leases; rate?: Leases }> {
+    const { workerType, maxConcurrency, maxRate } = definition;
+    let concurrency: Leases | undefined;
+    if (maxConcurrency) {
+      const consumer = await jsm.consumers.info(
+        topology.streamName(workerType),
+        topology.consumerName(workerType, "normal"),
+      );
+      const ttlMs = millis(consumer.config.ack_wait ?? 30_000_000_000);
+      concurrency = new Leases(this.bucket.requests, jsm, workerType, "run", maxConcurrency, ttlMs);
+    }
+    const rate = maxRate ? Leases.forRate(this.bucket.requests, jsm, workerType, maxRate) : undefined;
+    return { concurrency, rate };
   }
 
   close(): Promise<void> {

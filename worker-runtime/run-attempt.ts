@@ -14,6 +14,7 @@ import type { TaskMethod } from "../sdk/task-method.js";
 import { isTerminal, queuedStatus, readStatus, type StatusBucket } from "../sdk/task-status.js";
 import { backoffMs } from "./backoff-ms.js";
 import { deadLetter } from "./dead-letter.js";
+import type { Lease, Leases } from "./leases.js";
 import { sameTick } from "./same-tick.js";
 import { StatusWriter } from "./status-writer.js";
 import { TaskContextController } from "./task-context-controller.js";
@@ -43,6 +44,10 @@ export interface AttemptEnvironment {
   /** True once the worker drains: new attempts are given back. */
   readonly draining: () => boolean;
   readonly emit: (event: WorkerEvent) => void;
+  /** The type's `max_concurrency` across workers, when it has one. */
+  readonly concurrency?: Leases;
+  /** The type's `max_rate` across workers, when it has one. */
+  readonly rate?: Leases;
   /** Publishes over core NATS: the terminal status to the submitter's notify subject. */
   readonly publish: (subject: string, data: Uint8Array) => void;
 }
@@ -156,6 +161,21 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
     return report(outcome, error);
   }
 
+  // The type's limits across all its workers: wait for a lease, keeping the task alive.
+  let lease: Lease | undefined;
+  try {
+    const waiting = () => {
+      if (env.draining()) throw new TaskError("the worker is draining", Code.Unavailable);
+      msg.working();
+    };
+    lease = await env.concurrency?.acquire(env.workerId, waiting);
+    await env.rate?.acquire(env.workerId, waiting);
+  } catch (error) {
+    await lease?.release();
+    msg.nak();
+    return report("requeued", TaskError.from(error));
+  }
+
   const bound = env.bind(workItem.method);
   const timeoutMs = workItem.timeout ? durationMs(workItem.timeout) : 60_000;
   const ctx = new TaskContextController(
@@ -175,7 +195,10 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
     () => msg.working(),
   );
   env.running.set(taskId, ctx);
-  const heartbeat = setInterval(() => msg.working(), env.heartbeatMs);
+  const heartbeat = setInterval(() => {
+    msg.working();
+    void lease?.renew().catch(() => undefined);
+  }, env.heartbeatMs);
   writer.touch(); // RUNNING, unless the handler finishes within the interval
   let packed: Any | undefined;
   let failure: TaskError | undefined;
@@ -205,6 +228,7 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
     clearInterval(heartbeat);
     ctx.dispose();
     env.running.delete(taskId);
+    void lease?.release();
   }
 
   // Record first, then ack: a crash in between redelivers, never loses.

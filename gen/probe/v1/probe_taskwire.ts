@@ -5,7 +5,7 @@
 import type { SubmitOptions, TaskClient, TaskHandle } from "taskwire";
 import { defineTaskService } from "taskwire";
 import type { RunRequest } from "./probe_pb.js";
-import { ProbeService, RunRequestSchema, RunResponseSchema } from "./probe_pb.js";
+import { LimitedProbeService, ProbeService, RunRequestSchema, RunResponseSchema } from "./probe_pb.js";
 import type { TaskContext, TaskServiceImplementation } from "taskwire/worker";
 import { implementTaskService } from "taskwire/worker";
 import type { MessageInitShape } from "@bufbuild/protobuf";
@@ -70,5 +70,68 @@ export interface ProbeServiceClient {
 export function createProbeServiceClient(client: TaskClient): ProbeServiceClient {
   return {
     run: (request, options) => client.submitTask(probeService.methods.run, request, options),
+  };
+}
+
+/**
+ * The task service probe.v1.LimitedProbeService, run by workers of type "limited".
+ */
+export const limitedProbeService = defineTaskService({
+  workerType: "limited",
+  service: LimitedProbeService,
+  concurrency: 4,
+  maxConcurrency: 2,
+  maxRate: 10,
+  methods: {
+    run: {
+      name: "Run",
+      input: RunRequestSchema,
+      output: RunResponseSchema,
+      defaults: {},
+    },
+  },
+});
+
+/**
+ * The same probe as a worker type with limits across all its workers.
+ *
+ * @generated from service probe.v1.LimitedProbeService
+ */
+export interface LimitedProbeServiceHandler {
+  /**
+   * Runs as the request says.
+   *
+   * @generated from rpc probe.v1.LimitedProbeService.Run
+   */
+  run(request: RunRequest, ctx: TaskContext): Promise<MessageInitShape<typeof RunResponseSchema>>;
+}
+
+/**
+ * Binds a LimitedProbeServiceHandler for the worker runtime: export the result from a handler module.
+ */
+export function implementLimitedProbeService(handler: LimitedProbeServiceHandler): TaskServiceImplementation<typeof limitedProbeService.methods> {
+  return implementTaskService(limitedProbeService, {
+    run: (request, ctx) => handler.run(request, ctx),
+  });
+}
+
+/**
+ * Submits tasks of probe.v1.LimitedProbeService; each call resolves once the task is durably accepted.
+ */
+export interface LimitedProbeServiceClient {
+  /**
+   * Runs as the request says.
+   *
+   * @generated from rpc probe.v1.LimitedProbeService.Run
+   */
+  run(request: MessageInitShape<typeof RunRequestSchema>, options?: SubmitOptions): Promise<TaskHandle<typeof RunResponseSchema>>;
+}
+
+/**
+ * A typed LimitedProbeServiceClient over a Taskwire client (gateway or direct mode).
+ */
+export function createLimitedProbeServiceClient(client: TaskClient): LimitedProbeServiceClient {
+  return {
+    run: (request, options) => client.submitTask(limitedProbeService.methods.run, request, options),
   };
 }

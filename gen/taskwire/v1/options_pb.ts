@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file taskwire/v1/options.proto.
  */
 export const file_taskwire_v1_options: GenFile = /*@__PURE__*/
-  fileDesc("Chl0YXNrd2lyZS92MS9vcHRpb25zLnByb3RvEgt0YXNrd2lyZS52MSJeCg1Xb3JrZXJPcHRpb25zEgwKBHR5cGUYASABKAkSEwoLY29uY3VycmVuY3kYAiABKA0SKgoIZGVmYXVsdHMYAyABKAsyGC50YXNrd2lyZS52MS5UYXNrT3B0aW9ucyLqAQoLVGFza09wdGlvbnMSKgoHdGltZW91dBgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhInCgVyZXRyeRgCIAEoCzIYLnRhc2t3aXJlLnYxLlJldHJ5UG9saWN5EicKCHByaW9yaXR5GAMgASgOMhUudGFza3dpcmUudjEuUHJpb3JpdHkSKwoIZGVsaXZlcnkYBCABKA4yGS50YXNrd2lyZS52MS5EZWxpdmVyeU1vZGUSMAoNZXhwaXJlc19hZnRlchgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiIgCgxGaWVsZE9wdGlvbnMSEAoIcmVxdWlyZWQYASABKAg6VQoGd29ya2VyEh8uZ29vZ2xlLnByb3RvYnVmLlNlcnZpY2VPcHRpb25zGLqUAyABKAsyGi50YXNrd2lyZS52MS5Xb3JrZXJPcHRpb25zUgZ3b3JrZXI6TgoEdGFzaxIeLmdvb2dsZS5wcm90b2J1Zi5NZXRob2RPcHRpb25zGLqUAyABKAsyGC50YXNrd2lyZS52MS5UYXNrT3B0aW9uc1IEdGFzazpQCgVmaWVsZBIdLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE9wdGlvbnMYupQDIAEoCzIZLnRhc2t3aXJlLnYxLkZpZWxkT3B0aW9uc1IFZmllbGRiBnByb3RvMw", [file_google_protobuf_descriptor, file_google_protobuf_duration, file_taskwire_v1_task]);
+  fileDesc("Chl0YXNrd2lyZS92MS9vcHRpb25zLnByb3RvEgt0YXNrd2lyZS52MSKJAQoNV29ya2VyT3B0aW9ucxIMCgR0eXBlGAEgASgJEhMKC2NvbmN1cnJlbmN5GAIgASgNEioKCGRlZmF1bHRzGAMgASgLMhgudGFza3dpcmUudjEuVGFza09wdGlvbnMSFwoPbWF4X2NvbmN1cnJlbmN5GAQgASgNEhAKCG1heF9yYXRlGAUgASgBIuoBCgtUYXNrT3B0aW9ucxIqCgd0aW1lb3V0GAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEicKBXJldHJ5GAIgASgLMhgudGFza3dpcmUudjEuUmV0cnlQb2xpY3kSJwoIcHJpb3JpdHkYAyABKA4yFS50YXNrd2lyZS52MS5Qcmlvcml0eRIrCghkZWxpdmVyeRgEIAEoDjIZLnRhc2t3aXJlLnYxLkRlbGl2ZXJ5TW9kZRIwCg1leHBpcmVzX2FmdGVyGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIiAKDEZpZWxkT3B0aW9ucxIQCghyZXF1aXJlZBgBIAEoCDpVCgZ3b3JrZXISHy5nb29nbGUucHJvdG9idWYuU2VydmljZU9wdGlvbnMYupQDIAEoCzIaLnRhc2t3aXJlLnYxLldvcmtlck9wdGlvbnNSBndvcmtlcjpOCgR0YXNrEh4uZ29vZ2xlLnByb3RvYnVmLk1ldGhvZE9wdGlvbnMYupQDIAEoCzIYLnRhc2t3aXJlLnYxLlRhc2tPcHRpb25zUgR0YXNrOlAKBWZpZWxkEh0uZ29vZ2xlLnByb3RvYnVmLkZpZWxkT3B0aW9ucxi6lAMgASgLMhkudGFza3dpcmUudjEuRmllbGRPcHRpb25zUgVmaWVsZGIGcHJvdG8z", [file_google_protobuf_descriptor, file_google_protobuf_duration, file_taskwire_v1_task]);
 
 /**
  * Marks a service as a task service: each of its unary rpcs is a task kind whose
@@ -53,6 +53,21 @@ export type WorkerOptions = Message<"taskwire.v1.WorkerOptions"> & {
    * @generated from field: taskwire.v1.TaskOptions defaults = 3;
    */
   defaults?: TaskOptions | undefined;
+
+  /**
+   * Handlers running at once across every worker of the type. Zero: no limit
+   * beyond each worker's concurrency.
+   *
+   * @generated from field: uint32 max_concurrency = 4;
+   */
+  maxConcurrency: number;
+
+  /**
+   * Attempts started per second across every worker of the type. Zero: no limit.
+   *
+   * @generated from field: double max_rate = 5;
+   */
+  maxRate: number;
 };
 
 /**

@@ -368,6 +368,51 @@ export const ProbeServiceClient = makeGenericClientConstructor(
   serviceName: string;
 };
 
+/** The same probe as a worker type with limits across all its workers. */
+export type LimitedProbeServiceService = typeof LimitedProbeServiceService;
+export const LimitedProbeServiceService = {
+  /** Runs as the request says. */
+  run: {
+    path: "/probe.v1.LimitedProbeService/Run" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RunRequest): Buffer => Buffer.from(RunRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RunRequest => RunRequest.decode(value),
+    responseSerialize: (value: RunResponse): Buffer => Buffer.from(RunResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RunResponse => RunResponse.decode(value),
+  },
+} as const;
+
+export interface LimitedProbeServiceServer extends UntypedServiceImplementation {
+  /** Runs as the request says. */
+  run: handleUnaryCall<RunRequest, RunResponse>;
+}
+
+export interface LimitedProbeServiceClient extends Client {
+  /** Runs as the request says. */
+  run(request: RunRequest, callback: (error: ServiceError | null, response: RunResponse) => void): ClientUnaryCall;
+  run(
+    request: RunRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RunResponse) => void,
+  ): ClientUnaryCall;
+  run(
+    request: RunRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RunResponse) => void,
+  ): ClientUnaryCall;
+}
+
+export const LimitedProbeServiceClient = makeGenericClientConstructor(
+  LimitedProbeServiceService,
+  "probe.v1.LimitedProbeService",
+) as unknown as {
+  new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): LimitedProbeServiceClient;
+  service: typeof LimitedProbeServiceService;
+  serviceName: string;
+};
+
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
 export type DeepPartial<T> = T extends Builtin ? T

@@ -47,7 +47,16 @@ export interface WorkerOptions {
    * Defaults for every rpc of the service; a method's own (taskwire.v1.task) option
    * overrides them field by field.
    */
-  defaults: TaskOptions | undefined;
+  defaults:
+    | TaskOptions
+    | undefined;
+  /**
+   * Handlers running at once across every worker of the type. Zero: no limit
+   * beyond each worker's concurrency.
+   */
+  maxConcurrency: number;
+  /** Attempts started per second across every worker of the type. Zero: no limit. */
+  maxRate: number;
 }
 
 /** Defaults of one task kind. Every field may be overridden per task at submit. */
@@ -83,7 +92,7 @@ export interface FieldOptions {
 }
 
 function createBaseWorkerOptions(): WorkerOptions {
-  return { type: "", concurrency: 0, defaults: undefined };
+  return { type: "", concurrency: 0, defaults: undefined, maxConcurrency: 0, maxRate: 0 };
 }
 
 export const WorkerOptions: MessageFns<WorkerOptions> = {
@@ -96,6 +105,12 @@ export const WorkerOptions: MessageFns<WorkerOptions> = {
     }
     if (message.defaults !== undefined) {
       TaskOptions.encode(message.defaults, writer.uint32(26).fork()).join();
+    }
+    if (message.maxConcurrency !== 0) {
+      writer.uint32(32).uint32(message.maxConcurrency);
+    }
+    if (message.maxRate !== 0) {
+      writer.uint32(41).double(message.maxRate);
     }
     return writer;
   },
@@ -137,6 +152,22 @@ export const WorkerOptions: MessageFns<WorkerOptions> = {
             message.defaults = TaskOptions.decode(reader, reader.uint32());
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.maxConcurrency = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 41) {
+              break;
+            }
+
+            message.maxRate = reader.double();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -154,6 +185,16 @@ export const WorkerOptions: MessageFns<WorkerOptions> = {
       type: isSet(object.type) ? globalThis.String(object.type) : "",
       concurrency: isSet(object.concurrency) ? globalThis.Number(object.concurrency) : 0,
       defaults: isSet(object.defaults) ? TaskOptions.fromJSON(object.defaults) : undefined,
+      maxConcurrency: isSet(object.maxConcurrency)
+        ? globalThis.Number(object.maxConcurrency)
+        : isSet(object.max_concurrency)
+        ? globalThis.Number(object.max_concurrency)
+        : 0,
+      maxRate: isSet(object.maxRate)
+        ? globalThis.Number(object.maxRate)
+        : isSet(object.max_rate)
+        ? globalThis.Number(object.max_rate)
+        : 0,
     };
   },
 
@@ -168,6 +209,12 @@ export const WorkerOptions: MessageFns<WorkerOptions> = {
     if (message.defaults !== undefined) {
       obj.defaults = TaskOptions.toJSON(message.defaults);
     }
+    if (message.maxConcurrency !== 0) {
+      obj.maxConcurrency = Math.round(message.maxConcurrency);
+    }
+    if (message.maxRate !== 0) {
+      obj.maxRate = floatToJson(message.maxRate);
+    }
     return obj;
   },
 
@@ -181,6 +228,8 @@ export const WorkerOptions: MessageFns<WorkerOptions> = {
     message.defaults = (object.defaults !== undefined && object.defaults !== null)
       ? TaskOptions.fromPartial(object.defaults)
       : undefined;
+    message.maxConcurrency = object.maxConcurrency ?? 0;
+    message.maxRate = object.maxRate ?? 0;
     return message;
   },
 };
@@ -394,6 +443,10 @@ export const FieldOptions: MessageFns<FieldOptions> = {
     return message;
   },
 };
+
+function floatToJson(value: number | null | undefined): number | string | null | undefined {
+  return typeof value === "number" && !globalThis.Number.isFinite(value) ? globalThis.String(value) : value;
+}
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 

@@ -1,0 +1,76 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { implementLimitedProbeService, limitedProbeService } from "../../gen/probe/v1/probe_taskwire.js";
+import { createClient, type TaskwireClient } from "../../sdk/create-client.js";
+import { createWorker, type Worker } from "../../worker-runtime/create-worker.js";
+import { type NatsServer, startNatsServer } from "../support/nats-server.js";
+
+const run = limitedProbeService.methods.run;
+
+/**
+ * The "limited" worker type: max_concurrency 2 and max_rate 10 across all its
+ * workers (test/proto/probe/v1/probe.proto), while each of two workers may run 4.
+ */
+describe("limits across all workers of a type", () => {
+  let nats: NatsServer;
+  let client: TaskwireClient;
+  const workers: Worker[] = [];
+  let running = 0;
+  let mostRunning = 0;
+  const starts: number[] = [];
+
+  beforeAll(async () => {
+    nats = await startNatsServer();
+    client = await createClient({ nats: nats.url, services: [limitedProbeService] });
+    for (let i = 0; i < 2; i++) {
+      workers.push(
+        await createWorker({
+          nats: nats.url,
+          workerId: `limited-${i}`,
+          services: [
+            implementLimitedProbeService({
+              async run({ label, sleepMs }, ctx) {
+                starts.push(Date.now());
+                running++;
+                mostRunning = Math.max(mostRunning, running);
+                await new Promise((resolve) => setTimeout(resolve, sleepMs));
+                running--;
+                return { label, attempt: ctx.attempt, workerId: ctx.workerId };
+              },
+            }),
+          ],
+        }),
+      );
+    }
+  }, 30_000);
+
+  afterEach(() => {
+    mostRunning = 0;
+    starts.length = 0;
+  });
+
+  afterAll(async () => {
+    await Promise.all(workers.map((w) => w.close()));
+    await client?.close();
+    await nats?.stop();
+  });
+
+  it("runs at most max_concurrency handlers at once, over both workers", async () => {
+    const tasks = await Promise.all(
+      Array.from({ length: 8 }, (_, i) => client.submitTask(run, { label: `c-${i}`, sleepMs: 150 })),
+    );
+    const results = await Promise.all(tasks.map((t) => t.result()));
+    expect(new Set(results.map((r) => r.workerId)).size).toBe(2); // both workers took part
+    expect(mostRunning).toBe(2);
+  });
+
+  it("starts at most max_rate attempts in any second", async () => {
+    const tasks = await Promise.all(Array.from({ length: 25 }, (_, i) => client.submitTask(run, { label: `r-${i}` })));
+    await Promise.all(tasks.map((t) => t.result()));
+    starts.sort((a, b) => a - b);
+    // The 11th start after any start waits for one of the 10 tokens to lapse (1 s);
+    // a few ms of slack for the gap between a token's publish and its handler's start.
+    for (let i = 0; i + 10 < starts.length; i++) {
+      expect((starts[i + 10] ?? 0) - (starts[i] ?? 0)).toBeGreaterThanOrEqual(950);
+    }
+  });
+});

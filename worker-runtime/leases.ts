@@ -1,0 +1,88 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { JetStreamApiError, type JetStreamManager } from "@nats-io/jetstream";
+import { headers } from "@nats-io/transport-node";
+import { publishToStream } from "../sdk/jetstream-ops.js";
+import type { RequestPipeline } from "../sdk/request-pipeline.js";
+import { topology } from "../sdk/topology.js";
+
+/** A lease held: renew it while the work goes on, release it when done. */
+export interface Lease {
+  renew(): Promise<void>;
+  release(): Promise<void>;
+}
+
+/**
+ * `count` leases shared by every worker of a type, as messages on numbered
+ * subjects of `LIMITS_<type>`. Taking a lease is a publish that succeeds only
+ * where the subject is empty (`Nats-Expected-Last-Subject-Sequence: 0`); every
+ * lease carries a TTL (`Nats-TTL`), so the lease of a worker that died lapses
+ * by itself. Concurrency leases are renewed and released; rate tokens are
+ * neither, and simply lapse after their window.
+ */
+export class Leases {
+  private next = Math.floor(Math.random() * 1_000_000);
+
+  constructor(
+    private readonly requests: RequestPipeline,
+    private readonly jsm: JetStreamManager,
+    private readonly workerType: string,
+    private readonly kind: "run" | "rate",
+    private readonly count: number,
+    private readonly ttlMs: number,
+  ) {}
+
+  /** The `max_rate` limit as leases: at most rate × w starts in any window of w = max(1, ⌈1/rate⌉) seconds. */
+  static forRate(requests: RequestPipeline, jsm: JetStreamManager, workerType: string, rate: number): Leases {
+    const windowS = Math.max(1, Math.ceil(1 / rate));
+    return new Leases(requests, jsm, workerType, "rate", Math.max(1, Math.round(rate * windowS)), windowS * 1_000);
+  }
+
+  /**
+   * Takes a free lease, trying each subject once per round and waiting a
+   * little longer between rounds; calls `waiting` between rounds (to keep the
+   * task alive meanwhile; it may throw to give up).
+   */
+  async acquire(holder: string, waiting: () => void): Promise<Lease> {
+    for (let round = 0; ; round++) {
+      for (let i = 0; i < this.count; i++) {
+        const n = this.next++ % this.count;
+        const seq = await this.take(n, holder, 0);
+        if (seq !== undefined) return this.lease(n, holder, seq);
+      }
+      waiting();
+      await sleep(Math.min(10 * 2 ** round, 250));
+    }
+  }
+
+  private lease(n: number, holder: string, taken: number): Lease {
+    let seq = taken;
+    return {
+      renew: async () => {
+        // Lost (it lapsed, or another holder took it): the attempt goes on without it.
+        seq = (await this.take(n, holder, seq)) ?? seq;
+      },
+      release: async () => {
+        await this.jsm.streams.deleteMessage(topology.limitStream(this.workerType), seq, false).catch(() => false);
+      },
+    };
+  }
+
+  /** Publishes the lease over sequence `expected` (0: only if free); undefined if someone holds it. */
+  private async take(n: number, holder: string, expected: number): Promise<number | undefined> {
+    const h = headers();
+    h.set("Nats-Expected-Last-Subject-Sequence", String(expected));
+    h.set("Nats-TTL", `${Math.ceil(this.ttlMs / 1_000)}s`);
+    try {
+      const ack = await publishToStream(
+        this.requests,
+        topology.limitSubject(this.workerType, this.kind, n),
+        new TextEncoder().encode(holder),
+        h,
+      );
+      return ack.seq;
+    } catch (error) {
+      if (error instanceof JetStreamApiError && /wrong last sequence/i.test(error.message)) return undefined;
+      throw error;
+    }
+  }
+}
