@@ -2,24 +2,29 @@ import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { repoRoot } from "../test/support/tools.js";
 
-/** docs/benchmarks.md, written by `npm run bench`; `npm run bench:scale` owns one section of it. */
+/** docs/benchmarks.md, written by `npm run bench`; `bench:scale` and `bench:delayed` own one section each. */
 export const benchmarksPath = join(repoRoot, "docs", "benchmarks.md");
 
-const start = "<!-- scale:start -->";
-const end = "<!-- scale:end -->";
+/** The sections other commands write, in page order. */
+export const sectionNames = ["scale", "delayed"] as const;
+export type SectionName = (typeof sectionNames)[number];
 
-/** The scaling section as it stands in the page, markers included; empty when there is none. */
-export async function currentScaleSection(): Promise<string> {
+const markers = (name: SectionName) => [`<!-- ${name}:start -->`, `<!-- ${name}:end -->`] as const;
+
+/** A section as it stands in the page, markers included; empty when there is none. */
+export async function currentSection(name: SectionName): Promise<string> {
   const page = await readFile(benchmarksPath, "utf8").catch(() => "");
+  const [start, end] = markers(name);
   const from = page.indexOf(start);
   const to = page.indexOf(end);
   return from >= 0 && to > from ? page.slice(from, to + end.length) : "";
 }
 
-/** Replaces (or appends) the scaling section of the page with `body`. */
-export async function writeScaleSection(body: string): Promise<void> {
+/** Replaces (or appends) a section of the page with `body`. */
+export async function writeSection(name: SectionName, body: string): Promise<void> {
   const page = await readFile(benchmarksPath, "utf8");
+  const [start, end] = markers(name);
   const section = `${start}\n${body.trim()}\n${end}`;
-  const old = await currentScaleSection();
+  const old = await currentSection(name);
   await writeFile(benchmarksPath, old ? page.replace(old, section) : `${page.trimEnd()}\n\n${section}\n`);
 }

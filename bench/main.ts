@@ -4,7 +4,7 @@
  * one table, writes docs/benchmarks.md, and prints the ratios on the last line.
  */
 import { writeFile } from "node:fs/promises";
-import { benchmarksPath, currentScaleSection } from "./doc-section.js";
+import { benchmarksPath, currentSection, sectionNames } from "./doc-section.js";
 import { executeRun, type RunOutcome } from "./execute-run.js";
 import { describeMachine } from "./machine.js";
 import { parseOptions } from "./options.js";
@@ -37,18 +37,10 @@ for (const [i, run] of selected.entries()) {
 // A partial run (--only) leaves the page of the last whole run alone.
 const written = options.only.length === 0;
 if (written) {
-  // The scaling section belongs to `npm run bench:scale`: kept as it is.
-  const scale = await currentScaleSection();
+  // The scaling sections belong to `npm run bench:scale` and `bench:delayed`: kept as they are.
+  const kept = (await Promise.all(sectionNames.map(currentSection))).filter((section) => section);
   const page = benchmarksDoc(outcomes, machine, options, command);
-  await writeFile(
-    benchmarksPath,
-    scale
-      ? `${page.trimEnd()}
-
-${scale}
-`
-      : page,
-  );
+  await writeFile(benchmarksPath, [page.trimEnd(), ...kept].join("\n\n") + "\n");
 }
 console.log(resultTable(outcomes));
 console.log(

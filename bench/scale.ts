@@ -11,7 +11,7 @@ import { createClient } from "taskwire";
 import { echoService } from "../gen/bench/v1/bench_taskwire.js";
 import { TaskError } from "../sdk/task-error.js";
 import { startNatsServer } from "../test/support/nats-server.js";
-import { writeScaleSection } from "./doc-section.js";
+import { writeSection } from "./doc-section.js";
 import { peakRssBytes, startChild } from "./processes.js";
 import { markdownTable } from "./report.js";
 import { payloadText } from "./target.js";
@@ -129,7 +129,9 @@ for (const tasks of sizes.length > 0 ? sizes : [100_000, 1_000_000]) {
   console.log(row.join(" | "));
   rows.push(row);
 }
-await writeScaleSection(`## Scaling
+await writeSection(
+  "scale",
+  `## Scaling
 
 Written by \`npm run bench:scale\` on ${new Date().toISOString()} (${availableParallelism()} CPUs, Node ${process.version}). Taskwire
 direct, tasks produced lazily through \`client.submitBatch\` (${batchSize} per call, at most
@@ -141,5 +143,6 @@ ${markdownTable(
   ["tasks", "tasks/s", "tasks/s in each tenth of the run", "min/max", "producer MiB", "worker MiB", "nats-server MiB"],
   rows,
   true,
-)}`);
+)}`,
+);
 process.exit(0);
