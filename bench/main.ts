@@ -40,7 +40,7 @@ if (written) {
   // The scaling sections belong to `npm run bench:scale` and `bench:delayed`: kept as they are.
   const kept = (await Promise.all(sectionNames.map(currentSection))).filter((section) => section);
   const page = benchmarksDoc(outcomes, machine, options, command);
-  await writeFile(benchmarksPath, [page.trimEnd(), ...kept].join("\n\n") + "\n");
+  await writeFile(benchmarksPath, `${[page.trimEnd(), ...kept].join("\n\n")}\n`);
 }
 console.log(resultTable(outcomes));
 console.log(
