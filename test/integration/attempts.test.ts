@@ -1,0 +1,227 @@
+import { type ChildProcess, fork } from "node:child_process";
+import { setTimeout as sleep } from "node:timers/promises";
+import { Code } from "@connectrpc/connect";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { implementProbeService, probeService } from "../../gen/probe/v1/probe_taskwire.js";
+import { TaskState } from "../../gen/taskwire/v1/task_pb.js";
+import { createClient, type TaskwireClient } from "../../sdk/create-client.js";
+import { createNatsTaskBackend } from "../../sdk/nats-task-backend.js";
+import type { TaskError } from "../../sdk/task-error.js";
+import { createTaskRegistry, registryOf } from "../../sdk/task-registry.js";
+import { createGateway, type Gateway } from "../../server/create-gateway.js";
+import { createWorker, type Worker } from "../../worker-runtime/create-worker.js";
+import { type AttemptRecord, probeHandler } from "../fixtures/probe-worker.js";
+import { type NatsServer, startNatsServer } from "../support/nats-server.js";
+import { poll } from "../support/poll.js";
+
+const run = probeService.methods.run;
+// A short ack wait: a worker that stops heartbeating loses its task within a second.
+const topology = { ackWaitMs: 1000 };
+const failure = (promise: Promise<unknown>) =>
+  promise.then(
+    () => undefined,
+    (error: TaskError) => error,
+  );
+
+/** Attempts: retries, timeouts, heartbeats, expiry, idempotency keys, bounds, progress. */
+describe("attempts of a task", () => {
+  let nats: NatsServer;
+  let client: TaskwireClient;
+  const workers: Worker[] = [];
+  const attempts: AttemptRecord[] = [];
+  const of = (label: string) => attempts.filter((a) => a.label === label);
+
+  beforeAll(async () => {
+    nats = await startNatsServer();
+    client = await createClient({ nats: nats.url, services: [probeService] });
+  }, 30_000);
+
+  afterEach(async () => {
+    await Promise.all(workers.splice(0).map((w) => w.close()));
+  });
+
+  afterAll(async () => {
+    await client?.close();
+    await nats?.stop();
+  });
+
+  const startWorker = async (workerId = "in-process") => {
+    const worker = await createWorker({
+      nats: nats.url,
+      workerId,
+      topology,
+      services: [implementProbeService({ run: probeHandler((a) => attempts.push(a)) })],
+    });
+    workers.push(worker);
+  };
+
+  it("retries with growing backoff until an attempt succeeds, keeping each error", async () => {
+    await startWorker();
+    const task = await client.submitTask(run, { label: "flaky", failAttempts: 2 });
+    const seen: TaskState[] = [];
+    for await (const status of task.watch()) seen.push(status.state);
+    expect(seen).toContain(TaskState.RETRYING);
+    expect(seen.at(-1)).toBe(TaskState.SUCCEEDED);
+    expect((await task.result()).attempt).toBe(3);
+    const status = await task.status();
+    expect(status.errorHistory.map((e) => [e.attempt, e.message])).toEqual([
+      [1, "flaky failed attempt 1"],
+      [2, "flaky failed attempt 2"],
+    ]);
+    // Backoff 50 ms, then 100 ms (multiplier 2).
+    const [first, second, third] = of("flaky").map((a) => a.at);
+    expect((third ?? 0) - (second ?? 0)).toBeGreaterThan((second ?? 0) - (first ?? 0));
+  });
+
+  it("fails after max_attempts, or at once on a NonRetryableError", async () => {
+    await startWorker();
+    const doomed = await client.submitTask(run, { label: "doomed", failAttempts: 10 });
+    expect((await failure(doomed.result()))?.message).toMatch(/doomed failed attempt 3/);
+    const status = await doomed.status();
+    expect(status).toMatchObject({ state: TaskState.FAILED, attempt: 3, maxAttempts: 3 });
+    expect(status.errorHistory.map((e) => e.attempt)).toEqual([1, 2]);
+    expect(of("doomed")).toHaveLength(3);
+
+    const refused = await client.submitTask(run, { label: "refused", nonRetryable: true });
+    await expect(refused.result()).rejects.toThrow(/refused cannot work/);
+    expect((await refused.status()).error?.retryable).toBe(false);
+    expect(of("refused")).toHaveLength(1);
+  });
+
+  it("aborts an attempt at its deadline; a result after the deadline does not count", async () => {
+    await startWorker();
+    const slow = await client.submitTask(run, { label: "slow", sleepMs: 5_000 }, { timeoutMs: 200 });
+    const error = await failure(slow.result());
+    expect(error?.code).toBe(Code.DeadlineExceeded);
+    expect(error?.message).toMatch(/passed its deadline/);
+    expect(of("slow")).toHaveLength(3); // each attempt timed out, and was retried
+    expect(
+      of("slow").every((a) => a.signal.aborted && (a.signal.reason as TaskError).code === Code.DeadlineExceeded),
+    ).toBe(true);
+
+    const stubborn = await client.submitTask(
+      run,
+      { label: "stubborn", sleepMs: 400, ignoreSignal: true },
+      { timeoutMs: 100, retry: { maxAttempts: 1 } },
+    );
+    expect((await failure(stubborn.result()))?.code).toBe(Code.DeadlineExceeded);
+    expect((await stubborn.status()).state).toBe(TaskState.FAILED);
+  });
+
+  it("a task not started before its expiry ends EXPIRED without running", async () => {
+    const expiresAt = new Date(Date.now() + 300);
+    const task = await client.submitTask(run, { label: "stale" }, { expiresAt });
+    await sleep(expiresAt.getTime() - Date.now() + 50); // the time itself is the condition
+    await startWorker();
+    await expect(task.result()).rejects.toThrow(/not started before its expiry/);
+    expect((await task.status()).state).toBe(TaskState.EXPIRED);
+    expect(of("stale")).toHaveLength(0);
+    const past = await failure(client.submitTask(run, { label: "past" }, { expiresAt: new Date(Date.now() - 1) }));
+    expect(past?.code).toBe(Code.InvalidArgument);
+    expect(past?.message).toMatch(/task.expires_at .* is already past/);
+  });
+
+  it("reports progress that getTask shows while the task runs", async () => {
+    await startWorker();
+    const task = await client.submitTask(run, { label: "progress", sleepMs: 1_500 });
+    const status = await poll(async () => {
+      const s = await task.status();
+      return s.progress ? s : undefined;
+    });
+    expect(status.state).toBe(TaskState.RUNNING);
+    expect(status.progress).toMatchObject({ fraction: 0.5, message: "half" });
+    await task.result();
+    expect((await task.status()).progress?.fraction).toBe(1);
+  });
+
+  it("a heartbeating task outlives ack_wait on one worker; a frozen worker loses its task to another", async () => {
+    await startWorker();
+    const long = await client.submitTask(run, { label: "long", sleepMs: 2_500, heartbeat: true });
+    expect((await long.result()).attempt).toBe(1);
+    expect(of("long")).toHaveLength(1);
+    await Promise.all(workers.splice(0).map((w) => w.close()));
+
+    // A worker process takes the task, then is frozen: no more heartbeats.
+    const child: ChildProcess = fork("worker-runtime/worker-process.ts", {
+      execArgv: ["--import", "tsx", "--conditions=taskwire-source"],
+      env: {
+        ...process.env,
+        TASKWIRE_NATS: nats.url,
+        TASKWIRE_WORKER_MODULE: "test/fixtures/probe-worker.ts",
+        TASKWIRE_WORKER_ID: "frozen",
+        TASKWIRE_ACK_WAIT_MS: String(topology.ackWaitMs),
+      },
+      stdio: "ignore",
+    });
+    try {
+      await new Promise((resolve) => child.once("message", resolve)); // ready
+      const task = await client.submitTask(run, { label: "frozen", sleepMs: 3_000 });
+      await poll(async () => ((await task.status()).workerId === "frozen" ? true : undefined));
+      child.kill("SIGSTOP");
+      await startWorker("rescuer");
+      const result = await task.result();
+      expect(result.workerId).toBe("rescuer");
+      // Attempt 2 at the earliest: the frozen worker's attempt counts, and a pull request it
+      // made before freezing may still take the first redelivery (it expires within ack_wait/2).
+      expect(result.attempt).toBeGreaterThanOrEqual(2);
+    } finally {
+      child.kill("SIGKILL");
+      child.kill("SIGCONT");
+    }
+  });
+
+  it("one idempotency key is one task through two gateways, before and after it ran", async () => {
+    const gateways: Gateway[] = [];
+    const connections: NatsConnection[] = [];
+    const clients: TaskwireClient[] = [];
+    try {
+      for (let i = 0; i < 2; i++) {
+        const nc = await connect({ servers: nats.url });
+        connections.push(nc);
+        const backend = await createNatsTaskBackend({ nc, registry: createTaskRegistry([probeService]), topology });
+        const gateway = await createGateway({ backend, typeRegistry: registryOf([probeService]) });
+        gateways.push(gateway);
+        clients.push(await createClient({ gateway: gateway.url }));
+      }
+      const [a, b] = clients as [TaskwireClient, TaskwireClient];
+      const first = await a.submitTask(run, { label: "keyed" }, { idempotencyKey: "order-42" });
+      const second = await b.submitTask(run, { label: "keyed" }, { idempotencyKey: "order-42" });
+      expect(first.duplicate).toBe(false);
+      expect(second).toMatchObject({ id: first.id, duplicate: true });
+      await startWorker();
+      await first.result();
+      const after = await b.submitTask(run, { label: "keyed" }, { idempotencyKey: "order-42" });
+      expect(after).toMatchObject({ id: first.id, duplicate: true });
+      expect(of("keyed")).toHaveLength(1);
+    } finally {
+      for (const c of clients) await c.close();
+      for (const g of gateways) await g.close();
+      for (const nc of connections) await nc.close();
+    }
+  });
+
+  it("a bounded queue refuses the submit past its bound with RESOURCE_EXHAUSTED", async () => {
+    const bounded = await startNatsServer();
+    const nc = await connect({ servers: bounded.url });
+    try {
+      const boundedClient = await createClient({ nats: nc, services: [probeService] });
+      // Provisioned after the client, so its bound is the one in force (the last to provision wins).
+      const backend = await createNatsTaskBackend({
+        nc,
+        registry: createTaskRegistry([probeService]),
+        topology: { maxQueueLength: 3 },
+      });
+      for (let i = 0; i < 3; i++) await boundedClient.submitTask(run, { label: `fits-${i}` });
+      const refused = await failure(boundedClient.submitTask(run, { label: "one too many" }));
+      expect(refused?.code).toBe(Code.ResourceExhausted);
+      expect(refused?.message).toMatch(/the queue is full/);
+      expect((await boundedClient.queues.getQueue("probe")).maxQueued).toBe(3n);
+      await boundedClient.close();
+      await backend.close();
+    } finally {
+      await nc.close();
+      await bounded.stop();
+    }
+  });
+});
