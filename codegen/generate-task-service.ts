@@ -36,6 +36,7 @@ export function generateTaskService(
   f.print("  concurrency: ", settings.concurrency, ",");
   if (settings.maxConcurrency) f.print("  maxConcurrency: ", settings.maxConcurrency, ",");
   if (settings.maxRate) f.print("  maxRate: ", settings.maxRate, ",");
+  if (settings.maxQueued) f.print("  maxQueued: ", settings.maxQueued, ",");
   f.print("  methods: {");
   for (const method of methods) {
     f.print("    ", method.localName, ": {");

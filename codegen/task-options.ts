@@ -11,6 +11,7 @@ export interface WorkerSettings {
   readonly concurrency: number;
   readonly maxConcurrency: number;
   readonly maxRate: number;
+  readonly maxQueued: number;
 }
 
 const workerTypePattern = /^[a-z][a-z0-9_-]{0,63}$/;
@@ -42,6 +43,7 @@ export function workerSettings(service: DescService): WorkerSettings | undefined
     concurrency: options.concurrency,
     maxConcurrency: options.maxConcurrency,
     maxRate: options.maxRate,
+    maxQueued: Number(options.maxQueued),
   };
 }
 

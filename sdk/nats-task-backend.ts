@@ -67,7 +67,7 @@ export async function createNatsTaskBackend(options: NatsTaskBackendOptions): Pr
   checkServerVersion(nc);
   const jsm = await jetstreamManager(nc);
   try {
-    for (const type of registry.workerTypes()) await provisionWorkerType(jsm, type, options.topology);
+    for (const definition of registry.definitions) await provisionWorkerType(jsm, definition, options.topology);
     const kv = await provisionStatusBucket(nc, options.topology);
     return new NatsTaskBackend(
       nc,

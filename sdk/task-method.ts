@@ -72,6 +72,8 @@ export interface TaskServiceDefinition<M extends Record<string, TaskMethod> = Re
   readonly maxConcurrency?: number;
   /** Attempts started per second across every worker of the type, from `(taskwire.v1.worker).max_rate`; 0 or absent: no limit. */
   readonly maxRate?: number;
+  /** Tasks queued or running at most, from `(taskwire.v1.worker).max_queued`; 0 or absent: unbounded. */
+  readonly maxQueued?: number;
   /** The task kinds, by local name. */
   readonly methods: M;
 }
@@ -93,6 +95,7 @@ export function defineTaskService<M extends Record<string, Omit<TaskMethod, "wor
   concurrency: number;
   maxConcurrency?: number;
   maxRate?: number;
+  maxQueued?: number;
   methods: M;
 }): TaskServiceDefinition<{ [K in keyof M]: M[K] & { readonly workerType: string } }> {
   const methods = Object.fromEntries(

@@ -12,7 +12,7 @@ import {
 import { type KV, Kvm } from "@nats-io/kv";
 import { type NatsConnection, nanos } from "@nats-io/transport-node";
 import { TaskError } from "./task-error.js";
-import type { PriorityName } from "./task-method.js";
+import type { PriorityName, TaskServiceDefinition } from "./task-method.js";
 
 /**
  * Every NATS name Taskwire uses, in one place. docs/protocol.md describes the
@@ -81,7 +81,7 @@ export interface StorageOptions {
 export interface WorkerTypeTopologyOptions extends StorageOptions {
   /** How long a worker may hold a task without acking or heartbeating before it is redelivered. @default 30000 */
   ackWaitMs?: number;
-  /** Queued tasks at most; a submit past it fails with RESOURCE_EXHAUSTED. -1: unbounded. @default -1 */
+  /** Queued tasks at most; a submit past it fails with RESOURCE_EXHAUSTED. -1: unbounded. @default the type's `max_queued` option, else -1 */
   maxQueueLength?: number;
   /** Window in which a republished task id is recognised as a duplicate. @default 120000 */
   duplicateWindowMs?: number;
@@ -127,9 +127,10 @@ export function checkServerVersion(nc: NatsConnection): void {
  */
 export async function provisionWorkerType(
   jsm: JetStreamManager,
-  workerType: string,
+  definition: Pick<TaskServiceDefinition, "workerType" | "maxQueued">,
   options: WorkerTypeTopologyOptions = {},
 ): Promise<void> {
+  const { workerType } = definition;
   const stream: Partial<StreamConfig> & { name: string } = {
     name: topology.streamName(workerType),
     subjects: [topology.streamSubjects(workerType)],
@@ -141,7 +142,7 @@ export async function provisionWorkerType(
     // never be queued twice, whatever the duplicate window.
     max_msgs_per_subject: 1,
     discard_new_per_subject: true,
-    max_msgs: options.maxQueueLength ?? -1,
+    max_msgs: options.maxQueueLength ?? (definition.maxQueued || -1),
     max_msg_size: options.maxMessageBytes ?? -1,
     duplicate_window: nanos(options.duplicateWindowMs ?? 120_000),
     allow_direct: true,

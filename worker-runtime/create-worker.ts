@@ -82,8 +82,7 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
   try {
     checkServerVersion(nc);
     const jsm = await jetstreamManager(nc);
-    for (const service of options.services)
-      await provisionWorkerType(jsm, service.definition.workerType, options.topology);
+    for (const service of options.services) await provisionWorkerType(jsm, service.definition, options.topology);
     const kv = await provisionStatusBucket(nc, options.topology);
     const worker = new TaskWorker(nc, owned, { kv, requests: new RequestPipeline(nc) }, options);
     await worker.start();

@@ -7,8 +7,9 @@ import { type NatsServer, startNatsServer } from "../support/nats-server.js";
 const run = limitedProbeService.methods.run;
 
 /**
- * The "limited" worker type: max_concurrency 2 and max_rate 10 across all its
- * workers (test/proto/probe/v1/probe.proto), while each of two workers may run 4.
+ * The "limited" worker type: max_concurrency 2, max_rate 10 and max_queued 30
+ * across all its workers (test/proto/probe/v1/probe.proto), while each of two
+ * workers may run 4.
  */
 describe("limits across all workers of a type", () => {
   let nats: NatsServer;
@@ -61,6 +62,10 @@ describe("limits across all workers of a type", () => {
     const results = await Promise.all(tasks.map((t) => t.result()));
     expect(new Set(results.map((r) => r.workerId)).size).toBe(2); // both workers took part
     expect(mostRunning).toBe(2);
+  });
+
+  it("bounds the queue at max_queued, from the same option", async () => {
+    expect((await client.queues.getQueue("limited")).maxQueued).toBe(30n);
   });
 
   it("starts at most max_rate attempts in any second", async () => {

@@ -82,6 +82,7 @@ export const limitedProbeService = defineTaskService({
   concurrency: 4,
   maxConcurrency: 2,
   maxRate: 10,
+  maxQueued: 30,
   methods: {
     run: {
       name: "Run",

@@ -57,6 +57,11 @@ export interface WorkerOptions {
   maxConcurrency: number;
   /** Attempts started per second across every worker of the type. Zero: no limit. */
   maxRate: number;
+  /**
+   * Tasks queued or running at most; a submit beyond it fails with
+   * RESOURCE_EXHAUSTED. Zero: unbounded.
+   */
+  maxQueued: number;
 }
 
 /** Defaults of one task kind. Every field may be overridden per task at submit. */
@@ -92,7 +97,7 @@ export interface FieldOptions {
 }
 
 function createBaseWorkerOptions(): WorkerOptions {
-  return { type: "", concurrency: 0, defaults: undefined, maxConcurrency: 0, maxRate: 0 };
+  return { type: "", concurrency: 0, defaults: undefined, maxConcurrency: 0, maxRate: 0, maxQueued: 0 };
 }
 
 export const WorkerOptions: MessageFns<WorkerOptions> = {
@@ -111,6 +116,9 @@ export const WorkerOptions: MessageFns<WorkerOptions> = {
     }
     if (message.maxRate !== 0) {
       writer.uint32(41).double(message.maxRate);
+    }
+    if (message.maxQueued !== 0) {
+      writer.uint32(48).uint64(message.maxQueued);
     }
     return writer;
   },
@@ -168,6 +176,14 @@ export const WorkerOptions: MessageFns<WorkerOptions> = {
             message.maxRate = reader.double();
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.maxQueued = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -195,6 +211,11 @@ export const WorkerOptions: MessageFns<WorkerOptions> = {
         : isSet(object.max_rate)
         ? globalThis.Number(object.max_rate)
         : 0,
+      maxQueued: isSet(object.maxQueued)
+        ? globalThis.Number(object.maxQueued)
+        : isSet(object.max_queued)
+        ? globalThis.Number(object.max_queued)
+        : 0,
     };
   },
 
@@ -215,6 +236,9 @@ export const WorkerOptions: MessageFns<WorkerOptions> = {
     if (message.maxRate !== 0) {
       obj.maxRate = floatToJson(message.maxRate);
     }
+    if (message.maxQueued !== 0) {
+      obj.maxQueued = Math.round(message.maxQueued);
+    }
     return obj;
   },
 
@@ -230,6 +254,7 @@ export const WorkerOptions: MessageFns<WorkerOptions> = {
       : undefined;
     message.maxConcurrency = object.maxConcurrency ?? 0;
     message.maxRate = object.maxRate ?? 0;
+    message.maxQueued = object.maxQueued ?? 0;
     return message;
   },
 };
@@ -459,6 +484,17 @@ export type DeepPartial<T> = T extends Builtin ? T
 type KeysOfUnion<T> = T extends T ? keyof T : never;
 export type Exact<P, I extends P> = P extends Builtin ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };
+
+function longToNumber(int64: { toString(): string }): number {
+  const num = globalThis.Number(int64.toString());
+  if (num > globalThis.Number.MAX_SAFE_INTEGER) {
+    throw new globalThis.Error("Value is larger than Number.MAX_SAFE_INTEGER");
+  }
+  if (num < globalThis.Number.MIN_SAFE_INTEGER) {
+    throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
+  }
+  return num;
+}
 
 function isSet(value: any): boolean {
   return value !== null && value !== undefined;
