@@ -23,6 +23,7 @@ import type { PriorityName, TaskServiceDefinition } from "./task-method.js";
  * - consumer `<type>_<priority>` per priority, shared by every worker of the type.
  * - KV bucket `taskwire_status`: a TaskStatus per task id (`<type>.<ulid>`).
  * - `taskwire.cancel.<type>`: core NATS, the id of a task to abort.
+ * - `taskwire.result.<type>`: core NATS, a TaskResult per terminal outcome.
  * - `taskwire.control.<type>`: core NATS, "paused" or "resumed": the type's queue was.
  * - `taskwire.sched.<type>.wait.<id-token>`: a delayed task's WorkItem with its
  *   schedule, in stream `SCHED_<type>`; the server republishes it to
@@ -51,6 +52,8 @@ export const topology = {
   /** The subject a task's status record is written on (the bucket's key subject). */
   statusSubject: (taskId: string) => `$KV.${statusBucket}.${taskId}`,
   cancelSubject: (workerType: string) => `taskwire.cancel.${workerType}`,
+  /** Core NATS: a TaskResult event per terminal outcome (the default subject). */
+  resultSubject: (workerType: string) => `taskwire.result.${workerType}`,
   schedulerStream: (workerType: string) => `SCHED_${workerType}`,
   /** A delayed task's WorkItem, carrying the `Nats-Schedule` headers, until it is due. */
   waitingSubject: (workerType: string, idToken: string) => `taskwire.sched.${workerType}.wait.${idToken}`,

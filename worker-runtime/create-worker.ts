@@ -18,7 +18,9 @@ import {
 } from "../sdk/topology.js";
 import { DuePromoter } from "./due-promoter.js";
 import { Leases } from "./leases.js";
+import { type TaskMiddleware, withMiddleware } from "./middleware.js";
 import { PrioritySlots } from "./priority-slots.js";
+import { type ResultEventOptions, resultPublisher } from "./result-events.js";
 import { type AttemptEnvironment, type BoundMethod, runAttempt } from "./run-attempt.js";
 import type { TaskContextController } from "./task-context-controller.js";
 import { TaskFeed } from "./task-feed.js";
@@ -45,6 +47,14 @@ export interface WorkerOptions {
   topology?: WorkerTypeTopologyOptions & StatusTopologyOptions;
   /** Background events: finished attempts and faults. @default faults are printed to stderr */
   onEvent?: (event: WorkerEvent) => void;
+  /** Runs around every handler call, the first outermost. */
+  middleware?: TaskMiddleware[];
+  /**
+   * Where each terminal outcome is published as a TaskResult event, and a hook
+   * that may change it; `false` publishes none (an event costs the worker about
+   * 10 µs of CPU per task). @default events on `taskwire.result.<type>`
+   */
+  results?: ResultEventOptions | false;
 }
 
 /** A worker's lifecycle state. */
@@ -133,11 +143,19 @@ class TaskWorker implements Worker {
       const methods = new Map<string, BoundMethod>();
       for (const [key, method] of Object.entries(service.definition.methods)) {
         const handler = (service.handlers as Record<string, TaskMethodHandler<DescMessage, DescMessage>>)[key];
-        if (handler) methods.set(method.name, { method, handler });
+        if (handler)
+          methods.set(method.name, { method, handler: withMiddleware(this.options.middleware ?? [], handler) });
       }
       const concurrency = this.options.concurrency ?? (service.definition.concurrency || 16);
       const slots = new PrioritySlots(concurrency, topology.priorities.length);
       const limits = await this.limitsOf(service.definition, jsm);
+      const results = this.options.results;
+      const reportResult =
+        results === false
+          ? () => {}
+          : resultPublisher(this.nc, results ?? {}, (error) =>
+              this.emit({ type: "error", error: TaskError.from(error) }),
+            );
       this.promoters.push(
         await DuePromoter.start(js, this.bucket, workerType, (error) =>
           this.emit({ type: "error", error: fromNatsError(error, `moving a due ${workerType} task to its queue`) }),
@@ -178,6 +196,7 @@ class TaskWorker implements Worker {
           draining: () => this.state !== "running",
           emit: this.emit,
           publish: (subject, data) => this.nc.publish(subject, data),
+          reportResult,
           concurrency: limits.concurrency,
           rate: limits.rate,
         };

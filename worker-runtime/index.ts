@@ -21,6 +21,9 @@
 export { NonRetryableError, TaskError } from "../sdk/task-error.js";
 export type { Worker, WorkerOptions, WorkerState } from "./create-worker.js";
 export { createWorker } from "./create-worker.js";
+export type { TaskMiddleware } from "./middleware.js";
+export type { ResultEventOptions, ResultHook } from "./result-events.js";
+export { taskResultOf } from "./result-events.js";
 export type { TaskContext } from "./task-context.js";
 export type {
   TaskMethodHandler,

@@ -5,6 +5,7 @@ import type { JsMsg } from "@nats-io/jetstream";
 import {
   ProgressSchema,
   TaskState,
+  type TaskStatus,
   TaskStatusSchema,
   type WorkItem,
   WorkItemSchema,
@@ -48,6 +49,8 @@ export interface AttemptEnvironment {
   readonly concurrency?: Leases;
   /** The type's `max_rate` across workers, when it has one. */
   readonly rate?: Leases;
+  /** Publishes a stored terminal status as a TaskResult event. */
+  readonly reportResult: (status: TaskStatus) => void;
   /** Publishes over core NATS: the terminal status to the submitter's notify subject. */
   readonly publish: (subject: string, data: Uint8Array) => void;
 }
@@ -100,6 +103,7 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
     // The attempt that recorded it may have died before its dead letter or its notification.
     if (stored.status.state === TaskState.FAILED) await deadLetter(env.bucket, workItem, stored.status);
     if (workItem.notifySubject) env.publish(workItem.notifySubject, toBinary(TaskStatusSchema, stored.status));
+    env.reportResult(stored.status);
     msg.ack();
     return report("superseded");
   }
@@ -135,7 +139,10 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
     // the task, which then finds the FAILED record and dead-letters it.
     if (state === TaskState.FAILED) await deadLetter(env.bucket, workItem, writer.status);
     // Stored: now the submitter may hear of it (before the ack, which only frees the message).
-    if (isTerminal(state) && workItem.notifySubject) env.publish(workItem.notifySubject, written.bytes);
+    if (isTerminal(state)) {
+      if (workItem.notifySubject) env.publish(workItem.notifySubject, written.bytes);
+      env.reportResult(writer.status);
+    }
     return outcome;
   };
 
