@@ -5,17 +5,25 @@ import { TaskErrorSchema, type TaskStatus } from "../gen/taskwire/v1/task_pb.js"
 import type { ListTasksRequest, ListTasksResponse } from "../gen/taskwire/v1/task_service_pb.js";
 import { createConnectQueueBackend } from "./connect-queue-backend.js";
 import { createConnectTaskBackend } from "./connect-task-backend.js";
+import { kvCheckpoints } from "./kv-checkpoints.js";
 import { createNatsQueueBackend } from "./nats-queue-backend.js";
 import { createNatsTaskBackend } from "./nats-task-backend.js";
 import { openConnection } from "./open-connection.js";
 import type { SubmitLimits } from "./prepare-task.js";
 import type { QueueBackend } from "./queue-backend.js";
+import {
+  type CheckpointStore,
+  type SubmitItem,
+  type SubmitManyOptions,
+  type SubmitManySummary,
+  submitMany,
+} from "./submit-many.js";
 import type { TaskBackend } from "./task-backend.js";
 import type { StatusStream, TaskClient, TaskHandle } from "./task-client.js";
 import { TaskError } from "./task-error.js";
 import { taskFromOptions } from "./task-from-options.js";
 import { createTaskHandle, watchStatus } from "./task-handle.js";
-import type { TaskServiceDefinition } from "./task-method.js";
+import type { TaskMethod, TaskServiceDefinition } from "./task-method.js";
 import { createTaskRegistry } from "./task-registry.js";
 
 /** Talk to a Taskwire gateway over HTTP. */
@@ -57,6 +65,16 @@ export interface TaskwireClient extends TaskClient {
   listTasks(
     request?: Partial<Pick<ListTasksRequest, "workerType" | "states" | "pageSize" | "pageToken">>,
   ): Promise<ListTasksResponse>;
+  /**
+   * Submits every item of a (possibly endless, lazily produced) sequence, with
+   * at most `maxInFlight` unacknowledged, optionally resumable under a
+   * checkpoint name (direct mode). Resolves with counts and the first refusals.
+   */
+  submitMany<I extends DescMessage>(
+    method: TaskMethod<I>,
+    items: Iterable<SubmitItem<I>> | AsyncIterable<SubmitItem<I>>,
+    options?: SubmitManyOptions,
+  ): Promise<SubmitManySummary>;
   /** Operates worker types' queues: counts, pause and resume, purge, dead letters. */
   readonly queues: QueueBackend;
   /** Closes what the client opened. Idempotent. */
@@ -80,7 +98,12 @@ export async function createClient(options: GatewayClientOptions | DirectClientO
       options.protocol === "grpc"
         ? createGrpcTransport({ baseUrl: options.gateway })
         : createConnectTransport({ baseUrl: options.gateway, httpVersion: "1.1", useBinaryFormat: true });
-    return clientOf(createConnectTaskBackend(transport), createConnectQueueBackend(transport), async () => {});
+    return clientOf(
+      createConnectTaskBackend(transport),
+      createConnectQueueBackend(transport),
+      undefined,
+      async () => {},
+    );
   }
   const { nc, owned } = await openConnection(options.nats);
   try {
@@ -91,7 +114,7 @@ export async function createClient(options: GatewayClientOptions | DirectClientO
       resultGraceMs: options.resultGraceMs,
     });
     const queues = await createNatsQueueBackend({ nc, tasks: backend });
-    return clientOf(backend, queues, async () => {
+    return clientOf(backend, queues, kvCheckpoints(nc), async () => {
       await backend.close();
       if (owned) await nc.close();
     });
@@ -101,7 +124,12 @@ export async function createClient(options: GatewayClientOptions | DirectClientO
   }
 }
 
-function clientOf(backend: TaskBackend, queues: QueueBackend, closeResources: () => Promise<void>): TaskwireClient {
+function clientOf(
+  backend: TaskBackend,
+  queues: QueueBackend,
+  checkpoints: CheckpointStore | undefined,
+  closeResources: () => Promise<void>,
+): TaskwireClient {
   let closing: Promise<void> | undefined;
   return {
     async submitTask(method, request, options) {
@@ -119,6 +147,7 @@ function clientOf(backend: TaskBackend, queues: QueueBackend, closeResources: ()
       );
     },
     queues,
+    submitMany: (method, items, options) => submitMany(backend, checkpoints, method, items, options),
     task: (id, output) => createTaskHandle(backend, id, output),
     getTask: (id) => backend.getTask(id),
     watchTask: (id) => watchStatus(backend, id),

@@ -21,6 +21,7 @@ export type { NatsTaskBackendOptions } from "./nats-task-backend.js";
 export { createNatsTaskBackend } from "./nats-task-backend.js";
 export type { SubmitLimits } from "./prepare-task.js";
 export type { QueueBackend } from "./queue-backend.js";
+export type { SubmitItem, SubmitManyOptions, SubmitManyProgress, SubmitManySummary } from "./submit-many.js";
 export type { TaskBackend } from "./task-backend.js";
 export type { StatusStream, SubmitOptions, TaskClient, TaskHandle } from "./task-client.js";
 export { NonRetryableError, TaskError } from "./task-error.js";
