@@ -2,11 +2,11 @@ import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { repoRoot } from "../test/support/tools.js";
 
-/** docs/benchmarks.md, written by `npm run bench`; `bench:scale` and `bench:delayed` own one section each. */
+/** docs/benchmarks.md, written by `npm run bench`; `bench:scale`, `bench:delayed` and `bench:bulk` own one section each. */
 export const benchmarksPath = join(repoRoot, "docs", "benchmarks.md");
 
 /** The sections other commands write, in page order. */
-export const sectionNames = ["scale", "delayed"] as const;
+export const sectionNames = ["scale", "delayed", "bulk"] as const;
 export type SectionName = (typeof sectionNames)[number];
 
 const markers = (name: SectionName) => [`<!-- ${name}:start -->`, `<!-- ${name}:end -->`] as const;

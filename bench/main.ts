@@ -37,7 +37,7 @@ for (const [i, run] of selected.entries()) {
 // A partial run (--only) leaves the page of the last whole run alone.
 const written = options.only.length === 0;
 if (written) {
-  // The scaling sections belong to `npm run bench:scale` and `bench:delayed`: kept as they are.
+  // The scaling sections belong to `npm run bench:scale`, `bench:delayed` and `bench:bulk`: kept as they are.
   const kept = (await Promise.all(sectionNames.map(currentSection))).filter((section) => section);
   const page = benchmarksDoc(outcomes, machine, options, command);
   await writeFile(benchmarksPath, `${[page.trimEnd(), ...kept].join("\n\n")}\n`);

@@ -6,11 +6,13 @@ import { createNatsQueueBackend } from "../sdk/nats-queue-backend.js";
 import { createNatsTaskBackend } from "../sdk/nats-task-backend.js";
 import { openConnection } from "../sdk/open-connection.js";
 import { TaskError } from "../sdk/task-error.js";
+import type { TaskServiceDefinition } from "../sdk/task-method.js";
 import { createTaskRegistry, registryOf } from "../sdk/task-registry.js";
 import { isTerminal } from "../sdk/task-status.js";
 import { createGateway } from "../server/create-gateway.js";
 import { createSupervisor, type Supervisor } from "../worker-runtime/create-supervisor.js";
 import type { TaskwireConfig } from "./load-config.js";
+import { submitFromFile } from "./submit-from-file.js";
 
 /** A running part of Taskwire that a command stops on SIGINT/SIGTERM. */
 export interface Stoppable {
@@ -77,10 +79,7 @@ export async function submitCommand(
   options: ClientCommandOptions,
   out = console.log,
 ): Promise<void> {
-  const definitions = await loadDefinitions(config.gateway.services);
-  const [workerType, methodName] = target.split("/");
-  if (!workerType || !methodName) throw new Error(`"${target}" is not <worker type>/<Method>, e.g. hasher/Digest`);
-  const method = createTaskRegistry(definitions).resolve(workerType, methodName);
+  const method = resolveTarget(await loadDefinitions(config.gateway.services), target);
   let payload: JsonValue;
   try {
     payload = JSON.parse(json) as JsonValue;
@@ -94,6 +93,37 @@ export async function submitCommand(
     const result = await handle.result();
     out(toJsonString(method.output, result));
   });
+}
+
+/**
+ * `taskwire submit <type>/<Method> --from tasks.jsonl [--checkpoint NAME]`.
+ * Through the gateway; with a checkpoint, directly over NATS (checkpoints live
+ * in JetStream).
+ */
+export async function submitFileCommand(
+  config: TaskwireConfig,
+  target: string,
+  path: string,
+  options: ClientCommandOptions & { checkpoint?: string },
+  out = console.log,
+): Promise<void> {
+  const definitions = await loadDefinitions(config.gateway.services);
+  const method = resolveTarget(definitions, target);
+  const client =
+    options.checkpoint === undefined
+      ? await createClient({ gateway: options.gateway ?? `http://${config.gateway.host}:${config.gateway.port}` })
+      : await createClient({ nats: config.nats.url, services: definitions });
+  try {
+    await submitFromFile(client, method, path, { checkpoint: options.checkpoint, progress: process.stderr, out });
+  } finally {
+    await client.close();
+  }
+}
+
+function resolveTarget(definitions: TaskServiceDefinition[], target: string) {
+  const [workerType, methodName] = target.split("/");
+  if (!workerType || !methodName) throw new Error(`"${target}" is not <worker type>/<Method>, e.g. hasher/Digest`);
+  return createTaskRegistry(definitions).resolve(workerType, methodName);
 }
 
 /** `taskwire status <id>`: prints the task's status as JSON. */

@@ -5,6 +5,7 @@
  *   taskwire gateway             the Connect gateway
  *   taskwire worker              the worker supervisor
  *   taskwire submit <type>/<Method> --json '{...}' [--wait]
+ *   taskwire submit <type>/<Method> --from tasks.jsonl [--checkpoint NAME]
  *   taskwire status <id>
  *   taskwire watch <id>
  *
@@ -12,7 +13,15 @@
  */
 import { parseArgs } from "node:util";
 import { ConnectError } from "@connectrpc/connect";
-import { runGateway, runWorkers, type Stoppable, statusCommand, submitCommand, watchCommand } from "./commands.js";
+import {
+  runGateway,
+  runWorkers,
+  type Stoppable,
+  statusCommand,
+  submitCommand,
+  submitFileCommand,
+  watchCommand,
+} from "./commands.js";
 import { loadConfig } from "./load-config.js";
 import { startNatsServer } from "./start-nats-server.js";
 
@@ -23,6 +32,8 @@ commands:
   gateway                          run the Connect gateway
   worker                           run the worker supervisor
   submit <type>/<Method> --json J  submit a task; --wait prints its result
+  submit <type>/<Method> --from F  submit one task per line of a JSONL file, with a progress bar;
+                                   --checkpoint NAME makes a rerun resume where it stopped
   status <id>                      print a task's status
   watch <id>                       follow a task until it ends
 
@@ -38,6 +49,8 @@ async function main(argv: string[]): Promise<void> {
       config: { type: "string", default: "taskwire.yaml" },
       gateway: { type: "string" },
       json: { type: "string" },
+      from: { type: "string" },
+      checkpoint: { type: "string" },
       wait: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
@@ -77,7 +90,12 @@ async function main(argv: string[]): Promise<void> {
     }
     case "submit":
       if (!arg) throw new Error("submit needs <worker type>/<Method>");
-      if (values.json === undefined) throw new Error("submit needs --json '{...}' (the request message in JSON)");
+      if (values.from !== undefined) {
+        return submitFileCommand(config, arg, values.from, { ...clientOptions, checkpoint: values.checkpoint });
+      }
+      if (values.json === undefined) {
+        throw new Error("submit needs --json '{...}' (the request message in JSON) or --from <file.jsonl>");
+      }
       return submitCommand(config, arg, values.json, values.wait, clientOptions);
     case "status":
       if (!arg) throw new Error("status needs a task id");

@@ -135,8 +135,8 @@ class NatsTaskBackend implements TaskBackend {
       );
   }
 
-  async submit(task: Task): Promise<SubmitResponse> {
-    const prepared = prepareTask(this.registry, task, this.limits, this.results.subject);
+  async submit(task: Task, notify = true): Promise<SubmitResponse> {
+    const prepared = prepareTask(this.registry, task, this.limits, notify ? this.results.subject : "");
     const { taskId } = prepared;
     this.ensureAvailable(`submitting ${taskId}`);
     // A keyed task may have run and left the queue already: its status record says so.
@@ -155,7 +155,7 @@ class NatsTaskBackend implements TaskBackend {
       }
     }
     // Before the publish: the outcome may be notified before the PubAck arrives.
-    this.results.track(taskId);
+    if (notify) this.results.track(taskId);
     try {
       const id = headers();
       id.set("Nats-Msg-Id", taskId);
@@ -187,14 +187,14 @@ class NatsTaskBackend implements TaskBackend {
     });
   }
 
-  async batchSubmit(tasks: Task[]): Promise<BatchSubmitResult[]> {
+  async batchSubmit(tasks: Task[], options: { notify?: boolean } = {}): Promise<BatchSubmitResult[]> {
     if (tasks.length > maxBatchSize) {
       throw new TaskError(`a batch holds at most ${maxBatchSize} tasks, got ${tasks.length}`, Code.InvalidArgument);
     }
     // Publishes are pipelined: every PubAck is awaited together.
     return Promise.all(
       tasks.map((task) =>
-        this.submit(task).then(
+        this.submit(task, options.notify ?? true).then(
           (accepted) => create(BatchSubmitResultSchema, { outcome: { case: "accepted", value: accepted } }),
           (error) =>
             create(BatchSubmitResultSchema, { outcome: { case: "error", value: TaskError.from(error).toMessage(0) } }),

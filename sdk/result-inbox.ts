@@ -1,6 +1,6 @@
 import { createInbox, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import type { TaskStatus } from "../gen/taskwire/v1/task_pb.js";
-import { decodeStatus, isTerminal } from "./task-status.js";
+import { decodeStatus, encodedTaskId, isTerminal } from "./task-status.js";
 
 interface Pending {
   /** When the task was tracked (its submit), in ms since the epoch. */
@@ -15,6 +15,8 @@ export interface ResultInboxOptions {
   graceMs?: number;
   /** Tasks tracked at most, notified or not; the oldest are forgotten first. @default 100_000 */
   limit?: number;
+  /** How long a notified outcome nobody asked for yet is kept. @default 60_000 */
+  keepMs?: number;
 }
 
 /**
@@ -35,26 +37,28 @@ export class ResultInbox {
   readonly subject = createInbox();
   /** Tracked tasks not notified yet, in submit order. */
   private readonly pending = new Map<string, Pending>();
-  /** Tasks notified before anyone asked for their result. */
-  private readonly notified = new Map<string, TaskStatus>();
+  /** Tasks notified before anyone asked for their result: the status (or its bytes, decoded when asked for), in arrival order. */
+  private readonly notified = new Map<string, { readonly status: TaskStatus | Uint8Array; readonly at: number }>();
   private readonly subscription: Subscription;
   private readonly sweeper: NodeJS.Timeout;
   private readonly graceMs: number;
   private readonly limit: number;
+  private readonly keepMs: number;
 
   constructor(nc: NatsConnection, options: ResultInboxOptions = {}) {
     this.graceMs = options.graceMs ?? 5_000;
     this.limit = options.limit ?? 100_000;
+    this.keepMs = options.keepMs ?? 60_000;
     this.subscription = nc.subscribe(this.subject, {
       callback: (error, msg) => {
         if (error) return this.handBackAll();
-        let status: TaskStatus;
+        let taskId: string | undefined;
         try {
-          status = decodeStatus(msg.data);
+          taskId = encodedTaskId(msg.data);
         } catch {
-          return; // not a TaskStatus: whoever sent it, the waiter falls back to reading
+          // not a TaskStatus: whoever sent it, the waiter falls back to reading
         }
-        this.deliver(status);
+        if (taskId) this.arrived(taskId, msg.data);
       },
     });
     this.sweeper = setInterval(() => this.sweep(), Math.min(1_000, this.graceMs));
@@ -75,13 +79,17 @@ export class ResultInbox {
 
   /** Records a terminal status known here without a notification (a cancel made by this client). */
   deliver(status: TaskStatus): void {
-    if (!isTerminal(status.state)) return;
-    const pending = this.pending.get(status.taskId);
+    if (isTerminal(status.state)) this.arrived(status.taskId, status);
+  }
+
+  private arrived(taskId: string, status: TaskStatus | Uint8Array): void {
+    const pending = this.pending.get(taskId);
     if (!pending) return; // not tracked here, or handed back already
-    this.pending.delete(status.taskId);
-    if (pending.waiter) pending.waiter(status);
+    this.pending.delete(taskId);
+    if (pending.waiter) pending.waiter(terminal(status));
     else {
-      this.notified.set(status.taskId, status);
+      // Kept as it came: most bulk submitters never ask, and bytes are small.
+      this.notified.set(taskId, { status, at: Date.now() });
       if (this.notified.size > this.limit) this.notified.delete(this.notified.keys().next().value as string);
     }
   }
@@ -93,10 +101,10 @@ export class ResultInbox {
    * when `signal` aborts. Either way the caller then reads the bucket.
    */
   take(taskId: string, signal?: AbortSignal): Promise<TaskStatus | undefined> | undefined {
-    const status = this.notified.get(taskId);
-    if (status) {
+    const notified = this.notified.get(taskId);
+    if (notified) {
       this.notified.delete(taskId);
-      return Promise.resolve(status);
+      return Promise.resolve(terminal(notified.status));
     }
     const pending = this.pending.get(taskId);
     if (!pending || pending.waiter || signal?.aborted) return undefined;
@@ -133,11 +141,26 @@ export class ResultInbox {
   }
 
   private sweep(): void {
+    const kept = Date.now() - this.keepMs;
+    for (const [taskId, { at }] of this.notified) {
+      if (at > kept) break;
+      this.notified.delete(taskId);
+    }
     const before = Date.now() - this.graceMs;
     // In submit order: stop at the first task still within its grace.
     for (const [taskId, pending] of this.pending) {
       if (pending.since > before) return;
       this.handBack(taskId);
     }
+  }
+}
+
+/** A pushed status as a terminal TaskStatus, or undefined (read the bucket instead) when it is not one. */
+function terminal(status: TaskStatus | Uint8Array): TaskStatus | undefined {
+  try {
+    const decoded = status instanceof Uint8Array ? decodeStatus(status) : status;
+    return isTerminal(decoded.state) ? decoded : undefined;
+  } catch {
+    return undefined;
   }
 }

@@ -132,8 +132,9 @@ export async function submitMany<I extends DescMessage>(
         idempotencyKey: own?.idempotencyKey ?? (name !== undefined ? `${name}/${first + offset}` : undefined),
       }),
     );
+    // No handles are returned, so nobody here waits for these outcomes.
     backend
-      .batchSubmit(tasks)
+      .batchSubmit(tasks, { notify: false })
       .then(
         (results) => settle(first, results),
         (error: unknown) => {

@@ -15,8 +15,12 @@ import type {
 export interface TaskBackend {
   /** Accepts one task once it is durably stored. */
   submit(task: Task): Promise<SubmitResponse>;
-  /** Accepts many tasks; each succeeds or fails on its own, in order. */
-  batchSubmit(tasks: Task[]): Promise<BatchSubmitResult[]>;
+  /**
+   * Accepts many tasks; each succeeds or fails on its own, in order. With
+   * `notify: false` nobody here will wait for their results (a bulk load), so
+   * workers need not push outcomes to this client.
+   */
+  batchSubmit(tasks: Task[], options?: { notify?: boolean }): Promise<BatchSubmitResult[]>;
   /** The task's current status; NOT_FOUND for an unknown id. */
   getTask(taskId: string): Promise<TaskStatus>;
   /** The current status, then every change, ending after a terminal state. */

@@ -1,4 +1,5 @@
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
@@ -60,6 +61,17 @@ export async function readStatus(bucket: StatusBucket, taskId: string): Promise<
   // No record, or a delete marker (its body is empty).
   if (!stored || stored.data.length === 0) return undefined;
   return { status: decodeStatus(stored.data), revision: stored.seq };
+}
+
+/** The task id (field 1) of an encoded TaskStatus, read without decoding the rest. */
+export function encodedTaskId(bytes: Uint8Array): string | undefined {
+  const reader = new BinaryReader(bytes);
+  while (reader.pos < reader.len) {
+    const [field, wireType] = reader.tag();
+    if (field === 1 && wireType === WireType.LengthDelimited) return reader.string();
+    reader.skip(wireType, field);
+  }
+  return undefined;
 }
 
 /** Decodes a status record's bytes. */

@@ -125,6 +125,20 @@ describe("the taskwire command", () => {
       await expect(taskwire("submit", "hasher/Digest", "--json", "{not json")).rejects.toThrow(
         /--json is not valid JSON/,
       );
+
+      // A JSONL file, one request per line, resumable under a checkpoint.
+      const file = join(dir, "tasks.jsonl");
+      await writeFile(file, Array.from({ length: 300 }, (_, i) => `{"text":"line-${i}"}\n`).join(""));
+      const bulk = await taskwire("submit", "hasher/Digest", "--from", file, "--checkpoint", "cli-load");
+      expect(bulk.stdout).toMatch(/^submitted 300 of 300 tasks in [\d.]+s \(0 duplicates, 0 refused\)$/m);
+      expect(bulk.stderr).toContain("300 of 300 submitted"); // plain lines: stderr is not a terminal
+      const rerun = await taskwire("submit", "hasher/Digest", "--from", file, "--checkpoint", "cli-load");
+      expect(rerun.stdout).toMatch(/submitted 0 of 300 tasks .*resumed after line 300/);
+      const broken = join(dir, "broken.jsonl");
+      await writeFile(broken, '{"text":"fine"}\n{oops\n');
+      await expect(taskwire("submit", "hasher/Digest", "--from", broken)).rejects.toThrow(
+        /broken.jsonl:2: not valid JSON/,
+      );
     } finally {
       if (dev.pid) process.kill(-dev.pid, "SIGINT");
     }
