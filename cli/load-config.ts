@@ -91,6 +91,8 @@ export async function loadConfig(path: string): Promise<TaskwireConfig> {
       module: resolve(root, str(pool.module, `${key}.module`)),
       processes: int(pool.processes, `${key}.processes`, 1),
       ...(pool.concurrency !== undefined ? { concurrency: int(pool.concurrency, `${key}.concurrency`, 1) } : {}),
+      ...(pool.user !== undefined ? { user: str(pool.user, `${key}.user`) } : {}),
+      ...(pool.group !== undefined ? { group: str(pool.group, `${key}.group`) } : {}),
     };
   });
   return {

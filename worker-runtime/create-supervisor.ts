@@ -1,4 +1,4 @@
-import { type ChildProcess, fork } from "node:child_process";
+import { type ChildProcess, execFileSync, fork } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
 /** One pool of identical worker processes. */
@@ -11,6 +11,10 @@ export interface PoolOptions {
   processes?: number;
   /** Handlers each process runs at once per worker type. @default the service's own */
   concurrency?: number;
+  /** Run the pool's processes as this OS user (a name or a uid); the supervisor must run as root. */
+  user?: string;
+  /** ...and group (a name or a gid). @default the user's primary group */
+  group?: string;
 }
 
 /** Options of {@link createSupervisor}. */
@@ -80,6 +84,8 @@ const workerEntry = fileURLToPath(
  */
 export function createSupervisor(options: SupervisorOptions): Supervisor {
   const emit = options.onEvent ?? logEvent;
+  // Checked before anything starts: a pool that cannot run as its user is a configuration error.
+  const identities = new Map(options.pools.map((pool) => [pool.name, identityOf(pool)]));
   const processes = new Map<string, ChildProcess>();
   const crashes = new Map<string, number[]>();
   const timers = new Set<NodeJS.Timeout>();
@@ -101,6 +107,7 @@ export function createSupervisor(options: SupervisorOptions): Supervisor {
         ...(options.ackWaitMs ? { TASKWIRE_ACK_WAIT_MS: String(options.ackWaitMs) } : {}),
       },
       stdio: ["ignore", "inherit", "inherit", "ipc"],
+      ...identities.get(pool.name),
     });
     processes.set(workerId, child);
     emit({ type: "started", workerId, pid: child.pid ?? 0 });
@@ -190,5 +197,44 @@ function logEvent(event: SupervisorEvent): void {
       break;
     default:
       break;
+  }
+}
+
+/** The uid and gid a pool's processes run as; none when it names no user. Throws a readable error otherwise. */
+function identityOf(pool: PoolOptions): { uid: number; gid: number } | undefined {
+  if (pool.user === undefined) {
+    if (pool.group !== undefined) throw new Error(`pool "${pool.name}": group "${pool.group}" needs a user too`);
+    return undefined;
+  }
+  const running = process.getuid?.();
+  if (running !== 0) {
+    throw new Error(
+      `pool "${pool.name}" runs as user "${pool.user}": the supervisor must run as root to switch users (it runs as uid ${running})`,
+    );
+  }
+  const uid = idOf(["-u", pool.user], `pool "${pool.name}": unknown user "${pool.user}"`);
+  const gid =
+    pool.group === undefined
+      ? idOf(["-g", pool.user], `pool "${pool.name}": unknown user "${pool.user}"`)
+      : /^\d+$/.test(pool.group)
+        ? Number(pool.group)
+        : groupId(pool.group, `pool "${pool.name}": unknown group "${pool.group}"`);
+  return { uid, gid };
+}
+
+function idOf(args: string[], unknown: string): number {
+  try {
+    return Number(execFileSync("id", args, { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim());
+  } catch {
+    throw new Error(unknown);
+  }
+}
+
+function groupId(name: string, unknown: string): number {
+  try {
+    const entry = execFileSync("getent", ["group", name], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
+    return Number(entry.split(":")[2]);
+  } catch {
+    throw new Error(unknown);
   }
 }

@@ -17,19 +17,22 @@ const env = (name: string) => {
 const optionalNumber = (name: string) => (process.env[name] ? Number(process.env[name]) : undefined);
 
 const workerId = env("TASKWIRE_WORKER_ID");
-const services = await loadImplementations(env("TASKWIRE_WORKER_MODULE"));
-const worker = await createWorker({
-  nats: env("TASKWIRE_NATS"),
-  services,
-  workerId,
-  concurrency: optionalNumber("TASKWIRE_CONCURRENCY"),
-  shutdownGraceMs: optionalNumber("TASKWIRE_SHUTDOWN_GRACE_MS"),
-  topology: { ackWaitMs: optionalNumber("TASKWIRE_ACK_WAIT_MS") },
-}).catch((error: Error) => {
-  // One line, not a stack: the supervisor restarts the process with a backoff.
-  console.error(`worker ${workerId}: could not start: ${error.message}`);
-  process.exit(1);
-});
+const worker = await loadImplementations(env("TASKWIRE_WORKER_MODULE"))
+  .then((services) =>
+    createWorker({
+      nats: env("TASKWIRE_NATS"),
+      services,
+      workerId,
+      concurrency: optionalNumber("TASKWIRE_CONCURRENCY"),
+      shutdownGraceMs: optionalNumber("TASKWIRE_SHUTDOWN_GRACE_MS"),
+      topology: { ackWaitMs: optionalNumber("TASKWIRE_ACK_WAIT_MS") },
+    }),
+  )
+  .catch((error: Error) => {
+    // One line, not a stack: the supervisor restarts the process with a backoff.
+    console.error(`worker ${workerId}: could not start: ${error.message}`);
+    process.exit(1);
+  });
 process.send?.({ type: "ready", workerId: worker.id });
 const stop = () => {
   worker.close().then(

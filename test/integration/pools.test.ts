@@ -1,0 +1,68 @@
+import { execFile, execFileSync } from "node:child_process";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { probeService } from "../../gen/probe/v1/probe_taskwire.js";
+import { createClient, type TaskwireClient } from "../../sdk/create-client.js";
+import { createSupervisor, type Supervisor } from "../../worker-runtime/create-supervisor.js";
+import { type NatsServer, startNatsServer } from "../support/nats-server.js";
+import { repoRoot } from "../support/tools.js";
+
+const run = promisify(execFile);
+const asRoot = process.getuid?.() === 0;
+const nobody = asRoot ? Number(execFileSync("id", ["-u", "nobody"], { encoding: "utf8" })) : -1;
+const nogroup = asRoot ? Number(execFileSync("getent", ["group", "nogroup"], { encoding: "utf8" }).split(":")[2]) : -1;
+
+/** Pools run as another OS user (Taskqueue's per-pool user and group). */
+describe("worker pools as another user", () => {
+  let nats: NatsServer;
+  let supervisor: Supervisor | undefined;
+  let client: TaskwireClient;
+
+  beforeAll(async () => {
+    nats = await startNatsServer();
+    client = await createClient({ nats: nats.url, services: [probeService] });
+  }, 30_000);
+
+  afterAll(async () => {
+    await supervisor?.stop();
+    await client?.close();
+    await nats?.stop();
+  });
+
+  // Switching users needs root: the test machine runs its suite as root.
+  it.skipIf(!asRoot)("runs the pool's processes with the user's uid and the group's gid", async () => {
+    supervisor = createSupervisor({
+      nats: nats.url,
+      pools: [{ name: "whoami", module: "test/fixtures/whoami-worker.ts", user: "nobody", group: "nogroup" }],
+      onEvent: () => {},
+    });
+    await supervisor.ready;
+    const task = await client.submitTask(probeService.methods.run, { label: "who" });
+    expect((await task.result()).label).toBe(`${nobody}:${nogroup}`);
+  });
+
+  it("names an unknown user or group, or a group without a user", () => {
+    const pool = (extra: object) => ({ nats: nats.url, pools: [{ name: "p", module: "m.ts", ...extra }] });
+    if (asRoot) {
+      expect(() => createSupervisor(pool({ user: "no-such-user" }))).toThrow(/pool "p": unknown user "no-such-user"/);
+      expect(() => createSupervisor(pool({ user: "nobody", group: "no-such-group" }))).toThrow(
+        /pool "p": unknown group "no-such-group"/,
+      );
+    }
+    expect(() => createSupervisor(pool({ group: "nogroup" }))).toThrow(/group "nogroup" needs a user too/);
+  });
+
+  it.skipIf(!asRoot)("refuses to switch users when the supervisor does not run as root", async () => {
+    const script = `import { createSupervisor } from "./worker-runtime/create-supervisor.ts";
+try { createSupervisor({ nats: "nats://127.0.0.1:1", pools: [{ name: "p", module: "m.ts", user: "root" }] }); }
+catch (error) { console.log(error.message); }`;
+    const { stdout } = await run(
+      process.execPath,
+      ["--import", "tsx", "--conditions=taskwire-source", "--input-type=module", "-e", script],
+      { cwd: repoRoot, uid: nobody, gid: nogroup },
+    );
+    expect(stdout.trim()).toBe(
+      `pool "p" runs as user "root": the supervisor must run as root to switch users (it runs as uid ${nobody})`,
+    );
+  });
+});
