@@ -37,6 +37,7 @@ export function generateTaskService(
   if (settings.maxConcurrency) f.print("  maxConcurrency: ", settings.maxConcurrency, ",");
   if (settings.maxRate) f.print("  maxRate: ", settings.maxRate, ",");
   if (settings.maxQueued) f.print("  maxQueued: ", settings.maxQueued, ",");
+  if (settings.storage === "memory") f.print('  storage: "memory",');
   f.print("  methods: {");
   for (const method of methods) {
     f.print("    ", method.localName, ": {");

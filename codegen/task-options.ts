@@ -1,6 +1,6 @@
 import { type DescMethod, type DescService, getOption, hasOption } from "@bufbuild/protobuf";
 import type { Duration } from "@bufbuild/protobuf/wkt";
-import { type TaskOptions, task, worker } from "../gen/taskwire/v1/options_pb.js";
+import { Storage, type TaskOptions, task, worker } from "../gen/taskwire/v1/options_pb.js";
 import { DeliveryMode, Priority, type RetryPolicy } from "../gen/taskwire/v1/task_pb.js";
 import type { TaskDefaults } from "../sdk/task-method.js";
 import { PluginError } from "./plugin-error.js";
@@ -12,6 +12,7 @@ export interface WorkerSettings {
   readonly maxConcurrency: number;
   readonly maxRate: number;
   readonly maxQueued: number;
+  readonly storage: "file" | "memory";
 }
 
 const workerTypePattern = /^[a-z][a-z0-9_-]{0,63}$/;
@@ -44,6 +45,7 @@ export function workerSettings(service: DescService): WorkerSettings | undefined
     maxConcurrency: options.maxConcurrency,
     maxRate: options.maxRate,
     maxQueued: Number(options.maxQueued),
+    storage: options.storage === Storage.MEMORY ? "memory" : "file",
   };
 }
 

@@ -34,6 +34,7 @@ import {
 } from "./task-status.js";
 import {
   checkServerVersion,
+  keepProvisioned,
   provisionStatusBucket,
   provisionWorkerType,
   type StatusTopologyOptions,
@@ -66,9 +67,13 @@ export async function createNatsTaskBackend(options: NatsTaskBackendOptions): Pr
   const { nc, registry } = options;
   checkServerVersion(nc);
   const jsm = await jetstreamManager(nc);
-  try {
+  const provision = async () => {
     for (const definition of registry.definitions) await provisionWorkerType(jsm, definition, options.topology);
-    const kv = await provisionStatusBucket(nc, options.topology);
+    return provisionStatusBucket(nc, options.topology);
+  };
+  try {
+    const kv = await provision();
+    keepProvisioned(nc, provision, () => {}); // a failure shows as UNAVAILABLE on the next submit
     return new NatsTaskBackend(
       nc,
       jsm,

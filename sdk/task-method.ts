@@ -74,6 +74,8 @@ export interface TaskServiceDefinition<M extends Record<string, TaskMethod> = Re
   readonly maxRate?: number;
   /** Tasks queued or running at most, from `(taskwire.v1.worker).max_queued`; 0 or absent: unbounded. */
   readonly maxQueued?: number;
+  /** Where the broker keeps the type's tasks, from `(taskwire.v1.worker).storage`. @default "file" */
+  readonly storage?: "file" | "memory";
   /** The task kinds, by local name. */
   readonly methods: M;
 }
@@ -96,6 +98,7 @@ export function defineTaskService<M extends Record<string, Omit<TaskMethod, "wor
   maxConcurrency?: number;
   maxRate?: number;
   maxQueued?: number;
+  storage?: "file" | "memory";
   methods: M;
 }): TaskServiceDefinition<{ [K in keyof M]: M[K] & { readonly workerType: string } }> {
   const methods = Object.fromEntries(

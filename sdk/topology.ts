@@ -130,7 +130,7 @@ export function checkServerVersion(nc: NatsConnection): void {
  */
 export async function provisionWorkerType(
   jsm: JetStreamManager,
-  definition: Pick<TaskServiceDefinition, "workerType" | "maxQueued">,
+  definition: Pick<TaskServiceDefinition, "workerType" | "maxQueued" | "storage">,
   options: WorkerTypeTopologyOptions = {},
 ): Promise<void> {
   const { workerType } = definition;
@@ -138,7 +138,7 @@ export async function provisionWorkerType(
     name: topology.streamName(workerType),
     subjects: [topology.streamSubjects(workerType)],
     retention: RetentionPolicy.Workqueue,
-    storage: options.storage === "memory" ? StorageType.Memory : StorageType.File,
+    storage: (options.storage ?? definition.storage) === "memory" ? StorageType.Memory : StorageType.File,
     num_replicas: options.replicas ?? 1,
     discard: DiscardPolicy.New,
     // One message per subject, and each task has its own subject: a task id can
@@ -204,6 +204,23 @@ export async function provisionWorkerType(
     };
     await addOrUpdateConsumer(jsm, stream.name, consumer);
   }
+}
+
+/**
+ * Runs `provision` again after every reconnect: a restarted server has lost
+ * its memory streams, definitions included, and the types stored there would
+ * refuse every task until provisioned anew.
+ */
+export function keepProvisioned(
+  nc: NatsConnection,
+  provision: () => Promise<unknown>,
+  onError: (error: unknown) => void,
+): void {
+  void (async () => {
+    for await (const status of nc.status()) {
+      if (status.type === "reconnect") await provision().catch(onError);
+    }
+  })();
 }
 
 /** Creates or opens the task status bucket. Idempotent. */

@@ -10,6 +10,7 @@ import { TaskError } from "../sdk/task-error.js";
 import type { TaskServiceDefinition } from "../sdk/task-method.js";
 import {
   checkServerVersion,
+  keepProvisioned,
   provisionStatusBucket,
   provisionWorkerType,
   type StatusTopologyOptions,
@@ -92,10 +93,16 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
   try {
     checkServerVersion(nc);
     const jsm = await jetstreamManager(nc);
-    for (const service of options.services) await provisionWorkerType(jsm, service.definition, options.topology);
-    const kv = await provisionStatusBucket(nc, options.topology);
+    const provision = async () => {
+      for (const service of options.services) await provisionWorkerType(jsm, service.definition, options.topology);
+      return provisionStatusBucket(nc, options.topology);
+    };
+    const kv = await provision();
     const worker = new TaskWorker(nc, owned, { kv, requests: new RequestPipeline(nc) }, options);
     await worker.start();
+    keepProvisioned(nc, provision, (error) =>
+      options.onEvent?.({ type: "error", error: fromNatsError(error, "provisioning after a reconnect") }),
+    );
     return worker;
   } catch (error) {
     if (owned) await nc.close();

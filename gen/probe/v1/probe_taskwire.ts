@@ -5,7 +5,7 @@
 import type { SubmitOptions, TaskClient, TaskHandle } from "taskwire";
 import { defineTaskService } from "taskwire";
 import type { RunRequest } from "./probe_pb.js";
-import { LimitedProbeService, ProbeService, RunRequestSchema, RunResponseSchema } from "./probe_pb.js";
+import { LimitedProbeService, ProbeService, RunRequestSchema, RunResponseSchema, VolatileProbeService } from "./probe_pb.js";
 import type { TaskContext, TaskServiceImplementation } from "taskwire/worker";
 import { implementTaskService } from "taskwire/worker";
 import type { MessageInitShape } from "@bufbuild/protobuf";
@@ -134,5 +134,67 @@ export interface LimitedProbeServiceClient {
 export function createLimitedProbeServiceClient(client: TaskClient): LimitedProbeServiceClient {
   return {
     run: (request, options) => client.submitTask(limitedProbeService.methods.run, request, options),
+  };
+}
+
+/**
+ * The task service probe.v1.VolatileProbeService, run by workers of type "volatile".
+ */
+export const volatileProbeService = defineTaskService({
+  workerType: "volatile",
+  service: VolatileProbeService,
+  concurrency: 0,
+  storage: "memory",
+  methods: {
+    run: {
+      name: "Run",
+      input: RunRequestSchema,
+      output: RunResponseSchema,
+      defaults: {},
+    },
+  },
+});
+
+/**
+ * The same probe as a worker type whose tasks the broker keeps in memory.
+ *
+ * @generated from service probe.v1.VolatileProbeService
+ */
+export interface VolatileProbeServiceHandler {
+  /**
+   * Runs as the request says.
+   *
+   * @generated from rpc probe.v1.VolatileProbeService.Run
+   */
+  run(request: RunRequest, ctx: TaskContext): Promise<MessageInitShape<typeof RunResponseSchema>>;
+}
+
+/**
+ * Binds a VolatileProbeServiceHandler for the worker runtime: export the result from a handler module.
+ */
+export function implementVolatileProbeService(handler: VolatileProbeServiceHandler): TaskServiceImplementation<typeof volatileProbeService.methods> {
+  return implementTaskService(volatileProbeService, {
+    run: (request, ctx) => handler.run(request, ctx),
+  });
+}
+
+/**
+ * Submits tasks of probe.v1.VolatileProbeService; each call resolves once the task is durably accepted.
+ */
+export interface VolatileProbeServiceClient {
+  /**
+   * Runs as the request says.
+   *
+   * @generated from rpc probe.v1.VolatileProbeService.Run
+   */
+  run(request: MessageInitShape<typeof RunRequestSchema>, options?: SubmitOptions): Promise<TaskHandle<typeof RunResponseSchema>>;
+}
+
+/**
+ * A typed VolatileProbeServiceClient over a Taskwire client (gateway or direct mode).
+ */
+export function createVolatileProbeServiceClient(client: TaskClient): VolatileProbeServiceClient {
+  return {
+    run: (request, options) => client.submitTask(volatileProbeService.methods.run, request, options),
   };
 }

@@ -2,8 +2,8 @@
 // @generated from file taskwire/v1/options.proto (package taskwire.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenExtension, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
-import { extDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenExtension, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, extDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Duration, FieldOptions as FieldOptions$1, MethodOptions, ServiceOptions } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_descriptor, file_google_protobuf_duration } from "@bufbuild/protobuf/wkt";
 import type { DeliveryMode, Priority, RetryPolicy } from "./task_pb.js";
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file taskwire/v1/options.proto.
  */
 export const file_taskwire_v1_options: GenFile = /*@__PURE__*/
-  fileDesc("Chl0YXNrd2lyZS92MS9vcHRpb25zLnByb3RvEgt0YXNrd2lyZS52MSKdAQoNV29ya2VyT3B0aW9ucxIMCgR0eXBlGAEgASgJEhMKC2NvbmN1cnJlbmN5GAIgASgNEioKCGRlZmF1bHRzGAMgASgLMhgudGFza3dpcmUudjEuVGFza09wdGlvbnMSFwoPbWF4X2NvbmN1cnJlbmN5GAQgASgNEhAKCG1heF9yYXRlGAUgASgBEhIKCm1heF9xdWV1ZWQYBiABKAQi6gEKC1Rhc2tPcHRpb25zEioKB3RpbWVvdXQYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SJwoFcmV0cnkYAiABKAsyGC50YXNrd2lyZS52MS5SZXRyeVBvbGljeRInCghwcmlvcml0eRgDIAEoDjIVLnRhc2t3aXJlLnYxLlByaW9yaXR5EisKCGRlbGl2ZXJ5GAQgASgOMhkudGFza3dpcmUudjEuRGVsaXZlcnlNb2RlEjAKDWV4cGlyZXNfYWZ0ZXIYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iIAoMRmllbGRPcHRpb25zEhAKCHJlcXVpcmVkGAEgASgIOlUKBndvcmtlchIfLmdvb2dsZS5wcm90b2J1Zi5TZXJ2aWNlT3B0aW9ucxi6lAMgASgLMhoudGFza3dpcmUudjEuV29ya2VyT3B0aW9uc1IGd29ya2VyOk4KBHRhc2sSHi5nb29nbGUucHJvdG9idWYuTWV0aG9kT3B0aW9ucxi6lAMgASgLMhgudGFza3dpcmUudjEuVGFza09wdGlvbnNSBHRhc2s6UAoFZmllbGQSHS5nb29nbGUucHJvdG9idWYuRmllbGRPcHRpb25zGLqUAyABKAsyGS50YXNrd2lyZS52MS5GaWVsZE9wdGlvbnNSBWZpZWxkYgZwcm90bzM", [file_google_protobuf_descriptor, file_google_protobuf_duration, file_taskwire_v1_task]);
+  fileDesc("Chl0YXNrd2lyZS92MS9vcHRpb25zLnByb3RvEgt0YXNrd2lyZS52MSLEAQoNV29ya2VyT3B0aW9ucxIMCgR0eXBlGAEgASgJEhMKC2NvbmN1cnJlbmN5GAIgASgNEioKCGRlZmF1bHRzGAMgASgLMhgudGFza3dpcmUudjEuVGFza09wdGlvbnMSFwoPbWF4X2NvbmN1cnJlbmN5GAQgASgNEhAKCG1heF9yYXRlGAUgASgBEhIKCm1heF9xdWV1ZWQYBiABKAQSJQoHc3RvcmFnZRgHIAEoDjIULnRhc2t3aXJlLnYxLlN0b3JhZ2Ui6gEKC1Rhc2tPcHRpb25zEioKB3RpbWVvdXQYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SJwoFcmV0cnkYAiABKAsyGC50YXNrd2lyZS52MS5SZXRyeVBvbGljeRInCghwcmlvcml0eRgDIAEoDjIVLnRhc2t3aXJlLnYxLlByaW9yaXR5EisKCGRlbGl2ZXJ5GAQgASgOMhkudGFza3dpcmUudjEuRGVsaXZlcnlNb2RlEjAKDWV4cGlyZXNfYWZ0ZXIYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iIAoMRmllbGRPcHRpb25zEhAKCHJlcXVpcmVkGAEgASgIKkgKB1N0b3JhZ2USFwoTU1RPUkFHRV9VTlNQRUNJRklFRBAAEhAKDFNUT1JBR0VfRklMRRABEhIKDlNUT1JBR0VfTUVNT1JZEAI6VQoGd29ya2VyEh8uZ29vZ2xlLnByb3RvYnVmLlNlcnZpY2VPcHRpb25zGLqUAyABKAsyGi50YXNrd2lyZS52MS5Xb3JrZXJPcHRpb25zUgZ3b3JrZXI6TgoEdGFzaxIeLmdvb2dsZS5wcm90b2J1Zi5NZXRob2RPcHRpb25zGLqUAyABKAsyGC50YXNrd2lyZS52MS5UYXNrT3B0aW9uc1IEdGFzazpQCgVmaWVsZBIdLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE9wdGlvbnMYupQDIAEoCzIZLnRhc2t3aXJlLnYxLkZpZWxkT3B0aW9uc1IFZmllbGRiBnByb3RvMw", [file_google_protobuf_descriptor, file_google_protobuf_duration, file_taskwire_v1_task]);
 
 /**
  * Marks a service as a task service: each of its unary rpcs is a task kind whose
@@ -76,6 +76,13 @@ export type WorkerOptions = Message<"taskwire.v1.WorkerOptions"> & {
    * @generated from field: uint64 max_queued = 6;
    */
   maxQueued: bigint;
+
+  /**
+   * Where the broker keeps the type's tasks (see docs/semantics.md).
+   *
+   * @generated from field: taskwire.v1.Storage storage = 7;
+   */
+  storage: Storage;
 };
 
 /**
@@ -158,6 +165,41 @@ export type FieldOptions = Message<"taskwire.v1.FieldOptions"> & {
  */
 export const FieldOptionsSchema: GenMessage<FieldOptions> = /*@__PURE__*/
   messageDesc(file_taskwire_v1_options, 2);
+
+/**
+ * Where the broker keeps a worker type's queued, delayed and dead-lettered tasks.
+ *
+ * @generated from enum taskwire.v1.Storage
+ */
+export enum Storage {
+  /**
+   * The default: file.
+   *
+   * @generated from enum value: STORAGE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * On disk: everything accepted survives a nats-server restart.
+   *
+   * @generated from enum value: STORAGE_FILE = 1;
+   */
+  FILE = 1,
+
+  /**
+   * In memory, faster: a nats-server restart loses every queued, delayed and
+   * dead-lettered task of the type (statuses and results are kept).
+   *
+   * @generated from enum value: STORAGE_MEMORY = 2;
+   */
+  MEMORY = 2,
+}
+
+/**
+ * Describes the enum taskwire.v1.Storage.
+ */
+export const StorageSchema: GenEnum<Storage> = /*@__PURE__*/
+  enumDesc(file_taskwire_v1_options, 0);
 
 /**
  * Marks the service as a task service and names its worker type.

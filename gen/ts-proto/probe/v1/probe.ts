@@ -413,6 +413,51 @@ export const LimitedProbeServiceClient = makeGenericClientConstructor(
   serviceName: string;
 };
 
+/** The same probe as a worker type whose tasks the broker keeps in memory. */
+export type VolatileProbeServiceService = typeof VolatileProbeServiceService;
+export const VolatileProbeServiceService = {
+  /** Runs as the request says. */
+  run: {
+    path: "/probe.v1.VolatileProbeService/Run" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RunRequest): Buffer => Buffer.from(RunRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RunRequest => RunRequest.decode(value),
+    responseSerialize: (value: RunResponse): Buffer => Buffer.from(RunResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RunResponse => RunResponse.decode(value),
+  },
+} as const;
+
+export interface VolatileProbeServiceServer extends UntypedServiceImplementation {
+  /** Runs as the request says. */
+  run: handleUnaryCall<RunRequest, RunResponse>;
+}
+
+export interface VolatileProbeServiceClient extends Client {
+  /** Runs as the request says. */
+  run(request: RunRequest, callback: (error: ServiceError | null, response: RunResponse) => void): ClientUnaryCall;
+  run(
+    request: RunRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RunResponse) => void,
+  ): ClientUnaryCall;
+  run(
+    request: RunRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RunResponse) => void,
+  ): ClientUnaryCall;
+}
+
+export const VolatileProbeServiceClient = makeGenericClientConstructor(
+  VolatileProbeServiceService,
+  "probe.v1.VolatileProbeService",
+) as unknown as {
+  new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): VolatileProbeServiceClient;
+  service: typeof VolatileProbeServiceService;
+  serviceName: string;
+};
+
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
 export type DeepPartial<T> = T extends Builtin ? T

@@ -21,6 +21,52 @@ export const protobufPackage = "taskwire.v1";
 
 export const protobufFileName = "taskwire/v1/options.proto";
 
+/** Where the broker keeps a worker type's queued, delayed and dead-lettered tasks. */
+export enum Storage {
+  /** STORAGE_UNSPECIFIED - The default: file. */
+  STORAGE_UNSPECIFIED = 0,
+  /** STORAGE_FILE - On disk: everything accepted survives a nats-server restart. */
+  STORAGE_FILE = 1,
+  /**
+   * STORAGE_MEMORY - In memory, faster: a nats-server restart loses every queued, delayed and
+   * dead-lettered task of the type (statuses and results are kept).
+   */
+  STORAGE_MEMORY = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function storageFromJSON(object: any): Storage {
+  switch (object) {
+    case 0:
+    case "STORAGE_UNSPECIFIED":
+      return Storage.STORAGE_UNSPECIFIED;
+    case 1:
+    case "STORAGE_FILE":
+      return Storage.STORAGE_FILE;
+    case 2:
+    case "STORAGE_MEMORY":
+      return Storage.STORAGE_MEMORY;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return Storage.UNRECOGNIZED;
+  }
+}
+
+export function storageToJSON(object: Storage): string {
+  switch (object) {
+    case Storage.STORAGE_UNSPECIFIED:
+      return "STORAGE_UNSPECIFIED";
+    case Storage.STORAGE_FILE:
+      return "STORAGE_FILE";
+    case Storage.STORAGE_MEMORY:
+      return "STORAGE_MEMORY";
+    case Storage.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /**
  * Marks a service as a task service: each of its unary rpcs is a task kind whose
  * request is the workitem payload and whose response is the result.
@@ -62,6 +108,8 @@ export interface WorkerOptions {
    * RESOURCE_EXHAUSTED. Zero: unbounded.
    */
   maxQueued: number;
+  /** Where the broker keeps the type's tasks (see docs/semantics.md). */
+  storage: Storage;
 }
 
 /** Defaults of one task kind. Every field may be overridden per task at submit. */
@@ -97,7 +145,7 @@ export interface FieldOptions {
 }
 
 function createBaseWorkerOptions(): WorkerOptions {
-  return { type: "", concurrency: 0, defaults: undefined, maxConcurrency: 0, maxRate: 0, maxQueued: 0 };
+  return { type: "", concurrency: 0, defaults: undefined, maxConcurrency: 0, maxRate: 0, maxQueued: 0, storage: 0 };
 }
 
 export const WorkerOptions: MessageFns<WorkerOptions> = {
@@ -119,6 +167,9 @@ export const WorkerOptions: MessageFns<WorkerOptions> = {
     }
     if (message.maxQueued !== 0) {
       writer.uint32(48).uint64(message.maxQueued);
+    }
+    if (message.storage !== 0) {
+      writer.uint32(56).int32(message.storage);
     }
     return writer;
   },
@@ -184,6 +235,14 @@ export const WorkerOptions: MessageFns<WorkerOptions> = {
             message.maxQueued = longToNumber(reader.uint64());
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.storage = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -216,6 +275,7 @@ export const WorkerOptions: MessageFns<WorkerOptions> = {
         : isSet(object.max_queued)
         ? globalThis.Number(object.max_queued)
         : 0,
+      storage: isSet(object.storage) ? storageFromJSON(object.storage) : 0,
     };
   },
 
@@ -239,6 +299,9 @@ export const WorkerOptions: MessageFns<WorkerOptions> = {
     if (message.maxQueued !== 0) {
       obj.maxQueued = Math.round(message.maxQueued);
     }
+    if (message.storage !== 0) {
+      obj.storage = storageToJSON(message.storage);
+    }
     return obj;
   },
 
@@ -255,6 +318,7 @@ export const WorkerOptions: MessageFns<WorkerOptions> = {
     message.maxConcurrency = object.maxConcurrency ?? 0;
     message.maxRate = object.maxRate ?? 0;
     message.maxQueued = object.maxQueued ?? 0;
+    message.storage = object.storage ?? 0;
     return message;
   },
 };
