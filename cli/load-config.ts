@@ -2,6 +2,7 @@ import { readFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { parse } from "yaml";
 import type { PoolOptions } from "../worker-runtime/create-supervisor.js";
+import { httpWorkerModule } from "../worker-runtime/http-executor.js";
 
 /** taskwire.yaml, resolved: paths absolute, defaults filled. */
 export interface TaskwireConfig {
@@ -77,6 +78,9 @@ export async function loadConfig(path: string): Promise<TaskwireConfig> {
   const nats = obj(top.nats, "nats");
   const gateway = obj(top.gateway, "gateway");
   const worker = obj(top.worker, "worker");
+  const services = list(gateway.services, "gateway.services").map((s, i) =>
+    resolve(root, str(s, `gateway.services[${i}]`)),
+  );
   const poolNames = new Set<string>();
   const pools = list(worker.pools, "worker.pools").map((entry, i) => {
     const key = `worker.pools[${i}]`;
@@ -86,9 +90,26 @@ export async function loadConfig(path: string): Promise<TaskwireConfig> {
       fail(`${key}.name`, `"${name}" must be lower case letters, digits, '-' or '_'`);
     if (poolNames.has(name)) fail(`${key}.name`, `"${name}" is used by two pools`);
     poolNames.add(name);
+    // An HTTP executor pool: POSTs each task to a URL per "<type>/<Method>" instead of a handler module.
+    const http = pool.http === undefined ? undefined : obj(pool.http, `${key}.http`);
+    if (http && pool.module !== undefined) fail(key, "has both module and http: choose one");
+    const targets: Record<string, string> = {};
+    for (const [target, url] of Object.entries(http ?? {})) {
+      if (!/^[a-z][a-z0-9_-]*\/[A-Za-z][A-Za-z0-9]*$/.test(target))
+        fail(`${key}.http`, `key "${target}" must be <worker type>/<Method>`);
+      targets[target] = str(url, `${key}.http.${target}`);
+    }
     return {
       name,
-      module: resolve(root, str(pool.module, `${key}.module`)),
+      ...(http
+        ? {
+            module: httpWorkerModule,
+            env: {
+              TASKWIRE_HTTP_TARGETS: JSON.stringify(targets),
+              TASKWIRE_HTTP_SERVICES: JSON.stringify(services),
+            },
+          }
+        : { module: resolve(root, str(pool.module, `${key}.module`)) }),
       processes: int(pool.processes, `${key}.processes`, 1),
       ...(pool.concurrency !== undefined ? { concurrency: int(pool.concurrency, `${key}.concurrency`, 1) } : {}),
       ...(pool.user !== undefined ? { user: str(pool.user, `${key}.user`) } : {}),
@@ -104,9 +125,7 @@ export async function loadConfig(path: string): Promise<TaskwireConfig> {
     gateway: {
       host: str(gateway.host, "gateway.host", "127.0.0.1"),
       port: int(gateway.port, "gateway.port", 8080, 0),
-      services: list(gateway.services, "gateway.services").map((s, i) =>
-        resolve(root, str(s, `gateway.services[${i}]`)),
-      ),
+      services,
     },
     worker: {
       shutdownGraceMs: int(worker.shutdownGraceMs, "worker.shutdownGraceMs", 30_000, 0),

@@ -15,6 +15,8 @@ export interface PoolOptions {
   user?: string;
   /** ...and group (a name or a gid). @default the user's primary group */
   group?: string;
+  /** Extra environment for this pool's processes. */
+  env?: Record<string, string>;
 }
 
 /** Options of {@link createSupervisor}. */
@@ -99,6 +101,7 @@ export function createSupervisor(options: SupervisorOptions): Supervisor {
       env: {
         ...process.env,
         ...options.env,
+        ...pool.env,
         TASKWIRE_NATS: options.nats,
         TASKWIRE_WORKER_MODULE: pool.module,
         TASKWIRE_WORKER_ID: workerId,

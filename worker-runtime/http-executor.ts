@@ -1,3 +1,4 @@
+import { fileURLToPath } from "node:url";
 import { createRegistry, type DescMessage, fromJson, type JsonValue, toJsonString } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import { TaskError } from "../sdk/task-error.js";
@@ -9,6 +10,11 @@ import {
   type TaskServiceHandlers,
   type TaskServiceImplementation,
 } from "./task-service-implementation.js";
+
+/** The handler module supervisors run for HTTP executor pools. */
+export const httpWorkerModule = fileURLToPath(
+  new URL(`./http-worker.${import.meta.url.endsWith(".ts") ? "ts" : "js"}`, import.meta.url),
+);
 
 /**
  * Runs a task service's methods by POSTing each task to a URL (the App Engine

@@ -21,6 +21,7 @@
 export { NonRetryableError, TaskError } from "../sdk/task-error.js";
 export type { Worker, WorkerOptions, WorkerState } from "./create-worker.js";
 export { createWorker } from "./create-worker.js";
+export { httpWorkerModule, implementHttpService } from "./http-executor.js";
 export type { TaskMiddleware } from "./middleware.js";
 export type { ResultEventOptions, ResultHook } from "./result-events.js";
 export { taskResultOf } from "./result-events.js";

@@ -17,7 +17,8 @@ export async function loadImplementations(
   } catch (error) {
     throw new Error(`cannot load handler module ${modulePath}: ${(error as Error).message}`, { cause: error });
   }
-  const found = Object.values(exports).filter(isTaskServiceImplementation);
+  // Lists count too: a module may build its implementations at load time.
+  const found = Object.values(exports).flat().filter(isTaskServiceImplementation);
   if (found.length === 0) {
     throw new Error(
       `handler module ${modulePath} exports no task service implementation (export the result of a generated implement<Service>() call)`,

@@ -1,14 +1,20 @@
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadConfig } from "../../cli/load-config.js";
 import { probeService } from "../../gen/probe/v1/probe_taskwire.js";
 import { TaskState } from "../../gen/taskwire/v1/task_pb.js";
 import { createClient, type TaskwireClient } from "../../sdk/create-client.js";
 import type { TaskError } from "../../sdk/task-error.js";
+import { createSupervisor } from "../../worker-runtime/create-supervisor.js";
 import { createWorker, type Worker } from "../../worker-runtime/create-worker.js";
 import { implementHttpService } from "../../worker-runtime/http-executor.js";
 import { type NatsServer, startNatsServer } from "../support/nats-server.js";
+import { repoRoot } from "../support/tools.js";
 
 const run = probeService.methods.run;
 
@@ -18,6 +24,7 @@ describe("HTTP push executor", () => {
   let client: TaskwireClient;
   let server: Server;
   let worker: Worker;
+  let url: string;
   const seen: Array<{ headers: IncomingHttpHeaders; body: string }> = [];
 
   beforeAll(async () => {
@@ -43,7 +50,7 @@ describe("HTTP push executor", () => {
       });
     });
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/run`;
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/run`;
     nats = await startNatsServer();
     client = await createClient({ nats: nats.url, services: [probeService] });
     worker = await createWorker({ nats: nats.url, services: [implementHttpService(probeService, { Run: url })] });
@@ -88,6 +95,38 @@ describe("HTTP push executor", () => {
     );
     expect(error?.code).toBe(Code.DeadlineExceeded);
     expect((await task.status()).state).toBe(TaskState.FAILED);
+  });
+
+  it("runs as a supervised pool configured in taskwire.yaml (worker.pools[].http)", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "taskwire-http-"));
+    const file = join(dir, "taskwire.yaml");
+    await writeFile(
+      file,
+      `gateway:
+  services: [${join(repoRoot, "gen/probe/v1/probe_taskwire.ts")}]
+worker:
+  pools:
+    - name: pusher
+      http:
+        probe/Run: ${url}
+`,
+    );
+    const config = await loadConfig(file);
+    await worker.close(); // only the pool's process serves the type now
+    const supervisor = createSupervisor({ nats: nats.url, pools: config.worker.pools, onEvent: () => {} });
+    try {
+      await supervisor.ready;
+      const task = await client.submitTask(run, { label: "configured" });
+      expect((await task.result()).label).toBe("CONFIGURED");
+      await writeFile(
+        file,
+        "worker:\n  pools:\n    - name: bad\n      module: x.ts\n      http: { probe/Run: http://x }\n",
+      );
+      await expect(loadConfig(file)).rejects.toThrow(/worker.pools\[0\] has both module and http/);
+    } finally {
+      await supervisor.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it("refuses a target for an rpc the service does not have, or a malformed URL", () => {
