@@ -9,7 +9,7 @@ import { createClient } from "taskwire";
 import { echoService } from "../gen/bench/v1/bench_taskwire.js";
 import { startNatsServer } from "../test/support/nats-server.js";
 import { writeSection } from "./doc-section.js";
-import { peakRssBytes, startChild } from "./processes.js";
+import { peakRssBytes, startEchoWorker } from "./processes.js";
 import { markdownTable } from "./report.js";
 import { payloadText } from "./target.js";
 
@@ -18,13 +18,7 @@ const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(0);
 
 async function bulkRun(tasks: number): Promise<string[]> {
   const nats = await startNatsServer();
-  const worker = await startChild("worker-runtime/worker-process.ts", {
-    env: {
-      TASKWIRE_NATS: nats.url,
-      TASKWIRE_WORKER_MODULE: "bench/systems/echo-handler.ts",
-      TASKWIRE_WORKER_ID: "bench-worker",
-    },
-  });
+  const worker = await startEchoWorker(nats.url);
   const client = await createClient({ nats: nats.url, services: [echoService] });
   try {
     const tenth = Math.max(1, Math.floor(tasks / 10));

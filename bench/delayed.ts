@@ -13,7 +13,7 @@ import { echoService } from "../gen/bench/v1/bench_taskwire.js";
 import { TaskError } from "../sdk/task-error.js";
 import { startNatsServer } from "../test/support/nats-server.js";
 import { writeSection } from "./doc-section.js";
-import { peakRssBytes, startChild } from "./processes.js";
+import { peakRssBytes, startEchoWorker } from "./processes.js";
 import { markdownTable } from "./report.js";
 import { payloadText } from "./target.js";
 
@@ -53,13 +53,7 @@ async function delayedRun(tasks: number): Promise<string[]> {
     await Promise.all(Array.from({ length: maxBatchesInFlight }, lane));
     const perSecond = tasks / ((performance.now() - started) / 1000);
 
-    const worker = await startChild("worker-runtime/worker-process.ts", {
-      env: {
-        TASKWIRE_NATS: nats.url,
-        TASKWIRE_WORKER_MODULE: "bench/systems/echo-handler.ts",
-        TASKWIRE_WORKER_ID: "bench-worker",
-      },
-    });
+    const worker = await startEchoWorker(nats.url);
     try {
       const before = performance.now();
       await (await client.submitTask(echo, { text: payloadText })).result();

@@ -105,3 +105,18 @@ function nextMessage(child: ChildProcess, script: string): Promise<unknown> {
 function isReady(message: unknown): message is Record<string, unknown> {
   return typeof message === "object" && message !== null && (message as { type?: unknown }).type === "ready";
 }
+
+/** The Taskwire worker of the benchmarks: the runtime's own worker process entry, running the echo handler. */
+export const echoWorker = {
+  script: "worker-runtime/worker-process.ts",
+  env: (natsUrl: string) => ({
+    TASKWIRE_NATS: natsUrl,
+    TASKWIRE_WORKER_MODULE: "bench/systems/echo-handler.ts",
+    TASKWIRE_WORKER_ID: "bench-worker",
+  }),
+};
+
+/** {@link echoWorker} against `natsUrl`. */
+export function startEchoWorker(natsUrl: string): Promise<BenchChild> {
+  return startChild(echoWorker.script, { env: echoWorker.env(natsUrl) });
+}

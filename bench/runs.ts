@@ -1,4 +1,5 @@
 import type { Deployment } from "./deployment.js";
+import { echoWorker } from "./processes.js";
 import type { TargetSpec } from "./target.js";
 
 /** The systems `npm run bench` compares. Ratios refer to them by id. */
@@ -25,18 +26,10 @@ export interface Run {
   deploy(deployment: Deployment): Promise<TargetSpec>;
 }
 
-const taskwireWorker = "worker-runtime/worker-process.ts";
-
-/** The Taskwire worker: the runtime's own worker process entry, running the echo handler. */
+/** A nats-server and the Taskwire worker. */
 async function deployTaskwire(deployment: Deployment): Promise<string> {
   const nats = await deployment.nats();
-  await deployment.child("worker", taskwireWorker, {
-    env: {
-      TASKWIRE_NATS: nats.url,
-      TASKWIRE_WORKER_MODULE: "bench/systems/echo-handler.ts",
-      TASKWIRE_WORKER_ID: "bench-worker",
-    },
-  });
+  await deployment.child("worker", echoWorker.script, { env: echoWorker.env(nats.url) });
   return nats.url;
 }
 

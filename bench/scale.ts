@@ -12,7 +12,7 @@ import { echoService } from "../gen/bench/v1/bench_taskwire.js";
 import { TaskError } from "../sdk/task-error.js";
 import { startNatsServer } from "../test/support/nats-server.js";
 import { writeSection } from "./doc-section.js";
-import { peakRssBytes, startChild } from "./processes.js";
+import { peakRssBytes, startEchoWorker } from "./processes.js";
 import { markdownTable } from "./report.js";
 import { payloadText } from "./target.js";
 
@@ -30,13 +30,7 @@ interface ScaleResult {
 
 async function scaleRun(tasks: number): Promise<ScaleResult> {
   const nats = await startNatsServer();
-  const worker = await startChild("worker-runtime/worker-process.ts", {
-    env: {
-      TASKWIRE_NATS: nats.url,
-      TASKWIRE_WORKER_MODULE: "bench/systems/echo-handler.ts",
-      TASKWIRE_WORKER_ID: "bench-worker",
-    },
-  });
+  const worker = await startEchoWorker(nats.url);
   const client = await createClient({ nats: nats.url, services: [echoService] });
   try {
     // The first result starts following the worker type's status writes.

@@ -20,7 +20,7 @@ import type { QueueBackend } from "./queue-backend.js";
 import { RequestPipeline } from "./request-pipeline.js";
 import type { TaskBackend } from "./task-backend.js";
 import { TaskError } from "./task-error.js";
-import { taskIdToken, workerTypeOfTaskId } from "./task-id.js";
+import { taskIdToken, workerTypeOf } from "./task-id.js";
 import { readStatus, type StatusBucket, writeStatus } from "./task-status.js";
 import { topology } from "./topology.js";
 
@@ -166,7 +166,7 @@ class NatsQueueBackend implements QueueBackend {
   }
 
   async retryDeadLetter(taskId: string): Promise<TaskStatus> {
-    const workerType = this.workerTypeOf(taskId);
+    const workerType = workerTypeOf(taskId);
     const found = await this.findDeadLetter(taskId);
     const letter = fromBinary(DeadLetterSchema, found.data);
     const { workItem } = letter;
@@ -229,7 +229,7 @@ class NatsQueueBackend implements QueueBackend {
       if (taskIds.length === 0) return (await this.jsm.streams.purge(stream)).purged;
       let purged = 0;
       for (const taskId of taskIds) {
-        if (this.workerTypeOf(taskId) !== workerType) {
+        if (workerTypeOf(taskId) !== workerType) {
           throw new TaskError(`task ${taskId} is not of worker type ${workerType}`, Code.InvalidArgument);
         }
         const filter = topology.deadLetterSubject(workerType, taskIdToken(taskId));
@@ -240,7 +240,7 @@ class NatsQueueBackend implements QueueBackend {
   }
 
   private async findDeadLetter(taskId: string): Promise<StoredMessage> {
-    const workerType = this.workerTypeOf(taskId);
+    const workerType = workerTypeOf(taskId);
     await this.ensureType(workerType);
     const found = await this.nats(workerType, `reading the dead letter of ${taskId}`, () =>
       directGet(this.bucket.requests, topology.deadLetterStream(workerType), {
@@ -270,16 +270,5 @@ class NatsQueueBackend implements QueueBackend {
       }
       throw fromNatsError(error, doing);
     }
-  }
-
-  private workerTypeOf(taskId: string): string {
-    const type = workerTypeOfTaskId(taskId);
-    if (!type) {
-      throw new TaskError(
-        `task id "${taskId}" is malformed: expected "<worker type>.<26 letters and digits>"`,
-        Code.InvalidArgument,
-      );
-    }
-    return type;
   }
 }

@@ -22,7 +22,7 @@ import { ResultInbox } from "./result-inbox.js";
 import { StatusFeed } from "./status-feed.js";
 import type { TaskBackend } from "./task-backend.js";
 import { TaskError } from "./task-error.js";
-import { taskIdToken, workerTypeOfTaskId } from "./task-id.js";
+import { taskIdToken, workerTypeOf } from "./task-id.js";
 import type { TaskRegistry } from "./task-registry.js";
 import {
   isTerminal,
@@ -224,7 +224,7 @@ class NatsTaskBackend implements TaskBackend {
   }
 
   async *watchTask(taskId: string, signal?: AbortSignal): AsyncIterable<TaskStatus> {
-    const workerType = this.workerTypeOf(taskId);
+    const workerType = workerTypeOf(taskId);
     this.ensureAvailable(`watching ${taskId}`);
     const updates = new Mailbox<StoredStatus | TaskError>();
     const listener = (update: StoredStatus | undefined) =>
@@ -262,7 +262,7 @@ class NatsTaskBackend implements TaskBackend {
   }
 
   async cancelTask(taskId: string, reason: string): Promise<TaskStatus> {
-    const workerType = this.workerTypeOf(taskId);
+    const workerType = workerTypeOf(taskId);
     for (;;) {
       const current = await this.load(taskId);
       if (isTerminal(current.status.state)) return current.status;
@@ -340,7 +340,7 @@ class NatsTaskBackend implements TaskBackend {
 
   /** The status record, or the queued WorkItem's status (revision 0), or NOT_FOUND. */
   private async load(taskId: string): Promise<StoredStatus> {
-    const workerType = this.workerTypeOf(taskId);
+    const workerType = workerTypeOf(taskId);
     this.ensureAvailable(`reading ${taskId}`);
     try {
       const stored = await readStatus(this.bucket, taskId);
@@ -381,16 +381,5 @@ class NatsTaskBackend implements TaskBackend {
       }
     }
     return undefined;
-  }
-
-  private workerTypeOf(taskId: string): string {
-    const type = workerTypeOfTaskId(taskId);
-    if (!type) {
-      throw new TaskError(
-        `task id "${taskId}" is malformed: expected "<worker type>.<26 letters and digits>"`,
-        Code.InvalidArgument,
-      );
-    }
-    return type;
   }
 }

@@ -1,4 +1,6 @@
 import { createHash, randomFillSync } from "node:crypto";
+import { Code } from "@connectrpc/connect";
+import { TaskError } from "./task-error.js";
 
 // Crockford's base32: sortable, case-insensitive, no ambiguous letters.
 const alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
@@ -33,10 +35,16 @@ export function keyedTaskId(workerType: string, idempotencyKey: string): string 
   return `${workerType}.K${encodeBytes(digest.subarray(0, 16)).slice(0, 25)}`;
 }
 
-/** The worker type named by a task id, or undefined when the id is malformed. */
-export function workerTypeOfTaskId(taskId: string): string | undefined {
+/** The worker type named by a task id; INVALID_ARGUMENT when the id is malformed. */
+export function workerTypeOf(taskId: string): string {
   const match = /^([a-z][a-z0-9_-]{0,63})\.([0-9A-Z]{26})$/.exec(taskId);
-  return match?.[1];
+  if (!match?.[1]) {
+    throw new TaskError(
+      `task id "${taskId}" is malformed: expected "<worker type>.<26 letters and digits>"`,
+      Code.InvalidArgument,
+    );
+  }
+  return match[1];
 }
 
 /** The part of a task id that follows the worker type (a subject token). */
