@@ -1,9 +1,16 @@
-import { create, fromBinary } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
 import { JetStreamApiError, type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream";
+import type { KV } from "@nats-io/kv";
 import { errors, headers, type NatsConnection } from "@nats-io/transport-node";
-import { type Task, TaskState, type TaskStatus, WorkItemSchema } from "../gen/taskwire/v1/task_pb.js";
+import {
+  EndpointResultSchema,
+  type Task,
+  TaskState,
+  type TaskStatus,
+  WorkItemSchema,
+} from "../gen/taskwire/v1/task_pb.js";
 import {
   type BatchSubmitResult,
   BatchSubmitResultSchema,
@@ -13,10 +20,11 @@ import {
   type SubmitResponse,
   SubmitResponseSchema,
 } from "../gen/taskwire/v1/task_service_pb.js";
+import { liveEndpoints, openWorkersBucket } from "./broadcast.js";
 import { directGet, publishToStream, type StoredMessage } from "./jetstream-ops.js";
 import { Mailbox } from "./mailbox.js";
 import { fromNatsError } from "./nats-error.js";
-import { prepareTask, type SubmitLimits } from "./prepare-task.js";
+import { type PreparedTask, prepareTask, type SubmitLimits } from "./prepare-task.js";
 import { RequestPipeline } from "./request-pipeline.js";
 import { ResultInbox } from "./result-inbox.js";
 import { StatusFeed } from "./status-feed.js";
@@ -90,6 +98,8 @@ export async function createNatsTaskBackend(options: NatsTaskBackendOptions): Pr
 class NatsTaskBackend implements TaskBackend {
   private available = true;
   private readonly availabilityListeners = new Set<(available: boolean) => void>();
+  /** Live worker instances, for broadcasts to all; opened on the first broadcast. */
+  private workers: Promise<KV> | undefined;
   private readonly statusFeed: StatusFeed;
 
   constructor(
@@ -159,6 +169,7 @@ class NatsTaskBackend implements TaskBackend {
         if (where) return this.duplicate(taskId, where.state);
       }
     }
+    if (prepared.broadcast) return this.submitBroadcast(task.workerType, prepared, prepared.broadcast, notify);
     // Before the publish: the outcome may be notified before the PubAck arrives.
     if (notify) this.results.track(taskId);
     try {
@@ -190,6 +201,66 @@ class NatsTaskBackend implements TaskBackend {
       taskId,
       state: prepared.schedule ? TaskState.SCHEDULED : TaskState.PENDING,
     });
+  }
+
+  /**
+   * A broadcast: a deadline (at which unanswered endpoints make it INCOMPLETE),
+   * then the status record listing every endpoint, then one copy per endpoint.
+   * The deadline goes first, so a submit that fails halfway still ends.
+   */
+  private async submitBroadcast(
+    workerType: string,
+    prepared: PreparedTask,
+    broadcast: NonNullable<PreparedTask["broadcast"]>,
+    notify: boolean,
+  ): Promise<SubmitResponse> {
+    const { taskId } = prepared;
+    const token = taskIdToken(taskId);
+    const doing = `broadcasting ${taskId}`;
+    try {
+      this.workers ??= openWorkersBucket(this.nc);
+      const endpoints =
+        broadcast.endpoints.length > 0 ? broadcast.endpoints : await liveEndpoints(await this.workers, workerType);
+      if (endpoints.length === 0) {
+        throw new TaskError(`${doing}: no worker of type "${workerType}" is running`, Code.FailedPrecondition, {
+          taskId,
+        });
+      }
+      const deadline = headers();
+      deadline.set("Nats-Msg-Id", `${taskId}/deadline`);
+      deadline.set("Nats-Schedule", `@at ${broadcast.deadline.toISOString()}`);
+      deadline.set("Nats-Schedule-Target", topology.dueSubject(workerType, token));
+      await publishToStream(this.bucket.requests, topology.waitingSubject(workerType, token), prepared.bytes, deadline);
+      const status = queuedStatus(fromBinary(WorkItemSchema, prepared.bytes));
+      status.endpoints = endpoints.map((endpoint) =>
+        create(EndpointResultSchema, { endpoint, state: TaskState.PENDING }),
+      );
+      if (notify) this.results.track(taskId);
+      if (!(await writeStatus(this.bucket, status, 0))) {
+        this.results.untrack(taskId);
+        return this.duplicate(taskId);
+      }
+      await Promise.all(
+        endpoints.map((endpoint) => {
+          const id = headers();
+          id.set("Nats-Msg-Id", `${taskId}/${endpoint}`);
+          const own = toBinary(WorkItemSchema, create(WorkItemSchema, { endpoint }));
+          const copy = new Uint8Array(prepared.bytes.length + own.length);
+          copy.set(prepared.bytes);
+          copy.set(own, prepared.bytes.length);
+          return publishToStream(
+            this.bucket.requests,
+            topology.broadcastSubject(workerType, endpoint, token),
+            copy,
+            id,
+          );
+        }),
+      );
+      return create(SubmitResponseSchema, { taskId, state: TaskState.PENDING });
+    } catch (error) {
+      this.results.untrack(taskId);
+      throw fromNatsError(error, doing);
+    }
   }
 
   async batchSubmit(tasks: Task[], options: { notify?: boolean } = {}): Promise<BatchSubmitResult[]> {

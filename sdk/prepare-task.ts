@@ -16,6 +16,7 @@ import {
   type Task,
   WorkItemSchema,
 } from "../gen/taskwire/v1/task_pb.js";
+import { endpointPattern } from "./broadcast.js";
 import { missingRequiredFields } from "./required-fields.js";
 import { TaskError } from "./task-error.js";
 import { keyedTaskId, newTaskId, taskIdToken } from "./task-id.js";
@@ -39,6 +40,11 @@ export interface PreparedTask {
   readonly bytes: Uint8Array;
   /** A delayed task: published with a schedule that moves it to `target` at `at`. */
   readonly schedule?: { readonly at: Date; readonly target: string };
+  /**
+   * A broadcast: one copy per endpoint (the named ones, or else every live
+   * worker instance), all answered by `deadline` or the task ends INCOMPLETE.
+   */
+  readonly broadcast?: { readonly endpoints: readonly string[]; readonly deadline: Date };
 }
 
 /** Limits checked before anything reaches NATS. */
@@ -117,8 +123,23 @@ export function prepareTask(
         ? DeliveryMode.BROADCAST
         : DeliveryMode.QUEUE
       : task.delivery;
-  if (delivery === DeliveryMode.BROADCAST || task.endpoints.length > 0) {
-    throw new TaskError("broadcast delivery is not supported yet", Code.Unimplemented);
+  const broadcast = delivery === DeliveryMode.BROADCAST;
+  if (task.endpoints.length > 0 && !broadcast) {
+    throw new TaskError(
+      `task.endpoints names workers for broadcast delivery only (${where} is queued)`,
+      Code.InvalidArgument,
+    );
+  }
+  for (const endpoint of task.endpoints) {
+    if (!endpointPattern.test(endpoint)) {
+      throw new TaskError(
+        `task.endpoints: "${endpoint}" is not a worker instance name (${endpointPattern})`,
+        Code.InvalidArgument,
+      );
+    }
+  }
+  if (broadcast && task.schedule.case !== undefined) {
+    throw new TaskError("a broadcast task cannot be delayed: submit it when it is due", Code.InvalidArgument);
   }
   const priority: PriorityName = priorityNames[task.priority] ?? method.defaults.priority ?? runtimeDefaults.priority;
   const timeoutMs = task.timeout
@@ -180,6 +201,17 @@ export function prepareTask(
     );
   }
   const token = taskIdToken(taskId);
+  if (broadcast) {
+    return {
+      taskId,
+      subject: "",
+      bytes,
+      broadcast: {
+        endpoints: [...new Set(task.endpoints)],
+        deadline: new Date(expiresAt ? timestampMs(expiresAt) : now + timeoutMs),
+      },
+    };
+  }
   if (notBefore !== undefined) {
     return {
       taskId,

@@ -30,6 +30,9 @@ import type { PriorityName, TaskServiceDefinition } from "./task-method.js";
  *   `taskwire.sched.<type>.due.<id-token>` when due, and consumer `<type>_due`
  *   (pulled by workers) moves it to its task subject.
  * - `taskwire.dead.<type>.<id-token>`: a DeadLetter, in stream `DEAD_<type>`.
+ * - `taskwire.bcast.<type>.<endpoint>.<id-token>`: a broadcast task's copy for
+ *   one worker instance, in stream `BCAST_<type>`; consumer `<type>_ep_<endpoint>`.
+ * - KV bucket `taskwire_workers`: `<type>.<worker id>` per live worker instance.
  * - `taskwire.limit.<type>.{run,rate}.<n>`: leases of the type's limits, in
  *   stream `LIMITS_<type>` (per-message TTL).
  */
@@ -68,6 +71,14 @@ export const topology = {
   limitStream: (workerType: string) => `LIMITS_${workerType}`,
   /** Lease `n` of a limit ("run": concurrency, "rate": starts per second). */
   limitSubject: (workerType: string, limit: "run" | "rate", n: number) => `taskwire.limit.${workerType}.${limit}.${n}`,
+  /** Copies of broadcast tasks, one per endpoint (worker instance). */
+  broadcastStream: (workerType: string) => `BCAST_${workerType}`,
+  broadcastSubject: (workerType: string, endpoint: string, idToken: string) =>
+    `taskwire.bcast.${workerType}.${endpoint}.${idToken}`,
+  /** The consumer of one endpoint's broadcast copies, created by that worker. */
+  endpointConsumerName: (workerType: string, endpoint: string) => `${workerType}_ep_${endpoint}`,
+  /** KV bucket of live worker instances: key `<type>.<worker id>`, refreshed while the worker runs. */
+  workersBucket: "taskwire_workers",
   deadLetterStream: (workerType: string) => `DEAD_${workerType}`,
   deadLetterSubject: (workerType: string, idToken: string) => `taskwire.dead.${workerType}.${idToken}`,
 } as const;
@@ -185,6 +196,15 @@ export async function provisionWorkerType(
     allow_msg_ttl: true,
     allow_direct: true,
   } as Partial<StreamConfig> & { name: string });
+  await addOrUpdateStream(jsm, {
+    name: topology.broadcastStream(workerType),
+    subjects: [`taskwire.bcast.${workerType}.>`],
+    retention: RetentionPolicy.Workqueue,
+    storage: stream.storage,
+    num_replicas: stream.num_replicas,
+    duplicate_window: stream.duplicate_window,
+    allow_direct: true,
+  });
   await addOrUpdateConsumer(jsm, topology.schedulerStream(workerType), {
     durable_name: topology.dueConsumerName(workerType),
     filter_subject: topology.dueSubject(workerType, "*"),
@@ -204,6 +224,22 @@ export async function provisionWorkerType(
     };
     await addOrUpdateConsumer(jsm, stream.name, consumer);
   }
+}
+
+/** Creates (or updates) the consumer of one endpoint's broadcast copies: its worker calls it at start. */
+export async function provisionEndpointConsumer(
+  jsm: JetStreamManager,
+  workerType: string,
+  endpoint: string,
+  ackWaitMs: number,
+): Promise<void> {
+  await addOrUpdateConsumer(jsm, topology.broadcastStream(workerType), {
+    durable_name: topology.endpointConsumerName(workerType, endpoint),
+    filter_subject: topology.broadcastSubject(workerType, endpoint, "*"),
+    ack_policy: AckPolicy.Explicit,
+    ack_wait: nanos(ackWaitMs),
+    max_deliver: -1,
+  });
 }
 
 /**

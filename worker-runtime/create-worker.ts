@@ -2,15 +2,20 @@ import { hostname } from "node:os";
 import type { DescMessage } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import { type JetStreamManager, type JsMsg, jetstream, jetstreamManager } from "@nats-io/jetstream";
+import type { KV } from "@nats-io/kv";
 import { millis, type NatsConnection, type Subscription } from "@nats-io/transport-node";
+import { endpointPattern, openWorkersBucket, presenceTtlMs } from "../sdk/broadcast.js";
 import { fromNatsError } from "../sdk/nats-error.js";
 import { openConnection } from "../sdk/open-connection.js";
 import { RequestPipeline } from "../sdk/request-pipeline.js";
 import { TaskError } from "../sdk/task-error.js";
+import { taskIdToken } from "../sdk/task-id.js";
 import type { TaskServiceDefinition } from "../sdk/task-method.js";
+import { isTerminal } from "../sdk/task-status.js";
 import {
   checkServerVersion,
   keepProvisioned,
+  provisionEndpointConsumer,
   provisionStatusBucket,
   provisionWorkerType,
   type StatusTopologyOptions,
@@ -117,6 +122,10 @@ class TaskWorker implements Worker {
   private readonly cancelled = new Set<string>();
   private readonly feeds: TaskFeed[] = [];
   private readonly promoters: DuePromoter[] = [];
+  /** Live worker instances; this one's keys are refreshed while it runs. */
+  private presence!: KV;
+  private readonly presenceKeys: string[] = [];
+  private presenceTimer: NodeJS.Timeout | undefined;
   /** When each paused type's pause ends by itself. */
   private readonly pauseEnds = new Map<string, NodeJS.Timeout>();
   private readonly subscriptions: Subscription[] = [];
@@ -130,7 +139,14 @@ class TaskWorker implements Worker {
     private readonly bucket: AttemptEnvironment["bucket"],
     private readonly options: WorkerOptions,
   ) {
-    this.id = options.workerId ?? `${hostname()}-${process.pid}`;
+    // The id names this instance in subjects too (broadcast endpoints).
+    this.id = options.workerId ?? `${hostname()}-${process.pid}`.replace(/[^A-Za-z0-9_-]/g, "_");
+    if (!endpointPattern.test(this.id)) {
+      throw new TaskError(
+        `worker id "${this.id}" must be 1 to 64 letters, digits, '-' or '_' (it names the instance in subjects)`,
+        Code.InvalidArgument,
+      );
+    }
     this.emit =
       options.onEvent ??
       ((event) => {
@@ -145,6 +161,11 @@ class TaskWorker implements Worker {
   async start(): Promise<void> {
     const js = jetstream(this.nc);
     const jsm = await jetstreamManager(this.nc);
+    this.presence = await openWorkersBucket(this.nc);
+    this.presenceTimer = setInterval(() => {
+      for (const key of this.presenceKeys) this.presence.put(key, this.id).catch(() => undefined);
+    }, presenceTtlMs / 3);
+    this.presenceTimer.unref();
     for (const service of this.options.services) {
       const { workerType } = service.definition;
       const methods = new Map<string, BoundMethod>();
@@ -164,8 +185,22 @@ class TaskWorker implements Worker {
               this.emit({ type: "error", error: TaskError.from(error) }),
             );
       this.promoters.push(
-        await DuePromoter.start(js, this.bucket, workerType, (error) =>
-          this.emit({ type: "error", error: fromNatsError(error, `moving a due ${workerType} task to its queue`) }),
+        await DuePromoter.start(
+          js,
+          this.bucket,
+          workerType,
+          (error) =>
+            this.emit({ type: "error", error: fromNatsError(error, `moving a due ${workerType} task to its queue`) }),
+          (status, bytes, workItem) => {
+            // A broadcast ended INCOMPLETE: its copies left unanswered go, and its submitter hears of it.
+            for (const e of status.endpoints) {
+              if (isTerminal(e.state)) continue;
+              const filter = topology.broadcastSubject(workerType, e.endpoint, taskIdToken(status.taskId));
+              jsm.streams.purge(topology.broadcastStream(workerType), { filter }).catch(() => undefined);
+            }
+            if (workItem.notifySubject) this.nc.publish(workItem.notifySubject, bytes);
+            reportResult(status);
+          },
         ),
       );
       const feeds: TaskFeed[] = [];
@@ -187,41 +222,59 @@ class TaskWorker implements Worker {
           },
         }),
       );
-      for (const [rank, priority] of topology.priorities.entries()) {
-        const stream = topology.streamName(workerType);
-        const consumer = await js.consumers.get(stream, topology.consumerName(workerType, priority));
-        const info = await consumer.info(true);
-        const heartbeatMs = Math.max(100, Math.floor(millis(info.config.ack_wait ?? 30_000_000_000) / 3));
-        const env: AttemptEnvironment = {
-          bucket: this.bucket,
-          workerId: this.id,
-          statusIntervalMs: this.options.statusIntervalMs ?? 250,
-          heartbeatMs,
-          bind: (name) => methods.get(name),
-          running: this.running,
-          cancelled: this.cancelled,
-          draining: () => this.state !== "running",
-          emit: this.emit,
-          publish: (subject, data) => this.nc.publish(subject, data),
-          reportResult,
-          concurrency: limits.concurrency,
-          rate: limits.rate,
-        };
+      const stream = topology.streamName(workerType);
+      const info = await jsm.consumers.info(stream, topology.consumerName(workerType, "normal"));
+      const ackWaitMs = millis(info.config.ack_wait ?? 30_000_000_000);
+      const heartbeatMs = Math.max(100, Math.floor(ackWaitMs / 3));
+      await provisionEndpointConsumer(jsm, workerType, this.id, ackWaitMs);
+      const env: AttemptEnvironment = {
+        bucket: this.bucket,
+        workerId: this.id,
+        statusIntervalMs: this.options.statusIntervalMs ?? 250,
+        heartbeatMs,
+        bind: (name) => methods.get(name),
+        running: this.running,
+        cancelled: this.cancelled,
+        draining: () => this.state !== "running",
+        emit: this.emit,
+        publish: (subject, data) => this.nc.publish(subject, data),
+        reportResult,
+        concurrency: limits.concurrency,
+        rate: limits.rate,
+      };
+      // One feed per priority, and one for this instance's broadcast copies (served with "high").
+      const sources = [
+        ...topology.priorities.map((priority, rank) => ({
+          rank,
+          stream,
+          name: topology.consumerName(workerType, priority),
+        })),
+        {
+          rank: 0,
+          stream: topology.broadcastStream(workerType),
+          name: topology.endpointConsumerName(workerType, this.id),
+        },
+      ];
+      for (const { rank, stream: source, name } of sources) {
         const feed = new TaskFeed({
-          consumer,
+          consumer: await js.consumers.get(source, name),
           slots,
           rank,
           prefetch: this.options.prefetch ?? concurrency,
           heartbeatMs,
           // A pull request lasts half an ack wait (1 to 10 s): one a frozen worker made is
           // gone by the time the tasks it held come back for redelivery.
-          expiresMs: Math.min(10_000, Math.max(1_000, Math.floor((heartbeatMs * 3) / 2))),
+          expiresMs: Math.min(10_000, Math.max(1_000, Math.floor(ackWaitMs / 2))),
           run: (msg) => this.run(env, msg),
           onError: (error) => this.emit({ type: "error", error: fromNatsError(error, `fetching ${workerType} tasks`) }),
         });
         feeds.push(feed);
         this.feeds.push(feed);
       }
+      // Live while it runs: broadcasts to "every worker" include it.
+      const presence = `${workerType}.${this.id}`;
+      await this.presence.put(presence, this.id);
+      this.presenceKeys.push(presence);
     }
   }
 
@@ -273,6 +326,9 @@ class TaskWorker implements Worker {
     this.state = "draining";
     // Stage 1: stop pulling; tasks pulled but not started go back to the stream at once.
     for (const promoter of this.promoters) promoter.stop();
+    // No longer live: broadcasts to "every worker" leave it out from now on.
+    clearInterval(this.presenceTimer);
+    await Promise.all(this.presenceKeys.map((key) => this.presence.delete(key).catch(() => undefined)));
     for (const timer of this.pauseEnds.values()) clearTimeout(timer);
     await Promise.all(this.feeds.map((feed) => feed.stop()));
     // Stage 2: let running handlers finish within the grace period, then abort them.

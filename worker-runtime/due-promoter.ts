@@ -1,7 +1,8 @@
 import { fromBinary } from "@bufbuild/protobuf";
 import type { ConsumerMessages, JetStreamClient, JsMsg } from "@nats-io/jetstream";
 import { headers } from "@nats-io/transport-node";
-import { WorkItemSchema } from "../gen/taskwire/v1/task_pb.js";
+import { DeliveryMode, type TaskStatus, type WorkItem, WorkItemSchema } from "../gen/taskwire/v1/task_pb.js";
+import { expireBroadcast } from "../sdk/broadcast.js";
 import { publishToStream } from "../sdk/jetstream-ops.js";
 import { priorityNames } from "../sdk/prepare-task.js";
 import { taskIdToken } from "../sdk/task-id.js";
@@ -14,7 +15,8 @@ import { topology } from "../sdk/topology.js";
  * time (a message schedule); this pulls those, publishes each to the queue
  * (the same `Nats-Msg-Id`, so a repeat is a duplicate) and acks only then. A
  * crash in between redelivers the due message: at-least-once, never lost.
- * A task cancelled or already finished (a keyed twin ran) is dropped.
+ * A task cancelled or already finished (a keyed twin ran) is dropped. A
+ * broadcast's deadline comes the same way: unanswered, the task ends INCOMPLETE.
  */
 export class DuePromoter {
   private constructor(private readonly messages: ConsumerMessages) {}
@@ -24,13 +26,14 @@ export class DuePromoter {
     bucket: StatusBucket,
     workerType: string,
     onError: (error: unknown, msg: JsMsg) => void,
+    ended: (status: TaskStatus, bytes: Uint8Array, workItem: WorkItem) => void,
   ): Promise<DuePromoter> {
     const consumer = await js.consumers.get(topology.schedulerStream(workerType), topology.dueConsumerName(workerType));
     const messages = await consumer.consume({ max_messages: 100 });
     const promoter = new DuePromoter(messages);
     void (async () => {
       for await (const msg of messages) {
-        await promote(bucket, msg).catch((error) => {
+        await promote(bucket, msg, ended).catch((error) => {
           msg.nak(1_000);
           onError(error, msg);
         });
@@ -45,8 +48,19 @@ export class DuePromoter {
   }
 }
 
-async function promote(bucket: StatusBucket, msg: JsMsg): Promise<void> {
+async function promote(
+  bucket: StatusBucket,
+  msg: JsMsg,
+  ended: (status: TaskStatus, bytes: Uint8Array, workItem: WorkItem) => void,
+): Promise<void> {
   const workItem = fromBinary(WorkItemSchema, msg.data);
+  // A broadcast's deadline: endpoints that have not answered by now leave it INCOMPLETE.
+  if (workItem.delivery === DeliveryMode.BROADCAST) {
+    const expired = await expireBroadcast(bucket, workItem.taskId);
+    if (expired !== "superseded") ended(expired.status, expired.written.bytes, workItem);
+    msg.ack();
+    return;
+  }
   const stored = await readStatus(bucket, workItem.taskId);
   if (stored && isTerminal(stored.status.state)) {
     msg.ack();

@@ -10,6 +10,7 @@ import {
   type WorkItem,
   WorkItemSchema,
 } from "../gen/taskwire/v1/task_pb.js";
+import { recordEndpoint } from "../sdk/broadcast.js";
 import { TaskError } from "../sdk/task-error.js";
 import type { TaskMethod } from "../sdk/task-method.js";
 import { isTerminal, queuedStatus, readStatus, type StatusBucket } from "../sdk/task-status.js";
@@ -96,9 +97,21 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
     msg.ack(); // its CANCELLED record is written by the canceller
     return report("cancelled");
   }
+  // A broadcast copy: this worker's share of a task every endpoint runs.
+  const endpoint = workItem.endpoint;
+  if (endpoint) {
+    // Its record exists from the submit: skip the copy if the task ended (cancelled, or
+    // INCOMPLETE), or if this endpoint's outcome was recorded before a crash.
+    const record = await readStatus(env.bucket, taskId);
+    const own = record?.status.endpoints.find((e) => e.endpoint === endpoint);
+    if (!record || isTerminal(record.status.state) || (own && isTerminal(own.state))) {
+      msg.ack();
+      return report("superseded");
+    }
+  }
   // Only a redelivery can find a record: read it to keep the error history and
   // to skip a task that already ended (cancelled, or finished before a crash).
-  const stored = attempt > 1 ? await readStatus(env.bucket, taskId) : undefined;
+  const stored = attempt > 1 && !endpoint ? await readStatus(env.bucket, taskId) : undefined;
   if (stored && isTerminal(stored.status.state)) {
     // The attempt that recorded it may have died before its dead letter or its notification.
     if (stored.status.state === TaskState.FAILED) await deadLetter(env.bucket, workItem, stored.status);
@@ -124,7 +137,23 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
     () => env.running.get(taskId)?.abort("superseded"),
   );
 
+  let packed: Any | undefined;
   const end = async (state: TaskState, outcome: AttemptOutcome, error?: TaskError, fill?: () => void) => {
+    if (endpoint) {
+      const recorded = await recordEndpoint(env.bucket, taskId, endpoint, (result) => {
+        result.state = state;
+        result.finishedAt = timestampNow();
+        result.error = error?.toMessage(attempt);
+        result.result = state === TaskState.SUCCEEDED ? packed : undefined;
+      });
+      if (recorded === "superseded") return "superseded";
+      // The last endpoint to answer ends the task: its submitter hears of it.
+      if (isTerminal(recorded.status.state)) {
+        if (workItem.notifySubject) env.publish(workItem.notifySubject, recorded.written.bytes);
+        env.reportResult(recorded.status);
+      }
+      return outcome;
+    }
     const written = await writer.finish((s) => {
       s.state = state;
       if (isTerminal(state)) s.finishedAt = timestampNow();
@@ -196,6 +225,7 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
     workItem.endpoint || undefined,
     env.workerId,
     (fraction, message) => {
+      if (endpoint) return; // a broadcast's record holds outcomes per endpoint, not progress
       status.progress = create(ProgressSchema, { fraction, message, updatedAt: timestampNow() });
       writer.touch();
     },
@@ -206,8 +236,7 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
     msg.working();
     void lease?.renew().catch(() => undefined);
   }, env.heartbeatMs);
-  writer.touch(); // RUNNING, unless the handler finishes within the interval
-  let packed: Any | undefined;
+  if (!endpoint) writer.touch(); // RUNNING, unless the handler finishes within the interval
   let failure: TaskError | undefined;
   try {
     if (!bound)
