@@ -6,6 +6,7 @@ import { implementProbeService, probeService } from "../../gen/probe/v1/probe_ta
 import { TaskState } from "../../gen/taskwire/v1/task_pb.js";
 import { createClient, type TaskwireClient } from "../../sdk/create-client.js";
 import type { TaskError } from "../../sdk/task-error.js";
+import { createSupervisor } from "../../worker-runtime/create-supervisor.js";
 import { createWorker, type Worker } from "../../worker-runtime/create-worker.js";
 import { type AttemptRecord, probeHandler } from "../fixtures/probe-worker.js";
 import { type NatsServer, startNatsServer } from "../support/nats-server.js";
@@ -96,6 +97,34 @@ describe("broadcast tasks", () => {
     expect(status.state).toBe(TaskState.INCOMPLETE);
     expect(status.endpoints.find((e) => e.endpoint === "server-a")?.state).toBe(TaskState.SUCCEEDED);
     expect(status.endpoints.find((e) => e.endpoint === "server-gone")?.state).toBe(TaskState.PENDING);
+  });
+
+  it("reaches supervised worker processes, each by its pool name", async () => {
+    const supervisor = createSupervisor({
+      nats: nats.url,
+      pools: [{ name: "fleet", module: "test/fixtures/probe-worker.ts", processes: 2 }],
+      onEvent: () => {},
+    });
+    try {
+      await supervisor.ready;
+      const task = await client.submitTask(
+        run,
+        { label: "fleet-wide" },
+        { delivery: "broadcast", endpoints: ["fleet-0", "fleet-1"] },
+      );
+      await task.result();
+      const status = await task.status();
+      expect(status.endpoints.map((e) => [e.endpoint, e.state])).toEqual([
+        ["fleet-0", TaskState.SUCCEEDED],
+        ["fleet-1", TaskState.SUCCEEDED],
+      ]);
+      expect(status.endpoints.map((e) => e.result && anyUnpack(e.result, RunResponseSchema)?.workerId)).toEqual([
+        "fleet-0",
+        "fleet-1",
+      ]);
+    } finally {
+      await supervisor.stop();
+    }
   });
 
   it("refuses endpoints without broadcast, and a broadcast with nobody to receive it", async () => {
