@@ -199,7 +199,7 @@ class TaskWorker implements Worker {
               jsm.streams.purge(topology.broadcastStream(workerType), { filter }).catch(() => undefined);
             }
             if (workItem.notifySubject) this.nc.publish(workItem.notifySubject, bytes);
-            reportResult(status);
+            reportResult(status, bytes);
           },
         ),
       );

@@ -1,6 +1,7 @@
 import { create, toBinary } from "@bufbuild/protobuf";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { type TaskResult, TaskResultSchema, TaskState, type TaskStatus } from "../gen/taskwire/v1/task_pb.js";
+import { renumberFields } from "../sdk/renumber-fields.js";
 import { topology } from "../sdk/topology.js";
 
 /**
@@ -37,25 +38,44 @@ export function taskResultOf(status: TaskStatus): TaskResult {
   });
 }
 
+/** TaskStatus field numbers and the TaskResult fields they become (same types). */
+const statusToResult = new Map([
+  [1, 1], // task_id
+  [6, 2], // attempt
+  [12, 3], // result
+  [13, 4], // error
+  [19, 5], // worker_id
+  [9, 6], // started_at
+  [10, 7], // finished_at
+  [2, 9], // worker_type
+  [3, 10], // method
+]);
+
+/** The encoded TaskResult event of an encoded terminal TaskStatus, without decoding it. */
+export function encodedTaskResult(status: Uint8Array): Uint8Array {
+  return renumberFields(status, statusToResult);
+}
+
 /**
  * Publishes every terminal outcome as a TaskResult over core NATS, after the
  * status record is stored: a stream of results for other systems (capture the
  * subject in a JetStream stream to keep them). Best effort, like any core
- * publish; the status record stays the truth.
+ * publish; the status record stays the truth. Without a hook, the event's
+ * bytes come straight from the stored record's.
  */
 export function resultPublisher(
   nc: NatsConnection,
   options: ResultEventOptions,
   onError: (error: unknown) => void,
-): (status: TaskStatus) => void {
+): (status: TaskStatus, stored: Uint8Array) => void {
   const subjectOf = options.subject ?? topology.resultSubject;
-  return (status) => {
+  return (status, stored) => {
+    if (!options.onResult) return nc.publish(subjectOf(status.workerType), encodedTaskResult(stored));
     const event = taskResultOf(status);
     const publish = (result: TaskResult | null | undefined) => {
       const chosen = result === undefined ? event : result;
       if (chosen) nc.publish(subjectOf(status.workerType), toBinary(TaskResultSchema, chosen));
     };
-    if (!options.onResult) return publish(undefined);
     try {
       const hooked = options.onResult(event);
       if (hooked instanceof Promise) hooked.then(publish, onError);

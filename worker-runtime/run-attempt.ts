@@ -51,7 +51,7 @@ export interface AttemptEnvironment {
   /** The type's `max_rate` across workers, when it has one. */
   readonly rate?: Leases;
   /** Publishes a stored terminal status as a TaskResult event. */
-  readonly reportResult: (status: TaskStatus) => void;
+  readonly reportResult: (status: TaskStatus, stored: Uint8Array) => void;
   /** Publishes over core NATS: the terminal status to the submitter's notify subject. */
   readonly publish: (subject: string, data: Uint8Array) => void;
 }
@@ -115,8 +115,9 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
   if (stored && isTerminal(stored.status.state)) {
     // The attempt that recorded it may have died before its dead letter or its notification.
     if (stored.status.state === TaskState.FAILED) await deadLetter(env.bucket, workItem, stored.status);
-    if (workItem.notifySubject) env.publish(workItem.notifySubject, toBinary(TaskStatusSchema, stored.status));
-    env.reportResult(stored.status);
+    const bytes = toBinary(TaskStatusSchema, stored.status);
+    if (workItem.notifySubject) env.publish(workItem.notifySubject, bytes);
+    env.reportResult(stored.status, bytes);
     msg.ack();
     return report("superseded");
   }
@@ -150,7 +151,7 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
       // The last endpoint to answer ends the task: its submitter hears of it.
       if (isTerminal(recorded.status.state)) {
         if (workItem.notifySubject) env.publish(workItem.notifySubject, recorded.written.bytes);
-        env.reportResult(recorded.status);
+        env.reportResult(recorded.status, recorded.written.bytes);
       }
       return outcome;
     }
@@ -170,7 +171,7 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
     // Stored: now the submitter may hear of it (before the ack, which only frees the message).
     if (isTerminal(state)) {
       if (workItem.notifySubject) env.publish(workItem.notifySubject, written.bytes);
-      env.reportResult(writer.status);
+      env.reportResult(writer.status, written.bytes);
     }
     return outcome;
   };

@@ -1,0 +1,52 @@
+import { create, equals, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { anyPack, timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { describe, expect, it } from "vitest";
+import { RunResponseSchema } from "../gen/probe/v1/probe_pb.js";
+import {
+  ErrorCode,
+  TaskErrorSchema,
+  TaskResultSchema,
+  TaskState,
+  type TaskStatus,
+  TaskStatusSchema,
+} from "../gen/taskwire/v1/task_pb.js";
+import { encodedTaskResult, taskResultOf } from "./result-events.js";
+
+/** The event made from the stored record's bytes is the event made from the decoded record. */
+describe("encodedTaskResult", () => {
+  const base = {
+    taskId: "probe.01M81KRJQKXX1XB86P9GKYNA2Y",
+    workerType: "probe",
+    method: "Run",
+    attempt: 3,
+    maxAttempts: 3,
+    priority: 2,
+    createdAt: timestampFromMs(1_700_000_000_000),
+    startedAt: timestampFromMs(1_700_000_001_000),
+    finishedAt: timestampFromMs(1_700_000_002_000),
+    updatedAt: timestampFromMs(1_700_000_002_000),
+    workerId: "worker-7",
+    metadata: { tenant: "acme" },
+    idempotencyKey: "k",
+    errorHistory: [create(TaskErrorSchema, { code: ErrorCode.UNKNOWN, message: "first", attempt: 1 })],
+  };
+  const cases: Record<string, TaskStatus> = {
+    succeeded: create(TaskStatusSchema, {
+      ...base,
+      state: TaskState.SUCCEEDED,
+      result: anyPack(RunResponseSchema, create(RunResponseSchema, { label: "ok", attempt: 3 })),
+    }),
+    failed: create(TaskStatusSchema, {
+      ...base,
+      state: TaskState.FAILED,
+      error: create(TaskErrorSchema, { code: ErrorCode.DEADLINE_EXCEEDED, message: "late", attempt: 3 }),
+    }),
+  };
+  for (const [name, status] of Object.entries(cases)) {
+    it(`matches taskResultOf for a ${name} task`, () => {
+      const event = fromBinary(TaskResultSchema, encodedTaskResult(toBinary(TaskStatusSchema, status)));
+      expect(equals(TaskResultSchema, event, taskResultOf(status))).toBe(true);
+      expect(event.outcome.case).toBe(name === "succeeded" ? "result" : "error");
+    });
+  }
+});
