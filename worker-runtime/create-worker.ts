@@ -262,8 +262,8 @@ class TaskWorker implements Worker {
           rank,
           prefetch: this.options.prefetch ?? concurrency,
           heartbeatMs,
-          // A pull request lasts half an ack wait (1 to 10 s): one a frozen worker made is
-          // gone by the time the tasks it held come back for redelivery.
+          // A pull request lasts half an ack wait, from 1 to 10 s: with an ack wait of 2 s or
+          // more, one a frozen worker made is gone by the time its tasks are redelivered.
           expiresMs: Math.min(10_000, Math.max(1_000, Math.floor(ackWaitMs / 2))),
           run: (msg) => this.run(env, msg),
           onError: (error) => this.emit({ type: "error", error: fromNatsError(error, `fetching ${workerType} tasks`) }),
