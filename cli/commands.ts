@@ -40,7 +40,7 @@ export async function runGateway(config: TaskwireConfig, log = console.log): Pro
     queues: await createNatsQueueBackend({ nc, tasks: backend }),
     host: config.gateway.host,
     port: config.gateway.port,
-    typeRegistry: registryOf(definitions),
+    services: definitions,
   });
   log(`taskwire gateway on ${gateway.url} (worker types: ${definitions.map((d) => d.workerType).join(", ")})`);
   return {

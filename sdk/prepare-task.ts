@@ -85,7 +85,7 @@ export function prepareTask(
   const payloadType = payload.typeUrl.slice(payload.typeUrl.lastIndexOf("/") + 1);
   if (payloadType !== method.input.typeName) {
     throw new TaskError(
-      `${where} takes a ${method.input.typeName} payload, got ${payloadType ? `a ${payloadType}` : "a payload with no type URL"}`,
+      `${where} takes a payload of type ${method.input.typeName}, got ${payloadType ? `one of type ${payloadType}` : "one with no type URL"}`,
       Code.InvalidArgument,
     );
   }

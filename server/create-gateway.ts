@@ -9,7 +9,9 @@ import { ServingStatus } from "./health-service.js";
 import { HealthStatus } from "./health-status.js";
 import { HttpListener } from "./http-listener.js";
 import { queueServiceRoutes } from "./queue-service-routes.js";
+import { reflectionRoutes } from "./reflection-routes.js";
 import { taskServiceRoutes } from "./task-service-routes.js";
+import { typedTaskRoutes } from "./typed-task-routes.js";
 
 /** A running gateway. */
 export interface Gateway {
@@ -29,9 +31,10 @@ export interface Gateway {
 }
 
 /**
- * Starts the Connect gateway: TaskService, QueueService (given `queues`) and the gRPC health service (plus any
- * extra `routes`) on one port, over Connect, gRPC and gRPC-Web, on HTTP/1.1 and
- * cleartext HTTP/2 alike.
+ * Starts the Connect gateway: TaskService, QueueService (given `queues`), a typed
+ * route per task service of `services`, the gRPC health service and server
+ * reflection (plus any extra `routes`) on one port, over Connect, gRPC and
+ * gRPC-Web, on HTTP/1.1 and cleartext HTTP/2 alike.
  *
  * ```ts
  * const gateway = await createGateway({ backend, port: 8080 });
@@ -44,7 +47,11 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   const opts = resolveGatewayOptions(options);
   const health =
     opts.health ??
-    new HealthStatus(opts.queues ? [TaskService.typeName, QueueService.typeName] : [TaskService.typeName]);
+    new HealthStatus([
+      TaskService.typeName,
+      ...(opts.queues ? [QueueService.typeName] : []),
+      ...opts.services.map((definition) => definition.service.typeName),
+    ]);
   const shutdown = new AbortController();
   // Every request in flight listens to it: no listener limit.
   setMaxListeners(0, shutdown.signal);
@@ -53,7 +60,9 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       taskServiceRoutes(opts.backend)(router);
       if (opts.queues) queueServiceRoutes(opts.queues)(router);
       healthRoutes(health)(router);
+      typedTaskRoutes(opts.backend, opts.services)(router);
       opts.routes?.(router);
+      if (opts.reflection) reflectionRoutes()(router);
     },
     jsonOptions: opts.typeRegistry ? { registry: opts.typeRegistry } : undefined,
     readMaxBytes: opts.maxMessageBytes,

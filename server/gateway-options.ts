@@ -1,7 +1,9 @@
-import type { Registry } from "@bufbuild/protobuf";
+import { createRegistry, type Registry } from "@bufbuild/protobuf";
 import type { ConnectRouter } from "@connectrpc/connect";
 import type { QueueBackend } from "../sdk/queue-backend.js";
 import type { TaskBackend } from "../sdk/task-backend.js";
+import type { TaskServiceDefinition } from "../sdk/task-method.js";
+import { registryOf } from "../sdk/task-registry.js";
 import type { HealthStatus } from "./health-status.js";
 
 /** Options of {@link createGateway}. */
@@ -10,6 +12,18 @@ export interface GatewayOptions {
   backend: TaskBackend;
   /** Serves QueueService too when given, usually `createNatsQueueBackend(...)`. */
   queues?: QueueBackend;
+  /**
+   * Task services to serve under their own names (typed routes: a call submits
+   * the task and returns its result), e.g. `[hashService]`. Their payload and
+   * result messages join the JSON type registry.
+   */
+  services?: readonly TaskServiceDefinition[];
+  /**
+   * Serve gRPC server reflection (v1 and v1alpha) describing every service on the
+   * port, for grpcurl and similar tools.
+   * @default true
+   */
+  reflection?: boolean;
   /**
    * The interface to listen on. Use "0.0.0.0" or "::" to accept connections from
    * other hosts.
@@ -41,9 +55,9 @@ export interface GatewayOptions {
   /** More services to serve on the same port, such as generated task services. */
   routes?: (router: ConnectRouter) => void;
   /**
-   * The message types JSON clients may pack in an `Any` (task payloads and
-   * results), e.g. `registryOf(definitions)` from the SDK. Without it, JSON
-   * requests with an `Any` payload are refused.
+   * More message types JSON clients may pack in an `Any` (task payloads and
+   * results), e.g. `registryOf(definitions)` from the SDK, besides those of
+   * `services`. A JSON request with an `Any` of a type in neither is refused.
    */
   typeRegistry?: Registry;
 }
@@ -52,6 +66,8 @@ export interface GatewayOptions {
 export interface ResolvedGatewayOptions {
   backend: TaskBackend;
   queues: QueueBackend | undefined;
+  services: readonly TaskServiceDefinition[];
+  reflection: boolean;
   host: string;
   port: number;
   maxMessageBytes: number;
@@ -66,13 +82,20 @@ export function resolveGatewayOptions(options: GatewayOptions): ResolvedGatewayO
   const resolved: ResolvedGatewayOptions = {
     backend: options.backend,
     queues: options.queues,
+    services: options.services ?? [],
+    reflection: options.reflection ?? true,
     host: options.host ?? "127.0.0.1",
     port: options.port ?? 0,
     maxMessageBytes: options.maxMessageBytes ?? 4 * 1024 * 1024,
     shutdownGraceMs: options.shutdownGraceMs ?? 5000,
     health: options.health,
     routes: options.routes,
-    typeRegistry: options.typeRegistry,
+    typeRegistry:
+      options.services?.length && options.typeRegistry
+        ? createRegistry(options.typeRegistry, registryOf(options.services))
+        : options.services?.length
+          ? registryOf(options.services)
+          : options.typeRegistry,
   };
   if (!Number.isInteger(resolved.port) || resolved.port < 0 || resolved.port > 65_535) {
     throw new RangeError(`port must be an integer from 0 to 65535, got ${resolved.port}`);

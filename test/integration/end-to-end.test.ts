@@ -175,7 +175,7 @@ describe("end to end: gateway, supervised workers and JetStream", () => {
         ),
       });
       await expect(submitRaw(wrong)).rejects.toThrow(
-        /\[invalid_argument\] hasher\/Digest takes a example.v1.DigestRequest payload, got a example.v1.GenerateRequest/,
+        /\[invalid_argument\] hasher\/Digest takes a payload of type example\.v1\.DigestRequest, got one of type example\.v1\.GenerateRequest/,
       );
       const garbage = create(TaskSchema, {
         workerType: "hasher",

@@ -1,0 +1,272 @@
+import { execFile } from "node:child_process";
+import { createHash } from "node:crypto";
+import { promisify } from "node:util";
+import { create, fromBinary } from "@bufbuild/protobuf";
+import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { hashService } from "../../gen/example/v1/hash_taskwire.js";
+import { reportService } from "../../gen/example/v1/report_taskwire.js";
+import { ServerReflection, ServerReflectionRequestSchema } from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
+import { createNatsQueueBackend } from "../../sdk/nats-queue-backend.js";
+import { createNatsTaskBackend } from "../../sdk/nats-task-backend.js";
+import { createTaskRegistry } from "../../sdk/task-registry.js";
+import { createGateway, type Gateway } from "../../server/create-gateway.js";
+import { createSupervisor, type Supervisor } from "../../worker-runtime/create-supervisor.js";
+import { type NatsServer, startNatsServer } from "../support/nats-server.js";
+import { grpcurlBinary } from "../support/tools.js";
+
+const services = [hashService, reportService];
+const run = promisify(execFile);
+
+/** sha256 of the text, re-hashed to `rounds` in all, as examples/hash computes it. */
+function digest(text: string, rounds: number): string {
+  let value = createHash("sha256").update(text).digest();
+  for (let i = 1; i < rounds; i++) value = createHash("sha256").update(value).digest();
+  return value.toString("hex");
+}
+
+describe("grpcurl against the gateway, with no proto files at hand", () => {
+  let nats: NatsServer;
+  let nc: NatsConnection;
+  let gateway: Gateway;
+  let supervisor: Supervisor;
+  let address: string;
+
+  /** Runs grpcurl; resolves with its exit code and output whether or not it failed. */
+  async function grpcurl(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+    try {
+      const { stdout, stderr } = await run(grpcurlBinary(), ["-plaintext", ...args], { timeout: 30_000 });
+      return { code: 0, stdout, stderr };
+    } catch (error) {
+      const { code, stdout, stderr } = error as { code: number; stdout: string; stderr: string };
+      return { code, stdout, stderr };
+    }
+  }
+
+  /** Calls a method with a JSON request and returns the parsed JSON response(s). */
+  async function call(method: string, request: object): Promise<Record<string, unknown>[]> {
+    const { code, stdout, stderr } = await grpcurl("-d", JSON.stringify(request), address, method);
+    expect(stderr).toBe("");
+    expect(code).toBe(0);
+    // A server stream prints one JSON object per message, separated by a newline.
+    return stdout
+      .trim()
+      .split(/\n(?=\{)/)
+      .map((text) => JSON.parse(text));
+  }
+
+  beforeAll(async () => {
+    nats = await startNatsServer();
+    nc = await connect({ servers: nats.url });
+    const backend = await createNatsTaskBackend({ nc, registry: createTaskRegistry(services) });
+    gateway = await createGateway({ backend, services, queues: await createNatsQueueBackend({ nc, tasks: backend }) });
+    address = `127.0.0.1:${gateway.port}`;
+    supervisor = createSupervisor({
+      nats: nats.url,
+      pools: [
+        { name: "hasher", module: "examples/hash/hash-worker.ts", processes: 1 },
+        { name: "reports", module: "examples/report/report-worker.ts", processes: 1 },
+      ],
+    });
+    await supervisor.ready;
+  }, 60_000);
+
+  afterAll(async () => {
+    await supervisor?.stop();
+    await gateway?.close();
+    await nc?.close();
+    await nats?.stop();
+  });
+
+  it("lists every service through reflection", async () => {
+    const { code, stdout } = await grpcurl(address, "list");
+    expect(code).toBe(0);
+    expect(stdout.trim().split("\n")).toEqual([
+      "example.v1.HashService",
+      "example.v1.ReportService",
+      "grpc.health.v1.Health",
+      "grpc.reflection.v1.ServerReflection",
+      "grpc.reflection.v1alpha.ServerReflection",
+      "taskwire.v1.QueueService",
+      "taskwire.v1.TaskService",
+    ]);
+  });
+
+  it("describes a user task service, its messages and their options", async () => {
+    const service = await grpcurl(address, "describe", "example.v1.HashService");
+    expect(service.code).toBe(0);
+    expect(service.stdout).toContain("rpc Digest ( .example.v1.DigestRequest ) returns ( .example.v1.DigestResponse )");
+    expect(service.stdout).toContain('option (.taskwire.v1.worker) = { type: "hasher", concurrency: 8 }');
+    const message = await grpcurl(address, "describe", "example.v1.DigestRequest");
+    expect(message.stdout).toContain("string text = 1 [(.taskwire.v1.field) = { required: true }];");
+    const method = await grpcurl(address, "describe", "taskwire.v1.TaskService.WatchTask");
+    expect(method.stdout).toContain("returns ( stream .taskwire.v1.WatchTaskResponse )");
+    const unknown = await grpcurl(address, "describe", "example.v1.Nothing");
+    expect(unknown.code).not.toBe(0);
+    expect(unknown.stderr).toContain("Symbol not found: example.v1.Nothing");
+  });
+
+  it("submits a task with an Any payload, gets it and watches it to the end", async () => {
+    const [submitted] = await call("taskwire.v1.TaskService/Submit", {
+      task: {
+        workerType: "reports",
+        method: "Generate",
+        payload: { "@type": "type.googleapis.com/example.v1.GenerateRequest", title: "t", sections: 4, sectionMs: 300 },
+      },
+    });
+    const taskId = submitted?.taskId as string;
+    expect(taskId).toMatch(/^reports\./);
+
+    const [got] = await call("taskwire.v1.TaskService/GetTask", { taskId });
+    expect(got?.status).toMatchObject({ taskId, workerType: "reports", method: "Generate" });
+
+    const watched = await call("taskwire.v1.TaskService/WatchTask", { taskId });
+    // The 1.2 s task is still running when the watch starts: progress, then the end.
+    const statuses = watched.map((m) => m.status as { state: string; progress?: { message: string } });
+    expect(statuses.length).toBeGreaterThan(1);
+    expect(
+      statuses.some((s) => s.progress?.message === "section 1 of 4" || s.progress?.message === "section 2 of 4"),
+    ).toBe(true);
+    const last = watched.at(-1)?.status as {
+      state: string;
+      result: { "@type": string; body: string; sections: number };
+    };
+    expect(last.state).toBe("TASK_STATE_SUCCEEDED");
+    expect(last.result["@type"]).toBe("type.googleapis.com/example.v1.GenerateResponse");
+    expect(last.result.sections).toBe(4);
+    expect(last.result.body.split("\n")[3]).toMatch(/^t: section 4 of 4 /);
+  });
+
+  it("calls a typed route and gets the typed result, with the task id in a header", async () => {
+    const { code, stdout } = await grpcurl(
+      "-v",
+      "-d",
+      JSON.stringify({ text: "hello", rounds: 3 }),
+      address,
+      "example.v1.HashService/Digest",
+    );
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/taskwire-task-id: hasher\.\w+/);
+    const contents = stdout.slice(stdout.indexOf("Response contents:"));
+    const response = JSON.parse(contents.slice(contents.indexOf("{"), contents.indexOf("\n}") + 2));
+    expect(response).toEqual({ hex: digest("hello", 3), rounds: 3 });
+  });
+
+  it("fails a typed call with the task's own error, and shares one task between calls with one idempotency key", async () => {
+    const failed = await grpcurl(
+      "-d",
+      JSON.stringify({ text: "x", algorithm: "md5" }),
+      address,
+      "example.v1.HashService/Digest",
+    );
+    expect(failed.code).not.toBe(0);
+    expect(failed.stderr).toContain('unsupported algorithm "md5": use sha256 or sha512');
+
+    const keyed = () =>
+      grpcurl(
+        "-v",
+        "-H",
+        "taskwire-idempotency-key: grpcurl-once",
+        "-d",
+        JSON.stringify({ text: "once" }),
+        address,
+        "example.v1.HashService/Digest",
+      );
+    const taskIdOf = (stdout: string) => /taskwire-task-id: (\S+)/.exec(stdout)?.[1];
+    const first = await keyed();
+    const second = await keyed();
+    expect(first.code).toBe(0);
+    expect(second.code).toBe(0);
+    expect(taskIdOf(first.stdout)).toBeDefined();
+    expect(taskIdOf(second.stdout)).toBe(taskIdOf(first.stdout));
+    expect(second.stdout).toContain(`"hex": "${digest("once", 1)}"`);
+  });
+
+  it("refuses a wrong payload with INVALID_ARGUMENT and a readable message", async () => {
+    const typed = await grpcurl("-d", JSON.stringify({ rounds: 3 }), address, "example.v1.HashService/Digest");
+    expect(typed.code).not.toBe(0);
+    expect(typed.stderr).toContain("Code: InvalidArgument");
+    expect(typed.stderr).toContain("example.v1.DigestRequest is missing required field: text");
+
+    const mismatched = await grpcurl(
+      "-d",
+      JSON.stringify({
+        task: {
+          workerType: "hasher",
+          method: "Digest",
+          payload: { "@type": "type.googleapis.com/example.v1.GenerateRequest", title: "t", sections: 1 },
+        },
+      }),
+      address,
+      "taskwire.v1.TaskService/Submit",
+    );
+    expect(mismatched.stderr).toContain("Code: InvalidArgument");
+    expect(mismatched.stderr).toContain(
+      "hasher/Digest takes a payload of type example.v1.DigestRequest, got one of type example.v1.GenerateRequest",
+    );
+
+    const unknown = await grpcurl(
+      "-d",
+      JSON.stringify({ task: { workerType: "nobody", method: "Digest" } }),
+      address,
+      "taskwire.v1.TaskService/Submit",
+    );
+    expect(unknown.stderr).toContain("Code: NotFound");
+    expect(unknown.stderr).toContain('unknown worker type "nobody" (known: hasher, reports)');
+  });
+
+  it("answers a typed call past its deadline with DEADLINE_EXCEEDED and the task id, and the task goes on", async () => {
+    const { code, stdout, stderr } = await grpcurl(
+      "-v",
+      "-max-time",
+      "0.5",
+      "-d",
+      JSON.stringify({ title: "slow", sections: 2, sectionMs: 500 }),
+      address,
+      "example.v1.ReportService/Generate",
+    );
+    expect(code).not.toBe(0);
+    expect(stderr).toContain("Code: DeadlineExceeded");
+    const taskId = /task (reports\.\w+) has not finished by the call's deadline/.exec(stderr)?.[1];
+    expect(taskId).toBeDefined();
+    expect(stdout).toContain(`taskwire-task-id: ${taskId}`);
+
+    const [waited] = await call("taskwire.v1.TaskService/WaitTask", { taskId });
+    expect(waited?.status).toMatchObject({ taskId, state: "TASK_STATE_SUCCEEDED" });
+  });
+
+  it("serves reflection v1alpha too, for older tools", async () => {
+    const client = createClient(ServerReflection, createGrpcTransport({ baseUrl: gateway.url }));
+    const requests = [
+      create(ServerReflectionRequestSchema, { messageRequest: { case: "listServices", value: "" } }),
+      create(ServerReflectionRequestSchema, {
+        messageRequest: { case: "fileContainingSymbol", value: "example.v1.HashService.Digest" },
+      }),
+      create(ServerReflectionRequestSchema, {
+        messageRequest: { case: "fileByFilename", value: "no/such.proto" },
+      }),
+    ];
+    async function* send() {
+      yield* requests;
+    }
+    const responses = [];
+    for await (const response of client.serverReflectionInfo(send())) responses.push(response);
+    expect(responses).toHaveLength(3);
+    const [list, file, missing] = responses.map((r) => r.messageResponse);
+    expect(list?.case === "listServicesResponse" && list.value.service.map((s) => s.name)).toContain(
+      "example.v1.HashService",
+    );
+    // The file of the symbol first, then its imports.
+    const names =
+      file?.case === "fileDescriptorResponse"
+        ? file.value.fileDescriptorProto.map((bytes) => fromBinary(FileDescriptorProtoSchema, bytes).name)
+        : [];
+    expect(names[0]).toBe("example/v1/hash.proto");
+    expect(names).toContain("taskwire/v1/options.proto");
+    expect(names).toContain("google/protobuf/descriptor.proto");
+    expect(missing).toMatchObject({ case: "errorResponse", value: { errorCode: 5 } });
+  });
+});
