@@ -1,5 +1,6 @@
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
+import { readFile } from "node:fs/promises";
 import { promisify } from "node:util";
 import { create, fromBinary } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
@@ -16,7 +17,7 @@ import { createTaskRegistry } from "../../sdk/task-registry.js";
 import { createGateway, type Gateway } from "../../server/create-gateway.js";
 import { createSupervisor, type Supervisor } from "../../worker-runtime/create-supervisor.js";
 import { type NatsServer, startNatsServer } from "../support/nats-server.js";
-import { grpcurlBinary } from "../support/tools.js";
+import { grpcurlBinary, repoRoot } from "../support/tools.js";
 
 const services = [hashService, reportService];
 const run = promisify(execFile);
@@ -269,4 +270,22 @@ describe("grpcurl against the gateway, with no proto files at hand", () => {
     expect(names).toContain("google/protobuf/descriptor.proto");
     expect(missing).toMatchObject({ case: "errorResponse", value: { errorCode: 5 } });
   });
+
+  it("runs every command block of docs/clients.md marked `sh tested`", async () => {
+    const doc = await readFile(`${repoRoot}/docs/clients.md`, "utf8");
+    const blocks = [...doc.matchAll(/^```sh tested\n([\s\S]*?)^```$/gm)].map((match) => match[1] as string);
+    expect(blocks.length).toBeGreaterThanOrEqual(5);
+    let output = "";
+    for (const block of blocks) {
+      const script = `set -euo pipefail\n${block.replaceAll("127.0.0.1:8080", address)}`;
+      const { stdout } = await run("bash", ["-c", script], { cwd: repoRoot, timeout: 30_000 }).catch((error) => {
+        throw new Error(`a block of docs/clients.md failed:\n${block}\n${error.stderr ?? error.message}`);
+      });
+      expect(stdout).not.toBe("");
+      output += stdout;
+    }
+    expect(output).toContain(digest("hello", 3));
+    expect(output).toContain('"state": "TASK_STATE_SUCCEEDED"');
+    expect(output).toMatch(/"code":"deadline_exceeded","message":"task reports\.\w+ has not finished/);
+  }, 60_000);
 });
