@@ -249,14 +249,23 @@ describe("grpcurl against the gateway, with no proto files at hand", () => {
       create(ServerReflectionRequestSchema, {
         messageRequest: { case: "fileByFilename", value: "no/such.proto" },
       }),
+      create(ServerReflectionRequestSchema, {
+        messageRequest: { case: "allExtensionNumbersOfType", value: "google.protobuf.ServiceOptions" },
+      }),
+      create(ServerReflectionRequestSchema, {
+        messageRequest: {
+          case: "fileContainingExtension",
+          value: { containingType: "google.protobuf.MethodOptions", extensionNumber: 51770 },
+        },
+      }),
     ];
     async function* send() {
       yield* requests;
     }
     const responses = [];
     for await (const response of client.serverReflectionInfo(send())) responses.push(response);
-    expect(responses).toHaveLength(3);
-    const [list, file, missing] = responses.map((r) => r.messageResponse);
+    expect(responses).toHaveLength(5);
+    const [list, file, missing, numbers, extension] = responses.map((r) => r.messageResponse);
     expect(list?.case === "listServicesResponse" && list.value.service.map((s) => s.name)).toContain(
       "example.v1.HashService",
     );
@@ -269,6 +278,16 @@ describe("grpcurl against the gateway, with no proto files at hand", () => {
     expect(names).toContain("taskwire/v1/options.proto");
     expect(names).toContain("google/protobuf/descriptor.proto");
     expect(missing).toMatchObject({ case: "errorResponse", value: { errorCode: 5 } });
+    // (taskwire.v1.worker) extends ServiceOptions, (taskwire.v1.task) MethodOptions.
+    expect(numbers).toMatchObject({
+      case: "allExtensionNumbersResponse",
+      value: { baseTypeName: "google.protobuf.ServiceOptions", extensionNumber: [51770] },
+    });
+    const extensionFile =
+      extension?.case === "fileDescriptorResponse"
+        ? fromBinary(FileDescriptorProtoSchema, extension.value.fileDescriptorProto[0] as Uint8Array).name
+        : undefined;
+    expect(extensionFile).toBe("taskwire/v1/options.proto");
   });
 
   it("runs every command block of docs/clients.md marked `sh tested`", async () => {
