@@ -45,6 +45,7 @@ export class HttpListener {
     this.#http1.headersTimeout = 66_000;
     this.#http2 = http2.createServer({}, (request, response) => {
       response.stream.once("finish", () => resetOnceSent(response.stream, resetPollLimit));
+      escapeGrpcMessageAsSpecified(response);
       handler(request, response);
     });
     this.#http2.on("session", (session: http2.ServerHttp2Session) => {
@@ -178,4 +179,31 @@ function resetOnceSent(stream: http2.ServerHttp2Stream, triesLeft: number): void
   } else if (triesLeft > 0) {
     setTimeout(resetOnceSent, 1, stream, triesLeft - 1).unref();
   }
+}
+
+/**
+ * Connect escapes the gRPC trailer `grpc-message` with `encodeURIComponent`,
+ * which the spec allows readers to decode, but @grpc/grpc-js decodes it with
+ * `decodeURI`, which leaves "/", ",", ":" and the like escaped ("hasher%2FDigest").
+ * Re-escape it as the gRPC spec says: only "%" and bytes outside 0x20-0x7E.
+ */
+function escapeGrpcMessageAsSpecified(response: http2.Http2ServerResponse): void {
+  const addTrailers = response.addTrailers.bind(response);
+  response.addTrailers = (trailers) => {
+    const message = trailers["grpc-message"];
+    if (typeof message === "string") trailers["grpc-message"] = escapeGrpcMessage(decodeURIComponent(message));
+    addTrailers(trailers);
+  };
+}
+
+/** Percent-encodes "%" and every UTF-8 byte outside 0x20-0x7E, as grpc-message wants. */
+export function escapeGrpcMessage(text: string): string {
+  let escaped = "";
+  for (const byte of Buffer.from(text, "utf8")) {
+    escaped +=
+      byte >= 0x20 && byte <= 0x7e && byte !== 0x25
+        ? String.fromCharCode(byte)
+        : `%${byte.toString(16).toUpperCase().padStart(2, "0")}`;
+  }
+  return escaped;
 }

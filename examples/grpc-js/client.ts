@@ -1,0 +1,95 @@
+/**
+ * Calls the Taskwire gateway from TypeScript with @grpc/grpc-js and the ts-proto code
+ * in gen/ts-proto (plain interfaces and grpc-js service definitions). It runs one
+ * hasher/Digest task through TaskService, then the same request through the typed
+ * route example.v1.HashService/Digest, then submits a payload of the wrong type, and
+ * prints one JSON object per line for each.
+ *
+ * The gateway's address is TASKWIRE_GATEWAY, host:port (default 127.0.0.1:8080):
+ *
+ *   TASKWIRE_GATEWAY=127.0.0.1:8080 npx tsx examples/grpc-js/client.ts
+ */
+import {
+  type CallOptions,
+  type ClientUnaryCall,
+  credentials,
+  Metadata,
+  type ServiceError,
+  status as Status,
+} from "@grpc/grpc-js";
+import { DigestRequest, DigestResponse, HashServiceClient } from "../../gen/ts-proto/example/v1/hash.js";
+import { GenerateRequest } from "../../gen/ts-proto/example/v1/report.js";
+import type { Any } from "../../gen/ts-proto/google/protobuf/any.js";
+import { TaskState } from "../../gen/ts-proto/taskwire/v1/task.js";
+import { SubmitRequest, TaskServiceClient, WaitTaskRequest } from "../../gen/ts-proto/taskwire/v1/task_service.js";
+
+/** How long each call may take; WaitTask and the typed route wait for the task. */
+const timeoutMs = 30_000;
+
+/** A grpc-js unary method, in the form of its last overload. */
+type UnaryMethod<Request, Response> = (
+  request: Request,
+  metadata: Metadata,
+  options: Partial<CallOptions>,
+  callback: (error: ServiceError | null, response: Response) => void,
+) => ClientUnaryCall;
+
+/** Calls a unary method (bound to its client) and resolves with the response. */
+function call<Request, Response>(method: UnaryMethod<Request, Response>, request: Request): Promise<Response> {
+  return new Promise((resolve, reject) =>
+    method(request, new Metadata(), { deadline: Date.now() + timeoutMs }, (error, response) =>
+      error ? reject(error) : resolve(response),
+    ),
+  );
+}
+
+/** An Any holding `value`, the binary encoding of the message named `typeName`. */
+const pack = (typeName: string, value: Uint8Array): Any => ({
+  typeUrl: `type.googleapis.com/${typeName}`,
+  value: Buffer.from(value), // ts-proto with env=node types bytes as Buffer
+});
+
+const emit = (line: Record<string, unknown>) => console.log(JSON.stringify(line));
+
+const address = process.env.TASKWIRE_GATEWAY || "127.0.0.1:8080";
+// The gateway serves gRPC over plaintext HTTP/2 (h2c) on its one port.
+const tasks = new TaskServiceClient(address, credentials.createInsecure());
+const hashes = new HashServiceClient(address, credentials.createInsecure());
+const request = DigestRequest.fromPartial({ text: "hello", rounds: 3 });
+const hashTask = (payload: Any): SubmitRequest =>
+  SubmitRequest.fromPartial({ task: { workerType: "hasher", method: "Digest", payload } });
+
+try {
+  // (a) TaskService: submit the request packed in an Any, wait for the terminal
+  // status, and decode the DigestResponse from its result.
+  const payload = pack("example.v1.DigestRequest", DigestRequest.encode(request).finish());
+  const { taskId } = await call(tasks.submit.bind(tasks), hashTask(payload));
+  const { status } = await call(tasks.waitTask.bind(tasks), WaitTaskRequest.fromPartial({ taskId }));
+  if (status?.state !== TaskState.TASK_STATE_SUCCEEDED) {
+    throw new Error(`task ${taskId} ended ${TaskState[status?.state ?? 0]}: ${status?.error?.message}`);
+  }
+  if (status.result?.typeUrl !== "type.googleapis.com/example.v1.DigestResponse") {
+    throw new Error(`task ${taskId}: the result is a ${status.result?.typeUrl}`);
+  }
+  const result = DigestResponse.decode(status.result.value);
+  emit({ via: "task_service", task_id: taskId, hex: result.hex, rounds: result.rounds });
+
+  // (b) The typed route: the task service's own rpc, answered with the task's result.
+  const typed = await call(hashes.digest.bind(hashes), request);
+  emit({ via: "typed_route", hex: typed.hex, rounds: typed.rounds });
+
+  // (c) A payload of the wrong type for hasher/Digest: the gateway refuses it.
+  const wrong = GenerateRequest.fromPartial({ title: "x", sections: 1 });
+  const refused = await call(
+    tasks.submit.bind(tasks),
+    hashTask(pack("example.v1.GenerateRequest", GenerateRequest.encode(wrong).finish())),
+  ).then(
+    () => undefined,
+    (error: ServiceError) => error,
+  );
+  if (!refused) throw new Error("the wrong payload was accepted");
+  emit({ via: "wrong_payload", code: Status[refused.code], message: refused.details });
+} finally {
+  tasks.close();
+  hashes.close();
+}

@@ -1,0 +1,153 @@
+import { execFile } from "node:child_process";
+import { createHash } from "node:crypto";
+import { accessSync, constants } from "node:fs";
+import { cp, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { delimiter, join } from "node:path";
+import { promisify } from "node:util";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { afterAll, beforeAll, describe, it } from "vitest";
+import { hashService } from "../../gen/example/v1/hash_taskwire.js";
+import { reportService } from "../../gen/example/v1/report_taskwire.js";
+import { createNatsTaskBackend } from "../../sdk/nats-task-backend.js";
+import { createTaskRegistry } from "../../sdk/task-registry.js";
+import { createGateway, type Gateway } from "../../server/create-gateway.js";
+import { createSupervisor, type Supervisor } from "../../worker-runtime/create-supervisor.js";
+import { type NatsServer, startNatsServer } from "../support/nats-server.js";
+import { repoRoot } from "../support/tools.js";
+
+const run = promisify(execFile);
+const services = [hashService, reportService];
+// Every example hashes "hello" with 3 rounds.
+const expectedHex = iteratedSha256("hello", 3);
+
+/**
+ * The clients of examples/python (grpcio), examples/go (connect-go) and
+ * examples/grpc-js (@grpc/grpc-js with ts-proto), each run as a child process against
+ * a real gateway and workers, with the Python and Go code generated fresh by buf.
+ */
+describe("clients in other languages", () => {
+  let tmp: string;
+  let nats: NatsServer;
+  let nc: NatsConnection;
+  let gateway: Gateway;
+  let supervisor: Supervisor;
+
+  beforeAll(async () => {
+    tmp = await mkdtemp(join(tmpdir(), "taskwire-languages-"));
+    // The code generation and the servers start side by side.
+    await Promise.all([
+      generate("python", "examples/python/buf.gen.yaml"),
+      generate("go", "examples/go/buf.gen.yaml"),
+      (async () => {
+        nats = await startNatsServer();
+        nc = await connect({ servers: nats.url });
+        const backend = await createNatsTaskBackend({ nc, registry: createTaskRegistry(services) });
+        gateway = await createGateway({ backend, services });
+        supervisor = createSupervisor({
+          nats: nats.url,
+          shutdownGraceMs: 5000,
+          pools: [{ name: "hasher", module: "examples/hash/hash-worker.ts", processes: 2 }],
+        });
+        await supervisor.ready;
+      })(),
+    ]);
+    // The Go example builds as a module: its files next to the code generated for it.
+    await cp(join(repoRoot, "examples/go"), join(tmp, "go/examples/go"), {
+      recursive: true,
+      filter: (source) => source !== join(repoRoot, "examples/go/gen"),
+    });
+  }, 60_000);
+
+  afterAll(async () => {
+    await supervisor?.stop();
+    await gateway?.close();
+    await nc?.close();
+    await nats?.stop();
+    if (tmp) await rm(tmp, { recursive: true, force: true });
+  });
+
+  /** Runs `buf generate` with the example's template into `<tmp>/<name>`. */
+  async function generate(name: string, template: string) {
+    const buf = join(repoRoot, "node_modules/.bin/buf");
+    await run(buf, ["generate", "--template", template, "--output", join(tmp, name)], { cwd: repoRoot });
+  }
+
+  const examples = {
+    python: () => ({
+      command: tool(join(repoRoot, ".tools/venv/bin/python")),
+      args: [join(repoRoot, "examples/python/client.py")],
+      cwd: repoRoot,
+      env: { PYTHONPATH: join(tmp, "python/examples/python/gen") },
+    }),
+    go: () => ({
+      command: goBinary(),
+      args: ["run", "."],
+      cwd: join(tmp, "go/examples/go"),
+      env: {},
+    }),
+    "grpc-js": () => ({
+      command: join(repoRoot, "node_modules/.bin/tsx"),
+      args: [join(repoRoot, "examples/grpc-js/client.ts")],
+      cwd: repoRoot,
+      env: {},
+    }),
+  };
+
+  for (const name of Object.keys(examples) as (keyof typeof examples)[]) {
+    it.concurrent(`${name}: a typed result through TaskService and the typed route; INVALID_ARGUMENT for a wrong payload`, async ({
+      expect,
+    }) => {
+      const { command, args, cwd, env } = examples[name]();
+      const { stdout } = await run(command, args, {
+        cwd,
+        env: { ...process.env, ...env, TASKWIRE_GATEWAY: `127.0.0.1:${gateway.port}` },
+        timeout: 120_000,
+      });
+      const lines = stdout
+        .trim()
+        .split("\n")
+        .map((line) => JSON.parse(line));
+      expect(lines).toEqual([
+        { via: "task_service", task_id: expect.stringMatching(/^hasher\./), hex: expectedHex, rounds: 3 },
+        { via: "typed_route", hex: expectedHex, rounds: 3 },
+        {
+          via: "wrong_payload",
+          code: "INVALID_ARGUMENT",
+          // Names the method and both message types, readably (no percent-escapes).
+          message: expect.stringMatching(/^hasher\/Digest .*example\.v1\.DigestRequest.*example\.v1\.GenerateRequest$/),
+        },
+      ]);
+    }, 150_000); // A first Go build, with an empty build cache, takes about 25 s on 2 cores.
+  }
+});
+
+/** The digest examples/hash/hash-worker.ts computes: sha256 of the text, then of each digest's bytes. */
+function iteratedSha256(text: string, rounds: number): string {
+  let digest = createHash("sha256").update(text).digest();
+  for (let i = 1; i < rounds; i++) digest = createHash("sha256").update(digest).digest();
+  return digest.toString("hex");
+}
+
+/** `path` if it is executable; otherwise says to run the setup. */
+function tool(path: string): string {
+  if (!isExecutable(path)) throw new Error(`${path} not found: run "npm run setup"`);
+  return path;
+}
+
+/** `go` from PATH, else from /usr/local/go/bin as scripts/install-tools.sh looks for it. */
+function goBinary(): string {
+  const directories = [...(process.env.PATH ?? "").split(delimiter), "/usr/local/go/bin"];
+  const found = directories.map((d) => join(d, "go")).find(isExecutable);
+  if (!found) throw new Error('go not found on PATH nor in /usr/local/go/bin: install Go, then "npm run setup"');
+  return found;
+}
+
+function isExecutable(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
