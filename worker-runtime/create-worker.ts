@@ -23,6 +23,7 @@ import {
   type WorkerTypeTopologyOptions,
 } from "../sdk/topology.js";
 import { DuePromoter } from "./due-promoter.js";
+import { giveBack } from "./give-back.js";
 import { Leases } from "./leases.js";
 import { type TaskMiddleware, withMiddleware } from "./middleware.js";
 import { PrioritySlots } from "./priority-slots.js";
@@ -266,6 +267,7 @@ class TaskWorker implements Worker {
           // more, one a frozen worker made is gone by the time its tasks are redelivered.
           expiresMs: Math.min(10_000, Math.max(1_000, Math.floor(ackWaitMs / 2))),
           run: (msg) => this.run(env, msg),
+          giveBack: (msg) => giveBack(this.bucket, msg),
           onError: (error) => this.emit({ type: "error", error: fromNatsError(error, `fetching ${workerType} tasks`) }),
         });
         feeds.push(feed);

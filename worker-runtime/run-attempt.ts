@@ -16,6 +16,7 @@ import type { TaskMethod } from "../sdk/task-method.js";
 import { isTerminal, queuedStatus, readStatus, type StatusBucket } from "../sdk/task-status.js";
 import { backoffMs } from "./backoff-ms.js";
 import { deadLetter } from "./dead-letter.js";
+import { giveBack } from "./give-back.js";
 import type { Lease, Leases } from "./leases.js";
 import { sameTick } from "./same-tick.js";
 import { StatusWriter } from "./status-writer.js";
@@ -64,7 +65,9 @@ export interface AttemptEnvironment {
  */
 export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<void> {
   const started = Date.now();
-  const attempt = msg.info.deliveryCount;
+  const deliveries = msg.info.deliveryCount;
+  // Less the deliveries workers gave back when they shut down, once the record is read.
+  let attempt = deliveries;
   let workItem: WorkItem;
   try {
     workItem = fromBinary(WorkItemSchema, msg.data);
@@ -89,10 +92,7 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
       error,
     });
 
-  if (env.draining()) {
-    msg.nak();
-    return report("requeued");
-  }
+  if (env.draining()) return report(await giveBack(env.bucket, msg));
   if (env.cancelled.has(taskId)) {
     msg.ack(); // its CANCELLED record is written by the canceller
     return report("cancelled");
@@ -109,9 +109,11 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
       return report("superseded");
     }
   }
-  // Only a redelivery can find a record: read it to keep the error history and
-  // to skip a task that already ended (cancelled, or finished before a crash).
-  const stored = attempt > 1 && !endpoint ? await readStatus(env.bucket, taskId) : undefined;
+  // Only a redelivery can find a record: read it to keep the error history, to
+  // skip a task that already ended (cancelled, or finished before a crash), and to
+  // count the attempts.
+  const stored = deliveries > 1 && !endpoint ? await readStatus(env.bucket, taskId) : undefined;
+  attempt -= stored?.status.returnedDeliveries ?? 0;
   if (stored && isTerminal(stored.status.state)) {
     // The attempt that recorded it may have died before its dead letter or its notification.
     if (stored.status.state === TaskState.FAILED) await deadLetter(env.bucket, workItem, stored.status);
@@ -280,8 +282,20 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
     return report(outcome);
   }
   if (ctx.abortCause === "shutdown") {
-    msg.nak();
-    return report("requeued", failure);
+    // Interrupted by this worker's shutdown: not the task's fault, so not an attempt
+    // (see giveBack). A broadcast copy's record is shared: it is nak'ed as it is.
+    const outcome = endpoint
+      ? "requeued"
+      : await writer
+          .finish((s) => {
+            s.returnedDeliveries += 1;
+            s.state = s.errorHistory.length > 0 ? TaskState.RETRYING : TaskState.PENDING;
+            s.workerId = "";
+          })
+          .catch(() => "requeued" as const);
+    if (outcome === "superseded") msg.ack();
+    else msg.nak();
+    return report(outcome === "superseded" ? "superseded" : "requeued", failure);
   }
   if (ctx.abortCause === "cancelled") {
     msg.ack(); // the canceller recorded CANCELLED

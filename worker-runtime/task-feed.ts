@@ -17,6 +17,8 @@ export interface TaskFeedOptions {
   readonly expiresMs?: number;
   /** Runs a message that got a slot; the slot is freed when the promise settles. */
   readonly run: (msg: JsMsg) => Promise<void>;
+  /** Gives a message that never ran back to the stream, on stop. */
+  readonly giveBack: (msg: JsMsg) => Promise<unknown>;
   /** A pull failed (it is retried with backoff). */
   readonly onError: (error: unknown) => void;
 }
@@ -35,6 +37,7 @@ export class TaskFeed {
   private stopped = false;
   private wake: (() => void) | undefined;
   private readonly done: Promise<void>;
+  private readonly givingBack = new Set<Promise<unknown>>();
 
   constructor(private readonly options: TaskFeedOptions) {
     this.heartbeat = setInterval(() => {
@@ -49,9 +52,10 @@ export class TaskFeed {
     clearInterval(this.heartbeat);
     this.batch?.stop();
     this.wake?.();
-    for (const msg of this.waiting) msg.nak();
+    for (const msg of this.waiting) this.giveBack(msg);
     this.waiting.clear();
     await this.done;
+    await Promise.all(this.givingBack);
   }
 
   /**
@@ -90,7 +94,7 @@ export class TaskFeed {
 
   private admit(msg: JsMsg): void {
     if (this.stopped) {
-      msg.nak();
+      this.giveBack(msg);
       return;
     }
     this.waiting.add(msg);
@@ -100,6 +104,11 @@ export class TaskFeed {
       this.wake?.();
       void this.options.run(msg).finally(() => this.options.slots.release());
     });
+  }
+
+  private giveBack(msg: JsMsg): void {
+    const done = this.options.giveBack(msg).finally(() => this.givingBack.delete(done));
+    this.givingBack.add(done);
   }
 
   /** Until woken (room freed, or stop), or for `ms`. */

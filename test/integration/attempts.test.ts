@@ -224,4 +224,39 @@ describe("attempts of a task", () => {
       await bounded.stop();
     }
   });
+
+  it("a worker's shutdown spends no attempt: tasks it gives back, unstarted or interrupted, run again as attempt 1", async () => {
+    // One handler slot and one task pulled ahead; a short grace interrupts the running one.
+    const leaving = await createWorker({
+      nats: nats.url,
+      workerId: "leaving",
+      topology,
+      concurrency: 1,
+      shutdownGraceMs: 100,
+      services: [implementProbeService({ run: probeHandler((a) => attempts.push(a)) })],
+    });
+    const once = { retry: { maxAttempts: 1 } };
+    const tasks = await Promise.all(
+      ["given-back-1", "given-back-2", "given-back-3"].map((label) =>
+        client.submitTask(run, { label, sleepMs: 1000 }, once),
+      ),
+    );
+    await poll(async () => (of("given-back-1").length > 0 ? true : undefined));
+    await leaving.close();
+    expect(of("given-back-1").map((a) => a.attempt)).toEqual([1]);
+
+    await startWorker("staying");
+    const results = await Promise.all(tasks.map((task) => task.result()));
+    // With max_attempts 1, a counted give-back would have failed the task instead.
+    expect(results.map((r) => [r.label, r.attempt, r.workerId])).toEqual([
+      ["given-back-1", 1, "staying"],
+      ["given-back-2", 1, "staying"],
+      ["given-back-3", 1, "staying"],
+    ]);
+    const statuses = await Promise.all(tasks.map((task) => task.status()));
+    // The interrupted one and the one pulled ahead were given back; the third may never have left the stream.
+    expect(statuses[0]?.returnedDeliveries).toBe(1);
+    expect(statuses[1]?.returnedDeliveries).toBe(1);
+    expect(statuses.map((status) => status.attempt)).toEqual([1, 1, 1]);
+  });
 });

@@ -640,6 +640,11 @@ export interface TaskStatus {
     | undefined;
   /** The delivery mode in effect. */
   delivery: DeliveryMode;
+  /**
+   * Deliveries that workers gave back when they shut down, unstarted or interrupted.
+   * They are not attempts: an attempt's number is the delivery count less these.
+   */
+  returnedDeliveries: number;
 }
 
 export interface TaskStatus_MetadataEntry {
@@ -2373,6 +2378,7 @@ function createBaseTaskStatus(): TaskStatus {
     notBefore: undefined,
     expiresAt: undefined,
     delivery: 0,
+    returnedDeliveries: 0,
   };
 }
 
@@ -2443,6 +2449,9 @@ export const TaskStatus: MessageFns<TaskStatus> = {
     }
     if (message.delivery !== 0) {
       writer.uint32(176).int32(message.delivery);
+    }
+    if (message.returnedDeliveries !== 0) {
+      writer.uint32(184).uint32(message.returnedDeliveries);
     }
     return writer;
   },
@@ -2639,6 +2648,14 @@ export const TaskStatus: MessageFns<TaskStatus> = {
             message.delivery = reader.int32() as any;
             continue;
           }
+          case 23: {
+            if (tag !== 184) {
+              break;
+            }
+
+            message.returnedDeliveries = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2738,6 +2755,11 @@ export const TaskStatus: MessageFns<TaskStatus> = {
         ? fromJsonTimestamp(object.expires_at)
         : undefined,
       delivery: isSet(object.delivery) ? deliveryModeFromJSON(object.delivery) : 0,
+      returnedDeliveries: isSet(object.returnedDeliveries)
+        ? globalThis.Number(object.returnedDeliveries)
+        : isSet(object.returned_deliveries)
+        ? globalThis.Number(object.returned_deliveries)
+        : 0,
     };
   },
 
@@ -2815,6 +2837,9 @@ export const TaskStatus: MessageFns<TaskStatus> = {
     if (message.delivery !== 0) {
       obj.delivery = deliveryModeToJSON(message.delivery);
     }
+    if (message.returnedDeliveries !== 0) {
+      obj.returnedDeliveries = Math.round(message.returnedDeliveries);
+    }
     return obj;
   },
 
@@ -2859,6 +2884,7 @@ export const TaskStatus: MessageFns<TaskStatus> = {
     message.notBefore = object.notBefore ?? undefined;
     message.expiresAt = object.expiresAt ?? undefined;
     message.delivery = object.delivery ?? 0;
+    message.returnedDeliveries = object.returnedDeliveries ?? 0;
     return message;
   },
 };
