@@ -32,4 +32,6 @@ export {
   ServingStatusSchema,
 } from "./health-service.js";
 export { HealthStatus } from "./health-status.js";
+export { reflectionRoutes } from "./reflection-routes.js";
 export { taskServiceRoutes } from "./task-service-routes.js";
+export { idempotencyKeyHeader, taskIdHeader, typedTaskRoutes } from "./typed-task-routes.js";

@@ -19,6 +19,8 @@
  */
 
 export { NonRetryableError, TaskError } from "../sdk/task-error.js";
+export type { PoolOptions, Supervisor, SupervisorEvent, SupervisorOptions } from "./create-supervisor.js";
+export { createSupervisor } from "./create-supervisor.js";
 export type { Worker, WorkerOptions, WorkerState } from "./create-worker.js";
 export { createWorker } from "./create-worker.js";
 export { httpWorkerModule, implementHttpService } from "./http-executor.js";

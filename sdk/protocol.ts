@@ -1,0 +1,16 @@
+/**
+ * The protocol's messages, enums and services, as protoc-gen-es generates them
+ * from proto/taskwire/v1: `TaskState`, `TaskStatus`, `WorkItem`, `TaskService`...
+ *
+ * ```ts
+ * import { TaskState } from "taskwire/protocol";
+ * if ((await task.status()).state === TaskState.SUCCEEDED) { ... }
+ * ```
+ *
+ * @module
+ */
+
+export * from "../gen/taskwire/v1/options_pb.js";
+export * from "../gen/taskwire/v1/queue_service_pb.js";
+export * from "../gen/taskwire/v1/task_pb.js";
+export * from "../gen/taskwire/v1/task_service_pb.js";

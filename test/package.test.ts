@@ -1,0 +1,124 @@
+import { execFile } from "node:child_process";
+import { cp, mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type NatsServer, startNatsServer } from "./support/nats-server.js";
+import { repoRoot } from "./support/tools.js";
+
+const run = promisify(execFile);
+const tsc = join(repoRoot, "node_modules/typescript/bin/tsc");
+
+/**
+ * The package as a project that depends on it sees it: `npm run build` output in
+ * dist/, reached through package.json "exports" by plain Node (no tsx, no source
+ * condition), and its declarations type-checking a consumer's TypeScript.
+ */
+describe("the built package, from a project that depends on it", () => {
+  let nats: NatsServer;
+  let project: string;
+
+  beforeAll(async () => {
+    await run(process.execPath, [tsc, "-p", "tsconfig.build.json"], { cwd: repoRoot });
+    nats = await startNatsServer();
+    project = await mkdtemp(join(tmpdir(), "taskwire-consumer-"));
+    // node_modules as npm would lay it out: taskwire, and what the consumer imports itself.
+    await mkdir(join(project, "node_modules/@types"), { recursive: true });
+    await symlink(repoRoot, join(project, "node_modules/taskwire"));
+    await symlink(join(repoRoot, "node_modules/@bufbuild"), join(project, "node_modules/@bufbuild"));
+    await symlink(join(repoRoot, "node_modules/@types/node"), join(project, "node_modules/@types/node"));
+    // The consumer's generated code, as `buf generate` with protoc-gen-es (include_imports:
+    // taskwire/v1/options.proto and what it imports) and protoc-gen-taskwire writes it.
+    for (const file of [
+      "example/v1/hash_pb.ts",
+      "example/v1/hash_taskwire.ts",
+      "taskwire/v1/options_pb.ts",
+      "taskwire/v1/task_pb.ts",
+    ]) {
+      await cp(join(repoRoot, "gen", file), join(project, "gen", file));
+    }
+    await writeFile(join(project, "package.json"), JSON.stringify({ type: "module", private: true }));
+    await writeFile(
+      join(project, "tsconfig.json"),
+      JSON.stringify({
+        compilerOptions: {
+          target: "ES2023",
+          module: "NodeNext",
+          moduleResolution: "NodeNext",
+          strict: true,
+          types: ["node"],
+          outDir: "out",
+          rootDir: ".",
+        },
+        include: ["gen", "src"],
+      }),
+    );
+    await mkdir(join(project, "src"));
+    await writeFile(
+      join(project, "src/hasher.ts"),
+      `import { createHash } from "node:crypto";
+import { NonRetryableError } from "taskwire/worker";
+import { implementHashService } from "../gen/example/v1/hash_taskwire.js";
+
+export const hasher = implementHashService({
+  async digest(request) {
+    if (!request.text) throw new NonRetryableError("text is empty");
+    return { hex: createHash("sha256").update(request.text).digest("hex"), rounds: 1 };
+  },
+});
+`,
+    );
+    await writeFile(
+      join(project, "src/main.ts"),
+      `import { createClient, createNatsTaskBackend, createTaskRegistry } from "taskwire";
+import { TaskState } from "taskwire/protocol";
+import { createGateway } from "taskwire/server";
+import { createSupervisor } from "taskwire/worker";
+import { connect } from "@nats-io/transport-node";
+import { createHashServiceClient, hashService } from "../gen/example/v1/hash_taskwire.js";
+
+const natsUrl = process.argv[2] ?? "";
+const supervisor = createSupervisor({
+  nats: natsUrl,
+  pools: [{ name: "hasher", module: new URL("./hasher.js", import.meta.url).pathname, processes: 1 }],
+});
+await supervisor.ready;
+const nc = await connect({ servers: natsUrl });
+const backend = await createNatsTaskBackend({ nc, registry: createTaskRegistry([hashService]) });
+const gateway = await createGateway({ backend, services: [hashService] });
+const client = await createClient({ gateway: gateway.url });
+const task = await createHashServiceClient(client).digest({ text: "hello" });
+const { hex } = await task.result();
+const { state } = await task.status();
+console.log(JSON.stringify({ hex, state: TaskState[state] }));
+await client.close();
+await gateway.close();
+await backend.close();
+await nc.close();
+await supervisor.stop();
+`,
+    );
+    // The NATS client is the consumer's own dependency too.
+    await symlink(join(repoRoot, "node_modules/@nats-io"), join(project, "node_modules/@nats-io"));
+  }, 60_000);
+
+  afterAll(async () => {
+    await nats?.stop();
+    if (project) await rm(project, { recursive: true, force: true });
+  });
+
+  it("type-checks a consumer against the declarations, and runs it with plain node", async () => {
+    await run(process.execPath, [tsc, "-p", "tsconfig.json"], { cwd: project }).catch((error) => {
+      throw new Error(`the consumer does not compile against dist/:\n${error.stdout}${error.stderr}`);
+    });
+    const { stdout } = await run(process.execPath, [join(project, "out/src/main.js"), nats.url], {
+      cwd: project,
+      timeout: 60_000,
+    });
+    expect(JSON.parse(stdout.trim().split("\n").at(-1) ?? "")).toEqual({
+      hex: "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824",
+      state: "SUCCEEDED",
+    });
+  }, 90_000);
+});
