@@ -1,4 +1,4 @@
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
 import { JetStreamApiError, type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream";
@@ -49,6 +49,7 @@ import {
   topology,
   type WorkerTypeTopologyOptions,
 } from "./topology.js";
+import { decodeMessage, encodeMessage } from "./wire-codec.js";
 
 /** Options of {@link createNatsTaskBackend}. */
 export interface NatsTaskBackendOptions {
@@ -231,7 +232,7 @@ class NatsTaskBackend implements TaskBackend {
       deadline.set("Nats-Schedule", `@at ${broadcast.deadline.toISOString()}`);
       deadline.set("Nats-Schedule-Target", topology.dueSubject(workerType, token));
       await publishToStream(this.bucket.requests, topology.waitingSubject(workerType, token), prepared.bytes, deadline);
-      const status = queuedStatus(fromBinary(WorkItemSchema, prepared.bytes));
+      const status = queuedStatus(decodeMessage(WorkItemSchema, prepared.bytes));
       status.endpoints = endpoints.map((endpoint) =>
         create(EndpointResultSchema, { endpoint, state: TaskState.PENDING }),
       );
@@ -244,7 +245,7 @@ class NatsTaskBackend implements TaskBackend {
         endpoints.map((endpoint) => {
           const id = headers();
           id.set("Nats-Msg-Id", `${taskId}/${endpoint}`);
-          const own = toBinary(WorkItemSchema, create(WorkItemSchema, { endpoint }));
+          const own = encodeMessage(WorkItemSchema, create(WorkItemSchema, { endpoint }));
           const copy = new Uint8Array(prepared.bytes.length + own.length);
           copy.set(prepared.bytes);
           copy.set(own, prepared.bytes.length);
@@ -419,7 +420,7 @@ class NatsTaskBackend implements TaskBackend {
       const unstarted = await this.findUnstarted(workerType, taskId);
       if (unstarted) {
         return {
-          status: queuedStatus(fromBinary(WorkItemSchema, unstarted.message.data), unstarted.state),
+          status: queuedStatus(decodeMessage(WorkItemSchema, unstarted.message.data), unstarted.state),
           revision: 0,
         };
       }

@@ -1,4 +1,4 @@
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { create, type MessageShape } from "@bufbuild/protobuf";
 import {
   type Duration,
   durationFromMs,
@@ -23,6 +23,7 @@ import { keyedTaskId, newTaskId, taskIdToken } from "./task-id.js";
 import type { PriorityName, TaskMethod } from "./task-method.js";
 import type { TaskRegistry } from "./task-registry.js";
 import { topology } from "./topology.js";
+import { decodeMessage, encodeMessage } from "./wire-codec.js";
 
 /** The runtime's defaults, used where neither the task nor its method says. */
 export const runtimeDefaults = {
@@ -89,9 +90,9 @@ export function prepareTask(
       Code.InvalidArgument,
     );
   }
-  let request: ReturnType<typeof fromBinary>;
+  let request: MessageShape<typeof method.input>;
   try {
-    request = fromBinary(method.input, payload.value);
+    request = decodeMessage(method.input, payload.value);
   } catch (error) {
     throw new TaskError(`payload is not a valid ${payloadType}: ${(error as Error).message}`, Code.InvalidArgument);
   }
@@ -164,7 +165,7 @@ export function prepareTask(
   const overrides = task.priority !== Priority.UNSPECIFIED || task.timeout || task.retry || task.delivery;
   const shared =
     (!overrides && sharedParts.get(method)) ||
-    toBinary(
+    encodeMessage(
       WorkItemSchema,
       create(WorkItemSchema, {
         workerType: method.workerType,
@@ -178,7 +179,7 @@ export function prepareTask(
       }),
     );
   if (!overrides) sharedParts.set(method, shared);
-  const own = toBinary(
+  const own = encodeMessage(
     WorkItemSchema,
     create(WorkItemSchema, {
       taskId,

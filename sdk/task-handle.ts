@@ -1,9 +1,10 @@
-import { type DescMessage, fromBinary, type MessageShape } from "@bufbuild/protobuf";
+import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import { TaskState, type TaskStatus } from "../gen/taskwire/v1/task_pb.js";
 import type { TaskBackend } from "./task-backend.js";
 import type { StatusStream, TaskHandle } from "./task-client.js";
 import { TaskError } from "./task-error.js";
+import { decodeMessage } from "./wire-codec.js";
 
 /**
  * A handle on task `id`, whose result decodes as `output`.
@@ -64,7 +65,7 @@ export function decodeResult<O extends DescMessage>(status: TaskStatus, output: 
         { taskId: status.taskId },
       );
     }
-    return fromBinary(output, any.value);
+    return decodeMessage(output, any.value);
   }
   if (status.error) throw TaskError.fromMessage(status.error, status.taskId);
   throw new TaskError(`task ${status.taskId} ended ${TaskState[status.state]}`, Code.Unknown, {

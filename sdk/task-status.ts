@@ -1,4 +1,4 @@
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
 import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
@@ -8,6 +8,7 @@ import { TaskState, type TaskStatus, TaskStatusSchema, type WorkItem } from "../
 import { directGet, publishToStream } from "./jetstream-ops.js";
 import type { RequestPipeline } from "./request-pipeline.js";
 import { topology } from "./topology.js";
+import { decodeMessage, encodeMessage } from "./wire-codec.js";
 
 const terminalStates = new Set([
   TaskState.SUCCEEDED,
@@ -76,7 +77,7 @@ export function encodedTaskId(bytes: Uint8Array): string | undefined {
 
 /** Decodes a status record's bytes. */
 export function decodeStatus(bytes: Uint8Array): TaskStatus {
-  return fromBinary(TaskStatusSchema, bytes);
+  return decodeMessage(TaskStatusSchema, bytes);
 }
 
 /** A status record as written: its revision and the bytes stored. */
@@ -98,7 +99,7 @@ export async function writeStatus(
   status.updatedAt = timestampNow();
   const expect = headers();
   expect.set("Nats-Expected-Last-Subject-Sequence", String(expectedRevision));
-  const bytes = toBinary(TaskStatusSchema, status);
+  const bytes = encodeMessage(TaskStatusSchema, status);
   try {
     const ack = await publishToStream(bucket.requests, topology.statusSubject(status.taskId), bytes, expect);
     return { revision: ack.seq, bytes };

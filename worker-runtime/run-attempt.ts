@@ -1,5 +1,5 @@
-import { create, type DescMessage, fromBinary, type MessageShape, toBinary } from "@bufbuild/protobuf";
-import { type Any, anyPack, durationMs, timestampDate, timestampMs, timestampNow } from "@bufbuild/protobuf/wkt";
+import { create, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
+import { type Any, durationMs, timestampDate, timestampMs, timestampNow } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
 import type { JsMsg } from "@nats-io/jetstream";
 import {
@@ -14,6 +14,7 @@ import { recordEndpoint } from "../sdk/broadcast.js";
 import { TaskError } from "../sdk/task-error.js";
 import type { TaskMethod } from "../sdk/task-method.js";
 import { isTerminal, queuedStatus, readStatus, type StatusBucket } from "../sdk/task-status.js";
+import { decodeMessage, encodeMessage, packMessage } from "../sdk/wire-codec.js";
 import { backoffMs } from "./backoff-ms.js";
 import { deadLetter } from "./dead-letter.js";
 import { giveBack } from "./give-back.js";
@@ -70,7 +71,7 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
   let attempt = deliveries;
   let workItem: WorkItem;
   try {
-    workItem = fromBinary(WorkItemSchema, msg.data);
+    workItem = decodeMessage(WorkItemSchema, msg.data);
   } catch (error) {
     // Undecodable: no retry can fix it. Its id is unknown, so it is terminated and reported.
     msg.term("undecodable WorkItem");
@@ -117,7 +118,7 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
   if (stored && isTerminal(stored.status.state)) {
     // The attempt that recorded it may have died before its dead letter or its notification.
     if (stored.status.state === TaskState.FAILED) await deadLetter(env.bucket, workItem, stored.status);
-    const bytes = toBinary(TaskStatusSchema, stored.status);
+    const bytes = encodeMessage(TaskStatusSchema, stored.status);
     if (workItem.notifySubject) env.publish(workItem.notifySubject, bytes);
     env.reportResult(stored.status, bytes);
     msg.ack();
@@ -250,7 +251,7 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
       );
     let request: MessageShape<DescMessage>;
     try {
-      request = fromBinary(bound.method.input, workItem.payload);
+      request = decodeMessage(bound.method.input, workItem.payload);
     } catch (error) {
       throw new TaskError(
         `payload is not a valid ${bound.method.input.typeName}: ${(error as Error).message}`,
@@ -260,7 +261,7 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
     }
     const result = await bound.handler(request, ctx);
     if (ctx.abortReason) throw ctx.abortReason; // a result after cancel or deadline does not count
-    packed = anyPack(bound.method.output, create(bound.method.output, result));
+    packed = packMessage(bound.method.output, create(bound.method.output, result));
   } catch (thrown) {
     failure = ctx.abortReason ?? TaskError.from(thrown);
   } finally {

@@ -1,0 +1,790 @@
+import {
+  type DescField,
+  type DescMessage,
+  type DescOneof,
+  fromBinary,
+  type MessageShape,
+  protoInt64,
+  ScalarType,
+  toBinary,
+} from "@bufbuild/protobuf";
+import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
+import type { Any } from "@bufbuild/protobuf/wkt";
+
+/**
+ * Binary Protobuf for the hot path: the same bytes and the same message objects
+ * as protobuf-es' `toBinary` and `fromBinary`, several times faster. Each message
+ * type is compiled once into a plan of its fields: no reflection per message,
+ * and encoding measures first and then writes into one buffer, where protobuf-es
+ * forks a writer per nested message.
+ *
+ * Message types it does not cover fall back to protobuf-es as a whole: proto2
+ * and editions features (default values, required, groups), 64-bit integers
+ * as strings, and the well-known wrappers and Struct that protobuf-es represents
+ * in a field as plain values. `test`: sdk/wire-codec.test.ts checks both
+ * directions against protobuf-es on random messages of every protocol type.
+ */
+export function encodeMessage<Desc extends DescMessage>(desc: Desc, message: MessageShape<Desc>): Uint8Array {
+  const plan = planOf(desc);
+  if (!plan) return toBinary(desc, message);
+  const out = new Output();
+  const size = plan.size(message, out);
+  out.start(size);
+  plan.write(message, out);
+  return out.buf;
+}
+
+/** As protobuf-es `fromBinary`: unknown fields are kept in `$unknown`. */
+export function decodeMessage<Desc extends DescMessage>(desc: Desc, bytes: Uint8Array): MessageShape<Desc> {
+  const plan = planOf(desc);
+  if (!plan) return fromBinary(desc, bytes);
+  const reader = new BinaryReader(bytes, decodeUtf8);
+  return plan.read(reader, reader.len, undefined) as MessageShape<Desc>;
+}
+
+const utf8Decoder = new TextDecoder();
+
+/** Short ASCII strings (ids, names, type URLs) without a TextDecoder call. */
+function decodeUtf8(bytes: Uint8Array): string {
+  if (bytes.length > 64) return utf8Decoder.decode(bytes);
+  for (let i = 0; i < bytes.length; i++) if ((bytes[i] as number) > 0x7f) return utf8Decoder.decode(bytes);
+  return String.fromCharCode.apply(null, bytes as unknown as number[]);
+}
+
+type Message = Record<string, unknown> & { $typeName: string; $unknown?: Unknown[] };
+type Unknown = { no: number; wireType: WireType; data: Uint8Array };
+
+/** The encoder's state: the sizes of nested messages, measured first, then the buffer. */
+class Output {
+  buf = empty;
+  pos = 0;
+  /** Nested message sizes in pre-order, from the measuring pass. */
+  readonly sizes: number[] = [];
+  next = 0;
+
+  start(size: number): void {
+    this.buf = new Uint8Array(size);
+  }
+
+  /** Reserves a slot for a nested message's size (measuring pass). */
+  reserve(): number {
+    this.sizes.push(0);
+    return this.sizes.length - 1;
+  }
+
+  varint(value: number): void {
+    const buf = this.buf;
+    while (value > 0x7f) {
+      buf[this.pos++] = (value & 0x7f) | 0x80;
+      value = value >>> 7;
+    }
+    buf[this.pos++] = value;
+  }
+
+  /** A varint of a non-negative safe integer, 2^32 and above included. */
+  varintNumber(value: number): void {
+    const buf = this.buf;
+    while (value > 0x7f) {
+      buf[this.pos++] = (value % 0x80) | 0x80;
+      value = Math.floor(value / 0x80);
+    }
+    buf[this.pos++] = value;
+  }
+
+  /** A varint of up to 64 bits, as two 32-bit halves. */
+  varint64(lo: number, hi: number): void {
+    const buf = this.buf;
+    for (let i = 0; i < 28; i += 7) {
+      const shift = lo >>> i;
+      const more = !(shift >>> 7 === 0 && hi === 0);
+      buf[this.pos++] = (more ? shift | 0x80 : shift) & 0xff;
+      if (!more) return;
+    }
+    const split = ((lo >>> 28) & 0x0f) | ((hi & 0x07) << 4);
+    const more = !(hi >> 3 === 0);
+    buf[this.pos++] = (more ? split | 0x80 : split) & 0xff;
+    if (!more) return;
+    for (let i = 3; i < 31; i += 7) {
+      const shift = hi >>> i;
+      const next = !(shift >>> 7 === 0);
+      buf[this.pos++] = (next ? shift | 0x80 : shift) & 0xff;
+      if (!next) return;
+    }
+    buf[this.pos++] = (hi >>> 31) & 0x01;
+  }
+
+  bytes(value: Uint8Array): void {
+    this.buf.set(value, this.pos);
+    this.pos += value.length;
+  }
+
+  /** UTF-8 without a TextEncoder call for the usual short ASCII strings. */
+  string(value: string, length: number): void {
+    if (length === value.length) {
+      const buf = this.buf;
+      for (let i = 0; i < length; i++) buf[this.pos++] = value.charCodeAt(i);
+    } else {
+      this.bytes(utf8.encode(value));
+    }
+  }
+}
+
+const empty = new Uint8Array(0);
+const utf8 = new TextEncoder();
+const scratch = new DataView(new ArrayBuffer(8));
+
+/** Bytes of `value` as a varint (32-bit unsigned or a non-negative safe integer). */
+function varintSize(value: number): number {
+  if (value < 0x80) return 1;
+  if (value < 0x4000) return 2;
+  if (value < 0x200000) return 3;
+  if (value < 0x10000000) return 4;
+  let size = 5;
+  for (let v = Math.floor(value / 0x800000000); v > 0; v = Math.floor(v / 0x80)) size++;
+  return size;
+}
+
+function varint64Size(lo: number, hi: number): number {
+  if (hi === 0) return varintSize(lo >>> 0);
+  let size = 5; // the low 35 bits
+  for (let v = hi >>> 3; v > 0; v >>>= 7) size++;
+  return size;
+}
+
+/** UTF-8 length of a string; equal to its length when it is ASCII. */
+function utf8Length(value: string): number {
+  let length = value.length;
+  for (let i = 0; i < value.length; i++) {
+    const code = value.charCodeAt(i);
+    if (code < 0x80) continue;
+    if (code < 0x800) length += 1;
+    else if (code >= 0xd800 && code <= 0xdbff && i + 1 < value.length) {
+      const low = value.charCodeAt(i + 1);
+      if (low >= 0xdc00 && low <= 0xdfff) {
+        length += 2; // a surrogate pair: 4 bytes for 2 code units
+        i++;
+      } else length += 2; // a lone surrogate: U+FFFD, 3 bytes
+    } else length += 2;
+  }
+  return length;
+}
+
+/** How one scalar type measures, writes and reads its values. */
+interface ScalarCodec {
+  readonly wireType: WireType;
+  /** The zero value that implicit presence leaves out. */
+  isZero(value: unknown): boolean;
+  size(value: unknown): number;
+  write(value: unknown, out: Output): void;
+  read(reader: BinaryReader): unknown;
+}
+
+/** A bigint in [0, 2^53), which a plain number holds: timestamps' seconds, for one. */
+const small = (v: unknown): v is bigint => typeof v === "bigint" && v >= 0n && v <= 9007199254740991n;
+
+function int64Codec(
+  encode: (value: bigint) => { lo: number; hi: number },
+  read: (r: BinaryReader) => unknown,
+  /** Whether a small non-negative value is written as itself (not for zig-zag). */
+  direct = true,
+) {
+  return {
+    wireType: WireType.Varint,
+    isZero: (v: unknown) => v === 0n || v === 0,
+    size(v: unknown) {
+      if (direct && small(v)) return varintSize(Number(v));
+      const { lo, hi } = encode(v as bigint);
+      return varint64Size(lo, hi);
+    },
+    write(v: unknown, out: Output) {
+      if (direct && small(v)) return out.varintNumber(Number(v));
+      const { lo, hi } = encode(v as bigint);
+      out.varint64(lo, hi);
+    },
+    read,
+  };
+}
+
+function fixedCodec(
+  bytes: 4 | 8,
+  set: (view: DataView, value: unknown) => void,
+  read: (r: BinaryReader) => unknown,
+  isZero: (v: unknown) => boolean,
+): ScalarCodec {
+  return {
+    wireType: bytes === 4 ? WireType.Bit32 : WireType.Bit64,
+    isZero,
+    size: () => bytes,
+    write(v, out) {
+      set(scratch, v);
+      for (let i = 0; i < bytes; i++) out.buf[out.pos++] = scratch.getUint8(i);
+    },
+    read,
+  };
+}
+
+// -0 is not zero to protobuf-es: it is written.
+const zeroNumber = (v: unknown) => v === 0 && !Object.is(v, -0);
+const zeroBigint = (v: unknown) => v === 0n || v === 0;
+
+const scalarCodecs: Record<ScalarType, ScalarCodec> = {
+  [ScalarType.DOUBLE]: fixedCodec(
+    8,
+    (d, v) => d.setFloat64(0, v as number, true),
+    (r) => r.double(),
+    zeroNumber,
+  ),
+  [ScalarType.FLOAT]: fixedCodec(
+    4,
+    (d, v) => d.setFloat32(0, v as number, true),
+    (r) => r.float(),
+    zeroNumber,
+  ),
+  [ScalarType.INT64]: int64Codec(
+    (v) => protoInt64.enc(v),
+    (r) => r.int64(),
+  ),
+  [ScalarType.UINT64]: int64Codec(
+    (v) => protoInt64.uEnc(v),
+    (r) => r.uint64(),
+  ),
+  [ScalarType.SINT64]: int64Codec(
+    (v) => {
+      const value = BigInt(v);
+      return protoInt64.uEnc(BigInt.asUintN(64, (value << 1n) ^ (value >> 63n)));
+    },
+    (r) => r.sint64(),
+    false,
+  ),
+  [ScalarType.FIXED64]: fixedCodec(
+    8,
+    (d, v) => d.setBigUint64(0, BigInt(v as bigint), true),
+    (r) => r.fixed64(),
+    zeroBigint,
+  ),
+  [ScalarType.SFIXED64]: fixedCodec(
+    8,
+    (d, v) => d.setBigInt64(0, BigInt(v as bigint), true),
+    (r) => r.sfixed64(),
+    zeroBigint,
+  ),
+  [ScalarType.INT32]: {
+    wireType: WireType.Varint,
+    isZero: (v) => v === 0,
+    // A negative int32 is sign-extended to 10 bytes.
+    size: (v) => ((v as number) < 0 ? 10 : varintSize(v as number)),
+    write: (v, out) => ((v as number) < 0 ? out.varint64(v as number, -1) : out.varint(v as number)),
+    read: (r) => r.int32(),
+  },
+  [ScalarType.UINT32]: {
+    wireType: WireType.Varint,
+    isZero: (v) => v === 0,
+    size: (v) => varintSize((v as number) >>> 0),
+    write: (v, out) => out.varint((v as number) >>> 0),
+    read: (r) => r.uint32(),
+  },
+  [ScalarType.SINT32]: {
+    wireType: WireType.Varint,
+    isZero: (v) => v === 0,
+    size: (v) => varintSize((((v as number) << 1) ^ ((v as number) >> 31)) >>> 0),
+    write: (v, out) => out.varint((((v as number) << 1) ^ ((v as number) >> 31)) >>> 0),
+    read: (r) => r.sint32(),
+  },
+  [ScalarType.FIXED32]: fixedCodec(
+    4,
+    (d, v) => d.setUint32(0, v as number, true),
+    (r) => r.fixed32(),
+    (v) => v === 0,
+  ),
+  [ScalarType.SFIXED32]: fixedCodec(
+    4,
+    (d, v) => d.setInt32(0, v as number, true),
+    (r) => r.sfixed32(),
+    (v) => v === 0,
+  ),
+  [ScalarType.BOOL]: {
+    wireType: WireType.Varint,
+    isZero: (v) => v === false,
+    size: () => 1,
+    write: (v, out) => out.varint(v ? 1 : 0),
+    read: (r) => r.bool(),
+  },
+  [ScalarType.STRING]: {
+    wireType: WireType.LengthDelimited,
+    isZero: (v) => v === "",
+    size(v) {
+      const length = utf8Length(v as string);
+      return varintSize(length) + length;
+    },
+    write(v, out) {
+      const length = utf8Length(v as string);
+      out.varint(length);
+      out.string(v as string, length);
+    },
+    read: (r) => r.string(),
+  },
+  [ScalarType.BYTES]: {
+    wireType: WireType.LengthDelimited,
+    isZero: (v) => (v as Uint8Array).length === 0,
+    size: (v) => varintSize((v as Uint8Array).length) + (v as Uint8Array).length,
+    write(v, out) {
+      out.varint((v as Uint8Array).length);
+      out.bytes(v as Uint8Array);
+    },
+    read: (r) => r.bytes(),
+  },
+};
+
+/** How a compiled message type measures, writes and reads itself. */
+interface Plan {
+  size(message: Message, out: Output): number;
+  write(message: Message, out: Output): void;
+  /** Reads `length` bytes into `into` (merging), or into a new message. */
+  read(reader: BinaryReader, length: number, into: Message | undefined): Message;
+}
+
+const plans = new WeakMap<DescMessage, Plan | null>();
+
+/** The compiled plan of a message type, or undefined when protobuf-es must handle it. */
+function planOf(desc: DescMessage): Plan | undefined {
+  let plan = plans.get(desc);
+  if (plan === undefined) {
+    plans.set(desc, null); // a recursive type sees itself as supported while compiling
+    plan = supported(desc, new Set()) ? compile(desc) : null;
+    plans.set(desc, plan);
+  }
+  return plan ?? undefined;
+}
+
+const unwrappedTypes = new Set([
+  "google.protobuf.DoubleValue",
+  "google.protobuf.FloatValue",
+  "google.protobuf.Int64Value",
+  "google.protobuf.UInt64Value",
+  "google.protobuf.Int32Value",
+  "google.protobuf.UInt32Value",
+  "google.protobuf.BoolValue",
+  "google.protobuf.StringValue",
+  "google.protobuf.BytesValue",
+  "google.protobuf.Struct",
+]);
+
+/** Whether the type and every type it holds are plain proto3-style messages. */
+function supported(desc: DescMessage, seen: Set<DescMessage>): boolean {
+  if (seen.has(desc)) return true;
+  seen.add(desc);
+  if (unwrappedTypes.has(desc.typeName)) return false;
+  for (const field of desc.fields) {
+    if ("longAsString" in field && field.longAsString) return false;
+    if ("delimitedEncoding" in field && field.delimitedEncoding) return false;
+    // Explicit presence outside a oneof, on a scalar: proto2 or editions defaults and
+    // required fields live on a prototype chain in protobuf-es.
+    if ((field.fieldKind === "scalar" || field.fieldKind === "enum") && !field.oneof && field.presence !== 2) {
+      return false;
+    }
+    const nested =
+      field.fieldKind === "message"
+        ? field.message
+        : field.fieldKind === "list" && field.listKind === "message"
+          ? field.message
+          : field.fieldKind === "map" && field.mapKind === "message"
+            ? field.message
+            : undefined;
+    if (nested && !supported(nested, seen)) return false;
+  }
+  return true;
+}
+
+/** Precomputed tag bytes. */
+function tag(no: number, wireType: WireType): { bytes: number[]; size: number } {
+  const bytes: number[] = [];
+  let value = ((no << 3) | wireType) >>> 0;
+  while (value > 0x7f) {
+    bytes.push((value & 0x7f) | 0x80);
+    value >>>= 7;
+  }
+  bytes.push(value);
+  return { bytes, size: bytes.length };
+}
+
+function writeTag(out: Output, bytes: number[]): void {
+  for (const b of bytes) out.buf[out.pos++] = b;
+}
+
+/** One field's part of a plan. */
+interface FieldPlan {
+  readonly field: DescField;
+  /** Size of the field with its tag(s); the value is known to be set. */
+  size(value: unknown, out: Output): number;
+  write(value: unknown, out: Output): void;
+  /** Reads one occurrence on the wire into `message`. */
+  read(reader: BinaryReader, wireType: WireType, message: Message): void;
+}
+
+function compile(desc: DescMessage): Plan {
+  const fieldPlans = desc.fields.map((field) => fieldPlan(field));
+  const byNumber = new Map(fieldPlans.map((p) => [p.field.number, p]));
+  // protobuf-es writes fields in declaration order, a oneof's member where it is declared.
+  const isSet = fieldPlans.map((p) => presence(p.field));
+  const get = fieldPlans.map((p) => getter(p.field));
+  const count = fieldPlans.length;
+  const zero = zeroFactory(desc);
+  return {
+    size(message, out) {
+      let size = 0;
+      for (let i = 0; i < count; i++) {
+        const value = get[i]?.(message);
+        if (isSet[i]?.(value, message)) size += (fieldPlans[i] as FieldPlan).size(value, out);
+      }
+      for (const u of message.$unknown ?? []) size += tag(u.no, u.wireType).size + u.data.length;
+      return size;
+    },
+    write(message, out) {
+      for (let i = 0; i < count; i++) {
+        const value = get[i]?.(message);
+        if (isSet[i]?.(value, message)) (fieldPlans[i] as FieldPlan).write(value, out);
+      }
+      for (const u of message.$unknown ?? []) {
+        writeTag(out, tag(u.no, u.wireType).bytes);
+        out.bytes(u.data);
+      }
+    },
+    read(reader, length, into) {
+      const message = into ?? zero();
+      const end = reader.pos + length;
+      while (reader.pos < end) {
+        const [no, wireType] = reader.tag();
+        const plan = byNumber.get(no);
+        if (plan) plan.read(reader, wireType, message);
+        else {
+          const data = reader.skip(wireType, no);
+          message.$unknown ??= [];
+          message.$unknown.push({ no, wireType, data });
+        }
+      }
+      return message;
+    },
+  };
+}
+
+/** A new message as protobuf-es `create(desc)` makes it for a proto3-style type. */
+function zeroFactory(desc: DescMessage): () => Message {
+  // Members in declaration order, as create() adds them (the same object shape).
+  const inits: [string, "list" | "map" | "oneof" | "scalar", unknown][] = [];
+  for (const member of desc.members) {
+    if (member.kind === "oneof") inits.push([member.localName, "oneof", undefined]);
+    else if (member.fieldKind === "list") inits.push([member.localName, "list", undefined]);
+    else if (member.fieldKind === "map") inits.push([member.localName, "map", undefined]);
+    else if (member.fieldKind !== "message") inits.push([member.localName, "scalar", zeroOf(member)]);
+  }
+  return () => {
+    const message: Message = { $typeName: desc.typeName };
+    for (const [name, kind, zero] of inits) {
+      message[name] = kind === "list" ? [] : kind === "map" ? {} : kind === "oneof" ? { case: undefined } : zero;
+    }
+    return message;
+  };
+}
+
+function zeroOf(field: DescField): unknown {
+  if (field.fieldKind === "enum") return field.enum.values[0]?.number ?? 0;
+  if (field.fieldKind !== "scalar") return undefined;
+  return scalarZero(field.scalar);
+}
+
+function scalarZero(scalar: ScalarType): unknown {
+  switch (scalar) {
+    case ScalarType.STRING:
+      return "";
+    case ScalarType.BOOL:
+      return false;
+    case ScalarType.BYTES:
+      return new Uint8Array(0);
+    case ScalarType.INT64:
+    case ScalarType.UINT64:
+    case ScalarType.SINT64:
+    case ScalarType.FIXED64:
+    case ScalarType.SFIXED64:
+      return protoInt64.zero;
+    default:
+      return 0;
+  }
+}
+
+/** Reads the field's value from a message: a oneof member through its group. */
+function getter(field: DescField): (message: Message) => unknown {
+  const oneof = field.oneof;
+  if (oneof) {
+    const name = oneof.localName;
+    const member = field.localName;
+    return (message) => {
+      const group = message[name] as { case: string | undefined; value?: unknown };
+      return group.case === member ? group.value : undefined;
+    };
+  }
+  const name = field.localName;
+  return (message) => message[name];
+}
+
+/** Whether a value read by {@link getter} is written. */
+function presence(field: DescField): (value: unknown, message: Message) => boolean {
+  if (field.oneof || field.fieldKind === "message") return (value) => value !== undefined;
+  if (field.fieldKind === "list") return (value) => (value as unknown[]).length > 0;
+  if (field.fieldKind === "map") {
+    return (value) => {
+      for (const _ in value as object) return true;
+      return false;
+    };
+  }
+  if (field.fieldKind === "enum") return (value) => value !== 0;
+  const codec = scalarCodecs[field.scalar];
+  return (value) => !codec.isZero(value);
+}
+
+function fieldPlan(field: DescField): FieldPlan {
+  switch (field.fieldKind) {
+    case "scalar":
+      return singularPlan(field, scalarCodecs[field.scalar], field.oneof);
+    case "enum":
+      return singularPlan(field, scalarCodecs[ScalarType.INT32], field.oneof);
+    case "message":
+      return messagePlan(field, field.message, field.oneof);
+    case "list":
+      return listPlan(field);
+    case "map":
+      return mapPlan(field);
+  }
+}
+
+/** Stores a read value: in the oneof group, or in the field. */
+function setter(field: DescField, oneof: DescOneof | undefined): (message: Message, value: unknown) => void {
+  const name = field.localName;
+  if (oneof) {
+    const group = oneof.localName;
+    return (message, value) => {
+      message[group] = { case: name, value };
+    };
+  }
+  return (message, value) => {
+    message[name] = value;
+  };
+}
+
+function singularPlan(field: DescField, codec: ScalarCodec, oneof: DescOneof | undefined): FieldPlan {
+  const t = tag(field.number, codec.wireType);
+  const set = setter(field, oneof);
+  return {
+    field,
+    size: (value) => t.size + codec.size(value),
+    write(value, out) {
+      writeTag(out, t.bytes);
+      codec.write(value, out);
+    },
+    read(reader, _wireType, message) {
+      set(message, codec.read(reader));
+    },
+  };
+}
+
+function messagePlan(field: DescField, nested: DescMessage, oneof: DescOneof | undefined): FieldPlan {
+  const t = tag(field.number, WireType.LengthDelimited);
+  const name = field.localName;
+  const group = oneof?.localName;
+  return {
+    field,
+    size(value, out) {
+      const plan = planOf(nested) as Plan;
+      const slot = out.reserve();
+      const size = plan.size(value as Message, out);
+      out.sizes[slot] = size;
+      return t.size + varintSize(size) + size;
+    },
+    write(value, out) {
+      writeTag(out, t.bytes);
+      out.varint(out.sizes[out.next++] as number);
+      (planOf(nested) as Plan).write(value as Message, out);
+    },
+    read(reader, _wireType, message) {
+      const length = reader.uint32();
+      // A message field seen twice merges, as protobuf-es does.
+      if (group) {
+        const current = message[group] as { case: string | undefined; value?: Message };
+        const into = current.case === name ? current.value : undefined;
+        message[group] = { case: name, value: (planOf(nested) as Plan).read(reader, length, into) };
+      } else {
+        message[name] = (planOf(nested) as Plan).read(reader, length, message[name] as Message | undefined);
+      }
+    },
+  };
+}
+
+function listPlan(field: DescField & { fieldKind: "list" }): FieldPlan {
+  const name = field.localName;
+  if (field.listKind === "message") {
+    const element = messagePlan(field, field.message, undefined);
+    const nested = field.message;
+    return {
+      field,
+      size(value, out) {
+        let size = 0;
+        for (const item of value as unknown[]) size += element.size(item, out);
+        return size;
+      },
+      write(value, out) {
+        for (const item of value as unknown[]) element.write(item, out);
+      },
+      read(reader, _wireType, message) {
+        const length = reader.uint32();
+        (message[name] as unknown[]).push((planOf(nested) as Plan).read(reader, length, undefined));
+      },
+    };
+  }
+  const codec = field.listKind === "enum" ? scalarCodecs[ScalarType.INT32] : scalarCodecs[field.scalar];
+  const packable = codec.wireType !== WireType.LengthDelimited;
+  if (field.packed && packable) {
+    const t = tag(field.number, WireType.LengthDelimited);
+    return {
+      field,
+      size(value, out) {
+        let size = 0;
+        for (const item of value as unknown[]) size += codec.size(item);
+        const slot = out.reserve();
+        out.sizes[slot] = size;
+        return t.size + varintSize(size) + size;
+      },
+      write(value, out) {
+        writeTag(out, t.bytes);
+        out.varint(out.sizes[out.next++] as number);
+        for (const item of value as unknown[]) codec.write(item, out);
+      },
+      read: (reader, wireType, message) => readScalars(reader, wireType, codec, message[name] as unknown[]),
+    };
+  }
+  const t = tag(field.number, codec.wireType);
+  return {
+    field,
+    size(value) {
+      let size = 0;
+      for (const item of value as unknown[]) size += t.size + codec.size(item);
+      return size;
+    },
+    write(value, out) {
+      for (const item of value as unknown[]) {
+        writeTag(out, t.bytes);
+        codec.write(item, out);
+      }
+    },
+    read: (reader, wireType, message) => readScalars(reader, wireType, codec, message[name] as unknown[]),
+  };
+}
+
+/** Packed or not, whichever came: parsers must accept both. */
+function readScalars(reader: BinaryReader, wireType: WireType, codec: ScalarCodec, into: unknown[]): void {
+  if (wireType === WireType.LengthDelimited && codec.wireType !== WireType.LengthDelimited) {
+    const end = reader.uint32() + reader.pos;
+    while (reader.pos < end) into.push(codec.read(reader));
+  } else into.push(codec.read(reader));
+}
+
+function mapPlan(field: DescField & { fieldKind: "map" }): FieldPlan {
+  const name = field.localName;
+  const t = tag(field.number, WireType.LengthDelimited);
+  const keyCodec = scalarCodecs[field.mapKey];
+  const keyTag = tag(1, keyCodec.wireType);
+  const nested = field.mapKind === "message" ? field.message : undefined;
+  const valueCodec =
+    field.mapKind === "scalar"
+      ? scalarCodecs[field.scalar]
+      : field.mapKind === "enum"
+        ? scalarCodecs[ScalarType.INT32]
+        : undefined;
+  const valueTag = tag(2, valueCodec ? valueCodec.wireType : WireType.LengthDelimited);
+  // Object keys are strings: back to the key's own type to write it.
+  const keyOf = (key: string): unknown => {
+    switch (field.mapKey) {
+      case ScalarType.STRING:
+        return key;
+      case ScalarType.BOOL:
+        return key === "true";
+      case ScalarType.INT64:
+      case ScalarType.UINT64:
+      case ScalarType.SINT64:
+      case ScalarType.FIXED64:
+      case ScalarType.SFIXED64:
+        return protoInt64.parse(key);
+      default:
+        return Number(key);
+    }
+  };
+  const entrySize = (key: unknown, value: unknown, out: Output) => {
+    let size = keyTag.size + keyCodec.size(key) + valueTag.size;
+    if (valueCodec) size += valueCodec.size(value);
+    else {
+      const slot = out.reserve();
+      const nestedSize = (planOf(nested as DescMessage) as Plan).size(value as Message, out);
+      out.sizes[slot] = nestedSize;
+      size += varintSize(nestedSize) + nestedSize;
+    }
+    return size;
+  };
+  return {
+    field,
+    size(value, out) {
+      let size = 0;
+      for (const [key, item] of Object.entries(value as object)) {
+        // The entry's size goes in a slot before its nested message's.
+        const slot = out.reserve();
+        const entry = entrySize(keyOf(key), item, out);
+        out.sizes[slot] = entry;
+        size += t.size + varintSize(entry) + entry;
+      }
+      return size;
+    },
+    write(value, out) {
+      for (const [key, item] of Object.entries(value as object)) {
+        writeTag(out, t.bytes);
+        out.varint(out.sizes[out.next++] as number);
+        writeTag(out, keyTag.bytes);
+        keyCodec.write(keyOf(key), out);
+        writeTag(out, valueTag.bytes);
+        if (valueCodec) valueCodec.write(item, out);
+        else {
+          out.varint(out.sizes[out.next++] as number);
+          (planOf(nested as DescMessage) as Plan).write(item as Message, out);
+        }
+      }
+    },
+    read(reader, _wireType, message) {
+      const end = reader.uint32() + reader.pos;
+      // A missing key or value is its zero.
+      let key: unknown = scalarZero(field.mapKey);
+      let value: unknown;
+      while (reader.pos < end) {
+        const [no, wireType] = reader.tag();
+        if (no === 1) key = keyCodec.read(reader);
+        else if (no === 2) {
+          value = valueCodec
+            ? valueCodec.read(reader)
+            : (planOf(nested as DescMessage) as Plan).read(reader, reader.uint32(), undefined);
+        } else reader.skip(wireType, no);
+      }
+      if (value === undefined) {
+        value = valueCodec
+          ? field.mapKind === "scalar"
+            ? scalarZero(field.scalar)
+            : 0
+          : (planOf(nested as DescMessage) as Plan).read(new BinaryReader(empty), 0, undefined);
+      }
+      (message[name] as Record<string, unknown>)[String(key)] = value;
+    },
+  };
+}
+
+/** As protobuf-es `anyPack`: the message in an `Any`, with the usual type URL. */
+export function packMessage<Desc extends DescMessage>(desc: Desc, message: MessageShape<Desc>): Any {
+  return {
+    $typeName: "google.protobuf.Any",
+    typeUrl: `type.googleapis.com/${desc.typeName}`,
+    value: encodeMessage(desc, message),
+  };
+}
