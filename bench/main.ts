@@ -1,7 +1,8 @@
 /**
- * `npm run bench [-- --quick] [--cpu-prof-dir DIR] [--only ID,ID]`: measures the raw JetStream
- * limit, Taskwire (direct and through the gateway) and BullMQ in one run, prints
- * one table, writes docs/benchmarks.md, and prints the ratios on the last line.
+ * `npm run bench [-- --quick] [--cpu-prof-dir DIR] [--only ID,ID] [--rounds N]`: measures the
+ * raw JetStream limit, Taskwire (direct and through the gateway) and BullMQ in one run, in
+ * rounds, prints one table (each system's median round), writes docs/benchmarks.md, and
+ * prints the ratios (medians of the ratios within each round) on the last line.
  */
 import { writeFile } from "node:fs/promises";
 import { benchmarksPath, currentSection, sectionNames } from "./doc-section.js";
@@ -9,7 +10,7 @@ import { executeRun, type RunOutcome } from "./execute-run.js";
 import { describeMachine } from "./machine.js";
 import { parseOptions } from "./options.js";
 import { ensureRedisServer } from "./redis-server.js";
-import { benchmarksDoc, ratioLine, resultTable } from "./report.js";
+import { benchmarksDoc, medianOutcomes, ratioLine, resultTable } from "./report.js";
 import { runs } from "./runs.js";
 
 const args = process.argv.slice(2);
@@ -20,31 +21,40 @@ const machine = describeMachine();
 
 const selected = runs.filter((run) => options.only.length === 0 || options.only.includes(run.id));
 if (selected.length === 0) throw new Error(`--only names no run; the runs are ${runs.map((r) => r.id).join(", ")}`);
-const outcomes: RunOutcome[] = [];
-for (const [i, run] of selected.entries()) {
-  console.error(`bench: [${i + 1}/${selected.length}] ${run.label}...`);
-  const start = performance.now();
-  const outcome = await executeRun(run, options);
-  const took = `${((performance.now() - start) / 1000).toFixed(1)} s`;
-  console.error(
-    "error" in outcome
-      ? `bench:   failed after ${took}: ${outcome.error}`
-      : `bench:   ${outcome.result.endToEndPerSec.toFixed(0)} tasks/s end to end (${took})`,
-  );
-  outcomes.push(outcome);
+// The machine's speed drifts (other tenants, thermal limits): rounds in a rotated order
+// give every system the same share of good and bad moments.
+const rounds: RunOutcome[][] = [];
+for (let round = 0; round < options.rounds; round++) {
+  const shift = round % selected.length;
+  const order = [...selected.slice(shift), ...selected.slice(0, shift)];
+  const outcomes: RunOutcome[] = [];
+  for (const [i, run] of order.entries()) {
+    console.error(`bench: round ${round + 1}/${options.rounds} [${i + 1}/${order.length}] ${run.label}...`);
+    const start = performance.now();
+    const outcome = await executeRun(run, options);
+    const took = `${((performance.now() - start) / 1000).toFixed(1)} s`;
+    console.error(
+      "error" in outcome
+        ? `bench:   failed after ${took}: ${outcome.error}`
+        : `bench:   ${outcome.result.endToEndPerSec.toFixed(0)} tasks/s end to end (${took})`,
+    );
+    outcomes.push(outcome);
+  }
+  rounds.push(outcomes);
 }
+const outcomes = medianOutcomes(selected, rounds);
 
 // A partial run (--only) leaves the page of the last whole run alone.
 const written = options.only.length === 0;
 if (written) {
   // The scaling sections belong to `npm run bench:scale`, `bench:delayed` and `bench:bulk`: kept as they are.
   const kept = (await Promise.all(sectionNames.map(currentSection))).filter((section) => section);
-  const page = benchmarksDoc(outcomes, machine, options, command);
+  const page = benchmarksDoc(outcomes, rounds, machine, options, command);
   await writeFile(benchmarksPath, `${[page.trimEnd(), ...kept].join("\n\n")}\n`);
 }
 console.log(resultTable(outcomes));
 console.log(
   `(${machine.cpus} CPUs, Node ${machine.node}, ${options.mode} mode; docs/benchmarks.md ${written ? "written" : "not written: --only"})`,
 );
-console.log(ratioLine(outcomes));
-process.exitCode = outcomes.some((o) => "error" in o) ? 1 : 0;
+console.log(ratioLine(rounds));
+process.exitCode = rounds.flat().some((o) => "error" in o) ? 1 : 0;

@@ -26,9 +26,14 @@ export interface BenchOptions {
   readonly cpuProfDir: string | undefined;
   /** Run ids to run (`--only raw,direct`); all when empty. */
   readonly only: readonly string[];
+  /**
+   * Rounds of every run (`--rounds N`): each round runs them all, in a rotated order,
+   * and ratios are taken within a round. 3 in full mode, 1 in quick mode.
+   */
+  readonly rounds: number;
 }
 
-/** Parses the command line of `npm run bench`: `--quick`, `--cpu-prof-dir DIR`, `--only ID,ID`. */
+/** Parses the command line of `npm run bench`: `--quick`, `--cpu-prof-dir DIR`, `--only ID,ID`, `--rounds N`. */
 export function parseOptions(argv: string[]): BenchOptions {
   const { values } = parseArgs({
     args: argv,
@@ -36,9 +41,13 @@ export function parseOptions(argv: string[]): BenchOptions {
       quick: { type: "boolean", default: false },
       "cpu-prof-dir": { type: "string" },
       only: { type: "string", default: "" },
+      rounds: { type: "string" },
     },
   });
   const quick = values.quick === true;
+  const rounds = values.rounds === undefined ? (quick ? 1 : 3) : Number(values.rounds);
+  if (!Number.isInteger(rounds) || rounds < 1)
+    throw new Error(`--rounds must be a positive integer, got ${values.rounds}`);
   return {
     mode: quick ? "quick" : "full",
     tasks: quick ? 1_000 : 20_000,
@@ -52,5 +61,6 @@ export function parseOptions(argv: string[]): BenchOptions {
     runTimeoutMs: quick ? 60_000 : 600_000,
     cpuProfDir: values["cpu-prof-dir"],
     only: (values.only ?? "").split(",").filter((id) => id !== ""),
+    rounds,
   };
 }

@@ -2,7 +2,7 @@ import type { Role } from "./deployment.js";
 import type { RunOutcome } from "./execute-run.js";
 import type { Machine } from "./machine.js";
 import type { BenchOptions } from "./options.js";
-import { type RunId, runs } from "./runs.js";
+import { type Run, type RunId, runs } from "./runs.js";
 import { rawTopology } from "./systems/raw-jetstream.js";
 
 const roles: readonly Role[] = ["client", "worker", "gateway", "server"];
@@ -48,27 +48,62 @@ export function markdownTable(header: string[], rows: string[][], numeric: boole
   return [line(header), rule, ...rows.map(line)].join("\n");
 }
 
-/** The line that matters: Taskwire direct against BullMQ and against the raw JetStream limit. */
-export function ratioLine(outcomes: readonly RunOutcome[]): string {
-  const result = (id: RunId) => {
+/** Each run's median round by end-to-end throughput, in the runs' order; a failure wins. */
+export function medianOutcomes(selected: readonly Run[], rounds: readonly RunOutcome[][]): RunOutcome[] {
+  return selected.map((run) => {
+    const mine = rounds.flatMap((outcomes) => outcomes.filter((o) => o.run.id === run.id));
+    const failed = mine.find((o) => "error" in o);
+    if (failed) return failed;
+    const sorted = mine.sort((a, b) => throughput(a) - throughput(b));
+    return sorted[Math.floor((sorted.length - 1) / 2)] as RunOutcome;
+  });
+}
+
+const throughput = (o: RunOutcome) => ("result" in o ? o.result.endToEndPerSec : 0);
+
+/**
+ * The line that matters: Taskwire direct against BullMQ and against the raw JetStream
+ * limit. Each ratio is taken within a round, then the median over rounds is shown, with
+ * the range when there are several.
+ */
+export function ratioLine(rounds: readonly RunOutcome[][]): string {
+  const ratio = (pick: (outcomes: readonly RunOutcome[]) => number | undefined) => {
+    const values = rounds
+      .map(pick)
+      .filter((v): v is number => v !== undefined && Number.isFinite(v))
+      .sort((a, b) => a - b);
+    if (values.length === 0) return "n/a";
+    const median = values[Math.floor((values.length - 1) / 2)] as number;
+    const range =
+      values.length > 1 ? ` (${(values[0] as number).toFixed(2)}–${(values.at(-1) as number).toFixed(2)})` : "";
+    return `${median.toFixed(2)}x${range}`;
+  };
+  const result = (outcomes: readonly RunOutcome[], id: RunId) => {
     const o = outcomes.find((x) => x.run.id === id);
     return o && "result" in o ? o.result : undefined;
   };
-  const direct = result("direct");
-  const bullmq = result("bullmq");
-  const raw = result("raw");
-  const ratio = (a: number | undefined, b: number | undefined) =>
-    a === undefined || b === undefined ? "n/a" : `${(a / b).toFixed(2)}x`;
+  const of = (a: RunId, b: RunId, value: (r: NonNullable<ReturnType<typeof result>>) => number | undefined) =>
+    ratio((outcomes) => {
+      const x = result(outcomes, a);
+      const y = result(outcomes, b);
+      const vx = x && value(x);
+      const vy = y && value(y);
+      return vx === undefined || vy === undefined ? undefined : vx / vy;
+    });
+  const rate = (r: NonNullable<ReturnType<typeof result>>) => r.endToEndPerSec;
+  const p50 = (r: NonNullable<ReturnType<typeof result>>) => r.latency?.p50;
+  const over = rounds.length > 1 ? ` (medians over ${rounds.length} rounds, range in brackets)` : "";
   return [
-    `ratios: Taskwire direct / BullMQ throughput ${ratio(direct?.endToEndPerSec, bullmq?.endToEndPerSec)}`,
-    `Taskwire direct / raw JetStream throughput ${ratio(direct?.endToEndPerSec, raw?.endToEndPerSec)}`,
-    `BullMQ p50 / Taskwire direct p50 latency ${ratio(bullmq?.latency?.p50, direct?.latency?.p50)}`,
+    `ratios${over}: Taskwire direct / BullMQ throughput ${of("direct", "bullmq", rate)}`,
+    `Taskwire direct / raw JetStream throughput ${of("direct", "raw", rate)}`,
+    `BullMQ p50 / Taskwire direct p50 latency ${of("bullmq", "direct", p50)}`,
   ].join(", ");
 }
 
 /** docs/benchmarks.md. */
 export function benchmarksDoc(
   outcomes: readonly RunOutcome[],
+  rounds: readonly RunOutcome[][],
   machine: Machine,
   options: BenchOptions,
   command: string,
@@ -76,8 +111,11 @@ export function benchmarksDoc(
   return `# Benchmarks
 
 Written by \`${command}\` (${options.mode} mode) on ${machine.date}; every figure below
-comes from that one run. Rerun it to refresh this page. On a shared or busy machine the
-figures are noisy: compare rows of the same run only.
+comes from that one run, of ${options.rounds} round${options.rounds > 1 ? "s" : ""}: each round deploys and measures every
+system once, in a rotated order. The table shows each system's median round; each ratio
+is taken within a round (systems measured minutes apart, on the same machine), and the
+median over the rounds is shown with its range. This machine's speed drifts from minute
+to minute (a shared virtual machine): single runs differ by up to a third.
 
 ## Reproduce
 
@@ -88,6 +126,7 @@ npm run bench -- --quick  # a short run, under a minute
 \`\`\`
 
 \`npm run bench -- --cpu-prof-dir DIR\` also writes a V8 CPU profile of every child process;
+\`--rounds N\` sets the rounds (3; 1 with \`--quick\`);
 \`--only raw,bullmq\` runs only some rows (${runs.map((r) => r.id).join(", ")}) and leaves this page alone.
 
 ## Machine
@@ -109,7 +148,7 @@ ${markdownTable(
 
 ${resultTable(outcomes)}
 
-${ratioLine(outcomes)}
+${ratioLine(rounds)}
 
 ## What is measured
 
