@@ -1,39 +1,22 @@
 import { execFile } from "node:child_process";
-import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { promisify } from "node:util";
 import { create, fromBinary } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hashService } from "../../gen/example/v1/hash_taskwire.js";
 import { reportService } from "../../gen/example/v1/report_taskwire.js";
 import { ServerReflection, ServerReflectionRequestSchema } from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
-import { createNatsQueueBackend } from "../../sdk/nats-queue-backend.js";
-import { createNatsTaskBackend } from "../../sdk/nats-task-backend.js";
-import { createTaskRegistry } from "../../sdk/task-registry.js";
-import { createGateway, type Gateway } from "../../server/create-gateway.js";
-import { createSupervisor, type Supervisor } from "../../worker-runtime/create-supervisor.js";
-import { type NatsServer, startNatsServer } from "../support/nats-server.js";
+import { exampleDigest as digest, startDeployment, type TestDeployment } from "../support/deployment.js";
 import { grpcurlBinary, repoRoot } from "../support/tools.js";
 
 const services = [hashService, reportService];
 const run = promisify(execFile);
 
-/** sha256 of the text, re-hashed to `rounds` in all, as examples/hash computes it. */
-function digest(text: string, rounds: number): string {
-  let value = createHash("sha256").update(text).digest();
-  for (let i = 1; i < rounds; i++) value = createHash("sha256").update(value).digest();
-  return value.toString("hex");
-}
-
 describe("grpcurl against the gateway, with no proto files at hand", () => {
-  let nats: NatsServer;
-  let nc: NatsConnection;
-  let gateway: Gateway;
-  let supervisor: Supervisor;
+  let deployment: TestDeployment;
   let address: string;
 
   /** Runs grpcurl; resolves with its exit code and output whether or not it failed. */
@@ -60,27 +43,14 @@ describe("grpcurl against the gateway, with no proto files at hand", () => {
   }
 
   beforeAll(async () => {
-    nats = await startNatsServer();
-    nc = await connect({ servers: nats.url });
-    const backend = await createNatsTaskBackend({ nc, registry: createTaskRegistry(services) });
-    gateway = await createGateway({ backend, services, queues: await createNatsQueueBackend({ nc, tasks: backend }) });
-    address = `127.0.0.1:${gateway.port}`;
-    supervisor = createSupervisor({
-      nats: nats.url,
-      pools: [
-        { name: "hasher", module: "examples/hash/hash-worker.ts", processes: 1 },
-        { name: "reports", module: "examples/report/report-worker.ts", processes: 1 },
-      ],
-    });
-    await supervisor.ready;
+    deployment = await startDeployment(services, [
+      { name: "hasher", module: "examples/hash/hash-worker.ts", processes: 1 },
+      { name: "reports", module: "examples/report/report-worker.ts", processes: 1 },
+    ]);
+    address = `127.0.0.1:${deployment.gateway.port}`;
   }, 60_000);
 
-  afterAll(async () => {
-    await supervisor?.stop();
-    await gateway?.close();
-    await nc?.close();
-    await nats?.stop();
-  });
+  afterAll(() => deployment?.stop());
 
   it("lists every service through reflection", async () => {
     const { code, stdout } = await grpcurl(address, "list");
@@ -240,7 +210,7 @@ describe("grpcurl against the gateway, with no proto files at hand", () => {
   });
 
   it("serves reflection v1alpha too, for older tools", async () => {
-    const client = createClient(ServerReflection, createGrpcTransport({ baseUrl: gateway.url }));
+    const client = createClient(ServerReflection, createGrpcTransport({ baseUrl: deployment.gateway.url }));
     const requests = [
       create(ServerReflectionRequestSchema, { messageRequest: { case: "listServices", value: "" } }),
       create(ServerReflectionRequestSchema, {

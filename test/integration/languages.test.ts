@@ -1,25 +1,19 @@
 import { execFile } from "node:child_process";
-import { createHash } from "node:crypto";
-import { accessSync, constants } from "node:fs";
 import { cp, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { promisify } from "node:util";
-import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, it } from "vitest";
+import { isExecutable } from "../../cli/find-binary.js";
 import { hashService } from "../../gen/example/v1/hash_taskwire.js";
 import { reportService } from "../../gen/example/v1/report_taskwire.js";
-import { createNatsTaskBackend } from "../../sdk/nats-task-backend.js";
-import { createTaskRegistry } from "../../sdk/task-registry.js";
-import { createGateway, type Gateway } from "../../server/create-gateway.js";
-import { createSupervisor, type Supervisor } from "../../worker-runtime/create-supervisor.js";
-import { type NatsServer, startNatsServer } from "../support/nats-server.js";
+import { exampleDigest, startDeployment, type TestDeployment } from "../support/deployment.js";
 import { repoRoot } from "../support/tools.js";
 
 const run = promisify(execFile);
 const services = [hashService, reportService];
 // Every example hashes "hello" with 3 rounds.
-const expectedHex = iteratedSha256("hello", 3);
+const expectedHex = exampleDigest("hello", 3);
 
 /**
  * The clients of examples/python (grpcio), examples/go (connect-go) and
@@ -28,10 +22,7 @@ const expectedHex = iteratedSha256("hello", 3);
  */
 describe("clients in other languages", () => {
   let tmp: string;
-  let nats: NatsServer;
-  let nc: NatsConnection;
-  let gateway: Gateway;
-  let supervisor: Supervisor;
+  let deployment: TestDeployment;
 
   beforeAll(async () => {
     tmp = await mkdtemp(join(tmpdir(), "taskwire-languages-"));
@@ -39,18 +30,11 @@ describe("clients in other languages", () => {
     await Promise.all([
       generate("python", "examples/python/buf.gen.yaml"),
       generate("go", "examples/go/buf.gen.yaml"),
-      (async () => {
-        nats = await startNatsServer();
-        nc = await connect({ servers: nats.url });
-        const backend = await createNatsTaskBackend({ nc, registry: createTaskRegistry(services) });
-        gateway = await createGateway({ backend, services });
-        supervisor = createSupervisor({
-          nats: nats.url,
-          shutdownGraceMs: 5000,
-          pools: [{ name: "hasher", module: "examples/hash/hash-worker.ts", processes: 2 }],
-        });
-        await supervisor.ready;
-      })(),
+      startDeployment(services, [{ name: "hasher", module: "examples/hash/hash-worker.ts", processes: 2 }]).then(
+        (started) => {
+          deployment = started;
+        },
+      ),
     ]);
     // The Go example builds as a module: its files next to the code generated for it.
     await cp(join(repoRoot, "examples/go"), join(tmp, "go/examples/go"), {
@@ -60,10 +44,7 @@ describe("clients in other languages", () => {
   }, 60_000);
 
   afterAll(async () => {
-    await supervisor?.stop();
-    await gateway?.close();
-    await nc?.close();
-    await nats?.stop();
+    await deployment?.stop();
     if (tmp) await rm(tmp, { recursive: true, force: true });
   });
 
@@ -101,7 +82,7 @@ describe("clients in other languages", () => {
       const { command, args, cwd, env } = examples[name]();
       const { stdout } = await run(command, args, {
         cwd,
-        env: { ...process.env, ...env, TASKWIRE_GATEWAY: `127.0.0.1:${gateway.port}` },
+        env: { ...process.env, ...env, TASKWIRE_GATEWAY: `127.0.0.1:${deployment.gateway.port}` },
         timeout: 120_000,
       });
       const lines = stdout
@@ -122,13 +103,6 @@ describe("clients in other languages", () => {
   }
 });
 
-/** The digest examples/hash/hash-worker.ts computes: sha256 of the text, then of each digest's bytes. */
-function iteratedSha256(text: string, rounds: number): string {
-  let digest = createHash("sha256").update(text).digest();
-  for (let i = 1; i < rounds; i++) digest = createHash("sha256").update(digest).digest();
-  return digest.toString("hex");
-}
-
 /** `path` if it is executable; otherwise says to run the setup. */
 function tool(path: string): string {
   if (!isExecutable(path)) throw new Error(`${path} not found: run "npm run setup"`);
@@ -141,13 +115,4 @@ function goBinary(): string {
   const found = directories.map((d) => join(d, "go")).find(isExecutable);
   if (!found) throw new Error('go not found on PATH nor in /usr/local/go/bin: install Go, then "npm run setup"');
   return found;
-}
-
-function isExecutable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
 }

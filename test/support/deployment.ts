@@ -1,0 +1,61 @@
+import { createHash } from "node:crypto";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { createNatsQueueBackend } from "../../sdk/nats-queue-backend.js";
+import { createNatsTaskBackend } from "../../sdk/nats-task-backend.js";
+import type { TaskServiceDefinition } from "../../sdk/task-method.js";
+import { createTaskRegistry } from "../../sdk/task-registry.js";
+import { createGateway, type Gateway } from "../../server/create-gateway.js";
+import { createSupervisor, type PoolOptions, type Supervisor } from "../../worker-runtime/create-supervisor.js";
+import { type NatsServer, startNatsServer } from "./nats-server.js";
+
+/** A whole deployment on loopback: nats-server, a gateway and supervised worker processes. */
+export interface TestDeployment {
+  readonly nats: NatsServer;
+  /** The gateway's NATS connection. */
+  readonly nc: NatsConnection;
+  readonly gateway: Gateway;
+  readonly supervisor: Supervisor;
+  /** Stops everything, in reverse order. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts a real nats-server, a gateway serving `services` (TaskService,
+ * QueueService, typed routes, reflection) and a supervisor running `pools`;
+ * resolves once every worker process is ready.
+ */
+export async function startDeployment(
+  services: readonly TaskServiceDefinition[],
+  pools: PoolOptions[],
+): Promise<TestDeployment> {
+  const nats = await startNatsServer();
+  const nc = await connect({ servers: nats.url });
+  const backend = await createNatsTaskBackend({ nc, registry: createTaskRegistry(services) });
+  const gateway = await createGateway({
+    backend,
+    services,
+    queues: await createNatsQueueBackend({ nc, tasks: backend }),
+  });
+  const supervisor = createSupervisor({ nats: nats.url, shutdownGraceMs: 5000, pools });
+  await supervisor.ready;
+  return {
+    nats,
+    nc,
+    gateway,
+    supervisor,
+    async stop() {
+      await supervisor.stop();
+      await gateway.close();
+      await backend.close();
+      await nc.close();
+      await nats.stop();
+    },
+  };
+}
+
+/** The digest examples/hash/hash-worker.ts computes: sha256 of the text, then of each digest, `rounds` in all. */
+export function exampleDigest(text: string, rounds: number): string {
+  let digest = createHash("sha256").update(text).digest();
+  for (let i = 1; i < rounds; i++) digest = createHash("sha256").update(digest).digest();
+  return digest.toString("hex");
+}
