@@ -17,7 +17,7 @@ import { isTerminal, queuedStatus, readStatus, type StatusBucket } from "../sdk/
 import { decodeMessage, encodeMessage, packMessage } from "../sdk/wire-codec.js";
 import { backoffMs } from "./backoff-ms.js";
 import { deadLetter } from "./dead-letter.js";
-import { giveBack } from "./give-back.js";
+import { giveBack, markReturned } from "./give-back.js";
 import type { Lease, Leases } from "./leases.js";
 import { sameTick } from "./same-tick.js";
 import { StatusWriter } from "./status-writer.js";
@@ -285,15 +285,7 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
   if (ctx.abortCause === "shutdown") {
     // Interrupted by this worker's shutdown: not the task's fault, so not an attempt
     // (see giveBack). A broadcast copy's record is shared: it is nak'ed as it is.
-    const outcome = endpoint
-      ? "requeued"
-      : await writer
-          .finish((s) => {
-            s.returnedDeliveries += 1;
-            s.state = s.errorHistory.length > 0 ? TaskState.RETRYING : TaskState.PENDING;
-            s.workerId = "";
-          })
-          .catch(() => "requeued" as const);
+    const outcome = endpoint ? "requeued" : await writer.finish(markReturned).catch(() => "requeued" as const);
     if (outcome === "superseded") msg.ack();
     else msg.nak();
     return report(outcome === "superseded" ? "superseded" : "requeued", failure);
