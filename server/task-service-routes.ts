@@ -1,4 +1,5 @@
 import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
+import type { TaskStatus } from "../gen/taskwire/v1/task_pb.js";
 import { TaskService } from "../gen/taskwire/v1/task_service_pb.js";
 import type { TaskBackend } from "../sdk/task-backend.js";
 
@@ -32,14 +33,8 @@ export function taskServiceRoutes(backend: TaskBackend): (router: ConnectRouter)
         for await (const status of backend.watchTask(taskId, context.signal)) yield { status };
         context.signal.throwIfAborted();
       },
-      // As for watchTask: a wait cut short ends with the signal's reason.
       async waitTask({ taskId }, context) {
-        try {
-          return { status: await backend.awaitTerminal(taskId, context.signal) };
-        } catch (error) {
-          context.signal.throwIfAborted();
-          throw error;
-        }
+        return { status: await awaitTerminal(backend, taskId, context.signal) };
       },
       async cancelTask({ taskId, reason }) {
         return { status: await backend.cancelTask(taskId, reason) };
@@ -49,4 +44,18 @@ export function taskServiceRoutes(backend: TaskBackend): (router: ConnectRouter)
       },
     });
   };
+}
+
+/**
+ * As `backend.awaitTerminal`, but a wait cut short ends with the signal's reason
+ * (DEADLINE_EXCEEDED, or UNAVAILABLE on shutdown), as watchTask does: it must not
+ * look like any other failure.
+ */
+export async function awaitTerminal(backend: TaskBackend, taskId: string, signal: AbortSignal): Promise<TaskStatus> {
+  try {
+    return await backend.awaitTerminal(taskId, signal);
+  } catch (error) {
+    signal.throwIfAborted();
+    throw error;
+  }
 }

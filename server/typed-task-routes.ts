@@ -5,6 +5,7 @@ import type { TaskBackend } from "../sdk/task-backend.js";
 import { taskFromOptions } from "../sdk/task-from-options.js";
 import { decodeResult } from "../sdk/task-handle.js";
 import type { TaskMethod, TaskServiceDefinition } from "../sdk/task-method.js";
+import { awaitTerminal } from "./task-service-routes.js";
 
 /** The request header that carries a typed call's idempotency key. */
 export const idempotencyKeyHeader = "taskwire-idempotency-key";
@@ -79,15 +80,5 @@ async function awaitBeforeDeadline(backend: TaskBackend, taskId: string, context
     return await awaitTerminal(backend, taskId, AbortSignal.any([context.signal, deadline.signal]));
   } finally {
     clearTimeout(timer);
-  }
-}
-
-/** As backend.awaitTerminal, but a wait cut short ends with the signal's reason. */
-async function awaitTerminal(backend: TaskBackend, taskId: string, signal: AbortSignal): Promise<TaskStatus> {
-  try {
-    return await backend.awaitTerminal(taskId, signal);
-  } catch (error) {
-    signal.throwIfAborted();
-    throw error;
   }
 }
