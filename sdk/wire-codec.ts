@@ -9,7 +9,7 @@ import {
   toBinary,
 } from "@bufbuild/protobuf";
 import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
-import type { Any } from "@bufbuild/protobuf/wkt";
+import { type Any, FeatureSet_FieldPresence } from "@bufbuild/protobuf/wkt";
 
 /**
  * Binary Protobuf for the hot path: the same bytes and the same message objects
@@ -190,7 +190,7 @@ function int64Codec(
 ) {
   return {
     wireType: WireType.Varint,
-    isZero: (v: unknown) => v === 0n || v === 0,
+    isZero: zeroBigint,
     size(v: unknown) {
       if (direct && small(v)) return varintSize(Number(v));
       const { lo, hi } = encode(v as bigint);
@@ -341,6 +341,8 @@ interface Plan {
   write(message: Message, out: Output): void;
   /** Reads `length` bytes into `into` (merging), or into a new message. */
   read(reader: BinaryReader, length: number, into: Message | undefined): Message;
+  /** A new message with every field at its zero value. */
+  zero(): Message;
 }
 
 const plans = new WeakMap<DescMessage, Plan | null>();
@@ -349,11 +351,23 @@ const plans = new WeakMap<DescMessage, Plan | null>();
 function planOf(desc: DescMessage): Plan | undefined {
   let plan = plans.get(desc);
   if (plan === undefined) {
-    plans.set(desc, null); // a recursive type sees itself as supported while compiling
     plan = supported(desc, new Set()) ? compile(desc) : null;
     plans.set(desc, plan);
   }
   return plan ?? undefined;
+}
+
+/**
+ * A nested type's plan, looked up on first use: compiling a type does not compile
+ * the types it holds (a recursive type would never finish), and a nested type is
+ * supported whenever its holder is.
+ */
+function nestedPlan(desc: DescMessage): () => Plan {
+  let plan: Plan | undefined;
+  return () => {
+    plan ??= planOf(desc) as Plan;
+    return plan;
+  };
 }
 
 const unwrappedTypes = new Set([
@@ -379,7 +393,11 @@ function supported(desc: DescMessage, seen: Set<DescMessage>): boolean {
     if ("delimitedEncoding" in field && field.delimitedEncoding) return false;
     // Explicit presence outside a oneof, on a scalar: proto2 or editions defaults and
     // required fields live on a prototype chain in protobuf-es.
-    if ((field.fieldKind === "scalar" || field.fieldKind === "enum") && !field.oneof && field.presence !== 2) {
+    if (
+      (field.fieldKind === "scalar" || field.fieldKind === "enum") &&
+      !field.oneof &&
+      field.presence !== FeatureSet_FieldPresence.IMPLICIT
+    ) {
       return false;
     }
     const nested =
@@ -414,6 +432,10 @@ function writeTag(out: Output, bytes: number[]): void {
 /** One field's part of a plan. */
 interface FieldPlan {
   readonly field: DescField;
+  /** The field's value in a message: a oneof member's through its group. */
+  get(message: Message): unknown;
+  /** Whether a value `get` returned is written. */
+  isSet(value: unknown): boolean;
   /** Size of the field with its tag(s); the value is known to be set. */
   size(value: unknown, out: Output): number;
   write(value: unknown, out: Output): void;
@@ -422,27 +444,25 @@ interface FieldPlan {
 }
 
 function compile(desc: DescMessage): Plan {
+  // protobuf-es writes fields in declaration order, a oneof's member where it is declared.
   const fieldPlans = desc.fields.map((field) => fieldPlan(field));
   const byNumber = new Map(fieldPlans.map((p) => [p.field.number, p]));
-  // protobuf-es writes fields in declaration order, a oneof's member where it is declared.
-  const isSet = fieldPlans.map((p) => presence(p.field));
-  const get = fieldPlans.map((p) => getter(p.field));
-  const count = fieldPlans.length;
   const zero = zeroFactory(desc);
   return {
+    zero,
     size(message, out) {
       let size = 0;
-      for (let i = 0; i < count; i++) {
-        const value = get[i]?.(message);
-        if (isSet[i]?.(value, message)) size += (fieldPlans[i] as FieldPlan).size(value, out);
+      for (const plan of fieldPlans) {
+        const value = plan.get(message);
+        if (plan.isSet(value)) size += plan.size(value, out);
       }
       for (const u of message.$unknown ?? []) size += tag(u.no, u.wireType).size + u.data.length;
       return size;
     },
     write(message, out) {
-      for (let i = 0; i < count; i++) {
-        const value = get[i]?.(message);
-        if (isSet[i]?.(value, message)) (fieldPlans[i] as FieldPlan).write(value, out);
+      for (const plan of fieldPlans) {
+        const value = plan.get(message);
+        if (plan.isSet(value)) plan.write(value, out);
       }
       for (const u of message.$unknown ?? []) {
         writeTag(out, tag(u.no, u.wireType).bytes);
@@ -527,7 +547,7 @@ function getter(field: DescField): (message: Message) => unknown {
 }
 
 /** Whether a value read by {@link getter} is written. */
-function presence(field: DescField): (value: unknown, message: Message) => boolean {
+function presence(field: DescField): (value: unknown) => boolean {
   if (field.oneof || field.fieldKind === "message") return (value) => value !== undefined;
   if (field.fieldKind === "list") return (value) => (value as unknown[]).length > 0;
   if (field.fieldKind === "map") {
@@ -541,18 +561,25 @@ function presence(field: DescField): (value: unknown, message: Message) => boole
   return (value) => !codec.isZero(value);
 }
 
+/** What a field plan adds to its field's access: how it measures, writes and reads. */
+type FieldCoding = Omit<FieldPlan, "field" | "get" | "isSet">;
+
 function fieldPlan(field: DescField): FieldPlan {
+  return { field, get: getter(field), isSet: presence(field), ...fieldCoding(field) };
+}
+
+function fieldCoding(field: DescField): FieldCoding {
   switch (field.fieldKind) {
     case "scalar":
-      return singularPlan(field, scalarCodecs[field.scalar], field.oneof);
+      return singularCoding(field, scalarCodecs[field.scalar], field.oneof);
     case "enum":
-      return singularPlan(field, scalarCodecs[ScalarType.INT32], field.oneof);
+      return singularCoding(field, scalarCodecs[ScalarType.INT32], field.oneof);
     case "message":
-      return messagePlan(field, field.message, field.oneof);
+      return messageCoding(field, field.message, field.oneof);
     case "list":
-      return listPlan(field);
+      return listCoding(field);
     case "map":
-      return mapPlan(field);
+      return mapCoding(field);
   }
 }
 
@@ -570,11 +597,10 @@ function setter(field: DescField, oneof: DescOneof | undefined): (message: Messa
   };
 }
 
-function singularPlan(field: DescField, codec: ScalarCodec, oneof: DescOneof | undefined): FieldPlan {
+function singularCoding(field: DescField, codec: ScalarCodec, oneof: DescOneof | undefined): FieldCoding {
   const t = tag(field.number, codec.wireType);
   const set = setter(field, oneof);
   return {
-    field,
     size: (value) => t.size + codec.size(value),
     write(value, out) {
       writeTag(out, t.bytes);
@@ -586,23 +612,22 @@ function singularPlan(field: DescField, codec: ScalarCodec, oneof: DescOneof | u
   };
 }
 
-function messagePlan(field: DescField, nested: DescMessage, oneof: DescOneof | undefined): FieldPlan {
+function messageCoding(field: DescField, nested: DescMessage, oneof: DescOneof | undefined): FieldCoding {
   const t = tag(field.number, WireType.LengthDelimited);
   const name = field.localName;
   const group = oneof?.localName;
+  const plan = nestedPlan(nested);
   return {
-    field,
     size(value, out) {
-      const plan = planOf(nested) as Plan;
       const slot = out.reserve();
-      const size = plan.size(value as Message, out);
+      const size = plan().size(value as Message, out);
       out.sizes[slot] = size;
       return t.size + varintSize(size) + size;
     },
     write(value, out) {
       writeTag(out, t.bytes);
       out.varint(out.sizes[out.next++] as number);
-      (planOf(nested) as Plan).write(value as Message, out);
+      plan().write(value as Message, out);
     },
     read(reader, _wireType, message) {
       const length = reader.uint32();
@@ -610,21 +635,20 @@ function messagePlan(field: DescField, nested: DescMessage, oneof: DescOneof | u
       if (group) {
         const current = message[group] as { case: string | undefined; value?: Message };
         const into = current.case === name ? current.value : undefined;
-        message[group] = { case: name, value: (planOf(nested) as Plan).read(reader, length, into) };
+        message[group] = { case: name, value: plan().read(reader, length, into) };
       } else {
-        message[name] = (planOf(nested) as Plan).read(reader, length, message[name] as Message | undefined);
+        message[name] = plan().read(reader, length, message[name] as Message | undefined);
       }
     },
   };
 }
 
-function listPlan(field: DescField & { fieldKind: "list" }): FieldPlan {
+function listCoding(field: DescField & { fieldKind: "list" }): FieldCoding {
   const name = field.localName;
   if (field.listKind === "message") {
-    const element = messagePlan(field, field.message, undefined);
-    const nested = field.message;
+    const element = messageCoding(field, field.message, undefined);
+    const plan = nestedPlan(field.message);
     return {
-      field,
       size(value, out) {
         let size = 0;
         for (const item of value as unknown[]) size += element.size(item, out);
@@ -635,7 +659,7 @@ function listPlan(field: DescField & { fieldKind: "list" }): FieldPlan {
       },
       read(reader, _wireType, message) {
         const length = reader.uint32();
-        (message[name] as unknown[]).push((planOf(nested) as Plan).read(reader, length, undefined));
+        (message[name] as unknown[]).push(plan().read(reader, length, undefined));
       },
     };
   }
@@ -644,7 +668,6 @@ function listPlan(field: DescField & { fieldKind: "list" }): FieldPlan {
   if (field.packed && packable) {
     const t = tag(field.number, WireType.LengthDelimited);
     return {
-      field,
       size(value, out) {
         let size = 0;
         for (const item of value as unknown[]) size += codec.size(item);
@@ -662,7 +685,6 @@ function listPlan(field: DescField & { fieldKind: "list" }): FieldPlan {
   }
   const t = tag(field.number, codec.wireType);
   return {
-    field,
     size(value) {
       let size = 0;
       for (const item of value as unknown[]) size += t.size + codec.size(item);
@@ -686,12 +708,12 @@ function readScalars(reader: BinaryReader, wireType: WireType, codec: ScalarCode
   } else into.push(codec.read(reader));
 }
 
-function mapPlan(field: DescField & { fieldKind: "map" }): FieldPlan {
+function mapCoding(field: DescField & { fieldKind: "map" }): FieldCoding {
   const name = field.localName;
   const t = tag(field.number, WireType.LengthDelimited);
   const keyCodec = scalarCodecs[field.mapKey];
   const keyTag = tag(1, keyCodec.wireType);
-  const nested = field.mapKind === "message" ? field.message : undefined;
+  const plan = field.mapKind === "message" ? nestedPlan(field.message) : undefined;
   const valueCodec =
     field.mapKind === "scalar"
       ? scalarCodecs[field.scalar]
@@ -721,14 +743,13 @@ function mapPlan(field: DescField & { fieldKind: "map" }): FieldPlan {
     if (valueCodec) size += valueCodec.size(value);
     else {
       const slot = out.reserve();
-      const nestedSize = (planOf(nested as DescMessage) as Plan).size(value as Message, out);
+      const nestedSize = (plan as () => Plan)().size(value as Message, out);
       out.sizes[slot] = nestedSize;
       size += varintSize(nestedSize) + nestedSize;
     }
     return size;
   };
   return {
-    field,
     size(value, out) {
       let size = 0;
       for (const [key, item] of Object.entries(value as object)) {
@@ -750,7 +771,7 @@ function mapPlan(field: DescField & { fieldKind: "map" }): FieldPlan {
         if (valueCodec) valueCodec.write(item, out);
         else {
           out.varint(out.sizes[out.next++] as number);
-          (planOf(nested as DescMessage) as Plan).write(item as Message, out);
+          (plan as () => Plan)().write(item as Message, out);
         }
       }
     },
@@ -765,7 +786,7 @@ function mapPlan(field: DescField & { fieldKind: "map" }): FieldPlan {
         else if (no === 2) {
           value = valueCodec
             ? valueCodec.read(reader)
-            : (planOf(nested as DescMessage) as Plan).read(reader, reader.uint32(), undefined);
+            : (plan as () => Plan)().read(reader, reader.uint32(), undefined);
         } else reader.skip(wireType, no);
       }
       if (value === undefined) {
@@ -773,7 +794,7 @@ function mapPlan(field: DescField & { fieldKind: "map" }): FieldPlan {
           ? field.mapKind === "scalar"
             ? scalarZero(field.scalar)
             : 0
-          : (planOf(nested as DescMessage) as Plan).read(new BinaryReader(empty), 0, undefined);
+          : (plan as () => Plan)().zero();
       }
       (message[name] as Record<string, unknown>)[String(key)] = value;
     },
