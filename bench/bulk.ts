@@ -9,6 +9,7 @@ import { createClient } from "taskwire";
 import { echoService } from "../gen/bench/v1/bench_taskwire.js";
 import { startNatsServer } from "../test/support/nats-server.js";
 import { writeSection } from "./doc-section.js";
+import { taskCounts } from "./options.js";
 import { peakRssBytes, startEchoWorker } from "./processes.js";
 import { markdownTable } from "./report.js";
 import { payloadText } from "./target.js";
@@ -51,10 +52,8 @@ async function bulkRun(tasks: number): Promise<string[]> {
   }
 }
 
-const sizes = process.argv.slice(2).map(Number);
 const rows: string[][] = [];
-for (const tasks of sizes.length > 0 ? sizes : [200_000]) {
-  if (!Number.isInteger(tasks) || tasks < 10) throw new Error(`a size must be an integer of at least 10, got ${tasks}`);
+for (const tasks of taskCounts([200_000])) {
   console.error(`bench:bulk: ${tasks} tasks...`);
   const row = await bulkRun(tasks);
   console.log(row.join(" | "));

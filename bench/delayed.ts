@@ -13,6 +13,7 @@ import { echoService } from "../gen/bench/v1/bench_taskwire.js";
 import { TaskError } from "../sdk/task-error.js";
 import { startNatsServer } from "../test/support/nats-server.js";
 import { writeSection } from "./doc-section.js";
+import { taskCounts } from "./options.js";
 import { peakRssBytes, startEchoWorker } from "./processes.js";
 import { markdownTable } from "./report.js";
 import { payloadText } from "./target.js";
@@ -86,10 +87,8 @@ async function delayedRun(tasks: number): Promise<string[]> {
   }
 }
 
-const sizes = process.argv.slice(2).map(Number);
 const rows: string[][] = [];
-for (const tasks of sizes.length > 0 ? sizes : [1_000_000]) {
-  if (!Number.isInteger(tasks) || tasks < 10) throw new Error(`a size must be an integer of at least 10, got ${tasks}`);
+for (const tasks of taskCounts([1_000_000])) {
   console.error(`bench:delayed: ${tasks} tasks...`);
   const row = await delayedRun(tasks);
   console.log(row.join(" | "));

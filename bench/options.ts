@@ -64,3 +64,17 @@ export function parseOptions(argv: string[]): BenchOptions {
     rounds,
   };
 }
+
+/**
+ * The task counts a scaling script (`bench:scale`, `bench:delayed`, `bench:bulk`) was
+ * given on its command line, else its defaults. Each must be an integer of at least 10.
+ */
+export function taskCounts(defaults: number[]): number[] {
+  const given = process.argv.slice(2).map(Number);
+  const counts = given.length > 0 ? given : defaults;
+  for (const tasks of counts) {
+    if (!Number.isInteger(tasks) || tasks < 10)
+      throw new Error(`a size must be an integer of at least 10, got ${tasks}`);
+  }
+  return counts;
+}

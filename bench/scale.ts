@@ -12,6 +12,7 @@ import { echoService } from "../gen/bench/v1/bench_taskwire.js";
 import { TaskError } from "../sdk/task-error.js";
 import { startNatsServer } from "../test/support/nats-server.js";
 import { writeSection } from "./doc-section.js";
+import { taskCounts } from "./options.js";
 import { peakRssBytes, startEchoWorker } from "./processes.js";
 import { markdownTable } from "./report.js";
 import { payloadText } from "./target.js";
@@ -103,10 +104,8 @@ async function scaleRun(tasks: number): Promise<ScaleResult> {
   }
 }
 
-const sizes = process.argv.slice(2).map(Number);
 const rows: string[][] = [];
-for (const tasks of sizes.length > 0 ? sizes : [100_000, 1_000_000]) {
-  if (!Number.isInteger(tasks) || tasks < 10) throw new Error(`a size must be an integer of at least 10, got ${tasks}`);
+for (const tasks of taskCounts([100_000, 1_000_000])) {
   console.error(`bench:scale: ${tasks} tasks...`);
   const r = await scaleRun(tasks);
   const min = Math.min(...r.tenths);
