@@ -8,6 +8,7 @@ import { availableParallelism } from "node:os";
 import { createClient } from "taskwire";
 import { echoService } from "../gen/bench/v1/bench_taskwire.js";
 import { startNatsServer } from "../test/support/nats-server.js";
+import { compileBench } from "./compile.js";
 import { writeSection } from "./doc-section.js";
 import { taskCounts } from "./options.js";
 import { peakRssBytes, startEchoWorker } from "./processes.js";
@@ -52,8 +53,10 @@ async function bulkRun(tasks: number): Promise<string[]> {
   }
 }
 
+const counts = taskCounts([200_000]);
+compileBench();
 const rows: string[][] = [];
-for (const tasks of taskCounts([200_000])) {
+for (const tasks of counts) {
   console.error(`bench:bulk: ${tasks} tasks...`);
   const row = await bulkRun(tasks);
   console.log(row.join(" | "));

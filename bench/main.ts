@@ -5,6 +5,7 @@
  * prints the ratios (medians of the ratios within each round) on the last line.
  */
 import { writeFile } from "node:fs/promises";
+import { compileBench } from "./compile.js";
 import { benchmarksPath, currentSection, sectionNames } from "./doc-section.js";
 import { executeRun, type RunOutcome } from "./execute-run.js";
 import { describeMachine } from "./machine.js";
@@ -17,6 +18,7 @@ const args = process.argv.slice(2);
 const options = parseOptions(args);
 const command = ["npm run bench", ...(args.length > 0 ? ["--", ...args] : [])].join(" ");
 ensureRedisServer();
+compileBench();
 const machine = describeMachine();
 
 const selected = runs.filter((run) => options.only.length === 0 || options.only.includes(run.id));

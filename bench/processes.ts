@@ -1,6 +1,7 @@
 import { type ChildProcess, fork } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { repoRoot } from "../test/support/tools.js";
+import { compiled } from "./compile.js";
 
 /** A process of a run whose peak memory is reported. */
 export interface RunProcess {
@@ -30,14 +31,15 @@ const readyTimeoutMs = 60_000;
 const stopTimeoutMs = 15_000;
 
 /**
- * Starts `script` (a path from the repository root) with tsx and the
- * taskwire-source condition, and waits for its `{ type: "ready" }` message.
+ * Starts the compiled program of `script` (a TypeScript path from the repository
+ * root; see `compileBench`) with plain node, and waits for its
+ * `{ type: "ready" }` message.
  */
 export async function startChild(script: string, options: ChildOptions = {}): Promise<BenchChild> {
   const profile = options.cpuProfDir ? ["--cpu-prof", `--cpu-prof-dir=${options.cpuProfDir}`] : [];
-  const child = fork(script, options.args ?? [], {
+  const child = fork(compiled(script), options.args ?? [], {
     cwd: repoRoot,
-    execArgv: ["--import", "tsx", "--conditions=taskwire-source", ...profile],
+    execArgv: profile,
     env: { ...process.env, ...options.env },
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });
@@ -111,7 +113,7 @@ export const echoWorker = {
   script: "worker-runtime/worker-process.ts",
   env: (natsUrl: string) => ({
     TASKWIRE_NATS: natsUrl,
-    TASKWIRE_WORKER_MODULE: "bench/systems/echo-handler.ts",
+    TASKWIRE_WORKER_MODULE: compiled("bench/systems/echo-handler.ts"),
     TASKWIRE_WORKER_ID: "bench-worker",
   }),
 };

@@ -155,7 +155,9 @@ ${ratioLine(rounds)}
 Every row deploys its system afresh (a new nats-server or redis-server on a random
 loopback port with an empty store, a new worker process, a new gateway process where
 there is one) and measures it from a client process of its own. Every task carries the
-same 128-byte payload; every handler returns it.
+same 128-byte payload; every handler returns it. The client, worker and gateway processes
+run the JavaScript tsc compiles (\`tsconfig.bench.json\`, into \`.bench-build/\`) with plain
+\`node\`, as a deployment runs them.
 
 - **tasks/s end to end**: ${options.tasks} tasks, after ${options.warmupTasks} unmeasured
   warm-up tasks, submitted as fast as ${options.inFlight} unacknowledged tasks in flight allow
@@ -165,8 +167,9 @@ same 128-byte payload; every handler returns it.
 - **submits/s**: the same tasks divided by the time from the first submit to the last
   acknowledgement (PubAck, Submit or BatchSubmit response, addBulk reply).
 - **p50/p99/p999 ms**: one task every ${1000 / options.latencyRate} ms (${options.latencyRate}/s, open loop)
-  for ${options.latencyMs / 1000} s; each task's time from its scheduled submit to its result
-  observed by the client. Not measured in the submitBatch rows.
+  for ${options.latencyMs / 1000} s; each task's time from its scheduled submit (or from the
+  call, when the timer fired early) to its result observed by the client. Not measured in
+  the submitBatch rows.
 - **MB**: peak resident memory (VmHWM) of each process of the row: client, worker,
   gateway, and the nats-server or redis-server.
 
@@ -182,7 +185,7 @@ The systems:
   \`client.submitBatch\`; \`handle.result()\` per task. The worker process is the
   runtime's own (\`worker-runtime/worker-process.ts\`, 200 handlers): the result is stored
   in the status bucket before the ack. The task has a deadline and a retry policy; every
-  submit carries its id as \`Nats-Msg-Id\`; the "idempotency keys" row also gives each task
+  task has a fresh id (no \`Nats-Msg-Id\`); the "idempotency keys" row gives each task
   a key, which costs a status lookup per submit.
 - **Taskwire gateway**: the same worker, and a gateway process (\`createGateway\`); the
   client is \`createClient({ gateway, protocol })\` (Connect binary over HTTP/1.1, or

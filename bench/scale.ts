@@ -11,6 +11,7 @@ import { createClient } from "taskwire";
 import { echoService } from "../gen/bench/v1/bench_taskwire.js";
 import { TaskError } from "../sdk/task-error.js";
 import { startNatsServer } from "../test/support/nats-server.js";
+import { compileBench } from "./compile.js";
 import { writeSection } from "./doc-section.js";
 import { taskCounts } from "./options.js";
 import { peakRssBytes, startEchoWorker } from "./processes.js";
@@ -104,8 +105,10 @@ async function scaleRun(tasks: number): Promise<ScaleResult> {
   }
 }
 
+const counts = taskCounts([100_000, 1_000_000]);
+compileBench();
 const rows: string[][] = [];
-for (const tasks of taskCounts([100_000, 1_000_000])) {
+for (const tasks of counts) {
   console.error(`bench:scale: ${tasks} tasks...`);
   const r = await scaleRun(tasks);
   const min = Math.min(...r.tenths);

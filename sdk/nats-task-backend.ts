@@ -3,7 +3,7 @@ import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
 import { JetStreamApiError, type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
-import { errors, headers, type NatsConnection } from "@nats-io/transport-node";
+import { errors, headers, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
 import {
   EndpointResultSchema,
   type Task,
@@ -174,13 +174,12 @@ class NatsTaskBackend implements TaskBackend {
     // Before the publish: the outcome may be notified before the PubAck arrives.
     if (notify) this.results.track(taskId);
     try {
-      const id = headers();
-      id.set("Nats-Msg-Id", taskId);
-      if (prepared.schedule) {
-        id.set("Nats-Schedule", `@at ${prepared.schedule.at.toISOString()}`);
-        id.set("Nats-Schedule-Target", prepared.schedule.target);
-      }
-      const ack = await publishToStream(this.bucket.requests, prepared.subject, prepared.bytes, id);
+      const ack = await publishToStream(
+        this.bucket.requests,
+        prepared.subject,
+        prepared.bytes,
+        publishHeaders(task, prepared),
+      );
       if (ack.duplicate) {
         this.results.untrack(taskId);
         return this.duplicate(taskId);
@@ -454,4 +453,22 @@ class NatsTaskBackend implements TaskBackend {
     }
     return undefined;
   }
+}
+
+/**
+ * A keyed task's id is its key's: another submit (a retry, a second client)
+ * may publish it too, and the duplicate window drops the repeat even after the
+ * first one left the queue. An unkeyed id is new, so only the per-subject limit
+ * guards it, and its publish carries no headers at all: no dedup entry for the
+ * server to keep, no header to build. A delayed task also carries its schedule.
+ */
+function publishHeaders(task: Task, prepared: PreparedTask): MsgHdrs | undefined {
+  if (!task.idempotencyKey && !prepared.schedule) return undefined;
+  const h = headers();
+  if (task.idempotencyKey) h.set("Nats-Msg-Id", prepared.taskId);
+  if (prepared.schedule) {
+    h.set("Nats-Schedule", `@at ${prepared.schedule.at.toISOString()}`);
+    h.set("Nats-Schedule-Target", prepared.schedule.target);
+  }
+  return h;
 }

@@ -36,17 +36,28 @@ describe("encodedTaskResult", () => {
       state: TaskState.SUCCEEDED,
       result: anyPack(RunResponseSchema, create(RunResponseSchema, { label: "ok", attempt: 3 })),
     }),
+    // Lengths and tags of more than one varint byte on both sides.
+    "large succeeded": create(TaskStatusSchema, {
+      ...base,
+      state: TaskState.SUCCEEDED,
+      workerId: "w".repeat(200),
+      result: anyPack(RunResponseSchema, create(RunResponseSchema, { label: "é".repeat(20_000), attempt: 3 })),
+    }),
     failed: create(TaskStatusSchema, {
       ...base,
       state: TaskState.FAILED,
       error: create(TaskErrorSchema, { code: ErrorCode.DEADLINE_EXCEEDED, message: "late", attempt: 3 }),
     }),
   };
+  it("refuses a truncated message instead of reading past its end", () => {
+    const bytes = toBinary(TaskStatusSchema, cases.succeeded as TaskStatus);
+    expect(() => encodedTaskResult(bytes.subarray(0, bytes.length - 3))).toThrow(/past the message's end/);
+  });
   for (const [name, status] of Object.entries(cases)) {
     it(`matches taskResultOf for a ${name} task`, () => {
       const event = fromBinary(TaskResultSchema, encodedTaskResult(toBinary(TaskStatusSchema, status)));
       expect(equals(TaskResultSchema, event, taskResultOf(status))).toBe(true);
-      expect(event.outcome.case).toBe(name === "succeeded" ? "result" : "error");
+      expect(event.outcome.case).toBe(name.endsWith("succeeded") ? "result" : "error");
     });
   }
 });

@@ -25,7 +25,9 @@ export async function createBullMqTarget(port: number): Promise<Target> {
   const queue = new Queue<EchoJob, EchoJob>(bullQueueName, { connection, streams: { events: { maxLen: maxEvents } } });
   // Every job awaited by waitUntilFinished listens to the queue's "closing" event.
   queue.setMaxListeners(0);
-  const events = new QueueEvents(bullQueueName, { connection });
+  // From the stream's start (it is new, like the Redis), not from "$": a job finished
+  // before QueueEvents' first read would otherwise never be seen finishing.
+  const events = new QueueEvents(bullQueueName, { connection, lastEventId: "0-0" });
   await Promise.all([queue.waitUntilReady(), events.waitUntilReady()]);
   return {
     async submit(count) {
