@@ -1,5 +1,6 @@
-import { create, type MessageShape } from "@bufbuild/protobuf";
+import { create, type DescMessage, type Message, type MessageShape } from "@bufbuild/protobuf";
 import {
+  type Any,
   type Duration,
   durationFromMs,
   durationMs,
@@ -23,7 +24,7 @@ import { keyedTaskId, newTaskId, taskIdToken } from "./task-id.js";
 import type { PriorityName, TaskMethod } from "./task-method.js";
 import type { TaskRegistry } from "./task-registry.js";
 import { topology } from "./topology.js";
-import { decodeMessage, encodeMessage } from "./wire-codec.js";
+import { allocateBytes, decodeMessage, encodeMessage, packMessage } from "./wire-codec.js";
 
 /** The runtime's defaults, used where neither the task nor its method says. */
 export const runtimeDefaults = {
@@ -90,11 +91,13 @@ export function prepareTask(
       Code.InvalidArgument,
     );
   }
-  let request: MessageShape<typeof method.input>;
-  try {
-    request = decodeMessage(method.input, payload.value);
-  } catch (error) {
-    throw new TaskError(`payload is not a valid ${payloadType}: ${(error as Error).message}`, Code.InvalidArgument);
+  let request = typedPayloads.get(payload);
+  if (!request) {
+    try {
+      request = decodeMessage(method.input, payload.value);
+    } catch (error) {
+      throw new TaskError(`payload is not a valid ${payloadType}: ${(error as Error).message}`, Code.InvalidArgument);
+    }
   }
   const missing = missingRequiredFields(method.input, request);
   if (missing.length > 0) {
@@ -191,7 +194,7 @@ export function prepareTask(
       notBefore: notBefore === undefined ? undefined : timestampFromMs(notBefore),
     }),
   );
-  const bytes = new Uint8Array(shared.length + own.length);
+  const bytes = allocateBytes(shared.length + own.length);
   bytes.set(shared);
   bytes.set(own, shared.length);
   const maxBytes = limits.maxWorkItemBytes ?? 1_000_000;
@@ -222,6 +225,19 @@ export function prepareTask(
     };
   }
   return { taskId, subject: topology.taskSubject(method.workerType, priority, token), bytes };
+}
+
+/** Payloads packed by {@link packPayload}, with the message each was encoded from. */
+const typedPayloads = new WeakMap<Any, Message>();
+
+/**
+ * Packs a typed submit's request. {@link prepareTask} then checks the message
+ * it came from instead of decoding the bytes it just encoded.
+ */
+export function packPayload<I extends DescMessage>(input: I, request: MessageShape<I>): Any {
+  const any = packMessage(input, request);
+  typedPayloads.set(any, request);
+  return any;
 }
 
 /** The encoded WorkItem fields of tasks that override none of their method's defaults. */

@@ -1,3 +1,5 @@
+import { allocateBytes } from "./wire-codec.js";
+
 /**
  * Re-tags fields of an encoded message: each field whose number is a key of
  * `numbers` is copied as it is on the wire under the mapped number; the other
@@ -39,7 +41,7 @@ export function renumberFields(bytes: Uint8Array, numbers: ReadonlyMap<number, n
     kept.push(newTag, start, pos);
     size += varintSize(newTag) + pos - start;
   }
-  const out = new Uint8Array(size);
+  const out = allocateBytes(size);
   let at = 0;
   for (let i = 0; i < kept.length; i += 3) {
     for (let v = kept[i] as number; ; v = Math.floor(v / 128)) {

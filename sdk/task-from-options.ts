@@ -1,9 +1,9 @@
 import { create, type DescMessage, type MessageInitShape } from "@bufbuild/protobuf";
 import { durationFromMs, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { DeliveryMode, Priority, RetryPolicySchema, type Task, TaskSchema } from "../gen/taskwire/v1/task_pb.js";
+import { packPayload } from "./prepare-task.js";
 import type { SubmitOptions } from "./task-client.js";
 import type { TaskMethod } from "./task-method.js";
-import { packMessage } from "./wire-codec.js";
 
 const priorities = { high: Priority.HIGH, normal: Priority.NORMAL, low: Priority.LOW } as const;
 const deliveries = { queue: DeliveryMode.QUEUE, broadcast: DeliveryMode.BROADCAST } as const;
@@ -18,7 +18,7 @@ export function taskFromOptions<I extends DescMessage>(
   return create(TaskSchema, {
     workerType: method.workerType,
     method: method.name,
-    payload: packMessage(method.input, create(method.input, request)),
+    payload: packPayload(method.input, create(method.input, request)),
     idempotencyKey: options.idempotencyKey ?? "",
     priority: options.priority ? priorities[options.priority] : Priority.UNSPECIFIED,
     schedule: options.notBefore
