@@ -24,6 +24,8 @@ interface Waiter {
 export class RequestPipeline {
   private readonly prefix = createInbox();
   private readonly waiting = new Map<string, Waiter>();
+  /** Requests of this event-loop turn, published together at its end. */
+  private readonly outbox: { token: string; subject: string; data: Uint8Array; headers: MsgHdrs | undefined }[] = [];
   private readonly subscription: Subscription;
   private readonly sweeper: NodeJS.Timeout;
   private next = 0;
@@ -48,22 +50,37 @@ export class RequestPipeline {
     this.sweeper.unref();
   }
 
-  /** Sends a request; resolves with the reply (status replies included). */
+  /**
+   * Sends a request; resolves with the reply (status replies included). The
+   * publish leaves at the end of this event-loop turn, with every other request
+   * made in it: nats.js writes to the socket once per microtask round, and
+   * requests made from separate callbacks (HTTP requests at a gateway, say)
+   * would otherwise each cost a socket write.
+   */
   request(subject: string, data: Uint8Array, headers?: MsgHdrs): Promise<Msg> {
     return new Promise((resolve, reject) => {
       const token = (this.next++).toString(36);
       this.waiting.set(token, { resolve, reject, subject, deadline: Date.now() + this.timeoutMs });
-      try {
-        this.nc.publish(subject, data, { reply: `${this.prefix}.${token}`, headers });
-      } catch (error) {
-        this.waiting.delete(token);
-        reject(error);
-      }
+      this.outbox.push({ token, subject, data, headers });
+      if (this.outbox.length === 1) setImmediate(this.send);
     });
   }
 
+  private readonly send = () => {
+    for (const { token, subject, data, headers } of this.outbox.splice(0)) {
+      try {
+        this.nc.publish(subject, data, { reply: `${this.prefix}.${token}`, headers });
+      } catch (error) {
+        const waiter = this.waiting.get(token);
+        this.waiting.delete(token);
+        waiter?.reject(error as Error);
+      }
+    }
+  };
+
   /** Stops listening; requests still waiting fail. */
   close(): void {
+    this.outbox.length = 0; // failed below: they must not leave afterwards
     clearInterval(this.sweeper);
     this.subscription.unsubscribe();
     this.failAll(new errors.ClosedConnectionError());
