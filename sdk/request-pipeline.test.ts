@@ -9,7 +9,7 @@ describe("RequestPipeline", () => {
   beforeAll(async () => {
     nats = await startNatsServer();
     nc = await connect({ servers: nats.url });
-    nc.subscribe("echo.>", { callback: (_, msg) => msg.respond(msg.data) });
+    nc.subscribe("echo.>", { callback: (_, msg) => void msg.respond(msg.data) });
   });
   afterAll(async () => {
     await nc.close();
@@ -29,7 +29,7 @@ describe("RequestPipeline", () => {
     const pipeline = new RequestPipeline(nc);
     await expect(pipeline.request("nobody.here", new Uint8Array(0))).rejects.toBeInstanceOf(errors.NoRespondersError);
     const seen: string[] = [];
-    const probe = nc.subscribe("dropped", { callback: (_, msg) => seen.push(msg.string()) });
+    const probe = nc.subscribe("dropped", { callback: (_, msg) => void seen.push(msg.string()) });
     const dropped = pipeline.request("dropped", new TextEncoder().encode("late"));
     pipeline.close();
     await expect(dropped).rejects.toBeInstanceOf(errors.ClosedConnectionError);

@@ -1,4 +1,3 @@
-import { create } from "@bufbuild/protobuf";
 import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
@@ -23,23 +22,34 @@ export function isTerminal(state: TaskState): boolean {
   return terminalStates.has(state);
 }
 
-/** The status of a task that is still queued (or waiting for its start time), derived from its WorkItem. */
+/**
+ * The status of a task that is still queued (or waiting for its start time),
+ * derived from its WorkItem. Made once per attempt: written out as the message
+ * `create(TaskStatusSchema, ...)` would make (the type lists every field, so tsc
+ * catches one added to the proto), at a fifth of create's cost.
+ */
 export function queuedStatus(workItem: WorkItem, state = TaskState.PENDING): TaskStatus {
-  return create(TaskStatusSchema, {
+  return {
+    $typeName: TaskStatusSchema.typeName,
     taskId: workItem.taskId,
     workerType: workItem.workerType,
     method: workItem.method,
     state,
-    notBefore: workItem.notBefore,
     priority: workItem.priority,
     attempt: 0,
     maxAttempts: workItem.retry?.maxAttempts ?? 0,
     createdAt: workItem.submittedAt,
     updatedAt: workItem.submittedAt,
-    metadata: workItem.metadata,
+    errorHistory: [],
+    endpoints: [],
+    metadata: { ...workItem.metadata },
+    idempotencyKey: "",
+    workerId: "",
+    notBefore: workItem.notBefore,
     expiresAt: workItem.expiresAt,
     delivery: workItem.delivery,
-  });
+    returnedDeliveries: 0,
+  };
 }
 
 /** A status record as read from the status bucket, with its revision for conditional writes. */
