@@ -8,14 +8,19 @@ import type { TaskMethod } from "./task-method.js";
 const priorities = { high: Priority.HIGH, normal: Priority.NORMAL, low: Priority.LOW } as const;
 const deliveries = { queue: DeliveryMode.QUEUE, broadcast: DeliveryMode.BROADCAST } as const;
 
-/** The Task message a typed submit sends: payload packed in an Any, options mapped to fields. */
+/**
+ * The Task message a typed submit sends: payload packed in an Any, options
+ * mapped to fields. Written out as `create(TaskSchema, ...)` would make it (tsc
+ * checks every field is listed): this runs once per task.
+ */
 export function taskFromOptions<I extends DescMessage>(
   method: TaskMethod<I>,
   request: MessageInitShape<I>,
   options: SubmitOptions = {},
 ): Task {
   const retry = options.retry;
-  return create(TaskSchema, {
+  return {
+    $typeName: TaskSchema.typeName,
     workerType: method.workerType,
     method: method.name,
     payload: packPayload(method.input, create(method.input, request)),
@@ -37,8 +42,8 @@ export function taskFromOptions<I extends DescMessage>(
           jitter: retry.jitter ?? 0,
         })
       : undefined,
-    metadata: options.metadata ?? {},
+    metadata: { ...options.metadata },
     delivery: options.delivery ? deliveries[options.delivery] : DeliveryMode.UNSPECIFIED,
-    endpoints: options.endpoints ?? [],
-  });
+    endpoints: options.endpoints ? [...options.endpoints] : [],
+  };
 }

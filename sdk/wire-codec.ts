@@ -38,8 +38,29 @@ export function encodeMessage<Desc extends DescMessage>(desc: Desc, message: Mes
 export function decodeMessage<Desc extends DescMessage>(desc: Desc, bytes: Uint8Array): MessageShape<Desc> {
   const plan = planOf(desc);
   if (!plan) return fromBinary(desc, bytes);
-  const reader = new BinaryReader(bytes, decodeUtf8);
+  const reader = new Reader(bytes);
   return plan.read(reader, reader.len, undefined) as MessageShape<Desc>;
+}
+
+/** protobuf-es' reader, whose `tag()` allocates an array per field: {@link Reader.tagNumber} does not. */
+class Reader extends BinaryReader {
+  constructor(private readonly source: Uint8Array) {
+    super(source, decodeUtf8);
+  }
+
+  /** As `tag()` (the same checks and errors), as one number: field number × 8 + wire type. */
+  tagNumber(): number {
+    const start = this.pos;
+    const tag = this.uint32();
+    const read = this.pos - start;
+    if (read > 5 || (read === 5 && (this.source[this.pos - 1] as number) > 0x0f)) {
+      throw new Error("illegal tag: varint overflows uint32");
+    }
+    const no = tag >>> 3;
+    const wireType = tag & 7;
+    if (no <= 0 || wireType > 5) throw new Error(`illegal tag: field no ${no} wire type ${wireType}`);
+    return tag >>> 0;
+  }
 }
 
 const utf8Decoder = new TextDecoder();
@@ -199,7 +220,7 @@ interface ScalarCodec {
   isZero(value: unknown): boolean;
   size(value: unknown): number;
   write(value: unknown, out: Output): void;
-  read(reader: BinaryReader): unknown;
+  read(reader: Reader): unknown;
 }
 
 /** A bigint in [0, 2^53), which a plain number holds: timestamps' seconds, for one. */
@@ -207,7 +228,7 @@ const small = (v: unknown): v is bigint => typeof v === "bigint" && v >= 0n && v
 
 function int64Codec(
   encode: (value: bigint) => { lo: number; hi: number },
-  read: (r: BinaryReader) => unknown,
+  read: (r: Reader) => unknown,
   /** Whether a small non-negative value is written as itself (not for zig-zag). */
   direct = true,
 ) {
@@ -231,7 +252,7 @@ function int64Codec(
 function fixedCodec(
   bytes: 4 | 8,
   set: (view: DataView, value: unknown) => void,
-  read: (r: BinaryReader) => unknown,
+  read: (r: Reader) => unknown,
   isZero: (v: unknown) => boolean,
 ): ScalarCodec {
   return {
@@ -363,7 +384,7 @@ interface Plan {
   size(message: Message, out: Output): number;
   write(message: Message, out: Output): void;
   /** Reads `length` bytes into `into` (merging), or into a new message. */
-  read(reader: BinaryReader, length: number, into: Message | undefined): Message;
+  read(reader: Reader, length: number, into: Message | undefined): Message;
   /** A new message with every field at its zero value. */
   zero(): Message;
 }
@@ -463,7 +484,7 @@ interface FieldPlan {
   size(value: unknown, out: Output): number;
   write(value: unknown, out: Output): void;
   /** Reads one occurrence on the wire into `message`. */
-  read(reader: BinaryReader, wireType: WireType, message: Message): void;
+  read(reader: Reader, wireType: WireType, message: Message): void;
 }
 
 function compile(desc: DescMessage): Plan {
@@ -496,7 +517,9 @@ function compile(desc: DescMessage): Plan {
       const message = into ?? zero();
       const end = reader.pos + length;
       while (reader.pos < end) {
-        const [no, wireType] = reader.tag();
+        const tag = reader.tagNumber();
+        const no = tag >>> 3;
+        const wireType: WireType = tag & 7;
         const plan = byNumber.get(no);
         if (plan) plan.read(reader, wireType, message);
         else {
@@ -724,7 +747,7 @@ function listCoding(field: DescField & { fieldKind: "list" }): FieldCoding {
 }
 
 /** Packed or not, whichever came: parsers must accept both. */
-function readScalars(reader: BinaryReader, wireType: WireType, codec: ScalarCodec, into: unknown[]): void {
+function readScalars(reader: Reader, wireType: WireType, codec: ScalarCodec, into: unknown[]): void {
   if (wireType === WireType.LengthDelimited && codec.wireType !== WireType.LengthDelimited) {
     const end = reader.uint32() + reader.pos;
     while (reader.pos < end) into.push(codec.read(reader));
@@ -804,13 +827,14 @@ function mapCoding(field: DescField & { fieldKind: "map" }): FieldCoding {
       let key: unknown = scalarZero(field.mapKey);
       let value: unknown;
       while (reader.pos < end) {
-        const [no, wireType] = reader.tag();
+        const tag = reader.tagNumber();
+        const no = tag >>> 3;
         if (no === 1) key = keyCodec.read(reader);
         else if (no === 2) {
           value = valueCodec
             ? valueCodec.read(reader)
             : (plan as () => Plan)().read(reader, reader.uint32(), undefined);
-        } else reader.skip(wireType, no);
+        } else reader.skip(tag & 7, no);
       }
       if (value === undefined) {
         value = valueCodec
