@@ -197,10 +197,13 @@ class NatsTaskBackend implements TaskBackend {
         { taskId, cause: error },
       );
     }
-    return create(SubmitResponseSchema, {
+    // As create(SubmitResponseSchema, ...) makes it: this runs once per task.
+    return {
+      $typeName: SubmitResponseSchema.typeName,
       taskId,
+      duplicate: false,
       state: prepared.schedule ? TaskState.SCHEDULED : TaskState.PENDING,
-    });
+    };
   }
 
   /**

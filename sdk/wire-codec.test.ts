@@ -52,9 +52,9 @@ function scalar(type: ScalarType, next: () => number): unknown {
       return pick([0, 1, 127, 128, 16384, 2 ** 32 - 1]);
     case ScalarType.UINT64:
     case ScalarType.FIXED64:
-      return pick([0n, 1n, 1_700_000_000n, 2n ** 63n, 2n ** 64n - 1n]);
+      return pick([0n, 1n, 1_700_000_000n, 2n ** 49n - 1n, 2n ** 49n, 2n ** 63n, 2n ** 64n - 1n]);
     default:
-      return pick([0n, 1n, -1n, 1_700_000_000n, -(2n ** 63n), 2n ** 63n - 1n]);
+      return pick([0n, 1n, -1n, 1_700_000_000n, 2n ** 49n - 1n, 2n ** 49n, -(2n ** 63n), 2n ** 63n - 1n]);
   }
 }
 

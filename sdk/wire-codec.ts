@@ -61,6 +61,26 @@ class Reader extends BinaryReader {
     if (no <= 0 || wireType > 5) throw new Error(`illegal tag: field no ${no} wire type ${wireType}`);
     return tag >>> 0;
   }
+
+  /**
+   * As `int64()` or `uint64()`. A varint of up to 7 bytes (49 bits: every
+   * timestamp and duration) is read as a number and made a bigint once, without
+   * the two 32-bit halves; other values take protobuf-es' path.
+   */
+  int64Of(unsigned: boolean): bigint {
+    const buf = this.source;
+    let pos = this.pos;
+    let value = 0;
+    for (let scale = 1, i = 0; i < 7 && pos < this.len; i++, scale *= 128) {
+      const byte = buf[pos++] as number;
+      value += (byte & 0x7f) * scale;
+      if (byte < 0x80) {
+        this.pos = pos;
+        return BigInt(value);
+      }
+    }
+    return (unsigned ? this.uint64() : this.int64()) as bigint;
+  }
 }
 
 const utf8Decoder = new TextDecoder();
@@ -286,11 +306,11 @@ const scalarCodecs: Record<ScalarType, ScalarCodec> = {
   ),
   [ScalarType.INT64]: int64Codec(
     (v) => protoInt64.enc(v),
-    (r) => r.int64(),
+    (r) => r.int64Of(false),
   ),
   [ScalarType.UINT64]: int64Codec(
     (v) => protoInt64.uEnc(v),
-    (r) => r.uint64(),
+    (r) => r.int64Of(true),
   ),
   [ScalarType.SINT64]: int64Codec(
     (v) => {
