@@ -190,7 +190,8 @@ The systems:
 - **Taskwire gateway**: the same worker, and a gateway process (\`createGateway\`); the
   client is \`createClient({ gateway, protocol })\` (Connect binary over HTTP/1.1, or
   gRPC over HTTP/2): the typed client sends Submit, \`client.submitBatch\` BatchSubmit,
-  and \`handle.result()\` waits with one WaitTask call.
+  and \`handle.result()\` waits: the waits begun in one event-loop turn share one
+  WaitTasks stream.
 - **BullMQ**: a redis-server without persistence; \`Queue.addBulk\`, a \`Worker\` with
   concurrency 200 in its own process, \`job.waitUntilFinished(queueEvents)\` per job;
   completed jobs and their return values are kept.

@@ -3,6 +3,7 @@ import { TaskService } from "../gen/taskwire/v1/task_service_pb.js";
 import { gatewayCall as call, required } from "./gateway-call.js";
 import type { TaskBackend } from "./task-backend.js";
 import { TaskError } from "./task-error.js";
+import { WaitBatcher } from "./wait-batcher.js";
 
 /**
  * TaskService through a gateway: the same {@link TaskBackend} as direct mode,
@@ -10,6 +11,7 @@ import { TaskError } from "./task-error.js";
  */
 export function createConnectTaskBackend(transport: Transport): TaskBackend {
   const client = createClient(TaskService, transport);
+  const waits = new WaitBatcher(client);
   const status = required;
   return {
     submit: (task) => call(client.submit({ task })),
@@ -19,8 +21,7 @@ export function createConnectTaskBackend(transport: Transport): TaskBackend {
       call(client.cancelTask({ taskId, reason })).then((r) => status(r.status, "CancelTask")),
     listTasks: (request) => call(client.listTasks(request)),
     close: async () => {},
-    awaitTerminal: (taskId, signal) =>
-      call(client.waitTask({ taskId }, { signal })).then((r) => status(r.status, "WaitTask")),
+    awaitTerminal: (taskId, signal) => waits.wait(taskId, signal),
     async *watchTask(taskId, signal) {
       try {
         for await (const response of client.watchTask({ taskId }, { signal })) {

@@ -1,7 +1,11 @@
+import type { MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
 import type { TaskStatus } from "../gen/taskwire/v1/task_pb.js";
-import { TaskService } from "../gen/taskwire/v1/task_service_pb.js";
+import { TaskService, type WaitTasksResponseSchema } from "../gen/taskwire/v1/task_service_pb.js";
+import { Mailbox } from "../sdk/mailbox.js";
+import { maxBatchSize } from "../sdk/nats-task-backend.js";
 import type { TaskBackend } from "../sdk/task-backend.js";
+import { TaskError } from "../sdk/task-error.js";
 
 /**
  * Serves `taskwire.v1.TaskService` by delegating each call to a
@@ -35,6 +39,36 @@ export function taskServiceRoutes(backend: TaskBackend): (router: ConnectRouter)
       },
       async waitTask({ taskId }, context) {
         return { status: await awaitTerminal(backend, taskId, context.signal) };
+      },
+      async *waitTasks({ taskIds }, context) {
+        const ids = [...new Set(taskIds)];
+        if (ids.length > maxBatchSize) {
+          throw new ConnectError(
+            `WaitTasks waits for at most ${maxBatchSize} tasks, got ${ids.length}`,
+            Code.InvalidArgument,
+          );
+        }
+        if (ids.length === 0) return;
+        // Each wait runs on its own; the stream yields their outcomes as they come.
+        const outcomes = new Mailbox<MessageInitShape<typeof WaitTasksResponseSchema>>();
+        for (const taskId of ids) {
+          backend.awaitTerminal(taskId, context.signal).then(
+            (status) => outcomes.push({ taskId, outcome: { case: "status", value: status } }),
+            (error) => outcomes.push({ taskId, outcome: { case: "error", value: TaskError.from(error).toMessage(0) } }),
+          );
+        }
+        const stop = () => outcomes.close();
+        context.signal.addEventListener("abort", stop, { once: true });
+        try {
+          let left = ids.length;
+          for await (const outcome of outcomes) {
+            yield outcome;
+            if (--left === 0) return;
+          }
+          context.signal.throwIfAborted(); // cut short: DEADLINE_EXCEEDED, or UNAVAILABLE on shutdown
+        } finally {
+          context.signal.removeEventListener("abort", stop);
+        }
       },
       async cancelTask({ taskId, reason }) {
         return { status: await backend.cancelTask(taskId, reason) };

@@ -5,6 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { hashService, implementHashService } from "../../gen/example/v1/hash_taskwire.js";
 import { implementReportService, reportService } from "../../gen/example/v1/report_taskwire.js";
 import { TaskState } from "../../gen/taskwire/v1/task_pb.js";
+import { TaskService } from "../../gen/taskwire/v1/task_service_pb.js";
 import { createClient, type TaskwireClient } from "../../sdk/create-client.js";
 import { createNatsTaskBackend } from "../../sdk/nats-task-backend.js";
 import { TaskError } from "../../sdk/task-error.js";
@@ -141,6 +142,57 @@ describe("TaskService over JetStream", () => {
     const done = await wait(20_000);
     expect(done.status).toBe(200);
     expect(done.body).toMatchObject({ status: { taskId: task.id, state: "TASK_STATE_SUCCEEDED" } });
+  });
+
+  it("WaitTasks streams each task's outcome as it ends, once per id, and NOT_FOUND for an unknown one", async () => {
+    await startWorker();
+    const slow = await client.submitTask(reportService.methods.generate, {
+      title: "slow",
+      sections: 4,
+      sectionMs: 100,
+    });
+    const fast = await client.submitTask(reportService.methods.generate, { title: "fast", sections: 1 });
+    const unknown = "reports.01M81KRJQKXX1XB86P9GKYNA2Y";
+    const tasks = createConnectClient(TaskService, createGrpcTransport({ baseUrl: gateway.url }));
+    const outcomes: { taskId: string; ended: string }[] = [];
+    for await (const { taskId, outcome } of tasks.waitTasks({ taskIds: [slow.id, fast.id, unknown, slow.id] })) {
+      const ended =
+        outcome.case === "status" ? TaskState[outcome.value.state] : TaskError.fromMessage(outcome.value as never).code;
+      outcomes.push({ taskId, ended: String(ended) });
+    }
+    // The slow one ends last; the others in whichever order they were answered.
+    expect(outcomes).toHaveLength(3);
+    expect(outcomes[2]).toEqual({ taskId: slow.id, ended: "SUCCEEDED" });
+    expect(outcomes.slice(0, 2)).toEqual(
+      expect.arrayContaining([
+        { taskId: fast.id, ended: "SUCCEEDED" },
+        { taskId: unknown, ended: String(Code.NotFound) },
+      ]),
+    );
+    const tooMany = Array.from({ length: 1001 }, (_, i) => `reports.${String(i).padStart(26, "0")}`);
+    await expect(async () => {
+      for await (const _ of tasks.waitTasks({ taskIds: tooMany })) break;
+    }).rejects.toMatchObject({
+      code: Code.InvalidArgument,
+      rawMessage: "WaitTasks waits for at most 1000 tasks, got 1001",
+    });
+  });
+
+  it("result() waits of one turn share a WaitTasks stream; an aborted wait leaves it, the others still end", async () => {
+    const handles = await client.submitBatch(
+      reportService.methods.generate,
+      Array.from({ length: 3 }, (_, i) => ({ request: { title: `r${i}`, sections: 1 } })),
+    );
+    const [kept, dropped, alsoKept] = handles.map((h) => {
+      if (h instanceof TaskError) throw h;
+      return h;
+    });
+    const abandon = new AbortController();
+    const results = [kept?.result(), dropped?.result({ signal: abandon.signal }), alsoKept?.result()];
+    abandon.abort();
+    await expect(results[1]).rejects.toMatchObject({ code: Code.Canceled });
+    await startWorker();
+    expect((await Promise.all([results[0], results[2]])).map((r) => r?.body)).toEqual(["r0", "r2"]);
   });
 
   it("refuses a batch over 1000 tasks with INVALID_ARGUMENT", async () => {

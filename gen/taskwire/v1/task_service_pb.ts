@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file taskwire/v1/task_service.proto.
  */
 export const file_taskwire_v1_task_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch50YXNrd2lyZS92MS90YXNrX3NlcnZpY2UucHJvdG8SC3Rhc2t3aXJlLnYxIjAKDVN1Ym1pdFJlcXVlc3QSHwoEdGFzaxgBIAEoCzIRLnRhc2t3aXJlLnYxLlRhc2siWwoOU3VibWl0UmVzcG9uc2USDwoHdGFza19pZBgBIAEoCRIRCglkdXBsaWNhdGUYAiABKAgSJQoFc3RhdGUYAyABKA4yFi50YXNrd2lyZS52MS5UYXNrU3RhdGUiNgoSQmF0Y2hTdWJtaXRSZXF1ZXN0EiAKBXRhc2tzGAEgAygLMhEudGFza3dpcmUudjEuVGFzayJ4ChFCYXRjaFN1Ym1pdFJlc3VsdBIvCghhY2NlcHRlZBgBIAEoCzIbLnRhc2t3aXJlLnYxLlN1Ym1pdFJlc3BvbnNlSAASJwoFZXJyb3IYAiABKAsyFi50YXNrd2lyZS52MS5UYXNrRXJyb3JIAEIJCgdvdXRjb21lIkYKE0JhdGNoU3VibWl0UmVzcG9uc2USLwoHcmVzdWx0cxgBIAMoCzIeLnRhc2t3aXJlLnYxLkJhdGNoU3VibWl0UmVzdWx0IiEKDkdldFRhc2tSZXF1ZXN0Eg8KB3Rhc2tfaWQYASABKAkiOgoPR2V0VGFza1Jlc3BvbnNlEicKBnN0YXR1cxgBIAEoCzIXLnRhc2t3aXJlLnYxLlRhc2tTdGF0dXMiIwoQV2F0Y2hUYXNrUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJIjwKEVdhdGNoVGFza1Jlc3BvbnNlEicKBnN0YXR1cxgBIAEoCzIXLnRhc2t3aXJlLnYxLlRhc2tTdGF0dXMiIgoPV2FpdFRhc2tSZXF1ZXN0Eg8KB3Rhc2tfaWQYASABKAkiOwoQV2FpdFRhc2tSZXNwb25zZRInCgZzdGF0dXMYASABKAsyFy50YXNrd2lyZS52MS5UYXNrU3RhdHVzIjQKEUNhbmNlbFRhc2tSZXF1ZXN0Eg8KB3Rhc2tfaWQYASABKAkSDgoGcmVhc29uGAIgASgJIj0KEkNhbmNlbFRhc2tSZXNwb25zZRInCgZzdGF0dXMYASABKAsyFy50YXNrd2lyZS52MS5UYXNrU3RhdHVzInYKEExpc3RUYXNrc1JlcXVlc3QSEwoLd29ya2VyX3R5cGUYASABKAkSJgoGc3RhdGVzGAIgAygOMhYudGFza3dpcmUudjEuVGFza1N0YXRlEhEKCXBhZ2Vfc2l6ZRgDIAEoDRISCgpwYWdlX3Rva2VuGAQgASgJIlQKEUxpc3RUYXNrc1Jlc3BvbnNlEiYKBXRhc2tzGAEgAygLMhcudGFza3dpcmUudjEuVGFza1N0YXR1cxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkymgQKC1Rhc2tTZXJ2aWNlEkEKBlN1Ym1pdBIaLnRhc2t3aXJlLnYxLlN1Ym1pdFJlcXVlc3QaGy50YXNrd2lyZS52MS5TdWJtaXRSZXNwb25zZRJQCgtCYXRjaFN1Ym1pdBIfLnRhc2t3aXJlLnYxLkJhdGNoU3VibWl0UmVxdWVzdBogLnRhc2t3aXJlLnYxLkJhdGNoU3VibWl0UmVzcG9uc2USRAoHR2V0VGFzaxIbLnRhc2t3aXJlLnYxLkdldFRhc2tSZXF1ZXN0GhwudGFza3dpcmUudjEuR2V0VGFza1Jlc3BvbnNlEkwKCVdhdGNoVGFzaxIdLnRhc2t3aXJlLnYxLldhdGNoVGFza1JlcXVlc3QaHi50YXNrd2lyZS52MS5XYXRjaFRhc2tSZXNwb25zZTABEkcKCFdhaXRUYXNrEhwudGFza3dpcmUudjEuV2FpdFRhc2tSZXF1ZXN0Gh0udGFza3dpcmUudjEuV2FpdFRhc2tSZXNwb25zZRJNCgpDYW5jZWxUYXNrEh4udGFza3dpcmUudjEuQ2FuY2VsVGFza1JlcXVlc3QaHy50YXNrd2lyZS52MS5DYW5jZWxUYXNrUmVzcG9uc2USSgoJTGlzdFRhc2tzEh0udGFza3dpcmUudjEuTGlzdFRhc2tzUmVxdWVzdBoeLnRhc2t3aXJlLnYxLkxpc3RUYXNrc1Jlc3BvbnNlYgZwcm90bzM", [file_taskwire_v1_task]);
+  fileDesc("Ch50YXNrd2lyZS92MS90YXNrX3NlcnZpY2UucHJvdG8SC3Rhc2t3aXJlLnYxIjAKDVN1Ym1pdFJlcXVlc3QSHwoEdGFzaxgBIAEoCzIRLnRhc2t3aXJlLnYxLlRhc2siWwoOU3VibWl0UmVzcG9uc2USDwoHdGFza19pZBgBIAEoCRIRCglkdXBsaWNhdGUYAiABKAgSJQoFc3RhdGUYAyABKA4yFi50YXNrd2lyZS52MS5UYXNrU3RhdGUiNgoSQmF0Y2hTdWJtaXRSZXF1ZXN0EiAKBXRhc2tzGAEgAygLMhEudGFza3dpcmUudjEuVGFzayJ4ChFCYXRjaFN1Ym1pdFJlc3VsdBIvCghhY2NlcHRlZBgBIAEoCzIbLnRhc2t3aXJlLnYxLlN1Ym1pdFJlc3BvbnNlSAASJwoFZXJyb3IYAiABKAsyFi50YXNrd2lyZS52MS5UYXNrRXJyb3JIAEIJCgdvdXRjb21lIkYKE0JhdGNoU3VibWl0UmVzcG9uc2USLwoHcmVzdWx0cxgBIAMoCzIeLnRhc2t3aXJlLnYxLkJhdGNoU3VibWl0UmVzdWx0IiEKDkdldFRhc2tSZXF1ZXN0Eg8KB3Rhc2tfaWQYASABKAkiOgoPR2V0VGFza1Jlc3BvbnNlEicKBnN0YXR1cxgBIAEoCzIXLnRhc2t3aXJlLnYxLlRhc2tTdGF0dXMiIwoQV2F0Y2hUYXNrUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJIjwKEVdhdGNoVGFza1Jlc3BvbnNlEicKBnN0YXR1cxgBIAEoCzIXLnRhc2t3aXJlLnYxLlRhc2tTdGF0dXMiIgoPV2FpdFRhc2tSZXF1ZXN0Eg8KB3Rhc2tfaWQYASABKAkiOwoQV2FpdFRhc2tSZXNwb25zZRInCgZzdGF0dXMYASABKAsyFy50YXNrd2lyZS52MS5UYXNrU3RhdHVzIiQKEFdhaXRUYXNrc1JlcXVlc3QSEAoIdGFza19pZHMYASADKAkigwEKEVdhaXRUYXNrc1Jlc3BvbnNlEg8KB3Rhc2tfaWQYASABKAkSKQoGc3RhdHVzGAIgASgLMhcudGFza3dpcmUudjEuVGFza1N0YXR1c0gAEicKBWVycm9yGAMgASgLMhYudGFza3dpcmUudjEuVGFza0Vycm9ySABCCQoHb3V0Y29tZSI0ChFDYW5jZWxUYXNrUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSI9ChJDYW5jZWxUYXNrUmVzcG9uc2USJwoGc3RhdHVzGAEgASgLMhcudGFza3dpcmUudjEuVGFza1N0YXR1cyJ2ChBMaXN0VGFza3NSZXF1ZXN0EhMKC3dvcmtlcl90eXBlGAEgASgJEiYKBnN0YXRlcxgCIAMoDjIWLnRhc2t3aXJlLnYxLlRhc2tTdGF0ZRIRCglwYWdlX3NpemUYAyABKA0SEgoKcGFnZV90b2tlbhgEIAEoCSJUChFMaXN0VGFza3NSZXNwb25zZRImCgV0YXNrcxgBIAMoCzIXLnRhc2t3aXJlLnYxLlRhc2tTdGF0dXMSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJMugECgtUYXNrU2VydmljZRJBCgZTdWJtaXQSGi50YXNrd2lyZS52MS5TdWJtaXRSZXF1ZXN0GhsudGFza3dpcmUudjEuU3VibWl0UmVzcG9uc2USUAoLQmF0Y2hTdWJtaXQSHy50YXNrd2lyZS52MS5CYXRjaFN1Ym1pdFJlcXVlc3QaIC50YXNrd2lyZS52MS5CYXRjaFN1Ym1pdFJlc3BvbnNlEkQKB0dldFRhc2sSGy50YXNrd2lyZS52MS5HZXRUYXNrUmVxdWVzdBocLnRhc2t3aXJlLnYxLkdldFRhc2tSZXNwb25zZRJMCglXYXRjaFRhc2sSHS50YXNrd2lyZS52MS5XYXRjaFRhc2tSZXF1ZXN0Gh4udGFza3dpcmUudjEuV2F0Y2hUYXNrUmVzcG9uc2UwARJHCghXYWl0VGFzaxIcLnRhc2t3aXJlLnYxLldhaXRUYXNrUmVxdWVzdBodLnRhc2t3aXJlLnYxLldhaXRUYXNrUmVzcG9uc2USTAoJV2FpdFRhc2tzEh0udGFza3dpcmUudjEuV2FpdFRhc2tzUmVxdWVzdBoeLnRhc2t3aXJlLnYxLldhaXRUYXNrc1Jlc3BvbnNlMAESTQoKQ2FuY2VsVGFzaxIeLnRhc2t3aXJlLnYxLkNhbmNlbFRhc2tSZXF1ZXN0Gh8udGFza3dpcmUudjEuQ2FuY2VsVGFza1Jlc3BvbnNlEkoKCUxpc3RUYXNrcxIdLnRhc2t3aXJlLnYxLkxpc3RUYXNrc1JlcXVlc3QaHi50YXNrd2lyZS52MS5MaXN0VGFza3NSZXNwb25zZWIGcHJvdG8z", [file_taskwire_v1_task]);
 
 /**
  * Request of TaskService.Submit.
@@ -276,6 +276,71 @@ export const WaitTaskResponseSchema: GenMessage<WaitTaskResponse> = /*@__PURE__*
   messageDesc(file_taskwire_v1_task_service, 10);
 
 /**
+ * Request of TaskService.WaitTasks.
+ *
+ * @generated from message taskwire.v1.WaitTasksRequest
+ */
+export type WaitTasksRequest = Message<"taskwire.v1.WaitTasksRequest"> & {
+  /**
+   * The tasks' ids, at most 1000.
+   *
+   * @generated from field: repeated string task_ids = 1;
+   */
+  taskIds: string[];
+};
+
+/**
+ * Describes the message taskwire.v1.WaitTasksRequest.
+ * Use `create(WaitTasksRequestSchema)` to create a new message.
+ */
+export const WaitTasksRequestSchema: GenMessage<WaitTasksRequest> = /*@__PURE__*/
+  messageDesc(file_taskwire_v1_task_service, 11);
+
+/**
+ * One message of TaskService.WaitTasks' stream: one task's outcome.
+ *
+ * @generated from message taskwire.v1.WaitTasksResponse
+ */
+export type WaitTasksResponse = Message<"taskwire.v1.WaitTasksResponse"> & {
+  /**
+   * The task it answers for.
+   *
+   * @generated from field: string task_id = 1;
+   */
+  taskId: string;
+
+  /**
+   * Its terminal status, or why it cannot be waited for.
+   *
+   * @generated from oneof taskwire.v1.WaitTasksResponse.outcome
+   */
+  outcome: {
+    /**
+     * The task's terminal status.
+     *
+     * @generated from field: taskwire.v1.TaskStatus status = 2;
+     */
+    value: TaskStatus;
+    case: "status";
+  } | {
+    /**
+     * The error of waiting for it (NOT_FOUND for an unknown id).
+     *
+     * @generated from field: taskwire.v1.TaskError error = 3;
+     */
+    value: TaskError;
+    case: "error";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message taskwire.v1.WaitTasksResponse.
+ * Use `create(WaitTasksResponseSchema)` to create a new message.
+ */
+export const WaitTasksResponseSchema: GenMessage<WaitTasksResponse> = /*@__PURE__*/
+  messageDesc(file_taskwire_v1_task_service, 12);
+
+/**
  * Request of TaskService.CancelTask.
  *
  * @generated from message taskwire.v1.CancelTaskRequest
@@ -301,7 +366,7 @@ export type CancelTaskRequest = Message<"taskwire.v1.CancelTaskRequest"> & {
  * Use `create(CancelTaskRequestSchema)` to create a new message.
  */
 export const CancelTaskRequestSchema: GenMessage<CancelTaskRequest> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_task_service, 11);
+  messageDesc(file_taskwire_v1_task_service, 13);
 
 /**
  * Response of TaskService.CancelTask.
@@ -323,7 +388,7 @@ export type CancelTaskResponse = Message<"taskwire.v1.CancelTaskResponse"> & {
  * Use `create(CancelTaskResponseSchema)` to create a new message.
  */
 export const CancelTaskResponseSchema: GenMessage<CancelTaskResponse> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_task_service, 12);
+  messageDesc(file_taskwire_v1_task_service, 14);
 
 /**
  * Request of TaskService.ListTasks.
@@ -365,7 +430,7 @@ export type ListTasksRequest = Message<"taskwire.v1.ListTasksRequest"> & {
  * Use `create(ListTasksRequestSchema)` to create a new message.
  */
 export const ListTasksRequestSchema: GenMessage<ListTasksRequest> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_task_service, 13);
+  messageDesc(file_taskwire_v1_task_service, 15);
 
 /**
  * Response of TaskService.ListTasks.
@@ -393,7 +458,7 @@ export type ListTasksResponse = Message<"taskwire.v1.ListTasksResponse"> & {
  * Use `create(ListTasksResponseSchema)` to create a new message.
  */
 export const ListTasksResponseSchema: GenMessage<ListTasksResponse> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_task_service, 14);
+  messageDesc(file_taskwire_v1_task_service, 16);
 
 /**
  * Submits tasks and answers questions about them. Served by the gateway over
@@ -457,6 +522,19 @@ export const TaskService: GenService<{
     methodKind: "unary";
     input: typeof WaitTaskRequestSchema;
     output: typeof WaitTaskResponseSchema;
+  },
+  /**
+   * Waits for many tasks in one call: streams each one's terminal status as it
+   * ends (or, for an id it cannot wait for, the error: NOT_FOUND), in the order
+   * they end, and ends after the last. At most 1000 ids; a repeated id is
+   * answered once. Bounded by the call's deadline, like WaitTask.
+   *
+   * @generated from rpc taskwire.v1.TaskService.WaitTasks
+   */
+  waitTasks: {
+    methodKind: "server_streaming";
+    input: typeof WaitTasksRequestSchema;
+    output: typeof WaitTasksResponseSchema;
   },
   /**
    * Cancels a task. A queued task never runs; a running handler sees its signal

@@ -100,6 +100,24 @@ export interface WaitTaskResponse {
   status: TaskStatus | undefined;
 }
 
+/** Request of TaskService.WaitTasks. */
+export interface WaitTasksRequest {
+  /** The tasks' ids, at most 1000. */
+  taskIds: string[];
+}
+
+/** One message of TaskService.WaitTasks' stream: one task's outcome. */
+export interface WaitTasksResponse {
+  /** The task it answers for. */
+  taskId: string;
+  /** The task's terminal status. */
+  status?:
+    | TaskStatus
+    | undefined;
+  /** The error of waiting for it (NOT_FOUND for an unknown id). */
+  error?: TaskError | undefined;
+}
+
 /** Request of TaskService.CancelTask. */
 export interface CancelTaskRequest {
   /** The task's id. */
@@ -962,6 +980,188 @@ export const WaitTaskResponse: MessageFns<WaitTaskResponse> = {
   },
 };
 
+function createBaseWaitTasksRequest(): WaitTasksRequest {
+  return { taskIds: [] };
+}
+
+export const WaitTasksRequest: MessageFns<WaitTasksRequest> = {
+  encode(message: WaitTasksRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.taskIds) {
+      writer.uint32(10).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WaitTasksRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWaitTasksRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.taskIds.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WaitTasksRequest {
+    return {
+      taskIds: globalThis.Array.isArray(object?.taskIds)
+        ? object.taskIds.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.task_ids)
+        ? object.task_ids.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: WaitTasksRequest): unknown {
+    const obj: any = {};
+    if (message.taskIds?.length) {
+      obj.taskIds = message.taskIds;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<WaitTasksRequest>, I>>(base?: I): WaitTasksRequest {
+    return WaitTasksRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<WaitTasksRequest>, I>>(object: I): WaitTasksRequest {
+    const message = createBaseWaitTasksRequest();
+    message.taskIds = object.taskIds?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseWaitTasksResponse(): WaitTasksResponse {
+  return { taskId: "", status: undefined, error: undefined };
+}
+
+export const WaitTasksResponse: MessageFns<WaitTasksResponse> = {
+  encode(message: WaitTasksResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.taskId !== "") {
+      writer.uint32(10).string(message.taskId);
+    }
+    if (message.status !== undefined) {
+      TaskStatus.encode(message.status, writer.uint32(18).fork()).join();
+    }
+    if (message.error !== undefined) {
+      TaskError.encode(message.error, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WaitTasksResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWaitTasksResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.taskId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.status = TaskStatus.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.error = TaskError.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WaitTasksResponse {
+    return {
+      taskId: isSet(object.taskId)
+        ? globalThis.String(object.taskId)
+        : isSet(object.task_id)
+        ? globalThis.String(object.task_id)
+        : "",
+      status: isSet(object.status) ? TaskStatus.fromJSON(object.status) : undefined,
+      error: isSet(object.error) ? TaskError.fromJSON(object.error) : undefined,
+    };
+  },
+
+  toJSON(message: WaitTasksResponse): unknown {
+    const obj: any = {};
+    if (message.taskId !== "") {
+      obj.taskId = message.taskId;
+    }
+    if (message.status !== undefined) {
+      obj.status = TaskStatus.toJSON(message.status);
+    }
+    if (message.error !== undefined) {
+      obj.error = TaskError.toJSON(message.error);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<WaitTasksResponse>, I>>(base?: I): WaitTasksResponse {
+    return WaitTasksResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<WaitTasksResponse>, I>>(object: I): WaitTasksResponse {
+    const message = createBaseWaitTasksResponse();
+    message.taskId = object.taskId ?? "";
+    message.status = (object.status !== undefined && object.status !== null)
+      ? TaskStatus.fromPartial(object.status)
+      : undefined;
+    message.error = (object.error !== undefined && object.error !== null)
+      ? TaskError.fromPartial(object.error)
+      : undefined;
+    return message;
+  },
+};
+
 function createBaseCancelTaskRequest(): CancelTaskRequest {
   return { taskId: "", reason: "" };
 }
@@ -1423,6 +1623,21 @@ export const TaskServiceService = {
     responseDeserialize: (value: Buffer): WaitTaskResponse => WaitTaskResponse.decode(value),
   },
   /**
+   * Waits for many tasks in one call: streams each one's terminal status as it
+   * ends (or, for an id it cannot wait for, the error: NOT_FOUND), in the order
+   * they end, and ends after the last. At most 1000 ids; a repeated id is
+   * answered once. Bounded by the call's deadline, like WaitTask.
+   */
+  waitTasks: {
+    path: "/taskwire.v1.TaskService/WaitTasks" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: WaitTasksRequest): Buffer => Buffer.from(WaitTasksRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): WaitTasksRequest => WaitTasksRequest.decode(value),
+    responseSerialize: (value: WaitTasksResponse): Buffer => Buffer.from(WaitTasksResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): WaitTasksResponse => WaitTasksResponse.decode(value),
+  },
+  /**
    * Cancels a task. A queued task never runs; a running handler sees its signal
    * abort. Cancelling a task in a terminal state changes nothing.
    */
@@ -1472,6 +1687,13 @@ export interface TaskServiceServer extends UntypedServiceImplementation {
    * (DEADLINE_EXCEEDED then: the task goes on; call again).
    */
   waitTask: handleUnaryCall<WaitTaskRequest, WaitTaskResponse>;
+  /**
+   * Waits for many tasks in one call: streams each one's terminal status as it
+   * ends (or, for an id it cannot wait for, the error: NOT_FOUND), in the order
+   * they end, and ends after the last. At most 1000 ids; a repeated id is
+   * answered once. Bounded by the call's deadline, like WaitTask.
+   */
+  waitTasks: handleServerStreamingCall<WaitTasksRequest, WaitTasksResponse>;
   /**
    * Cancels a task. A queued task never runs; a running handler sees its signal
    * abort. Cancelling a task in a terminal state changes nothing.
@@ -1567,6 +1789,18 @@ export interface TaskServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: WaitTaskResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * Waits for many tasks in one call: streams each one's terminal status as it
+   * ends (or, for an id it cannot wait for, the error: NOT_FOUND), in the order
+   * they end, and ends after the last. At most 1000 ids; a repeated id is
+   * answered once. Bounded by the call's deadline, like WaitTask.
+   */
+  waitTasks(request: WaitTasksRequest, options?: Partial<CallOptions>): ClientReadableStream<WaitTasksResponse>;
+  waitTasks(
+    request: WaitTasksRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<WaitTasksResponse>;
   /**
    * Cancels a task. A queued task never runs; a running handler sees its signal
    * abort. Cancelling a task in a terminal state changes nothing.
