@@ -29,7 +29,18 @@ function random(seed: number): () => number {
   };
 }
 
-const strings = ["", "a", "hasher.01M82N0RJ2MDWXG8MG6EY6K318", "ünïcödé", "emoji 🎉", "x".repeat(200), "\u{D800}"];
+const strings = [
+  "",
+  "a",
+  "hasher.01M82N0RJ2MDWXG8MG6EY6K318",
+  "ünïcödé",
+  "emoji 🎉",
+  "x".repeat(200),
+  "y".repeat(32),
+  "é".repeat(100),
+  "\u{D800}",
+  "a\u{DC00}b",
+];
 
 function scalar(type: ScalarType, next: () => number): unknown {
   const pick = <T>(values: T[]) => values[Math.floor(next() * values.length)] as T;
