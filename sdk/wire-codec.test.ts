@@ -40,6 +40,7 @@ const strings = [
   "é".repeat(100),
   "\u{D800}",
   "a\u{DC00}b",
+  "\u{FEFF}byte order mark",
 ];
 
 function scalar(type: ScalarType, next: () => number): unknown {
