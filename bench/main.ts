@@ -11,7 +11,7 @@ import { executeRun, type RunOutcome } from "./execute-run.js";
 import { describeMachine } from "./machine.js";
 import { parseOptions } from "./options.js";
 import { ensureRedisServer } from "./redis-server.js";
-import { benchmarksDoc, medianOutcomes, ratioLine, resultTable } from "./report.js";
+import { benchmarksDoc, driftLine, medianOutcomes, ratioLine, resultTable } from "./report.js";
 import { runs } from "./runs.js";
 
 const args = process.argv.slice(2);
@@ -58,5 +58,7 @@ console.log(resultTable(outcomes));
 console.log(
   `(${machine.cpus} CPUs, Node ${machine.node}, ${options.mode} mode; docs/benchmarks.md ${written ? "written" : "not written: --only"})`,
 );
-console.log(ratioLine(rounds));
+const drift = driftLine(rounds);
+if (drift) console.log(drift);
+console.log(ratioLine(rounds)); // the last line: the ratios that matter
 process.exitCode = rounds.flat().some((o) => "error" in o) ? 1 : 0;

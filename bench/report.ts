@@ -100,6 +100,30 @@ export function ratioLine(rounds: readonly RunOutcome[][]): string {
   ].join(", ");
 }
 
+/** Drift of the raw limit beyond which a run's ratios are flagged as unreliable. */
+const driftWarning = 0.15;
+
+/**
+ * How far the machine's speed drifted during the run, as the spread of the raw
+ * JetStream limit over the rounds; empty with fewer than two raw rounds. The
+ * ratios are taken within rounds, but the systems of a round run minutes apart:
+ * a machine that slows down meanwhile favours whichever ran first.
+ */
+export function driftLine(rounds: readonly RunOutcome[][]): string {
+  const raw = rounds
+    .flatMap((outcomes) => outcomes.filter((o) => o.run.id === "raw"))
+    .flatMap((o) => ("result" in o ? [o.result.endToEndPerSec] : []));
+  if (raw.length < 2) return "";
+  const low = Math.min(...raw);
+  const high = Math.max(...raw);
+  const drift = (high - low) / high;
+  const verdict =
+    drift > driftWarning
+      ? `: the machine's speed drifted during the run, and its ratios are less reliable than usual (run it again)`
+      : "";
+  return `the raw JetStream limit ranged from ${low.toFixed(0)} to ${high.toFixed(0)} tasks/s over the rounds (${(drift * 100).toFixed(0)}% apart)${verdict}`;
+}
+
 /** docs/benchmarks.md. */
 export function benchmarksDoc(
   outcomes: readonly RunOutcome[],
@@ -115,7 +139,9 @@ comes from that one run, of ${options.rounds} round${options.rounds > 1 ? "s" : 
 system once, in a rotated order. The table shows each system's median round; each ratio
 is taken within a round (systems measured minutes apart, on the same machine), and the
 median over the rounds is shown with its range. This machine's speed drifts from minute
-to minute (a shared virtual machine): single runs differ by up to a third.
+to minute (a shared virtual machine): single runs differ by up to a third. The line after
+the ratios gives the spread of the raw limit over the rounds, and flags a run in which it
+exceeds ${driftWarning * 100}%.
 
 ## Reproduce
 
@@ -148,7 +174,7 @@ ${markdownTable(
 
 ${resultTable(outcomes)}
 
-${ratioLine(rounds)}
+${[ratioLine(rounds), driftLine(rounds)].filter((line) => line).join("\n\n")}
 
 ## What is measured
 
