@@ -11,7 +11,7 @@ import { executeRun, type RunOutcome } from "./execute-run.js";
 import { describeMachine } from "./machine.js";
 import { parseOptions } from "./options.js";
 import { ensureRedisServer } from "./redis-server.js";
-import { benchmarksDoc, driftLine, medianOutcomes, ratioLine, resultTable } from "./report.js";
+import { benchmarksDoc, driftLine, medianOutcomes, ratioLine, ratioSystems, resultTable } from "./report.js";
 import { runs } from "./runs.js";
 
 const args = process.argv.slice(2);
@@ -23,12 +23,16 @@ const machine = describeMachine();
 
 const selected = runs.filter((run) => options.only.length === 0 || options.only.includes(run.id));
 if (selected.length === 0) throw new Error(`--only names no run; the runs are ${runs.map((r) => r.id).join(", ")}`);
-// The machine's speed drifts (other tenants, thermal limits): rounds in a rotated order
-// give every system the same share of good and bad moments.
+// The machine's speed drifts (other tenants, thermal limits). The systems the ratios
+// compare run twice a round, in mirrored order around the others (A B C ... C B A), so a
+// steady slowdown during the round weighs on each of them alike; the others rotate from
+// round to round, for the same share of good and bad moments.
+const paired = selected.filter((run) => ratioSystems.includes(run.id));
+const others = selected.filter((run) => !ratioSystems.includes(run.id));
 const rounds: RunOutcome[][] = [];
 for (let round = 0; round < options.rounds; round++) {
-  const shift = round % selected.length;
-  const order = [...selected.slice(shift), ...selected.slice(0, shift)];
+  const shift = others.length > 0 ? round % others.length : 0;
+  const order = [...paired, ...others.slice(shift), ...others.slice(0, shift), ...paired.toReversed()];
   const outcomes: RunOutcome[] = [];
   for (const [i, run] of order.entries()) {
     console.error(`bench: round ${round + 1}/${options.rounds} [${i + 1}/${order.length}] ${run.label}...`);

@@ -1,6 +1,7 @@
 import type { Role } from "./deployment.js";
 import type { RunOutcome } from "./execute-run.js";
 import type { Machine } from "./machine.js";
+import type { ClientResult } from "./measure.js";
 import type { BenchOptions } from "./options.js";
 import { type Run, type RunId, runs } from "./runs.js";
 import { rawTopology } from "./systems/raw-jetstream.js";
@@ -48,7 +49,7 @@ export function markdownTable(header: string[], rows: string[][], numeric: boole
   return [line(header), rule, ...rows.map(line)].join("\n");
 }
 
-/** Each run's median round by end-to-end throughput, in the runs' order; a failure wins. */
+/** Each system's median run by end-to-end throughput, in the runs' order; a failure wins. */
 export function medianOutcomes(selected: readonly Run[], rounds: readonly RunOutcome[][]): RunOutcome[] {
   return selected.map((run) => {
     const mine = rounds.flatMap((outcomes) => outcomes.filter((o) => o.run.id === run.id));
@@ -60,6 +61,9 @@ export function medianOutcomes(selected: readonly Run[], rounds: readonly RunOut
 }
 
 const throughput = (o: RunOutcome) => ("result" in o ? o.result.endToEndPerSec : 0);
+
+/** The systems the ratios compare: each runs twice a round, in mirrored order (see main.ts). */
+export const ratioSystems: readonly RunId[] = ["raw", "direct", "bullmq"];
 
 /**
  * The line that matters: Taskwire direct against BullMQ and against the raw JetStream
@@ -78,20 +82,20 @@ export function ratioLine(rounds: readonly RunOutcome[][]): string {
       values.length > 1 ? ` (${(values[0] as number).toFixed(2)}–${(values.at(-1) as number).toFixed(2)})` : "";
     return `${median.toFixed(2)}x${range}`;
   };
-  const result = (outcomes: readonly RunOutcome[], id: RunId) => {
-    const o = outcomes.find((x) => x.run.id === id);
-    return o && "result" in o ? o.result : undefined;
+  // A system's value in a round: the mean of its runs there (two for the paired systems).
+  const mean = (outcomes: readonly RunOutcome[], id: RunId, value: (r: ClientResult) => number | undefined) => {
+    const values = outcomes.filter((o) => o.run.id === id).map((o) => ("result" in o ? value(o.result) : undefined));
+    if (values.length === 0 || values.some((v) => v === undefined)) return undefined;
+    return (values as number[]).reduce((sum, v) => sum + v, 0) / values.length;
   };
-  const of = (a: RunId, b: RunId, value: (r: NonNullable<ReturnType<typeof result>>) => number | undefined) =>
+  const of = (a: RunId, b: RunId, value: (r: ClientResult) => number | undefined) =>
     ratio((outcomes) => {
-      const x = result(outcomes, a);
-      const y = result(outcomes, b);
-      const vx = x && value(x);
-      const vy = y && value(y);
-      return vx === undefined || vy === undefined ? undefined : vx / vy;
+      const x = mean(outcomes, a, value);
+      const y = mean(outcomes, b, value);
+      return x === undefined || y === undefined ? undefined : x / y;
     });
-  const rate = (r: NonNullable<ReturnType<typeof result>>) => r.endToEndPerSec;
-  const p50 = (r: NonNullable<ReturnType<typeof result>>) => r.latency?.p50;
+  const rate = (r: ClientResult) => r.endToEndPerSec;
+  const p50 = (r: ClientResult) => r.latency?.p50;
   const over = rounds.length > 1 ? ` (medians over ${rounds.length} rounds, range in brackets)` : "";
   return [
     `ratios${over}: Taskwire direct / BullMQ throughput ${of("direct", "bullmq", rate)}`,
@@ -105,7 +109,7 @@ const driftWarning = 0.15;
 
 /**
  * How far the machine's speed drifted during the run, as the spread of the raw
- * JetStream limit over the rounds; empty with fewer than two raw rounds. The
+ * JetStream limit's runs; empty with fewer than two. The
  * ratios are taken within rounds, but the systems of a round run minutes apart:
  * a machine that slows down meanwhile favours whichever ran first.
  */
@@ -121,7 +125,7 @@ export function driftLine(rounds: readonly RunOutcome[][]): string {
     drift > driftWarning
       ? `: the machine's speed drifted during the run, and its ratios are less reliable than usual (run it again)`
       : "";
-  return `the raw JetStream limit ranged from ${low.toFixed(0)} to ${high.toFixed(0)} tasks/s over the rounds (${(drift * 100).toFixed(0)}% apart)${verdict}`;
+  return `the raw JetStream limit ranged from ${low.toFixed(0)} to ${high.toFixed(0)} tasks/s during the run (${(drift * 100).toFixed(0)}% apart)${verdict}`;
 }
 
 /** docs/benchmarks.md. */
@@ -135,12 +139,15 @@ export function benchmarksDoc(
   return `# Benchmarks
 
 Written by \`${command}\` (${options.mode} mode) on ${machine.date}; every figure below
-comes from that one run, of ${options.rounds} round${options.rounds > 1 ? "s" : ""}: each round deploys and measures every
-system once, in a rotated order. The table shows each system's median round; each ratio
-is taken within a round (systems measured minutes apart, on the same machine), and the
-median over the rounds is shown with its range. This machine's speed drifts from minute
+comes from that one run, of ${options.rounds} round${options.rounds > 1 ? "s" : ""}. Each round deploys and measures the
+three systems the ratios compare (raw JetStream, Taskwire direct, BullMQ) twice, in
+mirrored order around the others (A B C ... C B A), so that a steady slowdown during the
+round weighs on each alike, and every other system once, in an order rotated from round
+to round. The table shows each system's median run. Each ratio is taken within a round,
+from the mean of each system's two runs there, and the median over the rounds is shown
+with its range. This machine's speed drifts from minute
 to minute (a shared virtual machine): single runs differ by up to a third. The line after
-the ratios gives the spread of the raw limit over the rounds, and flags a run in which it
+the ratios gives the spread of the raw limit's runs, and flags a run in which it
 exceeds ${driftWarning * 100}%.
 
 ## Reproduce
