@@ -49,7 +49,7 @@ import {
   topology,
   type WorkerTypeTopologyOptions,
 } from "./topology.js";
-import { decodeMessage, encodeMessage } from "./wire-codec.js";
+import { concatMessages, decodeMessage, encodeMessage } from "./wire-codec.js";
 
 /** Options of {@link createNatsTaskBackend}. */
 export interface NatsTaskBackendOptions {
@@ -248,13 +248,10 @@ class NatsTaskBackend implements TaskBackend {
           const id = headers();
           id.set("Nats-Msg-Id", `${taskId}/${endpoint}`);
           const own = encodeMessage(WorkItemSchema, create(WorkItemSchema, { endpoint }));
-          const copy = new Uint8Array(prepared.bytes.length + own.length);
-          copy.set(prepared.bytes);
-          copy.set(own, prepared.bytes.length);
           return publishToStream(
             this.bucket.requests,
             topology.broadcastSubject(workerType, endpoint, token),
-            copy,
+            concatMessages(prepared.bytes, own),
             id,
           );
         }),

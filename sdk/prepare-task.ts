@@ -24,7 +24,7 @@ import { keyedTaskId, newTaskId, taskIdToken } from "./task-id.js";
 import type { PriorityName, TaskMethod } from "./task-method.js";
 import type { TaskRegistry } from "./task-registry.js";
 import { topology } from "./topology.js";
-import { allocateBytes, decodeMessage, encodeMessage, packMessage } from "./wire-codec.js";
+import { concatMessages, decodeMessage, encodeMessage, packMessage } from "./wire-codec.js";
 
 /** The runtime's defaults, used where neither the task nor its method says. */
 export const runtimeDefaults = {
@@ -202,9 +202,7 @@ export function prepareTask(
     notifySubject,
     notBefore: notBefore === undefined ? undefined : timestampFromMs(notBefore),
   });
-  const bytes = allocateBytes(shared.length + own.length);
-  bytes.set(shared);
-  bytes.set(own, shared.length);
+  const bytes = concatMessages(shared, own);
   const maxBytes = limits.maxWorkItemBytes ?? 1_000_000;
   if (bytes.byteLength > maxBytes) {
     throw new TaskError(

@@ -1,4 +1,4 @@
-import { allocateBytes } from "./wire-codec.js";
+import { allocateBytes, varintSize } from "./wire-codec.js";
 
 /**
  * Re-tags fields of an encoded message: each field whose number is a key of
@@ -57,10 +57,4 @@ export function renumberFields(bytes: Uint8Array, numbers: ReadonlyMap<number, n
     at += end - start;
   }
   return out;
-}
-
-function varintSize(value: number): number {
-  let size = 1;
-  for (let v = value; v >= 0x80; v = Math.floor(v / 128)) size++;
-  return size;
 }

@@ -213,12 +213,25 @@ export function allocateBytes(size: number): Uint8Array {
   return bytes;
 }
 
+/**
+ * Two encoded messages as one: Protobuf merges concatenated messages, so a
+ * part shared by many (a method's WorkItem defaults) is encoded once and joined
+ * to each one's own fields.
+ */
+export function concatMessages(first: Uint8Array, second: Uint8Array): Uint8Array {
+  const bytes = allocateBytes(first.length + second.length);
+  bytes.set(first);
+  bytes.set(second, first.length);
+  return bytes;
+}
+
 const empty = new Uint8Array(0);
 const utf8 = new TextEncoder();
 const scratch = new DataView(new ArrayBuffer(8));
 
 /** Bytes of `value` as a varint (32-bit unsigned or a non-negative safe integer). */
-function varintSize(value: number): number {
+/** Bytes of a varint of a non-negative safe integer. */
+export function varintSize(value: number): number {
   if (value < 0x80) return 1;
   if (value < 0x4000) return 2;
   if (value < 0x200000) return 3;
