@@ -33,6 +33,13 @@ export class Deployment {
     return this.add(role, await startChild(script, { ...options, cpuProfDir }));
   }
 
+  /** The process ids of each role started so far. */
+  pids(): Partial<Record<Role, number[]>> {
+    const pids: Partial<Record<Role, number[]>> = {};
+    for (const { role, process } of this.processes) pids[role] = [...(pids[role] ?? []), process.pid];
+    return pids;
+  }
+
   /** The peak resident memory of each role's process, in bytes (summed if a role has several). */
   async peakRss(): Promise<Partial<Record<Role, number>>> {
     const peaks: Partial<Record<Role, number>> = {};

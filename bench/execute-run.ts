@@ -31,6 +31,8 @@ export async function executeRun(run: Run, options: BenchOptions): Promise<RunOu
 
 async function measureRun(run: Run, options: BenchOptions, deployment: Deployment): Promise<RunOutcome> {
   const target = await run.deploy(deployment);
+  // Taken before the client starts: the client process reads its own CPU time.
+  const processes = deployment.pids();
   const client = await deployment.child("client", "bench/client-process.ts");
   const job: ClientJob = {
     type: "job",
@@ -43,6 +45,7 @@ async function measureRun(run: Run, options: BenchOptions, deployment: Deploymen
       observers: options.observers,
       latency: run.latency ? { ratePerSec: options.latencyRate, durationMs: options.latencyMs } : undefined,
       stallMs: options.stallMs,
+      processes,
     },
   };
   client.send(job);

@@ -1,4 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
+import { cpuMicros } from "./cpu-time.js";
+import type { Role } from "./deployment.js";
 import { Pool } from "./pool.js";
 import type { Target } from "./target.js";
 
@@ -18,6 +20,8 @@ export interface Measurement {
   readonly latency: { readonly ratePerSec: number; readonly durationMs: number } | undefined;
   /** A phase fails when no result arrives for this long while some are awaited. */
   readonly stallMs: number;
+  /** The system's other processes (worker, gateway, server), whose CPU time the throughput phase reads. */
+  readonly processes: Partial<Record<Role, readonly number[]>>;
 }
 
 /** Latency percentiles, in milliseconds. */
@@ -34,6 +38,8 @@ export interface ClientResult {
   readonly endToEndPerSec: number;
   /** Tasks per second from the first submit until every submit was acknowledged. */
   readonly submitPerSec: number;
+  /** CPU time (user and system) per task of the throughput phase, in microseconds, by role. */
+  readonly cpuPerTask: Partial<Record<Role, number>>;
   /** Submit to result observed, at a fixed low load. */
   readonly latency: Percentiles | undefined;
 }
@@ -58,8 +64,8 @@ function phase<T>(name: string, running: Promise<T>): Promise<T> {
  */
 async function throughput(
   target: Target,
-  m: Pick<Measurement, "tasks" | "batchSize" | "inFlight" | "observers" | "stallMs">,
-): Promise<Pick<ClientResult, "endToEndPerSec" | "submitPerSec">> {
+  m: Pick<Measurement, "tasks" | "batchSize" | "inFlight" | "observers" | "stallMs" | "processes">,
+): Promise<Pick<ClientResult, "endToEndPerSec" | "submitPerSec" | "cpuPerTask">> {
   const results = new Pool(m.observers);
   let next = 0;
   const lane = async () => {
@@ -70,15 +76,33 @@ async function throughput(
     }
   };
   const lanes = Math.max(1, Math.floor(m.inFlight / m.batchSize));
+  const cpuBefore = await cpuTimes(m.processes);
   const start = performance.now();
   await Promise.all(Array.from({ length: lanes }, lane));
   const submitted = performance.now();
   await results.drained(m.stallMs);
   const done = performance.now();
+  const cpuAfter = await cpuTimes(m.processes);
+  const cpuPerTask: Partial<Record<Role, number>> = {};
+  for (const [role, after] of Object.entries(cpuAfter) as [Role, number][])
+    cpuPerTask[role] = (after - (cpuBefore[role] ?? 0)) / m.tasks;
   return {
     submitPerSec: (m.tasks * 1000) / (submitted - start),
     endToEndPerSec: (m.tasks * 1000) / (done - start),
+    cpuPerTask,
   };
+}
+
+/** The CPU time used so far by this process (the client) and by each role's processes, in microseconds. */
+async function cpuTimes(processes: Measurement["processes"]): Promise<Partial<Record<Role, number>>> {
+  const own = process.cpuUsage();
+  const times: Partial<Record<Role, number>> = {};
+  for (const [role, pids] of Object.entries(processes) as [Role, readonly number[]][]) {
+    const each = await Promise.all(pids.map(cpuMicros));
+    times[role] = each.reduce((sum, t) => sum + t, 0);
+  }
+  times.client = own.user + own.system;
+  return times;
 }
 
 /**

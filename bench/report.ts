@@ -17,11 +17,12 @@ export function resultTable(outcomes: readonly RunOutcome[]): string {
     "p50 ms",
     "p99 ms",
     "p999 ms",
+    ...roles.map((role) => `${role} µs`),
     ...roles.map((role) => `${role} MB`),
   ];
   const rows = outcomes.map((o) => {
     if ("error" in o) return [o.run.label, `failed: ${o.error.split("\n")[0]}`, ...header.slice(2).map(() => "")];
-    const { endToEndPerSec, submitPerSec, latency } = o.result;
+    const { endToEndPerSec, submitPerSec, latency, cpuPerTask } = o.result;
     const ms = (value: number | undefined) => (value === undefined ? "–" : value.toFixed(1));
     return [
       o.run.label,
@@ -30,6 +31,10 @@ export function resultTable(outcomes: readonly RunOutcome[]): string {
       ms(latency?.p50),
       ms(latency?.p99),
       ms(latency?.p999),
+      ...roles.map((role) => {
+        const micros = cpuPerTask[role];
+        return micros === undefined ? "–" : micros.toFixed(0);
+      }),
       ...roles.map((role) => {
         const bytes = o.peakRss[role];
         return bytes === undefined ? "–" : (bytes / 2 ** 20).toFixed(0);
@@ -203,6 +208,10 @@ run the JavaScript tsc compiles (\`tsconfig.bench.json\`, into \`.bench-build/\`
   for ${options.latencyMs / 1000} s; each task's time from its scheduled submit (or from the
   call, when the timer fired early) to its result observed by the client. Not measured in
   the submitBatch rows.
+- **µs**: CPU time (user and system) per task of the throughput phase, of each process
+  of the row: the client's from \`process.cpuUsage()\`, the others' from \`/proc/<pid>/stat\`
+  (10 ms ticks, over seconds of work). On ${machine.cpus} cores, the sum bounds the
+  throughput: about ${machine.cpus} × 10⁶ / (sum) tasks/s.
 - **MB**: peak resident memory (VmHWM) of each process of the row: client, worker,
   gateway, and the nats-server or redis-server.
 
