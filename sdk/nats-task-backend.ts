@@ -152,7 +152,7 @@ class NatsTaskBackend implements TaskBackend {
   }
 
   async submit(task: Task, notify = true): Promise<SubmitResponse> {
-    const prepared = prepareTask(this.registry, task, this.limits, notify ? this.results.subject : "");
+    const prepared = prepareTask(this.registry, task, this.limits, notify ? this.results : undefined);
     const { taskId } = prepared;
     this.ensureAvailable(`submitting ${taskId}`);
     // A keyed task may have run and left the queue already: its status record says so.

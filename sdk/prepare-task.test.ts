@@ -20,7 +20,7 @@ describe("prepareTask", () => {
   it("encodes the method's defaults and the task's own fields into one WorkItem", () => {
     for (let i = 0; i < 2; i++) {
       // The second time, the method's shared part comes from the cache.
-      const prepared = prepareTask(registry, task({ metadata: { tenant: `t${i}` } }), {}, "", 1_700_000_000_000);
+      const prepared = prepareTask(registry, task({ metadata: { tenant: `t${i}` } }), {}, undefined, 1_700_000_000_000);
       const item = fromBinary(WorkItemSchema, prepared.bytes);
       expect(item).toMatchObject({
         taskId: prepared.taskId,
@@ -37,6 +37,26 @@ describe("prepareTask", () => {
       expect(fromBinary(digest.input, item.payload).text).toBe("hello");
       expect(prepared.subject).toBe(`taskwire.task.hasher.normal.${prepared.taskId.slice("hasher.".length)}`);
     }
+  });
+
+  it("ends an id in its submitter's route, and names the notify subject for keyed ids only", () => {
+    const notify = { route: "ROUTE123", subject: "_INBOX.results" };
+    const ids = new Set<string>();
+    for (let i = 0; i < 1000; i++) {
+      const prepared = prepareTask(registry, task(), {}, notify, 1_700_000_000_000);
+      expect(prepared.taskId).toMatch(/^hasher\.[0-9A-Z]{18}ROUTE123$/);
+      expect(fromBinary(WorkItemSchema, prepared.bytes).notifySubject).toBe("");
+      ids.add(prepared.taskId);
+    }
+    // One millisecond, one process: the counter keeps them apart.
+    expect(ids.size).toBe(1000);
+    const keyed = prepareTask(registry, task({ idempotencyKey: "k" }), {}, notify);
+    expect(keyed.taskId.endsWith("ROUTE123")).toBe(false);
+    expect(fromBinary(WorkItemSchema, keyed.bytes).notifySubject).toBe("_INBOX.results");
+    // Nobody to hear: a random route, no notify subject.
+    const unrouted = prepareTask(registry, task());
+    expect(unrouted.taskId).toMatch(/^hasher\.[0-9A-Z]{26}$/);
+    expect(fromBinary(WorkItemSchema, unrouted.bytes).notifySubject).toBe("");
   });
 
   it("uses a task's overrides instead of the method's defaults", () => {

@@ -68,6 +68,14 @@ const priorityValues: Record<PriorityName, Priority> = {
   high: Priority.HIGH,
 };
 
+/** Where a submitter hears of its tasks' outcomes (see ResultInbox). */
+export interface ResultRoute {
+  /** The route its task ids end in. */
+  readonly route: string;
+  /** The subject workers notify of keyed tasks. */
+  readonly subject: string;
+}
+
 /**
  * Validates a submitted task against the registry and turns it into the
  * WorkItem workers receive. Every refusal is a TaskError naming the problem.
@@ -76,8 +84,13 @@ export function prepareTask(
   registry: TaskRegistry,
   task: Task,
   limits: SubmitLimits = {},
-  /** Where the worker notifies the outcome (WorkItem.notify_subject); empty for nobody. */
-  notifySubject = "",
+  /**
+   * Who hears of the outcome: the submitter's route, which the task id carries
+   * (the server republishes the status record's writes there), and, for a
+   * keyed id, which cannot carry it, the subject the worker notifies
+   * (WorkItem.notify_subject). None: nobody.
+   */
+  notify?: ResultRoute,
   now = Date.now(),
 ): PreparedTask {
   const method = registry.resolve(task.workerType, task.method);
@@ -161,7 +174,8 @@ export function prepareTask(
 
   const taskId = task.idempotencyKey
     ? keyedTaskId(method.workerType, task.idempotencyKey)
-    : newTaskId(method.workerType, now);
+    : newTaskId(method.workerType, now, notify?.route);
+  const notifySubject = task.idempotencyKey ? (notify?.subject ?? "") : "";
   // Protobuf messages merge by concatenation: the fields a task shares with its
   // method are encoded once per method (when it overrides none), then joined
   // with its own.

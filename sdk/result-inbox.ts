@@ -1,6 +1,15 @@
-import { createInbox, type NatsConnection, type Subscription } from "@nats-io/transport-node";
+import {
+  createInbox,
+  type Msg,
+  type MsgCallback,
+  type NatsConnection,
+  type Subscription,
+} from "@nats-io/transport-node";
 import type { TaskStatus } from "../gen/taskwire/v1/task_pb.js";
-import { decodeStatus, encodedTaskId, isTerminal } from "./task-status.js";
+import type { ResultRoute } from "./prepare-task.js";
+import { newRoute } from "./task-id.js";
+import { decodeStatus, encodedOutcome, isTerminal } from "./task-status.js";
+import { topology } from "./topology.js";
 
 interface Pending {
   /** When the task was tracked (its submit), in ms since the epoch. */
@@ -20,26 +29,32 @@ export interface ResultInboxOptions {
 }
 
 /**
- * The fast path of `result()`. A client names this inbox in each WorkItem it
- * submits (`notify_subject`), and the worker publishes the task's terminal
- * status there once it is stored: one core NATS message, no read and no
- * consumer.
+ * The fast path of `result()`: one core NATS message per task, no read and no
+ * consumer. The task ids this client makes end in its {@link route}, and the
+ * server republishes every stored write of a status record on a subject ending
+ * in the id's route (`topology.statusEventSubject`), which this inbox follows:
+ * the terminal status reaches it as soon as it is stored, whoever wrote it (a
+ * worker, another client's cancel), and never one whose write failed. A keyed
+ * id is derived from its key and carries no route: its WorkItem names this
+ * inbox's {@link subject} (`notify_subject`) instead, and the worker publishes
+ * the stored status there.
  *
- * A notification is best effort. It is lost if the worker dies between the
- * write and the publish, if this connection is down at that moment, or when
- * something other than a worker ends the task (another client's cancel). So
- * the status bucket stays the truth: a task not notified within `graceMs` of
- * its submit, or tracked across a reconnect, is handed back (`undefined`),
- * and its waiter reads and follows the bucket instead.
+ * A notification is best effort. It is lost if this connection is down at that
+ * moment, or (keyed tasks) if the worker dies between the write and the
+ * publish. So the status bucket stays the truth: a task not notified within
+ * `graceMs` of its submit, or tracked across a reconnect, is handed back
+ * (`undefined`), and its waiter reads and follows the bucket instead.
  */
-export class ResultInbox {
-  /** The subject submitted WorkItems name. */
+export class ResultInbox implements ResultRoute {
+  /** The route of the task ids this client makes. */
+  readonly route = newRoute();
+  /** The subject the WorkItems of keyed tasks name. */
   readonly subject = createInbox();
   /** Tracked tasks not notified yet, in submit order. */
   private readonly pending = new Map<string, Pending>();
   /** Tasks notified before anyone asked for their result: the status (or its bytes, decoded when asked for), in arrival order. */
   private readonly notified = new Map<string, { readonly status: TaskStatus | Uint8Array; readonly at: number }>();
-  private readonly subscription: Subscription;
+  private readonly subscriptions: Subscription[];
   private readonly sweeper: NodeJS.Timeout;
   private readonly graceMs: number;
   private readonly limit: number;
@@ -49,23 +64,26 @@ export class ResultInbox {
     this.graceMs = options.graceMs ?? 5_000;
     this.limit = options.limit ?? 100_000;
     this.keepMs = options.keepMs ?? 60_000;
-    this.subscription = nc.subscribe(this.subject, {
-      callback: (error, msg) => {
-        if (error) return this.handBackAll();
-        let taskId: string | undefined;
-        try {
-          taskId = encodedTaskId(msg.data);
-        } catch {
-          // not a TaskStatus: whoever sent it, the waiter falls back to reading
-        }
-        if (taskId) this.arrived(taskId, msg.data);
-      },
-    });
+    const callback: MsgCallback<Msg> = (error, msg) => {
+      if (error) return this.handBackAll();
+      let outcome: ReturnType<typeof encodedOutcome> | undefined;
+      try {
+        outcome = encodedOutcome(msg.data);
+      } catch {
+        // not a TaskStatus: whoever sent it, the waiter falls back to reading
+      }
+      // Writes before the end (RUNNING, progress, RETRYING) are events too: wait on.
+      if (outcome && isTerminal(outcome.state)) this.arrived(outcome.taskId, msg.data);
+    };
+    this.subscriptions = [
+      nc.subscribe(topology.statusEventsOf(this.route), { callback }),
+      nc.subscribe(this.subject, { callback }),
+    ];
     this.sweeper = setInterval(() => this.sweep(), Math.min(1_000, this.graceMs));
     this.sweeper.unref();
   }
 
-  /** Call before publishing a task whose WorkItem names {@link subject}: its notification may precede the PubAck. */
+  /** Call before publishing a task made for this inbox: its notification may precede the PubAck. */
   track(taskId: string): void {
     this.pending.set(taskId, { since: Date.now() });
     if (this.pending.size > this.limit) this.handBack(this.pending.keys().next().value as string);
@@ -129,7 +147,7 @@ export class ResultInbox {
   /** Stops listening; every waiter is handed back. */
   close(): void {
     clearInterval(this.sweeper);
-    this.subscription.unsubscribe();
+    for (const subscription of this.subscriptions) subscription.unsubscribe();
     this.handBackAll();
     this.notified.clear();
   }

@@ -5,25 +5,44 @@ import { TaskError } from "./task-error.js";
 // Crockford's base32: sortable, case-insensitive, no ambiguous letters.
 const alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
+/** Characters of a route: the last ones of a task id. */
+export const routeLength = 8;
+
 /**
- * A new task id: `<worker type>.<ULID>`. The ULID sorts by creation time; the
- * worker-type prefix lets any gateway find the task's stream without a lookup.
+ * A new task id: `<worker type>.<26 characters>` of Crockford base32, sorting by
+ * creation time: 10 of time (ms since the epoch), 8 of this process's id counter,
+ * then {@link routeLength} naming a route. The worker-type prefix lets any
+ * gateway find the task's stream without a lookup. The status bucket republishes
+ * every stored write of a task's record on a subject that ends in its route
+ * (`topology.statusEventSubject`): a submitter that names its own route, and
+ * listens there, hears of its tasks without a subscription per task. Without
+ * one, the route is random: nobody listens.
  */
-export function newTaskId(workerType: string, now = Date.now()): string {
-  return `${workerType}.${encodeTime(now)}${encodeBytes(randomId())}`;
+export function newTaskId(workerType: string, now = Date.now(), route = newRoute()): string {
+  counter = (counter + 1) % counterLimit;
+  return `${workerType}.${encodeNumber(now, 10)}${encodeNumber(counter, 8)}${route}`;
 }
 
-// Random bytes drawn from the system in blocks: one call per 409 ids, not one per id.
+/** A random route: 40 bits, so the live submitters' routes are distinct. */
+export function newRoute(): string {
+  return encodeBytes(randomBytes(5));
+}
+
+// 40 bits: ids of one process are distinct until 2^40 of them share a millisecond.
+const counterLimit = 2 ** 40;
+let counter = Math.floor(Math.random() * counterLimit);
+
+// Random bytes drawn from the system in blocks: one call per 819 routes, not one per route.
 const pool = new Uint8Array(4096);
 let used = pool.length;
 
-function randomId(): Uint8Array {
-  if (used + 10 > pool.length) {
+function randomBytes(count: number): Uint8Array {
+  if (used + count > pool.length) {
     randomFillSync(pool);
     used = 0;
   }
-  used += 10;
-  return pool.subarray(used - 10, used);
+  used += count;
+  return pool.subarray(used - count, used);
 }
 
 /**
@@ -52,11 +71,12 @@ export function taskIdToken(taskId: string): string {
   return taskId.slice(taskId.indexOf(".") + 1);
 }
 
-function encodeTime(ms: number): string {
+/** `value` (an integer below 32^length) in `length` base32 characters, most significant first. */
+function encodeNumber(value: number, length: number): string {
   let out = "";
-  for (let i = 0; i < 10; i++) {
-    out = alphabet[ms % 32] + out;
-    ms = Math.floor(ms / 32);
+  for (let i = 0; i < length; i++) {
+    out = alphabet[value % 32] + out;
+    value = Math.floor(value / 32);
   }
   return out;
 }

@@ -74,15 +74,18 @@ export async function readStatus(bucket: StatusBucket, taskId: string): Promise<
   return { status: decodeStatus(stored.data), revision: stored.seq };
 }
 
-/** The task id (field 1) of an encoded TaskStatus, read without decoding the rest. */
-export function encodedTaskId(bytes: Uint8Array): string | undefined {
+/** The task id (field 1) and state (field 4) of an encoded TaskStatus, read without decoding the rest. */
+export function encodedOutcome(bytes: Uint8Array): { readonly taskId: string; readonly state: TaskState } {
   const reader = new BinaryReader(bytes);
+  let taskId = "";
+  let state = TaskState.UNSPECIFIED;
   while (reader.pos < reader.len) {
     const [field, wireType] = reader.tag();
-    if (field === 1 && wireType === WireType.LengthDelimited) return reader.string();
-    reader.skip(wireType, field);
+    if (field === 1 && wireType === WireType.LengthDelimited) taskId = reader.string();
+    else if (field === 4 && wireType === WireType.Varint) state = reader.int32();
+    else reader.skip(wireType, field);
   }
-  return undefined;
+  return { taskId, state };
 }
 
 /** Decodes a status record's bytes. */

@@ -5,6 +5,7 @@ import {
   DiscardPolicy,
   JetStreamApiError,
   type JetStreamManager,
+  jetstreamManager,
   RetentionPolicy,
   StorageType,
   type StreamConfig,
@@ -12,6 +13,7 @@ import {
 import { type KV, Kvm } from "@nats-io/kv";
 import { type NatsConnection, nanos } from "@nats-io/transport-node";
 import { TaskError } from "./task-error.js";
+import { routeLength } from "./task-id.js";
 import type { PriorityName, TaskServiceDefinition } from "./task-method.js";
 
 /**
@@ -22,6 +24,9 @@ import type { PriorityName, TaskServiceDefinition } from "./task-method.js";
  *   `TASKS_<type>` (work-queue retention, one message per subject).
  * - consumer `<type>_<priority>` per priority, shared by every worker of the type.
  * - KV bucket `taskwire_status`: a TaskStatus per task id (`<type>.<ulid>`).
+ * - `taskwire.status.<route>.<type>.<ulid>`: core NATS, each stored write of a
+ *   task's status record, republished by the server (the route is the id's last
+ *   8 characters: its submitter's).
  * - `taskwire.cancel.<type>`: core NATS, the id of a task to abort.
  * - `taskwire.result.<type>`: core NATS, a TaskResult per terminal outcome.
  * - `taskwire.control.<type>`: core NATS, "paused" or "resumed": the type's queue was.
@@ -54,6 +59,10 @@ export const topology = {
   statusStream: `KV_${statusBucket}`,
   /** The subject a task's status record is written on (the bucket's key subject). */
   statusSubject: (taskId: string) => `$KV.${statusBucket}.${taskId}`,
+  /** Core NATS: each stored write of a task's status record, republished by the server. */
+  statusEventSubject: (taskId: string) => `taskwire.status.${taskId.slice(-routeLength)}.${taskId}`,
+  /** The status events of every task whose id carries this route. */
+  statusEventsOf: (route: string) => `taskwire.status.${route}.>`,
   cancelSubject: (workerType: string) => `taskwire.cancel.${workerType}`,
   /** Core NATS: a TaskResult event per terminal outcome (the default subject). */
   resultSubject: (workerType: string) => `taskwire.result.${workerType}`,
@@ -259,14 +268,34 @@ export function keepProvisioned(
   })();
 }
 
-/** Creates or opens the task status bucket. Idempotent. */
+/**
+ * The server republishes each write to the status bucket, once stored, on
+ * {@link topology.statusEventSubject}: the key `<type>.<ulid>` becomes
+ * `taskwire.status.<last 8 of the ulid>.<type>.<ulid>`.
+ */
+const statusRepublish = {
+  src: `$KV.${statusBucket}.*.*`,
+  dest: `taskwire.status.{{Right(2,${routeLength})}}.{{wildcard(1)}}.{{wildcard(2)}}`,
+};
+
+/**
+ * Creates or opens the task status bucket, and gives a bucket made before its
+ * status events existed their republish. Idempotent.
+ */
 export async function provisionStatusBucket(nc: NatsConnection, options: StatusTopologyOptions = {}): Promise<KV> {
-  return new Kvm(nc).create(topology.statusBucket, {
+  const kv = await new Kvm(nc).create(topology.statusBucket, {
     history: 1,
     storage: options.storage === "memory" ? StorageType.Memory : StorageType.File,
     replicas: options.replicas ?? 1,
     ttl: options.statusTtlMs ?? 7 * 24 * 3600 * 1000,
+    republish: statusRepublish,
   });
+  const { config } = (await kv.status()).streamInfo;
+  if (config.republish?.src !== statusRepublish.src || config.republish.dest !== statusRepublish.dest) {
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.update(topology.statusStream, { ...config, republish: statusRepublish });
+  }
+  return kv;
 }
 
 async function addOrUpdateStream(jsm: JetStreamManager, config: Partial<StreamConfig> & { name: string }) {

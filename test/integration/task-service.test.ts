@@ -270,16 +270,17 @@ describe("TaskService over JetStream", () => {
     await poll(async () => (aborted.has(task.id) ? true : undefined));
   });
 
-  it("result() still ends when no notification comes: a task cancelled through another client", async () => {
+  // Direct clients hear of outcomes through the server's status events (routed by the
+  // id); keyed ids carry no route, and a cancel made elsewhere notifies nobody of them.
+  const cancelledElsewhere = async (options: { resultGraceMs: number; idempotencyKey?: string }) => {
     await startWorker();
-    // Direct: its worker notifies it of outcomes; the canceller (the gateway) cannot.
-    const direct = await createClient({ nats: nats.url, services, resultGraceMs: 200 });
+    const direct = await createClient({ nats: nats.url, services, resultGraceMs: options.resultGraceMs });
     try {
-      const task = await direct.submitTask(reportService.methods.generate, {
-        title: "cancelled elsewhere",
-        sections: 50,
-        sectionMs: 100,
-      });
+      const task = await direct.submitTask(
+        reportService.methods.generate,
+        { title: "cancelled elsewhere", sections: 50, sectionMs: 100 },
+        { idempotencyKey: options.idempotencyKey },
+      );
       // Settled here at once: it may reject while the cancel below is still being answered.
       const result = task.result().then(
         () => undefined,
@@ -291,6 +292,15 @@ describe("TaskService over JetStream", () => {
     } finally {
       await direct.close();
     }
+  };
+
+  it("result() hears of a cancel made through another client from the server's status event", async () => {
+    // A grace longer than the test's timeout: only the event can end the wait in time.
+    await cancelledElsewhere({ resultGraceMs: 600_000 });
+  });
+
+  it("result() still ends when no notification comes: a keyed task cancelled through another client", async () => {
+    await cancelledElsewhere({ resultGraceMs: 200, idempotencyKey: `cancelled-elsewhere-${Date.now()}` });
   });
 
   it("a busy worker's pulled backlog is kept alive: no task is redelivered while it waits", async () => {
