@@ -24,7 +24,7 @@ export interface ResultInboxOptions {
   graceMs?: number;
   /** Tasks tracked at most, notified or not; the oldest are forgotten first. @default 100_000 */
   limit?: number;
-  /** How long a notified outcome nobody asked for yet is kept. @default 60_000 */
+  /** How long a notified outcome nobody asked for yet is kept at least (twice that at most). @default 60_000 */
   keepMs?: number;
 }
 
@@ -52,8 +52,15 @@ export class ResultInbox implements ResultRoute {
   readonly subject = createInbox();
   /** Tracked tasks not notified yet, in submit order. */
   private readonly pending = new Map<string, Pending>();
-  /** Tasks notified before anyone asked for their result: the status (or its bytes, decoded when asked for), in arrival order. */
-  private readonly notified = new Map<string, { readonly status: TaskStatus | Uint8Array; readonly at: number }>();
+  /**
+   * Tasks notified before anyone asked for their result, in arrival order: the
+   * status, or its bytes (decoded when asked for). Two generations, the current
+   * one and the one before, which is dropped when the next one begins: a
+   * producer may hold tens of thousands, and an entry is then just the value.
+   */
+  private notified = new Map<string, TaskStatus | Uint8Array>();
+  private notifiedBefore = new Map<string, TaskStatus | Uint8Array>();
+  private generationStart = Date.now();
   private readonly subscriptions: Subscription[];
   private readonly sweeper: NodeJS.Timeout;
   private readonly graceMs: number;
@@ -93,6 +100,7 @@ export class ResultInbox implements ResultRoute {
   untrack(taskId: string): void {
     this.handBack(taskId);
     this.notified.delete(taskId);
+    this.notifiedBefore.delete(taskId);
   }
 
   /** Records a terminal status known here without a notification (a cancel made by this client). */
@@ -107,8 +115,11 @@ export class ResultInbox implements ResultRoute {
     if (pending.waiter) pending.waiter(terminal(status));
     else {
       // Kept as it came: most bulk submitters never ask, and bytes are small.
-      this.notified.set(taskId, { status, at: Date.now() });
-      if (this.notified.size > this.limit) this.notified.delete(this.notified.keys().next().value as string);
+      this.notified.set(taskId, status);
+      if (this.notified.size + this.notifiedBefore.size > this.limit) {
+        const oldest = this.notifiedBefore.size > 0 ? this.notifiedBefore : this.notified;
+        oldest.delete(oldest.keys().next().value as string);
+      }
     }
   }
 
@@ -119,10 +130,11 @@ export class ResultInbox implements ResultRoute {
    * when `signal` aborts. Either way the caller then reads the bucket.
    */
   take(taskId: string, signal?: AbortSignal): Promise<TaskStatus | undefined> | undefined {
-    const notified = this.notified.get(taskId);
+    const notified = this.notified.get(taskId) ?? this.notifiedBefore.get(taskId);
     if (notified) {
       this.notified.delete(taskId);
-      return Promise.resolve(terminal(notified.status));
+      this.notifiedBefore.delete(taskId);
+      return Promise.resolve(terminal(notified));
     }
     const pending = this.pending.get(taskId);
     if (!pending || pending.waiter || signal?.aborted) return undefined;
@@ -150,6 +162,7 @@ export class ResultInbox implements ResultRoute {
     for (const subscription of this.subscriptions) subscription.unsubscribe();
     this.handBackAll();
     this.notified.clear();
+    this.notifiedBefore.clear();
   }
 
   private handBack(taskId: string): void {
@@ -159,10 +172,10 @@ export class ResultInbox implements ResultRoute {
   }
 
   private sweep(): void {
-    const kept = Date.now() - this.keepMs;
-    for (const [taskId, { at }] of this.notified) {
-      if (at > kept) break;
-      this.notified.delete(taskId);
+    if (Date.now() - this.generationStart >= this.keepMs) {
+      this.notifiedBefore = this.notified;
+      this.notified = new Map();
+      this.generationStart = Date.now();
     }
     const before = Date.now() - this.graceMs;
     // In submit order: stop at the first task still within its grace.

@@ -7,7 +7,9 @@ import { TaskError } from "./task-error.js";
 import { decodeMessage } from "./wire-codec.js";
 
 /**
- * A handle on task `id`, whose result decodes as `output`.
+ * A handle on task `id`, whose result decodes as `output`. A producer holds one
+ * per task until it asks for the result, often tens of thousands at once: one
+ * object each, its methods shared.
  */
 export function createTaskHandle<O extends DescMessage>(
   backend: TaskBackend,
@@ -15,17 +17,32 @@ export function createTaskHandle<O extends DescMessage>(
   output: O,
   duplicate = false,
 ): TaskHandle<O> {
-  const watch = (): StatusStream => watchStatus(backend, id);
-  return {
-    id,
-    duplicate,
-    status: () => backend.getTask(id),
-    cancel: (reason = "") => backend.cancelTask(id, reason),
-    watch,
-    async result(options = {}) {
-      return decodeResult(await backend.awaitTerminal(id, options.signal), output);
-    },
-  };
+  return new BackendTaskHandle(backend, id, output, duplicate);
+}
+
+class BackendTaskHandle<O extends DescMessage> implements TaskHandle<O> {
+  constructor(
+    private readonly backend: TaskBackend,
+    readonly id: string,
+    private readonly output: O,
+    readonly duplicate: boolean,
+  ) {}
+
+  status(): Promise<TaskStatus> {
+    return this.backend.getTask(this.id);
+  }
+
+  cancel(reason = ""): Promise<TaskStatus> {
+    return this.backend.cancelTask(this.id, reason);
+  }
+
+  watch(): StatusStream {
+    return watchStatus(this.backend, this.id);
+  }
+
+  async result(options: { signal?: AbortSignal } = {}): Promise<MessageShape<O>> {
+    return decodeResult(await this.backend.awaitTerminal(this.id, options.signal), this.output);
+  }
 }
 
 /** Follows a task's status until a terminal state, or until `close()`. */

@@ -2,7 +2,7 @@ import { create, equals } from "@bufbuild/protobuf";
 import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { describe, expect, it } from "vitest";
 import { DeliveryMode, Priority, TaskState, TaskStatusSchema, WorkItemSchema } from "../gen/taskwire/v1/task_pb.js";
-import { queuedStatus } from "./task-status.js";
+import { encodedOutcome, queuedStatus } from "./task-status.js";
 import { decodeMessage, encodeMessage } from "./wire-codec.js";
 
 describe("queuedStatus", () => {
@@ -45,5 +45,32 @@ describe("queuedStatus", () => {
     const status = queuedStatus(workItem);
     status.metadata.extra = "x";
     expect(workItem.metadata).toEqual({ tenant: "acme" });
+  });
+});
+
+describe("encodedOutcome", () => {
+  it("reads the id and state of a status with every kind of field, and refuses a truncated one", () => {
+    const status = create(TaskStatusSchema, {
+      taskId: "hasher.01M81KRJQKXX1XB86P9GKYNA2Y",
+      workerType: "hasher",
+      method: "Digest",
+      state: TaskState.FAILED,
+      attempt: 3,
+      createdAt: timestampFromMs(1_700_000_000_000),
+      result: { typeUrl: "type.googleapis.com/example.v1.DigestResponse", value: new Uint8Array(300).fill(7) },
+      error: { code: 5, message: "gone", retryable: true },
+      errorHistory: [{ code: 14, message: "down" }],
+      // A float (fixed 32-bit) inside a message, and a map.
+      progress: { fraction: 0.5, message: "half" },
+      metadata: { tenant: "acme" },
+      endpoints: [{ endpoint: "w1", state: TaskState.SUCCEEDED }],
+    });
+    const bytes = encodeMessage(TaskStatusSchema, status);
+    expect(encodedOutcome(bytes)).toEqual({ taskId: status.taskId, state: TaskState.FAILED });
+    // Fields after the id and state are scanned too: the last of a repeated scalar wins, as in a decode.
+    const again = encodeMessage(TaskStatusSchema, create(TaskStatusSchema, { state: TaskState.SUCCEEDED }));
+    const merged = new Uint8Array([...bytes, ...again]);
+    expect(encodedOutcome(merged).state).toBe(decodeMessage(TaskStatusSchema, merged).state);
+    expect(() => encodedOutcome(bytes.subarray(0, bytes.length - 1))).toThrow();
   });
 });

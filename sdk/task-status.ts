@@ -1,4 +1,4 @@
-import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
+import { WireType } from "@bufbuild/protobuf/wire";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
@@ -7,7 +7,7 @@ import { TaskState, type TaskStatus, TaskStatusSchema, type WorkItem } from "../
 import { directGet, publishToStream } from "./jetstream-ops.js";
 import type { RequestPipeline } from "./request-pipeline.js";
 import { topology } from "./topology.js";
-import { decodeMessage, encodeMessage } from "./wire-codec.js";
+import { decodeMessage, encodeMessage, scanMessage } from "./wire-codec.js";
 
 const terminalStates = new Set([
   TaskState.SUCCEEDED,
@@ -76,15 +76,14 @@ export async function readStatus(bucket: StatusBucket, taskId: string): Promise<
 
 /** The task id (field 1) and state (field 4) of an encoded TaskStatus, read without decoding the rest. */
 export function encodedOutcome(bytes: Uint8Array): { readonly taskId: string; readonly state: TaskState } {
-  const reader = new BinaryReader(bytes);
   let taskId = "";
   let state = TaskState.UNSPECIFIED;
-  while (reader.pos < reader.len) {
-    const [field, wireType] = reader.tag();
+  scanMessage(bytes, (field, wireType, reader) => {
     if (field === 1 && wireType === WireType.LengthDelimited) taskId = reader.string();
     else if (field === 4 && wireType === WireType.Varint) state = reader.int32();
-    else reader.skip(wireType, field);
-  }
+    else return false;
+    return true;
+  });
   return { taskId, state };
 }
 

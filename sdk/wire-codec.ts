@@ -42,6 +42,25 @@ export function decodeMessage<Desc extends DescMessage>(desc: Desc, bytes: Uint8
   return plan.read(reader, reader.len, undefined) as MessageShape<Desc>;
 }
 
+/** Reads one field of a message {@link scanMessage} visits. */
+export type FieldReader = Pick<BinaryReader, "string" | "int32" | "uint32" | "bool">;
+
+/**
+ * Visits the fields of an encoded message without decoding it: `visit` reads
+ * the field it wants (a string, a varint) from the reader and returns true, or
+ * returns false to have it passed over, with nothing allocated.
+ */
+export function scanMessage(
+  bytes: Uint8Array,
+  visit: (field: number, wireType: WireType, reader: FieldReader) => boolean,
+): void {
+  const reader = new Reader(bytes);
+  while (reader.pos < reader.len) {
+    const tag = reader.tagNumber();
+    if (!visit(tag >>> 3, tag & 7, reader)) reader.pass(tag & 7);
+  }
+}
+
 /** protobuf-es' reader, whose `tag()` allocates an array per field: {@link Reader.tagNumber} does not. */
 class Reader extends BinaryReader {
   /** The message's bytes as a Buffer, made on the first string. */
@@ -67,6 +86,31 @@ class Reader extends BinaryReader {
     }
     this.text ??= Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     return this.text.toString("utf8", start, this.pos);
+  }
+
+  /** As `skip()`, without making the subarray `skip()` returns (groups aside). */
+  pass(wireType: WireType): void {
+    const buf = this.source;
+    switch (wireType) {
+      case WireType.Varint:
+        // Past the end, `undefined & 0x80` ends the loop and the bounds check throws.
+        while ((buf[this.pos++] as number) & 0x80);
+        break;
+      case WireType.Bit64:
+        this.pos += 8;
+        break;
+      case WireType.Bit32:
+        this.pos += 4;
+        break;
+      case WireType.LengthDelimited: {
+        const length = this.uint32(); // read before pos is: it moves pos
+        this.pos += length;
+        break;
+      }
+      default:
+        this.skip(wireType);
+    }
+    this.assertBounds();
   }
 
   /** As `tag()` (the same checks and errors), as one number: field number × 8 + wire type. */
