@@ -56,6 +56,8 @@ export interface AttemptEnvironment {
   readonly reportResult: (status: TaskStatus, stored: Uint8Array) => void;
   /** Publishes over core NATS: the terminal status to the submitter's notify subject. */
   readonly publish: (subject: string, data: Uint8Array) => void;
+  /** Acks a delivery, at the end of this turn with the turn's other sends (one socket write for them all). */
+  readonly ack: (msg: JsMsg) => void;
 }
 
 /**
@@ -95,7 +97,7 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
 
   if (env.draining()) return report(await giveBack(env.bucket, msg));
   if (env.cancelled.has(taskId)) {
-    msg.ack(); // its CANCELLED record is written by the canceller
+    env.ack(msg); // its CANCELLED record is written by the canceller
     return report("cancelled");
   }
   // A broadcast copy: this worker's share of a task every endpoint runs.
@@ -106,7 +108,7 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
     const record = await readStatus(env.bucket, taskId);
     const own = record?.status.endpoints.find((e) => e.endpoint === endpoint);
     if (!record || isTerminal(record.status.state) || (own && isTerminal(own.state))) {
-      msg.ack();
+      env.ack(msg);
       return report("superseded");
     }
   }
@@ -121,7 +123,7 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
     const bytes = encodeMessage(TaskStatusSchema, stored.status);
     if (workItem.notifySubject) env.publish(workItem.notifySubject, bytes);
     env.reportResult(stored.status, bytes);
-    msg.ack();
+    env.ack(msg);
     return report("superseded");
   }
   const status = stored?.status ?? queuedStatus(workItem);
@@ -186,7 +188,7 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
       { retryable: false },
     );
     const outcome = await end(TaskState.EXPIRED, "expired", error);
-    msg.ack();
+    env.ack(msg);
     return report(outcome, error);
   }
   if (attempt > maxAttempts) {
@@ -197,7 +199,7 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
       { retryable: false },
     );
     const outcome = await end(TaskState.FAILED, "failed", error);
-    msg.ack();
+    env.ack(msg);
     return report(outcome, error);
   }
 
@@ -279,32 +281,32 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
       status.error = undefined;
       if (status.progress) status.progress.fraction = 1;
     });
-    msg.ack();
+    env.ack(msg);
     return report(outcome);
   }
   if (ctx.abortCause === "shutdown") {
     // Interrupted by this worker's shutdown: not the task's fault, so not an attempt
     // (see giveBack). A broadcast copy's record is shared: it is nak'ed as it is.
     const outcome = endpoint ? "requeued" : await writer.finish(markReturned).catch(() => "requeued" as const);
-    if (outcome === "superseded") msg.ack();
+    if (outcome === "superseded") env.ack(msg);
     else msg.nak();
     return report(outcome === "superseded" ? "superseded" : "requeued", failure);
   }
   if (ctx.abortCause === "cancelled") {
-    msg.ack(); // the canceller recorded CANCELLED
+    env.ack(msg); // the canceller recorded CANCELLED
     return report("cancelled", failure);
   }
   if (ctx.abortCause === "superseded") {
-    msg.ack();
+    env.ack(msg);
     return report("superseded", failure);
   }
   if (failure.retryable && attempt < maxAttempts && workItem.retry) {
     const outcome = await end(TaskState.RETRYING, "retrying", failure);
-    if (outcome === "superseded") msg.ack();
+    if (outcome === "superseded") env.ack(msg);
     else msg.nak(backoffMs(workItem.retry, attempt));
     return report(outcome, failure);
   }
   const outcome = await end(TaskState.FAILED, "failed", failure);
-  msg.ack();
+  env.ack(msg);
   report(outcome, failure);
 }
