@@ -38,23 +38,4 @@ describe("RequestPipeline", () => {
     expect(seen).toEqual([]);
     probe.unsubscribe();
   });
-
-  it("makes deferred sends with the turn's requests, in order, and at once when closed", async () => {
-    const pipeline = new RequestPipeline(nc);
-    const seen: string[] = [];
-    const probe = nc.subscribe("deferred", { callback: (_, msg) => void seen.push(msg.string()) });
-    const send = (text: string) => () => nc.publish("deferred", text);
-    pipeline.defer(send("a"));
-    expect(seen).toEqual([]);
-    const reply = pipeline.request("echo.1", new TextEncoder().encode("r"));
-    pipeline.defer(send("b"));
-    expect((await reply).string()).toBe("r");
-    await nc.flush();
-    expect(seen).toEqual(["a", "b"]);
-    pipeline.defer(send("c"));
-    pipeline.close();
-    await nc.flush();
-    expect(seen).toEqual(["a", "b", "c"]);
-    probe.unsubscribe();
-  });
 });

@@ -24,8 +24,8 @@ interface Waiter {
 export class RequestPipeline {
   private readonly prefix = createInbox();
   private readonly waiting = new Map<string, Waiter>();
-  /** The requests and other sends of this event-loop turn, made together at its end. */
-  private readonly outbox: (() => void)[] = [];
+  /** Requests of this event-loop turn, published together at its end. */
+  private readonly outbox: { token: string; subject: string; data: Uint8Array; headers: MsgHdrs | undefined }[] = [];
   private readonly subscription: Subscription;
   private readonly sweeper: NodeJS.Timeout;
   private next = 0;
@@ -61,50 +61,29 @@ export class RequestPipeline {
     return new Promise((resolve, reject) => {
       const token = (this.next++).toString(36);
       this.waiting.set(token, { resolve, reject, subject, deadline: Date.now() + this.timeoutMs });
-      this.defer(() => {
-        if (!this.waiting.has(token)) return; // failed already (closed, timed out): it must not leave
-        try {
-          this.nc.publish(subject, data, { reply: `${this.prefix}.${token}`, headers });
-        } catch (error) {
-          const waiter = this.waiting.get(token);
-          this.waiting.delete(token);
-          waiter?.reject(error as Error);
-        }
-      });
+      this.outbox.push({ token, subject, data, headers });
+      if (this.outbox.length === 1) setImmediate(this.send);
     });
   }
 
-  /**
-   * Runs `send` (a publish, an ack) at the end of this event-loop turn, with the
-   * turn's requests: nats.js writes what is published in one microtask round
-   * with one socket write, and work finishing in a chain of awaits spreads over
-   * many rounds. A send that throws (the connection closed meanwhile) is dropped,
-   * as it would have been a moment later.
-   */
-  defer(send: () => void): void {
-    this.outbox.push(send);
-    if (this.outbox.length === 1) setImmediate(this.send);
-  }
-
   private readonly send = () => {
-    for (const send of this.outbox.splice(0)) {
+    for (const { token, subject, data, headers } of this.outbox.splice(0)) {
       try {
-        send();
-      } catch {
-        // closed: see defer()
+        this.nc.publish(subject, data, { reply: `${this.prefix}.${token}`, headers });
+      } catch (error) {
+        const waiter = this.waiting.get(token);
+        this.waiting.delete(token);
+        waiter?.reject(error as Error);
       }
     }
   };
 
-  /**
-   * Stops listening; requests still waiting fail, and those of this turn never
-   * leave. Other sends of this turn (acks) are made now.
-   */
+  /** Stops listening; requests still waiting fail. */
   close(): void {
+    this.outbox.length = 0; // failed below: they must not leave afterwards
     clearInterval(this.sweeper);
     this.subscription.unsubscribe();
     this.failAll(new errors.ClosedConnectionError());
-    this.send();
   }
 
   private expire(): void {

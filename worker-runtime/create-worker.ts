@@ -155,10 +155,6 @@ class TaskWorker implements Worker {
       });
   }
 
-  /** A core publish, made at the end of this turn with the turn's other sends (one socket write). */
-  private readonly publish = (subject: string, data: Uint8Array) =>
-    this.bucket.requests.defer(() => this.nc.publish(subject, data));
-
   get inFlight(): number {
     return this.attempts.size;
   }
@@ -186,7 +182,7 @@ class TaskWorker implements Worker {
       const reportResult =
         results === false
           ? () => {}
-          : resultPublisher(this.publish, results ?? {}, (error) =>
+          : resultPublisher(this.nc, results ?? {}, (error) =>
               this.emit({ type: "error", error: TaskError.from(error) }),
             );
       this.promoters.push(
@@ -203,7 +199,7 @@ class TaskWorker implements Worker {
               const filter = topology.broadcastSubject(workerType, e.endpoint, taskIdToken(status.taskId));
               jsm.streams.purge(topology.broadcastStream(workerType), { filter }).catch(() => undefined);
             }
-            if (workItem.notifySubject) this.publish(workItem.notifySubject, bytes);
+            if (workItem.notifySubject) this.nc.publish(workItem.notifySubject, bytes);
             reportResult(status, bytes);
           },
         ),
@@ -242,8 +238,7 @@ class TaskWorker implements Worker {
         cancelled: this.cancelled,
         draining: () => this.state !== "running",
         emit: this.emit,
-        publish: this.publish,
-        ack: (msg) => this.bucket.requests.defer(() => msg.ack()),
+        publish: (subject, data) => this.nc.publish(subject, data),
         reportResult,
         concurrency: limits.concurrency,
         rate: limits.rate,

@@ -1,4 +1,5 @@
 import { create, toBinary } from "@bufbuild/protobuf";
+import type { NatsConnection } from "@nats-io/transport-node";
 import { type TaskResult, TaskResultSchema, TaskState, type TaskStatus } from "../gen/taskwire/v1/task_pb.js";
 import { renumberFields } from "../sdk/renumber-fields.js";
 import { topology } from "../sdk/topology.js";
@@ -63,23 +64,22 @@ export function encodedTaskResult(status: Uint8Array): Uint8Array {
  * bytes come straight from the stored record's.
  */
 export function resultPublisher(
-  /** A core NATS publish. */
-  publish: (subject: string, data: Uint8Array) => void,
+  nc: NatsConnection,
   options: ResultEventOptions,
   onError: (error: unknown) => void,
 ): (status: TaskStatus, stored: Uint8Array) => void {
   const subjectOf = options.subject ?? topology.resultSubject;
   return (status, stored) => {
-    if (!options.onResult) return publish(subjectOf(status.workerType), encodedTaskResult(stored));
+    if (!options.onResult) return nc.publish(subjectOf(status.workerType), encodedTaskResult(stored));
     const event = taskResultOf(status);
-    const publishChosen = (result: TaskResult | null | undefined) => {
+    const publish = (result: TaskResult | null | undefined) => {
       const chosen = result === undefined ? event : result;
-      if (chosen) publish(subjectOf(status.workerType), toBinary(TaskResultSchema, chosen));
+      if (chosen) nc.publish(subjectOf(status.workerType), toBinary(TaskResultSchema, chosen));
     };
     try {
       const hooked = options.onResult(event);
-      if (hooked instanceof Promise) hooked.then(publishChosen, onError);
-      else publishChosen(hooked);
+      if (hooked instanceof Promise) hooked.then(publish, onError);
+      else publish(hooked);
     } catch (error) {
       onError(error);
     }

@@ -56,8 +56,6 @@ export interface AttemptEnvironment {
   readonly reportResult: (status: TaskStatus, stored: Uint8Array) => void;
   /** Publishes over core NATS: the terminal status to the submitter's notify subject. */
   readonly publish: (subject: string, data: Uint8Array) => void;
-  /** Acks a delivery, at the end of this turn with the turn's other sends (one socket write for them all). */
-  readonly ack: (msg: JsMsg) => void;
 }
 
 /**
@@ -97,7 +95,7 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
 
   if (env.draining()) return report(await giveBack(env.bucket, msg));
   if (env.cancelled.has(taskId)) {
-    env.ack(msg); // its CANCELLED record is written by the canceller
+    msg.ack(); // its CANCELLED record is written by the canceller
     return report("cancelled");
   }
   // A broadcast copy: this worker's share of a task every endpoint runs.
@@ -108,7 +106,7 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
     const record = await readStatus(env.bucket, taskId);
     const own = record?.status.endpoints.find((e) => e.endpoint === endpoint);
     if (!record || isTerminal(record.status.state) || (own && isTerminal(own.state))) {
-      env.ack(msg);
+      msg.ack();
       return report("superseded");
     }
   }
@@ -123,7 +121,7 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
     const bytes = encodeMessage(TaskStatusSchema, stored.status);
     if (workItem.notifySubject) env.publish(workItem.notifySubject, bytes);
     env.reportResult(stored.status, bytes);
-    env.ack(msg);
+    msg.ack();
     return report("superseded");
   }
   const status = stored?.status ?? queuedStatus(workItem);
@@ -188,7 +186,7 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
       { retryable: false },
     );
     const outcome = await end(TaskState.EXPIRED, "expired", error);
-    env.ack(msg);
+    msg.ack();
     return report(outcome, error);
   }
   if (attempt > maxAttempts) {
@@ -199,7 +197,7 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
       { retryable: false },
     );
     const outcome = await end(TaskState.FAILED, "failed", error);
-    env.ack(msg);
+    msg.ack();
     return report(outcome, error);
   }
 
@@ -281,32 +279,32 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
       status.error = undefined;
       if (status.progress) status.progress.fraction = 1;
     });
-    env.ack(msg);
+    msg.ack();
     return report(outcome);
   }
   if (ctx.abortCause === "shutdown") {
     // Interrupted by this worker's shutdown: not the task's fault, so not an attempt
     // (see giveBack). A broadcast copy's record is shared: it is nak'ed as it is.
     const outcome = endpoint ? "requeued" : await writer.finish(markReturned).catch(() => "requeued" as const);
-    if (outcome === "superseded") env.ack(msg);
+    if (outcome === "superseded") msg.ack();
     else msg.nak();
     return report(outcome === "superseded" ? "superseded" : "requeued", failure);
   }
   if (ctx.abortCause === "cancelled") {
-    env.ack(msg); // the canceller recorded CANCELLED
+    msg.ack(); // the canceller recorded CANCELLED
     return report("cancelled", failure);
   }
   if (ctx.abortCause === "superseded") {
-    env.ack(msg);
+    msg.ack();
     return report("superseded", failure);
   }
   if (failure.retryable && attempt < maxAttempts && workItem.retry) {
     const outcome = await end(TaskState.RETRYING, "retrying", failure);
-    if (outcome === "superseded") env.ack(msg);
+    if (outcome === "superseded") msg.ack();
     else msg.nak(backoffMs(workItem.retry, attempt));
     return report(outcome, failure);
   }
   const outcome = await end(TaskState.FAILED, "failed", failure);
-  env.ack(msg);
+  msg.ack();
   report(outcome, failure);
 }
