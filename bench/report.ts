@@ -68,7 +68,7 @@ export function medianOutcomes(selected: readonly Run[], rounds: readonly RunOut
 const throughput = (o: RunOutcome) => ("result" in o ? o.result.endToEndPerSec : 0);
 
 /** The systems the ratios compare: each runs twice a round, in mirrored order (see main.ts). */
-export const ratioSystems: readonly RunId[] = ["raw", "direct", "bullmq"];
+export const ratioSystems: readonly RunId[] = ["raw", "raw-stored", "direct", "bullmq"];
 
 /**
  * The line that matters: Taskwire direct against BullMQ and against the raw JetStream
@@ -106,6 +106,7 @@ export function ratioLine(rounds: readonly RunOutcome[][]): string {
     `ratios${over}: Taskwire direct / BullMQ throughput ${of("direct", "bullmq", rate)}`,
     `Taskwire direct / raw JetStream throughput ${of("direct", "raw", rate)}`,
     `BullMQ p50 / Taskwire direct p50 latency ${of("bullmq", "direct", p50)}`,
+    `Taskwire direct / raw JetStream with stored results throughput ${of("direct", "raw-stored", rate)}`,
   ].join(", ");
 }
 
@@ -145,7 +146,7 @@ export function benchmarksDoc(
 
 Written by \`${command}\` (${options.mode} mode) on ${machine.date}; every figure below
 comes from that one run, of ${options.rounds} round${options.rounds > 1 ? "s" : ""}. Each round deploys and measures the
-three systems the ratios compare (raw JetStream, Taskwire direct, BullMQ) twice, in
+four systems the ratios compare (the two raw JetStream limits, Taskwire direct, BullMQ) twice, in
 mirrored order around the others (A B C ... C B A), so that a steady slowdown during the
 round weighs on each alike, and every other system once, in an order rotated from round
 to round. The table shows each system's median run. Each ratio is taken within a round,
@@ -222,6 +223,12 @@ The systems:
   pipeline, cheaper than \`js.publish\`, so the limit is a real one); the consumer process (a durable
   pull consumer, ${rawTopology.prefetch} messages prefetched) acks each message, then announces its sequence
   on a core NATS subject, which the client takes as the result.
+- **raw JetStream, result stored**: the same, but the consumer first publishes each
+  message's payload to a second file-storage stream (one subject per message, one message
+  per subject, as a status bucket keeps one record per task) and awaits its PubAck, at
+  most ${rawTopology.prefetch} at once, before the ack: the least JetStream work a task queue that
+  stores every result durably before the ack can do (two stored messages per task), with no
+  task semantics in the client or the consumer.
 - **Taskwire direct**: \`createClient({ nats, services })\`; one task per call through the
   generated \`EchoService\` client (\`bench/proto/bench/v1/bench.proto\`), or
   \`client.submitBatch\`; \`handle.result()\` per task. The worker process is the

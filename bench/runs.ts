@@ -5,6 +5,7 @@ import type { TargetSpec } from "./target.js";
 /** The systems `npm run bench` compares. Ratios refer to them by id. */
 export type RunId =
   | "raw"
+  | "raw-stored"
   | "direct"
   | "direct-batch"
   | "direct-keyed"
@@ -47,6 +48,21 @@ function directRun(mode: "typed" | "batch" | "keyed"): Run {
   };
 }
 
+/** The raw JetStream limits: the consumer process, with its arguments after the NATS URL. */
+function rawRun(id: RunId, label: string, args: string[]): Run {
+  return {
+    id,
+    label,
+    batched: false,
+    latency: true,
+    async deploy(deployment) {
+      const nats = await deployment.nats();
+      await deployment.child("worker", "bench/systems/raw-consumer.ts", { args: [nats.url, ...args] });
+      return { kind: "raw-jetstream", nats: nats.url };
+    },
+  };
+}
+
 function gatewayRun(protocol: "connect" | "grpc", batched: boolean): Run {
   return {
     id: `gateway-${protocol}${batched ? "-batch" : ""}`,
@@ -62,17 +78,8 @@ function gatewayRun(protocol: "connect" | "grpc", batched: boolean): Run {
 }
 
 export const runs: readonly Run[] = [
-  {
-    id: "raw",
-    label: "raw JetStream (publish, consume+ack)",
-    batched: false,
-    latency: true,
-    async deploy(deployment) {
-      const nats = await deployment.nats();
-      await deployment.child("worker", "bench/systems/raw-consumer.ts", { args: [nats.url] });
-      return { kind: "raw-jetstream", nats: nats.url };
-    },
-  },
+  rawRun("raw", "raw JetStream (publish, consume+ack)", []),
+  rawRun("raw-stored", "raw JetStream, result stored (publish, consume, store, ack)", ["--store-results"]),
   directRun("typed"),
   directRun("batch"),
   directRun("keyed"),

@@ -13,6 +13,9 @@ export const rawTopology = {
   prefetch: 200,
   /** Core NATS subject on which the consumer announces each acked message's sequence. */
   doneSubject: "bench.raw.done",
+  /** With stored results: their stream, and the prefix of their subjects (one per message). */
+  resultStream: "BENCH_RAW_RESULTS",
+  resultSubject: "bench.raw.result",
 };
 
 /**
