@@ -22,6 +22,7 @@ export function createConnectTaskBackend(transport: Transport): TaskBackend {
     listTasks: (request) => call(client.listTasks(request)),
     close: async () => {},
     awaitTerminal: (taskId, signal) => waits.wait(taskId, signal),
+    awaitOutcome: (taskId, signal) => waits.wait(taskId, signal),
     async *watchTask(taskId, signal) {
       try {
         for await (const response of client.watchTask({ taskId }, { signal })) {

@@ -33,11 +33,14 @@ import { TaskError } from "./task-error.js";
 import { taskIdToken, workerTypeOf } from "./task-id.js";
 import type { TaskRegistry } from "./task-registry.js";
 import {
+  decodeOutcome,
+  decodeStatus,
   isTerminal,
   queuedStatus,
   readStatus,
   type StatusBucket,
   type StoredStatus,
+  type TaskOutcome,
   writeStatus,
 } from "./task-status.js";
 import {
@@ -284,9 +287,19 @@ class NatsTaskBackend implements TaskBackend {
   }
 
   async awaitTerminal(taskId: string, signal?: AbortSignal): Promise<TaskStatus> {
-    // A task submitted here: its worker notifies this client once the outcome is stored.
-    const notified = await this.results.take(taskId, signal);
-    if (notified) return notified;
+    // A task submitted here: its terminal status is pushed to this client once stored.
+    const pushed = await this.results.take(taskId, signal);
+    const status = pushed instanceof Uint8Array ? decodedOrUndefined(decodeStatus, pushed) : pushed;
+    return status ?? this.followToTerminal(taskId, signal);
+  }
+
+  async awaitOutcome(taskId: string, signal?: AbortSignal): Promise<TaskOutcome> {
+    const pushed = await this.results.take(taskId, signal);
+    const outcome = pushed instanceof Uint8Array ? decodedOrUndefined(decodeOutcome, pushed) : pushed;
+    return outcome ?? this.followToTerminal(taskId, signal);
+  }
+
+  private async followToTerminal(taskId: string, signal?: AbortSignal): Promise<TaskStatus> {
     if (signal?.aborted) throw new TaskError(`waiting for ${taskId} was aborted`, Code.Canceled, { taskId });
     let last: TaskStatus | undefined;
     for await (const status of this.watchTask(taskId, signal)) last = status;
@@ -471,4 +484,13 @@ function publishHeaders(task: Task, prepared: PreparedTask): MsgHdrs | undefined
     h.set("Nats-Schedule-Target", prepared.schedule.target);
   }
   return h;
+}
+
+/** Pushed bytes decoded, or undefined when they are not a TaskStatus (the record is read instead). */
+function decodedOrUndefined<T>(decode: (bytes: Uint8Array) => T, bytes: Uint8Array): T | undefined {
+  try {
+    return decode(bytes);
+  } catch {
+    return undefined;
+  }
 }

@@ -8,14 +8,14 @@ import {
 import type { TaskStatus } from "../gen/taskwire/v1/task_pb.js";
 import type { ResultRoute } from "./prepare-task.js";
 import { newRoute } from "./task-id.js";
-import { decodeStatus, encodedOutcome, isTerminal } from "./task-status.js";
+import { encodedOutcome, isTerminal } from "./task-status.js";
 import { topology } from "./topology.js";
 
 interface Pending {
   /** When the task was tracked (its submit), in ms since the epoch. */
   readonly since: number;
   /** The one `result()` waiting on the notification, if any. */
-  waiter?: (status: TaskStatus | undefined) => void;
+  waiter?: (status: TaskStatus | Uint8Array | undefined) => void;
 }
 
 /** Options of {@link ResultInbox}. */
@@ -112,7 +112,7 @@ export class ResultInbox implements ResultRoute {
     const pending = this.pending.get(taskId);
     if (!pending) return; // not tracked here, or handed back already
     this.pending.delete(taskId);
-    if (pending.waiter) pending.waiter(terminal(status));
+    if (pending.waiter) pending.waiter(status);
     else {
       // Kept as it came: most bulk submitters never ask, and bytes are small.
       this.notified.set(taskId, status);
@@ -124,17 +124,18 @@ export class ResultInbox implements ResultRoute {
   }
 
   /**
-   * A tracked task's terminal status, when its notification arrives.
+   * A tracked task's terminal status, as it came (a TaskStatus, or the bytes
+   * pushed, which the caller decodes as far as it needs), when its notification arrives.
    * Undefined at once when the task is not tracked here (or someone waits for
    * it already); resolves undefined when the notification is given up on, or
    * when `signal` aborts. Either way the caller then reads the bucket.
    */
-  take(taskId: string, signal?: AbortSignal): Promise<TaskStatus | undefined> | undefined {
+  take(taskId: string, signal?: AbortSignal): Promise<TaskStatus | Uint8Array | undefined> | undefined {
     const notified = this.notified.get(taskId) ?? this.notifiedBefore.get(taskId);
     if (notified) {
       this.notified.delete(taskId);
       this.notifiedBefore.delete(taskId);
-      return Promise.resolve(terminal(notified));
+      return Promise.resolve(notified);
     }
     const pending = this.pending.get(taskId);
     if (!pending || pending.waiter || signal?.aborted) return undefined;
@@ -183,15 +184,5 @@ export class ResultInbox implements ResultRoute {
       if (pending.since > before) return;
       this.handBack(taskId);
     }
-  }
-}
-
-/** A pushed status as a terminal TaskStatus, or undefined (read the bucket instead) when it is not one. */
-function terminal(status: TaskStatus | Uint8Array): TaskStatus | undefined {
-  try {
-    const decoded = status instanceof Uint8Array ? decodeStatus(status) : status;
-    return isTerminal(decoded.state) ? decoded : undefined;
-  } catch {
-    return undefined;
   }
 }

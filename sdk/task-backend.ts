@@ -5,6 +5,7 @@ import type {
   ListTasksResponse,
   SubmitResponse,
 } from "../gen/taskwire/v1/task_service_pb.js";
+import type { TaskOutcome } from "./task-status.js";
 
 /**
  * The operations of TaskService, independent of transport. The gateway serves
@@ -27,6 +28,8 @@ export interface TaskBackend {
   watchTask(taskId: string, signal?: AbortSignal): AsyncIterable<TaskStatus>;
   /** Resolves with the task's terminal status, whenever it comes. */
   awaitTerminal(taskId: string, signal?: AbortSignal): Promise<TaskStatus>;
+  /** As `awaitTerminal`, for a typed result: what a client was pushed is decoded no further than that. */
+  awaitOutcome(taskId: string, signal?: AbortSignal): Promise<TaskOutcome>;
   /** Cancels a task that has not reached a terminal state. */
   cancelTask(taskId: string, reason: string): Promise<TaskStatus>;
   /** Lists tasks, newest first. */

@@ -4,6 +4,7 @@ import { TaskState, type TaskStatus } from "../gen/taskwire/v1/task_pb.js";
 import type { TaskBackend } from "./task-backend.js";
 import type { StatusStream, TaskHandle } from "./task-client.js";
 import { TaskError } from "./task-error.js";
+import type { TaskOutcome } from "./task-status.js";
 import { decodeMessage } from "./wire-codec.js";
 
 /**
@@ -41,7 +42,7 @@ class BackendTaskHandle<O extends DescMessage> implements TaskHandle<O> {
   }
 
   async result(options: { signal?: AbortSignal } = {}): Promise<MessageShape<O>> {
-    return decodeResult(await this.backend.awaitTerminal(this.id, options.signal), this.output);
+    return decodeResult(await this.backend.awaitOutcome(this.id, options.signal), this.output);
   }
 }
 
@@ -71,7 +72,7 @@ export function watchStatus(backend: TaskBackend, id: string): StatusStream {
 }
 
 /** The typed result of a terminal status, or the TaskError that ended it. */
-export function decodeResult<O extends DescMessage>(status: TaskStatus, output: O): MessageShape<O> {
+export function decodeResult<O extends DescMessage>(status: TaskOutcome, output: O): MessageShape<O> {
   if (status.state === TaskState.SUCCEEDED) {
     const any = status.result;
     const typeName = any?.typeUrl.slice(any.typeUrl.lastIndexOf("/") + 1);

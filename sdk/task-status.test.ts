@@ -2,7 +2,7 @@ import { create, equals } from "@bufbuild/protobuf";
 import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { describe, expect, it } from "vitest";
 import { DeliveryMode, Priority, TaskState, TaskStatusSchema, WorkItemSchema } from "../gen/taskwire/v1/task_pb.js";
-import { encodedOutcome, queuedStatus } from "./task-status.js";
+import { decodeOutcome, encodedOutcome, queuedStatus } from "./task-status.js";
 import { decodeMessage, encodeMessage } from "./wire-codec.js";
 
 describe("queuedStatus", () => {
@@ -48,8 +48,8 @@ describe("queuedStatus", () => {
   });
 });
 
-describe("encodedOutcome", () => {
-  it("reads the id and state of a status with every kind of field, and refuses a truncated one", () => {
+describe("encodedOutcome and decodeOutcome", () => {
+  it("read the id and state (and the result and error) of a status with every kind of field, and refuses a truncated one", () => {
     const status = create(TaskStatusSchema, {
       taskId: "hasher.01M81KRJQKXX1XB86P9GKYNA2Y",
       workerType: "hasher",
@@ -67,10 +67,13 @@ describe("encodedOutcome", () => {
     });
     const bytes = encodeMessage(TaskStatusSchema, status);
     expect(encodedOutcome(bytes)).toEqual({ taskId: status.taskId, state: TaskState.FAILED });
+    const { taskId, state, result, error } = decodeMessage(TaskStatusSchema, bytes);
+    expect(decodeOutcome(bytes)).toEqual({ taskId, state, result, error });
     // Fields after the id and state are scanned too: the last of a repeated scalar wins, as in a decode.
     const again = encodeMessage(TaskStatusSchema, create(TaskStatusSchema, { state: TaskState.SUCCEEDED }));
     const merged = new Uint8Array([...bytes, ...again]);
     expect(encodedOutcome(merged).state).toBe(decodeMessage(TaskStatusSchema, merged).state);
     expect(() => encodedOutcome(bytes.subarray(0, bytes.length - 1))).toThrow();
+    expect(() => decodeOutcome(bytes.subarray(0, bytes.length - 1))).toThrow();
   });
 });

@@ -1,9 +1,16 @@
 import { WireType } from "@bufbuild/protobuf/wire";
-import { timestampNow } from "@bufbuild/protobuf/wkt";
+import { type Any, AnySchema, timestampNow } from "@bufbuild/protobuf/wkt";
 import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import { headers } from "@nats-io/transport-node";
-import { TaskState, type TaskStatus, TaskStatusSchema, type WorkItem } from "../gen/taskwire/v1/task_pb.js";
+import {
+  type TaskError as TaskErrorMessage,
+  TaskErrorSchema,
+  TaskState,
+  type TaskStatus,
+  TaskStatusSchema,
+  type WorkItem,
+} from "../gen/taskwire/v1/task_pb.js";
 import { directGet, publishToStream } from "./jetstream-ops.js";
 import type { RequestPipeline } from "./request-pipeline.js";
 import { topology } from "./topology.js";
@@ -85,6 +92,35 @@ export function encodedOutcome(bytes: Uint8Array): { readonly taskId: string; re
     return true;
   });
   return { taskId, state };
+}
+
+/** What a typed result needs of a terminal status. */
+export type TaskOutcome = Pick<TaskStatus, "taskId" | "state" | "result" | "error">;
+
+/**
+ * The outcome fields of an encoded TaskStatus, without decoding the rest (its
+ * timestamps, metadata and error history: most of the cost of a decode).
+ * Writers encode each of these fields once, so the last one read is the one.
+ */
+export function decodeOutcome(bytes: Uint8Array): TaskOutcome {
+  let taskId = "";
+  let state = TaskState.UNSPECIFIED;
+  let result: Any | undefined;
+  let error: TaskErrorMessage | undefined;
+  scanMessage(bytes, (field, wireType, reader) => {
+    if (wireType === WireType.Varint) {
+      if (field !== 4) return false;
+      state = reader.int32();
+      return true;
+    }
+    if (wireType !== WireType.LengthDelimited) return false;
+    if (field === 1) taskId = reader.string();
+    else if (field === 12) result = decodeMessage(AnySchema, reader.bytes());
+    else if (field === 13) error = decodeMessage(TaskErrorSchema, reader.bytes());
+    else return false;
+    return true;
+  });
+  return { taskId, state, result, error };
 }
 
 /** Decodes a status record's bytes. */

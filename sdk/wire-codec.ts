@@ -43,7 +43,7 @@ export function decodeMessage<Desc extends DescMessage>(desc: Desc, bytes: Uint8
 }
 
 /** Reads one field of a message {@link scanMessage} visits. */
-export type FieldReader = Pick<BinaryReader, "string" | "int32" | "uint32" | "bool">;
+export type FieldReader = Pick<BinaryReader, "string" | "bytes" | "int32" | "uint32" | "bool">;
 
 /**
  * Visits the fields of an encoded message without decoding it: `visit` reads

@@ -63,6 +63,10 @@ export class FakeTaskBackend implements TaskBackend {
     return last;
   }
 
+  awaitOutcome(taskId: string, signal?: AbortSignal) {
+    return this.awaitTerminal(taskId, signal);
+  }
+
   async *watchTask(taskId: string, signal?: AbortSignal) {
     if (signal) this.watchSignals.push(signal);
     const status = await this.getTask(taskId);
