@@ -43,10 +43,10 @@ export interface DirectClientOptions {
   /** Limits checked before anything reaches NATS. */
   limits?: SubmitLimits;
   /**
-   * How long `result()` waits for the worker's notification of a task this
-   * client submitted before it reads and follows the status bucket instead
-   * (a notification is lost if its worker dies right after the write, or the
-   * task is cancelled by another client). @default 5_000
+   * How long `result()` waits for the pushed outcome of a task this client
+   * submitted before it reads and follows the status bucket instead (a push is
+   * lost while the connection is down; for a keyed task, also if its worker
+   * dies right after the write, or another client cancels it). @default 5_000
    */
   resultGraceMs?: number;
 }

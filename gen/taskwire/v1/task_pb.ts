@@ -298,9 +298,11 @@ export type WorkItem = Message<"taskwire.v1.WorkItem"> & {
   endpoint: string;
 
   /**
-   * Where the submitter waits for the outcome. Once a terminal TaskStatus is stored,
-   * the worker publishes the same bytes here over core NATS, best effort: the
-   * status record stays the truth. Empty: nobody is waiting.
+   * Where the submitter of a keyed task waits for the outcome (an unkeyed task's
+   * submitter hears of it from the server's status events, routed by the task id).
+   * Once a terminal TaskStatus is stored, the worker publishes the same bytes here
+   * over core NATS, best effort: the status record stays the truth. Empty: nobody
+   * is waiting here.
    *
    * @generated from field: string notify_subject = 16;
    */

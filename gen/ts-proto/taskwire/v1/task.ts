@@ -483,9 +483,11 @@ export interface WorkItem {
   /** Broadcast only: the endpoint this copy is for; empty for queue delivery. */
   endpoint: string;
   /**
-   * Where the submitter waits for the outcome. Once a terminal TaskStatus is stored,
-   * the worker publishes the same bytes here over core NATS, best effort: the
-   * status record stays the truth. Empty: nobody is waiting.
+   * Where the submitter of a keyed task waits for the outcome (an unkeyed task's
+   * submitter hears of it from the server's status events, routed by the task id).
+   * Once a terminal TaskStatus is stored, the worker publishes the same bytes here
+   * over core NATS, best effort: the status record stays the truth. Empty: nobody
+   * is waiting here.
    */
   notifySubject: string;
   /**
