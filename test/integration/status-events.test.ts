@@ -4,6 +4,7 @@ import { Kvm } from "@nats-io/kv";
 import { connect, type Msg, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TaskState, TaskStatusSchema } from "../../gen/taskwire/v1/task_pb.js";
+import { Mailbox } from "../../sdk/mailbox.js";
 import { RequestPipeline } from "../../sdk/request-pipeline.js";
 import { newTaskId } from "../../sdk/task-id.js";
 import { decodeStatus, writeStatus } from "../../sdk/task-status.js";
@@ -12,20 +13,15 @@ import { type NatsServer, startNatsServer } from "../support/nats-server.js";
 
 /** A subscription's messages, taken one at a time. */
 function inbox(nc: NatsConnection, subject: string) {
-  const arrived: Msg[] = [];
-  let wake: (() => void) | undefined;
-  const subscription = nc.subscribe(subject, {
-    callback: (_, msg) => {
-      arrived.push(msg);
-      wake?.();
-    },
-  });
+  const arrived = new Mailbox<Msg>();
+  const subscription = nc.subscribe(subject, { callback: (_, msg) => arrived.push(msg) });
+  const messages = arrived[Symbol.asyncIterator]();
   return {
-    async next(): Promise<Msg> {
-      while (arrived.length === 0) await new Promise<void>((resolve) => (wake = resolve));
-      return arrived.shift() as Msg;
+    next: async () => (await messages.next()).value as Msg,
+    close: () => {
+      subscription.unsubscribe();
+      arrived.close();
     },
-    close: () => subscription.unsubscribe(),
   };
 }
 
