@@ -286,17 +286,27 @@ class NatsTaskBackend implements TaskBackend {
     return (await this.load(taskId)).status;
   }
 
-  async awaitTerminal(taskId: string, signal?: AbortSignal): Promise<TaskStatus> {
-    // A task submitted here: its terminal status is pushed to this client once stored.
-    const pushed = await this.results.take(taskId, signal);
-    const status = pushed instanceof Uint8Array ? decodedOrUndefined(decodeStatus, pushed) : pushed;
-    return status ?? this.followToTerminal(taskId, signal);
+  awaitTerminal(taskId: string, signal?: AbortSignal): Promise<TaskStatus> {
+    return this.awaitPushed(taskId, signal, decodeStatus);
   }
 
-  async awaitOutcome(taskId: string, signal?: AbortSignal): Promise<TaskOutcome> {
+  awaitOutcome(taskId: string, signal?: AbortSignal): Promise<TaskOutcome> {
+    return this.awaitPushed(taskId, signal, decodeOutcome);
+  }
+
+  /**
+   * A task submitted here: its terminal status, pushed to this client once
+   * stored, decoded by `decode`; when none comes (or it does not decode), the
+   * record, read and followed to its end.
+   */
+  private async awaitPushed<T extends TaskOutcome>(
+    taskId: string,
+    signal: AbortSignal | undefined,
+    decode: (bytes: Uint8Array) => T,
+  ): Promise<T | TaskStatus> {
     const pushed = await this.results.take(taskId, signal);
-    const outcome = pushed instanceof Uint8Array ? decodedOrUndefined(decodeOutcome, pushed) : pushed;
-    return outcome ?? this.followToTerminal(taskId, signal);
+    const decoded = pushed instanceof Uint8Array ? decodedOrUndefined(decode, pushed) : pushed;
+    return decoded ?? this.followToTerminal(taskId, signal);
   }
 
   private async followToTerminal(taskId: string, signal?: AbortSignal): Promise<TaskStatus> {
