@@ -1,7 +1,6 @@
 import {
   type DescField,
   type DescMessage,
-  type DescOneof,
   fromBinary,
   type MessageShape,
   protoInt64,
@@ -14,8 +13,8 @@ import { type Any, FeatureSet_FieldPresence } from "@bufbuild/protobuf/wkt";
 /**
  * Binary Protobuf for the hot path: the same bytes and the same message objects
  * as protobuf-es' `toBinary` and `fromBinary`, several times faster. Each message
- * type is compiled once into a plan of its fields: no reflection per message,
- * and encoding measures first and then writes into one buffer, where protobuf-es
+ * type is compiled once into code of its own: no reflection per message, and
+ * encoding measures first and then writes into one buffer, where protobuf-es
  * forks a writer per nested message.
  *
  * Message types it does not cover fall back to protobuf-es as a whole: proto2
@@ -561,64 +560,145 @@ function writeTag(out: Output, bytes: number[]): void {
   for (const b of bytes) out.buf[out.pos++] = b;
 }
 
-/** One field's part of a plan. */
-interface FieldPlan {
-  readonly field: DescField;
-  /** The field's value in a message: a oneof member's through its group. */
-  get(message: Message): unknown;
-  /** Whether a value `get` returned is written. */
-  isSet(value: unknown): boolean;
-  /** Size of the field with its tag(s); the value is known to be set. */
+/** How a list or map field measures, writes and reads itself (the value is known to be set). */
+interface FieldCoding {
   size(value: unknown, out: Output): number;
   write(value: unknown, out: Output): void;
   /** Reads one occurrence on the wire into `message`. */
   read(reader: Reader, wireType: WireType, message: Message): void;
 }
 
+/**
+ * Compiles a message type into code of its own (made with `new Function`, as
+ * {@link zeroFactory} makes messages): one statement per field, in declaration
+ * order as protobuf-es writes them, a oneof's member where it is declared. Each
+ * call site in it sees one field's codec only, so V8 inlines them; a loop over
+ * per-field closures, which this replaced, dispatched every call through the
+ * same few megamorphic sites (measured on a terminal TaskStatus, same process:
+ * 4.0 against 2.0 µs to encode, 2.7 against 1.6 µs to decode; a WorkItem 3.2
+ * against 1.1 µs to encode). Lists and maps keep their closures ({@link listCoding}, {@link mapCoding}).
+ */
 function compile(desc: DescMessage): Plan {
-  // protobuf-es writes fields in declaration order, a oneof's member where it is declared.
-  const fieldPlans = desc.fields.map((field) => fieldPlan(field));
-  const byNumber = new Map(fieldPlans.map((p) => [p.field.number, p]));
-  const zero = zeroFactory(desc);
-  return {
-    zero,
-    size(message, out) {
-      let size = 0;
-      for (const plan of fieldPlans) {
-        const value = plan.get(message);
-        if (plan.isSet(value)) size += plan.size(value, out);
-      }
-      for (const u of message.$unknown ?? []) size += tag(u.no, u.wireType).size + u.data.length;
-      return size;
-    },
-    write(message, out) {
-      for (const plan of fieldPlans) {
-        const value = plan.get(message);
-        if (plan.isSet(value)) plan.write(value, out);
-      }
-      for (const u of message.$unknown ?? []) {
-        writeTag(out, tag(u.no, u.wireType).bytes);
-        out.bytes(u.data);
-      }
-    },
-    read(reader, length, into) {
-      const message = into ?? zero();
-      const end = reader.pos + length;
-      while (reader.pos < end) {
-        const tag = reader.tagNumber();
-        const no = tag >>> 3;
-        const wireType: WireType = tag & 7;
-        const plan = byNumber.get(no);
-        if (plan) plan.read(reader, wireType, message);
-        else {
-          const data = reader.skip(wireType, no);
-          message.$unknown ??= [];
-          message.$unknown.push({ no, wireType, data });
+  // Values the generated code refers to: codecs, nested types, tag bytes are literals.
+  const refs: unknown[] = [];
+  const ref = (value: unknown) => `c${refs.push(value) - 1}`;
+  const lazyPlans: string[] = [];
+  const size: string[] = [];
+  const write: string[] = [];
+  const read: string[] = [];
+  for (const field of desc.fields) {
+    const name = JSON.stringify(field.localName);
+    const oneof = field.oneof && JSON.stringify(field.oneof.localName);
+    const get = oneof ? `v = m[${oneof}]; v = v.case === ${name} ? v.value : undefined;` : `v = m[${name}];`;
+    let isSet: string;
+    let sizeOf: string;
+    let writeOf: string;
+    let readOf: string;
+    if (field.fieldKind === "scalar" || field.fieldKind === "enum") {
+      const codec = scalarCodecs[field.fieldKind === "enum" ? ScalarType.INT32 : field.scalar];
+      const c = ref(codec);
+      const t = tag(field.number, codec.wireType);
+      isSet = oneof ? "v !== undefined" : field.fieldKind === "enum" ? "v !== 0" : `!${c}.isZero(v)`;
+      sizeOf = `s += ${t.size} + ${c}.size(v);`;
+      writeOf = `${tagBytes(t.bytes)} ${c}.write(v, out);`;
+      readOf = oneof ? `m[${oneof}] = { case: ${name}, value: ${c}.read(rd) };` : `m[${name}] = ${c}.read(rd);`;
+    } else if (field.fieldKind === "message") {
+      const p = `p${lazyPlans.length}`;
+      lazyPlans.push(`let ${p}; const ${p}Desc = ${ref(field.message)};`);
+      const plan = `(${p} ??= planOf(${p}Desc))`;
+      const t = tag(field.number, WireType.LengthDelimited);
+      isSet = "v !== undefined";
+      sizeOf = `{ const slot = out.reserve(); const n = ${plan}.size(v, out); out.sizes[slot] = n; s += ${t.size} + varintSize(n) + n; }`;
+      writeOf = `${tagBytes(t.bytes)} out.varint(out.sizes[out.next++]); ${plan}.write(v, out);`;
+      // A message field seen twice merges, as protobuf-es does.
+      readOf = oneof
+        ? `{ const g = m[${oneof}]; const l = rd.uint32(); m[${oneof}] = { case: ${name}, value: ${plan}.read(rd, l, g.case === ${name} ? g.value : undefined) }; }`
+        : `m[${name}] = ${plan}.read(rd, rd.uint32(), m[${name}]);`;
+    } else {
+      const c = ref(field.fieldKind === "list" ? listCoding(field) : mapCoding(field));
+      isSet = field.fieldKind === "list" ? "v.length > 0" : "hasKeys(v)";
+      sizeOf = `s += ${c}.size(v, out);`;
+      writeOf = `${c}.write(v, out);`;
+      readOf = `${c}.read(rd, tag & 7, m);`;
+    }
+    size.push(`${get} if (${isSet}) ${sizeOf}`);
+    write.push(`${get} if (${isSet}) { ${writeOf} }`);
+    read.push(`case ${field.number}: ${readOf} break;`);
+  }
+  const body = `
+    ${refs.map((_, i) => `const c${i} = refs[${i}];`).join("\n")}
+    ${lazyPlans.join("\n")}
+    return {
+      zero,
+      size(m, out) {
+        let s = 0, v;
+        ${size.join("\n")}
+        if (m.$unknown !== undefined) s += unknownSize(m.$unknown);
+        return s;
+      },
+      write(m, out) {
+        const buf = out.buf;
+        let v;
+        ${write.join("\n")}
+        if (m.$unknown !== undefined) writeUnknown(m.$unknown, out);
+      },
+      read(rd, length, into) {
+        const m = into ?? zero();
+        const end = rd.pos + length;
+        while (rd.pos < end) {
+          const tag = rd.tagNumber();
+          switch (tag >>> 3) {
+            ${read.join("\n")}
+            default: readUnknown(rd, tag, m);
+          }
         }
-      }
-      return message;
-    },
-  };
+        return m;
+      },
+    };`;
+  const make = new Function(
+    "refs",
+    "zero",
+    "planOf",
+    "varintSize",
+    "hasKeys",
+    "unknownSize",
+    "writeUnknown",
+    "readUnknown",
+    body,
+  );
+  return make(refs, zeroFactory(desc), planOf, varintSize, hasKeys, unknownSize, writeUnknown, readUnknown) as Plan;
+}
+
+/** Statements writing a tag's bytes at `out.pos` of `buf` (the generated code's names). */
+function tagBytes(bytes: number[]): string {
+  return bytes.map((b) => `buf[out.pos++] = ${b};`).join(" ");
+}
+
+function hasKeys(value: object): boolean {
+  for (const _ in value) return true;
+  return false;
+}
+
+function unknownSize(fields: Unknown[]): number {
+  let size = 0;
+  for (const u of fields) size += tag(u.no, u.wireType).size + u.data.length;
+  return size;
+}
+
+function writeUnknown(fields: Unknown[], out: Output): void {
+  for (const u of fields) {
+    for (const b of tag(u.no, u.wireType).bytes) out.buf[out.pos++] = b;
+    out.bytes(u.data);
+  }
+}
+
+/** A field the type does not declare: kept in `$unknown`, as protobuf-es keeps it. */
+function readUnknown(reader: Reader, tag: number, message: Message): void {
+  const no = tag >>> 3;
+  const wireType: WireType = tag & 7;
+  const data = reader.skip(wireType, no);
+  message.$unknown ??= [];
+  message.$unknown.push({ no, wireType, data });
 }
 
 /** A new message as protobuf-es `create(desc)` makes it for a proto3-style type. */
@@ -668,91 +748,9 @@ function scalarZero(scalar: ScalarType): unknown {
   }
 }
 
-/** Reads the field's value from a message: a oneof member through its group. */
-function getter(field: DescField): (message: Message) => unknown {
-  const oneof = field.oneof;
-  if (oneof) {
-    const name = oneof.localName;
-    const member = field.localName;
-    return (message) => {
-      const group = message[name] as { case: string | undefined; value?: unknown };
-      return group.case === member ? group.value : undefined;
-    };
-  }
-  const name = field.localName;
-  return (message) => message[name];
-}
-
-/** Whether a value read by {@link getter} is written. */
-function presence(field: DescField): (value: unknown) => boolean {
-  if (field.oneof || field.fieldKind === "message") return (value) => value !== undefined;
-  if (field.fieldKind === "list") return (value) => (value as unknown[]).length > 0;
-  if (field.fieldKind === "map") {
-    return (value) => {
-      for (const _ in value as object) return true;
-      return false;
-    };
-  }
-  if (field.fieldKind === "enum") return (value) => value !== 0;
-  const codec = scalarCodecs[field.scalar];
-  return (value) => !codec.isZero(value);
-}
-
-/** What a field plan adds to its field's access: how it measures, writes and reads. */
-type FieldCoding = Omit<FieldPlan, "field" | "get" | "isSet">;
-
-function fieldPlan(field: DescField): FieldPlan {
-  return { field, get: getter(field), isSet: presence(field), ...fieldCoding(field) };
-}
-
-function fieldCoding(field: DescField): FieldCoding {
-  switch (field.fieldKind) {
-    case "scalar":
-      return singularCoding(field, scalarCodecs[field.scalar], field.oneof);
-    case "enum":
-      return singularCoding(field, scalarCodecs[ScalarType.INT32], field.oneof);
-    case "message":
-      return messageCoding(field, field.message, field.oneof);
-    case "list":
-      return listCoding(field);
-    case "map":
-      return mapCoding(field);
-  }
-}
-
-/** Stores a read value: in the oneof group, or in the field. */
-function setter(field: DescField, oneof: DescOneof | undefined): (message: Message, value: unknown) => void {
-  const name = field.localName;
-  if (oneof) {
-    const group = oneof.localName;
-    return (message, value) => {
-      message[group] = { case: name, value };
-    };
-  }
-  return (message, value) => {
-    message[name] = value;
-  };
-}
-
-function singularCoding(field: DescField, codec: ScalarCodec, oneof: DescOneof | undefined): FieldCoding {
-  const t = tag(field.number, codec.wireType);
-  const set = setter(field, oneof);
-  return {
-    size: (value) => t.size + codec.size(value),
-    write(value, out) {
-      writeTag(out, t.bytes);
-      codec.write(value, out);
-    },
-    read(reader, _wireType, message) {
-      set(message, codec.read(reader));
-    },
-  };
-}
-
-function messageCoding(field: DescField, nested: DescMessage, oneof: DescOneof | undefined): FieldCoding {
+/** A message list's element: its tag, size and message. */
+function messageElement(field: DescField, nested: DescMessage): Pick<FieldCoding, "size" | "write"> {
   const t = tag(field.number, WireType.LengthDelimited);
-  const name = field.localName;
-  const group = oneof?.localName;
   const plan = nestedPlan(nested);
   return {
     size(value, out) {
@@ -766,24 +764,13 @@ function messageCoding(field: DescField, nested: DescMessage, oneof: DescOneof |
       out.varint(out.sizes[out.next++] as number);
       plan().write(value as Message, out);
     },
-    read(reader, _wireType, message) {
-      const length = reader.uint32();
-      // A message field seen twice merges, as protobuf-es does.
-      if (group) {
-        const current = message[group] as { case: string | undefined; value?: Message };
-        const into = current.case === name ? current.value : undefined;
-        message[group] = { case: name, value: plan().read(reader, length, into) };
-      } else {
-        message[name] = plan().read(reader, length, message[name] as Message | undefined);
-      }
-    },
   };
 }
 
 function listCoding(field: DescField & { fieldKind: "list" }): FieldCoding {
   const name = field.localName;
   if (field.listKind === "message") {
-    const element = messageCoding(field, field.message, undefined);
+    const element = messageElement(field, field.message);
     const plan = nestedPlan(field.message);
     return {
       size(value, out) {
