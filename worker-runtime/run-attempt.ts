@@ -142,6 +142,16 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
   );
 
   let packed: Any | undefined;
+  // Once the outcome is stored (or found recorded by someone else): the message is
+  // settled in the same microtask as the events go out, so they leave in one socket
+  // write. A retry is nak'ed with its backoff; anything else is acked.
+  const settle = (state: TaskState, outcome: AttemptOutcome) => {
+    if (state === TaskState.RETRYING && outcome !== "superseded" && workItem.retry) {
+      msg.nak(backoffMs(workItem.retry, attempt));
+    } else msg.ack();
+    return outcome;
+  };
+  /** Records the attempt's outcome, then settles the message. */
   const end = async (state: TaskState, outcome: AttemptOutcome, error?: TaskError, fill?: () => void) => {
     if (endpoint) {
       const recorded = await recordEndpoint(env.bucket, taskId, endpoint, (result) => {
@@ -150,13 +160,13 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
         result.error = error?.toMessage(attempt);
         result.result = state === TaskState.SUCCEEDED ? packed : undefined;
       });
-      if (recorded === "superseded") return "superseded";
+      if (recorded === "superseded") return settle(state, "superseded");
       // The last endpoint to answer ends the task: its submitter hears of it.
       if (isTerminal(recorded.status.state)) {
         if (workItem.notifySubject) env.publish(workItem.notifySubject, recorded.written.bytes);
         env.reportResult(recorded.status, recorded.written.bytes);
       }
-      return outcome;
+      return settle(state, outcome);
     }
     const written = await writer.finish((s) => {
       s.state = state;
@@ -167,7 +177,7 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
       }
       fill?.();
     });
-    if (written === "superseded") return "superseded";
+    if (written === "superseded") return settle(state, "superseded");
     // Failed for good: dead-lettered before the ack, so a crash in between redelivers
     // the task, which then finds the FAILED record and dead-letters it.
     if (state === TaskState.FAILED) await deadLetter(env.bucket, workItem, writer.status);
@@ -176,7 +186,7 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
       if (workItem.notifySubject) env.publish(workItem.notifySubject, written.bytes);
       env.reportResult(writer.status, written.bytes);
     }
-    return outcome;
+    return settle(state, outcome);
   };
 
   if (workItem.expiresAt && timestampMs(workItem.expiresAt) <= Date.now()) {
@@ -185,9 +195,7 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
       Code.DeadlineExceeded,
       { retryable: false },
     );
-    const outcome = await end(TaskState.EXPIRED, "expired", error);
-    msg.ack();
-    return report(outcome, error);
+    return report(await end(TaskState.EXPIRED, "expired", error), error);
   }
   if (attempt > maxAttempts) {
     // Deliveries beyond the policy come from workers that died mid-attempt.
@@ -196,9 +204,7 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
       Code.Aborted,
       { retryable: false },
     );
-    const outcome = await end(TaskState.FAILED, "failed", error);
-    msg.ack();
-    return report(outcome, error);
+    return report(await end(TaskState.FAILED, "failed", error), error);
   }
 
   // The type's limits across all its workers: wait for a lease, keeping the task alive.
@@ -279,7 +285,6 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
       status.error = undefined;
       if (status.progress) status.progress.fraction = 1;
     });
-    msg.ack();
     return report(outcome);
   }
   if (ctx.abortCause === "shutdown") {
@@ -299,12 +304,7 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
     return report("superseded", failure);
   }
   if (failure.retryable && attempt < maxAttempts && workItem.retry) {
-    const outcome = await end(TaskState.RETRYING, "retrying", failure);
-    if (outcome === "superseded") msg.ack();
-    else msg.nak(backoffMs(workItem.retry, attempt));
-    return report(outcome, failure);
+    return report(await end(TaskState.RETRYING, "retrying", failure), failure);
   }
-  const outcome = await end(TaskState.FAILED, "failed", failure);
-  msg.ack();
-  report(outcome, failure);
+  report(await end(TaskState.FAILED, "failed", failure), failure);
 }
