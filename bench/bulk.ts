@@ -9,6 +9,7 @@ import { createClient } from "taskwire";
 import { echoService } from "../gen/bench/v1/bench_taskwire.js";
 import { startNatsServer } from "../test/support/nats-server.js";
 import { compileBench } from "./compile.js";
+import { benchNatsServer } from "./deployment.js";
 import { writeSection } from "./doc-section.js";
 import { taskCounts } from "./options.js";
 import { peakRssBytes, startEchoWorker } from "./processes.js";
@@ -19,7 +20,7 @@ const maxInFlight = 1_000;
 const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(0);
 
 async function bulkRun(tasks: number): Promise<string[]> {
-  const nats = await startNatsServer();
+  const nats = await startNatsServer(benchNatsServer);
   const worker = await startEchoWorker(nats.url);
   const client = await createClient({ nats: nats.url, services: [echoService] });
   try {

@@ -13,6 +13,7 @@ import { echoService } from "../gen/bench/v1/bench_taskwire.js";
 import { TaskError } from "../sdk/task-error.js";
 import { startNatsServer } from "../test/support/nats-server.js";
 import { compileBench } from "./compile.js";
+import { benchNatsServer } from "./deployment.js";
 import { writeSection } from "./doc-section.js";
 import { taskCounts } from "./options.js";
 import { peakRssBytes, startEchoWorker } from "./processes.js";
@@ -24,7 +25,7 @@ const maxBatchesInFlight = 20;
 const delayMs = 3_600_000;
 
 async function delayedRun(tasks: number): Promise<string[]> {
-  const nats = await startNatsServer();
+  const nats = await startNatsServer(benchNatsServer);
   const client = await createClient({ nats: nats.url, services: [echoService] });
   try {
     const echo = echoService.methods.echo;

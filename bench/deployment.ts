@@ -1,7 +1,18 @@
 import { join } from "node:path";
-import { type NatsServer, startNatsServer } from "../test/support/nats-server.js";
+import { type NatsServer, type NatsServerOptions, startNatsServer } from "../test/support/nats-server.js";
 import { type BenchChild, type ChildOptions, peakRssBytes, type RunProcess, startChild } from "./processes.js";
 import { type RedisServer, startRedisServer } from "./redis-server.js";
+
+/**
+ * How every benchmark runs nats-server: JetStream on file storage (default sync),
+ * with one thread running Go code (`GOMAXPROCS=1`). The machine's two cores are
+ * shared by the server, its clients and its workers; with a thread per core, Go's
+ * scheduler hands goroutines between threads and spins while it waits for work,
+ * which took about a third of the server's CPU per task (measured in A/B runs of
+ * `--only raw,direct`: 52-57 against 38-41 µs per Taskwire task, 23-30 against
+ * 18-20 µs per raw one). Redis, for BullMQ, runs its commands on one thread too.
+ */
+export const benchNatsServer: NatsServerOptions = { threads: 1 };
 
 /** The processes of a run, by what they do. */
 export type Role = "client" | "worker" | "gateway" | "server";
@@ -18,9 +29,9 @@ export class Deployment {
     private readonly cpuProfDir: string | undefined,
   ) {}
 
-  /** A nats-server with JetStream on file storage (default sync), on a random port. */
+  /** A nats-server as {@link benchNatsServer} runs it, on a random port. */
   async nats(): Promise<NatsServer> {
-    return this.add("server", await startNatsServer());
+    return this.add("server", await startNatsServer(benchNatsServer));
   }
 
   async redis(): Promise<RedisServer> {

@@ -177,7 +177,7 @@ ${markdownTable(
     ["memory", `${machine.memoryGiB.toFixed(1)} GiB`],
     ["kernel", machine.kernel],
     ["Node.js", machine.node],
-    ["nats-server", `${machine.natsServer} (JetStream file storage, default sync)`],
+    ["nats-server", `${machine.natsServer} (JetStream file storage, default sync; GOMAXPROCS=1)`],
     ["redis-server", `${machine.redis} (no RDB, no AOF)`],
   ],
   false,

@@ -12,6 +12,7 @@ import { echoService } from "../gen/bench/v1/bench_taskwire.js";
 import { TaskError } from "../sdk/task-error.js";
 import { startNatsServer } from "../test/support/nats-server.js";
 import { compileBench } from "./compile.js";
+import { benchNatsServer } from "./deployment.js";
 import { writeSection } from "./doc-section.js";
 import { taskCounts } from "./options.js";
 import { peakRssBytes, startEchoWorker } from "./processes.js";
@@ -31,7 +32,7 @@ interface ScaleResult {
 }
 
 async function scaleRun(tasks: number): Promise<ScaleResult> {
-  const nats = await startNatsServer();
+  const nats = await startNatsServer(benchNatsServer);
   const worker = await startEchoWorker(nats.url);
   const client = await createClient({ nats: nats.url, services: [echoService] });
   try {

@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdir } from "node:fs/promises";
 import { connect as tcpConnect } from "node:net";
+import { availableParallelism } from "node:os";
 import { findBinary } from "./find-binary.js";
 
 /** A nats-server that `taskwire dev` started and owns. */
@@ -14,7 +15,9 @@ export interface ManagedNatsServer {
 /**
  * Starts nats-server with JetStream on the URL's host and port, its data under
  * `dataDir`, and resolves once it accepts connections (or rejects with its
- * output if it exits first or does not answer within `timeoutMs`).
+ * output if it exits first or does not answer within `timeoutMs`). It shares the
+ * machine with the gateway and the workers, so it runs Go code on half the cores
+ * (`GOMAXPROCS`, unless the environment sets it; docs/operations.md says why).
  */
 export async function startNatsServer(url: string, dataDir: string, timeoutMs = 15_000): Promise<ManagedNatsServer> {
   const { hostname, port } = new URL(url);
@@ -24,6 +27,7 @@ export async function startNatsServer(url: string, dataDir: string, timeoutMs = 
     ["-js", "-sd", dataDir, "-a", hostname, "-p", port || "4222"],
     {
       stdio: ["ignore", "ignore", "pipe"],
+      env: { GOMAXPROCS: String(Math.max(1, Math.floor(availableParallelism() / 2))), ...process.env },
     },
   );
   let output = "";

@@ -2,7 +2,7 @@ import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { connect as connectTcp } from "node:net";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -13,6 +13,7 @@ import type { TaskHandle } from "../../sdk/task-client.js";
 import { createWorker } from "../../worker-runtime/create-worker.js";
 import { freePort, type NatsServer, startNatsServer } from "../support/nats-server.js";
 import { poll } from "../support/poll.js";
+import { environmentVariable, processWithArgs } from "../support/proc.js";
 import { repoRoot } from "../support/tools.js";
 
 const run = promisify(execFile);
@@ -101,6 +102,11 @@ describe("the taskwire command", () => {
     const devOut = follow(dev);
     try {
       await devOut.until("workers ready");
+      // It shares the machine with the gateway and workers: Go code on half the cores.
+      const server = await processWithArgs("-js", "-p", new URL(natsUrl).port);
+      expect(await environmentVariable(server, "GOMAXPROCS")).toBe(
+        process.env.GOMAXPROCS ?? String(Math.max(1, Math.floor(availableParallelism() / 2))),
+      );
       const taskwire = (...args: string[]) =>
         run("npm", ["run", "--silent", "taskwire", "--", ...args, "--config", config.path], { cwd: repoRoot });
 

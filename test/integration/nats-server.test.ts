@@ -10,6 +10,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type NatsCluster, type NatsServer, startNatsCluster, startNatsServer } from "../support/nats-server.js";
 import { poll } from "../support/poll.js";
+import { environmentVariable } from "../support/proc.js";
 
 const encoder = new TextEncoder();
 let sequence = 0;
@@ -73,6 +74,16 @@ describe("startNatsServer", () => {
     const consumer = await jsm.consumers.info(stream, "worker");
     expect(consumer.num_ack_pending).toBe(0);
     expect(consumer.num_pending).toBe(0);
+  });
+
+  it("runs Go code on as many threads as `threads` says (the benchmarks' GOMAXPROCS)", async () => {
+    const single = await startNatsServer({ threads: 1 });
+    try {
+      expect(await environmentVariable(single.pid, "GOMAXPROCS")).toBe("1");
+      expect(await environmentVariable(server.pid, "GOMAXPROCS")).toBe(process.env.GOMAXPROCS);
+    } finally {
+      await single.stop();
+    }
   });
 
   it("rejects with the server's output when the server cannot start", async () => {

@@ -24,6 +24,8 @@ export interface NatsServerOptions {
   config?: string;
   /** How long to wait for the server to listen. @default 15000 */
   startTimeoutMs?: number;
+  /** Threads running Go code at once (`GOMAXPROCS`). @default the CPU count */
+  threads?: number;
 }
 
 /** A nats-server process owned by a test. */
@@ -104,7 +106,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   await writeFile(configFile, render(options.port ?? -1, options.monitoring ? -1 : undefined));
   let launched: Launched;
   try {
-    launched = await launch(configFile, dir, startTimeoutMs);
+    launched = await launch(configFile, dir, startTimeoutMs, options.threads);
   } catch (error) {
     await rm(dir, { recursive: true, force: true });
     throw error;
@@ -134,7 +136,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
     async restart() {
       if (stopped) throw new Error("nats-server was stopped; it cannot restart");
       await terminate(child, "SIGTERM");
-      child = (await launch(configFile, dir, startTimeoutMs)).child;
+      child = (await launch(configFile, dir, startTimeoutMs, options.threads)).child;
     },
     stop() {
       stopped ??= (async () => {
@@ -208,12 +210,18 @@ interface Launched {
   ports: PortsFile;
 }
 
-async function launch(configFile: string, dir: string, timeoutMs: number): Promise<Launched> {
+async function launch(
+  configFile: string,
+  dir: string,
+  timeoutMs: number,
+  threads: number | undefined,
+): Promise<Launched> {
   const portsDir = join(dir, "ports");
   await rm(portsDir, { recursive: true, force: true });
   await mkdir(portsDir);
   const child = spawn(natsServerBinary(), ["-c", configFile, "--ports_file_dir", portsDir], {
     stdio: ["ignore", "ignore", "pipe"],
+    env: threads === undefined ? process.env : { ...process.env, GOMAXPROCS: String(threads) },
   });
   running.add(child);
   child.once("exit", () => running.delete(child));
