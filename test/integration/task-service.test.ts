@@ -178,6 +178,34 @@ describe("TaskService over JetStream", () => {
     });
   });
 
+  it("WaitTasks of a full batch gives no listener warning: every wait listens to the call's signal", async () => {
+    await startWorker();
+    const handles = await client.submitBatch(
+      reportService.methods.generate,
+      Array.from({ length: 30 }, (_, i) => ({ request: { title: `w${i}`, sections: 1 } })),
+    );
+    const warnings: Error[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning);
+    process.on("warning", onWarning);
+    try {
+      const tasks = createConnectClient(TaskService, createGrpcTransport({ baseUrl: gateway.url }));
+      let ended = 0;
+      const taskIds = handles.map((handle) => {
+        if (handle instanceof TaskError) throw handle;
+        return handle.id;
+      });
+      for await (const { outcome } of tasks.waitTasks({ taskIds })) {
+        if (outcome.case === "status" && outcome.value.state === TaskState.SUCCEEDED) ended++;
+      }
+      expect(ended).toBe(30);
+      // Warnings are emitted on the next tick.
+      await new Promise((resolve) => setImmediate(resolve));
+    } finally {
+      process.off("warning", onWarning);
+    }
+    expect(warnings.map((w) => w.name)).not.toContain("MaxListenersExceededWarning");
+  });
+
   it("result() waits of one turn share a WaitTasks stream; an aborted wait leaves it, the others still end", async () => {
     const handles = await client.submitBatch(
       reportService.methods.generate,
