@@ -19,7 +19,6 @@ import { backoffMs } from "./backoff-ms.js";
 import { deadLetter } from "./dead-letter.js";
 import { giveBack, markReturned } from "./give-back.js";
 import type { Lease, Leases } from "./leases.js";
-import { sameTick } from "./same-tick.js";
 import { StatusWriter } from "./status-writer.js";
 import { TaskContextController } from "./task-context-controller.js";
 import type { TaskMethodHandler } from "./task-service-implementation.js";
@@ -277,8 +276,8 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
     void lease?.release();
   }
 
-  // Record first, then ack: a crash in between redelivers, never loses.
-  await sameTick();
+  // Record first, then ack: a crash in between redelivers, never loses. (The status
+  // writes of attempts that end in one event-loop turn leave together: see RequestPipeline.)
   if (!failure) {
     const outcome = await end(TaskState.SUCCEEDED, "succeeded", undefined, () => {
       status.result = packed;
