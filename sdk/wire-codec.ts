@@ -579,7 +579,8 @@ interface FieldCoding {
  * against 1.1 µs to encode). Lists and maps keep their closures ({@link listCoding}, {@link mapCoding}).
  */
 function compile(desc: DescMessage): Plan {
-  // Values the generated code refers to: codecs, nested types, tag bytes are literals.
+  // Values the generated code refers to (codecs, nested types); tag bytes are written in as literals.
+  // A nested type's plan is looked up on first use, as nestedPlan() does.
   const refs: unknown[] = [];
   const ref = (value: unknown) => `c${refs.push(value) - 1}`;
   const lazyPlans: string[] = [];
@@ -604,8 +605,8 @@ function compile(desc: DescMessage): Plan {
       readOf = oneof ? `m[${oneof}] = { case: ${name}, value: ${c}.read(rd) };` : `m[${name}] = ${c}.read(rd);`;
     } else if (field.fieldKind === "message") {
       const p = `p${lazyPlans.length}`;
-      lazyPlans.push(`let ${p}; const ${p}Desc = ${ref(field.message)};`);
-      const plan = `(${p} ??= planOf(${p}Desc))`;
+      lazyPlans.push(`let ${p};`);
+      const plan = `(${p} ??= planOf(${ref(field.message)}))`;
       const t = tag(field.number, WireType.LengthDelimited);
       isSet = "v !== undefined";
       sizeOf = `{ const slot = out.reserve(); const n = ${plan}.size(v, out); out.sizes[slot] = n; s += ${t.size} + varintSize(n) + n; }`;
@@ -687,7 +688,7 @@ function unknownSize(fields: Unknown[]): number {
 
 function writeUnknown(fields: Unknown[], out: Output): void {
   for (const u of fields) {
-    for (const b of tag(u.no, u.wireType).bytes) out.buf[out.pos++] = b;
+    writeTag(out, tag(u.no, u.wireType).bytes);
     out.bytes(u.data);
   }
 }
