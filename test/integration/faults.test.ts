@@ -11,6 +11,7 @@ import { TaskError } from "../../sdk/task-error.js";
 import { isTerminal } from "../../sdk/task-status.js";
 import { createSupervisor, type Supervisor } from "../../worker-runtime/create-supervisor.js";
 import { type NatsServer, startNatsServer } from "../support/nats-server.js";
+import { poll } from "../support/poll.js";
 
 const tasks = 3000;
 const workerProcesses = 3;
@@ -93,9 +94,16 @@ describe("fault suite: kill -9 of workers and of nats-server", () => {
         }
       }
     };
+    // The faults must strike while tasks are still being submitted, however fast the
+    // first ones go: the second half waits until each kind has struck once.
+    const faultsStruck = poll(async () => (natsRestarts > 0 && workerKills > 0 ? true : undefined), 30_000);
     let next = 0;
     const lanes = Array.from({ length: 50 }, async () => {
-      while (next < tasks) await submitOne(next++);
+      while (next < tasks) {
+        const i = next++;
+        if (i >= tasks / 2) await faultsStruck;
+        await submitOne(i);
+      }
     });
     await Promise.all(lanes);
     faulting = false;
