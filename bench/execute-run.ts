@@ -38,8 +38,8 @@ async function measureRun(run: Run, options: BenchOptions, deployment: Deploymen
     type: "job",
     target,
     measurement: {
-      tasks: options.tasks,
-      warmupTasks: options.warmupTasks,
+      durationMs: options.throughputMs,
+      warmupMs: options.warmupMs,
       batchSize: run.batched ? options.batchSize : 1,
       inFlight: options.inFlight,
       observers: options.observers,

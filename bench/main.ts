@@ -42,7 +42,7 @@ for (let round = 0; round < options.rounds; round++) {
     console.error(
       "error" in outcome
         ? `bench:   failed after ${took}: ${outcome.error}`
-        : `bench:   ${outcome.result.endToEndPerSec.toFixed(0)} tasks/s end to end (${took})`,
+        : `bench:   ${outcome.result.endToEndPerSec.toFixed(0)} tasks/s end to end, ${outcome.result.tasks} tasks (${took})`,
     );
     outcomes.push(outcome);
   }

@@ -6,10 +6,10 @@ import type { Target } from "./target.js";
 
 /** How one client process measures its system. */
 export interface Measurement {
-  /** Tasks of the throughput phase. */
-  readonly tasks: number;
-  /** Tasks run first, unmeasured. */
-  readonly warmupTasks: number;
+  /** How long the throughput phase submits. */
+  readonly durationMs: number;
+  /** How long tasks run first, unmeasured. */
+  readonly warmupMs: number;
   /** Tasks per submit call. */
   readonly batchSize: number;
   /** Tasks whose submit may be unacknowledged at once. */
@@ -34,6 +34,8 @@ export interface Percentiles {
 
 /** What a client process reports. */
 export interface ClientResult {
+  /** Tasks of the throughput phase. */
+  readonly tasks: number;
   /** Tasks per second from the first submit until every result was observed. */
   readonly endToEndPerSec: number;
   /** Tasks per second from the first submit until every submit was acknowledged. */
@@ -46,7 +48,7 @@ export interface ClientResult {
 
 /** Warms up, then runs the throughput phase and the latency phase. */
 export async function measure(target: Target, m: Measurement): Promise<ClientResult> {
-  await phase("warm-up", throughput(target, { ...m, tasks: m.warmupTasks }));
+  await phase("warm-up", throughput(target, { ...m, durationMs: m.warmupMs }));
   const rates = await phase("throughput", throughput(target, m));
   const latency = m.latency && percentiles(await phase("latency", latencies(target, m.latency, m.stallMs)));
   return { ...rates, latency };
@@ -59,25 +61,27 @@ function phase<T>(name: string, running: Promise<T>): Promise<T> {
 }
 
 /**
- * Submits `tasks` tasks as fast as `inFlight` unacknowledged submits allow, and
- * observes each result once its submit is acknowledged, `observers` at a time.
+ * Submits tasks for `durationMs` as fast as `inFlight` unacknowledged submits
+ * allow, and observes each result once its submit is acknowledged, `observers`
+ * at a time.
  */
 async function throughput(
   target: Target,
-  m: Pick<Measurement, "tasks" | "batchSize" | "inFlight" | "observers" | "stallMs" | "processes">,
-): Promise<Pick<ClientResult, "endToEndPerSec" | "submitPerSec" | "cpuPerTask">> {
+  m: Pick<Measurement, "durationMs" | "batchSize" | "inFlight" | "observers" | "stallMs" | "processes">,
+): Promise<Pick<ClientResult, "tasks" | "endToEndPerSec" | "submitPerSec" | "cpuPerTask">> {
   const results = new Pool(m.observers);
-  let next = 0;
+  let tasks = 0;
+  let end = 0;
   const lane = async () => {
-    while (next < m.tasks) {
-      const count = Math.min(m.batchSize, m.tasks - next);
-      next += count;
-      for (const observe of await target.submit(count)) results.add(observe);
+    while (performance.now() < end) {
+      tasks += m.batchSize;
+      for (const observe of await target.submit(m.batchSize)) results.add(observe);
     }
   };
   const lanes = Math.max(1, Math.floor(m.inFlight / m.batchSize));
   const cpuBefore = await cpuTimes(m.processes);
   const start = performance.now();
+  end = start + m.durationMs;
   await Promise.all(Array.from({ length: lanes }, lane));
   const submitted = performance.now();
   await results.drained(m.stallMs);
@@ -85,10 +89,11 @@ async function throughput(
   const cpuAfter = await cpuTimes(m.processes);
   const cpuPerTask: Partial<Record<Role, number>> = {};
   for (const [role, after] of Object.entries(cpuAfter) as [Role, number][])
-    cpuPerTask[role] = (after - (cpuBefore[role] ?? 0)) / m.tasks;
+    cpuPerTask[role] = (after - (cpuBefore[role] ?? 0)) / tasks;
   return {
-    submitPerSec: (m.tasks * 1000) / (submitted - start),
-    endToEndPerSec: (m.tasks * 1000) / (done - start),
+    tasks,
+    submitPerSec: (tasks * 1000) / (submitted - start),
+    endToEndPerSec: (tasks * 1000) / (done - start),
     cpuPerTask,
   };
 }

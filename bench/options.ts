@@ -4,10 +4,10 @@ import { parseArgs } from "node:util";
 export interface BenchOptions {
   /** "quick" (`--quick`, under a minute) or "full". */
   readonly mode: "quick" | "full";
-  /** Tasks of the throughput phase of each system. */
-  readonly tasks: number;
-  /** Tasks run through each system before anything is measured. */
-  readonly warmupTasks: number;
+  /** How long the throughput phase of each system submits (its tasks then finish). */
+  readonly throughputMs: number;
+  /** How long each system runs tasks before anything is measured, so that the JIT has compiled its hot path. */
+  readonly warmupMs: number;
   /** Tasks whose submit may be unacknowledged at once. */
   readonly inFlight: number;
   /** Tasks whose result the client may be waiting for at once. */
@@ -50,8 +50,8 @@ export function parseOptions(argv: string[]): BenchOptions {
     throw new Error(`--rounds must be a positive integer, got ${values.rounds}`);
   return {
     mode: quick ? "quick" : "full",
-    tasks: quick ? 1_000 : 20_000,
-    warmupTasks: quick ? 100 : 1_000,
+    throughputMs: quick ? 500 : 5_000,
+    warmupMs: quick ? 200 : 3_000,
     inFlight: 1_000,
     observers: 1_000,
     batchSize: 100,

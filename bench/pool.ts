@@ -3,7 +3,9 @@
  * kept and rethrown by {@link Pool.drained}; jobs still queued then are skipped.
  */
 export class Pool {
-  private readonly queue: (() => Promise<void>)[] = [];
+  /** Jobs not started yet: `queue[head]` onwards. A head index, since `shift()` copies a long array. */
+  private queue: ((() => Promise<void>) | undefined)[] = [];
+  private head = 0;
   private running = 0;
   private finished = 0;
   private failure: { error: unknown } | undefined;
@@ -24,7 +26,7 @@ export class Pool {
     let seen = this.finished;
     const watchdog = setInterval(() => {
       if (this.finished === seen) {
-        const left = this.running + this.queue.length;
+        const left = this.running + this.queued();
         this.fail(
           new Error(`stalled: ${left} of ${this.finished + left} tasks unfinished, none finished for ${stallMs} ms`),
         );
@@ -32,7 +34,7 @@ export class Pool {
       seen = this.finished;
     }, stallMs);
     try {
-      if (this.running > 0 || this.queue.length > 0) await new Promise<void>((resolve) => (this.idle = resolve));
+      if (this.running > 0 || this.queued() > 0) await new Promise<void>((resolve) => (this.idle = resolve));
     } finally {
       clearInterval(watchdog);
     }
@@ -41,14 +43,16 @@ export class Pool {
 
   private fail(error: unknown): void {
     this.failure ??= { error };
-    this.queue.length = 0;
+    this.queue = [];
+    this.head = 0;
     this.idle?.();
   }
 
   private next(): void {
     while (this.running < this.limit && !this.failure) {
-      const job = this.queue.shift();
+      const job = this.queue[this.head];
       if (!job) break;
+      this.queue[this.head++] = undefined;
       this.running++;
       job()
         .catch((error: unknown) => this.fail(error))
@@ -58,6 +62,14 @@ export class Pool {
           this.next();
         });
     }
-    if (this.running === 0 && this.queue.length === 0) this.idle?.();
+    if (this.head > 1024 && this.head * 2 > this.queue.length) {
+      this.queue = this.queue.slice(this.head);
+      this.head = 0;
+    }
+    if (this.running === 0 && this.queued() === 0) this.idle?.();
+  }
+
+  private queued(): number {
+    return this.queue.length - this.head;
   }
 }
