@@ -50,7 +50,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     throw new Error(`--rounds must be a positive integer, got ${values.rounds}`);
   return {
     mode: quick ? "quick" : "full",
-    throughputMs: quick ? 500 : 5_000,
+    throughputMs: quick ? 500 : 3_000,
     warmupMs: quick ? 200 : 3_000,
     inFlight: 1_000,
     observers: 1_000,
