@@ -107,6 +107,8 @@ export function ratioLine(rounds: readonly RunOutcome[][]): string {
     `Taskwire direct / raw JetStream throughput ${of("direct", "raw", rate)}`,
     `BullMQ p50 / Taskwire direct p50 latency ${of("bullmq", "direct", p50)}`,
     `Taskwire direct / raw JetStream with stored results throughput ${of("direct", "raw-stored", rate)}`,
+    // The ceiling of the latency ratio: a queue on JetStream is no faster than its raw limit.
+    `BullMQ p50 / raw JetStream p50 latency ${of("bullmq", "raw", p50)}`,
   ].join(", ");
 }
 
@@ -151,7 +153,9 @@ mirrored order around the others (A B C ... C B A), so that a steady slowdown du
 round weighs on each alike, and every other system once, in an order rotated from round
 to round. The table shows each system's median run. Each ratio is taken within a round,
 from the mean of each system's two runs there, and the median over the rounds is shown
-with its range. This machine's speed drifts from minute
+with its range. The last ratio, BullMQ's p50 over the raw JetStream limit's, is the most
+that the third could be for any queue on JetStream: the raw limit stores each message once
+and stores no result. This machine's speed drifts from minute
 to minute (a shared virtual machine): single runs differ by up to a third. The line after
 the ratios gives the spread of the raw limit's runs, and flags a run in which it
 exceeds ${driftWarning * 100}%.
