@@ -1,4 +1,4 @@
-import { setMaxListeners } from "node:events";
+import { defaultMaxListeners, setMaxListeners } from "node:events";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
 import type { TaskStatus } from "../gen/taskwire/v1/task_pb.js";
@@ -50,9 +50,9 @@ export function taskServiceRoutes(backend: TaskBackend): (router: ConnectRouter)
           );
         }
         if (ids.length === 0) return;
-        // Each wait runs on its own and listens to the call's signal, as does the
-        // stream: that many listeners by design (Node warns past 10 of them).
-        setMaxListeners(ids.length + 1, context.signal);
+        // Each wait runs on its own and listens to the call's signal, as do the
+        // stream and connect itself: Node's limit (10) is raised by the waits' count.
+        setMaxListeners(defaultMaxListeners + ids.length, context.signal);
         // The stream yields their outcomes as they come.
         const outcomes = new Mailbox<MessageInitShape<typeof WaitTasksResponseSchema>>();
         for (const taskId of ids) {

@@ -1,5 +1,7 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import { Code, createClient as createConnectClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
+import { jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { hashService, implementHashService } from "../../gen/example/v1/hash_taskwire.js";
@@ -178,26 +180,31 @@ describe("TaskService over JetStream", () => {
     });
   });
 
-  it("WaitTasks of a full batch gives no listener warning: every wait listens to the call's signal", async () => {
+  it("WaitTasks gives no listener warning, for a full batch or one running task: every wait listens to the call's signal", async () => {
     await startWorker();
-    const handles = await client.submitBatch(
-      reportService.methods.generate,
-      Array.from({ length: 30 }, (_, i) => ({ request: { title: `w${i}`, sections: 1 } })),
-    );
-    const warnings: Error[] = [];
-    const onWarning = (warning: Error) => warnings.push(warning);
-    process.on("warning", onWarning);
-    try {
-      const tasks = createConnectClient(TaskService, createGrpcTransport({ baseUrl: gateway.url }));
-      let ended = 0;
+    const tasks = createConnectClient(TaskService, createGrpcTransport({ baseUrl: gateway.url }));
+    const waitFor = async (requests: { title: string; sections: number; sectionMs?: number }[]) => {
+      const handles = await client.submitBatch(
+        reportService.methods.generate,
+        requests.map((request) => ({ request })),
+      );
       const taskIds = handles.map((handle) => {
         if (handle instanceof TaskError) throw handle;
         return handle.id;
       });
+      let ended = 0;
       for await (const { outcome } of tasks.waitTasks({ taskIds })) {
         if (outcome.case === "status" && outcome.value.state === TaskState.SUCCEEDED) ended++;
       }
-      expect(ended).toBe(30);
+      return ended;
+    };
+    const warnings: Error[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning);
+    process.on("warning", onWarning);
+    try {
+      expect(await waitFor(Array.from({ length: 30 }, (_, i) => ({ title: `w${i}`, sections: 1 })))).toBe(30);
+      // Still running when the wait starts: its wait listens to the signal.
+      expect(await waitFor([{ title: "one", sections: 3, sectionMs: 100 }])).toBe(1);
       // Warnings are emitted on the next tick.
       await new Promise((resolve) => setImmediate(resolve));
     } finally {
