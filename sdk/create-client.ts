@@ -43,10 +43,11 @@ export interface DirectClientOptions {
   /** Limits checked before anything reaches NATS. */
   limits?: SubmitLimits;
   /**
-   * How long `result()` waits for the pushed outcome of a task this client
-   * submitted before it reads and follows the status bucket instead (a push is
-   * lost while the connection is down; for a keyed task, also if its worker
-   * dies right after the write, or another client cancels it). @default 5_000
+   * How long `result()` trusts the pushed outcome of a task this client
+   * submitted to come alone; after that it also reads the task's status record,
+   * in batches with other such tasks, at intervals that double up to a minute
+   * (a push is lost while the connection is down; for a keyed task, also if its
+   * worker dies right after the write, or another client cancels it). @default 5_000
    */
   resultGraceMs?: number;
 }

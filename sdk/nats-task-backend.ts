@@ -38,6 +38,7 @@ import {
   isTerminal,
   queuedStatus,
   readStatus,
+  readStatusRecords,
   type StatusBucket,
   type StoredStatus,
   type TaskOutcome,
@@ -64,7 +65,7 @@ export interface NatsTaskBackendOptions {
   limits?: SubmitLimits;
   /** Stream, consumer and bucket options, applied when provisioning. */
   topology?: WorkerTypeTopologyOptions & StatusTopologyOptions;
-  /** How long a task's outcome notification is waited for before reading the bucket. @default 5_000 */
+  /** How long a task's outcome notification is trusted alone before its record is read too (see ResultInbox). @default 5_000 */
   resultGraceMs?: number;
 }
 
@@ -92,7 +93,7 @@ export async function createNatsTaskBackend(options: NatsTaskBackendOptions): Pr
       { kv, requests: new RequestPipeline(nc) },
       registry,
       options.limits ?? {},
-      new ResultInbox(nc, { graceMs: options.resultGraceMs }),
+      new ResultInbox(nc, (taskIds) => readStatusRecords(jsm, taskIds), { graceMs: options.resultGraceMs }),
     );
   } catch (error) {
     throw fromNatsError(error, "provisioning JetStream");
@@ -133,8 +134,8 @@ class NatsTaskBackend implements TaskBackend {
     for await (const status of this.nc.status()) {
       if (status.type === "disconnect") set(false);
       else if (status.type === "reconnect") {
-        // Notifications published while disconnected are lost: waiters read instead.
-        this.results.handBackAll();
+        // Notifications published while disconnected are lost: waiters read too.
+        this.results.recheckAll();
         set(true);
       }
     }

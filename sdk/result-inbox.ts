@@ -16,11 +16,23 @@ interface Pending {
   readonly since: number;
   /** The one `result()` waiting on the notification, if any. */
   waiter?: (status: TaskStatus | Uint8Array | undefined) => void;
+  /** Past its grace: when its record is read next, and the interval until the one after. */
+  checkAt?: number;
+  checkEveryMs?: number;
 }
+
+/** The latest status records of tasks, encoded, by id (none: no record yet). */
+export type ReadRecords = (taskIds: readonly string[]) => Promise<ReadonlyMap<string, Uint8Array>>;
+
+/** The longest interval between two reads of a waited-for task's record. */
+const maxCheckEveryMs = 60_000;
 
 /** Options of {@link ResultInbox}. */
 export interface ResultInboxOptions {
-  /** How long after its submit a task's notification is waited for before reading instead. @default 5_000 */
+  /**
+   * How long after its submit a waited-for task's notification is trusted alone;
+   * then its record is read too, at intervals that double up to a minute. @default 5_000
+   */
   graceMs?: number;
   /** Tasks tracked at most, notified or not; the oldest are forgotten first. @default 100_000 */
   limit?: number;
@@ -41,17 +53,24 @@ export interface ResultInboxOptions {
  *
  * A notification is best effort. It is lost if this connection is down at that
  * moment, or (keyed tasks) if the worker dies between the write and the
- * publish. So the status bucket stays the truth: a task not notified within
- * `graceMs` of its submit, or tracked across a reconnect, is handed back
- * (`undefined`), and its waiter reads and follows the bucket instead.
+ * publish, or when someone else ends a keyed task (a cancel). So the status
+ * bucket stays the truth: a waited-for task not notified within `graceMs` of
+ * its submit, or tracked across a reconnect, has its record read too, in
+ * batches with every other such task, at doubling intervals (a task may wait
+ * long in a deep queue: it costs a read now and then, not a watch); a terminal
+ * record ends the wait as its notification would. A task nobody waits for is
+ * forgotten at the end of its grace, and a later `result()` reads the bucket.
  */
 export class ResultInbox implements ResultRoute {
   /** The route of the task ids this client makes. */
   readonly route = newRoute();
   /** The subject the WorkItems of keyed tasks name. */
   readonly subject = createInbox();
-  /** Tracked tasks not notified yet, in submit order. */
+  /** Tracked tasks not notified yet, within their grace, in submit order. */
   private readonly pending = new Map<string, Pending>();
+  /** Waited-for tasks past their grace, not notified yet. */
+  private readonly overdue = new Map<string, Pending>();
+  private checking = false;
   /**
    * Tasks notified before anyone asked for their result, in arrival order: the
    * status, or its bytes (decoded when asked for). Two generations, the current
@@ -67,11 +86,16 @@ export class ResultInbox implements ResultRoute {
   private readonly limit: number;
   private readonly keepMs: number;
 
-  constructor(nc: NatsConnection, options: ResultInboxOptions = {}) {
+  constructor(
+    nc: NatsConnection,
+    private readonly readRecords: ReadRecords,
+    options: ResultInboxOptions = {},
+  ) {
     this.graceMs = options.graceMs ?? 5_000;
     this.limit = options.limit ?? 100_000;
     this.keepMs = options.keepMs ?? 60_000;
     const callback: MsgCallback<Msg> = (error, msg) => {
+      // The subscription failed: no notification will come, and waiters follow the bucket.
       if (error) return this.handBackAll();
       let outcome: ReturnType<typeof encodedOutcome> | undefined;
       try {
@@ -109,9 +133,10 @@ export class ResultInbox implements ResultRoute {
   }
 
   private arrived(taskId: string, status: TaskStatus | Uint8Array): void {
-    const pending = this.pending.get(taskId);
+    const pending = this.pending.get(taskId) ?? this.overdue.get(taskId);
     if (!pending) return; // not tracked here, or handed back already
     this.pending.delete(taskId);
+    this.overdue.delete(taskId);
     if (pending.waiter) pending.waiter(status);
     else {
       // Kept as it came: most bulk submitters never ask, and bytes are small.
@@ -152,9 +177,15 @@ export class ResultInbox implements ResultRoute {
     });
   }
 
-  /** Hands back every task: notifications may have been missed (the connection was down). */
-  handBackAll(): void {
-    for (const taskId of [...this.pending.keys()]) this.handBack(taskId);
+  /**
+   * Notifications may have been missed (the connection was down): every
+   * waited-for task has its record read at once, and the others are forgotten.
+   */
+  recheckAll(): void {
+    const now = Date.now();
+    for (const [taskId, pending] of this.pending) this.pastGrace(taskId, pending, now);
+    for (const pending of this.overdue.values()) pending.checkAt = now;
+    void this.check(now);
   }
 
   /** Stops listening; every waiter is handed back. */
@@ -166,23 +197,77 @@ export class ResultInbox implements ResultRoute {
     this.notifiedBefore.clear();
   }
 
+  private handBackAll(): void {
+    for (const taskId of [...this.pending.keys(), ...this.overdue.keys()]) this.handBack(taskId);
+  }
+
   private handBack(taskId: string): void {
-    const pending = this.pending.get(taskId);
+    const pending = this.pending.get(taskId) ?? this.overdue.get(taskId);
     this.pending.delete(taskId);
+    this.overdue.delete(taskId);
     pending?.waiter?.(undefined);
   }
 
   private sweep(): void {
-    if (Date.now() - this.generationStart >= this.keepMs) {
+    const now = Date.now();
+    if (now - this.generationStart >= this.keepMs) {
       this.notifiedBefore = this.notified;
       this.notified = new Map();
-      this.generationStart = Date.now();
+      this.generationStart = now;
     }
-    const before = Date.now() - this.graceMs;
     // In submit order: stop at the first task still within its grace.
     for (const [taskId, pending] of this.pending) {
-      if (pending.since > before) return;
-      this.handBack(taskId);
+      if (pending.since > now - this.graceMs) break;
+      this.pastGrace(taskId, pending, now);
     }
+    void this.check(now);
+  }
+
+  private pastGrace(taskId: string, pending: Pending, now: number): void {
+    this.pending.delete(taskId);
+    if (!pending.waiter) return; // nobody waits: forgotten
+    pending.checkAt = now;
+    pending.checkEveryMs = this.graceMs;
+    this.overdue.set(taskId, pending);
+  }
+
+  /** Reads the records of the overdue tasks whose turn it is, and ends the waits of those that ended. */
+  private async check(now: number): Promise<void> {
+    if (this.checking) return;
+    const due: string[] = [];
+    for (const [taskId, pending] of this.overdue) {
+      if (!pending.waiter)
+        this.overdue.delete(taskId); // its waiter gave up
+      else if ((pending.checkAt ?? now) <= now) due.push(taskId);
+    }
+    if (due.length === 0) return;
+    this.checking = true;
+    try {
+      const records = await this.readRecords(due);
+      const next = Date.now();
+      for (const taskId of due) {
+        const pending = this.overdue.get(taskId);
+        if (!pending) continue; // notified meanwhile
+        const record = records.get(taskId);
+        if (record && endedOrUnreadable(record)) this.arrived(taskId, record);
+        else {
+          pending.checkEveryMs = Math.min(2 * (pending.checkEveryMs ?? this.graceMs), maxCheckEveryMs);
+          pending.checkAt = next + pending.checkEveryMs;
+        }
+      }
+    } catch {
+      // Not readable now (disconnected): the next sweep tries again.
+    } finally {
+      this.checking = false;
+    }
+  }
+}
+
+/** Whether a record ends a wait: a terminal status, or one that does not decode (the waiter then reads it and fails). */
+function endedOrUnreadable(record: Uint8Array): boolean {
+  try {
+    return isTerminal(encodedOutcome(record).state);
+  } catch {
+    return true;
   }
 }

@@ -1,6 +1,6 @@
 import { WireType } from "@bufbuild/protobuf/wire";
 import { type Any, AnySchema, timestampNow } from "@bufbuild/protobuf/wkt";
-import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
+import { JetStreamApiCodes, JetStreamApiError, type JetStreamManager } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import { headers } from "@nats-io/transport-node";
 import {
@@ -79,6 +79,29 @@ export async function readStatus(bucket: StatusBucket, taskId: string): Promise<
   // No record, or a delete marker (its body is empty).
   if (!stored || stored.data.length === 0) return undefined;
   return { status: decodeStatus(stored.data), revision: stored.seq };
+}
+
+/** Subjects per batched direct get of {@link readStatusRecords}. */
+const subjectsPerRead = 256;
+
+/**
+ * The latest status records of many tasks, encoded, by task id; a task without
+ * a record (or whose record was deleted) is absent. One batched direct get
+ * (`multi_last`) per 256 tasks.
+ */
+export async function readStatusRecords(
+  jsm: JetStreamManager,
+  taskIds: readonly string[],
+): Promise<Map<string, Uint8Array>> {
+  const records = new Map<string, Uint8Array>();
+  const prefix = topology.statusSubject("");
+  for (let i = 0; i < taskIds.length; i += subjectsPerRead) {
+    const subjects = taskIds.slice(i, i + subjectsPerRead).map(topology.statusSubject);
+    for await (const stored of await jsm.direct.getLastMessagesFor(topology.statusStream, { multi_last: subjects })) {
+      if (stored.data.length > 0) records.set(stored.subject.slice(prefix.length), stored.data);
+    }
+  }
+  return records;
 }
 
 /** The task id (field 1) and state (field 4) of an encoded TaskStatus, read without decoding the rest. */

@@ -1,15 +1,23 @@
 import { create } from "@bufbuild/protobuf";
-import { jetstreamManager } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { connect, type Msg, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TaskState, TaskStatusSchema } from "../../gen/taskwire/v1/task_pb.js";
 import { Mailbox } from "../../sdk/mailbox.js";
 import { RequestPipeline } from "../../sdk/request-pipeline.js";
+import { StatusFeed } from "../../sdk/status-feed.js";
 import { newTaskId } from "../../sdk/task-id.js";
-import { decodeStatus, writeStatus } from "../../sdk/task-status.js";
+import {
+  decodeStatus,
+  encodedOutcome,
+  readStatusRecords,
+  type StoredStatus,
+  writeStatus,
+} from "../../sdk/task-status.js";
 import { provisionStatusBucket, topology } from "../../sdk/topology.js";
 import { type NatsServer, startNatsServer } from "../support/nats-server.js";
+import { poll } from "../support/poll.js";
 
 /** A subscription's messages, taken one at a time. */
 function inbox(nc: NatsConnection, subject: string) {
@@ -25,20 +33,20 @@ function inbox(nc: NatsConnection, subject: string) {
   };
 }
 
+let nats: NatsServer;
+let nc: NatsConnection;
+
+beforeAll(async () => {
+  nats = await startNatsServer();
+  nc = await connect({ servers: nats.url });
+}, 30_000);
+
+afterAll(async () => {
+  await nc?.close();
+  await nats?.stop();
+});
+
 describe("status events: the server republishes each stored status write", () => {
-  let nats: NatsServer;
-  let nc: NatsConnection;
-
-  beforeAll(async () => {
-    nats = await startNatsServer();
-    nc = await connect({ servers: nats.url });
-  }, 30_000);
-
-  afterAll(async () => {
-    await nc?.close();
-    await nats?.stop();
-  });
-
   it("announces a write on taskwire.status.<route>.<task id> once stored, and never one the bucket refused", async () => {
     const bucket = { kv: await provisionStatusBucket(nc), requests: new RequestPipeline(nc) };
     const taskId = newTaskId("hasher", Date.now(), "ROUTE123");
@@ -69,6 +77,24 @@ describe("status events: the server republishes each stored status write", () =>
     }
   });
 
+  it("reads many tasks' records in batched direct gets: those with a record, and no others", async () => {
+    const bucket = { kv: await provisionStatusBucket(nc), requests: new RequestPipeline(nc) };
+    try {
+      const now = Date.now();
+      const ids = Array.from({ length: 600 }, () => newTaskId("batcher", now, "ROUTE123"));
+      const written = ids.filter((_, i) => i % 3 === 0);
+      for (const taskId of written)
+        await writeStatus(bucket, create(TaskStatusSchema, { taskId, state: TaskState.SUCCEEDED }), 0);
+      // A deleted record reads as none.
+      await bucket.kv.delete(written[0] as string);
+      const records = await readStatusRecords(await jetstreamManager(nc), ids);
+      expect([...records.keys()].sort()).toEqual(written.slice(1).sort());
+      for (const [taskId, bytes] of records) expect(encodedOutcome(bytes).taskId).toBe(taskId);
+    } finally {
+      bucket.requests.close();
+    }
+  });
+
   it("gives a status bucket made before status events existed their republish", async () => {
     const jsm = await jetstreamManager(nc);
     await jsm.streams.delete(topology.statusStream).catch(() => undefined);
@@ -76,5 +102,65 @@ describe("status events: the server republishes each stored status write", () =>
     expect((await jsm.streams.info(topology.statusStream)).config.republish).toBeUndefined();
     await provisionStatusBucket(nc);
     expect((await jsm.streams.info(topology.statusStream)).config.republish?.dest).toMatch(/^taskwire\.status\./);
+  });
+});
+
+describe("status feed: one consumer of the status bucket per watched worker type, while it is watched", () => {
+  const consumerNames = async () =>
+    (await (await jetstreamManager(nc)).consumers.list(topology.statusStream).next()).map((c) => c.name);
+
+  /** Listens to one task's writes; `next()` is the next one. */
+  const listen = async (feed: StatusFeed, taskId: string) => {
+    // Boxed: a mailbox carries no undefined, the feed's "ended".
+    const updates = new Mailbox<{ update: StoredStatus | undefined }>();
+    const stop = await feed.listen(taskId, "feeder", (update) => updates.push({ update }));
+    const iterator = updates[Symbol.asyncIterator]();
+    return { stop, next: async () => ((await iterator.next()).value as { update: StoredStatus | undefined }).update };
+  };
+
+  it("shares a type's consumer, deletes it idleMs after its last listener left, and starts a new one for the next", async () => {
+    const bucket = { kv: await provisionStatusBucket(nc), requests: new RequestPipeline(nc) };
+    const feed = new StatusFeed(jetstream(nc), { idleMs: 300 });
+    try {
+      const taskId = newTaskId("feeder", Date.now(), "ROUTE123");
+      const status = create(TaskStatusSchema, { taskId, workerType: "feeder", state: TaskState.RUNNING });
+      const first = await listen(feed, taskId);
+      const second = await listen(feed, newTaskId("feeder", Date.now(), "ROUTE123"));
+      expect(await consumerNames()).toHaveLength(1);
+      const written = await writeStatus(bucket, status, 0);
+      expect((await first.next())?.revision).toBe(written?.revision);
+
+      first.stop();
+      second.stop();
+      await poll(async () => ((await consumerNames()).length === 0 ? true : undefined), 10_000);
+
+      const third = await listen(feed, taskId);
+      expect(await consumerNames()).toHaveLength(1);
+      status.state = TaskState.SUCCEEDED;
+      const rewritten = await writeStatus(bucket, status, written?.revision ?? 0);
+      const update = await third.next();
+      expect(update?.revision).toBe(rewritten?.revision);
+      expect(update?.status.state).toBe(TaskState.SUCCEEDED);
+      // Closed with a listener: it is told, and the consumer goes too.
+      feed.close();
+      expect(await third.next()).toBeUndefined();
+      await poll(async () => ((await consumerNames()).length === 0 ? true : undefined), 10_000);
+    } finally {
+      feed.close();
+      bucket.requests.close();
+    }
+  });
+
+  it("keeps the consumer for a listener that comes within idleMs, and tells listeners when it is closed", async () => {
+    await provisionStatusBucket(nc);
+    const feed = new StatusFeed(jetstream(nc), { idleMs: 60_000 });
+    const taskId = newTaskId("feeder", Date.now(), "ROUTE123");
+    (await listen(feed, taskId)).stop();
+    const [name] = await consumerNames();
+    expect(name).toBeDefined();
+    const again = await listen(feed, taskId);
+    expect(await consumerNames()).toEqual([name]);
+    feed.close();
+    expect(await again.next()).toBeUndefined();
   });
 });

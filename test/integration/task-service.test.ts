@@ -12,6 +12,7 @@ import { createClient, type TaskwireClient } from "../../sdk/create-client.js";
 import { createNatsTaskBackend } from "../../sdk/nats-task-backend.js";
 import { TaskError } from "../../sdk/task-error.js";
 import { createTaskRegistry, registryOf } from "../../sdk/task-registry.js";
+import { topology as sdkTopology } from "../../sdk/topology.js";
 import { createGateway, type Gateway } from "../../server/create-gateway.js";
 import { HealthService, ServingStatus } from "../../server/health-service.js";
 import { createWorker, type Worker } from "../../worker-runtime/create-worker.js";
@@ -336,6 +337,28 @@ describe("TaskService over JetStream", () => {
 
   it("result() still ends when no notification comes: a keyed task cancelled through another client", async () => {
     await cancelledElsewhere({ resultGraceMs: 200, idempotencyKey: `cancelled-elsewhere-${Date.now()}` });
+  });
+
+  it("result() of a task queued past its grace waits without a watch: its record is read now and then", async () => {
+    const direct = await createClient({ nats: nats.url, services, resultGraceMs: 100 });
+    const jsm = await jetstreamManager(nc);
+    const statusConsumers = async () =>
+      (await jsm.consumers.list(sdkTopology.statusStream).next()).map((consumer) => consumer.name);
+    // The gateway's own watches of earlier tests may still have theirs.
+    const before = await statusConsumers();
+    try {
+      const task = await direct.submitTask(hashService.methods.digest, { text: "queued long", rounds: 1 });
+      const result = task.result();
+      // No worker yet: time for three reads (at 100, 200 and 400 ms). result() used to
+      // start watching the bucket here, with a consumer of every write of the type.
+      await sleep(800);
+      expect((await statusConsumers()).filter((name) => !before.includes(name))).toEqual([]);
+      await startWorker();
+      expect((await result).hex).toBe("QUEUED LONG");
+      expect((await statusConsumers()).filter((name) => !before.includes(name))).toEqual([]);
+    } finally {
+      await direct.close();
+    }
   });
 
   it("a busy worker's pulled backlog is kept alive: no task is redelivered while it waits", async () => {
