@@ -19,6 +19,7 @@ import { createWorker, type Worker } from "../../worker-runtime/create-worker.js
 import type { WorkerEvent } from "../../worker-runtime/worker-event.js";
 import { type NatsServer, startNatsServer } from "../support/nats-server.js";
 import { poll } from "../support/poll.js";
+import { startTcpProxy } from "../support/tcp-proxy.js";
 
 const services = [hashService, reportService];
 // A short ack wait: a task held without heartbeats is redelivered within a second.
@@ -358,6 +359,37 @@ describe("TaskService over JetStream", () => {
       expect((await statusConsumers()).filter((name) => !before.includes(name))).toEqual([]);
     } finally {
       await direct.close();
+    }
+  });
+
+  it("result() ends after a reconnect, from the task's record, when its outcome came while the client was away", async () => {
+    await startWorker();
+    const proxy = await startTcpProxy(Number(new URL(nats.url).port));
+    const away = await connect({ servers: proxy.url, maxReconnectAttempts: -1, reconnectTimeWait: 50 });
+    // A grace longer than the test's timeout: only the reconnect's read can end the wait in time.
+    const direct = await createClient({ nats: away, services, resultGraceMs: 600_000 });
+    const jsm = await jetstreamManager(nc);
+    const statusConsumers = async () =>
+      (await jsm.consumers.list(sdkTopology.statusStream).next()).map((consumer) => consumer.name);
+    const before = await statusConsumers();
+    try {
+      const task = await direct.submitTask(reportService.methods.generate, {
+        title: "while away",
+        sections: 3,
+        sectionMs: 100,
+      });
+      const result = task.result();
+      proxy.cut();
+      // Its status event went to nobody: the client was disconnected.
+      await poll(async () => ((await client.getTask(task.id)).state === TaskState.SUCCEEDED ? true : undefined));
+      proxy.restore();
+      expect((await result).body).toBe("while away");
+      // Read, not watched.
+      expect((await statusConsumers()).filter((name) => !before.includes(name))).toEqual([]);
+    } finally {
+      await direct.close();
+      await away.close();
+      await proxy.close();
     }
   });
 
