@@ -87,9 +87,12 @@ describe("status events: the server republishes each stored status write", () =>
         await writeStatus(bucket, create(TaskStatusSchema, { taskId, state: TaskState.SUCCEEDED }), 0);
       // A deleted record reads as none.
       await bucket.kv.delete(written[0] as string);
-      const records = await readStatusRecords(await jetstreamManager(nc), ids);
+      const jsm = await jetstreamManager(nc);
+      const records = await readStatusRecords(jsm, ids);
       expect([...records.keys()].sort()).toEqual(written.slice(1).sort());
       for (const [taskId, bytes] of records) expect(encodedOutcome(bytes).taskId).toBe(taskId);
+      // None of these has a record: the server answers "no results".
+      expect((await readStatusRecords(jsm, ids.slice(1, 3))).size).toBe(0);
     } finally {
       bucket.requests.close();
     }
