@@ -36,7 +36,7 @@ async function scaleRun(tasks: number): Promise<ScaleResult> {
   const worker = await startEchoWorker(nats.url);
   const client = await createClient({ nats: nats.url, services: [echoService] });
   try {
-    // The first result starts following the worker type's status writes.
+    // One task end to end before the clock starts: every connection and consumer is up.
     await (await client.submitTask(echoService.methods.echo, { text: payloadText })).result();
     let submitted = 0;
     let finished = 0;
