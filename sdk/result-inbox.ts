@@ -34,7 +34,7 @@ export interface ResultInboxOptions {
    * then its record is read too, at intervals that double up to a minute. @default 5_000
    */
   graceMs?: number;
-  /** Tasks tracked at most, notified or not; the oldest are forgotten first. @default 100_000 */
+  /** Tasks within their grace tracked at most; beyond that, the oldest is treated as past its grace. @default 100_000 */
   limit?: number;
   /** How long a notified outcome nobody asked for yet is kept at least (twice that at most). @default 60_000 */
   keepMs?: number;
@@ -117,7 +117,11 @@ export class ResultInbox implements ResultRoute {
   /** Call before publishing a task made for this inbox: its notification may precede the PubAck. */
   track(taskId: string): void {
     this.pending.set(taskId, { since: Date.now() });
-    if (this.pending.size > this.limit) this.handBack(this.pending.keys().next().value as string);
+    if (this.pending.size > this.limit) {
+      // The oldest is treated as past its grace: read if waited for, else forgotten.
+      const [oldest, entry] = this.pending.entries().next().value as [string, Pending];
+      this.pastGrace(oldest, entry, Date.now());
+    }
   }
 
   /** Forgets a task (its publish failed, or it was a duplicate of one submitted elsewhere). */

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TaskState, TaskStatusSchema } from "../../gen/taskwire/v1/task_pb.js";
 import { Mailbox } from "../../sdk/mailbox.js";
 import { RequestPipeline } from "../../sdk/request-pipeline.js";
+import { ResultInbox } from "../../sdk/result-inbox.js";
 import { StatusFeed } from "../../sdk/status-feed.js";
 import { newTaskId } from "../../sdk/task-id.js";
 import {
@@ -94,6 +95,27 @@ describe("status events: the server republishes each stored status write", () =>
       // None of these has a record: the server answers "no results".
       expect((await readStatusRecords(jsm, ids.slice(1, 3))).size).toBe(0);
     } finally {
+      bucket.requests.close();
+    }
+  });
+
+  it("a waiter pushed out of the result inbox by its limit is read, not handed back to follow the bucket", async () => {
+    const bucket = { kv: await provisionStatusBucket(nc), requests: new RequestPipeline(nc) };
+    const jsm = await jetstreamManager(nc);
+    const inbox = new ResultInbox(nc, (taskIds) => readStatusRecords(jsm, taskIds), { limit: 2, graceMs: 60_000 });
+    try {
+      // Another route's ids: no status event reaches this inbox, only its reads can.
+      const [first, second, third] = [1, 2, 3].map(() => newTaskId("limited", Date.now(), "ELSEWHRE"));
+      inbox.track(first as string);
+      inbox.track(second as string);
+      const waited = inbox.take(first as string);
+      inbox.track(third as string); // over the limit: the oldest, waited for, is read from now on
+      await writeStatus(bucket, create(TaskStatusSchema, { taskId: first, state: TaskState.SUCCEEDED }), 0);
+      const outcome = await waited;
+      expect(outcome).toBeInstanceOf(Uint8Array);
+      expect(encodedOutcome(outcome as Uint8Array)).toEqual({ taskId: first, state: TaskState.SUCCEEDED });
+    } finally {
+      inbox.close();
       bucket.requests.close();
     }
   });
