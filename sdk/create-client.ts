@@ -45,7 +45,7 @@ export interface DirectClientOptions {
   /**
    * How long `result()` trusts the pushed outcome of a task this client
    * submitted to come alone; after that it also reads the task's status record,
-   * in batches with other such tasks, at intervals that double up to a minute
+   * in batches with other such tasks, at intervals that double up to 30 s
    * (a push is lost while the connection is down; for a keyed task, also if its
    * worker dies right after the write, or another client cancels it). @default 5_000
    */

@@ -1,5 +1,5 @@
 import { JetStreamApiError } from "@nats-io/jetstream";
-import type { Msg, MsgHdrs } from "@nats-io/transport-node";
+import { createInbox, type Msg, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
 import type { RequestPipeline } from "./request-pipeline.js";
 
 /** What JetStream answers to a stored publish. */
@@ -58,21 +58,68 @@ export async function directGet(
   return storedMessage(reply, stream);
 }
 
+/**
+ * A batched direct get (`multi_last`; nats-server 2.11 or later): the last
+ * message on each of `subjects` that has one, by subject. One request, answered
+ * by a message per subject found and an end-of-batch status; rejects when that
+ * end has not come within `timeoutMs` (a connection lost halfway through).
+ */
+export function directGetLast(
+  nc: NatsConnection,
+  stream: string,
+  subjects: readonly string[],
+  timeoutMs = 10_000,
+): Promise<Map<string, StoredMessage>> {
+  return new Promise((resolve, reject) => {
+    const found = new Map<string, StoredMessage>();
+    let timer: NodeJS.Timeout | undefined;
+    const end = (error?: Error) => {
+      clearTimeout(timer);
+      subscription.unsubscribe();
+      if (error) reject(error);
+      else resolve(found);
+    };
+    const subscription = nc.subscribe(createInbox(), {
+      callback: (error, reply) => {
+        if (error) return end(error);
+        const code = reply.headers?.code ?? 0;
+        // 204: the end of the batch; 404: none of the subjects has a message.
+        if (code === 204 || code === 404) return end();
+        if (code !== 0) return end(apiError(reply, stream));
+        found.set(reply.headers?.get("Nats-Subject") ?? "", {
+          seq: Number(reply.headers?.get("Nats-Sequence")),
+          data: reply.data,
+        });
+      },
+    });
+    timer = setTimeout(
+      () => end(new Error(`direct get on ${stream}: no whole answer within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    nc.publish(`$JS.API.DIRECT.GET.${stream}`, encoder.encode(JSON.stringify({ multi_last: subjects })), {
+      reply: subscription.getSubject(),
+    });
+  });
+}
+
 const empty = new Uint8Array(0);
 const encoder = new TextEncoder();
 
 function storedMessage(reply: Msg, stream: string): StoredMessage | null {
   const code = reply.headers?.code ?? 0;
   if (code === 404) return null;
-  if (code !== 0) {
-    throw new JetStreamApiError({
-      code,
-      err_code: 0,
-      description: `direct get on ${stream}: ${reply.headers?.description || `status ${code}`}`,
-    });
-  }
+  if (code !== 0) throw apiError(reply, stream);
   return {
     seq: Number(reply.headers?.get("Nats-Sequence")),
     data: reply.data,
   };
+}
+
+function apiError(reply: Msg, stream: string): JetStreamApiError {
+  const code = reply.headers?.code ?? 0;
+  return new JetStreamApiError({
+    code,
+    err_code: 0,
+    description: `direct get on ${stream}: ${reply.headers?.description || `status ${code}`}`,
+  });
 }

@@ -93,7 +93,7 @@ export async function createNatsTaskBackend(options: NatsTaskBackendOptions): Pr
       { kv, requests: new RequestPipeline(nc) },
       registry,
       options.limits ?? {},
-      new ResultInbox(nc, (taskIds) => readStatusRecords(jsm, taskIds), { graceMs: options.resultGraceMs }),
+      new ResultInbox(nc, (taskIds) => readStatusRecords(nc, taskIds), { graceMs: options.resultGraceMs }),
     );
   } catch (error) {
     throw fromNatsError(error, "provisioning JetStream");
@@ -176,7 +176,8 @@ class NatsTaskBackend implements TaskBackend {
     }
     if (prepared.broadcast) return this.submitBroadcast(task.workerType, prepared, prepared.broadcast, notify);
     // Before the publish: the outcome may be notified before the PubAck arrives.
-    if (notify) this.results.track(taskId);
+    // A keyed task submitted again here is tracked already: its waiter stays.
+    const tracked = notify && this.results.track(taskId);
     try {
       const ack = await publishToStream(
         this.bucket.requests,
@@ -185,11 +186,11 @@ class NatsTaskBackend implements TaskBackend {
         publishHeaders(task, prepared),
       );
       if (ack.duplicate) {
-        this.results.untrack(taskId);
+        if (tracked) this.results.untrack(taskId);
         return this.duplicate(taskId);
       }
     } catch (error) {
-      this.results.untrack(taskId);
+      if (tracked) this.results.untrack(taskId);
       // One message per task subject: the same id is already queued.
       if (error instanceof JetStreamApiError && /per subject/i.test(error.message)) return this.duplicate(taskId);
       const failure = fromNatsError(error, `submitting ${taskId}`);
@@ -224,6 +225,7 @@ class NatsTaskBackend implements TaskBackend {
     const { taskId } = prepared;
     const token = taskIdToken(taskId);
     const doing = `broadcasting ${taskId}`;
+    let tracked = false;
     try {
       this.workers ??= openWorkersBucket(this.nc);
       const endpoints =
@@ -242,9 +244,9 @@ class NatsTaskBackend implements TaskBackend {
       status.endpoints = endpoints.map((endpoint) =>
         create(EndpointResultSchema, { endpoint, state: TaskState.PENDING }),
       );
-      if (notify) this.results.track(taskId);
+      tracked = notify && this.results.track(taskId);
       if (!(await writeStatus(this.bucket, status, 0))) {
-        this.results.untrack(taskId);
+        if (tracked) this.results.untrack(taskId);
         return this.duplicate(taskId);
       }
       await Promise.all(
@@ -262,7 +264,7 @@ class NatsTaskBackend implements TaskBackend {
       );
       return create(SubmitResponseSchema, { taskId, state: TaskState.PENDING });
     } catch (error) {
-      this.results.untrack(taskId);
+      if (tracked) this.results.untrack(taskId);
       throw fromNatsError(error, doing);
     }
   }

@@ -16,22 +16,31 @@ interface Pending {
   readonly since: number;
   /** The one `result()` waiting on the notification, if any. */
   waiter?: (status: TaskStatus | Uint8Array | undefined) => void;
-  /** Past its grace: when its record is read next, and the interval until the one after. */
+  /** Past its grace: when its record is read next, the interval until the one after, and reads that found none. */
   checkAt?: number;
   checkEveryMs?: number;
+  unrecorded?: number;
 }
 
-/** The latest status records of tasks, encoded, by id (none: no record yet). */
+/** The latest status records of tasks (a few hundred at most), encoded, by id (none: no record yet). */
 export type ReadRecords = (taskIds: readonly string[]) => Promise<ReadonlyMap<string, Uint8Array>>;
 
 /** The longest interval between two reads of a waited-for task's record. */
-const maxCheckEveryMs = 60_000;
+const maxCheckEveryMs = 30_000;
+/** Task ids per {@link ReadRecords} call. */
+const idsPerRead = 256;
+/**
+ * Reads without a record after which a task is handed back: a queued task has
+ * none, but one whose record expired or was deleted never will, and its waiter
+ * then finds out (NOT_FOUND) by reading the task the slow way.
+ */
+const maxUnrecordedReads = 8;
 
 /** Options of {@link ResultInbox}. */
 export interface ResultInboxOptions {
   /**
    * How long after its submit a waited-for task's notification is trusted alone;
-   * then its record is read too, at intervals that double up to a minute. @default 5_000
+   * then its record is read too, at intervals that double up to 30 s. @default 5_000
    */
   graceMs?: number;
   /** Tasks within their grace tracked at most; beyond that, the oldest is treated as past its grace. @default 100_000 */
@@ -56,10 +65,10 @@ export interface ResultInboxOptions {
  * publish, or when someone else ends a keyed task (a cancel). So the status
  * bucket stays the truth: a waited-for task not notified within `graceMs` of
  * its submit, or tracked across a reconnect, has its record read too, in
- * batches with every other such task, at doubling intervals (a task may wait
- * long in a deep queue: it costs a read now and then, not a watch); a terminal
- * record ends the wait as its notification would. A task nobody waits for is
- * forgotten at the end of its grace, and a later `result()` reads the bucket.
+ * batches with every other such task, at intervals doubling up to 30 s (a task
+ * may wait long in a deep queue: it costs a read now and then, not a watch); a
+ * terminal record ends the wait as its notification would. A task nobody waits
+ * for is forgotten at the end of its grace, and a later `result()` reads the bucket.
  */
 export class ResultInbox implements ResultRoute {
   /** The route of the task ids this client makes. */
@@ -71,6 +80,8 @@ export class ResultInbox implements ResultRoute {
   /** Waited-for tasks past their grace, not notified yet. */
   private readonly overdue = new Map<string, Pending>();
   private checking = false;
+  /** A reconnect came during a check: read every overdue task again once it ends. */
+  private recheckRequested = false;
   /**
    * Tasks notified before anyone asked for their result, in arrival order: the
    * status, or its bytes (decoded when asked for). Two generations, the current
@@ -114,14 +125,20 @@ export class ResultInbox implements ResultRoute {
     this.sweeper.unref();
   }
 
-  /** Call before publishing a task made for this inbox: its notification may precede the PubAck. */
-  track(taskId: string): void {
+  /**
+   * Call before publishing a task made for this inbox: its notification may
+   * precede the PubAck. False when it is tracked already (a keyed task submitted
+   * again): its waiter, if any, stays, and the caller must not untrack it.
+   */
+  track(taskId: string): boolean {
+    if (this.pending.has(taskId) || this.overdue.has(taskId)) return false;
     this.pending.set(taskId, { since: Date.now() });
     if (this.pending.size > this.limit) {
       // The oldest is treated as past its grace: read if waited for, else forgotten.
       const [oldest, entry] = this.pending.entries().next().value as [string, Pending];
       this.pastGrace(oldest, entry, Date.now());
     }
+    return true;
   }
 
   /** Forgets a task (its publish failed, or it was a duplicate of one submitted elsewhere). */
@@ -189,7 +206,9 @@ export class ResultInbox implements ResultRoute {
     const now = Date.now();
     for (const [taskId, pending] of this.pending) this.pastGrace(taskId, pending, now);
     for (const pending of this.overdue.values()) pending.checkAt = now;
-    void this.check(now);
+    // A read in flight may have been answered before the disconnect: read again after it.
+    if (this.checking) this.recheckRequested = true;
+    else void this.check(now);
   }
 
   /** Stops listening; every waiter is handed back. */
@@ -232,10 +251,15 @@ export class ResultInbox implements ResultRoute {
     if (!pending.waiter) return; // nobody waits: forgotten
     pending.checkAt = now;
     pending.checkEveryMs = this.graceMs;
+    pending.unrecorded = 0;
     this.overdue.set(taskId, pending);
   }
 
-  /** Reads the records of the overdue tasks whose turn it is, and ends the waits of those that ended. */
+  /**
+   * Reads the records of the overdue tasks whose turn it is, 256 a read, and
+   * ends the waits of those that ended. A failed read puts its tasks and the
+   * rest off by their interval, as a read without their end does.
+   */
   private async check(now: number): Promise<void> {
     if (this.checking) return;
     const due: string[] = [];
@@ -246,24 +270,46 @@ export class ResultInbox implements ResultRoute {
     }
     if (due.length === 0) return;
     this.checking = true;
+    let failed = false;
     try {
-      const records = await this.readRecords(due);
-      const next = Date.now();
-      for (const taskId of due) {
-        const pending = this.overdue.get(taskId);
-        if (!pending) continue; // notified meanwhile
-        const record = records.get(taskId);
-        if (record && endedOrUnreadable(record)) this.arrived(taskId, record);
-        else {
-          pending.checkEveryMs = Math.min(2 * (pending.checkEveryMs ?? this.graceMs), maxCheckEveryMs);
-          pending.checkAt = next + pending.checkEveryMs;
+      for (let i = 0; i < due.length; i += idsPerRead) {
+        const ids = due.slice(i, i + idsPerRead);
+        let records: ReadonlyMap<string, Uint8Array> | undefined;
+        if (!failed) records = await this.readRecords(ids).catch(() => undefined);
+        failed ||= records === undefined; // not readable now (disconnected): the rest wait too
+        for (const taskId of ids) {
+          if (records) this.read(taskId, records.get(taskId));
+          else this.putOff(taskId);
         }
       }
-    } catch {
-      // Not readable now (disconnected): the next sweep tries again.
     } finally {
       this.checking = false;
+      if (this.recheckRequested) {
+        this.recheckRequested = false;
+        const again = Date.now();
+        for (const pending of this.overdue.values()) pending.checkAt = again;
+        void this.check(again);
+      }
     }
+  }
+
+  /** An overdue task's record as read (none: it has no record yet). */
+  private read(taskId: string, record: Uint8Array | undefined): void {
+    const pending = this.overdue.get(taskId);
+    if (!pending) return; // notified meanwhile
+    if (!record) pending.unrecorded = (pending.unrecorded ?? 0) + 1;
+    if (record && endedOrUnreadable(record)) this.arrived(taskId, record);
+    else if ((pending.unrecorded ?? 0) >= maxUnrecordedReads) this.handBack(taskId);
+    else this.putOff(taskId);
+  }
+
+  /** Reads an overdue task again after its interval, which then doubles. */
+  private putOff(taskId: string): void {
+    const pending = this.overdue.get(taskId);
+    if (!pending) return;
+    const every = pending.checkEveryMs ?? this.graceMs;
+    pending.checkAt = Date.now() + every;
+    pending.checkEveryMs = Math.min(2 * every, maxCheckEveryMs);
   }
 }
 

@@ -39,6 +39,7 @@ export class StatusFeed {
   private readonly feeds = new Map<string, Feed>();
   private readonly listeners = new Map<string, Set<StatusListener>>();
   private readonly idleMs: number;
+  private closed = false;
 
   constructor(
     private readonly js: JetStreamClient,
@@ -52,14 +53,20 @@ export class StatusFeed {
    * the function that stops it, once no later write can be missed.
    */
   async listen(taskId: string, workerType: string, listener: StatusListener): Promise<() => void> {
-    const feed = this.feeds.get(workerType) ?? this.start(workerType);
-    feed.listeners++;
-    clearTimeout(feed.idle);
-    try {
-      await feed.started;
-    } catch (error) {
-      feed.listeners--;
-      throw error;
+    let feed: Feed;
+    for (;;) {
+      if (this.closed) throw new Error("the status feed is closed");
+      feed = this.feeds.get(workerType) ?? this.start(workerType);
+      feed.listeners++;
+      clearTimeout(feed.idle);
+      try {
+        await feed.started;
+      } catch (error) {
+        feed.listeners--;
+        throw error;
+      }
+      if (this.feeds.get(workerType) === feed) break;
+      feed.listeners--; // it ended while this listener waited: take the next one
     }
     const removeListener = this.addListener(taskId, listener);
     return () => {
@@ -81,8 +88,9 @@ export class StatusFeed {
     };
   }
 
-  /** Stops every consumer; listeners are told the feed ended. */
+  /** Stops every consumer, even one still starting; listeners are told the feed ended. */
   close(): void {
+    this.closed = true;
     for (const feed of this.feeds.values()) {
       clearTimeout(feed.idle);
       feed.retire?.();
@@ -109,6 +117,7 @@ export class StatusFeed {
         // Deleted at once, rather than when the server finds it inactive (minutes later).
         feed.retire = () => void messages.close().then(() => consumer.delete().catch(() => false));
         void this.ended(workerType, feed, messages);
+        if (this.closed) feed.retire();
       });
     const feed: Feed = { started, listeners: 0, idle: undefined, retire: undefined };
     // A failed start is tried again by the next listener.

@@ -1,8 +1,8 @@
 import { WireType } from "@bufbuild/protobuf/wire";
 import { type Any, AnySchema, timestampNow } from "@bufbuild/protobuf/wkt";
-import { JetStreamApiCodes, JetStreamApiError, type JetStreamManager } from "@nats-io/jetstream";
+import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
-import { headers } from "@nats-io/transport-node";
+import { headers, type NatsConnection } from "@nats-io/transport-node";
 import {
   type TaskError as TaskErrorMessage,
   TaskErrorSchema,
@@ -11,7 +11,7 @@ import {
   TaskStatusSchema,
   type WorkItem,
 } from "../gen/taskwire/v1/task_pb.js";
-import { directGet, publishToStream } from "./jetstream-ops.js";
+import { directGet, directGetLast, publishToStream } from "./jetstream-ops.js";
 import type { RequestPipeline } from "./request-pipeline.js";
 import { topology } from "./topology.js";
 import { decodeMessage, encodeMessage, scanMessage } from "./wire-codec.js";
@@ -81,26 +81,20 @@ export async function readStatus(bucket: StatusBucket, taskId: string): Promise<
   return { status: decodeStatus(stored.data), revision: stored.seq };
 }
 
-/** Subjects per batched direct get of {@link readStatusRecords}. */
-const subjectsPerRead = 256;
-
 /**
- * The latest status records of many tasks, encoded, by task id; a task without
- * a record (or whose record was deleted) is absent. One batched direct get
- * (`multi_last`) per 256 tasks.
+ * The latest status records of some tasks (a few hundred at most: one request),
+ * encoded, by task id; a task without a record (or whose record was deleted)
+ * is absent.
  */
 export async function readStatusRecords(
-  jsm: JetStreamManager,
+  nc: NatsConnection,
   taskIds: readonly string[],
 ): Promise<Map<string, Uint8Array>> {
-  const records = new Map<string, Uint8Array>();
   const prefix = topology.statusSubject("");
-  for (let i = 0; i < taskIds.length; i += subjectsPerRead) {
-    const subjects = taskIds.slice(i, i + subjectsPerRead).map(topology.statusSubject);
-    for await (const stored of await jsm.direct.getLastMessagesFor(topology.statusStream, { multi_last: subjects })) {
-      if (stored.data.length > 0) records.set(stored.subject.slice(prefix.length), stored.data);
-    }
-  }
+  const found = await directGetLast(nc, topology.statusStream, taskIds.map(topology.statusSubject));
+  const records = new Map<string, Uint8Array>();
+  for (const [subject, stored] of found)
+    if (stored.data.length > 0) records.set(subject.slice(prefix.length), stored.data);
   return records;
 }
 

@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from "node:timers/promises";
 import { Code, createClient as createConnectClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { jetstreamManager } from "@nats-io/jetstream";
@@ -11,6 +10,7 @@ import { TaskService } from "../../gen/taskwire/v1/task_service_pb.js";
 import { createClient, type TaskwireClient } from "../../sdk/create-client.js";
 import { createNatsTaskBackend } from "../../sdk/nats-task-backend.js";
 import { TaskError } from "../../sdk/task-error.js";
+import { taskIdToken } from "../../sdk/task-id.js";
 import { createTaskRegistry, registryOf } from "../../sdk/task-registry.js";
 import { topology as sdkTopology } from "../../sdk/topology.js";
 import { createGateway, type Gateway } from "../../server/create-gateway.js";
@@ -340,6 +340,22 @@ describe("TaskService over JetStream", () => {
     await cancelledElsewhere({ resultGraceMs: 200, idempotencyKey: `cancelled-elsewhere-${Date.now()}` });
   });
 
+  /** Sees a copy of every batched read of the status bucket (core NATS: the stream still answers). */
+  const spyOnReads = async () => {
+    const reads: string[][] = [];
+    const subscription = nc.subscribe(`$JS.API.DIRECT.GET.${sdkTopology.statusStream}`, {
+      callback: (_, msg) => {
+        reads.push(msg.json<{ multi_last?: string[] }>().multi_last ?? []);
+      },
+    });
+    await nc.flush();
+    return {
+      /** Reads that named the status record of `taskId`. */
+      of: (taskId: string) => reads.filter((subjects) => subjects.includes(sdkTopology.statusSubject(taskId))).length,
+      stop: () => subscription.unsubscribe(),
+    };
+  };
+
   it("result() of a task queued past its grace waits without a watch: its record is read now and then", async () => {
     const direct = await createClient({ nats: nats.url, services, resultGraceMs: 100 });
     const jsm = await jetstreamManager(nc);
@@ -347,16 +363,62 @@ describe("TaskService over JetStream", () => {
       (await jsm.consumers.list(sdkTopology.statusStream).next()).map((consumer) => consumer.name);
     // The gateway's own watches of earlier tests may still have theirs.
     const before = await statusConsumers();
+    const reads = await spyOnReads();
     try {
       const task = await direct.submitTask(hashService.methods.digest, { text: "queued long", rounds: 1 });
       const result = task.result();
-      // No worker yet: time for three reads (at 100, 200 and 400 ms). result() used to
+      // No worker yet: its record is read at about 100, 200 and 400 ms. result() used to
       // start watching the bucket here, with a consumer of every write of the type.
-      await sleep(800);
+      await poll(async () => (reads.of(task.id) >= 3 ? true : undefined), 10_000, 20);
       expect((await statusConsumers()).filter((name) => !before.includes(name))).toEqual([]);
       await startWorker();
       expect((await result).hex).toBe("QUEUED LONG");
       expect((await statusConsumers()).filter((name) => !before.includes(name))).toEqual([]);
+    } finally {
+      reads.stop();
+      await direct.close();
+    }
+  });
+
+  it("a keyed task submitted again while its result() is awaited past the grace keeps that wait", async () => {
+    const direct = await createClient({ nats: nats.url, services, resultGraceMs: 100 });
+    const reads = await spyOnReads();
+    try {
+      const idempotencyKey = `resubmitted-${Date.now()}`;
+      const task = await direct.submitTask(
+        hashService.methods.digest,
+        { text: "twice", rounds: 1 },
+        { idempotencyKey },
+      );
+      const result = task.result();
+      await poll(async () => (reads.of(task.id) >= 1 ? true : undefined), 10_000, 20);
+      const again = await direct.submitTask(
+        hashService.methods.digest,
+        { text: "twice", rounds: 1 },
+        { idempotencyKey },
+      );
+      expect(again.id).toBe(task.id);
+      await startWorker();
+      expect((await result).hex).toBe("TWICE");
+    } finally {
+      reads.stop();
+      await direct.close();
+    }
+  });
+
+  it("result() of a task that left the queue without a record ends NOT_FOUND, after its reads found none", async () => {
+    const direct = await createClient({ nats: nats.url, services, resultGraceMs: 20 });
+    try {
+      const task = await direct.submitTask(hashService.methods.digest, { text: "purged", rounds: 1 });
+      const result = task.result().then(
+        () => undefined,
+        (error: TaskError) => error,
+      );
+      const jsm = await jetstreamManager(nc);
+      await jsm.streams.purge(sdkTopology.streamName("hasher"), {
+        filter: sdkTopology.taskSubjectAnyPriority("hasher", taskIdToken(task.id)),
+      });
+      expect((await result)?.code).toBe(Code.NotFound);
     } finally {
       await direct.close();
     }
