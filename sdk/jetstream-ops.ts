@@ -73,7 +73,10 @@ export function directGetLast(
   return new Promise((resolve, reject) => {
     const found = new Map<string, StoredMessage>();
     let timer: NodeJS.Timeout | undefined;
+    let ended = false;
     const end = (error?: Error) => {
+      if (ended) return;
+      ended = true;
       clearTimeout(timer);
       subscription.unsubscribe();
       if (error) reject(error);
@@ -95,10 +98,14 @@ export function directGetLast(
     timer = setTimeout(
       () => end(new Error(`direct get on ${stream}: no whole answer within ${timeoutMs} ms`)),
       timeoutMs,
-    );
-    nc.publish(`$JS.API.DIRECT.GET.${stream}`, encoder.encode(JSON.stringify({ multi_last: subjects })), {
-      reply: subscription.getSubject(),
-    });
+    ).unref();
+    try {
+      nc.publish(`$JS.API.DIRECT.GET.${stream}`, encoder.encode(JSON.stringify({ multi_last: subjects })), {
+        reply: subscription.getSubject(),
+      });
+    } catch (error) {
+      end(error as Error);
+    }
   });
 }
 

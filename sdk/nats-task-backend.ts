@@ -21,7 +21,7 @@ import {
   SubmitResponseSchema,
 } from "../gen/taskwire/v1/task_service_pb.js";
 import { liveEndpoints, openWorkersBucket } from "./broadcast.js";
-import { directGet, publishToStream, type StoredMessage } from "./jetstream-ops.js";
+import { directGet, directGetLast, publishToStream, type StoredMessage } from "./jetstream-ops.js";
 import { Mailbox } from "./mailbox.js";
 import { fromNatsError } from "./nats-error.js";
 import { type PreparedTask, prepareTask, type SubmitLimits } from "./prepare-task.js";
@@ -93,7 +93,11 @@ export async function createNatsTaskBackend(options: NatsTaskBackendOptions): Pr
       { kv, requests: new RequestPipeline(nc) },
       registry,
       options.limits ?? {},
-      new ResultInbox(nc, (taskIds) => readStatusRecords(nc, taskIds), { graceMs: options.resultGraceMs }),
+      new ResultInbox(
+        nc,
+        { records: (taskIds) => readStatusRecords(nc, taskIds), unstarted: (taskIds) => unstartedOf(nc, taskIds) },
+        { graceMs: options.resultGraceMs },
+      ),
     );
   } catch (error) {
     throw fromNatsError(error, "provisioning JetStream");
@@ -497,6 +501,39 @@ function publishHeaders(task: Task, prepared: PreparedTask): MsgHdrs | undefined
     h.set("Nats-Schedule-Target", prepared.schedule.target);
   }
   return h;
+}
+
+/**
+ * Of these tasks, those still queued or scheduled: their WorkItem is in the
+ * type's stream or scheduler stream. One batched direct get per stream and
+ * worker type (the subjects' priority or phase a wildcard).
+ */
+export async function unstartedOf(nc: NatsConnection, taskIds: readonly string[]): Promise<Set<string>> {
+  const byType = new Map<string, string[]>();
+  for (const taskId of taskIds) {
+    const type = workerTypeOf(taskId);
+    byType.set(type, [...(byType.get(type) ?? []), taskId]);
+  }
+  const unstarted = new Set<string>();
+  for (const [type, ids] of byType) {
+    const tokens = ids.map(taskIdToken);
+    for (const [stream, subject] of [
+      [topology.streamName(type), topology.taskSubjectAnyPriority],
+      [topology.schedulerStream(type), topology.scheduledSubject],
+    ] as const) {
+      const found = await directGetLast(
+        nc,
+        stream,
+        tokens.map((token) => subject(type, token)),
+      ).catch((error: unknown) => {
+        // The type has no such stream on this server: none of its tasks is there.
+        if (error instanceof JetStreamApiError && error.status === 503) return new Map();
+        throw error;
+      });
+      for (const stored of found.keys()) unstarted.add(`${type}.${stored.slice(stored.lastIndexOf(".") + 1)}`);
+    }
+  }
+  return unstarted;
 }
 
 /** Pushed bytes decoded, or undefined when they are not a TaskStatus (the record is read instead). */

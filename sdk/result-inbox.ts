@@ -16,25 +16,34 @@ interface Pending {
   readonly since: number;
   /** The one `result()` waiting on the notification, if any. */
   waiter?: (status: TaskStatus | Uint8Array | undefined) => void;
-  /** Past its grace: when its record is read next, the interval until the one after, and reads that found none. */
+  /** Past its grace: when its record is read next, the interval until the one after. */
   checkAt?: number;
   checkEveryMs?: number;
+  /** Reads in a row that found no record, or that failed. */
   unrecorded?: number;
+  failed?: number;
 }
 
-/** The latest status records of tasks (a few hundred at most), encoded, by id (none: no record yet). */
-export type ReadRecords = (taskIds: readonly string[]) => Promise<ReadonlyMap<string, Uint8Array>>;
+/** How the inbox reads tasks it heard nothing of (a few hundred ids a call at most). */
+export interface TaskReads {
+  /** The latest status records of tasks, encoded, by id (none: no record yet). */
+  records(taskIds: readonly string[]): Promise<ReadonlyMap<string, Uint8Array>>;
+  /** Of tasks without a record, those still queued or scheduled. */
+  unstarted(taskIds: readonly string[]): Promise<ReadonlySet<string>>;
+}
 
 /** The longest interval between two reads of a waited-for task's record. */
 const maxCheckEveryMs = 30_000;
 /** Task ids per {@link ReadRecords} call. */
 const idsPerRead = 256;
 /**
- * Reads without a record after which a task is handed back: a queued task has
- * none, but one whose record expired or was deleted never will, and its waiter
- * then finds out (NOT_FOUND) by reading the task the slow way.
+ * Reads in a row without a record after which a task is looked for in its
+ * queue and schedule: a queued task has no record, but one whose record
+ * expired or was deleted never will. Found there, it is read on; else (and
+ * after as many failed reads in a row) it is handed back, and its waiter finds
+ * out by reading the task the slow way (NOT_FOUND, UNAVAILABLE).
  */
-const maxUnrecordedReads = 8;
+const maxFruitlessReads = 8;
 
 /** Options of {@link ResultInbox}. */
 export interface ResultInboxOptions {
@@ -82,6 +91,7 @@ export class ResultInbox implements ResultRoute {
   private checking = false;
   /** A reconnect came during a check: read every overdue task again once it ends. */
   private recheckRequested = false;
+  private closed = false;
   /**
    * Tasks notified before anyone asked for their result, in arrival order: the
    * status, or its bytes (decoded when asked for). Two generations, the current
@@ -99,7 +109,7 @@ export class ResultInbox implements ResultRoute {
 
   constructor(
     nc: NatsConnection,
-    private readonly readRecords: ReadRecords,
+    private readonly reads: TaskReads,
     options: ResultInboxOptions = {},
   ) {
     this.graceMs = options.graceMs ?? 5_000;
@@ -213,6 +223,7 @@ export class ResultInbox implements ResultRoute {
 
   /** Stops listening; every waiter is handed back. */
   close(): void {
+    this.closed = true;
     clearInterval(this.sweeper);
     for (const subscription of this.subscriptions) subscription.unsubscribe();
     this.handBackAll();
@@ -252,6 +263,7 @@ export class ResultInbox implements ResultRoute {
     pending.checkAt = now;
     pending.checkEveryMs = this.graceMs;
     pending.unrecorded = 0;
+    pending.failed = 0;
     this.overdue.set(taskId, pending);
   }
 
@@ -270,21 +282,22 @@ export class ResultInbox implements ResultRoute {
     }
     if (due.length === 0) return;
     this.checking = true;
-    let failed = false;
     try {
-      for (let i = 0; i < due.length; i += idsPerRead) {
-        const ids = due.slice(i, i + idsPerRead);
-        let records: ReadonlyMap<string, Uint8Array> | undefined;
-        if (!failed) records = await this.readRecords(ids).catch(() => undefined);
-        failed ||= records === undefined; // not readable now (disconnected): the rest wait too
-        for (const taskId of ids) {
-          if (records) this.read(taskId, records.get(taskId));
-          else this.putOff(taskId);
+      for (let i = 0; i < due.length && !this.closed; i += idsPerRead) {
+        // Those notified (or handed back) meanwhile are not read.
+        const ids = due.slice(i, i + idsPerRead).filter((taskId) => this.overdue.has(taskId));
+        if (ids.length > 0 && !(await this.readBatch(ids))) {
+          // Not readable now (disconnected): the rest wait too.
+          for (const taskId of due.slice(i + idsPerRead)) {
+            const pending = this.overdue.get(taskId);
+            if (pending) this.putOff(pending);
+          }
+          break;
         }
       }
     } finally {
       this.checking = false;
-      if (this.recheckRequested) {
+      if (this.recheckRequested && !this.closed) {
         this.recheckRequested = false;
         const again = Date.now();
         for (const pending of this.overdue.values()) pending.checkAt = again;
@@ -293,20 +306,49 @@ export class ResultInbox implements ResultRoute {
     }
   }
 
-  /** An overdue task's record as read (none: it has no record yet). */
-  private read(taskId: string, record: Uint8Array | undefined): void {
+  /** Reads some overdue tasks, and acts on what it found; false when the read failed. */
+  private async readBatch(ids: string[]): Promise<boolean> {
+    const records = await this.reads.records(ids).catch(() => undefined);
+    if (!records) {
+      for (const taskId of ids) this.failedRead(taskId);
+      return false;
+    }
+    const unrecorded: string[] = [];
+    for (const taskId of ids) {
+      const pending = this.overdue.get(taskId);
+      if (!pending) continue; // notified meanwhile
+      pending.failed = 0;
+      const record = records.get(taskId);
+      if (record && endedOrUnreadable(record)) {
+        this.arrived(taskId, record);
+        continue;
+      }
+      pending.unrecorded = record ? 0 : (pending.unrecorded ?? 0) + 1;
+      if (pending.unrecorded >= maxFruitlessReads) unrecorded.push(taskId);
+      this.putOff(pending);
+    }
+    if (unrecorded.length > 0) {
+      // Unknown now: asked again after the next read that finds no record.
+      const unstarted = await this.reads.unstarted(unrecorded).catch(() => undefined);
+      for (const taskId of unstarted ? unrecorded : []) {
+        const pending = this.overdue.get(taskId);
+        if (pending && unstarted?.has(taskId)) pending.unrecorded = 0;
+        else if (pending) this.handBack(taskId);
+      }
+    }
+    return true;
+  }
+
+  private failedRead(taskId: string): void {
     const pending = this.overdue.get(taskId);
-    if (!pending) return; // notified meanwhile
-    if (!record) pending.unrecorded = (pending.unrecorded ?? 0) + 1;
-    if (record && endedOrUnreadable(record)) this.arrived(taskId, record);
-    else if ((pending.unrecorded ?? 0) >= maxUnrecordedReads) this.handBack(taskId);
-    else this.putOff(taskId);
+    if (!pending) return;
+    pending.failed = (pending.failed ?? 0) + 1;
+    if (pending.failed >= maxFruitlessReads) this.handBack(taskId);
+    else this.putOff(pending);
   }
 
   /** Reads an overdue task again after its interval, which then doubles. */
-  private putOff(taskId: string): void {
-    const pending = this.overdue.get(taskId);
-    if (!pending) return;
+  private putOff(pending: Pending): void {
     const every = pending.checkEveryMs ?? this.graceMs;
     pending.checkAt = Date.now() + every;
     pending.checkEveryMs = Math.min(2 * every, maxCheckEveryMs);

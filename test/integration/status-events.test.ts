@@ -5,6 +5,7 @@ import { connect, type Msg, type NatsConnection } from "@nats-io/transport-node"
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TaskState, TaskStatusSchema } from "../../gen/taskwire/v1/task_pb.js";
 import { Mailbox } from "../../sdk/mailbox.js";
+import { unstartedOf } from "../../sdk/nats-task-backend.js";
 import { RequestPipeline } from "../../sdk/request-pipeline.js";
 import { ResultInbox } from "../../sdk/result-inbox.js";
 import { StatusFeed } from "../../sdk/status-feed.js";
@@ -103,7 +104,11 @@ describe("status events: the server republishes each stored status write", () =>
 
   it("a waiter pushed out of the result inbox by its limit is read, not handed back to follow the bucket", async () => {
     const bucket = { kv: await provisionStatusBucket(nc), requests: new RequestPipeline(nc) };
-    const inbox = new ResultInbox(nc, (taskIds) => readStatusRecords(nc, taskIds), { limit: 2, graceMs: 60_000 });
+    const reads = {
+      records: (taskIds: readonly string[]) => readStatusRecords(nc, taskIds),
+      unstarted: (taskIds: readonly string[]) => unstartedOf(nc, taskIds),
+    };
+    const inbox = new ResultInbox(nc, reads, { limit: 2, graceMs: 60_000 });
     try {
       // Another route's ids: no status event reaches this inbox, only its reads can.
       const [first, second, third] = [1, 2, 3].map(() => newTaskId("limited", Date.now(), "ELSEWHRE"));

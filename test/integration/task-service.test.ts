@@ -340,42 +340,46 @@ describe("TaskService over JetStream", () => {
     await cancelledElsewhere({ resultGraceMs: 200, idempotencyKey: `cancelled-elsewhere-${Date.now()}` });
   });
 
-  /** Sees a copy of every batched read of the status bucket (core NATS: the stream still answers). */
-  const spyOnReads = async () => {
+  /** Sees a copy of every batched read of a stream (core NATS: the stream still answers). */
+  const spyOnReads = async (stream: string = sdkTopology.statusStream) => {
     const reads: string[][] = [];
-    const subscription = nc.subscribe(`$JS.API.DIRECT.GET.${sdkTopology.statusStream}`, {
+    const subscription = nc.subscribe(`$JS.API.DIRECT.GET.${stream}`, {
       callback: (_, msg) => {
         reads.push(msg.json<{ multi_last?: string[] }>().multi_last ?? []);
       },
     });
     await nc.flush();
     return {
-      /** Reads that named the status record of `taskId`. */
-      of: (taskId: string) => reads.filter((subjects) => subjects.includes(sdkTopology.statusSubject(taskId))).length,
+      /** Reads that named a subject ending in `taskId`'s token (its status record, its WorkItem). */
+      of: (taskId: string) =>
+        reads.filter((subjects) => subjects.some((subject) => subject.endsWith(`.${taskIdToken(taskId)}`))).length,
       stop: () => subscription.unsubscribe(),
     };
   };
 
   it("result() of a task queued past its grace waits without a watch: its record is read now and then", async () => {
-    const direct = await createClient({ nats: nats.url, services, resultGraceMs: 100 });
+    const direct = await createClient({ nats: nats.url, services, resultGraceMs: 10 });
     const jsm = await jetstreamManager(nc);
     const statusConsumers = async () =>
       (await jsm.consumers.list(sdkTopology.statusStream).next()).map((consumer) => consumer.name);
     // The gateway's own watches of earlier tests may still have theirs.
     const before = await statusConsumers();
     const reads = await spyOnReads();
+    const lookups = await spyOnReads(sdkTopology.streamName("hasher"));
     try {
       const task = await direct.submitTask(hashService.methods.digest, { text: "queued long", rounds: 1 });
       const result = task.result();
-      // No worker yet: its record is read at about 100, 200 and 400 ms. result() used to
-      // start watching the bucket here, with a consumer of every write of the type.
-      await poll(async () => (reads.of(task.id) >= 3 ? true : undefined), 10_000, 20);
+      // No worker yet: its record is read at about 10, 20, 40 ... ms, and after 8 reads
+      // that found none it is looked for in the queue, found, and read on. result() used
+      // to start watching the bucket at once, with a consumer of every write of the type.
+      await poll(async () => (lookups.of(task.id) >= 1 && reads.of(task.id) >= 9 ? true : undefined), 20_000, 20);
       expect((await statusConsumers()).filter((name) => !before.includes(name))).toEqual([]);
       await startWorker();
       expect((await result).hex).toBe("QUEUED LONG");
       expect((await statusConsumers()).filter((name) => !before.includes(name))).toEqual([]);
     } finally {
       reads.stop();
+      lookups.stop();
       await direct.close();
     }
   });
