@@ -89,10 +89,7 @@ export function directGetLast(
         // 204: the end of the batch; 404: none of the subjects has a message.
         if (code === 204 || code === 404) return end();
         if (code !== 0) return end(apiError(reply, stream));
-        found.set(reply.headers?.get("Nats-Subject") ?? "", {
-          seq: Number(reply.headers?.get("Nats-Sequence")),
-          data: reply.data,
-        });
+        found.set(reply.headers?.get("Nats-Subject") ?? "", stored(reply));
       },
     });
     timer = setTimeout(
@@ -116,10 +113,11 @@ function storedMessage(reply: Msg, stream: string): StoredMessage | null {
   const code = reply.headers?.code ?? 0;
   if (code === 404) return null;
   if (code !== 0) throw apiError(reply, stream);
-  return {
-    seq: Number(reply.headers?.get("Nats-Sequence")),
-    data: reply.data,
-  };
+  return stored(reply);
+}
+
+function stored(reply: Msg): StoredMessage {
+  return { seq: Number(reply.headers?.get("Nats-Sequence")), data: reply.data };
 }
 
 function apiError(reply: Msg, stream: string): JetStreamApiError {

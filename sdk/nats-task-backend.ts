@@ -30,7 +30,7 @@ import { ResultInbox } from "./result-inbox.js";
 import { StatusFeed } from "./status-feed.js";
 import type { TaskBackend } from "./task-backend.js";
 import { TaskError } from "./task-error.js";
-import { taskIdToken, workerTypeOf } from "./task-id.js";
+import { taskIdOfSubject, taskIdToken, workerTypeOf } from "./task-id.js";
 import type { TaskRegistry } from "./task-registry.js";
 import {
   decodeOutcome,
@@ -398,8 +398,7 @@ class NatsTaskBackend implements TaskBackend {
         for await (const key of await this.bucket.kv.keys(`${type}.>`)) ids.add(key);
         for (const stream of [topology.streamName(type), topology.schedulerStream(type)]) {
           const info = await this.jsm.streams.info(stream, { subjects_filter: ">" });
-          for (const subject of Object.keys(info.state.subjects ?? {}))
-            ids.add(`${type}.${subject.slice(subject.lastIndexOf(".") + 1)}`);
+          for (const subject of Object.keys(info.state.subjects ?? {})) ids.add(taskIdOfSubject(type, subject));
         }
       }
     } catch (error) {
@@ -512,7 +511,9 @@ export async function unstartedOf(nc: NatsConnection, taskIds: readonly string[]
   const byType = new Map<string, string[]>();
   for (const taskId of taskIds) {
     const type = workerTypeOf(taskId);
-    byType.set(type, [...(byType.get(type) ?? []), taskId]);
+    const ids = byType.get(type);
+    if (ids) ids.push(taskId);
+    else byType.set(type, [taskId]);
   }
   const unstarted = new Set<string>();
   for (const [type, ids] of byType) {
@@ -530,7 +531,7 @@ export async function unstartedOf(nc: NatsConnection, taskIds: readonly string[]
         if (error instanceof JetStreamApiError && error.status === 503) return new Map();
         throw error;
       });
-      for (const stored of found.keys()) unstarted.add(`${type}.${stored.slice(stored.lastIndexOf(".") + 1)}`);
+      for (const subject of found.keys()) unstarted.add(taskIdOfSubject(type, subject));
     }
   }
   return unstarted;

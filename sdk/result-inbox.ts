@@ -34,7 +34,7 @@ export interface TaskReads {
 
 /** The longest interval between two reads of a waited-for task's record. */
 const maxCheckEveryMs = 30_000;
-/** Task ids per {@link ReadRecords} call. */
+/** Task ids per {@link TaskReads} call. */
 const idsPerRead = 256;
 /**
  * Reads in a row without a record after which a task is looked for in its
@@ -215,10 +215,14 @@ export class ResultInbox implements ResultRoute {
   recheckAll(): void {
     const now = Date.now();
     for (const [taskId, pending] of this.pending) this.pastGrace(taskId, pending, now);
-    for (const pending of this.overdue.values()) pending.checkAt = now;
     // A read in flight may have been answered before the disconnect: read again after it.
     if (this.checking) this.recheckRequested = true;
-    else void this.check(now);
+    else this.readAllOverdue(now);
+  }
+
+  private readAllOverdue(now: number): void {
+    for (const pending of this.overdue.values()) pending.checkAt = now;
+    void this.check(now);
   }
 
   /** Stops listening; every waiter is handed back. */
@@ -299,9 +303,7 @@ export class ResultInbox implements ResultRoute {
       this.checking = false;
       if (this.recheckRequested && !this.closed) {
         this.recheckRequested = false;
-        const again = Date.now();
-        for (const pending of this.overdue.values()) pending.checkAt = again;
-        void this.check(again);
+        this.readAllOverdue(Date.now());
       }
     }
   }

@@ -66,6 +66,11 @@ export function workerTypeOf(taskId: string): string {
   return match[1];
 }
 
+/** The id of a task of `workerType` whose subject (in its queue or schedule) is `subject`: it ends in the id's token. */
+export function taskIdOfSubject(workerType: string, subject: string): string {
+  return `${workerType}.${subject.slice(subject.lastIndexOf(".") + 1)}`;
+}
+
 /** The part of a task id that follows the worker type (a subject token). */
 export function taskIdToken(taskId: string): string {
   return taskId.slice(taskId.indexOf(".") + 1);

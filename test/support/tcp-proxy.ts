@@ -25,8 +25,8 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
     const upstream = netConnect(targetPort, "127.0.0.1");
     track(client);
     track(upstream);
-    client.pipe(upstream).on("close", () => client.destroy());
-    upstream.pipe(client).on("close", () => upstream.destroy());
+    client.pipe(upstream);
+    upstream.pipe(client);
     client.on("close", () => upstream.destroy());
     upstream.on("close", () => client.destroy());
   });
