@@ -151,6 +151,31 @@ describe("end to end: gateway, supervised workers and JetStream", () => {
     });
   });
 
+  it("a task whose every attempt dies with its worker ends FAILED after max_attempts, and is dead-lettered", async () => {
+    const task = await createReportServiceClient(direct).generate(
+      { title: "doomed", sections: 50, sectionMs: 200 },
+      { retry: { maxAttempts: 2 } },
+    );
+    for (const attempt of [1, 2]) {
+      const running = await poll(async () => {
+        const s = await task.status();
+        return s.state === TaskState.RUNNING && s.attempt === attempt ? s : undefined;
+      });
+      const child = supervisor.processes.get(running.workerId);
+      expect(child?.kill("SIGKILL")).toBe(true);
+    }
+    await expect(task.result()).rejects.toThrow(
+      /\[aborted\] gave up after 2 attempt\(s\): the last ones were lost \(worker crashed or stopped heartbeating\)/,
+    );
+    const final = await task.status();
+    expect({ state: final.state, maxAttempts: final.maxAttempts }).toEqual({ state: TaskState.FAILED, maxAttempts: 2 });
+    const letters = await poll(async () => {
+      const page = await direct.queues.listDeadLetters("reports");
+      return page.deadLetters.some((l) => l.status?.taskId === task.id) ? page : undefined;
+    });
+    expect(letters.deadLetters.find((l) => l.status?.taskId === task.id)?.status?.state).toBe(TaskState.FAILED);
+  });
+
   describe("bad input", () => {
     it("rejects an unknown worker type or method with NOT_FOUND naming it", async () => {
       const task = (workerType: string, method: string) =>
