@@ -1,5 +1,6 @@
 import { JetStreamApiError } from "@nats-io/jetstream";
-import { createInbox, type Msg, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
+import type { Msg, MsgHdrs, NatsConnection } from "@nats-io/transport-node";
+import { newInbox } from "./open-connection.js";
 import type { RequestPipeline } from "./request-pipeline.js";
 
 /** What JetStream answers to a stored publish. */
@@ -82,7 +83,7 @@ export function directGetLast(
       if (error) reject(error);
       else resolve(found);
     };
-    const subscription = nc.subscribe(createInbox(), {
+    const subscription = nc.subscribe(newInbox(nc), {
       callback: (error, reply) => {
         if (error) return end(error);
         const code = reply.headers?.code ?? 0;

@@ -1,5 +1,5 @@
 import { Code } from "@connectrpc/connect";
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { type ConnectionOptions, connect, createInbox, type NatsConnection } from "@nats-io/transport-node";
 import { TaskError } from "./task-error.js";
 
 /**
@@ -23,4 +23,13 @@ export async function openConnection(
       cause: error,
     });
   }
+}
+
+/**
+ * A new inbox subject under the connection's `inboxPrefix`, as nats.js' own
+ * requests make them: an account allowed to subscribe only below its prefix
+ * gets every reply. (`NatsConnection` does not declare the options it keeps.)
+ */
+export function newInbox(nc: NatsConnection): string {
+  return createInbox((nc as { options?: ConnectionOptions }).options?.inboxPrefix);
 }

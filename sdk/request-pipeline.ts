@@ -1,11 +1,5 @@
-import {
-  createInbox,
-  errors,
-  type Msg,
-  type MsgHdrs,
-  type NatsConnection,
-  type Subscription,
-} from "@nats-io/transport-node";
+import { errors, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from "@nats-io/transport-node";
+import { newInbox } from "./open-connection.js";
 
 interface Waiter {
   readonly resolve: (msg: Msg) => void;
@@ -22,7 +16,7 @@ interface Waiter {
  * `NoRespondersError`), so callers handle them as before.
  */
 export class RequestPipeline {
-  private readonly prefix = createInbox();
+  private readonly prefix: string;
   private readonly waiting = new Map<string, Waiter>();
   /** Requests of this event-loop turn, published together at its end. */
   private readonly outbox: { token: string; subject: string; data: Uint8Array; headers: MsgHdrs | undefined }[] = [];
@@ -34,6 +28,7 @@ export class RequestPipeline {
     private readonly nc: NatsConnection,
     private readonly timeoutMs = 5_000,
   ) {
+    this.prefix = newInbox(nc);
     this.subscription = nc.subscribe(`${this.prefix}.*`, {
       callback: (error, msg) => {
         if (error) return this.failAll(error);

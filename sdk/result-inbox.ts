@@ -1,11 +1,6 @@
-import {
-  createInbox,
-  type Msg,
-  type MsgCallback,
-  type NatsConnection,
-  type Subscription,
-} from "@nats-io/transport-node";
+import type { Msg, MsgCallback, NatsConnection, Subscription } from "@nats-io/transport-node";
 import type { TaskStatus } from "../gen/taskwire/v1/task_pb.js";
+import { newInbox } from "./open-connection.js";
 import type { ResultRoute } from "./prepare-task.js";
 import { newRoute } from "./task-id.js";
 import { encodedOutcome, isTerminal } from "./task-status.js";
@@ -83,7 +78,7 @@ export class ResultInbox implements ResultRoute {
   /** The route of the task ids this client makes. */
   readonly route = newRoute();
   /** The subject the WorkItems of keyed tasks name. */
-  readonly subject = createInbox();
+  readonly subject: string;
   /** Tracked tasks not notified yet, within their grace, in submit order. */
   private readonly pending = new Map<string, Pending>();
   /** Waited-for tasks past their grace, not notified yet. */
@@ -112,6 +107,7 @@ export class ResultInbox implements ResultRoute {
     private readonly reads: TaskReads,
     options: ResultInboxOptions = {},
   ) {
+    this.subject = newInbox(nc);
     this.graceMs = options.graceMs ?? 5_000;
     this.limit = options.limit ?? 100_000;
     this.keepMs = options.keepMs ?? 60_000;
