@@ -1,5 +1,5 @@
 import type { JsMsg } from "@nats-io/jetstream";
-import { TaskState, type TaskStatus, WorkItemSchema } from "../gen/taskwire/v1/task_pb.js";
+import { TaskState, type TaskStatus, type WorkItem, WorkItemSchema } from "../gen/taskwire/v1/task_pb.js";
 import {
   isTerminal,
   queuedStatus,
@@ -14,14 +14,33 @@ import { decodeMessage } from "../sdk/wire-codec.js";
 export type GiveBackOutcome = "requeued" | "superseded";
 
 /**
+ * How many attempts a task spent before this delivery: the record's `attempt`,
+ * which names the last attempt that started and was not given back. JetStream
+ * counts deliveries, but a delivery whose worker died before starting it (it
+ * was pulled ahead) spends nothing. Every attempt but a first one records its
+ * start before its handler runs, so only a first delivery can start unrecorded:
+ * with no record, it is presumed to have started, unless the task has a single
+ * attempt (that one records its start too, so that it is never presumed spent).
+ */
+export function spentAttempts(record: TaskStatus | undefined, workItem: WorkItem, deliveries: number): number {
+  if (deliveries === 1) return 0;
+  if (record) return record.attempt;
+  return (workItem.retry?.maxAttempts || 1) > 1 ? 1 : 0;
+}
+
+/** Whether an attempt records its start, durably, before its handler runs (see `spentAttempts`). */
+export function recordsStart(attempt: number, maxAttempts: number): boolean {
+  return attempt > 1 || maxAttempts === 1;
+}
+
+/**
  * Gives a delivery back to the stream because this worker is shutting down,
- * without spending one of the task's attempts: JetStream counts every delivery,
- * so the task's record first counts the delivery as returned
+ * without spending one of the task's attempts: the task's record says how many
+ * it spent (`attempt`) and counts the delivery as returned
  * (`returned_deliveries`), then the message is nak'ed. A task whose record is
  * terminal already is acked instead. If the record cannot be written (NATS
- * unreachable), the nak goes out anyway and the delivery counts as an attempt,
- * as a crash would. Broadcast copies share one record between endpoints and
- * are nak'ed as they are.
+ * unreachable), the nak goes out anyway, as a crash would. Broadcast copies
+ * share one record between endpoints and are nak'ed as they are.
  */
 export async function giveBack(bucket: StatusBucket, msg: JsMsg): Promise<GiveBackOutcome> {
   try {
@@ -30,9 +49,9 @@ export async function giveBack(bucket: StatusBucket, msg: JsMsg): Promise<GiveBa
       msg.nak();
       return "requeued";
     }
+    const deliveries = msg.info.deliveryCount;
     // A first delivery has no record yet, unless a cancel wrote one.
-    let record: StoredStatus | undefined =
-      msg.info.deliveryCount > 1 ? await readStatus(bucket, workItem.taskId) : undefined;
+    let record: StoredStatus | undefined = deliveries > 1 ? await readStatus(bucket, workItem.taskId) : undefined;
     record ??= { status: queuedStatus(workItem), revision: 0 };
     // Two tries: a conflict tells the revision (or the terminal state) to write over.
     for (let tries = 0; record && tries < 2; tries++) {
@@ -40,7 +59,7 @@ export async function giveBack(bucket: StatusBucket, msg: JsMsg): Promise<GiveBa
         msg.ack();
         return "superseded";
       }
-      markReturned(record.status);
+      markReturned(record.status, spentAttempts(record.revision ? record.status : undefined, workItem, deliveries));
       if (await writeStatus(bucket, record.status, record.revision)) break;
       record = await readStatus(bucket, workItem.taskId);
     }
@@ -52,10 +71,11 @@ export async function giveBack(bucket: StatusBucket, msg: JsMsg): Promise<GiveBa
 }
 
 /**
- * Counts a delivery as given back on the task's record and makes the record
- * queued again, as it was before that delivery started.
+ * Makes the record queued again, as it was before the delivery started, with
+ * the attempts spent before it, and counts the delivery as given back.
  */
-export function markReturned(status: TaskStatus): void {
+export function markReturned(status: TaskStatus, spent: number): void {
+  status.attempt = spent;
   status.returnedDeliveries += 1;
   if (status.state === TaskState.RUNNING) {
     status.state = status.errorHistory.length > 0 ? TaskState.RETRYING : TaskState.PENDING;

@@ -17,7 +17,7 @@ import { isTerminal, queuedStatus, readStatus, type StatusBucket } from "../sdk/
 import { decodeMessage, encodeMessage, packMessage } from "../sdk/wire-codec.js";
 import { backoffMs } from "./backoff-ms.js";
 import { deadLetter } from "./dead-letter.js";
-import { giveBack, markReturned } from "./give-back.js";
+import { giveBack, markReturned, recordsStart, spentAttempts } from "./give-back.js";
 import type { Lease, Leases } from "./leases.js";
 import { StatusWriter } from "./status-writer.js";
 import { TaskContextController } from "./task-context-controller.js";
@@ -66,7 +66,7 @@ export interface AttemptEnvironment {
 export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<void> {
   const started = Date.now();
   const deliveries = msg.info.deliveryCount;
-  // Less the deliveries workers gave back when they shut down, once the record is read.
+  // A queued task's: one more than it spent, once the record is read (see spentAttempts).
   let attempt = deliveries;
   let workItem: WorkItem;
   try {
@@ -113,7 +113,7 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
   // skip a task that already ended (cancelled, or finished before a crash), and to
   // count the attempts.
   const stored = deliveries > 1 && !endpoint ? await readStatus(env.bucket, taskId) : undefined;
-  attempt -= stored?.status.returnedDeliveries ?? 0;
+  if (!endpoint) attempt = spentAttempts(stored?.status, workItem, deliveries) + 1;
   if (stored && isTerminal(stored.status.state)) {
     // The attempt that recorded it may have died before its dead letter or its notification.
     if (stored.status.state === TaskState.FAILED) await deadLetter(env.bucket, workItem, stored.status);
@@ -197,7 +197,8 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
     return report(await end(TaskState.EXPIRED, "expired", error), error);
   }
   if (attempt > maxAttempts) {
-    // Deliveries beyond the policy come from workers that died mid-attempt.
+    // Attempts beyond the policy: the last one started and its worker died.
+    status.attempt = maxAttempts;
     const error = new TaskError(
       `gave up after ${maxAttempts} attempt(s): the last ones were lost (worker crashed or stopped heartbeating)`,
       Code.Aborted,
@@ -219,6 +220,17 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
     await lease?.release();
     msg.nak();
     return report("requeued", TaskError.from(error));
+  }
+  // A start that a later delivery could not infer is recorded before the handler runs.
+  const recordedStart = !endpoint && recordsStart(attempt, maxAttempts);
+  if (recordedStart) {
+    const begun = await writer.begin().catch((error: unknown) => TaskError.from(error));
+    if (begun === "superseded" || begun instanceof TaskError) {
+      void lease?.release();
+      if (begun === "superseded") msg.ack();
+      else msg.nak();
+      return begun === "superseded" ? report("superseded") : report("requeued", begun);
+    }
   }
 
   const bound = env.bind(workItem.method);
@@ -245,7 +257,7 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
     msg.working();
     void lease?.renew().catch(() => undefined);
   }, env.heartbeatMs);
-  if (!endpoint) writer.touch(); // RUNNING, unless the handler finishes within the interval
+  if (!endpoint && !recordedStart) writer.touch(); // RUNNING, unless the handler finishes within the interval
   let failure: TaskError | undefined;
   try {
     if (!bound)
@@ -289,7 +301,9 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
   if (ctx.abortCause === "shutdown") {
     // Interrupted by this worker's shutdown: not the task's fault, so not an attempt
     // (see giveBack). A broadcast copy's record is shared: it is nak'ed as it is.
-    const outcome = endpoint ? "requeued" : await writer.finish(markReturned).catch(() => "requeued" as const);
+    const outcome = endpoint
+      ? "requeued"
+      : await writer.finish((s) => markReturned(s, attempt - 1)).catch(() => "requeued" as const);
     if (outcome === "superseded") msg.ack();
     else msg.nak();
     return report(outcome === "superseded" ? "superseded" : "requeued", failure);

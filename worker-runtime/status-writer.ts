@@ -48,6 +48,21 @@ export class StatusWriter {
     await this.chain;
     if (this.superseded) return "superseded";
     update(this.status);
+    return this.writeDurably();
+  }
+
+  /**
+   * Durably writes the current status now, before the handler starts: a later
+   * delivery then knows this attempt started (see `spentAttempts`). Resolves
+   * "superseded" when a terminal state is already recorded.
+   */
+  async begin(): Promise<FinishOutcome> {
+    const outcome = await this.writeDurably();
+    if (outcome === "superseded") this.superseded = true;
+    return outcome;
+  }
+
+  private async writeDurably(): Promise<FinishOutcome> {
     for (;;) {
       const written = await writeStatus(this.bucket, this.status, this.revision);
       if (written !== undefined) {

@@ -1,6 +1,7 @@
 import { type ChildProcess, fork } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Code } from "@connectrpc/connect";
+import { jetstream } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { implementProbeService, probeService } from "../../gen/probe/v1/probe_taskwire.js";
@@ -9,6 +10,7 @@ import { createClient, type TaskwireClient } from "../../sdk/create-client.js";
 import { createNatsTaskBackend } from "../../sdk/nats-task-backend.js";
 import type { TaskError } from "../../sdk/task-error.js";
 import { createTaskRegistry, registryOf } from "../../sdk/task-registry.js";
+import { topology as subjects } from "../../sdk/topology.js";
 import { createGateway, type Gateway } from "../../server/create-gateway.js";
 import { createWorker, type Worker } from "../../worker-runtime/create-worker.js";
 import { type AttemptRecord, probeHandler } from "../fixtures/probe-worker.js";
@@ -223,6 +225,36 @@ describe("attempts of a task", () => {
       await nc.close();
       await bounded.stop();
     }
+  });
+
+  it("a delivery whose worker died before starting it spends no attempt", async () => {
+    // The consumers exist once a worker has started; then none is left.
+    await startWorker("provisioner");
+    await Promise.all(workers.splice(0).map((w) => w.close()));
+    const twice = await client.submitTask(run, { label: "unstarted-twice" }, { retry: { maxAttempts: 2 } });
+    const single = await client.submitTask(run, { label: "unstarted-single" }, { retry: { maxAttempts: 1 } });
+    const nc = await connect({ servers: nats.url });
+    try {
+      // What a worker killed with tasks pulled ahead leaves: deliveries never acked nor started.
+      const consumer = await jetstream(nc).consumers.get(
+        subjects.streamName("probe"),
+        subjects.consumerName("probe", "normal"),
+      );
+      for (const delivery of [1, 2]) {
+        const pulled: number[] = [];
+        // The second pull waits for the redeliveries, one ack_wait after the first.
+        for await (const msg of await consumer.fetch({ max_messages: 2, expires: 5_000 })) {
+          pulled.push(msg.info.deliveryCount);
+        }
+        expect(pulled).toEqual([delivery, delivery]);
+      }
+    } finally {
+      await nc.close();
+    }
+    await startWorker("after-deaths");
+    // Counted by deliveries, both would have ended FAILED ("gave up"): the third is above either policy.
+    expect((await twice.result()).attempt).toBe(2); // the first delivery is presumed started
+    expect((await single.result()).attempt).toBe(1); // a single attempt records its start
   });
 
   it("a worker's shutdown spends no attempt: tasks it gives back, unstarted or interrupted, run again as attempt 1", async () => {

@@ -599,7 +599,9 @@ export type TaskStatus = Message<"taskwire.v1.TaskStatus"> & {
   priority: Priority;
 
   /**
-   * Attempts started so far.
+   * Attempts started so far (the number of the current or last one); an attempt
+   * given back by a worker's shutdown, or whose worker died before starting it, is
+   * not counted.
    *
    * @generated from field: uint32 attempt = 6;
    */
@@ -719,7 +721,7 @@ export type TaskStatus = Message<"taskwire.v1.TaskStatus"> & {
 
   /**
    * Deliveries that workers gave back when they shut down, unstarted or interrupted.
-   * They are not attempts: an attempt's number is the delivery count less these.
+   * They spend no attempt: `attempt` is set back to the attempts spent before them.
    *
    * @generated from field: uint32 returned_deliveries = 23;
    */

@@ -590,7 +590,11 @@ export interface TaskStatus {
   state: TaskState;
   /** The priority in effect. */
   priority: Priority;
-  /** Attempts started so far. */
+  /**
+   * Attempts started so far (the number of the current or last one); an attempt
+   * given back by a worker's shutdown, or whose worker died before starting it, is
+   * not counted.
+   */
   attempt: number;
   /** Attempts allowed in total. */
   maxAttempts: number;
@@ -644,7 +648,7 @@ export interface TaskStatus {
   delivery: DeliveryMode;
   /**
    * Deliveries that workers gave back when they shut down, unstarted or interrupted.
-   * They are not attempts: an attempt's number is the delivery count less these.
+   * They spend no attempt: `attempt` is set back to the attempts spent before them.
    */
   returnedDeliveries: number;
 }
