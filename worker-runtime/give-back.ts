@@ -17,10 +17,11 @@ export type GiveBackOutcome = "requeued" | "superseded";
  * How many attempts a task spent before this delivery: the record's `attempt`,
  * which names the last attempt that started and was not given back. JetStream
  * counts deliveries, but a delivery whose worker died before starting it (it
- * was pulled ahead) spends nothing. Every attempt but a first one records its
- * start before its handler runs, so only a first delivery can start unrecorded:
- * with no record, it is presumed to have started, unless the task has a single
- * attempt (that one records its start too, so that it is never presumed spent).
+ * was pulled ahead) spends nothing. Every redelivery records its start before
+ * its handler runs (see `recordsStart`), so only a first delivery can start
+ * unrecorded: with no record, it is presumed to have started, unless the task
+ * has a single attempt (whose first delivery records its start too, so that it
+ * is never presumed spent). A broadcast copy's attempts are its deliveries.
  */
 export function spentAttempts(record: TaskStatus | undefined, workItem: WorkItem, deliveries: number): number {
   if (deliveries === 1) return 0;
@@ -28,9 +29,14 @@ export function spentAttempts(record: TaskStatus | undefined, workItem: WorkItem
   return (workItem.retry?.maxAttempts || 1) > 1 ? 1 : 0;
 }
 
-/** Whether an attempt records its start, durably, before its handler runs (see `spentAttempts`). */
-export function recordsStart(attempt: number, maxAttempts: number): boolean {
-  return attempt > 1 || maxAttempts === 1;
+/**
+ * Whether a delivery records its start, durably, before its handler runs: every
+ * redelivery (whatever its attempt number: after a give-back or a
+ * RetryDeadLetter, a redelivery can be attempt 1), and a single-attempt task's
+ * first delivery. See `spentAttempts`.
+ */
+export function recordsStart(deliveries: number, maxAttempts: number): boolean {
+  return deliveries > 1 || maxAttempts === 1;
 }
 
 /**

@@ -198,7 +198,8 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
   }
   if (attempt > maxAttempts) {
     // Attempts beyond the policy: the last one started and its worker died.
-    status.attempt = maxAttempts;
+    attempt = maxAttempts;
+    status.attempt = attempt;
     const error = new TaskError(
       `gave up after ${maxAttempts} attempt(s): the last ones were lost (worker crashed or stopped heartbeating)`,
       Code.Aborted,
@@ -218,18 +219,24 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
     await env.rate?.acquire(env.workerId, waiting);
   } catch (error) {
     await lease?.release();
-    msg.nak();
-    return report("requeued", TaskError.from(error));
+    // Not started (draining, or no lease to be had): given back, it spends no attempt.
+    return report(await giveBack(env.bucket, msg), TaskError.from(error));
   }
   // A start that a later delivery could not infer is recorded before the handler runs.
-  const recordedStart = !endpoint && recordsStart(attempt, maxAttempts);
+  const recordedStart = !endpoint && recordsStart(deliveries, maxAttempts);
   if (recordedStart) {
     const begun = await writer.begin().catch((error: unknown) => TaskError.from(error));
-    if (begun === "superseded" || begun instanceof TaskError) {
+    if (begun === "superseded") {
       void lease?.release();
-      if (begun === "superseded") msg.ack();
-      else msg.nak();
-      return begun === "superseded" ? report("superseded") : report("requeued", begun);
+      msg.ack();
+      return report("superseded");
+    }
+    if (begun instanceof TaskError) {
+      void lease?.release();
+      // The write may have been stored with its PubAck lost: undo it if it was, best effort.
+      await writer.finish((s) => markReturned(s, attempt - 1)).catch(() => undefined);
+      msg.nak();
+      return report("requeued", begun);
     }
   }
 

@@ -1,16 +1,17 @@
 import { type ChildProcess, fork } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Code } from "@connectrpc/connect";
-import { jetstream } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { implementProbeService, probeService } from "../../gen/probe/v1/probe_taskwire.js";
-import { TaskState } from "../../gen/taskwire/v1/task_pb.js";
+import { TaskState, WorkItemSchema } from "../../gen/taskwire/v1/task_pb.js";
 import { createClient, type TaskwireClient } from "../../sdk/create-client.js";
 import { createNatsTaskBackend } from "../../sdk/nats-task-backend.js";
 import type { TaskError } from "../../sdk/task-error.js";
 import { createTaskRegistry, registryOf } from "../../sdk/task-registry.js";
 import { topology as subjects } from "../../sdk/topology.js";
+import { decodeMessage } from "../../sdk/wire-codec.js";
 import { createGateway, type Gateway } from "../../server/create-gateway.js";
 import { createWorker, type Worker } from "../../worker-runtime/create-worker.js";
 import { type AttemptRecord, probeHandler } from "../fixtures/probe-worker.js";
@@ -227,12 +228,20 @@ describe("attempts of a task", () => {
     }
   });
 
-  it("a delivery whose worker died before starting it spends no attempt", async () => {
+  it("a delivery whose worker died before starting it is not counted; a redelivery records its start before its handler", async () => {
     // The consumers exist once a worker has started; then none is left.
     await startWorker("provisioner");
     await Promise.all(workers.splice(0).map((w) => w.close()));
-    const twice = await client.submitTask(run, { label: "unstarted-twice" }, { retry: { maxAttempts: 2 } });
-    const single = await client.submitTask(run, { label: "unstarted-single" }, { retry: { maxAttempts: 1 } });
+    const twice = await client.submitTask(
+      run,
+      { label: "unstarted-twice", sleepMs: 2000 },
+      { retry: { maxAttempts: 2 } },
+    );
+    const single = await client.submitTask(
+      run,
+      { label: "unstarted-single", sleepMs: 2000 },
+      { retry: { maxAttempts: 1 } },
+    );
     const nc = await connect({ servers: nats.url });
     try {
       // What a worker killed with tasks pulled ahead leaves: deliveries never acked nor started.
@@ -241,20 +250,75 @@ describe("attempts of a task", () => {
         subjects.consumerName("probe", "normal"),
       );
       for (const delivery of [1, 2]) {
-        const pulled: number[] = [];
-        // The second pull waits for the redeliveries, one ack_wait after the first.
-        for await (const msg of await consumer.fetch({ max_messages: 2, expires: 5_000 })) {
-          pulled.push(msg.info.deliveryCount);
+        const pulled = new Map<string, number>();
+        // The second round waits for the redeliveries, one ack_wait after the first.
+        while (!(pulled.has(twice.id) && pulled.has(single.id))) {
+          const msg = await consumer.next({ expires: 5_000 });
+          if (!msg) throw new Error(`delivery ${delivery} of the two tasks did not come`);
+          pulled.set(decodeMessage(WorkItemSchema, msg.data).taskId, msg.info.deliveryCount);
         }
-        expect(pulled).toEqual([delivery, delivery]);
+        expect([pulled.get(twice.id), pulled.get(single.id)]).toEqual([delivery, delivery]);
       }
     } finally {
       await nc.close();
     }
-    await startWorker("after-deaths");
+    // No best-effort RUNNING write within the test: a RUNNING record is a start record.
+    const worker = await createWorker({
+      nats: nats.url,
+      workerId: "after-deaths",
+      topology,
+      statusIntervalMs: 60_000,
+      services: [implementProbeService({ run: probeHandler((a) => attempts.push(a)) })],
+    });
+    workers.push(worker);
+    await poll(async () => (of("unstarted-twice").length + of("unstarted-single").length === 2 ? true : undefined));
+    const running = await Promise.all([twice.status(), single.status()]);
+    expect(running.map((s) => [s.state, s.attempt])).toEqual([
+      [TaskState.RUNNING, 2], // the first delivery is presumed started
+      [TaskState.RUNNING, 1], // a single attempt records its start: none was presumed
+    ]);
     // Counted by deliveries, both would have ended FAILED ("gave up"): the third is above either policy.
-    expect((await twice.result()).attempt).toBe(2); // the first delivery is presumed started
-    expect((await single.result()).attempt).toBe(1); // a single attempt records its start
+    expect([(await twice.result()).attempt, (await single.result()).attempt]).toEqual([2, 1]);
+    expect([of("unstarted-twice").length, of("unstarted-single").length]).toEqual([1, 1]);
+  });
+
+  it("a redelivery records its start before its handler, even as attempt 1 after a give-back", async () => {
+    const leaving = await createWorker({
+      nats: nats.url,
+      workerId: "leaving-early",
+      topology,
+      concurrency: 1,
+      shutdownGraceMs: 100,
+      services: [implementProbeService({ run: probeHandler((a) => attempts.push(a)) })],
+    });
+    const occupier = await client.submitTask(run, { label: "occupier", sleepMs: 1000 });
+    const ahead = await client.submitTask(run, { label: "pulled-ahead", sleepMs: 2000 });
+    await poll(async () => (of("occupier").length > 0 ? true : undefined));
+    // Both delivered to it: one running, one pulled ahead and waiting for the slot.
+    const nc = await connect({ servers: nats.url });
+    try {
+      const jsm = await jetstreamManager(nc);
+      const name = [subjects.streamName("probe"), subjects.consumerName("probe", "normal")] as const;
+      await poll(async () => ((await jsm.consumers.info(...name)).num_ack_pending === 2 ? true : undefined));
+    } finally {
+      await nc.close();
+    }
+    await leaving.close(); // gives back the task it pulled ahead: its record says 0 attempts spent
+    expect(of("pulled-ahead")).toEqual([]);
+    // No best-effort RUNNING write within the test: a RUNNING record is a start record.
+    const recorder = await createWorker({
+      nats: nats.url,
+      workerId: "recorder",
+      topology,
+      statusIntervalMs: 60_000,
+      services: [implementProbeService({ run: probeHandler((a) => attempts.push(a)) })],
+    });
+    workers.push(recorder);
+    await poll(async () => (of("pulled-ahead").length > 0 ? true : undefined));
+    const running = await ahead.status();
+    expect([running.state, running.attempt, running.workerId]).toEqual([TaskState.RUNNING, 1, "recorder"]);
+    expect((await ahead.result()).attempt).toBe(1);
+    expect((await occupier.result()).attempt).toBe(1);
   });
 
   it("a worker's shutdown spends no attempt: tasks it gives back, unstarted or interrupted, run again as attempt 1", async () => {
