@@ -13,7 +13,7 @@ import { createTaskRegistry, registryOf } from "../../sdk/task-registry.js";
 import { topology as subjects } from "../../sdk/topology.js";
 import { decodeMessage } from "../../sdk/wire-codec.js";
 import { createGateway, type Gateway } from "../../server/create-gateway.js";
-import { createWorker, type Worker } from "../../worker-runtime/create-worker.js";
+import { createWorker, type Worker, type WorkerOptions } from "../../worker-runtime/create-worker.js";
 import { type AttemptRecord, probeHandler } from "../fixtures/probe-worker.js";
 import { type NatsServer, startNatsServer } from "../support/nats-server.js";
 import { poll } from "../support/poll.js";
@@ -49,15 +49,18 @@ describe("attempts of a task", () => {
     await nats?.stop();
   });
 
-  const startWorker = async (workerId = "in-process") => {
+  const startWorker = async (workerId = "in-process", options: Partial<WorkerOptions> = {}) => {
     const worker = await createWorker({
       nats: nats.url,
       workerId,
       topology,
       services: [implementProbeService({ run: probeHandler((a) => attempts.push(a)) })],
+      ...options,
     });
     workers.push(worker);
   };
+  // No best-effort RUNNING write within a test: a RUNNING record is then a start record.
+  const startRecordsOnly = { statusIntervalMs: 60_000 };
 
   it("retries with growing backoff until an attempt succeeds, keeping each error", async () => {
     await startWorker();
@@ -262,15 +265,7 @@ describe("attempts of a task", () => {
     } finally {
       await nc.close();
     }
-    // No best-effort RUNNING write within the test: a RUNNING record is a start record.
-    const worker = await createWorker({
-      nats: nats.url,
-      workerId: "after-deaths",
-      topology,
-      statusIntervalMs: 60_000,
-      services: [implementProbeService({ run: probeHandler((a) => attempts.push(a)) })],
-    });
-    workers.push(worker);
+    await startWorker("after-deaths", startRecordsOnly);
     await poll(async () => (of("unstarted-twice").length + of("unstarted-single").length === 2 ? true : undefined));
     const running = await Promise.all([twice.status(), single.status()]);
     expect(running.map((s) => [s.state, s.attempt])).toEqual([
@@ -305,15 +300,7 @@ describe("attempts of a task", () => {
     }
     await leaving.close(); // gives back the task it pulled ahead: its record says 0 attempts spent
     expect(of("pulled-ahead")).toEqual([]);
-    // No best-effort RUNNING write within the test: a RUNNING record is a start record.
-    const recorder = await createWorker({
-      nats: nats.url,
-      workerId: "recorder",
-      topology,
-      statusIntervalMs: 60_000,
-      services: [implementProbeService({ run: probeHandler((a) => attempts.push(a)) })],
-    });
-    workers.push(recorder);
+    await startWorker("recorder", startRecordsOnly);
     await poll(async () => (of("pulled-ahead").length > 0 ? true : undefined));
     const running = await ahead.status();
     expect([running.state, running.attempt, running.workerId]).toEqual([TaskState.RUNNING, 1, "recorder"]);
