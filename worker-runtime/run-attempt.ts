@@ -222,6 +222,12 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
     // Not started (draining, or no lease to be had): given back, it spends no attempt.
     return report(await giveBack(env.bucket, msg), TaskError.from(error));
   }
+  if (lease && env.cancelled.has(taskId)) {
+    // Cancelled while it waited for its lease.
+    void lease.release();
+    msg.ack();
+    return report("cancelled");
+  }
   // A start that a later delivery could not infer is recorded before the handler runs.
   const recordedStart = !endpoint && recordsStart(deliveries, maxAttempts);
   if (recordedStart) {

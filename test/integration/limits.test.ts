@@ -1,8 +1,14 @@
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { implementLimitedProbeService, limitedProbeService } from "../../gen/probe/v1/probe_taskwire.js";
+import { TaskState } from "../../gen/taskwire/v1/task_pb.js";
 import { createClient, type TaskwireClient } from "../../sdk/create-client.js";
+import { topology } from "../../sdk/topology.js";
 import { createWorker, type Worker } from "../../worker-runtime/create-worker.js";
+import type { AttemptOutcome } from "../../worker-runtime/worker-event.js";
 import { type NatsServer, startNatsServer } from "../support/nats-server.js";
+import { poll } from "../support/poll.js";
 
 const run = limitedProbeService.methods.run;
 
@@ -14,23 +20,31 @@ const run = limitedProbeService.methods.run;
 describe("limits across all workers of a type", () => {
   let nats: NatsServer;
   let client: TaskwireClient;
+  let nc: NatsConnection;
   const workers: Worker[] = [];
   let running = 0;
   let mostRunning = 0;
   const starts: number[] = [];
+  const labels: string[] = [];
+  const outcomes = new Map<string, AttemptOutcome>();
 
   beforeAll(async () => {
     nats = await startNatsServer();
     client = await createClient({ nats: nats.url, services: [limitedProbeService] });
+    nc = await connect({ servers: nats.url });
     for (let i = 0; i < 2; i++) {
       workers.push(
         await createWorker({
           nats: nats.url,
           workerId: `limited-${i}`,
+          onEvent: (event) => {
+            if (event.type === "attempt") outcomes.set(event.taskId, event.outcome);
+          },
           services: [
             implementLimitedProbeService({
               async run({ label, sleepMs }, ctx) {
                 starts.push(Date.now());
+                labels.push(label);
                 running++;
                 mostRunning = Math.max(mostRunning, running);
                 await new Promise((resolve) => setTimeout(resolve, sleepMs));
@@ -47,11 +61,13 @@ describe("limits across all workers of a type", () => {
   afterEach(() => {
     mostRunning = 0;
     starts.length = 0;
+    labels.length = 0;
   });
 
   afterAll(async () => {
     await Promise.all(workers.map((w) => w.close()));
     await client?.close();
+    await nc?.close();
     await nats?.stop();
   });
 
@@ -62,6 +78,25 @@ describe("limits across all workers of a type", () => {
     const results = await Promise.all(tasks.map((t) => t.result()));
     expect(new Set(results.map((r) => r.workerId)).size).toBe(2); // both workers took part
     expect(mostRunning).toBe(2);
+  });
+
+  it("a task cancelled while it waits for a lease never starts", async () => {
+    const holders = await Promise.all(
+      [0, 1].map((i) => client.submitTask(run, { label: `holder-${i}`, sleepMs: 1500 })),
+    );
+    await poll(async () => (running === 2 ? true : undefined));
+    const waiting = await client.submitTask(run, { label: "waiting", sleepMs: 10 });
+    // Pulled by a worker with a free slot: its attempt waits for one of the two leases.
+    const jsm = await jetstreamManager(nc);
+    const pending = async () =>
+      (await jsm.consumers.info(topology.streamName("limited"), topology.consumerName("limited", "normal")))
+        .num_ack_pending;
+    await poll(async () => ((await pending()) === 3 ? true : undefined));
+    expect((await client.cancelTask(waiting.id)).state).toBe(TaskState.CANCELLED);
+    await Promise.all(holders.map((h) => h.result()));
+    // Ended without running once a lease was free.
+    expect(await poll(async () => outcomes.get(waiting.id))).toBe("cancelled");
+    expect(labels.toSorted()).toEqual(["holder-0", "holder-1"]);
   });
 
   it("bounds the queue at max_queued, from the same option", async () => {
