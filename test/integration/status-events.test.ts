@@ -18,6 +18,7 @@ import {
   writeStatus,
 } from "../../sdk/task-status.js";
 import { provisionStatusBucket, topology } from "../../sdk/topology.js";
+import { encodeMessage } from "../../sdk/wire-codec.js";
 import { type NatsServer, startNatsServer } from "../support/nats-server.js";
 import { poll } from "../support/poll.js";
 
@@ -124,6 +125,34 @@ describe("status events: the server republishes each stored status write", () =>
     } finally {
       inbox.close();
       bucket.requests.close();
+    }
+  });
+
+  it("a reconnect while a read of the inbox's waiters is in flight reads them again once it ends", async () => {
+    // Reads answered by the test: the first as of before the outcome was stored.
+    const calls: { ids: readonly string[]; answer: (records: ReadonlyMap<string, Uint8Array>) => void }[] = [];
+    const reads = {
+      records: (ids: readonly string[]) =>
+        new Promise<ReadonlyMap<string, Uint8Array>>((answer) => calls.push({ ids, answer })),
+      unstarted: async () => new Set<string>(),
+    };
+    const inbox = new ResultInbox(nc, reads, { graceMs: 60_000 });
+    try {
+      const taskId = newTaskId("hasher", Date.now(), "ELSEWHRE");
+      inbox.track(taskId);
+      const waited = inbox.take(taskId);
+      inbox.recheckAll(); // a reconnect: the waiter's record is read at once
+      await poll(async () => (calls.length === 1 ? true : undefined));
+      inbox.recheckAll(); // another, while that read is in flight
+      calls[0]?.answer(new Map());
+      // At once, not a grace (a minute) later.
+      await poll(async () => (calls.length === 2 ? true : undefined), 5_000);
+      expect(calls.map((c) => c.ids)).toEqual([[taskId], [taskId]]);
+      const stored = encodeMessage(TaskStatusSchema, create(TaskStatusSchema, { taskId, state: TaskState.SUCCEEDED }));
+      calls[1]?.answer(new Map([[taskId, stored]]));
+      expect(encodedOutcome((await waited) as Uint8Array)).toEqual({ taskId, state: TaskState.SUCCEEDED });
+    } finally {
+      inbox.close();
     }
   });
 
