@@ -160,10 +160,8 @@ export class ResultInbox implements ResultRoute {
   }
 
   private arrived(taskId: string, status: TaskStatus | Uint8Array): void {
-    const pending = this.pending.get(taskId) ?? this.overdue.get(taskId);
+    const pending = this.remove(taskId);
     if (!pending) return; // not tracked here, or handed back already
-    this.pending.delete(taskId);
-    this.overdue.delete(taskId);
     if (pending.waiter) pending.waiter(status);
     else {
       // Kept as it came: most bulk submitters never ask, and bytes are small.
@@ -236,10 +234,15 @@ export class ResultInbox implements ResultRoute {
   }
 
   private handBack(taskId: string): void {
+    this.remove(taskId)?.waiter?.(undefined);
+  }
+
+  /** Stops tracking a task, within its grace or past it. */
+  private remove(taskId: string): Pending | undefined {
     const pending = this.pending.get(taskId) ?? this.overdue.get(taskId);
     this.pending.delete(taskId);
     this.overdue.delete(taskId);
-    pending?.waiter?.(undefined);
+    return pending;
   }
 
   private sweep(): void {
@@ -328,10 +331,12 @@ export class ResultInbox implements ResultRoute {
     if (unrecorded.length > 0) {
       // Unknown now: asked again after the next read that finds no record.
       const unstarted = await this.reads.unstarted(unrecorded).catch(() => undefined);
-      for (const taskId of unstarted ? unrecorded : []) {
-        const pending = this.overdue.get(taskId);
-        if (pending && unstarted?.has(taskId)) pending.unrecorded = 0;
-        else if (pending) this.handBack(taskId);
+      if (unstarted) {
+        for (const taskId of unrecorded) {
+          const pending = this.overdue.get(taskId);
+          if (pending && unstarted.has(taskId)) pending.unrecorded = 0;
+          else if (pending) this.handBack(taskId);
+        }
       }
     }
     return true;

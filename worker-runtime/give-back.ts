@@ -26,7 +26,12 @@ export type GiveBackOutcome = "requeued" | "superseded";
 export function spentAttempts(record: TaskStatus | undefined, workItem: WorkItem, deliveries: number): number {
   if (deliveries === 1) return 0;
   if (record) return record.attempt;
-  return (workItem.retry?.maxAttempts || 1) > 1 ? 1 : 0;
+  return maxAttemptsOf(workItem) > 1 ? 1 : 0;
+}
+
+/** The attempts a task may make: a WorkItem without a retry policy has one. */
+export function maxAttemptsOf(workItem: WorkItem): number {
+  return workItem.retry?.maxAttempts || 1;
 }
 
 /**

@@ -17,7 +17,7 @@ import { isTerminal, queuedStatus, readStatus, type StatusBucket } from "../sdk/
 import { decodeMessage, encodeMessage, packMessage } from "../sdk/wire-codec.js";
 import { backoffMs } from "./backoff-ms.js";
 import { deadLetter } from "./dead-letter.js";
-import { giveBack, markReturned, recordsStart, spentAttempts } from "./give-back.js";
+import { giveBack, markReturned, maxAttemptsOf, recordsStart, spentAttempts } from "./give-back.js";
 import type { Lease, Leases } from "./leases.js";
 import { StatusWriter } from "./status-writer.js";
 import { TaskContextController } from "./task-context-controller.js";
@@ -124,7 +124,7 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
     return report("superseded");
   }
   const status = stored?.status ?? queuedStatus(workItem);
-  const maxAttempts = workItem.retry?.maxAttempts || 1;
+  const maxAttempts = maxAttemptsOf(workItem);
   status.attempt = attempt;
   status.maxAttempts = maxAttempts;
   status.state = TaskState.RUNNING;

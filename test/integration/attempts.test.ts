@@ -58,9 +58,12 @@ describe("attempts of a task", () => {
       ...options,
     });
     workers.push(worker);
+    return worker;
   };
   // No best-effort RUNNING write within a test: a RUNNING record is then a start record.
   const startRecordsOnly = { statusIntervalMs: 60_000 };
+  // One handler slot and one task pulled ahead; a short grace interrupts the running one.
+  const leavesSoon = { concurrency: 1, shutdownGraceMs: 100 };
 
   it("retries with growing backoff until an attempt succeeds, keeping each error", async () => {
     await startWorker();
@@ -278,14 +281,7 @@ describe("attempts of a task", () => {
   });
 
   it("a redelivery records its start before its handler, even as attempt 1 after a give-back", async () => {
-    const leaving = await createWorker({
-      nats: nats.url,
-      workerId: "leaving-early",
-      topology,
-      concurrency: 1,
-      shutdownGraceMs: 100,
-      services: [implementProbeService({ run: probeHandler((a) => attempts.push(a)) })],
-    });
+    const leaving = await startWorker("leaving-early", leavesSoon);
     const occupier = await client.submitTask(run, { label: "occupier", sleepMs: 1000 });
     const ahead = await client.submitTask(run, { label: "pulled-ahead", sleepMs: 2000 });
     await poll(async () => (of("occupier").length > 0 ? true : undefined));
@@ -309,15 +305,7 @@ describe("attempts of a task", () => {
   });
 
   it("a worker's shutdown spends no attempt: tasks it gives back, unstarted or interrupted, run again as attempt 1", async () => {
-    // One handler slot and one task pulled ahead; a short grace interrupts the running one.
-    const leaving = await createWorker({
-      nats: nats.url,
-      workerId: "leaving",
-      topology,
-      concurrency: 1,
-      shutdownGraceMs: 100,
-      services: [implementProbeService({ run: probeHandler((a) => attempts.push(a)) })],
-    });
+    const leaving = await startWorker("leaving", leavesSoon);
     const once = { retry: { maxAttempts: 1 } };
     const tasks = await Promise.all(
       ["given-back-1", "given-back-2", "given-back-3"].map((label) =>

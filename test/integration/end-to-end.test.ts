@@ -12,11 +12,12 @@ import { createNatsTaskBackend } from "../../sdk/nats-task-backend.js";
 import { createTaskRegistry, registryOf } from "../../sdk/task-registry.js";
 import { createGateway, type Gateway } from "../../server/create-gateway.js";
 import { createSupervisor, type Supervisor, type SupervisorEvent } from "../../worker-runtime/create-supervisor.js";
+import { exampleDigest } from "../support/deployment.js";
 import { type NatsServer, startNatsServer } from "../support/nats-server.js";
 import { poll } from "../support/poll.js";
 
 const services = [hashService, reportService];
-const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
+const sha256 = (text: string) => exampleDigest(text, 1);
 
 describe("end to end: gateway, supervised workers and JetStream", () => {
   let nats: NatsServer;

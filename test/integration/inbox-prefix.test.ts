@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hasher } from "../../examples/hash/hash-worker.js";
@@ -6,9 +5,10 @@ import { createHashServiceClient, hashService } from "../../gen/example/v1/hash_
 import { TaskState } from "../../gen/taskwire/v1/task_pb.js";
 import { createClient, type TaskwireClient } from "../../sdk/create-client.js";
 import { createWorker, type Worker } from "../../worker-runtime/create-worker.js";
+import { exampleDigest } from "../support/deployment.js";
 import { type NatsServer, startNatsServer } from "../support/nats-server.js";
 
-const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
+const sha256 = (text: string) => exampleDigest(text, 1);
 
 /**
  * A NATS account that may not subscribe to `_INBOX.>` (as in a shared
