@@ -222,9 +222,9 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
     // Not started (draining, or no lease to be had): given back, it spends no attempt.
     return report(await giveBack(env.bucket, msg), TaskError.from(error));
   }
-  if (lease && env.cancelled.has(taskId)) {
-    // Cancelled while it waited for its lease.
-    void lease.release();
+  if (env.cancelled.has(taskId)) {
+    // Cancelled while it waited for its limits.
+    void lease?.release();
     msg.ack();
     return report("cancelled");
   }
