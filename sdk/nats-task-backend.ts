@@ -306,14 +306,19 @@ class NatsTaskBackend implements TaskBackend {
    * stored, decoded by `decode`; when none comes (or it does not decode), the
    * record, read and followed to its end.
    */
-  private async awaitPushed<T extends TaskOutcome>(
+  private awaitPushed<T extends TaskOutcome>(
     taskId: string,
     signal: AbortSignal | undefined,
     decode: (bytes: Uint8Array) => T,
   ): Promise<T | TaskStatus> {
-    const pushed = await this.results.take(taskId, signal);
-    const decoded = pushed instanceof Uint8Array ? decodedOrUndefined(decode, pushed) : pushed;
-    return decoded ?? this.followToTerminal(taskId, signal);
+    // Not async: a producer may await a hundred thousand results, each holding
+    // what its wait keeps alive (an async function's frame is a generator).
+    const pushed = this.results.take(taskId, signal);
+    if (!pushed) return this.followToTerminal(taskId, signal);
+    return pushed.then((came) => {
+      const decoded = came instanceof Uint8Array ? decodedOrUndefined(decode, came) : came;
+      return decoded ?? this.followToTerminal(taskId, signal);
+    });
   }
 
   private async followToTerminal(taskId: string, signal?: AbortSignal): Promise<TaskStatus> {

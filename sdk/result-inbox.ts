@@ -138,7 +138,7 @@ export class ResultInbox implements ResultRoute {
    */
   track(taskId: string): boolean {
     if (this.pending.has(taskId) || this.overdue.has(taskId)) return false;
-    this.pending.set(taskId, { since: Date.now() });
+    this.pending.set(taskId, { since: Date.now(), waiter: undefined });
     if (this.pending.size > this.limit) {
       // The oldest is treated as past its grace: read if waited for, else forgotten.
       const [oldest, entry] = this.pending.entries().next().value as [string, Pending];
@@ -190,15 +190,19 @@ export class ResultInbox implements ResultRoute {
     const pending = this.pending.get(taskId);
     if (!pending || pending.waiter || signal?.aborted) return undefined;
     return new Promise((resolve) => {
+      if (!signal) {
+        pending.waiter = resolve;
+        return;
+      }
       const onAbort = () => {
         pending.waiter = undefined;
         resolve(undefined);
       };
       pending.waiter = (outcome) => {
-        signal?.removeEventListener("abort", onAbort);
+        signal.removeEventListener("abort", onAbort);
         resolve(outcome);
       };
-      signal?.addEventListener("abort", onAbort, { once: true });
+      signal.addEventListener("abort", onAbort, { once: true });
     });
   }
 

@@ -41,8 +41,9 @@ class BackendTaskHandle<O extends DescMessage> implements TaskHandle<O> {
     return watchStatus(this.backend, this.id);
   }
 
-  async result(options: { signal?: AbortSignal } = {}): Promise<MessageShape<O>> {
-    return decodeResult(await this.backend.awaitOutcome(this.id, options.signal), this.output);
+  result(options: { signal?: AbortSignal } = {}): Promise<MessageShape<O>> {
+    const output = this.output;
+    return this.backend.awaitOutcome(this.id, options.signal).then((outcome) => decodeResult(outcome, output));
   }
 }
 
