@@ -1,7 +1,7 @@
 import { create, type DescMessage } from "@bufbuild/protobuf";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { TaskErrorSchema, type TaskStatus } from "../gen/taskwire/v1/task_pb.js";
+import { type Task, TaskErrorSchema, type TaskStatus } from "../gen/taskwire/v1/task_pb.js";
 import type { ListTasksRequest, ListTasksResponse } from "../gen/taskwire/v1/task_service_pb.js";
 import { createConnectQueueBackend } from "./connect-queue-backend.js";
 import { createConnectTaskBackend } from "./connect-task-backend.js";
@@ -133,9 +133,17 @@ function clientOf(
 ): TaskwireClient {
   let closing: Promise<void> | undefined;
   return {
-    async submitTask(method, request, options) {
-      const accepted = await backend.submit(taskFromOptions(method, request, options));
-      return createTaskHandle(backend, accepted.taskId, method.output, accepted.duplicate);
+    submitTask(method, request, options) {
+      // A chain, not an async function: see NatsTaskBackend.submit.
+      let task: Task;
+      try {
+        task = taskFromOptions(method, request, options);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+      return backend
+        .submit(task)
+        .then((accepted) => createTaskHandle(backend, accepted.taskId, method.output, accepted.duplicate));
     },
     async submitBatch(method, tasks) {
       const results = await backend.batchSubmit(

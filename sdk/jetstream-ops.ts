@@ -23,18 +23,18 @@ type ApiErrorBody = ConstructorParameters<typeof JetStreamApiError>[0];
  * Publishes to a stream and resolves once JetStream stored it (`js.publish()`
  * over a {@link RequestPipeline}). Refusals are `JetStreamApiError`s.
  */
-export async function publishToStream(
+export function publishToStream(
   requests: RequestPipeline,
   subject: string,
   data: Uint8Array,
   headers?: MsgHdrs,
 ): Promise<PubAck> {
-  const reply = (await requests.request(subject, data, headers)).json<{
-    stream?: string;
-    seq?: number;
-    duplicate?: boolean;
-    error?: ApiErrorBody;
-  }>();
+  // A chain, not an async function: its frame would live until the PubAck (see NatsTaskBackend.submit).
+  return requests.request(subject, data, headers).then(pubAckOf);
+}
+
+function pubAckOf(msg: Msg): PubAck {
+  const reply = msg.json<{ stream?: string; seq?: number; duplicate?: boolean; error?: ApiErrorBody }>();
   if (reply.error) throw new JetStreamApiError(reply.error);
   return { stream: reply.stream ?? "", seq: reply.seq ?? 0, duplicate: reply.duplicate === true };
 }

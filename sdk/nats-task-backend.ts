@@ -159,60 +159,77 @@ class NatsTaskBackend implements TaskBackend {
       );
   }
 
-  async submit(task: Task, notify = true): Promise<SubmitResponse> {
-    const prepared = prepareTask(this.registry, task, this.limits, notify ? this.results : undefined);
+  /**
+   * Not async where it need not be: a producer has a thousand submits awaiting
+   * their PubAck at once, and each suspended async frame (a generator and its
+   * registers) is kept alive, and copied by every young-generation collection,
+   * until then. A keyed task, which must look its key up first, takes the async way.
+   */
+  submit(task: Task, notify = true): Promise<SubmitResponse> {
+    let prepared: PreparedTask;
+    try {
+      prepared = prepareTask(this.registry, task, this.limits, notify ? this.results : undefined);
+      this.ensureAvailable(`submitting ${prepared.taskId}`);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (task.idempotencyKey) return this.submitKeyed(task, prepared, notify);
+    if (prepared.broadcast) return this.submitBroadcast(task.workerType, prepared, prepared.broadcast, notify);
+    return this.publishTask(task, prepared, notify);
+  }
+
+  /** A keyed task may have run and left the queue already: its status record says so. */
+  private async submitKeyed(task: Task, prepared: PreparedTask, notify: boolean): Promise<SubmitResponse> {
     const { taskId } = prepared;
-    this.ensureAvailable(`submitting ${taskId}`);
-    // A keyed task may have run and left the queue already: its status record says so.
-    if (task.idempotencyKey) {
-      const existing = await readStatus(this.bucket, taskId).catch((e) =>
+    const existing = await readStatus(this.bucket, taskId).catch((e) =>
+      Promise.reject(fromNatsError(e, "reading status")),
+    );
+    if (existing) return this.duplicate(taskId, existing.status.state);
+    // A delayed one lives in another stream than the queue: look in both. (An
+    // immediate task that meets a delayed one is caught when that one is due.)
+    if (prepared.schedule) {
+      const where = await this.findUnstarted(task.workerType, taskId).catch((e) =>
         Promise.reject(fromNatsError(e, "reading status")),
       );
-      if (existing) return this.duplicate(taskId, existing.status.state);
-      // A delayed one lives in another stream than the queue: look in both. (An
-      // immediate task that meets a delayed one is caught when that one is due.)
-      if (prepared.schedule) {
-        const where = await this.findUnstarted(task.workerType, taskId).catch((e) =>
-          Promise.reject(fromNatsError(e, "reading status")),
-        );
-        if (where) return this.duplicate(taskId, where.state);
-      }
+      if (where) return this.duplicate(taskId, where.state);
     }
     if (prepared.broadcast) return this.submitBroadcast(task.workerType, prepared, prepared.broadcast, notify);
+    return this.publishTask(task, prepared, notify);
+  }
+
+  private publishTask(task: Task, prepared: PreparedTask, notify: boolean): Promise<SubmitResponse> {
+    const { taskId } = prepared;
     // Before the publish: the outcome may be notified before the PubAck arrives.
     // A keyed task submitted again here is tracked already: its waiter stays.
     const tracked = notify && this.results.track(taskId);
-    try {
-      const ack = await publishToStream(
-        this.bucket.requests,
-        prepared.subject,
-        prepared.bytes,
-        publishHeaders(task, prepared),
-      );
-      if (ack.duplicate) {
+    return publishToStream(this.bucket.requests, prepared.subject, prepared.bytes, publishHeaders(task, prepared)).then(
+      (ack) => {
+        if (ack.duplicate) {
+          if (tracked) this.results.untrack(taskId);
+          return this.duplicate(taskId);
+        }
+        // As create(SubmitResponseSchema, ...) makes it: this runs once per task.
+        return {
+          $typeName: SubmitResponseSchema.typeName,
+          taskId,
+          duplicate: false,
+          state: prepared.schedule ? TaskState.SCHEDULED : TaskState.PENDING,
+        };
+      },
+      (error: unknown) => {
         if (tracked) this.results.untrack(taskId);
-        return this.duplicate(taskId);
-      }
-    } catch (error) {
-      if (tracked) this.results.untrack(taskId);
-      // One message per task subject: the same id is already queued.
-      if (error instanceof JetStreamApiError && /per subject/i.test(error.message)) return this.duplicate(taskId);
-      const failure = fromNatsError(error, `submitting ${taskId}`);
-      if (!(error instanceof errors.TimeoutError)) throw failure;
-      // The publish left: JetStream may have stored it. Only the same id is a safe retry.
-      throw new TaskError(
-        `${failure.rawMessage}; the task may have been stored: look it up by its id, or submit again with the same idempotency key`,
-        failure.code,
-        { taskId, cause: error },
-      );
-    }
-    // As create(SubmitResponseSchema, ...) makes it: this runs once per task.
-    return {
-      $typeName: SubmitResponseSchema.typeName,
-      taskId,
-      duplicate: false,
-      state: prepared.schedule ? TaskState.SCHEDULED : TaskState.PENDING,
-    };
+        // One message per task subject: the same id is already queued.
+        if (error instanceof JetStreamApiError && /per subject/i.test(error.message)) return this.duplicate(taskId);
+        const failure = fromNatsError(error, `submitting ${taskId}`);
+        if (!(error instanceof errors.TimeoutError)) throw failure;
+        // The publish left: JetStream may have stored it. Only the same id is a safe retry.
+        throw new TaskError(
+          `${failure.rawMessage}; the task may have been stored: look it up by its id, or submit again with the same idempotency key`,
+          failure.code,
+          { taskId, cause: error },
+        );
+      },
+    );
   }
 
   /**
