@@ -56,6 +56,8 @@ export function queuedStatus(workItem: WorkItem, state = TaskState.PENDING): Tas
     expiresAt: workItem.expiresAt,
     delivery: workItem.delivery,
     returnedDeliveries: 0,
+    deliverySequence: 0n,
+    deliveryCount: 0,
   };
 }
 

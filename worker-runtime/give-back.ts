@@ -10,8 +10,34 @@ import {
 } from "../sdk/task-status.js";
 import { decodeMessage } from "../sdk/wire-codec.js";
 
-/** How a give-back ended: the task is queued again, or it had ended already (acked). */
-export type GiveBackOutcome = "requeued" | "superseded";
+/**
+ * How a give-back ended: the task is queued again, it had ended already
+ * (acked), or a later delivery has it (left alone: see {@link overtaken}).
+ */
+export type GiveBackOutcome = "requeued" | "superseded" | "overtaken";
+
+/** The delivery a record names as its last writer (TaskStatus.delivery_sequence, delivery_count). */
+export type Delivery = Pick<TaskStatus, "deliverySequence" | "deliveryCount">;
+
+/** The delivery of `msg`, as records name it. */
+export function deliveryOf(msg: JsMsg): Delivery {
+  return { deliverySequence: BigInt(msg.seq), deliveryCount: msg.info.deliveryCount };
+}
+
+/**
+ * Whether a later delivery of the task than `mine` wrote `record`, which is
+ * not terminal: this delivery's worker stopped answering (frozen, or cut off)
+ * for `ack_wait`, and JetStream gave the task to another. That delivery has the
+ * task now, so this one writes nothing more and neither acks nor naks: an ack
+ * or a nak names the message, whichever delivery sent it, and a nak would
+ * queue a copy beside the one running. Deliveries compare by stream sequence
+ * (a `RetryDeadLetter` publishes the task again), then by delivery count.
+ */
+export function overtaken(record: TaskStatus, mine: Delivery): boolean {
+  if (isTerminal(record.state)) return false;
+  if (record.deliverySequence !== mine.deliverySequence) return record.deliverySequence > mine.deliverySequence;
+  return record.deliveryCount > mine.deliveryCount;
+}
 
 /**
  * How many attempts a task spent before this delivery: the record's `attempt`,
@@ -49,7 +75,8 @@ export function recordsStart(deliveries: number, maxAttempts: number): boolean {
  * without spending one of the task's attempts: the task's record says how many
  * it spent (`attempt`) and counts the delivery as returned
  * (`returned_deliveries`), then the message is nak'ed. A task whose record is
- * terminal already is acked instead. If the record cannot be written (NATS
+ * terminal already is acked instead, and one that a later delivery has is left
+ * alone ({@link overtaken}). If the record cannot be written (NATS
  * unreachable), the nak goes out anyway, as a crash would. Broadcast copies
  * share one record between endpoints and are nak'ed as they are.
  */
@@ -61,6 +88,7 @@ export async function giveBack(bucket: StatusBucket, msg: JsMsg): Promise<GiveBa
       return "requeued";
     }
     const deliveries = msg.info.deliveryCount;
+    const mine = deliveryOf(msg);
     // A first delivery has no record yet, unless a cancel wrote one.
     let record: StoredStatus | undefined = deliveries > 1 ? await readStatus(bucket, workItem.taskId) : undefined;
     record ??= { status: queuedStatus(workItem), revision: 0 };
@@ -70,7 +98,9 @@ export async function giveBack(bucket: StatusBucket, msg: JsMsg): Promise<GiveBa
         msg.ack();
         return "superseded";
       }
+      if (overtaken(record.status, mine)) return "overtaken";
       markReturned(record.status, spentAttempts(record.revision ? record.status : undefined, workItem, deliveries));
+      Object.assign(record.status, mine);
       if (await writeStatus(bucket, record.status, record.revision)) break;
       record = await readStatus(bucket, workItem.taskId);
     }

@@ -17,7 +17,15 @@ import { isTerminal, queuedStatus, readStatus, type StatusBucket } from "../sdk/
 import { decodeMessage, encodeMessage, packMessage } from "../sdk/wire-codec.js";
 import { backoffMs } from "./backoff-ms.js";
 import { deadLetter } from "./dead-letter.js";
-import { giveBack, markReturned, maxAttemptsOf, recordsStart, spentAttempts } from "./give-back.js";
+import {
+  deliveryOf,
+  giveBack,
+  markReturned,
+  maxAttemptsOf,
+  overtaken,
+  recordsStart,
+  spentAttempts,
+} from "./give-back.js";
 import type { Lease, Leases } from "./leases.js";
 import { StatusWriter } from "./status-writer.js";
 import { TaskContextController } from "./task-context-controller.js";
@@ -113,6 +121,10 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
   // skip a task that already ended (cancelled, or finished before a crash), and to
   // count the attempts.
   const stored = deliveries > 1 && !endpoint ? await readStatus(env.bucket, taskId) : undefined;
+  // A pull request this worker made before it stopped answering may bring a
+  // redelivery after a later one started elsewhere: that one has the task.
+  const delivery = deliveryOf(msg);
+  if (stored && overtaken(stored.status, delivery)) return report("overtaken");
   if (!endpoint) attempt = spentAttempts(stored?.status, workItem, deliveries) + 1;
   if (stored && isTerminal(stored.status.state)) {
     // The attempt that recorded it may have died before its dead letter or its notification.
@@ -130,21 +142,25 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
   status.state = TaskState.RUNNING;
   status.startedAt = timestampNow();
   status.workerId = env.workerId;
+  Object.assign(status, delivery);
   const writer = new StatusWriter(
     env.bucket,
     status,
     stored?.revision ?? 0,
     env.statusIntervalMs,
     (error) => env.emit({ type: "error", error: TaskError.from(error), taskId }),
-    // Cancelled while it ran, even if the cancel message never reached this worker.
-    () => env.running.get(taskId)?.abort("superseded"),
+    // Cancelled while it ran (even if the cancel message never reached this worker), or
+    // redelivered elsewhere while this worker stopped answering.
+    (cause) => env.running.get(taskId)?.abort(cause),
   );
 
   let packed: Any | undefined;
   // Once the outcome is stored (or found recorded by someone else): the message is
   // settled in the same microtask as the events go out, so they leave in one socket
-  // write. A retry is nak'ed with its backoff; anything else is acked.
+  // write. A retry is nak'ed with its backoff; a task a later delivery has is left
+  // to it; anything else is acked.
   const settle = (state: TaskState, outcome: AttemptOutcome) => {
+    if (outcome === "overtaken") return outcome;
     if (state === TaskState.RETRYING && outcome !== "superseded" && workItem.retry) {
       msg.nak(backoffMs(workItem.retry, attempt));
     } else msg.ack();
@@ -176,7 +192,7 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
       }
       fill?.();
     });
-    if (written === "superseded") return settle(state, "superseded");
+    if (written === "superseded" || written === "overtaken") return settle(state, written);
     // Failed for good: dead-lettered before the ack, so a crash in between redelivers
     // the task, which then finds the FAILED record and dead-letters it.
     if (state === TaskState.FAILED) await deadLetter(env.bucket, workItem, writer.status);
@@ -232,15 +248,16 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
   const recordedStart = !endpoint && recordsStart(deliveries, maxAttempts);
   if (recordedStart) {
     const begun = await writer.begin().catch((error: unknown) => TaskError.from(error));
-    if (begun === "superseded") {
+    if (begun === "superseded" || begun === "overtaken") {
       void lease?.release();
-      msg.ack();
-      return report("superseded");
+      if (begun === "superseded") msg.ack();
+      return report(begun);
     }
     if (begun instanceof TaskError) {
       void lease?.release();
       // The write may have been stored with its PubAck lost: undo it if it was, best effort.
-      await writer.finish((s) => markReturned(s, attempt - 1)).catch(() => undefined);
+      const undone = await writer.finish((s) => markReturned(s, attempt - 1)).catch(() => undefined);
+      if (undone === "overtaken") return report("overtaken", begun);
       msg.nak();
       return report("requeued", begun);
     }
@@ -317,9 +334,12 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
     const outcome = endpoint
       ? "requeued"
       : await writer.finish((s) => markReturned(s, attempt - 1)).catch(() => "requeued" as const);
-    if (outcome === "superseded") msg.ack();
-    else msg.nak();
-    return report(outcome === "superseded" ? "superseded" : "requeued", failure);
+    if (outcome === "superseded" || outcome === "overtaken") {
+      if (outcome === "superseded") msg.ack();
+      return report(outcome, failure);
+    }
+    msg.nak();
+    return report("requeued", failure);
   }
   if (ctx.abortCause === "cancelled") {
     msg.ack(); // the canceller recorded CANCELLED
@@ -329,6 +349,7 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
     msg.ack();
     return report("superseded", failure);
   }
+  if (ctx.abortCause === "overtaken") return report("overtaken", failure);
   if (failure.retryable && attempt < maxAttempts && workItem.retry) {
     return report(await end(TaskState.RETRYING, "retrying", failure), failure);
   }

@@ -1,8 +1,13 @@
 import type { TaskStatus } from "../gen/taskwire/v1/task_pb.js";
 import { isTerminal, readStatus, type StatusBucket, type WrittenStatus, writeStatus } from "../sdk/task-status.js";
+import { overtaken } from "./give-back.js";
 
-/** How a terminal write ended: what was stored, or "superseded". */
-export type FinishOutcome = WrittenStatus | "superseded";
+/**
+ * How a durable write ended: what was stored; "superseded" when a terminal
+ * state is recorded already; "overtaken" when a later delivery of the task
+ * wrote the record (see `overtaken`), which has the task now.
+ */
+export type FinishOutcome = WrittenStatus | "superseded" | "overtaken";
 
 /**
  * Writes one attempt's status record. RUNNING and progress are coalesced: at
@@ -15,6 +20,8 @@ export class StatusWriter {
   private timer: NodeJS.Timeout | undefined;
   private chain: Promise<void> = Promise.resolve();
   private superseded = false;
+  /** A later delivery wrote the record: this attempt writes nothing more. */
+  private overtaken = false;
   private finished = false;
 
   constructor(
@@ -24,13 +31,16 @@ export class StatusWriter {
     private revision: number,
     private readonly intervalMs: number,
     private readonly onError: (error: unknown) => void,
-    /** Called once when a best-effort write finds a terminal state recorded by someone else. */
-    private readonly onSuperseded: () => void,
+    /**
+     * Called once when a best-effort write finds a terminal state recorded by
+     * someone else ("superseded"), or a later delivery's record ("overtaken").
+     */
+    private readonly onSuperseded: (cause: "superseded" | "overtaken") => void,
   ) {}
 
   /** Schedules a best-effort write of the current status within the interval. */
   touch(): void {
-    if (this.timer || this.finished || this.superseded) return;
+    if (this.timer || this.finished || this.superseded || this.overtaken) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.chain = this.chain.then(() => this.writeBestEffort());
@@ -39,14 +49,14 @@ export class StatusWriter {
 
   /**
    * Durably writes the terminal (or retrying) status built by `update` from the
-   * current one. Resolves what was stored, or "superseded" when a terminal
-   * state is already recorded.
+   * current one. Resolves what was stored, or why nothing was (see {@link FinishOutcome}).
    */
   async finish(update: (status: TaskStatus) => void): Promise<FinishOutcome> {
     this.finished = true;
     clearTimeout(this.timer);
     await this.chain;
     if (this.superseded) return "superseded";
+    if (this.overtaken) return "overtaken";
     update(this.status);
     return this.writeDurably();
   }
@@ -54,11 +64,12 @@ export class StatusWriter {
   /**
    * Durably writes the current status now, before the handler starts: a later
    * delivery then knows this attempt started (see `spentAttempts`). Resolves
-   * "superseded" when a terminal state is already recorded.
+   * as {@link finish} does.
    */
   async begin(): Promise<FinishOutcome> {
     const outcome = await this.writeDurably();
     if (outcome === "superseded") this.superseded = true;
+    if (outcome === "overtaken") this.overtaken = true;
     return outcome;
   }
 
@@ -71,6 +82,10 @@ export class StatusWriter {
       }
       const current = await readStatus(this.bucket, this.status.taskId);
       if (current && isTerminal(current.status.state)) return "superseded";
+      if (current && overtaken(current.status, this.status)) {
+        this.overtaken = true;
+        return "overtaken";
+      }
       this.revision = current?.revision ?? 0;
     }
   }
@@ -79,7 +94,7 @@ export class StatusWriter {
     try {
       // Two tries: a conflict with a non-terminal record (an earlier attempt's)
       // only tells us the revision to write over.
-      for (let tries = 0; tries < 2 && !this.finished && !this.superseded; tries++) {
+      for (let tries = 0; tries < 2 && !this.finished && !this.superseded && !this.overtaken; tries++) {
         const written = await writeStatus(this.bucket, this.status, this.revision);
         if (written !== undefined) {
           this.revision = written.revision;
@@ -88,7 +103,10 @@ export class StatusWriter {
         const current = await readStatus(this.bucket, this.status.taskId);
         if (current && isTerminal(current.status.state)) {
           this.superseded = true;
-          this.onSuperseded();
+          this.onSuperseded("superseded");
+        } else if (current && overtaken(current.status, this.status)) {
+          this.overtaken = true;
+          this.onSuperseded("overtaken");
         } else this.revision = current?.revision ?? 0;
       }
     } catch (error) {

@@ -3,7 +3,7 @@ import { TaskError } from "../sdk/task-error.js";
 import type { TaskContext } from "./task-context.js";
 
 /** Why an attempt's signal aborted. */
-export type AbortCause = "deadline" | "cancelled" | "shutdown" | "superseded";
+export type AbortCause = "deadline" | "cancelled" | "shutdown" | "superseded" | "overtaken";
 
 /**
  * The runtime's side of a {@link TaskContext}: owns the AbortController and
@@ -65,6 +65,10 @@ export class TaskContextController implements TaskContext {
       shutdown: () => new TaskError(`worker ${this.workerId} is shutting down`, Code.Unavailable),
       superseded: () =>
         new TaskError("the task already ended (cancelled, or finished by another delivery)", Code.Aborted, {
+          retryable: false,
+        }),
+      overtaken: () =>
+        new TaskError("a later delivery of the task, to another worker, has it now", Code.Aborted, {
           retryable: false,
         }),
     };

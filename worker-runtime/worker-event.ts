@@ -10,7 +10,13 @@ export type AttemptOutcome =
   /** A terminal state was already recorded (cancelled meanwhile, or a redelivery of a finished task). */
   | "superseded"
   /** Given back to the queue unfinished (shutdown). */
-  | "requeued";
+  | "requeued"
+  /**
+   * Left to a later delivery of the task, which recorded it: this worker had
+   * stopped answering (frozen, or cut off) for `ack_wait`, and the task went to
+   * another. Neither acked nor nak'ed; the handler, if it ran, was aborted.
+   */
+  | "overtaken";
 
 /**
  * What a worker reports in the background: one event per finished attempt,

@@ -60,6 +60,22 @@ describe("attempts of a task", () => {
     workers.push(worker);
     return worker;
   };
+  /** A worker process of the probe service (one that a test can freeze), once ready. */
+  const startWorkerProcess = async (workerId: string): Promise<ChildProcess> => {
+    const child = fork("worker-runtime/worker-process.ts", {
+      execArgv: ["--import", "tsx", "--conditions=taskwire-source"],
+      env: {
+        ...process.env,
+        TASKWIRE_NATS: nats.url,
+        TASKWIRE_WORKER_MODULE: "test/fixtures/probe-worker.ts",
+        TASKWIRE_WORKER_ID: workerId,
+        TASKWIRE_ACK_WAIT_MS: String(topology.ackWaitMs),
+      },
+      stdio: "ignore",
+    });
+    await new Promise((resolve) => child.once("message", resolve)); // ready
+    return child;
+  };
   // No best-effort RUNNING write within a test: a RUNNING record is then a start record.
   const startRecordsOnly = { statusIntervalMs: 60_000 };
   // One handler slot and one task pulled ahead; a short grace interrupts the running one.
@@ -152,19 +168,8 @@ describe("attempts of a task", () => {
     await Promise.all(workers.splice(0).map((w) => w.close()));
 
     // A worker process takes the task, then is frozen: no more heartbeats.
-    const child: ChildProcess = fork("worker-runtime/worker-process.ts", {
-      execArgv: ["--import", "tsx", "--conditions=taskwire-source"],
-      env: {
-        ...process.env,
-        TASKWIRE_NATS: nats.url,
-        TASKWIRE_WORKER_MODULE: "test/fixtures/probe-worker.ts",
-        TASKWIRE_WORKER_ID: "frozen",
-        TASKWIRE_ACK_WAIT_MS: String(topology.ackWaitMs),
-      },
-      stdio: "ignore",
-    });
+    const child = await startWorkerProcess("frozen");
     try {
-      await new Promise((resolve) => child.once("message", resolve)); // ready
       const task = await client.submitTask(run, { label: "frozen", sleepMs: 3_000 });
       await poll(async () => ((await task.status()).workerId === "frozen" ? true : undefined));
       child.kill("SIGSTOP");
@@ -174,6 +179,33 @@ describe("attempts of a task", () => {
       // Attempt 2: the frozen worker's attempt counts. A pull request it made before freezing
       // may still take the first redelivery (it expires within ack_wait/2), but never starts it.
       expect(result.attempt).toBe(2);
+    } finally {
+      child.kill("SIGKILL");
+      child.kill("SIGCONT");
+    }
+  });
+
+  it("a frozen worker that thaws leaves its task to the delivery that took it over", async () => {
+    const child = await startWorkerProcess("thawed");
+    try {
+      const task = await client.submitTask(run, { label: "thawed", sleepMs: 2_500 });
+      await poll(async () => ((await task.status()).workerId === "thawed" ? true : undefined));
+      child.kill("SIGSTOP");
+      await startWorker("successor");
+      // The redelivery recorded its start: thaw the first worker while it runs. Its handler
+      // ends at once (its time passed), and its write meets the successor's record.
+      const taken = await poll(async () => {
+        const status = await task.status();
+        return status.workerId === "successor" ? status : undefined;
+      });
+      expect(taken).toMatchObject({ state: TaskState.RUNNING, attempt: 2 });
+      child.kill("SIGCONT");
+      // Before, the thawed worker wrote its own outcome over the successor's record (attempt
+      // 1, its id) and acked, or, past its deadline, wrote RETRYING and nak'ed: a third run.
+      const result = await task.result();
+      expect(result).toMatchObject({ workerId: "successor", attempt: 2 });
+      expect(await task.status()).toMatchObject({ state: TaskState.SUCCEEDED, attempt: 2, workerId: "successor" });
+      expect(of("thawed").map((a) => a.attempt)).toEqual([2]); // the successor's run, and no other here
     } finally {
       child.kill("SIGKILL");
       child.kill("SIGCONT");

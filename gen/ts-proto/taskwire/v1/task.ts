@@ -651,6 +651,15 @@ export interface TaskStatus {
    * They spend no attempt: `attempt` is set back to the attempts spent before them.
    */
   returnedDeliveries: number;
+  /**
+   * The delivery whose attempt last wrote this record: its WorkItem's stream
+   * sequence and JetStream delivery count (0 and 0 until an attempt writes). A
+   * worker whose writes meet a record of a later delivery (its task was redelivered
+   * while it stopped answering) leaves the task to that delivery: it writes nothing
+   * more and neither acks nor naks.
+   */
+  deliverySequence: number;
+  deliveryCount: number;
 }
 
 export interface TaskStatus_MetadataEntry {
@@ -2385,6 +2394,8 @@ function createBaseTaskStatus(): TaskStatus {
     expiresAt: undefined,
     delivery: 0,
     returnedDeliveries: 0,
+    deliverySequence: 0,
+    deliveryCount: 0,
   };
 }
 
@@ -2458,6 +2469,12 @@ export const TaskStatus: MessageFns<TaskStatus> = {
     }
     if (message.returnedDeliveries !== 0) {
       writer.uint32(184).uint32(message.returnedDeliveries);
+    }
+    if (message.deliverySequence !== 0) {
+      writer.uint32(192).uint64(message.deliverySequence);
+    }
+    if (message.deliveryCount !== 0) {
+      writer.uint32(200).uint32(message.deliveryCount);
     }
     return writer;
   },
@@ -2662,6 +2679,22 @@ export const TaskStatus: MessageFns<TaskStatus> = {
             message.returnedDeliveries = reader.uint32();
             continue;
           }
+          case 24: {
+            if (tag !== 192) {
+              break;
+            }
+
+            message.deliverySequence = longToNumber(reader.uint64());
+            continue;
+          }
+          case 25: {
+            if (tag !== 200) {
+              break;
+            }
+
+            message.deliveryCount = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2766,6 +2799,16 @@ export const TaskStatus: MessageFns<TaskStatus> = {
         : isSet(object.returned_deliveries)
         ? globalThis.Number(object.returned_deliveries)
         : 0,
+      deliverySequence: isSet(object.deliverySequence)
+        ? globalThis.Number(object.deliverySequence)
+        : isSet(object.delivery_sequence)
+        ? globalThis.Number(object.delivery_sequence)
+        : 0,
+      deliveryCount: isSet(object.deliveryCount)
+        ? globalThis.Number(object.deliveryCount)
+        : isSet(object.delivery_count)
+        ? globalThis.Number(object.delivery_count)
+        : 0,
     };
   },
 
@@ -2846,6 +2889,12 @@ export const TaskStatus: MessageFns<TaskStatus> = {
     if (message.returnedDeliveries !== 0) {
       obj.returnedDeliveries = Math.round(message.returnedDeliveries);
     }
+    if (message.deliverySequence !== 0) {
+      obj.deliverySequence = Math.round(message.deliverySequence);
+    }
+    if (message.deliveryCount !== 0) {
+      obj.deliveryCount = Math.round(message.deliveryCount);
+    }
     return obj;
   },
 
@@ -2891,6 +2940,8 @@ export const TaskStatus: MessageFns<TaskStatus> = {
     message.expiresAt = object.expiresAt ?? undefined;
     message.delivery = object.delivery ?? 0;
     message.returnedDeliveries = object.returnedDeliveries ?? 0;
+    message.deliverySequence = object.deliverySequence ?? 0;
+    message.deliveryCount = object.deliveryCount ?? 0;
     return message;
   },
 };
@@ -3024,6 +3075,17 @@ function fromJsonTimestamp(o: any): Date {
   } else {
     return fromTimestamp(Timestamp.fromJSON(o));
   }
+}
+
+function longToNumber(int64: { toString(): string }): number {
+  const num = globalThis.Number(int64.toString());
+  if (num > globalThis.Number.MAX_SAFE_INTEGER) {
+    throw new globalThis.Error("Value is larger than Number.MAX_SAFE_INTEGER");
+  }
+  if (num < globalThis.Number.MIN_SAFE_INTEGER) {
+    throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
+  }
+  return num;
 }
 
 function isObject(value: any): boolean {
