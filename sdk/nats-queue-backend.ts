@@ -196,6 +196,9 @@ class NatsQueueBackend implements QueueBackend {
       finishedAt: undefined,
       progress: undefined,
       workerId: "",
+      // Published again, the task is a new message: no delivery of the old one has it.
+      deliverySequence: 0n,
+      deliveryCount: 0,
     };
     const written = await writeStatus(this.bucket, next, current?.revision ?? 0).catch((e) =>
       Promise.reject(fromNatsError(e, retrying)),

@@ -233,6 +233,7 @@ class TaskWorker implements Worker {
         workerId: this.id,
         statusIntervalMs: this.options.statusIntervalMs ?? 250,
         heartbeatMs,
+        ackWaitMs,
         bind: (name) => methods.get(name),
         running: this.running,
         cancelled: this.cancelled,

@@ -46,6 +46,8 @@ export interface AttemptEnvironment {
   readonly statusIntervalMs: number;
   /** How often a running attempt tells JetStream it is alive (a third of ack_wait). */
   readonly heartbeatMs: number;
+  /** The consumers' ack_wait: silent for longer, a delivery may be redelivered elsewhere. */
+  readonly ackWaitMs: number;
   /** The handler of an rpc of this worker type. */
   readonly bind: (methodName: string) => BoundMethod | undefined;
   /** Attempts running now, by task id: cancellation and shutdown abort them. */
@@ -143,6 +145,10 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
   status.startedAt = timestampNow();
   status.workerId = env.workerId;
   Object.assign(status, delivery);
+  // This attempt's handler context and heartbeat, once it runs (not the task id's entry in
+  // env.running: a stalled worker can hold a later delivery of the same task too).
+  let running: TaskContextController | undefined;
+  let heartbeat: NodeJS.Timeout | undefined;
   const writer = new StatusWriter(
     env.bucket,
     status,
@@ -150,19 +156,40 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
     env.statusIntervalMs,
     (error) => env.emit({ type: "error", error: TaskError.from(error), taskId }),
     // Cancelled while it ran (even if the cancel message never reached this worker), or
-    // redelivered elsewhere while this worker stopped answering.
-    (cause) => env.running.get(taskId)?.abort(cause),
+    // redelivered elsewhere while this worker stopped answering: then its +WPI would keep
+    // alive a message that is the later delivery's, and hide that one's worker dying.
+    (cause) => {
+      running?.abort(cause);
+      if (cause === "overtaken") clearInterval(heartbeat);
+    },
   );
+  // Silent for longer than ack_wait (this process stalled: frozen, or starved), the
+  // delivery may have gone to another worker meanwhile: a best-effort write then finds
+  // out (it meets that delivery's record), and a retry is not nak'ed (see settle).
+  let lastBeat = started;
+  let lapsed = false;
+  const alive = () => {
+    const now = Date.now();
+    if (now - lastBeat > env.ackWaitMs && !lapsed) {
+      lapsed = true;
+      if (!endpoint) writer.touch();
+    }
+    lastBeat = now;
+    msg.working();
+  };
+  const stalled = () => lapsed || Date.now() - lastBeat > env.ackWaitMs;
 
   let packed: Any | undefined;
   // Once the outcome is stored (or found recorded by someone else): the message is
   // settled in the same microtask as the events go out, so they leave in one socket
-  // write. A retry is nak'ed with its backoff; a task a later delivery has is left
-  // to it; anything else is acked.
+  // write. A retry is nak'ed with its backoff, unless this delivery stalled past ack_wait:
+  // a nak names the message, and would queue a copy beside one that another worker may run
+  // now; left alone, it comes back after ack_wait. A task a later delivery has is left to
+  // it; anything else is acked.
   const settle = (state: TaskState, outcome: AttemptOutcome) => {
     if (outcome === "overtaken") return outcome;
     if (state === TaskState.RETRYING && outcome !== "superseded" && workItem.retry) {
-      msg.nak(backoffMs(workItem.retry, attempt));
+      if (!stalled()) msg.nak(backoffMs(workItem.retry, attempt));
     } else msg.ack();
     return outcome;
   };
@@ -229,7 +256,7 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
   try {
     const waiting = () => {
       if (env.draining()) throw new TaskError("the worker is draining", Code.Unavailable);
-      msg.working();
+      alive();
     };
     lease = await env.concurrency?.acquire(env.workerId, waiting);
     await env.rate?.acquire(env.workerId, waiting);
@@ -280,11 +307,12 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
       status.progress = create(ProgressSchema, { fraction, message, updatedAt: timestampNow() });
       writer.touch();
     },
-    () => msg.working(),
+    alive,
   );
+  running = ctx;
   env.running.set(taskId, ctx);
-  const heartbeat = setInterval(() => {
-    msg.working();
+  heartbeat = setInterval(() => {
+    alive();
     void lease?.renew().catch(() => undefined);
   }, env.heartbeatMs);
   if (!endpoint && !recordedStart) writer.touch(); // RUNNING, unless the handler finishes within the interval
@@ -314,7 +342,7 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
   } finally {
     clearInterval(heartbeat);
     ctx.dispose();
-    env.running.delete(taskId);
+    if (env.running.get(taskId) === ctx) env.running.delete(taskId);
     void lease?.release();
   }
 
@@ -338,7 +366,7 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
       if (outcome === "superseded") msg.ack();
       return report(outcome, failure);
     }
-    msg.nak();
+    if (!stalled()) msg.nak(); // as a retry (see settle)
     return report("requeued", failure);
   }
   if (ctx.abortCause === "cancelled") {
