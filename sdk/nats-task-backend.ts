@@ -173,9 +173,7 @@ class NatsTaskBackend implements TaskBackend {
     } catch (error) {
       return Promise.reject(error);
     }
-    if (task.idempotencyKey) return this.submitKeyed(task, prepared, notify);
-    if (prepared.broadcast) return this.submitBroadcast(task.workerType, prepared, prepared.broadcast, notify);
-    return this.publishTask(task, prepared, notify);
+    return task.idempotencyKey ? this.submitKeyed(task, prepared, notify) : this.enqueue(task, prepared, notify);
   }
 
   /** A keyed task may have run and left the queue already: its status record says so. */
@@ -193,6 +191,11 @@ class NatsTaskBackend implements TaskBackend {
       );
       if (where) return this.duplicate(taskId, where.state);
     }
+    return this.enqueue(task, prepared, notify);
+  }
+
+  /** Publishes a task that passed its checks (and its key lookup): a copy per endpoint for a broadcast. */
+  private enqueue(task: Task, prepared: PreparedTask, notify: boolean): Promise<SubmitResponse> {
     if (prepared.broadcast) return this.submitBroadcast(task.workerType, prepared, prepared.broadcast, notify);
     return this.publishTask(task, prepared, notify);
   }

@@ -277,8 +277,7 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
     const begun = await writer.begin().catch((error: unknown) => TaskError.from(error));
     if (begun === "superseded" || begun === "overtaken") {
       void lease?.release();
-      if (begun === "superseded") msg.ack();
-      return report(begun);
+      return report(settle(TaskState.RUNNING, begun));
     }
     if (begun instanceof TaskError) {
       void lease?.release();
@@ -362,10 +361,7 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
     const outcome = endpoint
       ? "requeued"
       : await writer.finish((s) => markReturned(s, attempt - 1)).catch(() => "requeued" as const);
-    if (outcome === "superseded" || outcome === "overtaken") {
-      if (outcome === "superseded") msg.ack();
-      return report(outcome, failure);
-    }
+    if (outcome === "superseded" || outcome === "overtaken") return report(settle(status.state, outcome), failure);
     if (!stalled()) msg.nak(); // as a retry (see settle)
     return report("requeued", failure);
   }

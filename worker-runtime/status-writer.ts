@@ -19,9 +19,11 @@ export type FinishOutcome = WrittenStatus | "superseded" | "overtaken";
 export class StatusWriter {
   private timer: NodeJS.Timeout | undefined;
   private chain: Promise<void> = Promise.resolve();
-  private superseded = false;
-  /** A later delivery wrote the record: this attempt writes nothing more. */
-  private overtaken = false;
+  /**
+   * Why this attempt writes nothing more, once a conflict told it: a terminal
+   * state recorded by someone else, or a later delivery's record.
+   */
+  private lost: "superseded" | "overtaken" | undefined;
   private finished = false;
 
   constructor(
@@ -31,16 +33,13 @@ export class StatusWriter {
     private revision: number,
     private readonly intervalMs: number,
     private readonly onError: (error: unknown) => void,
-    /**
-     * Called once when a best-effort write finds a terminal state recorded by
-     * someone else ("superseded"), or a later delivery's record ("overtaken").
-     */
+    /** Called once when a best-effort write finds that this attempt lost the record (see `lost`). */
     private readonly onSuperseded: (cause: "superseded" | "overtaken") => void,
   ) {}
 
   /** Schedules a best-effort write of the current status within the interval. */
   touch(): void {
-    if (this.timer || this.finished || this.superseded || this.overtaken) return;
+    if (this.timer || this.finished || this.lost) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.chain = this.chain.then(() => this.writeBestEffort());
@@ -55,8 +54,7 @@ export class StatusWriter {
     this.finished = true;
     clearTimeout(this.timer);
     await this.chain;
-    if (this.superseded) return "superseded";
-    if (this.overtaken) return "overtaken";
+    if (this.lost) return this.lost;
     update(this.status);
     return this.writeDurably();
   }
@@ -66,27 +64,15 @@ export class StatusWriter {
    * delivery then knows this attempt started (see `spentAttempts`). Resolves
    * as {@link finish} does.
    */
-  async begin(): Promise<FinishOutcome> {
-    const outcome = await this.writeDurably();
-    if (outcome === "superseded") this.superseded = true;
-    if (outcome === "overtaken") this.overtaken = true;
-    return outcome;
+  begin(): Promise<FinishOutcome> {
+    return this.writeDurably();
   }
 
   private async writeDurably(): Promise<FinishOutcome> {
     for (;;) {
-      const written = await writeStatus(this.bucket, this.status, this.revision);
-      if (written !== undefined) {
-        this.revision = written.revision;
-        return written;
-      }
-      const current = await readStatus(this.bucket, this.status.taskId);
-      if (current && isTerminal(current.status.state)) return "superseded";
-      if (current && overtaken(current.status, this.status)) {
-        this.overtaken = true;
-        return "overtaken";
-      }
-      this.revision = current?.revision ?? 0;
+      const written = await this.writeOnce();
+      if (written) return written;
+      if (this.lost) return this.lost;
     }
   }
 
@@ -94,23 +80,30 @@ export class StatusWriter {
     try {
       // Two tries: a conflict with a non-terminal record (an earlier attempt's)
       // only tells us the revision to write over.
-      for (let tries = 0; tries < 2 && !this.finished && !this.superseded && !this.overtaken; tries++) {
-        const written = await writeStatus(this.bucket, this.status, this.revision);
-        if (written !== undefined) {
-          this.revision = written.revision;
-          return;
-        }
-        const current = await readStatus(this.bucket, this.status.taskId);
-        if (current && isTerminal(current.status.state)) {
-          this.superseded = true;
-          this.onSuperseded("superseded");
-        } else if (current && overtaken(current.status, this.status)) {
-          this.overtaken = true;
-          this.onSuperseded("overtaken");
-        } else this.revision = current?.revision ?? 0;
+      for (let tries = 0; tries < 2 && !this.finished && !this.lost; tries++) {
+        if (await this.writeOnce()) return;
+        if (this.lost) this.onSuperseded(this.lost);
       }
     } catch (error) {
       this.onError(error);
     }
+  }
+
+  /**
+   * One conditional write of the current status. On a conflict it reads the
+   * record: a terminal one, or one a later delivery wrote, ends this attempt's
+   * writes (`lost`); any other gives the revision to write over next.
+   */
+  private async writeOnce(): Promise<WrittenStatus | undefined> {
+    const written = await writeStatus(this.bucket, this.status, this.revision);
+    if (written !== undefined) {
+      this.revision = written.revision;
+      return written;
+    }
+    const current = await readStatus(this.bucket, this.status.taskId);
+    if (current && isTerminal(current.status.state)) this.lost = "superseded";
+    else if (current && overtaken(current.status, this.status)) this.lost = "overtaken";
+    else this.revision = current?.revision ?? 0;
+    return undefined;
   }
 }
