@@ -34,6 +34,8 @@ describe("attempts of a task", () => {
   let nats: NatsServer;
   let client: TaskwireClient;
   const workers: Worker[] = [];
+  /** Worker processes a test started (see startWorkerProcess), killed after it. */
+  const processes: ChildProcess[] = [];
   const attempts: AttemptRecord[] = [];
   const of = (label: string) => attempts.filter((a) => a.label === label);
 
@@ -43,6 +45,11 @@ describe("attempts of a task", () => {
   }, 30_000);
 
   afterEach(async () => {
+    // Killed where they stand, frozen or not (SIGCONT lets a stopped one take the SIGKILL).
+    for (const child of processes.splice(0)) {
+      child.kill("SIGKILL");
+      child.kill("SIGCONT");
+    }
     await Promise.all(workers.splice(0).map((w) => w.close()));
   });
 
@@ -75,6 +82,7 @@ describe("attempts of a task", () => {
       },
       stdio: "ignore",
     });
+    processes.push(child);
     await new Promise((resolve) => child.once("message", resolve)); // ready
     return child;
   };
@@ -174,47 +182,37 @@ describe("attempts of a task", () => {
 
     // A worker process takes the task, then is frozen: no more heartbeats.
     const child = await startWorkerProcess("frozen");
-    try {
-      const task = await client.submitTask(run, { label: "frozen", sleepMs: 3_000 });
-      await poll(async () => ((await task.status()).workerId === "frozen" ? true : undefined));
-      child.kill("SIGSTOP");
-      await startWorker("rescuer");
-      const result = await task.result();
-      expect(result.workerId).toBe("rescuer");
-      // Attempt 2: the frozen worker's attempt counts. A pull request it made before freezing
-      // may still take the first redelivery (it expires within ack_wait/2), but never starts it.
-      expect(result.attempt).toBe(2);
-    } finally {
-      child.kill("SIGKILL");
-      child.kill("SIGCONT");
-    }
+    const task = await client.submitTask(run, { label: "frozen", sleepMs: 3_000 });
+    await poll(async () => ((await task.status()).workerId === "frozen" ? true : undefined));
+    child.kill("SIGSTOP");
+    await startWorker("rescuer");
+    const result = await task.result();
+    expect(result.workerId).toBe("rescuer");
+    // Attempt 2: the frozen worker's attempt counts. A pull request it made before freezing
+    // may still take the first redelivery (it expires within ack_wait/2), but never starts it.
+    expect(result.attempt).toBe(2);
   });
 
   it("a frozen worker that thaws leaves its task to the delivery that took it over", async () => {
     const child = await startWorkerProcess("thawed");
-    try {
-      const task = await client.submitTask(run, { label: "thawed", sleepMs: 2_500 });
-      await poll(async () => ((await task.status()).workerId === "thawed" ? true : undefined));
-      child.kill("SIGSTOP");
-      await startWorker("successor");
-      // The redelivery recorded its start: thaw the first worker while it runs. Its handler
-      // ends at once (its time passed), and its write meets the successor's record.
-      const taken = await poll(async () => {
-        const status = await task.status();
-        return status.workerId === "successor" ? status : undefined;
-      });
-      expect(taken).toMatchObject({ state: TaskState.RUNNING, attempt: 2 });
-      child.kill("SIGCONT");
-      // Before, the thawed worker wrote its own outcome over the successor's record (attempt
-      // 1, its id) and acked, or, past its deadline, wrote RETRYING and nak'ed: a third run.
-      const result = await task.result();
-      expect(result).toMatchObject({ workerId: "successor", attempt: 2 });
-      expect(await task.status()).toMatchObject({ state: TaskState.SUCCEEDED, attempt: 2, workerId: "successor" });
-      expect(of("thawed").map((a) => a.attempt)).toEqual([2]); // the successor's run, and no other here
-    } finally {
-      child.kill("SIGKILL");
-      child.kill("SIGCONT");
-    }
+    const task = await client.submitTask(run, { label: "thawed", sleepMs: 2_500 });
+    await poll(async () => ((await task.status()).workerId === "thawed" ? true : undefined));
+    child.kill("SIGSTOP");
+    await startWorker("successor");
+    // The redelivery recorded its start: thaw the first worker while it runs. Its handler
+    // ends at once (its time passed), and its write meets the successor's record.
+    const taken = await poll(async () => {
+      const status = await task.status();
+      return status.workerId === "successor" ? status : undefined;
+    });
+    expect(taken).toMatchObject({ state: TaskState.RUNNING, attempt: 2 });
+    child.kill("SIGCONT");
+    // Before, the thawed worker wrote its own outcome over the successor's record (attempt
+    // 1, its id) and acked, or, past its deadline, wrote RETRYING and nak'ed: a third run.
+    const result = await task.result();
+    expect(result).toMatchObject({ workerId: "successor", attempt: 2 });
+    expect(await task.status()).toMatchObject({ state: TaskState.SUCCEEDED, attempt: 2, workerId: "successor" });
+    expect(of("thawed").map((a) => a.attempt)).toEqual([2]); // the successor's run, and no other here
   });
 
   it("a redelivery whose record names a later delivery leaves the task to it: it neither runs nor settles it", async () => {
