@@ -10,12 +10,15 @@ import { implementProbeService, probeService } from "../../gen/probe/v1/probe_ta
 import { TaskState, TaskStatusSchema, WorkItemSchema } from "../../gen/taskwire/v1/task_pb.js";
 import { createClient, type TaskwireClient } from "../../sdk/create-client.js";
 import { createNatsTaskBackend } from "../../sdk/nats-task-backend.js";
+import { RequestPipeline } from "../../sdk/request-pipeline.js";
 import type { TaskError } from "../../sdk/task-error.js";
 import { createTaskRegistry, registryOf } from "../../sdk/task-registry.js";
+import { readStatus } from "../../sdk/task-status.js";
 import { topology as subjects } from "../../sdk/topology.js";
 import { decodeMessage } from "../../sdk/wire-codec.js";
 import { createGateway, type Gateway } from "../../server/create-gateway.js";
 import { createWorker, type Worker, type WorkerOptions } from "../../worker-runtime/create-worker.js";
+import { giveBack } from "../../worker-runtime/give-back.js";
 import { type AttemptRecord, probeHandler } from "../fixtures/probe-worker.js";
 import { type NatsServer, startNatsServer } from "../support/nats-server.js";
 import { poll } from "../support/poll.js";
@@ -215,6 +218,42 @@ describe("attempts of a task", () => {
     expect(of("thawed").map((a) => a.attempt)).toEqual([2]); // the successor's run, and no other here
   });
 
+  /** The probe type's queue consumer, as a test that takes deliveries itself reads it. */
+  const probeConsumer = (nc: NatsConnection) =>
+    jetstream(nc).consumers.get(subjects.streamName("probe"), subjects.consumerName("probe", "normal"));
+  /** Writes the record a later delivery (`deliveryCount`) of the message `seq`, on another worker, writes as it starts. */
+  const recordLaterDelivery = async (nc: NatsConnection, taskId: string, seq: number, deliveryCount: number) => {
+    const kv = await new Kvm(nc).open(subjects.statusBucket);
+    const later = create(TaskStatusSchema, {
+      taskId,
+      workerType: "probe",
+      method: "Run",
+      state: TaskState.RUNNING,
+      attempt: 2,
+      maxAttempts: 3,
+      workerId: "successor",
+      deliverySequence: BigInt(seq),
+      deliveryCount,
+    });
+    return kv.put(taskId, toBinary(TaskStatusSchema, later));
+  };
+  /**
+   * Every ack, nak and +WPI sent for the probe consumer's messages, by stream
+   * sequence (the sixth token of the reply subject). Complete up to a moment once
+   * the sender's connection and then this one are flushed: the server forwards
+   * what a connection sent before it answers that connection's ping.
+   */
+  const spyOnAcks = (nc: NatsConnection) => {
+    const sent = new Map<number, string[]>();
+    nc.subscribe(`$JS.ACK.${subjects.streamName("probe")}.${subjects.consumerName("probe", "normal")}.>`, {
+      callback: (_, msg) => {
+        const seq = Number(msg.subject.split(".")[5]);
+        sent.set(seq, [...(sent.get(seq) ?? []), msg.string().split(" ")[0] ?? ""]);
+      },
+    });
+    return (seq: number) => sent.get(seq) ?? [];
+  };
+
   it("a redelivery whose record names a later delivery leaves the task to it: it neither runs nor settles it", async () => {
     await startWorker("provisioner");
     await Promise.all(workers.splice(0).map((w) => w.close()));
@@ -222,26 +261,10 @@ describe("attempts of a task", () => {
     const nc = await connect({ servers: nats.url });
     try {
       // Delivery 1, never acked: redelivered after ack_wait.
-      const consumer = await jetstream(nc).consumers.get(
-        subjects.streamName("probe"),
-        subjects.consumerName("probe", "normal"),
-      );
-      const first = await consumer.next({ expires: 5_000 });
+      const first = await (await probeConsumer(nc)).next({ expires: 5_000 });
       if (!first) throw new Error("the task was not delivered");
       // What delivery 3, on a worker that took the task over, records as it starts.
-      const kv = await new Kvm(nc).open(subjects.statusBucket);
-      const later = create(TaskStatusSchema, {
-        taskId: task.id,
-        workerType: "probe",
-        method: "Run",
-        state: TaskState.RUNNING,
-        attempt: 2,
-        maxAttempts: 3,
-        workerId: "successor",
-        deliverySequence: BigInt(first.seq),
-        deliveryCount: 3,
-      });
-      await kv.put(task.id, toBinary(TaskStatusSchema, later));
+      await recordLaterDelivery(nc, task.id, first.seq, 3);
     } finally {
       await nc.close();
     }
@@ -257,6 +280,83 @@ describe("attempts of a task", () => {
     expect(outcomes).toEqual(["overtaken", "succeeded"]);
     expect(of("overtaken-start").map((a) => a.attempt)).toEqual([3]);
     expect(result.attempt).toBe(3);
+  });
+
+  it("a worker giving back a delivery that a later one overtook writes nothing and neither acks nor naks it", async () => {
+    await startWorker("provisioner");
+    await Promise.all(workers.splice(0).map((w) => w.close()));
+    const task = await client.submitTask(run, { label: "overtaken-give-back" });
+    const nc = await connect({ servers: nats.url });
+    const spy = await connect({ servers: nats.url });
+    try {
+      const sentFor = spyOnAcks(spy);
+      await spy.flush();
+      const consumer = await probeConsumer(nc);
+      const bucket = { kv: await new Kvm(nc).open(subjects.statusBucket), requests: new RequestPipeline(nc) };
+      const first = await consumer.next({ expires: 5_000 });
+      if (!first) throw new Error("the task was not delivered");
+      const revision = await recordLaterDelivery(nc, task.id, first.seq, 3);
+      // Delivery 1 finds the record as its write conflicts; delivery 2 (after ack_wait) reads it first.
+      const second = await consumer.next({ expires: 5_000 });
+      if (!second) throw new Error("the task was not redelivered");
+      expect([first.info.deliveryCount, second.info.deliveryCount]).toEqual([1, 2]);
+      expect(await giveBack(bucket, first)).toBe("overtaken");
+      expect(await giveBack(bucket, second)).toBe("overtaken");
+      expect(await readStatus(bucket, task.id)).toMatchObject({ revision, status: { workerId: "successor" } });
+      bucket.requests.close();
+      await nc.flush();
+      await spy.flush();
+      // A nak would queue a copy beside the one the later delivery runs; an ack would end it unfinished.
+      expect(sentFor(first.seq)).toEqual([]);
+      // The control: the spy sees a settle when there is one.
+      second.ack();
+      await nc.flush();
+      await spy.flush();
+      expect(sentFor(first.seq)).toEqual(["+ACK"]);
+    } finally {
+      await nc.close();
+      await spy.close();
+    }
+  });
+
+  it("an attempt that stalled past ack_wait does not nak its retry: the message comes back after ack_wait", async () => {
+    // CPU-bound and never yielding, attempt 1 keeps its event loop from heartbeating for
+    // longer than ack_wait: the message may have gone to another worker meanwhile.
+    const stalling = implementProbeService({
+      run: async (request, ctx) => {
+        if (ctx.attempt > 1) return { label: request.label, attempt: ctx.attempt, workerId: ctx.workerId };
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1.5 * topology.ackWaitMs);
+        throw new Error(`${request.label} failed after stalling`);
+      },
+    });
+    const wnc = await connect({ servers: nats.url });
+    const spy = await connect({ servers: nats.url });
+    try {
+      const sentFor = spyOnAcks(spy);
+      await spy.flush();
+      const outcomes: { taskId: string; outcome: string }[] = [];
+      await startWorker("starved", {
+        nats: wnc,
+        concurrency: 1,
+        services: [stalling],
+        onEvent: (event) => {
+          if (event.type === "attempt") outcomes.push({ taskId: event.taskId, outcome: event.outcome });
+        },
+      });
+      const task = await client.submitTask(run, { label: "stalled" });
+      expect(await task.result()).toMatchObject({ attempt: 2, workerId: "starved" });
+      const { deliverySequence, errorHistory } = await task.status();
+      expect(errorHistory.map((e) => e.message)).toEqual(["stalled failed after stalling"]);
+      await wnc.flush();
+      await spy.flush();
+      // Recorded as a retry, as any failed attempt, but not nak'ed: it was redelivered on its own.
+      expect(outcomes.filter((o) => o.taskId === task.id).map((o) => o.outcome)).toEqual(["retrying", "succeeded"]);
+      expect(sentFor(Number(deliverySequence)).filter((sent) => sent !== "+WPI")).toEqual(["+ACK"]);
+    } finally {
+      await Promise.all(workers.splice(0).map((w) => w.close()));
+      await wnc.close();
+      await spy.close();
+    }
   });
 
   it("one idempotency key is one task through two gateways, before and after it ran", async () => {
