@@ -51,6 +51,24 @@ describe("createGateway", () => {
     });
   }
 
+  for (const [name, transport] of Object.entries(transports)) {
+    it(`ends a unary call's handler when the client hangs up, or its deadline passes (${name})`, async () => {
+      const client = createClient(TaskService, transport());
+      const signals = backend.watchSignals.length;
+      const abandoned = new AbortController();
+      const waiting = client.waitTask({ taskId: endlessTaskId }, { signal: abandoned.signal });
+      await expect.poll(() => backend.watchSignals.length).toBe(signals + 1);
+      abandoned.abort();
+      await expect(waiting).rejects.toMatchObject({ code: Code.Canceled });
+      await expect.poll(() => backend.watchSignals[signals]?.aborted).toBe(true);
+
+      await expect(client.waitTask({ taskId: endlessTaskId }, { timeoutMs: 200 })).rejects.toMatchObject({
+        code: Code.DeadlineExceeded,
+      });
+      await expect.poll(() => backend.watchSignals[signals + 1]?.aborted).toBe(true);
+    });
+  }
+
   it("answers a plain JSON POST, as curl sends it", async () => {
     const { taskId } = await backend.submit(create(TaskSchema, { workerType: "hasher", method: "Digest" }));
     const response = await fetch(`${gateway.url}/taskwire.v1.TaskService/GetTask`, {

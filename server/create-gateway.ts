@@ -12,6 +12,7 @@ import { queueServiceRoutes } from "./queue-service-routes.js";
 import { reflectionRoutes } from "./reflection-routes.js";
 import { taskServiceRoutes } from "./task-service-routes.js";
 import { typedTaskRoutes } from "./typed-task-routes.js";
+import { UnaryFastPath } from "./unary-fast-path.js";
 
 /** A running gateway. */
 export interface Gateway {
@@ -55,8 +56,16 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   const shutdown = new AbortController();
   // Every request in flight listens to it: no listener limit.
   setMaxListeners(0, shutdown.signal);
-  const handler = connectNodeAdapter({
-    routes: (router) => {
+  const jsonOptions = opts.typeRegistry ? { registry: opts.typeRegistry } : undefined;
+  // Unary calls in binary Protobuf skip connect-node's machinery (see UnaryFastPath).
+  const fastPath = new UnaryFastPath({
+    maxMessageBytes: opts.maxMessageBytes,
+    shutdownSignal: shutdown.signal,
+    jsonOptions,
+  });
+  const connectHandler = connectNodeAdapter({
+    routes: (connectRouter) => {
+      const router = fastPath.recording(connectRouter);
       taskServiceRoutes(opts.backend)(router);
       if (opts.queues) queueServiceRoutes(opts.queues)(router);
       healthRoutes(health)(router);
@@ -64,7 +73,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       opts.routes?.(router);
       if (opts.reflection) reflectionRoutes()(router);
     },
-    jsonOptions: opts.typeRegistry ? { registry: opts.typeRegistry } : undefined,
+    jsonOptions,
     readMaxBytes: opts.maxMessageBytes,
     writeMaxBytes: opts.maxMessageBytes,
     shutdownSignal: shutdown.signal,
@@ -72,7 +81,9 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     grpcWeb: true,
     connect: true,
   });
-  const listener = new HttpListener(handler);
+  const listener = new HttpListener((request, response) => {
+    if (!fastPath.serve(request, response)) connectHandler(request, response);
+  });
   const port = await listener.listen(opts.host, opts.port);
   const host = opts.host.includes(":") ? `[${opts.host}]` : opts.host;
   // Healthy while the backend reaches its broker.

@@ -1,0 +1,320 @@
+import type * as http from "node:http";
+import {
+  create,
+  type DescMessage,
+  type DescMethod,
+  type DescService,
+  fromBinary,
+  isMessage,
+  type JsonWriteOptions,
+  type MessageShape,
+  toBinary,
+} from "@bufbuild/protobuf";
+import { Code, ConnectError, type ConnectRouter, createHandlerContext, type HandlerContext } from "@connectrpc/connect";
+import {
+  codeToHttpStatus,
+  errorToJsonBytes,
+  parseTimeout as parseConnectTimeout,
+  trailerMux,
+} from "@connectrpc/connect/protocol-connect";
+import { parseTimeout as parseGrpcTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import type { connectNodeAdapter } from "@connectrpc/connect-node";
+
+// connect-node's request and response types (Node's http and http2 ones), as its handler takes them.
+type Request = Parameters<ReturnType<typeof connectNodeAdapter>>[0];
+type Response = Parameters<ReturnType<typeof connectNodeAdapter>>[1];
+type UnaryImpl = (request: MessageShape<DescMessage>, context: HandlerContext) => unknown;
+
+interface Route {
+  readonly service: DescService;
+  readonly method: DescMethod;
+  readonly impl: UnaryImpl;
+}
+
+/** What the fast path shares with connect-node's handler (see createGateway). */
+export interface UnaryFastPathOptions {
+  readonly maxMessageBytes: number;
+  readonly shutdownSignal: AbortSignal;
+  readonly jsonOptions?: Partial<JsonWriteOptions>;
+}
+
+// Each call's context is aborted when the call ends, which detaches it from the
+// shutdown signal; with a reason given, no DOMException is made per call.
+const callEnded = new ConnectError("the call ended", Code.Canceled);
+// connect-node's longest accepted timeout header, as its handlers parse it.
+const maxTimeoutMs = 2 ** 31 - 1;
+
+/**
+ * Serves unary calls in binary Protobuf, over the Connect protocol (HTTP/1.1
+ * and 2) and gRPC (HTTP/2), straight from Node's request and response: the
+ * body is read and decoded, the method's implementation called with a Connect
+ * HandlerContext, and the answer written. connect-node's handlers turn each
+ * call into a universal request and response of async iterables and abort
+ * controllers, which costs the gateway about 190 µs of CPU per call here,
+ * four times Node's HTTP/2 itself (docs/architecture.md, "The gateway").
+ *
+ * Only what this path does exactly as connect-node does is taken: POST, the
+ * binary content types, identity encoding, methods registered without
+ * per-service options. Everything else (JSON, gRPC-Web, GET, compression,
+ * streams, unknown paths, malformed headers) is left to connect-node, whose
+ * error encoding (`errorToJsonBytes`, `setTrailerStatus`) this path also uses.
+ */
+export class UnaryFastPath {
+  private readonly routes = new Map<string, Route>();
+
+  constructor(private readonly options: UnaryFastPathOptions) {}
+
+  /**
+   * A router that registers on `router` and also records the unary methods of
+   * each service registered without options, for {@link serve}.
+   */
+  recording(router: ConnectRouter): ConnectRouter {
+    const recording: ConnectRouter = Object.create(router);
+    recording.service = (service, implementation, options) => {
+      router.service(service, implementation, options);
+      if (options === undefined) {
+        for (const method of service.methods) {
+          const impl = (implementation as Record<string, unknown>)[method.localName];
+          if (method.methodKind === "unary" && typeof impl === "function") {
+            this.routes.set(`/${service.typeName}/${method.name}`, {
+              service,
+              method,
+              impl: impl.bind(implementation) as UnaryImpl,
+            });
+          }
+        }
+      }
+      return recording;
+    };
+    return recording;
+  }
+
+  /** Serves the call and returns true when this path takes it; false leaves it untouched. */
+  serve(request: Request, response: Response): boolean {
+    if (request.method !== "POST") return false;
+    const route = this.routes.get(request.url ?? "");
+    if (!route) return false;
+    const headers = request.headers;
+    const type = headers["content-type"];
+    let grpc: boolean;
+    if (type === "application/proto") {
+      grpc = false;
+      if (!identity(headers["content-encoding"])) return false;
+      const version = headers["connect-protocol-version"];
+      if (version !== undefined && version !== "1") return false;
+    } else if ((type === "application/grpc" || type === "application/grpc+proto") && request.httpVersionMajor === 2) {
+      grpc = true;
+      if (!identity(headers["grpc-encoding"])) return false;
+    } else return false;
+    const timeout = grpc
+      ? parseGrpcTimeout(stringHeader(headers["grpc-timeout"]), maxTimeoutMs)
+      : parseConnectTimeout(stringHeader(headers["connect-timeout-ms"]), maxTimeoutMs);
+    if (timeout.error) return false;
+    this.run(route, grpc, timeout.timeoutMs, request, response).catch(() => {
+      // Only a write can fail here, to a client that is gone: free its stream.
+      if ("stream" in response) response.stream.destroy();
+      else response.destroy();
+    });
+    return true;
+  }
+
+  private async run(
+    route: Route,
+    grpc: boolean,
+    timeoutMs: number | undefined,
+    request: Request,
+    response: Response,
+  ): Promise<void> {
+    // The response closes before it ends only when the client hangs up (a request
+    // closes once its body is read, on HTTP/1.1).
+    const hangUp = new AbortController();
+    const onClose = () => {
+      if (!response.writableEnded) hangUp.abort(new ConnectError("the client hung up", Code.Canceled));
+    };
+    response.once("close", onClose);
+    const context = createHandlerContext({
+      service: route.service,
+      method: route.method,
+      protocolName: grpc ? "grpc" : "connect",
+      requestMethod: "POST",
+      url: `http://${request.headers.host ?? request.headers[":authority"] ?? "localhost"}${request.url}`,
+      timeoutMs,
+      shutdownSignal: this.options.shutdownSignal,
+      requestSignal: hangUp.signal,
+      requestHeader: webHeaders(request.headers),
+    });
+    let body: Uint8Array;
+    let error: ConnectError | undefined;
+    try {
+      const bytes = await readBody(request, this.options.maxMessageBytes, grpc, context.signal);
+      const input = decodeInput(route.method.input, bytes);
+      const output = await route.impl(input, context);
+      const message = isMessage(output, route.method.output)
+        ? output
+        : create(route.method.output, output as MessageShape<DescMessage>);
+      body = toBinary(route.method.output, message);
+      if (body.byteLength > this.options.maxMessageBytes) {
+        throw new ConnectError(
+          `message size ${body.byteLength} is larger than configured writeMaxBytes ${this.options.maxMessageBytes}`,
+          Code.ResourceExhausted,
+        );
+      }
+    } catch (thrown) {
+      error =
+        thrown instanceof ConnectError
+          ? thrown
+          : new ConnectError("internal error", Code.Internal, undefined, undefined, thrown);
+      body = new Uint8Array(0);
+    } finally {
+      context.abort(callEnded);
+      response.off("close", onClose);
+    }
+    if (response.writableEnded) return;
+    if (grpc) writeGrpc(response, context, body, error, request.headers["content-type"] as string);
+    else writeConnect(response, context, body, error, this.options.jsonOptions);
+  }
+}
+
+function identity(encoding: string | string[] | undefined): boolean {
+  return encoding === undefined || encoding === "identity";
+}
+
+function stringHeader(value: string | string[] | undefined): string | null {
+  return typeof value === "string" ? value : null;
+}
+
+/** Node's request headers as web Headers, without HTTP/2 pseudo-headers. */
+function webHeaders(headers: http.IncomingHttpHeaders): Headers {
+  const web = new Headers();
+  for (const [name, value] of Object.entries(headers)) {
+    if (name.startsWith(":") || value === undefined) continue;
+    if (Array.isArray(value)) for (const each of value) web.append(name, each);
+    else web.append(name, value);
+  }
+  return web;
+}
+
+/**
+ * The request's message bytes: the whole body (Connect), or its single
+ * envelope's payload (gRPC). Ends early when the body is too large, or the
+ * call's signal aborts (hang-up, deadline, shutdown).
+ */
+function readBody(request: Request, maxBytes: number, grpc: boolean, signal: AbortSignal): Promise<Uint8Array> {
+  // An envelope is its payload and five bytes (a flag and the length).
+  const limit = grpc ? maxBytes + 5 : maxBytes;
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let length = 0;
+    const settle = (error: unknown, body?: Uint8Array) => {
+      request.off("data", onData);
+      request.off("end", onEnd);
+      request.off("error", settle);
+      signal.removeEventListener("abort", onAbort);
+      if (body) resolve(body);
+      else reject(error);
+    };
+    const onAbort = () => settle(signal.reason);
+    const onData = (chunk: Buffer) => {
+      length += chunk.byteLength;
+      if (length <= limit) chunks.push(chunk);
+      else
+        settle(
+          new ConnectError(`message size is larger than configured readMaxBytes ${maxBytes}`, Code.ResourceExhausted),
+        );
+    };
+    const onEnd = () => {
+      const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, length);
+      try {
+        settle(undefined, grpc ? unwrapEnvelope(body) : body);
+      } catch (error) {
+        settle(error);
+      }
+    };
+    if (signal.aborted) return onAbort();
+    request.on("data", onData);
+    request.once("end", onEnd);
+    request.once("error", settle);
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+/** The payload of a gRPC request holding exactly one uncompressed message. */
+function unwrapEnvelope(body: Buffer): Uint8Array {
+  if (body.byteLength < 5) {
+    throw new ConnectError("protocol error: missing input message for unary method", Code.InvalidArgument);
+  }
+  const flags = body[0] ?? 0;
+  const length = body.readUInt32BE(1);
+  if (flags & 0x01) {
+    throw new ConnectError("protocol error: received compressed message without grpc-encoding", Code.Internal);
+  }
+  if (body.byteLength !== 5 + length) {
+    throw new ConnectError(
+      body.byteLength < 5 + length
+        ? "protocol error: incomplete envelope"
+        : "protocol error: received extra input message for unary method",
+      Code.InvalidArgument,
+    );
+  }
+  return body.subarray(5);
+}
+
+function decodeInput(schema: DescMessage, bytes: Uint8Array): MessageShape<DescMessage> {
+  try {
+    return fromBinary(schema, bytes);
+  } catch (error) {
+    throw new ConnectError(`parse binary: ${(error as Error).message}`, Code.InvalidArgument);
+  }
+}
+
+function writeConnect(
+  response: Response,
+  context: HandlerContext,
+  body: Uint8Array,
+  error: ConnectError | undefined,
+  jsonOptions: Partial<JsonWriteOptions> | undefined,
+): void {
+  let status = 200;
+  context.responseHeader.set("content-type", "application/proto");
+  if (error) {
+    status = codeToHttpStatus(error.code);
+    context.responseHeader.set("content-type", "application/json");
+    error.metadata.forEach((value, name) => {
+      context.responseHeader.set(name, value);
+    });
+    body = errorToJsonBytes(error, jsonOptions);
+  }
+  const header = trailerMux(context.responseHeader, context.responseTrailer);
+  header.set("content-length", String(body.byteLength));
+  response.writeHead(status, nodeHeaders(header));
+  response.end(body);
+}
+
+function writeGrpc(
+  response: Response,
+  context: HandlerContext,
+  body: Uint8Array,
+  error: ConnectError | undefined,
+  contentType: string,
+): void {
+  context.responseHeader.set("content-type", contentType);
+  response.writeHead(200, nodeHeaders(context.responseHeader));
+  if (!error) {
+    const envelope = Buffer.allocUnsafe(5 + body.byteLength);
+    envelope[0] = 0;
+    envelope.writeUInt32BE(body.byteLength, 1);
+    envelope.set(body, 5);
+    response.write(envelope);
+  }
+  const trailer = setTrailerStatus(new Headers(context.responseTrailer), error);
+  response.addTrailers(nodeHeaders(trailer));
+  response.end();
+}
+
+function nodeHeaders(headers: Headers): Record<string, string> {
+  const node: Record<string, string> = {};
+  headers.forEach((value, name) => {
+    node[name] = value;
+  });
+  return node;
+}
