@@ -5,6 +5,7 @@ import { type Task, TaskErrorSchema, type TaskStatus } from "../gen/taskwire/v1/
 import type { ListTasksRequest, ListTasksResponse } from "../gen/taskwire/v1/task_service_pb.js";
 import { createConnectQueueBackend } from "./connect-queue-backend.js";
 import { createConnectTaskBackend } from "./connect-task-backend.js";
+import { createConnectUnaryTransport } from "./connect-unary-transport.js";
 import { kvCheckpoints } from "./kv-checkpoints.js";
 import { createNatsQueueBackend } from "./nats-queue-backend.js";
 import { createNatsTaskBackend } from "./nats-task-backend.js";
@@ -30,7 +31,7 @@ import { createTaskRegistry } from "./task-registry.js";
 export interface GatewayClientOptions {
   /** The gateway's base URL, e.g. `http://127.0.0.1:8080`. */
   gateway: string;
-  /** "connect" (binary Connect over HTTP/1.1 or 2) or "grpc" (HTTP/2). @default "connect" */
+  /** "connect" (binary Connect) or "grpc", both over HTTP/2 (cleartext for an http:// URL). @default "connect" */
   protocol?: "connect" | "grpc";
 }
 
@@ -95,15 +96,16 @@ export interface TaskwireClient extends TaskClient {
  */
 export async function createClient(options: GatewayClientOptions | DirectClientOptions): Promise<TaskwireClient> {
   if ("gateway" in options) {
-    const transport =
+    const connect =
       options.protocol === "grpc"
-        ? createGrpcTransport({ baseUrl: options.gateway })
-        : createConnectTransport({ baseUrl: options.gateway, httpVersion: "1.1", useBinaryFormat: true });
-    return clientOf(
-      createConnectTaskBackend(transport),
-      createConnectQueueBackend(transport),
-      undefined,
-      async () => {},
+        ? undefined
+        : createConnectUnaryTransport(
+            options.gateway,
+            createConnectTransport({ baseUrl: options.gateway, httpVersion: "2", useBinaryFormat: true }),
+          );
+    const transport = connect ?? createGrpcTransport({ baseUrl: options.gateway });
+    return clientOf(createConnectTaskBackend(transport), createConnectQueueBackend(transport), undefined, async () =>
+      connect?.close(),
     );
   }
   const { nc, owned } = await openConnection(options.nats);

@@ -18,7 +18,8 @@ interface Batch {
 /**
  * `result()` through a gateway: the waits begun in one event-loop turn share
  * one WaitTasks stream (up to {@link maxBatchSize} ids) instead of a WaitTask
- * call each, so a batch of handles costs one HTTP request, not one per task.
+ * call each, so a batch of handles costs one HTTP request, not one per task;
+ * a wait alone in its turn is one WaitTask call.
  * A waiter that aborts leaves its stream; a stream nobody waits on is cancelled.
  */
 export class WaitBatcher {
@@ -76,6 +77,21 @@ export class WaitBatcher {
       for (const waiter of these) settleOne(waiter);
     };
     let failure: TaskError;
+    const [only] = waiters.keys();
+    if (waiters.size === 1 && only !== undefined) {
+      // One task: the unary WaitTask, which costs the client and the gateway a fraction
+      // of a stream (both answer unary calls without connect-node's machinery).
+      try {
+        const { status } = await this.client.waitTask({ taskId: only }, { signal: controller.signal });
+        if (status) return settle(only, (w) => w.resolve(status));
+        failure = new TaskError(`the gateway answered WaitTask for ${only} without a status`, Code.Internal, {
+          taskId: only,
+        });
+      } catch (error) {
+        failure = TaskError.from(error);
+      }
+      return settle(only, (w) => w.reject(failure));
+    }
     try {
       const stream = this.client.waitTasks({ taskIds: [...waiters.keys()] }, { signal: controller.signal });
       for await (const { taskId, outcome } of stream) {

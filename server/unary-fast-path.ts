@@ -1,4 +1,3 @@
-import type * as http from "node:http";
 import {
   create,
   type DescMessage,
@@ -19,6 +18,7 @@ import {
 } from "@connectrpc/connect/protocol-connect";
 import { parseTimeout as parseGrpcTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import type { connectNodeAdapter } from "@connectrpc/connect-node";
+import { webHeaders } from "../sdk/web-headers.js";
 
 // connect-node's request and response types (Node's http and http2 ones), as its handler takes them.
 type Request = Parameters<ReturnType<typeof connectNodeAdapter>>[0];
@@ -181,17 +181,6 @@ function identity(encoding: string | string[] | undefined): boolean {
 
 function stringHeader(value: string | string[] | undefined): string | null {
   return typeof value === "string" ? value : null;
-}
-
-/** Node's request headers as web Headers, without HTTP/2 pseudo-headers. */
-function webHeaders(headers: http.IncomingHttpHeaders): Headers {
-  const web = new Headers();
-  for (const [name, value] of Object.entries(headers)) {
-    if (name.startsWith(":") || value === undefined) continue;
-    if (Array.isArray(value)) for (const each of value) web.append(name, each);
-    else web.append(name, value);
-  }
-  return web;
 }
 
 /**

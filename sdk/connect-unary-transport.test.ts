@@ -1,0 +1,113 @@
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { TaskService } from "../gen/taskwire/v1/task_service_pb.js";
+import { createGateway, type Gateway } from "../server/create-gateway.js";
+import { endlessTaskId, FakeTaskBackend } from "../server/test-support/fake-task-backend.js";
+import { createConnectUnaryTransport } from "./connect-unary-transport.js";
+import { TaskError } from "./task-error.js";
+
+const outcome = (call: Promise<unknown>) =>
+  call.then(
+    (value) => ({ value }),
+    (error: ConnectError) => ({
+      code: error.code,
+      rawMessage: error.rawMessage,
+      details: error.details,
+      taskId: TaskError.from(error).taskId,
+    }),
+  );
+
+describe("the SDK's Connect transport for gateway calls", () => {
+  let backend: FakeTaskBackend;
+  let gateway: Gateway;
+  let connectNode: Transport;
+  let transport: ReturnType<typeof createConnectUnaryTransport>;
+
+  beforeAll(async () => {
+    backend = new FakeTaskBackend();
+    gateway = await createGateway({ backend, maxMessageBytes: 64 * 1024 });
+    connectNode = createConnectTransport({ baseUrl: gateway.url, httpVersion: "2", useBinaryFormat: true });
+    transport = createConnectUnaryTransport(gateway.url, connectNode);
+  });
+  afterAll(async () => {
+    transport.close();
+    await gateway.close();
+  });
+
+  it("answers each unary call as connect-node's transport does: the same message, or the same error", async () => {
+    const ours = createClient(TaskService, transport);
+    const theirs = createClient(TaskService, connectNode);
+    const { taskId } = await ours.submit({ task: { workerType: "hasher", method: "Digest" } });
+    const calls = [
+      (client: typeof ours) => client.getTask({ taskId }),
+      (client: typeof ours) => client.getTask({ taskId: "nope" }),
+      (client: typeof ours) => client.submit({ task: { workerType: "full", method: "Digest" } }),
+      (client: typeof ours) => client.submit({}),
+      (client: typeof ours) =>
+        client.submit({ task: { workerType: "hasher", metadata: { blob: "x".repeat(65_536) } } }),
+    ];
+    for (const call of calls) expect(await outcome(call(ours))).toEqual(await outcome(call(theirs)));
+    expect(await outcome(ours.getTask({ taskId: "nope" }))).toMatchObject({ code: Code.NotFound });
+    expect(await outcome(ours.submit({ task: { workerType: "full" } }))).toMatchObject({
+      code: Code.ResourceExhausted,
+      rawMessage: "the queue of full is full",
+    });
+  });
+
+  it("cancels a call whose signal aborts, and one past its timeout; the gateway's handler ends with it", async () => {
+    const client = createClient(TaskService, transport);
+    const signals = backend.watchSignals.length;
+    const abandoned = new AbortController();
+    const waiting = client.waitTask({ taskId: endlessTaskId }, { signal: abandoned.signal });
+    await expect.poll(() => backend.watchSignals.length).toBe(signals + 1);
+    abandoned.abort();
+    await expect(waiting).rejects.toMatchObject({ code: Code.Canceled });
+    await expect.poll(() => backend.watchSignals[signals]?.aborted).toBe(true);
+
+    await expect(client.waitTask({ taskId: endlessTaskId }, { timeoutMs: 200 })).rejects.toMatchObject({
+      code: Code.DeadlineExceeded,
+    });
+    await expect.poll(() => backend.watchSignals[signals + 1]?.aborted).toBe(true);
+    // The session is still good for the next call.
+    expect((await client.getTask({ taskId: endlessTaskId })).status?.taskId).toBe(endlessTaskId);
+  });
+
+  it("is UNAVAILABLE, with the socket's error, when nothing listens at the URL", async () => {
+    const closed = await createGateway({ backend: new FakeTaskBackend() });
+    const url = closed.url;
+    await closed.close();
+    const unreachable = createConnectUnaryTransport(url, connectNode);
+    try {
+      const error = await createClient(TaskService, unreachable)
+        .getTask({ taskId: "any" })
+        .catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ConnectError);
+      expect(error).toMatchObject({ code: Code.Unavailable, rawMessage: expect.stringMatching(/ECONNREFUSED/) });
+    } finally {
+      unreachable.close();
+    }
+  });
+
+  it("does not keep a process alive once its calls are answered", async () => {
+    // A script that makes one call and never closes the transport: it must exit on its own.
+    const script = `
+      import { createClient } from "@connectrpc/connect";
+      import { createConnectTransport } from "@connectrpc/connect-node";
+      import { TaskService } from "./gen/taskwire/v1/task_service_pb.ts";
+      import { createConnectUnaryTransport } from "./sdk/connect-unary-transport.ts";
+      const url = process.argv[1];
+      const transport = createConnectUnaryTransport(url, createConnectTransport({ baseUrl: url, httpVersion: "2" }));
+      const { status } = await createClient(TaskService, transport).getTask({ taskId: "${endlessTaskId}" });
+      console.log(status.taskId);
+    `;
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      ["--import", "tsx", "--input-type=module", "-e", script, gateway.url],
+      { timeout: 20_000 },
+    );
+    expect(stdout.trim()).toBe(endlessTaskId);
+  }, 30_000);
+});
