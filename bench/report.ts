@@ -242,8 +242,9 @@ The systems:
   task has a fresh id (no \`Nats-Msg-Id\`); the "idempotency keys" row gives each task
   a key, which costs a status lookup per submit.
 - **Taskwire gateway**: the same worker, and a gateway process (\`createGateway\`); the
-  client is \`createClient({ gateway, protocol })\` (binary Connect over HTTP/2, its unary
-  calls written on Node's HTTP/2 streams, or gRPC over HTTP/2 through connect-node): the
+  client is \`createClient({ gateway, protocol })\` (binary Connect, its unary calls written
+  on Node's HTTP/2 streams and its streams over HTTP/1.1, or gRPC over HTTP/2 through
+  connect-node): the
   typed client sends Submit, \`client.submitBatch\` BatchSubmit, and \`handle.result()\`
   waits: the waits begun in one event-loop turn share one WaitTasks stream, and a wait
   alone in its turn is one WaitTask call.
