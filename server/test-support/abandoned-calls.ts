@@ -1,0 +1,26 @@
+import type { Transport } from "@connectrpc/connect";
+import { Code, createClient } from "@connectrpc/connect";
+import { expect } from "vitest";
+import { TaskService } from "../../gen/taskwire/v1/task_service_pb.js";
+import { endlessTaskId, type FakeTaskBackend } from "./fake-task-backend.js";
+
+/**
+ * Asserts that a WaitTask call the client abandons (its signal aborts), and one
+ * whose deadline passes, fail as such and end the gateway's handler: the
+ * backend's wait sees its signal abort.
+ */
+export async function expectAbandonedCallsToEnd(transport: Transport, backend: FakeTaskBackend): Promise<void> {
+  const client = createClient(TaskService, transport);
+  const signals = backend.watchSignals.length;
+  const abandoned = new AbortController();
+  const waiting = client.waitTask({ taskId: endlessTaskId }, { signal: abandoned.signal });
+  await expect.poll(() => backend.watchSignals.length).toBe(signals + 1);
+  abandoned.abort();
+  await expect(waiting).rejects.toMatchObject({ code: Code.Canceled });
+  await expect.poll(() => backend.watchSignals[signals]?.aborted).toBe(true);
+
+  await expect(client.waitTask({ taskId: endlessTaskId }, { timeoutMs: 200 })).rejects.toMatchObject({
+    code: Code.DeadlineExceeded,
+  });
+  await expect.poll(() => backend.watchSignals[signals + 1]?.aborted).toBe(true);
+}
