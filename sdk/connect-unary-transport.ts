@@ -28,8 +28,8 @@ const unreachable = new Set(["ECONNREFUSED", "ECONNRESET", "ENOTFOUND", "EAI_AGA
  * HTTP/2 streams; streaming calls go to `streams` (connect-node's transport).
  * connect-node's client spends 300-650 µs of CPU per unary call on the
  * development machine (async iterables, linked abort controllers, web Headers),
- * against 62 µs for Node's HTTP/2 client itself (docs/architecture.md, "The
- * gateway answers unary calls itself"). Errors are decoded with connect's own
+ * against 62 µs for Node's HTTP/2 client itself (docs/architecture.md, "So
+ * does the SDK's gateway client"). Errors are decoded with connect's own
  * `errorFromJsonBytes`, so a call fails with the same ConnectError, details
  * included, on either path. The session holds the process open only while
  * calls are in flight.

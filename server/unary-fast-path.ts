@@ -51,7 +51,8 @@ const maxTimeoutMs = 2 ** 31 - 1;
  * HandlerContext, and the answer written. connect-node's handlers turn each
  * call into a universal request and response of async iterables and abort
  * controllers, which costs the gateway about 190 µs of CPU per call here,
- * four times Node's HTTP/2 itself (docs/architecture.md, "The gateway").
+ * four times Node's HTTP/2 itself (docs/architecture.md, "The gateway answers
+ * unary calls itself").
  *
  * Only what this path does exactly as connect-node does is taken: POST, the
  * binary content types, identity encoding, methods registered without
@@ -295,8 +296,7 @@ function writeGrpc(
     envelope.set(body, 5);
     response.write(envelope);
   }
-  const trailer = setTrailerStatus(new Headers(context.responseTrailer), error);
-  response.addTrailers(nodeHeaders(trailer));
+  response.addTrailers(nodeHeaders(setTrailerStatus(context.responseTrailer, error)));
   response.end();
 }
 

@@ -1,5 +1,4 @@
-import type { Transport } from "@connectrpc/connect";
-import { Code, createClient } from "@connectrpc/connect";
+import { Code, createClient, type Transport } from "@connectrpc/connect";
 import { expect } from "vitest";
 import { TaskService } from "../../gen/taskwire/v1/task_service_pb.js";
 import { endlessTaskId, type FakeTaskBackend } from "./fake-task-backend.js";
