@@ -48,7 +48,7 @@ export interface DirectClientOptions {
   limits?: SubmitLimits;
   /**
    * How long `result()` trusts the pushed outcome of a task this client
-   * submitted to come alone; after that it also reads the task's status record,
+   * submitted to come alone, from the task's acceptance; after that it also reads the task's status record,
    * in batches with other such tasks, at intervals that double up to 30 s
    * (a push is lost while the connection is down; for a keyed task, also if its
    * worker dies right after the write, or another client cancels it). @default 5_000

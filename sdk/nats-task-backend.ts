@@ -211,6 +211,7 @@ class NatsTaskBackend implements TaskBackend {
           if (tracked) this.results.untrack(taskId);
           return this.duplicate(taskId);
         }
+        if (tracked) this.results.accepted(taskId);
         // As create(SubmitResponseSchema, ...) makes it: this runs once per task.
         return {
           $typeName: SubmitResponseSchema.typeName,
@@ -286,6 +287,7 @@ class NatsTaskBackend implements TaskBackend {
           );
         }),
       );
+      if (tracked) this.results.accepted(taskId);
       return create(SubmitResponseSchema, { taskId, state: TaskState.PENDING });
     } catch (error) {
       if (tracked) this.results.untrack(taskId);

@@ -7,8 +7,8 @@ import { encodedOutcome, isTerminal } from "./task-status.js";
 import { topology } from "./topology.js";
 
 interface Pending {
-  /** When the task was tracked (its submit), in ms since the epoch. */
-  readonly since: number;
+  /** When the task was accepted (its PubAck), in ms since the epoch; undefined until then. */
+  since?: number;
   /** The one `result()` waiting on the notification, if any. */
   waiter?: (status: TaskStatus | Uint8Array | undefined) => void;
   /** Past its grace: when its record is read next, the interval until the one after. */
@@ -43,7 +43,7 @@ const maxFruitlessReads = 8;
 /** Options of {@link ResultInbox}. */
 export interface ResultInboxOptions {
   /**
-   * How long after its submit a waited-for task's notification is trusted alone;
+   * How long after its acceptance a waited-for task's notification is trusted alone;
    * then its record is read too, at intervals that double up to 30 s. @default 5_000
    */
   graceMs?: number;
@@ -68,7 +68,7 @@ export interface ResultInboxOptions {
  * moment, or (keyed tasks) if the worker dies between the write and the
  * publish, or when someone else ends a keyed task (a cancel). So the status
  * bucket stays the truth: a waited-for task not notified within `graceMs` of
- * its submit, or tracked across a reconnect, has its record read too, in
+ * its acceptance, or tracked across a reconnect, has its record read too, in
  * batches with every other such task, at intervals doubling up to 30 s (a task
  * may wait long in a deep queue: it costs a read now and then, not a watch); a
  * terminal record ends the wait as its notification would. A task nobody waits
@@ -138,13 +138,27 @@ export class ResultInbox implements ResultRoute {
    */
   track(taskId: string): boolean {
     if (this.pending.has(taskId) || this.overdue.has(taskId)) return false;
-    this.pending.set(taskId, { since: Date.now(), waiter: undefined });
+    this.pending.set(taskId, { since: undefined, waiter: undefined });
     if (this.pending.size > this.limit) {
       // The oldest is treated as past its grace: read if waited for, else forgotten.
       const [oldest, entry] = this.pending.entries().next().value as [string, Pending];
       this.pastGrace(oldest, entry, Date.now());
     }
     return true;
+  }
+
+  /**
+   * Call once a tracked task is accepted (its PubAck came): its grace begins
+   * now. Begun at its publish, a PubAck slower than the grace (a busy server)
+   * would leave the task forgotten before anyone could ask for its result.
+   */
+  accepted(taskId: string): void {
+    const pending = this.pending.get(taskId);
+    if (!pending) return; // notified already, or pushed out by the limit
+    // Moved to the end: the accepted tasks stay in the order their grace began.
+    this.pending.delete(taskId);
+    pending.since = Date.now();
+    this.pending.set(taskId, pending);
   }
 
   /** Forgets a task (its publish failed, or it was a duplicate of one submitted elsewhere). */
@@ -256,8 +270,11 @@ export class ResultInbox implements ResultRoute {
       this.notified = new Map();
       this.generationStart = now;
     }
-    // In submit order: stop at the first task still within its grace.
+    // Those not accepted yet are passed over (each publish ends in an acceptance
+    // or an untrack); the others are in the order their grace began: stop at
+    // the first still within it.
     for (const [taskId, pending] of this.pending) {
+      if (pending.since === undefined) continue;
       if (pending.since > now - this.graceMs) break;
       this.pastGrace(taskId, pending, now);
     }

@@ -156,6 +156,28 @@ describe("status events: the server republishes each stored status write", () =>
     }
   });
 
+  it("a task's grace begins at its acceptance: one whose PubAck took longer than the grace is still pushed", async () => {
+    const reads = {
+      records: async () => new Map<string, Uint8Array>(),
+      unstarted: async (ids: readonly string[]) => new Set(ids),
+    };
+    const inbox = new ResultInbox(nc, reads, { graceMs: 10 });
+    try {
+      const taskId = newTaskId("hasher", Date.now(), inbox.route);
+      inbox.track(taskId);
+      // The PubAck comes twenty graces after the publish: the sweeps meanwhile (every 10 ms) keep the task.
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      inbox.accepted(taskId);
+      const waited = inbox.take(taskId);
+      expect(waited).toBeInstanceOf(Promise);
+      const stored = encodeMessage(TaskStatusSchema, create(TaskStatusSchema, { taskId, state: TaskState.SUCCEEDED }));
+      nc.publish(topology.statusEventSubject(taskId), stored);
+      expect(encodedOutcome((await waited) as Uint8Array)).toEqual({ taskId, state: TaskState.SUCCEEDED });
+    } finally {
+      inbox.close();
+    }
+  });
+
   it("gives a status bucket made before status events existed their republish", async () => {
     const jsm = await jetstreamManager(nc);
     await jsm.streams.delete(topology.statusStream).catch(() => undefined);
