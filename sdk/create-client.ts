@@ -5,7 +5,6 @@ import { type Task, TaskErrorSchema, type TaskStatus } from "../gen/taskwire/v1/
 import type { ListTasksRequest, ListTasksResponse } from "../gen/taskwire/v1/task_service_pb.js";
 import { createConnectQueueBackend } from "./connect-queue-backend.js";
 import { createConnectTaskBackend } from "./connect-task-backend.js";
-import { createConnectUnaryTransport } from "./connect-unary-transport.js";
 import { kvCheckpoints } from "./kv-checkpoints.js";
 import { createNatsQueueBackend } from "./nats-queue-backend.js";
 import { createNatsTaskBackend } from "./nats-task-backend.js";
@@ -26,6 +25,7 @@ import { taskFromOptions } from "./task-from-options.js";
 import { createTaskHandle, watchStatus } from "./task-handle.js";
 import type { TaskMethod, TaskServiceDefinition } from "./task-method.js";
 import { createTaskRegistry } from "./task-registry.js";
+import { createUnaryTransport, type GatewayProtocol } from "./unary-transport.js";
 
 /** Talk to a Taskwire gateway over HTTP. */
 export interface GatewayClientOptions {
@@ -35,7 +35,7 @@ export interface GatewayClientOptions {
    * "connect" (binary Connect: unary calls over HTTP/2, streams over HTTP/1.1) or
    * "grpc" (HTTP/2); cleartext for an http:// URL. @default "connect"
    */
-  protocol?: "connect" | "grpc";
+  protocol?: GatewayProtocol;
 }
 
 /** Talk to NATS JetStream directly, for services inside the cluster. */
@@ -99,18 +99,18 @@ export interface TaskwireClient extends TaskClient {
  */
 export async function createClient(options: GatewayClientOptions | DirectClientOptions): Promise<TaskwireClient> {
   if ("gateway" in options) {
-    const connect =
-      options.protocol === "grpc"
-        ? undefined
-        : createConnectUnaryTransport(
-            options.gateway,
-            // Streams on HTTP/1.1, one socket each: WaitTasks streams sharing one HTTP/2
-            // session (and its 64 KiB flow-control window) cost batch throughput a fifth.
-            createConnectTransport({ baseUrl: options.gateway, httpVersion: "1.1", useBinaryFormat: true }),
-          );
-    const transport = connect ?? createGrpcTransport({ baseUrl: options.gateway });
+    const protocol = options.protocol ?? "connect";
+    const transport = createUnaryTransport(
+      options.gateway,
+      protocol,
+      // Connect's streams on HTTP/1.1, one socket each: WaitTasks streams sharing one HTTP/2
+      // session (and its 64 KiB flow-control window) cost batch throughput a fifth.
+      protocol === "grpc"
+        ? createGrpcTransport({ baseUrl: options.gateway })
+        : createConnectTransport({ baseUrl: options.gateway, httpVersion: "1.1", useBinaryFormat: true }),
+    );
     return clientOf(createConnectTaskBackend(transport), createConnectQueueBackend(transport), undefined, async () =>
-      connect?.close(),
+      transport.close(),
     );
   }
   const { nc, owned } = await openConnection(options.nats);

@@ -26,6 +26,7 @@ describe("end to end: gateway, supervised workers and JetStream", () => {
   let supervisor: Supervisor;
   const events: SupervisorEvent[] = [];
   let viaGateway: TaskwireClient;
+  let viaGrpc: TaskwireClient;
   let direct: TaskwireClient;
 
   beforeAll(async () => {
@@ -50,11 +51,13 @@ describe("end to end: gateway, supervised workers and JetStream", () => {
     });
     await supervisor.ready;
     viaGateway = await createClient({ gateway: gateway.url });
+    viaGrpc = await createClient({ gateway: gateway.url, protocol: "grpc" });
     direct = await createClient({ nats: nats.url, services });
   }, 60_000);
 
   afterAll(async () => {
     await viaGateway?.close();
+    await viaGrpc?.close();
     await direct?.close();
     await supervisor?.stop();
     await gateway?.close();
@@ -62,8 +65,8 @@ describe("end to end: gateway, supervised workers and JetStream", () => {
     await nats?.stop();
   });
 
-  it("returns the typed result through the gateway and in direct mode", async () => {
-    for (const client of [viaGateway, direct]) {
+  it("returns the typed result through the gateway (Connect and gRPC) and in direct mode", async () => {
+    for (const client of [viaGateway, viaGrpc, direct]) {
       const task = await createHashServiceClient(client).digest({ text: "hello" });
       const result = await task.result();
       expect(result.$typeName).toBe("example.v1.DigestResponse");

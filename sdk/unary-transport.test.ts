@@ -1,14 +1,14 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
+import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TaskService } from "../gen/taskwire/v1/task_service_pb.js";
 import { createGateway, type Gateway } from "../server/create-gateway.js";
 import { expectAbandonedCallsToEnd } from "../server/test-support/abandoned-calls.js";
 import { endlessTaskId, FakeTaskBackend } from "../server/test-support/fake-task-backend.js";
-import { createConnectUnaryTransport } from "./connect-unary-transport.js";
 import { TaskError } from "./task-error.js";
+import { createUnaryTransport, type GatewayProtocol } from "./unary-transport.js";
 
 const outcome = (call: Promise<unknown>) =>
   call.then(
@@ -21,17 +21,23 @@ const outcome = (call: Promise<unknown>) =>
     }),
   );
 
-describe("the SDK's Connect transport for gateway calls", () => {
+/** connect-node's transport of each protocol, which the SDK's must answer as. */
+const connectNodeTransports: Record<GatewayProtocol, (baseUrl: string) => Transport> = {
+  connect: (baseUrl) => createConnectTransport({ baseUrl, httpVersion: "2", useBinaryFormat: true }),
+  grpc: (baseUrl) => createGrpcTransport({ baseUrl }),
+};
+
+describe.each(["connect", "grpc"] as const)("the SDK's transport for gateway calls (%s)", (protocol) => {
   let backend: FakeTaskBackend;
   let gateway: Gateway;
   let connectNode: Transport;
-  let transport: ReturnType<typeof createConnectUnaryTransport>;
+  let transport: ReturnType<typeof createUnaryTransport>;
 
   beforeAll(async () => {
     backend = new FakeTaskBackend();
     gateway = await createGateway({ backend, maxMessageBytes: 64 * 1024 });
-    connectNode = createConnectTransport({ baseUrl: gateway.url, httpVersion: "2", useBinaryFormat: true });
-    transport = createConnectUnaryTransport(gateway.url, connectNode);
+    connectNode = connectNodeTransports[protocol](gateway.url);
+    transport = createUnaryTransport(gateway.url, protocol, connectNode);
   });
   afterAll(async () => {
     transport.close();
@@ -70,7 +76,7 @@ describe("the SDK's Connect transport for gateway calls", () => {
     const closed = await createGateway({ backend: new FakeTaskBackend() });
     const url = closed.url;
     await closed.close();
-    const unreachable = createConnectUnaryTransport(url, connectNode);
+    const unreachable = createUnaryTransport(url, protocol, connectNode);
     try {
       const error = await createClient(TaskService, unreachable)
         .getTask({ taskId: "any" })
@@ -88,9 +94,9 @@ describe("the SDK's Connect transport for gateway calls", () => {
       import { createClient } from "@connectrpc/connect";
       import { createConnectTransport } from "@connectrpc/connect-node";
       import { TaskService } from "./gen/taskwire/v1/task_service_pb.ts";
-      import { createConnectUnaryTransport } from "./sdk/connect-unary-transport.ts";
+      import { createUnaryTransport } from "./sdk/unary-transport.ts";
       const url = process.argv[1];
-      const transport = createConnectUnaryTransport(url, createConnectTransport({ baseUrl: url, httpVersion: "2" }));
+      const transport = createUnaryTransport(url, "${protocol}", createConnectTransport({ baseUrl: url }));
       const { status } = await createClient(TaskService, transport).getTask({ taskId: "${endlessTaskId}" });
       console.log(status.taskId);
     `;
