@@ -121,11 +121,17 @@ describe("Gateway.close", () => {
       for await (const { status } of client.watchTask({ taskId: endlessTaskId })) watched.push(status?.state ?? 0);
     })();
     await expect.poll(() => watched.length).toBe(1);
+    // And a unary call (the gateway's own fast path), whose handler waits on its signal.
+    const waiting = client.waitTask({ taskId: endlessTaskId }).catch(() => undefined);
+    await expect.poll(() => backend.watchSignals.length).toBe(2);
 
     const closing = gateway.close();
     expect(gateway.close()).toBe(closing);
     expect(gateway.health.get("")).toBe(ServingStatus.NOT_SERVING);
     await expect(watch).rejects.toMatchObject({ code: Code.Unavailable });
+    // At once, not when the grace ends and the connection with it.
+    await expect.poll(() => backend.watchSignals[1]?.aborted).toBe(true);
+    await waiting;
     await closing;
     expect(backend.watchSignals[0]?.aborted).toBe(true);
 
