@@ -4,16 +4,15 @@ import {
   create,
   type DescMessage,
   type DescMethodUnary,
-  fromBinary,
   isMessage,
   type MessageInitShape,
   type MessageShape,
-  toBinary,
 } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Transport, type UnaryResponse } from "@connectrpc/connect";
 import { codeFromHttpStatus, errorFromJsonBytes, trailerDemux } from "@connectrpc/connect/protocol-connect";
 import { validateResponse, validateTrailer } from "@connectrpc/connect/protocol-grpc";
 import { webHeaders } from "./web-headers.js";
+import { decodeMessage, encodeMessage } from "./wire-codec.js";
 
 /** A Connect transport that can be closed: its HTTP/2 session ends. */
 export interface ClosableTransport extends Transport {
@@ -194,7 +193,7 @@ export function createUnaryTransport(
         let body: Uint8Array;
         try {
           body = protocol.body(
-            toBinary(method.input, isMessage(input, method.input) ? input : create(method.input, input)),
+            encodeMessage(method.input, isMessage(input, method.input) ? input : create(method.input, input)),
           );
         } catch (error) {
           return reject(ConnectError.from(error, Code.Internal));
@@ -263,7 +262,7 @@ export function createUnaryTransport(
             return fail(ConnectError.from(error));
           }
           try {
-            message = fromBinary(method.output, answer.bytes);
+            message = decodeMessage(method.output, answer.bytes);
           } catch (error) {
             return fail(new ConnectError(`parse binary: ${(error as Error).message}`, Code.Internal));
           }

@@ -3,11 +3,9 @@ import {
   type DescMessage,
   type DescMethod,
   type DescService,
-  fromBinary,
   isMessage,
   type JsonWriteOptions,
   type MessageShape,
-  toBinary,
 } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ConnectRouter, createContextValues, type HandlerContext } from "@connectrpc/connect";
 import {
@@ -19,6 +17,7 @@ import {
 import { parseTimeout as parseGrpcTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import type { connectNodeAdapter } from "@connectrpc/connect-node";
 import { webHeaders } from "../sdk/web-headers.js";
+import { decodeMessage, encodeMessage } from "../sdk/wire-codec.js";
 
 // connect-node's request and response types (Node's http and http2 ones), as its handler takes them.
 type Request = Parameters<ReturnType<typeof connectNodeAdapter>>[0];
@@ -166,7 +165,7 @@ export class UnaryFastPath {
       const message = isMessage(output, route.method.output)
         ? output
         : create(route.method.output, output as MessageShape<DescMessage>);
-      body = toBinary(route.method.output, message);
+      body = encodeMessage(route.method.output, message);
       if (body.byteLength > this.options.maxMessageBytes) {
         throw new ConnectError(
           `message size ${body.byteLength} is larger than configured writeMaxBytes ${this.options.maxMessageBytes}`,
@@ -299,7 +298,7 @@ function unwrapEnvelope(body: Buffer): Uint8Array {
 
 function decodeInput(schema: DescMessage, bytes: Uint8Array): MessageShape<DescMessage> {
   try {
-    return fromBinary(schema, bytes);
+    return decodeMessage(schema, bytes);
   } catch (error) {
     throw new ConnectError(`parse binary: ${(error as Error).message}`, Code.InvalidArgument);
   }
