@@ -1,13 +1,16 @@
+import * as http2 from "node:http2";
 import * as net from "node:net";
 import { create } from "@bufbuild/protobuf";
 import { Code, createClient, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TaskSchema, TaskState } from "../gen/taskwire/v1/task_pb.js";
-import { TaskService } from "../gen/taskwire/v1/task_service_pb.js";
+import { TaskService, WaitTasksRequestSchema, WaitTasksResponseSchema } from "../gen/taskwire/v1/task_service_pb.js";
+import { maxBatchSize } from "../sdk/nats-task-backend.js";
+import { decodeMessage, encodeMessage } from "../sdk/wire-codec.js";
 import { createGateway, type Gateway } from "./create-gateway.js";
 import { HealthService, ServingStatus } from "./health-service.js";
-import { expectAbandonedCallsToEnd } from "./test-support/abandoned-calls.js";
+import { expectAbandonedCallsToEnd, expectAbandonedStreamsToEnd } from "./test-support/abandoned-calls.js";
 import { endlessTaskId, FakeTaskBackend } from "./test-support/fake-task-backend.js";
 
 const maxMessageBytes = 64 * 1024;
@@ -49,13 +52,70 @@ describe("createGateway", () => {
         code: Code.NotFound,
         rawMessage: "task nope not found",
       });
+      // A stream's errors, before its first message and after it.
+      const drain = async (stream: AsyncIterable<unknown>) => {
+        for await (const _ of stream);
+      };
+      const notFound = await drain(client.watchTask({ taskId: "nope" })).catch((e: unknown) => e);
+      expect(notFound).toMatchObject({ code: Code.NotFound, rawMessage: "task nope not found" });
+      const tooMany = Array.from({ length: maxBatchSize + 1 }, (_, i) => `t${i}`);
+      await expect(drain(client.waitTasks({ taskIds: tooMany }))).rejects.toMatchObject({
+        code: Code.InvalidArgument,
+        rawMessage: `WaitTasks waits for at most ${maxBatchSize} tasks, got ${maxBatchSize + 1}`,
+      });
+      const outcomes: string[] = [];
+      for await (const waited of client.waitTasks({ taskIds: [taskId, "nope"] })) {
+        const { outcome } = waited;
+        outcomes.push(`${waited.taskId} ${outcome.case === "error" ? outcome.value.code : outcome.value?.state}`);
+      }
+      expect(outcomes.sort()).toEqual([`${taskId} ${TaskState.SUCCEEDED}`, `nope ${Code.NotFound}`].sort());
     });
   }
 
   for (const [name, transport] of Object.entries(transports)) {
     it(`ends a unary call's handler when the client hangs up, or its deadline passes (${name})`, () =>
       expectAbandonedCallsToEnd(transport(), backend));
+    it(`ends a server stream's handler when the client hangs up, or its deadline passes (${name})`, () =>
+      expectAbandonedStreamsToEnd(transport(), backend));
   }
+
+  it("holds a server stream back while the client's flow-control window is full, and sends all of it", async () => {
+    const client = createClient(TaskService, createGrpcTransport({ baseUrl: gateway.url }));
+    const { results } = await client.batchSubmit({
+      tasks: Array.from({ length: maxBatchSize }, () => ({ workerType: "hasher", method: "Digest" })),
+    });
+    const taskIds = results.map((r) => (r.outcome.case === "accepted" ? r.outcome.value.taskId : ""));
+    // A window of 1 KiB: the stream's thousand answers (about 60 KiB) fill it, and the
+    // gateway's writes buffer up until the client reads on.
+    const session = http2.connect(gateway.url, { settings: { initialWindowSize: 1024 } });
+    try {
+      const request = encodeMessage(WaitTasksRequestSchema, create(WaitTasksRequestSchema, { taskIds }));
+      const stream = session.request({
+        ":method": "POST",
+        ":path": "/taskwire.v1.TaskService/WaitTasks",
+        "content-type": "application/grpc+proto",
+        te: "trailers",
+      });
+      const trailers = new Promise<http2.IncomingHttpHeaders>((resolve) => stream.once("trailers", resolve));
+      const envelope = Buffer.alloc(5 + request.byteLength); // flags 0, then the length
+      envelope.writeUInt32BE(request.byteLength, 1);
+      envelope.set(request, 5);
+      stream.end(envelope);
+      const chunks: Buffer[] = [];
+      for await (const chunk of stream) chunks.push(chunk as Buffer);
+      const body = Buffer.concat(chunks);
+      const answered: string[] = [];
+      for (let at = 0; at < body.byteLength; ) {
+        const length = body.readUInt32BE(at + 1);
+        answered.push(decodeMessage(WaitTasksResponseSchema, body.subarray(at + 5, at + 5 + length)).taskId);
+        at += 5 + length;
+      }
+      expect(answered.sort()).toEqual([...taskIds].sort());
+      expect((await trailers)["grpc-status"]).toBe("0");
+    } finally {
+      session.close();
+    }
+  });
 
   it("answers a plain JSON POST, as curl sends it", async () => {
     const { taskId } = await backend.submit(create(TaskSchema, { workerType: "hasher", method: "Digest" }));

@@ -3,6 +3,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { QueueService } from "../gen/taskwire/v1/queue_service_pb.js";
 import { TaskService } from "../gen/taskwire/v1/task_service_pb.js";
+import { FastPath } from "./fast-path.js";
 import { type GatewayOptions, resolveGatewayOptions } from "./gateway-options.js";
 import { healthRoutes } from "./health-routes.js";
 import { ServingStatus } from "./health-service.js";
@@ -12,7 +13,6 @@ import { queueServiceRoutes } from "./queue-service-routes.js";
 import { reflectionRoutes } from "./reflection-routes.js";
 import { taskServiceRoutes } from "./task-service-routes.js";
 import { typedTaskRoutes } from "./typed-task-routes.js";
-import { UnaryFastPath } from "./unary-fast-path.js";
 
 /** A running gateway. */
 export interface Gateway {
@@ -57,8 +57,8 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   // Every request in flight listens to it: no listener limit.
   setMaxListeners(0, shutdown.signal);
   const jsonOptions = opts.typeRegistry ? { registry: opts.typeRegistry } : undefined;
-  // Unary calls in binary Protobuf skip connect-node's machinery (see UnaryFastPath).
-  const fastPath = new UnaryFastPath({
+  // Unary and server-streaming calls in binary Protobuf skip connect-node's machinery (see FastPath).
+  const fastPath = new FastPath({
     maxMessageBytes: opts.maxMessageBytes,
     shutdownSignal: shutdown.signal,
     jsonOptions,

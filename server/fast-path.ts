@@ -10,6 +10,7 @@ import {
 import { Code, ConnectError, type ConnectRouter, createContextValues, type HandlerContext } from "@connectrpc/connect";
 import {
   codeToHttpStatus,
+  endStreamToJson,
   errorToJsonBytes,
   parseTimeout as parseConnectTimeout,
   trailerMux,
@@ -22,49 +23,56 @@ import { decodeMessage, encodeMessage } from "../sdk/wire-codec.js";
 // connect-node's request and response types (Node's http and http2 ones), as its handler takes them.
 type Request = Parameters<ReturnType<typeof connectNodeAdapter>>[0];
 type Response = Parameters<ReturnType<typeof connectNodeAdapter>>[1];
-type UnaryImpl = (request: MessageShape<DescMessage>, context: HandlerContext) => unknown;
+type Impl = (request: MessageShape<DescMessage>, context: HandlerContext) => unknown;
 
 interface Route {
   readonly service: DescService;
   readonly method: DescMethod;
-  readonly impl: UnaryImpl;
+  readonly impl: Impl;
+  readonly streaming: boolean;
 }
 
 /** What the fast path shares with connect-node's handler (see createGateway). */
-export interface UnaryFastPathOptions {
+export interface FastPathOptions {
   readonly maxMessageBytes: number;
   readonly shutdownSignal: AbortSignal;
   readonly jsonOptions?: Partial<JsonWriteOptions>;
 }
 
-// Each call's context is aborted when the call ends, which detaches it from the
-// shutdown signal; with a reason given, no DOMException is made per call.
+/** The wire format of a call the fast path takes. */
+type Protocol = "connect" | "grpc";
+
+// Each call's signal is aborted when the call ends; with a reason given, no
+// DOMException is made per call.
 const callEnded = new ConnectError("the call ended", Code.Canceled);
 // connect-node's longest accepted timeout header, as its handlers parse it.
 const maxTimeoutMs = 2 ** 31 - 1;
+// The flag of a Connect stream's last envelope, which holds its end (error, trailers) in JSON.
+const endStreamFlag = 0b10;
 
 /**
- * Serves unary calls in binary Protobuf, over the Connect protocol (HTTP/1.1
- * and 2) and gRPC (HTTP/2), straight from Node's request and response: the
- * body is read and decoded, the method's implementation called with a Connect
- * HandlerContext, and the answer written. connect-node's handlers turn each
- * call into a universal request and response of async iterables and abort
- * controllers, which costs the gateway about 190 µs of CPU per call here,
- * four times Node's HTTP/2 itself (docs/architecture.md, "The gateway answers
- * unary calls itself").
+ * Serves unary and server-streaming calls in binary Protobuf, over the Connect
+ * protocol (HTTP/1.1 and 2) and gRPC (HTTP/2), straight from Node's request and
+ * response: the body is read and decoded, the method's implementation called
+ * with a Connect HandlerContext, and its answer (or each message it yields)
+ * written. connect-node's handlers turn each call into a universal request and
+ * response of async iterables and abort controllers, which cost the gateway
+ * about 190 µs of CPU per unary call here, four times Node's HTTP/2 itself
+ * (docs/architecture.md, "The gateway answers unary calls itself").
  *
  * Only what this path does exactly as connect-node does is taken: POST, the
  * binary content types, identity encoding, methods registered without
  * per-service options. Everything else (JSON, gRPC-Web, GET, compression,
- * streams, unknown paths, malformed headers) is left to connect-node, whose
- * error encoding (`errorToJsonBytes`, `setTrailerStatus`) this path also uses.
+ * client and bidi streams, unknown paths, malformed headers) is left to
+ * connect-node, whose error encoding (`errorToJsonBytes`, `endStreamToJson`,
+ * `setTrailerStatus`) this path also uses.
  */
-export class UnaryFastPath {
+export class FastPath {
   private readonly routes = new Map<string, Route>();
   /** The calls in flight, by the controller that ends each on hang-up or shutdown. */
   private readonly calls = new Set<AbortController>();
 
-  constructor(private readonly options: UnaryFastPathOptions) {
+  constructor(private readonly options: FastPathOptions) {
     // One listener for every call: Node's EventTarget walks its listeners on each
     // add and remove, which cost 8 µs a call with a thousand calls listening.
     const { shutdownSignal } = options;
@@ -78,8 +86,8 @@ export class UnaryFastPath {
   }
 
   /**
-   * A router that registers on `router` and also records the unary methods of
-   * each service registered without options, for {@link serve}.
+   * A router that registers on `router` and also records the unary and
+   * server-streaming methods of each service registered without options, for {@link serve}.
    */
   recording(router: ConnectRouter): ConnectRouter {
     const recording: ConnectRouter = Object.create(router);
@@ -88,11 +96,13 @@ export class UnaryFastPath {
       if (options === undefined) {
         for (const method of service.methods) {
           const impl = (implementation as Record<string, unknown>)[method.localName];
-          if (method.methodKind === "unary" && typeof impl === "function") {
+          const streaming = method.methodKind === "server_streaming";
+          if ((method.methodKind === "unary" || streaming) && typeof impl === "function") {
             this.routes.set(`/${service.typeName}/${method.name}`, {
               service,
               method,
-              impl: impl.bind(implementation) as UnaryImpl,
+              impl: impl.bind(implementation) as Impl,
+              streaming,
             });
           }
         }
@@ -109,21 +119,22 @@ export class UnaryFastPath {
     if (!route) return false;
     const headers = request.headers;
     const type = headers["content-type"];
-    let grpc: boolean;
-    if (type === "application/proto") {
-      grpc = false;
-      if (!identity(headers["content-encoding"])) return false;
+    let protocol: Protocol;
+    if (type === (route.streaming ? "application/connect+proto" : "application/proto")) {
+      protocol = "connect";
+      if (!identity(headers[route.streaming ? "connect-content-encoding" : "content-encoding"])) return false;
       const version = headers["connect-protocol-version"];
       if (version !== undefined && version !== "1") return false;
     } else if ((type === "application/grpc" || type === "application/grpc+proto") && request.httpVersionMajor === 2) {
-      grpc = true;
+      protocol = "grpc";
       if (!identity(headers["grpc-encoding"])) return false;
     } else return false;
-    const timeout = grpc
-      ? parseGrpcTimeout(stringHeader(headers["grpc-timeout"]), maxTimeoutMs)
-      : parseConnectTimeout(stringHeader(headers["connect-timeout-ms"]), maxTimeoutMs);
+    const timeout =
+      protocol === "grpc"
+        ? parseGrpcTimeout(stringHeader(headers["grpc-timeout"]), maxTimeoutMs)
+        : parseConnectTimeout(stringHeader(headers["connect-timeout-ms"]), maxTimeoutMs);
     if (timeout.error) return false;
-    this.run(route, grpc, timeout.timeoutMs, request, response).catch(() => {
+    this.run(route, protocol, timeout.timeoutMs, request, response).catch(() => {
       // Only a write can fail here, to a client that is gone: free its stream.
       if ("stream" in response) response.stream.destroy();
       else response.destroy();
@@ -133,7 +144,7 @@ export class UnaryFastPath {
 
   private async run(
     route: Route,
-    grpc: boolean,
+    protocol: Protocol,
     timeoutMs: number | undefined,
     request: Request,
     response: Response,
@@ -145,48 +156,113 @@ export class UnaryFastPath {
     const { shutdownSignal } = this.options;
     if (shutdownSignal.aborted) call.abort(shutdownSignal.reason);
     else this.calls.add(call);
+    let hungUp = false;
     const onClose = () => {
-      if (!response.writableEnded) call.abort(new ConnectError("the client hung up", Code.Canceled));
+      if (response.writableEnded) return;
+      hungUp = true;
+      call.abort(new ConnectError("the client hung up", Code.Canceled));
     };
     response.once("close", onClose);
+    const open = () => !hungUp && !response.writableEnded;
     let timer: NodeJS.Timeout | undefined;
     if (timeoutMs !== undefined) {
       const expire = () => call.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded));
       if (timeoutMs <= 0) expire();
       else timer = setTimeout(expire, timeoutMs);
     }
-    const context = handlerContext(route, grpc, request, timeoutMs, call.signal);
-    let body: Uint8Array;
-    let error: ConnectError | undefined;
+    const context = handlerContext(route, protocol, request, timeoutMs, call.signal);
     try {
-      const bytes = await readBody(request, this.options.maxMessageBytes, grpc, context.signal);
-      const input = decodeInput(route.method.input, bytes);
-      const output = await route.impl(input, context);
-      const message = isMessage(output, route.method.output)
-        ? output
-        : create(route.method.output, output as MessageShape<DescMessage>);
-      body = encodeMessage(route.method.output, message);
-      if (body.byteLength > this.options.maxMessageBytes) {
-        throw new ConnectError(
-          `message size ${body.byteLength} is larger than configured writeMaxBytes ${this.options.maxMessageBytes}`,
-          Code.ResourceExhausted,
-        );
-      }
-    } catch (thrown) {
-      error =
-        thrown instanceof ConnectError
-          ? thrown
-          : new ConnectError("internal error", Code.Internal, undefined, undefined, thrown);
-      body = new Uint8Array(0);
+      if (route.streaming) await this.stream(route, protocol, request, response, context, open);
+      else await this.unary(route, protocol, request, response, context, open);
     } finally {
       clearTimeout(timer);
       this.calls.delete(call);
       call.abort(callEnded);
       response.off("close", onClose);
     }
-    if (response.writableEnded) return;
-    if (grpc) writeGrpc(response, context, body, error, request.headers["content-type"] as string);
-    else writeConnect(response, context, body, error, this.options.jsonOptions);
+  }
+
+  private async unary(
+    route: Route,
+    protocol: Protocol,
+    request: Request,
+    response: Response,
+    context: HandlerContext,
+    open: () => boolean,
+  ): Promise<void> {
+    let body: Uint8Array;
+    let error: ConnectError | undefined;
+    try {
+      const bytes = await readBody(request, this.options.maxMessageBytes, protocol === "grpc", context.signal);
+      const output = await route.impl(decodeInput(route.method.input, bytes), context);
+      body = this.encodeOutput(route.method.output, output);
+    } catch (thrown) {
+      error = connectErrorOf(thrown);
+      body = new Uint8Array(0);
+    }
+    if (!open()) return;
+    if (protocol === "grpc") {
+      writeGrpcHead(response, context, request);
+      if (!error) response.write(envelope(0, body));
+      endGrpc(response, context, error);
+    } else writeConnect(response, context, body, error, this.options.jsonOptions);
+  }
+
+  /**
+   * A server stream: each message the implementation yields, in an envelope,
+   * the headers with the first one (so the implementation may set them until
+   * then), and its end: trailers (gRPC), or an end-stream envelope (Connect).
+   * A client slower than the stream holds it back (the write waits to drain).
+   */
+  private async stream(
+    route: Route,
+    protocol: Protocol,
+    request: Request,
+    response: Response,
+    context: HandlerContext,
+    open: () => boolean,
+  ): Promise<void> {
+    let started = false;
+    const start = () => {
+      if (started) return;
+      started = true;
+      if (protocol === "grpc") writeGrpcHead(response, context, request);
+      else {
+        context.responseHeader.set("content-type", "application/connect+proto");
+        response.writeHead(200, nodeHeaders(context.responseHeader));
+      }
+    };
+    let error: ConnectError | undefined;
+    try {
+      const bytes = await readBody(request, this.options.maxMessageBytes, true, context.signal);
+      const outputs = route.impl(decodeInput(route.method.input, bytes), context) as AsyncIterable<unknown>;
+      for await (const output of outputs) {
+        const body = this.encodeOutput(route.method.output, output);
+        if (!open()) break;
+        start();
+        if (!response.write(envelope(0, body))) await drained(response, context.signal);
+      }
+    } catch (thrown) {
+      error = connectErrorOf(thrown);
+    }
+    if (!open()) return;
+    start();
+    if (protocol === "grpc") return endGrpc(response, context, error);
+    const end = endStreamToJson(context.responseTrailer, error, this.options.jsonOptions);
+    response.end(envelope(endStreamFlag, new TextEncoder().encode(JSON.stringify(end))));
+  }
+
+  /** An implementation's answer, encoded within the message size limit. */
+  private encodeOutput(schema: DescMessage, output: unknown): Uint8Array {
+    const message = isMessage(output, schema) ? output : create(schema, output as MessageShape<DescMessage>);
+    const body = encodeMessage(schema, message);
+    if (body.byteLength > this.options.maxMessageBytes) {
+      throw new ConnectError(
+        `message size ${body.byteLength} is larger than configured writeMaxBytes ${this.options.maxMessageBytes}`,
+        Code.ResourceExhausted,
+      );
+    }
+    return body;
   }
 }
 
@@ -198,7 +274,7 @@ export class UnaryFastPath {
  */
 function handlerContext(
   route: Route,
-  grpc: boolean,
+  protocol: Protocol,
   request: Request,
   timeoutMs: number | undefined,
   signal: AbortSignal,
@@ -208,7 +284,7 @@ function handlerContext(
   return {
     service: route.service,
     method: route.method,
-    protocolName: grpc ? "grpc" : "connect",
+    protocolName: protocol,
     requestMethod: "POST",
     url: `http://${request.headers.host ?? request.headers[":authority"] ?? "localhost"}${request.url}`,
     signal,
@@ -223,6 +299,25 @@ function handlerContext(
   };
 }
 
+function connectErrorOf(thrown: unknown): ConnectError {
+  return thrown instanceof ConnectError
+    ? thrown
+    : new ConnectError("internal error", Code.Internal, undefined, undefined, thrown);
+}
+
+/** Resolves once the response can take more, or the call ends. */
+function drained(response: Response, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      response.off("drain", done);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    response.once("drain", done);
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
+
 function identity(encoding: string | string[] | undefined): boolean {
   return encoding === undefined || encoding === "identity";
 }
@@ -232,13 +327,13 @@ function stringHeader(value: string | string[] | undefined): string | null {
 }
 
 /**
- * The request's message bytes: the whole body (Connect), or its single
- * envelope's payload (gRPC). Ends early when the body is too large, or the
- * call's signal aborts (hang-up, deadline, shutdown).
+ * The request's message bytes: the whole body (Connect unary), or its single
+ * envelope's payload (gRPC, and Connect streams). Ends early when the body is
+ * too large, or the call's signal aborts (hang-up, deadline, shutdown).
  */
-function readBody(request: Request, maxBytes: number, grpc: boolean, signal: AbortSignal): Promise<Uint8Array> {
+function readBody(request: Request, maxBytes: number, enveloped: boolean, signal: AbortSignal): Promise<Uint8Array> {
   // An envelope is its payload and five bytes (a flag and the length).
-  const limit = grpc ? maxBytes + 5 : maxBytes;
+  const limit = enveloped ? maxBytes + 5 : maxBytes;
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let length = 0;
@@ -262,7 +357,7 @@ function readBody(request: Request, maxBytes: number, grpc: boolean, signal: Abo
     const onEnd = () => {
       const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, length);
       try {
-        settle(undefined, grpc ? unwrapEnvelope(body) : body);
+        settle(undefined, enveloped ? unwrapEnvelope(body) : body);
       } catch (error) {
         settle(error);
       }
@@ -275,7 +370,7 @@ function readBody(request: Request, maxBytes: number, grpc: boolean, signal: Abo
   });
 }
 
-/** The payload of a gRPC request holding exactly one uncompressed message. */
+/** The payload of a request holding exactly one uncompressed message in an envelope. */
 function unwrapEnvelope(body: Buffer): Uint8Array {
   if (body.byteLength < 5) {
     throw new ConnectError("protocol error: missing input message for unary method", Code.InvalidArgument);
@@ -327,24 +422,23 @@ function writeConnect(
   response.end(body);
 }
 
-function writeGrpc(
-  response: Response,
-  context: HandlerContext,
-  body: Uint8Array,
-  error: ConnectError | undefined,
-  contentType: string,
-): void {
-  context.responseHeader.set("content-type", contentType);
+function writeGrpcHead(response: Response, context: HandlerContext, request: Request): void {
+  context.responseHeader.set("content-type", request.headers["content-type"] as string);
   response.writeHead(200, nodeHeaders(context.responseHeader));
-  if (!error) {
-    const envelope = Buffer.allocUnsafe(5 + body.byteLength);
-    envelope[0] = 0;
-    envelope.writeUInt32BE(body.byteLength, 1);
-    envelope.set(body, 5);
-    response.write(envelope);
-  }
+}
+
+function endGrpc(response: Response, context: HandlerContext, error: ConnectError | undefined): void {
   response.addTrailers(nodeHeaders(setTrailerStatus(context.responseTrailer, error)));
   response.end();
+}
+
+/** A message in the five-byte envelope of gRPC and Connect streams: flags, then its length. */
+function envelope(flags: number, body: Uint8Array): Buffer {
+  const enveloped = Buffer.allocUnsafe(5 + body.byteLength);
+  enveloped[0] = flags;
+  enveloped.writeUInt32BE(body.byteLength, 1);
+  enveloped.set(body, 5);
+  return enveloped;
 }
 
 function nodeHeaders(headers: Headers): Record<string, string> {
