@@ -242,9 +242,8 @@ The systems:
   task has a fresh id (no \`Nats-Msg-Id\`); the "idempotency keys" row gives each task
   a key, which costs a status lookup per submit.
 - **Taskwire gateway**: the same worker, and a gateway process (\`createGateway\`); the
-  client is \`createClient({ gateway, protocol })\` (binary Connect or gRPC, its unary calls
-  written on Node's HTTP/2 streams; its streams through connect-node, over HTTP/1.1 for
-  Connect and HTTP/2 for gRPC): the typed client sends Submit, \`client.submitBatch\` BatchSubmit, and \`handle.result()\`
+  client is \`createClient({ gateway, protocol })\` (binary Connect or gRPC, every call
+  written on Node's HTTP/2 streams, one session): the typed client sends Submit, \`client.submitBatch\` BatchSubmit, and \`handle.result()\`
   waits: the waits begun in one event-loop turn share one WaitTasks stream, and a wait
   alone in its turn is one WaitTask call.
 - **BullMQ**: a redis-server without persistence; \`Queue.addBulk\`, a \`Worker\` with

@@ -1,10 +1,10 @@
 import { create, type DescMessage } from "@bufbuild/protobuf";
-import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { type Task, TaskErrorSchema, type TaskStatus } from "../gen/taskwire/v1/task_pb.js";
 import type { ListTasksRequest, ListTasksResponse } from "../gen/taskwire/v1/task_service_pb.js";
 import { createConnectQueueBackend } from "./connect-queue-backend.js";
 import { createConnectTaskBackend } from "./connect-task-backend.js";
+import { createGatewayTransport, type GatewayProtocol } from "./gateway-transport.js";
 import { kvCheckpoints } from "./kv-checkpoints.js";
 import { createNatsQueueBackend } from "./nats-queue-backend.js";
 import { createNatsTaskBackend } from "./nats-task-backend.js";
@@ -25,15 +25,14 @@ import { taskFromOptions } from "./task-from-options.js";
 import { createTaskHandle, watchStatus } from "./task-handle.js";
 import type { TaskMethod, TaskServiceDefinition } from "./task-method.js";
 import { createTaskRegistry } from "./task-registry.js";
-import { createUnaryTransport, type GatewayProtocol } from "./unary-transport.js";
 
 /** Talk to a Taskwire gateway over HTTP. */
 export interface GatewayClientOptions {
   /** The gateway's base URL, e.g. `http://127.0.0.1:8080`. */
   gateway: string;
   /**
-   * "connect" (binary Connect: unary calls over HTTP/2, streams over HTTP/1.1) or
-   * "grpc" (HTTP/2); cleartext for an http:// URL. @default "connect"
+   * "connect" (binary Connect) or "grpc", over one HTTP/2 session; cleartext
+   * for an http:// URL. @default "connect"
    */
   protocol?: GatewayProtocol;
 }
@@ -99,16 +98,7 @@ export interface TaskwireClient extends TaskClient {
  */
 export async function createClient(options: GatewayClientOptions | DirectClientOptions): Promise<TaskwireClient> {
   if ("gateway" in options) {
-    const protocol = options.protocol ?? "connect";
-    const transport = createUnaryTransport(
-      options.gateway,
-      protocol,
-      // Connect's streams on HTTP/1.1, one socket each: WaitTasks streams sharing one HTTP/2
-      // session (and its 64 KiB flow-control window) cost batch throughput a fifth.
-      protocol === "grpc"
-        ? createGrpcTransport({ baseUrl: options.gateway })
-        : createConnectTransport({ baseUrl: options.gateway, httpVersion: "1.1", useBinaryFormat: true }),
-    );
+    const transport = createGatewayTransport(options.gateway, options.protocol ?? "connect");
     return clientOf(createConnectTaskBackend(transport), createConnectQueueBackend(transport), undefined, async () =>
       transport.close(),
     );

@@ -3,12 +3,20 @@ import { promisify } from "node:util";
 import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { TaskService } from "../gen/taskwire/v1/task_service_pb.js";
+import { TaskService, type WaitTasksResponse, type WatchTaskResponse } from "../gen/taskwire/v1/task_service_pb.js";
 import { createGateway, type Gateway } from "../server/create-gateway.js";
-import { expectAbandonedCallsToEnd } from "../server/test-support/abandoned-calls.js";
+import { expectAbandonedCallsToEnd, expectAbandonedStreamsToEnd } from "../server/test-support/abandoned-calls.js";
 import { endlessTaskId, FakeTaskBackend } from "../server/test-support/fake-task-backend.js";
+import { createGatewayTransport, type GatewayProtocol } from "./gateway-transport.js";
+import { maxBatchSize } from "./nats-task-backend.js";
 import { TaskError } from "./task-error.js";
-import { createUnaryTransport, type GatewayProtocol } from "./unary-transport.js";
+
+/** Every message of a stream, in order. */
+const read = async <T>(stream: AsyncIterable<T>) => {
+  const messages: T[] = [];
+  for await (const message of stream) messages.push(message);
+  return messages;
+};
 
 const outcome = (call: Promise<unknown>) =>
   call.then(
@@ -31,13 +39,13 @@ describe.each(["connect", "grpc"] as const)("the SDK's transport for gateway cal
   let backend: FakeTaskBackend;
   let gateway: Gateway;
   let connectNode: Transport;
-  let transport: ReturnType<typeof createUnaryTransport>;
+  let transport: ReturnType<typeof createGatewayTransport>;
 
   beforeAll(async () => {
     backend = new FakeTaskBackend();
     gateway = await createGateway({ backend, maxMessageBytes: 64 * 1024 });
     connectNode = connectNodeTransports[protocol](gateway.url);
-    transport = createUnaryTransport(gateway.url, protocol, connectNode);
+    transport = createGatewayTransport(gateway.url, protocol);
   });
   afterAll(async () => {
     transport.close();
@@ -64,8 +72,56 @@ describe.each(["connect", "grpc"] as const)("the SDK's transport for gateway cal
     });
   });
 
+  it("answers each server stream as connect-node's transport does: the same messages, then the same end", async () => {
+    const ours = createClient(TaskService, transport);
+    const theirs = createClient(TaskService, connectNode);
+    const { taskId } = await ours.submit({ task: { workerType: "hasher", method: "Digest" } });
+    const tooMany = Array.from({ length: maxBatchSize + 1 }, (_, i) => `t${i}`);
+    const streams = [
+      (client: typeof ours) => client.watchTask({ taskId }),
+      (client: typeof ours) => client.watchTask({ taskId: "nope" }),
+      (client: typeof ours) => client.waitTasks({ taskIds: [taskId] }),
+      (client: typeof ours) => client.waitTasks({ taskIds: [taskId, "nope"] }),
+      (client: typeof ours) => client.waitTasks({ taskIds: tooMany }),
+    ];
+    // The messages until the end, and the end: done, or the error. An error in a
+    // message is stamped with its time: compared without it.
+    const readToEnd = async (stream: AsyncIterable<WaitTasksResponse | WatchTaskResponse>) => {
+      const messages: unknown[] = [];
+      const end = await outcome(
+        (async () => {
+          for await (const message of stream) {
+            if ("outcome" in message && message.outcome.case === "error") message.outcome.value.occurredAt = undefined;
+            messages.push(message);
+          }
+        })(),
+      );
+      return { messages, end };
+    };
+    for (const stream of streams) expect(await readToEnd(stream(ours))).toEqual(await readToEnd(stream(theirs)));
+    expect((await readToEnd(ours.waitTasks({ taskIds: tooMany }))).end).toMatchObject({ code: Code.InvalidArgument });
+  });
+
+  it("holds a stream's answers for a reader that lags, and gives it all of them in order", async () => {
+    const client = createClient(TaskService, transport);
+    const { results } = await client.batchSubmit({
+      tasks: Array.from({ length: maxBatchSize }, () => ({ workerType: "hasher", method: "Digest" })),
+    });
+    const taskIds = results.map((r) => (r.outcome.case === "accepted" ? r.outcome.value.taskId : ""));
+    const expected = (await read(createClient(TaskService, connectNode).waitTasks({ taskIds }))).map((m) => m.taskId);
+    const answers = client.waitTasks({ taskIds })[Symbol.asyncIterator]();
+    const first = await answers.next();
+    // The reader lags: the rest of the stream (more than the transport holds before it
+    // pauses the HTTP/2 stream) comes meanwhile.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const got = [first.value?.taskId];
+    for (let next = await answers.next(); !next.done; next = await answers.next()) got.push(next.value.taskId);
+    expect(got).toEqual(expected);
+  });
+
   it("cancels a call whose signal aborts, and one past its timeout; the gateway's handler ends with it", async () => {
     await expectAbandonedCallsToEnd(transport, backend);
+    await expectAbandonedStreamsToEnd(transport, backend);
     // The session is still good for the next call.
     expect((await createClient(TaskService, transport).getTask({ taskId: endlessTaskId })).status?.taskId).toBe(
       endlessTaskId,
@@ -76,7 +132,7 @@ describe.each(["connect", "grpc"] as const)("the SDK's transport for gateway cal
     const closed = await createGateway({ backend: new FakeTaskBackend() });
     const url = closed.url;
     await closed.close();
-    const unreachable = createUnaryTransport(url, protocol, connectNode);
+    const unreachable = createGatewayTransport(url, protocol);
     try {
       const error = await createClient(TaskService, unreachable)
         .getTask({ taskId: "any" })
@@ -92,11 +148,10 @@ describe.each(["connect", "grpc"] as const)("the SDK's transport for gateway cal
     // A script that makes one call and never closes the transport: it must exit on its own.
     const script = `
       import { createClient } from "@connectrpc/connect";
-      import { createConnectTransport } from "@connectrpc/connect-node";
       import { TaskService } from "./gen/taskwire/v1/task_service_pb.ts";
-      import { createUnaryTransport } from "./sdk/unary-transport.ts";
+      import { createGatewayTransport } from "./sdk/gateway-transport.ts";
       const url = process.argv[1];
-      const transport = createUnaryTransport(url, "${protocol}", createConnectTransport({ baseUrl: url }));
+      const transport = createGatewayTransport(url, "${protocol}");
       const { status } = await createClient(TaskService, transport).getTask({ taskId: "${endlessTaskId}" });
       console.log(status.taskId);
     `;
