@@ -42,6 +42,17 @@ export interface FastPathOptions {
 /** The wire format of a call the fast path takes. */
 type Protocol = "connect" | "grpc";
 
+/** A call the fast path serves. */
+interface Exchange {
+  readonly route: Route;
+  readonly protocol: Protocol;
+  readonly request: Request;
+  readonly response: Response;
+  readonly context: HandlerContext;
+  /** Whether the answer can still be written: the client is there, and it has not ended. */
+  readonly open: () => boolean;
+}
+
 // Each call's signal is aborted when the call ends; with a reason given, no
 // DOMException is made per call.
 const callEnded = new ConnectError("the call ended", Code.Canceled);
@@ -170,10 +181,17 @@ export class FastPath {
       if (timeoutMs <= 0) expire();
       else timer = setTimeout(expire, timeoutMs);
     }
-    const context = handlerContext(route, protocol, request, timeoutMs, call.signal);
+    const exchange = {
+      route,
+      protocol,
+      request,
+      response,
+      context: handlerContext(route, protocol, request, timeoutMs, call.signal),
+      open,
+    };
     try {
-      if (route.streaming) await this.stream(route, protocol, request, response, context, open);
-      else await this.unary(route, protocol, request, response, context, open);
+      if (route.streaming) await this.stream(exchange);
+      else await this.unary(exchange);
     } finally {
       clearTimeout(timer);
       this.calls.delete(call);
@@ -182,14 +200,7 @@ export class FastPath {
     }
   }
 
-  private async unary(
-    route: Route,
-    protocol: Protocol,
-    request: Request,
-    response: Response,
-    context: HandlerContext,
-    open: () => boolean,
-  ): Promise<void> {
+  private async unary({ route, protocol, request, response, context, open }: Exchange): Promise<void> {
     let body: Uint8Array;
     let error: ConnectError | undefined;
     try {
@@ -214,14 +225,7 @@ export class FastPath {
    * then), and its end: trailers (gRPC), or an end-stream envelope (Connect).
    * A client slower than the stream holds it back (the write waits to drain).
    */
-  private async stream(
-    route: Route,
-    protocol: Protocol,
-    request: Request,
-    response: Response,
-    context: HandlerContext,
-    open: () => boolean,
-  ): Promise<void> {
+  private async stream({ route, protocol, request, response, context, open }: Exchange): Promise<void> {
     let started = false;
     const start = () => {
       if (started) return;
