@@ -154,11 +154,7 @@ export class ResultInbox implements ResultRoute {
    */
   accepted(taskId: string): void {
     const pending = this.pending.get(taskId);
-    if (!pending) return; // notified already, or pushed out by the limit
-    // Moved to the end: the accepted tasks stay in the order their grace began.
-    this.pending.delete(taskId);
-    pending.since = Date.now();
-    this.pending.set(taskId, pending);
+    if (pending) pending.since = Date.now(); // else notified already, or pushed out by the limit
   }
 
   /** Forgets a task (its publish failed, or it was a duplicate of one submitted elsewhere). */
@@ -270,9 +266,10 @@ export class ResultInbox implements ResultRoute {
       this.notified = new Map();
       this.generationStart = now;
     }
-    // Those not accepted yet are passed over (each publish ends in an acceptance
-    // or an untrack); the others are in the order their grace began: stop at
-    // the first still within it.
+    // In submit order, which is that of the acceptances but for PubAcks that
+    // overtake others (a task is then read a little after its grace): stop at the
+    // first still within its grace. Those not accepted yet are passed over (each
+    // publish ends in an acceptance or an untrack).
     for (const [taskId, pending] of this.pending) {
       if (pending.since === undefined) continue;
       if (pending.since > now - this.graceMs) break;
