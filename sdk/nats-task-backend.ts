@@ -20,6 +20,7 @@ import {
   type SubmitResponse,
   SubmitResponseSchema,
 } from "../gen/taskwire/v1/task_service_pb.js";
+import { onAbort } from "./abort-fanout.js";
 import { liveEndpoints, openWorkersBucket } from "./broadcast.js";
 import { directGet, directGetLast, publishToStream, type StoredMessage } from "./jetstream-ops.js";
 import { Mailbox } from "./mailbox.js";
@@ -364,8 +365,8 @@ class NatsTaskBackend implements TaskBackend {
     } catch (error) {
       throw fromNatsError(error, `watching ${taskId}`);
     }
-    const stop = () => updates.close();
-    signal?.addEventListener("abort", stop, { once: true });
+    // Aborted meanwhile, the watch ends at once.
+    const stopListening = signal && onAbort(signal, () => updates.close());
     try {
       updates.unshift(await this.load(taskId));
       let revision = -1;
@@ -378,7 +379,7 @@ class NatsTaskBackend implements TaskBackend {
       }
       throw new TaskError(`watch of ${taskId} was aborted`, Code.Canceled);
     } finally {
-      signal?.removeEventListener("abort", stop);
+      stopListening?.();
       unlisten();
     }
   }

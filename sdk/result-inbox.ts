@@ -1,5 +1,6 @@
 import type { Msg, MsgCallback, NatsConnection, Subscription } from "@nats-io/transport-node";
 import type { TaskStatus } from "../gen/taskwire/v1/task_pb.js";
+import { onAbort } from "./abort-fanout.js";
 import { newInbox } from "./open-connection.js";
 import type { ResultRoute } from "./prepare-task.js";
 import { newRoute } from "./task-id.js";
@@ -204,15 +205,14 @@ export class ResultInbox implements ResultRoute {
         pending.waiter = resolve;
         return;
       }
-      const onAbort = () => {
+      const stopListening = onAbort(signal, () => {
         pending.waiter = undefined;
         resolve(undefined);
-      };
+      });
       pending.waiter = (outcome) => {
-        signal.removeEventListener("abort", onAbort);
+        stopListening();
         resolve(outcome);
       };
-      signal.addEventListener("abort", onAbort, { once: true });
     });
   }
 

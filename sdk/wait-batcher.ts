@@ -1,6 +1,7 @@
 import { type Client, Code } from "@connectrpc/connect";
 import type { TaskStatus } from "../gen/taskwire/v1/task_pb.js";
 import type { TaskService } from "../gen/taskwire/v1/task_service_pb.js";
+import { onAbort } from "./abort-fanout.js";
 import { maxBatchSize } from "./nats-task-backend.js";
 import { TaskError } from "./task-error.js";
 
@@ -48,7 +49,8 @@ export class WaitBatcher {
         }
         reject(aborted());
       };
-      const done = () => signal?.removeEventListener("abort", leave);
+      let stopListening: (() => unknown) | undefined;
+      const done = () => stopListening?.();
       const waiter: Waiter = {
         resolve: (status) => {
           done();
@@ -60,7 +62,7 @@ export class WaitBatcher {
         },
       };
       batch.waiters.set(taskId, [...(batch.waiters.get(taskId) ?? []), waiter]);
-      signal?.addEventListener("abort", leave, { once: true });
+      if (signal) stopListening = onAbort(signal, leave);
     });
   }
 

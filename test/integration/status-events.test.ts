@@ -1,3 +1,4 @@
+import { getEventListeners } from "node:events";
 import { create } from "@bufbuild/protobuf";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
@@ -173,6 +174,36 @@ describe("status events: the server republishes each stored status write", () =>
       const stored = encodeMessage(TaskStatusSchema, create(TaskStatusSchema, { taskId, state: TaskState.SUCCEEDED }));
       nc.publish(topology.statusEventSubject(taskId), stored);
       expect(encodedOutcome((await waited) as Uint8Array)).toEqual({ taskId, state: TaskState.SUCCEEDED });
+    } finally {
+      inbox.close();
+    }
+  });
+
+  it("a thousand waits on one signal add one listener to it, and end when it aborts", async () => {
+    const reads = {
+      records: async () => new Map<string, Uint8Array>(),
+      unstarted: async (ids: readonly string[]) => new Set(ids),
+    };
+    const inbox = new ResultInbox(nc, reads, { graceMs: 60_000 });
+    try {
+      const shared = new AbortController();
+      const ids = Array.from({ length: 1000 }, () => newTaskId("hasher", Date.now(), inbox.route));
+      const waits = ids.map((taskId) => {
+        inbox.track(taskId);
+        inbox.accepted(taskId);
+        return inbox.take(taskId, shared.signal);
+      });
+      // Node's EventTarget walks its listeners on each add and remove.
+      expect(getEventListeners(shared.signal, "abort")).toHaveLength(1);
+      const [first] = ids as [string];
+      const stored = encodeMessage(
+        TaskStatusSchema,
+        create(TaskStatusSchema, { taskId: first, state: TaskState.SUCCEEDED }),
+      );
+      nc.publish(topology.statusEventSubject(first), stored);
+      expect(encodedOutcome((await waits[0]) as Uint8Array)).toEqual({ taskId: first, state: TaskState.SUCCEEDED });
+      shared.abort();
+      expect(await Promise.all(waits.slice(1))).toEqual(ids.slice(1).map(() => undefined));
     } finally {
       inbox.close();
     }

@@ -10,6 +10,7 @@ import { TaskService } from "../../gen/taskwire/v1/task_service_pb.js";
 import { createClient, type TaskwireClient } from "../../sdk/create-client.js";
 import { createNatsTaskBackend } from "../../sdk/nats-task-backend.js";
 import { TaskError } from "../../sdk/task-error.js";
+import { taskFromOptions } from "../../sdk/task-from-options.js";
 import { taskIdToken } from "../../sdk/task-id.js";
 import { createTaskRegistry, registryOf } from "../../sdk/task-registry.js";
 import { topology as sdkTopology } from "../../sdk/topology.js";
@@ -381,6 +382,20 @@ describe("TaskService over JetStream", () => {
       reads.stop();
       lookups.stop();
       await direct.close();
+    }
+  });
+
+  it("a watch whose signal aborts while it starts ends CANCELED, without a status", async () => {
+    const backend = await createNatsTaskBackend({ nc, registry: createTaskRegistry(services), topology });
+    try {
+      const { taskId } = await backend.submit(taskFromOptions(hashService.methods.digest, { text: "unwatched" }));
+      const aborted = new AbortController();
+      const watch = backend.watchTask(taskId, aborted.signal)[Symbol.asyncIterator]();
+      const first = watch.next(); // follows the bucket first: a consumer, a round trip away
+      aborted.abort();
+      await expect(first).rejects.toMatchObject({ code: Code.Canceled });
+    } finally {
+      await backend.close();
     }
   });
 
