@@ -50,8 +50,9 @@ export function taskServiceRoutes(backend: TaskBackend): (router: ConnectRouter)
           );
         }
         if (ids.length === 0) return;
-        // Each wait runs on its own and listens to the call's signal, as do the
-        // stream and connect itself: Node's limit (10) is raised by the waits' count.
+        // Each wait runs on its own and may listen to the call's signal (the NATS
+        // backend's share one listener), as do the stream and connect itself:
+        // Node's limit (10) is raised by the waits' count.
         setMaxListeners(defaultMaxListeners + ids.length, context.signal);
         // The stream yields their outcomes as they come.
         const outcomes = new Mailbox<MessageInitShape<typeof WaitTasksResponseSchema>>();
