@@ -1,7 +1,9 @@
 import { execFile } from "node:child_process";
+import * as http2 from "node:http2";
+import type { AddressInfo } from "node:net";
 import { promisify } from "node:util";
 import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
-import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import { connectNodeAdapter, createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TaskService, type WaitTasksResponse, type WatchTaskResponse } from "../gen/taskwire/v1/task_service_pb.js";
 import { createGateway, type Gateway } from "../server/create-gateway.js";
@@ -161,5 +163,58 @@ describe.each(["connect", "grpc"] as const)("the SDK's transport for gateway cal
       { timeout: 20_000 },
     );
     expect(stdout.trim()).toBe(endlessTaskId);
+  }, 30_000);
+
+  it("keeps a process alive while a call is in flight on a session opened after another went away", async () => {
+    // A server that tells each connection to go away 300 ms after it opened (as a proxy
+    // with a connection age limit does), and answers "slow" 1.5 s after it is asked.
+    const server = http2.createServer(
+      connectNodeAdapter({
+        routes: (router) =>
+          router.service(TaskService, {
+            async waitTask({ taskId }, context) {
+              const ms = taskId === "slow" ? 1_500 : 60_000;
+              await new Promise((resolve) => {
+                const timer = setTimeout(resolve, ms);
+                context.signal.addEventListener("abort", () => clearTimeout(timer));
+              });
+              return { status: { taskId } };
+            },
+          }),
+      }),
+    );
+    server.on("session", (session) => setTimeout(() => session.destroyed || session.goaway(), 300).unref());
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    // The first call, on the first session, is abandoned at 1 s; the second, made at
+    // 500 ms on a new session, is answered at 2 s: only that session holds the process then.
+    const script = `
+      import { createClient } from "@connectrpc/connect";
+      import { TaskService } from "./gen/taskwire/v1/task_service_pb.ts";
+      import { createGatewayTransport } from "./sdk/gateway-transport.ts";
+      const client = createClient(TaskService, createGatewayTransport(process.argv[1], "${protocol}"));
+      const abandoned = new AbortController();
+      client.waitTask({ taskId: "long" }, { signal: abandoned.signal }).catch(() => undefined);
+      setTimeout(() => abandoned.abort(), 1_000);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const { status } = await client.waitTask({ taskId: "slow" });
+      console.log(status.taskId);
+    `;
+    try {
+      const { stdout } = await promisify(execFile)(
+        process.execPath,
+        [
+          "--import",
+          "tsx",
+          "--input-type=module",
+          "-e",
+          script,
+          `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+        ],
+        { timeout: 20_000 },
+      );
+      expect(stdout.trim()).toBe("slow");
+    } finally {
+      server.close();
+    }
   }, 30_000);
 });

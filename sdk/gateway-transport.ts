@@ -9,9 +9,15 @@ import {
   type MessageInitShape,
   type MessageShape,
 } from "@bufbuild/protobuf";
-import { Code, ConnectError, type StreamResponse, type Transport, type UnaryResponse } from "@connectrpc/connect";
 import {
-  codeFromHttpStatus,
+  appendHeaders,
+  Code,
+  ConnectError,
+  type StreamResponse,
+  type Transport,
+  type UnaryResponse,
+} from "@connectrpc/connect";
+import {
   endStreamFlag,
   endStreamFromJson,
   errorFromJsonBytes,
@@ -67,12 +73,8 @@ const connectProtocol: WireProtocol = {
   unaryBody: (message) => message,
   unaryAnswer({ status, header: responseHeader, body }) {
     const [header, trailer] = trailerDemux(responseHeader);
-    if (status !== 200) {
-      const fallback = new ConnectError(`HTTP ${status}`, codeFromHttpStatus(status), header);
-      throw header.get("content-type")?.startsWith("application/json")
-        ? errorFromJsonBytes(body, header, fallback)
-        : fallback;
-    }
+    const { isUnaryError, unaryError } = validateConnectResponse("unary", true, status, header);
+    if (isUnaryError) throw errorFromJsonBytes(body, appendHeaders(header, trailer), unaryError);
     return { bytes: body, header, trailer };
   },
   streamHead(status, header) {
@@ -103,22 +105,23 @@ const grpcProtocol: WireProtocol = {
   unaryAnswer({ status, header, trailer, body }) {
     const { headerError } = validateGrpcResponse(status, header);
     validateTrailer(trailer, header);
-    if (body.byteLength === 0) {
+    const envelopes = new EnvelopeSplitter();
+    const [only, extra] = envelopes.push(body);
+    if (extra) {
+      throw new ConnectError("protocol error: received extra output message for unary method", Code.Unimplemented);
+    }
+    if (envelopes.pending) throw new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument);
+    if (!only) {
       if (headerError) throw headerError;
-      throw new ConnectError("protocol error: missing output message for unary method", Code.Unimplemented);
+      throw new ConnectError(
+        "protocol error: missing output message for unary method",
+        trailer.has("grpc-status") ? Code.Unimplemented : Code.Unknown,
+      );
     }
     if (headerError) {
       throw new ConnectError(
         "protocol error: received output message for unary method with error status",
         Code.Unknown,
-      );
-    }
-    const envelopes = new EnvelopeSplitter();
-    const [only, extra] = envelopes.push(body);
-    if (!only || extra || envelopes.pending) {
-      throw new ConnectError(
-        `protocol error: the answer is not one enveloped message (${body.byteLength} bytes)`,
-        Code.Internal,
       );
     }
     return { bytes: only.data, header, trailer };
@@ -132,8 +135,10 @@ const grpcProtocol: WireProtocol = {
   },
 };
 
-/** Node's errors that mean the gateway cannot be reached (or went away). */
-const unreachable = new Set(["ECONNREFUSED", "ECONNRESET", "ENOTFOUND", "EAI_AGAIN", "ETIMEDOUT", "EPIPE"]);
+/** Node's errors that mean the gateway cannot be reached. */
+const unreachable = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "ETIMEDOUT"]);
+/** Node's errors that mean the call's connection or stream broke under it. */
+const broken = new Set(["ECONNRESET", "ERR_STREAM_DESTROYED", "ERR_HTTP2_INVALID_STREAM"]);
 
 /**
  * Flow-control windows of the session: its streams' (each WaitTasks stream may
@@ -164,7 +169,9 @@ export function createGatewayTransport(baseUrl: string, protocolName: GatewayPro
   const origin = new URL(baseUrl);
   const prefix = origin.pathname.replace(/\/$/, "");
   let session: http2.ClientHttp2Session | undefined;
-  let inFlight = 0;
+  // Calls in flight on each session: a session holds the process open while it has any.
+  // (Per session: one told to go away may still finish calls while the next one starts.)
+  const inFlight = new WeakMap<http2.ClientHttp2Session, number>();
 
   const open = (): http2.ClientHttp2Session => {
     if (session && !session.closed && !session.destroyed) return session;
@@ -214,12 +221,14 @@ export function createGatewayTransport(baseUrl: string, protocolName: GatewayPro
     // As connect-node: a timeout of zero or less is none.
     const deadlineMs = timeoutMs !== undefined && timeoutMs > 0 ? Math.ceil(timeoutMs) : undefined;
     const path = `${prefix}/${method.parent.typeName}/${method.name}`;
-    const headers = protocol.headers(path, method.methodKind !== "unary", deadlineMs);
+    // The caller's headers, and then the protocol's, which win (as in connect's transports).
+    const headers: http2.OutgoingHttpHeaders = {};
     if (header !== undefined) {
       new Headers(header).forEach((value, name) => {
         headers[name] = value;
       });
     }
+    Object.assign(headers, protocol.headers(path, method.methodKind !== "unary", deadlineMs));
     let bytes: Uint8Array;
     try {
       bytes = body();
@@ -236,9 +245,13 @@ export function createGatewayTransport(baseUrl: string, protocolName: GatewayPro
       onFail(fromNodeError(error));
       return undefined;
     }
-    if (inFlight++ === 0) s.ref();
+    const calls = inFlight.get(s) ?? 0;
+    inFlight.set(s, calls + 1);
+    if (calls === 0) s.ref();
     const exchange = new Exchange(stream, signal, deadlineMs, onFail, () => {
-      if (--inFlight === 0 && !s.destroyed) s.unref();
+      const left = (inFlight.get(s) ?? 1) - 1;
+      inFlight.set(s, left);
+      if (left === 0 && !s.destroyed) s.unref();
     });
     stream.end(bytes);
     return exchange;
@@ -346,15 +359,16 @@ export function createGatewayTransport(baseUrl: string, protocolName: GatewayPro
           try {
             for (const { flags, data } of envelopes.push(chunk)) {
               if (endStream)
-                throw new ConnectError(
-                  "protocol error: received data after the end of the stream",
-                  Code.InvalidArgument,
-                );
+                throw new ConnectError("protocol error: received extra EndStreamResponse", Code.InvalidArgument);
               if (protocolName === "connect" && flags & endStreamFlag) {
                 const end = endStreamFromJson(data);
                 endStream = end.metadata;
                 for (const [name, value] of end.metadata) trailer.append(name, value);
-                if (end.error) throw end.error;
+                if (end.error) {
+                  // As connect's: the error's metadata has the response headers too.
+                  for (const [name, value] of call.header) end.error.metadata.append(name, value);
+                  throw end.error;
+                }
               } else messages?.push(decodeOutput(method.output, data));
             }
           } catch (error) {
@@ -418,8 +432,7 @@ class Exchange {
     stream.on("error", (error) => this.fail(fromNodeError(error)));
     // Reset, or cut off with its session, without an error event: it cannot end now.
     stream.on("close", () => {
-      if (!this.settled)
-        this.fail(new ConnectError(`the gateway closed the call (HTTP/2 code ${stream.rstCode})`, Code.Unavailable));
+      if (!this.settled) this.fail(closedEarly(stream.rstCode));
     });
   }
 
@@ -516,18 +529,35 @@ class MessageStream<T> implements AsyncIterable<T> {
   }
 }
 
-/** Splits a body into its envelopes as its chunks come. */
+/**
+ * Splits a body into its envelopes as its chunks come. The chunks of an
+ * envelope not complete yet are kept apart and joined once it is: a large
+ * message comes in many frames.
+ */
 class EnvelopeSplitter {
-  private buffer: Buffer = Buffer.alloc(0);
+  private held: Buffer[] = [];
+  private heldBytes = 0;
+  /** The whole length of the envelope held, once its five-byte head came. */
+  private needed = 0;
 
   /** Bytes of an envelope not complete yet. */
   get pending(): number {
-    return this.buffer.byteLength;
+    return this.heldBytes;
   }
 
   /** The envelopes that `chunk` completes. */
   push(chunk: Buffer): { flags: number; data: Buffer }[] {
-    const buffer = this.buffer.byteLength > 0 ? Buffer.concat([this.buffer, chunk]) : chunk;
+    let buffer = chunk;
+    if (this.heldBytes > 0) {
+      this.held.push(chunk);
+      this.heldBytes += chunk.byteLength;
+      if (this.needed === 0 && this.heldBytes >= 5) this.needed = 5 + Buffer.concat(this.held, 5).readUInt32BE(1);
+      if (this.needed === 0 || this.heldBytes < this.needed) return [];
+      buffer = Buffer.concat(this.held, this.heldBytes);
+      this.held = [];
+      this.heldBytes = 0;
+      this.needed = 0;
+    }
     const complete: { flags: number; data: Buffer }[] = [];
     let at = 0;
     while (buffer.byteLength - at >= 5) {
@@ -540,7 +570,12 @@ class EnvelopeSplitter {
       complete.push({ flags, data: buffer.subarray(at + 5, at + 5 + length) });
       at += 5 + length;
     }
-    this.buffer = buffer.subarray(at);
+    if (at < buffer.byteLength) {
+      const rest = buffer.subarray(at);
+      this.held = [rest];
+      this.heldBytes = rest.byteLength;
+      this.needed = rest.byteLength >= 5 ? 5 + rest.readUInt32BE(1) : 0;
+    }
     return complete;
   }
 }
@@ -566,20 +601,34 @@ function decodeOutput<O extends DescMessage>(schema: O, bytes: Uint8Array): Mess
 }
 
 /**
- * A failed call's ConnectError: UNAVAILABLE when the gateway could not be
- * reached or the connection broke (Node gives a stream on a session that
+ * A failed call's ConnectError, coded as connect-node codes it: UNAVAILABLE
+ * when the gateway could not be reached (Node gives a stream on a session that
  * failed to connect "pending stream has been canceled", caused by the socket's
- * error), with the deepest cause's message.
+ * error), ABORTED when the connection broke, INTERNAL otherwise; with the
+ * deepest cause's message.
  */
 function fromNodeError(error: unknown): ConnectError {
   let cause = error as NodeJS.ErrnoException;
-  let broken = false;
+  let code = Code.Internal;
   for (;;) {
-    if (cause.code && (unreachable.has(cause.code) || cause.code.startsWith("ERR_HTTP2_"))) broken = true;
+    if (cause.code && unreachable.has(cause.code)) code = Code.Unavailable;
+    else if (cause.code && broken.has(cause.code) && code === Code.Internal) code = Code.Aborted;
     if (!(cause.cause instanceof Error)) break;
     cause = cause.cause as NodeJS.ErrnoException;
   }
-  return broken
-    ? new ConnectError(cause.message, Code.Unavailable, undefined, undefined, error)
-    : ConnectError.from(error);
+  return error instanceof ConnectError ? error : new ConnectError(cause.message, code, undefined, undefined, error);
+}
+
+/** A call's stream reset, or closed with its session, before it could end: coded by its HTTP/2 error code. */
+function closedEarly(rstCode: number): ConnectError {
+  const { constants } = http2;
+  const codes: Record<number, Code> = {
+    [constants.NGHTTP2_REFUSED_STREAM]: Code.Unavailable,
+    [constants.NGHTTP2_CANCEL]: Code.Canceled,
+    [constants.NGHTTP2_ENHANCE_YOUR_CALM]: Code.ResourceExhausted,
+    [constants.NGHTTP2_INADEQUATE_SECURITY]: Code.PermissionDenied,
+    [constants.NGHTTP2_HTTP_1_1_REQUIRED]: Code.PermissionDenied,
+    [constants.NGHTTP2_NO_ERROR]: Code.Unavailable,
+  };
+  return new ConnectError(`the gateway closed the call (HTTP/2 code ${rstCode})`, codes[rstCode] ?? Code.Internal);
 }

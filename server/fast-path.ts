@@ -97,27 +97,32 @@ export class FastPath {
   }
 
   /**
-   * A router that registers on `router` and also records the unary and
-   * server-streaming methods of each service registered without options, for {@link serve}.
+   * A router that registers on `router` and also records, for {@link serve},
+   * the unary and server-streaming methods registered without options. As in
+   * connect-node, the last registration of a method wins: a later one with
+   * options takes it off this path.
    */
   recording(router: ConnectRouter): ConnectRouter {
     const recording: ConnectRouter = Object.create(router);
+    const record = (method: DescMethod, impl: unknown, options: object | undefined) => {
+      const path = `/${method.parent.typeName}/${method.name}`;
+      const streaming = method.methodKind === "server_streaming";
+      if (options === undefined && (method.methodKind === "unary" || streaming) && typeof impl === "function") {
+        this.routes.set(path, { service: method.parent, method, impl: impl as Impl, streaming });
+      } else this.routes.delete(path);
+    };
     recording.service = (service, implementation, options) => {
       router.service(service, implementation, options);
-      if (options === undefined) {
-        for (const method of service.methods) {
-          const impl = (implementation as Record<string, unknown>)[method.localName];
-          const streaming = method.methodKind === "server_streaming";
-          if ((method.methodKind === "unary" || streaming) && typeof impl === "function") {
-            this.routes.set(`/${service.typeName}/${method.name}`, {
-              service,
-              method,
-              impl: impl.bind(implementation) as Impl,
-              streaming,
-            });
-          }
-        }
+      for (const method of service.methods) {
+        const impl = (implementation as Record<string, unknown>)[method.localName];
+        // Methods it does not implement are answered by connect-node (UNIMPLEMENTED).
+        record(method, typeof impl === "function" ? impl.bind(implementation) : undefined, options);
       }
+      return recording;
+    };
+    recording.rpc = (method, impl, options) => {
+      router.rpc(method, impl, options);
+      record(method, impl, options);
       return recording;
     };
     return recording;
@@ -204,7 +209,8 @@ export class FastPath {
     let body: Uint8Array;
     let error: ConnectError | undefined;
     try {
-      const bytes = await readBody(request, this.options.maxMessageBytes, protocol === "grpc", context.signal);
+      const received = await readBody(request, this.options.maxMessageBytes, protocol === "grpc", context.signal);
+      const bytes = protocol === "grpc" ? unwrapEnvelope(received, route, protocol) : received;
       const output = await route.impl(decodeInput(route.method.input, bytes), context);
       body = this.encodeOutput(route.method.output, output);
     } catch (thrown) {
@@ -213,7 +219,7 @@ export class FastPath {
     }
     if (!open()) return;
     if (protocol === "grpc") {
-      writeGrpcHead(response, context, request);
+      writeGrpcHead(response, context);
       if (!error) response.write(envelope(0, body));
       endGrpc(response, context, error);
     } else writeConnect(response, context, body, error, this.options.jsonOptions);
@@ -230,7 +236,7 @@ export class FastPath {
     const start = () => {
       if (started) return;
       started = true;
-      if (protocol === "grpc") writeGrpcHead(response, context, request);
+      if (protocol === "grpc") writeGrpcHead(response, context);
       else {
         context.responseHeader.set("content-type", "application/connect+proto");
         response.writeHead(200, nodeHeaders(context.responseHeader));
@@ -238,11 +244,17 @@ export class FastPath {
     };
     let error: ConnectError | undefined;
     try {
-      const bytes = await readBody(request, this.options.maxMessageBytes, true, context.signal);
+      const bytes = unwrapEnvelope(
+        await readBody(request, this.options.maxMessageBytes, true, context.signal),
+        route,
+        protocol,
+      );
       const outputs = route.impl(decodeInput(route.method.input, bytes), context) as AsyncIterable<unknown>;
       for await (const output of outputs) {
         const body = this.encodeOutput(route.method.output, output);
         if (!open()) break;
+        // Past its deadline, or the gateway closing: what the stream yields now is not sent.
+        context.signal.throwIfAborted();
         start();
         if (!response.write(envelope(0, body))) await drained(response, context.signal);
       }
@@ -309,15 +321,18 @@ function connectErrorOf(thrown: unknown): ConnectError {
     : new ConnectError("internal error", Code.Internal, undefined, undefined, thrown);
 }
 
-/** Resolves once the response can take more, or the call ends. */
+/** Resolves once the response can take more, or closes, or the call's signal aborts. */
 function drained(response: Response, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
   return new Promise((resolve) => {
     const done = () => {
       response.off("drain", done);
+      response.off("close", done);
       signal.removeEventListener("abort", done);
       resolve();
     };
     response.once("drain", done);
+    response.once("close", done); // the client hung up, or the connection was destroyed
     signal.addEventListener("abort", done, { once: true });
   });
 }
@@ -331,17 +346,19 @@ function stringHeader(value: string | string[] | undefined): string | null {
 }
 
 /**
- * The request's message bytes: the whole body (Connect unary), or its single
- * envelope's payload (gRPC, and Connect streams). Ends early when the body is
- * too large, or the call's signal aborts (hang-up, deadline, shutdown).
+ * The request's body, read within the message size limit as connect reads it:
+ * a Connect unary body is the message (its content-length checked first), an
+ * enveloped one (gRPC, Connect streams) is checked by its first envelope's
+ * length. Ends early when the call's signal aborts (hang-up, deadline, shutdown).
  */
-function readBody(request: Request, maxBytes: number, enveloped: boolean, signal: AbortSignal): Promise<Uint8Array> {
-  // An envelope is its payload and five bytes (a flag and the length).
-  const limit = enveloped ? maxBytes + 5 : maxBytes;
+function readBody(request: Request, maxBytes: number, enveloped: boolean, signal: AbortSignal): Promise<Buffer> {
+  // Room for the envelope heads: the message's, and a Connect stream's end-stream envelope.
+  const limit = enveloped ? maxBytes + 64 : maxBytes;
+  const declared = enveloped ? undefined : Number(request.headers["content-length"] ?? Number.NaN);
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let length = 0;
-    const settle = (error: unknown, body?: Uint8Array) => {
+    const settle = (error: unknown, body?: Buffer) => {
       request.off("data", onData);
       request.off("end", onEnd);
       request.off("error", settle);
@@ -351,22 +368,19 @@ function readBody(request: Request, maxBytes: number, enveloped: boolean, signal
     };
     const onAbort = () => settle(signal.reason);
     const onData = (chunk: Buffer) => {
+      const before = length;
       length += chunk.byteLength;
-      if (length <= limit) chunks.push(chunk);
-      else
-        settle(
-          new ConnectError(`message size is larger than configured readMaxBytes ${maxBytes}`, Code.ResourceExhausted),
-        );
-    };
-    const onEnd = () => {
-      const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, length);
-      try {
-        settle(undefined, enveloped ? unwrapEnvelope(body) : body);
-      } catch (error) {
-        settle(error);
+      chunks.push(chunk);
+      if (enveloped && before < 5 && length >= 5) {
+        const head = chunks.length === 1 ? chunk : Buffer.concat(chunks, 5);
+        const size = head.readUInt32BE(1);
+        if (size > maxBytes) return settle(tooLarge(maxBytes, size));
       }
+      if (length > limit) settle(tooLarge(maxBytes));
     };
+    const onEnd = () => settle(undefined, chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, length));
     if (signal.aborted) return onAbort();
+    if (declared !== undefined && declared > maxBytes) return settle(tooLarge(maxBytes, declared));
     request.on("data", onData);
     request.once("end", onEnd);
     request.once("error", settle);
@@ -374,32 +388,48 @@ function readBody(request: Request, maxBytes: number, enveloped: boolean, signal
   });
 }
 
-/** The payload of a request holding exactly one uncompressed message in an envelope. */
-function unwrapEnvelope(body: Buffer): Uint8Array {
-  if (body.byteLength < 5) {
-    throw new ConnectError("protocol error: missing input message for unary method", Code.InvalidArgument);
+function tooLarge(maxBytes: number, size?: number): ConnectError {
+  return new ConnectError(
+    `message size ${size === undefined ? "" : `${size} `}is larger than configured readMaxBytes ${maxBytes}`,
+    Code.ResourceExhausted,
+  );
+}
+
+/**
+ * The one message of an enveloped request, as connect reads it: a Connect
+ * stream's end-stream envelope is passed over; none, two, a compressed one or
+ * a cut one are refused.
+ */
+function unwrapEnvelope(body: Buffer, route: Route, protocol: Protocol): Uint8Array {
+  const kind = route.streaming ? "server-streaming" : "unary";
+  let message: Uint8Array | undefined;
+  for (let at = 0; at < body.byteLength; ) {
+    if (body.byteLength - at < 5 || body.byteLength - at - 5 < body.readUInt32BE(at + 1)) {
+      throw new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument);
+    }
+    const flags = body[at] ?? 0;
+    const data = body.subarray(at + 5, at + 5 + body.readUInt32BE(at + 1));
+    at += 5 + data.byteLength;
+    if (protocol === "connect" && (flags & endStreamFlag) === endStreamFlag) continue;
+    if (flags & 0b1) {
+      throw new ConnectError("received compressed envelope, but do not know how to decompress", Code.Internal);
+    }
+    if (message !== undefined) {
+      throw new ConnectError(`protocol error: received extra input message for ${kind} method`, Code.Unimplemented);
+    }
+    message = data;
   }
-  const flags = body[0] ?? 0;
-  const length = body.readUInt32BE(1);
-  if (flags & 0x01) {
-    throw new ConnectError("protocol error: received compressed message without grpc-encoding", Code.Internal);
+  if (message === undefined) {
+    throw new ConnectError(`protocol error: missing input message for ${kind} method`, Code.Unimplemented);
   }
-  if (body.byteLength !== 5 + length) {
-    throw new ConnectError(
-      body.byteLength < 5 + length
-        ? "protocol error: incomplete envelope"
-        : "protocol error: received extra input message for unary method",
-      Code.InvalidArgument,
-    );
-  }
-  return body.subarray(5);
+  return message;
 }
 
 function decodeInput(schema: DescMessage, bytes: Uint8Array): MessageShape<DescMessage> {
   try {
     return decodeMessage(schema, bytes);
   } catch (error) {
-    throw new ConnectError(`parse binary: ${(error as Error).message}`, Code.InvalidArgument);
+    throw new ConnectError(`parse binary: ${(error as Error).message}`, Code.Internal);
   }
 }
 
@@ -426,8 +456,8 @@ function writeConnect(
   response.end(body);
 }
 
-function writeGrpcHead(response: Response, context: HandlerContext, request: Request): void {
-  context.responseHeader.set("content-type", request.headers["content-type"] as string);
+function writeGrpcHead(response: Response, context: HandlerContext): void {
+  context.responseHeader.set("content-type", "application/grpc+proto");
   response.writeHead(200, nodeHeaders(context.responseHeader));
 }
 
@@ -445,10 +475,12 @@ function envelope(flags: number, body: Uint8Array): Buffer {
   return enveloped;
 }
 
-function nodeHeaders(headers: Headers): Record<string, string> {
-  const node: Record<string, string> = {};
-  headers.forEach((value, name) => {
-    node[name] = value;
-  });
+/** Web Headers as Node's outgoing headers; a repeated one (set-cookie) as a list. */
+function nodeHeaders(headers: Headers): Record<string, string | string[]> {
+  const node: Record<string, string | string[]> = {};
+  for (const name of headers.keys()) {
+    const values = name === "set-cookie" ? headers.getSetCookie() : [headers.get(name) as string];
+    node[name] = values.length === 1 ? (values[0] as string) : values;
+  }
   return node;
 }

@@ -1,0 +1,178 @@
+import * as http2 from "node:http2";
+import type { AddressInfo } from "node:net";
+import { create, toBinary } from "@bufbuild/protobuf";
+import type { ConnectRouter } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { GetTaskRequestSchema, TaskService, WatchTaskRequestSchema } from "../gen/taskwire/v1/task_service_pb.js";
+import { FastPath } from "./fast-path.js";
+
+const maxMessageBytes = 64 * 1024;
+
+/** An HTTP/2 server of `routes`, with the fast path in front of connect-node or not. */
+async function serve(routes: (router: ConnectRouter) => void, fast: boolean) {
+  const shutdown = new AbortController();
+  const fastPath = new FastPath({ maxMessageBytes, shutdownSignal: shutdown.signal });
+  const adapter = connectNodeAdapter({
+    routes: fast ? (router) => routes(fastPath.recording(router)) : routes,
+    readMaxBytes: maxMessageBytes,
+    writeMaxBytes: maxMessageBytes,
+    shutdownSignal: shutdown.signal,
+  });
+  const server = http2.createServer((request, response) => {
+    if (!fast || !fastPath.serve(request, response)) adapter(request, response);
+  });
+  const sessions = new Set<http2.ServerHttp2Session>();
+  server.on("session", (session) => sessions.add(session));
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () => {
+      for (const session of sessions) session.destroy();
+      server.close();
+    },
+  };
+}
+
+/** A message in an envelope with these flags. */
+function envelope(flags: number, message: Uint8Array): Buffer {
+  const enveloped = Buffer.alloc(5 + message.byteLength);
+  enveloped[0] = flags;
+  enveloped.writeUInt32BE(message.byteLength, 1);
+  enveloped.set(message, 5);
+  return enveloped;
+}
+
+/** One request on a connection of its own: the answer as it came, but its date. */
+function exchange(url: string, path: string, headers: http2.OutgoingHttpHeaders, body: Uint8Array) {
+  return new Promise<unknown>((resolve, reject) => {
+    const session = http2.connect(url);
+    session.on("error", reject);
+    const stream = session.request({ ":method": "POST", ":path": path, ...headers });
+    let head: http2.IncomingHttpHeaders = {};
+    let trailers: http2.IncomingHttpHeaders = {};
+    const chunks: Buffer[] = [];
+    stream.on("response", ({ date: _, ...rest }) => {
+      head = rest;
+    });
+    stream.on("trailers", (incoming) => {
+      trailers = { ...incoming };
+    });
+    stream.on("data", (chunk: Buffer) => chunks.push(chunk));
+    stream.on("error", reject);
+    stream.on("close", () => {
+      session.close();
+      resolve({ head, body: Buffer.concat(chunks).toString("base64"), trailers, rstCode: stream.rstCode });
+    });
+    stream.end(body);
+  });
+}
+
+describe("the gateway's fast path", () => {
+  const routes = (router: ConnectRouter) => {
+    router.service(TaskService, {
+      async getTask({ taskId }, context) {
+        context.responseHeader.append("set-cookie", "a=1");
+        context.responseHeader.append("set-cookie", "b=2");
+        return { status: { taskId } };
+      },
+      async *watchTask({ taskId }, context) {
+        context.responseTrailer.append("set-cookie", "c=3");
+        context.responseTrailer.append("set-cookie", "d=4");
+        yield { status: { taskId } };
+      },
+      async waitTask() {
+        return { status: { taskId: "first registration" } };
+      },
+    });
+    // As in connect-node, the last registration of a method is the one served.
+    router.rpc(TaskService.method.waitTask, async () => ({ status: { taskId: "second registration" } }));
+  };
+  let fast: Awaited<ReturnType<typeof serve>>;
+  let plain: Awaited<ReturnType<typeof serve>>;
+  beforeAll(async () => {
+    [fast, plain] = await Promise.all([serve(routes, true), serve(routes, false)]);
+  });
+  afterAll(() => {
+    fast.close();
+    plain.close();
+  });
+
+  const unary = "/taskwire.v1.TaskService/GetTask";
+  const stream = "/taskwire.v1.TaskService/WatchTask";
+  const connect = { "content-type": "application/proto" };
+  const connectStream = { "content-type": "application/connect+proto" };
+  const grpc = { "content-type": "application/grpc", te: "trailers" };
+  const get = toBinary(GetTaskRequestSchema, create(GetTaskRequestSchema, { taskId: "t1" }));
+  const watch = toBinary(WatchTaskRequestSchema, create(WatchTaskRequestSchema, { taskId: "t1" }));
+  const cut = new Uint8Array([0x0a, 0x05, 0x61]); // a string field of 5 bytes, with 1
+  const cases: [string, string, http2.OutgoingHttpHeaders, Uint8Array][] = [
+    ["Connect unary", unary, connect, get],
+    ["Connect stream", stream, connectStream, envelope(0, watch)],
+    ["gRPC unary", unary, grpc, envelope(0, get)],
+    ["gRPC stream", stream, grpc, envelope(0, watch)],
+    ["the last registration", "/taskwire.v1.TaskService/WaitTask", grpc, envelope(0, new Uint8Array(0))],
+    ["Connect unary, undecodable", unary, connect, cut],
+    ["gRPC unary, undecodable", unary, grpc, envelope(0, cut)],
+    ["Connect stream, undecodable", stream, connectStream, envelope(0, cut)],
+    ["gRPC unary, no message", unary, grpc, new Uint8Array(0)],
+    ["Connect stream, no message", stream, connectStream, new Uint8Array(0)],
+    ["gRPC unary, two messages", unary, grpc, Buffer.concat([envelope(0, get), envelope(0, get)])],
+    ["Connect stream, two messages", stream, connectStream, Buffer.concat([envelope(0, watch), envelope(0, watch)])],
+    ["gRPC unary, a cut envelope head", unary, grpc, new Uint8Array([0, 0, 0])],
+    ["gRPC unary, a compressed envelope", unary, grpc, envelope(1, get)],
+    [
+      "Connect stream, a message and an end-stream envelope",
+      stream,
+      connectStream,
+      Buffer.concat([envelope(0, watch), envelope(2, new TextEncoder().encode("{}"))]),
+    ],
+    ["gRPC unary, an envelope over the limit", unary, grpc, envelope(0, new Uint8Array(maxMessageBytes + 1))],
+    ["Connect unary, a body over the limit", unary, connect, new Uint8Array(maxMessageBytes + 1)],
+  ];
+  it.each(cases)("answers as connect-node does: %s", async (_, path, headers, body) => {
+    expect(await exchange(fast.url, path, headers, body)).toEqual(await exchange(plain.url, path, headers, body));
+  });
+});
+
+describe("a server stream held back by its client", () => {
+  it("ends its implementation when the client hangs up after its deadline", async () => {
+    let aborted = false;
+    let ended = false;
+    const server = await serve((router) => {
+      router.service(TaskService, {
+        async *watchTask(_, context) {
+          context.signal.addEventListener("abort", () => {
+            aborted = true;
+          });
+          try {
+            // It yields on past its deadline: what it had, say.
+            for (let i = 0; ; i++) yield { status: { taskId: `${i} ${"x".repeat(8000)}` } };
+          } finally {
+            ended = true;
+          }
+        },
+      });
+    }, true);
+    // A window of 1 KiB that the client never reads from: the stream's writes wait to drain.
+    const session = http2.connect(server.url, { settings: { initialWindowSize: 1024 } });
+    try {
+      const call = session.request({
+        ":method": "POST",
+        ":path": "/taskwire.v1.TaskService/WatchTask",
+        "content-type": "application/grpc",
+        te: "trailers",
+        "grpc-timeout": "200m",
+      });
+      call.on("error", () => undefined);
+      call.pause();
+      call.end(envelope(0, toBinary(WatchTaskRequestSchema, create(WatchTaskRequestSchema, { taskId: "t" }))));
+      await expect.poll(() => aborted, { timeout: 5_000 }).toBe(true);
+      call.close(http2.constants.NGHTTP2_CANCEL);
+      await expect.poll(() => ended, { timeout: 5_000 }).toBe(true);
+    } finally {
+      session.destroy();
+      server.close();
+    }
+  });
+});
