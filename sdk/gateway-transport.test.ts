@@ -2,10 +2,16 @@ import { execFile } from "node:child_process";
 import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { promisify } from "node:util";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
 import { connectNodeAdapter, createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { TaskService, type WaitTasksResponse, type WatchTaskResponse } from "../gen/taskwire/v1/task_service_pb.js";
+import {
+  GetTaskResponseSchema,
+  TaskService,
+  type WaitTasksResponse,
+  type WatchTaskResponse,
+} from "../gen/taskwire/v1/task_service_pb.js";
 import { createGateway, type Gateway } from "../server/create-gateway.js";
 import { expectAbandonedCallsToEnd, expectAbandonedStreamsToEnd } from "../server/test-support/abandoned-calls.js";
 import { endlessTaskId, FakeTaskBackend } from "../server/test-support/fake-task-backend.js";
@@ -217,4 +223,98 @@ describe.each(["connect", "grpc"] as const)("the SDK's transport for gateway cal
       server.close();
     }
   }, 30_000);
+});
+
+describe("the SDK's transport for gateway calls, given answers no gateway sends", () => {
+  const enveloped = (flags: number, message: Uint8Array) => {
+    const bytes = Buffer.alloc(5 + message.byteLength);
+    bytes[0] = flags;
+    bytes.writeUInt32BE(message.byteLength, 1);
+    bytes.set(message, 5);
+    return bytes;
+  };
+  const message = enveloped(0, toBinary(GetTaskResponseSchema, create(GetTaskResponseSchema, { status: {} })));
+  const grpcHead = { ":status": 200, "content-type": "application/grpc+proto" };
+  /** What the server answers to each case, named by the request's x-case header. */
+  const answers: Record<string, (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => void> = {
+    "reset by the server": (stream) => stream.close(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM),
+    "a Connect error with a trailer": (stream) => {
+      stream.respond({ ":status": 404, "content-type": "application/json", "x-h": "1", "trailer-x-t": "2" });
+      stream.end(JSON.stringify({ code: "not_found", message: "nope" }));
+    },
+    "HTML with status 200": (stream) => {
+      stream.respond({ ":status": 200, "content-type": "text/html" });
+      stream.end("<html></html>");
+    },
+    "a Connect stream's end with an error": (stream) => {
+      stream.respond({ ":status": 200, "content-type": "application/connect+proto", "x-h": "1" });
+      const end = { error: { code: "not_found", message: "nope" }, metadata: { "x-t": ["2"] } };
+      stream.end(enveloped(2, Buffer.from(JSON.stringify(end))));
+    },
+    "gRPC, OK without a message": (stream) => stream.respond({ ...grpcHead, "grpc-status": "0" }, { endStream: true }),
+    "gRPC, two messages": (stream) => {
+      stream.respond(grpcHead, { waitForTrailers: true });
+      stream.on("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
+      stream.end(Buffer.concat([message, message]));
+    },
+    "gRPC, a cut envelope": (stream) => {
+      stream.respond(grpcHead, { waitForTrailers: true });
+      stream.on("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
+      stream.end(message.subarray(0, 4));
+    },
+    // The request's content type, as the server received it, in the error message.
+    "a caller's content-type header": (stream, headers) => {
+      stream.respond({ ...grpcHead, "grpc-status": "3", "grpc-message": String(headers["content-type"]) });
+      stream.end();
+    },
+  };
+  const cases: [string, GatewayProtocol, "unary" | "stream"][] = [
+    ["reset by the server", "grpc", "unary"],
+    ["a Connect error with a trailer", "connect", "unary"],
+    ["HTML with status 200", "connect", "unary"],
+    ["HTML with status 200", "grpc", "unary"],
+    ["a Connect stream's end with an error", "connect", "stream"],
+    ["gRPC, OK without a message", "grpc", "unary"],
+    ["gRPC, two messages", "grpc", "unary"],
+    ["gRPC, a cut envelope", "grpc", "unary"],
+    ["a caller's content-type header", "grpc", "unary"],
+  ];
+  let server: http2.Http2Server;
+  let url: string;
+  beforeAll(async () => {
+    server = http2.createServer();
+    server.on("stream", (stream, headers) => {
+      stream.on("error", () => undefined);
+      stream.resume();
+      stream.on("end", () => answers[String(headers["x-case"])]?.(stream, headers));
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => server.close());
+
+  it.each(cases)("fails as connect-node's transport does: %s (%s %s)", async (name, protocol, kind) => {
+    const failure = async (transport: Transport) => {
+      const client = createClient(TaskService, transport);
+      const headers = { "x-case": name, "content-type": "application/grpc+json" };
+      const error = await (kind === "unary"
+        ? client.getTask({ taskId: "t" }, { headers })
+        : (async () => {
+            for await (const _ of client.watchTask({ taskId: "t" }, { headers }));
+          })()
+      ).then(
+        () => new Error("no error"),
+        (e: unknown) => e,
+      );
+      if (!(error instanceof ConnectError)) return error;
+      const metadata = [...error.metadata].filter(([header]) => header.startsWith("x-"));
+      return { code: error.code, rawMessage: error.rawMessage, metadata };
+    };
+    const ours = createGatewayTransport(url, protocol);
+    try {
+      expect(await failure(ours)).toEqual(await failure(connectNodeTransports[protocol](url)));
+    } finally {
+      ours.close();
+    }
+  });
 });
