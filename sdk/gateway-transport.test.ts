@@ -15,6 +15,7 @@ import {
 import { createGateway, type Gateway } from "../server/create-gateway.js";
 import { expectAbandonedCallsToEnd, expectAbandonedStreamsToEnd } from "../server/test-support/abandoned-calls.js";
 import { endlessTaskId, FakeTaskBackend } from "../server/test-support/fake-task-backend.js";
+import { envelope } from "./envelope.js";
 import { createGatewayTransport, type GatewayProtocol } from "./gateway-transport.js";
 import { maxBatchSize } from "./nats-task-backend.js";
 import { TaskError } from "./task-error.js";
@@ -226,14 +227,7 @@ describe.each(["connect", "grpc"] as const)("the SDK's transport for gateway cal
 });
 
 describe("the SDK's transport for gateway calls, given answers no gateway sends", () => {
-  const enveloped = (flags: number, message: Uint8Array) => {
-    const bytes = Buffer.alloc(5 + message.byteLength);
-    bytes[0] = flags;
-    bytes.writeUInt32BE(message.byteLength, 1);
-    bytes.set(message, 5);
-    return bytes;
-  };
-  const message = enveloped(0, toBinary(GetTaskResponseSchema, create(GetTaskResponseSchema, { status: {} })));
+  const message = envelope(0, toBinary(GetTaskResponseSchema, create(GetTaskResponseSchema, { status: {} })));
   const grpcHead = { ":status": 200, "content-type": "application/grpc+proto" };
   /** What the server answers to each case, named by the request's x-case header. */
   const answers: Record<string, (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => void> = {
@@ -249,7 +243,7 @@ describe("the SDK's transport for gateway calls, given answers no gateway sends"
     "a Connect stream's end with an error": (stream) => {
       stream.respond({ ":status": 200, "content-type": "application/connect+proto", "x-h": "1" });
       const end = { error: { code: "not_found", message: "nope" }, metadata: { "x-t": ["2"] } };
-      stream.end(enveloped(2, Buffer.from(JSON.stringify(end))));
+      stream.end(envelope(2, Buffer.from(JSON.stringify(end))));
     },
     "gRPC, OK without a message": (stream) => stream.respond({ ...grpcHead, "grpc-status": "0" }, { endStream: true }),
     "gRPC, two messages": (stream) => {

@@ -25,6 +25,7 @@ import {
   validateResponse as validateConnectResponse,
 } from "@connectrpc/connect/protocol-connect";
 import { validateResponse as validateGrpcResponse, validateTrailer } from "@connectrpc/connect/protocol-grpc";
+import { envelope } from "./envelope.js";
 import { webHeaders } from "./web-headers.js";
 import { decodeMessage, encodeMessage } from "./wire-codec.js";
 
@@ -101,7 +102,7 @@ const grpcProtocol: WireProtocol = {
     if (timeoutMs !== undefined) headers["grpc-timeout"] = `${timeoutMs}m`;
     return headers;
   },
-  unaryBody: envelope,
+  unaryBody: (message) => envelope(0, message),
   unaryAnswer({ status, header, trailer, body }) {
     const { headerError } = validateGrpcResponse(status, header);
     validateTrailer(trailer, header);
@@ -334,7 +335,7 @@ export function createGatewayTransport(baseUrl: string, protocolName: GatewayPro
           signal,
           timeoutMs,
           header,
-          () => envelope(encodeInput(method, only)),
+          () => envelope(0, encodeInput(method, only)),
           // Before the headers came the call itself fails; after, its stream of messages.
           (error) => (messages ? messages.fail(error) : reject(error)),
         );
@@ -578,14 +579,6 @@ class EnvelopeSplitter {
     }
     return complete;
   }
-}
-
-/** A message in the five-byte envelope of gRPC and Connect streams: flags 0, then its length. */
-function envelope(message: Uint8Array): Uint8Array {
-  const enveloped = new Uint8Array(5 + message.byteLength);
-  new DataView(enveloped.buffer).setUint32(1, message.byteLength);
-  enveloped.set(message, 5);
-  return enveloped;
 }
 
 function encodeInput<I extends DescMessage>(method: { input: I }, input: MessageInitShape<I>): Uint8Array {

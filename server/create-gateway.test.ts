@@ -6,6 +6,7 @@ import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } f
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TaskSchema, TaskState } from "../gen/taskwire/v1/task_pb.js";
 import { TaskService, WaitTasksRequestSchema, WaitTasksResponseSchema } from "../gen/taskwire/v1/task_service_pb.js";
+import { envelope } from "../sdk/envelope.js";
 import { maxBatchSize } from "../sdk/nats-task-backend.js";
 import { decodeMessage, encodeMessage } from "../sdk/wire-codec.js";
 import { createGateway, type Gateway } from "./create-gateway.js";
@@ -97,10 +98,7 @@ describe("createGateway", () => {
         te: "trailers",
       });
       const trailers = new Promise<http2.IncomingHttpHeaders>((resolve) => stream.once("trailers", resolve));
-      const envelope = Buffer.alloc(5 + request.byteLength); // flags 0, then the length
-      envelope.writeUInt32BE(request.byteLength, 1);
-      envelope.set(request, 5);
-      stream.end(envelope);
+      stream.end(envelope(0, request));
       const chunks: Buffer[] = [];
       for await (const chunk of stream) chunks.push(chunk as Buffer);
       const body = Buffer.concat(chunks);

@@ -5,6 +5,7 @@ import type { ConnectRouter } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GetTaskRequestSchema, TaskService, WatchTaskRequestSchema } from "../gen/taskwire/v1/task_service_pb.js";
+import { envelope } from "../sdk/envelope.js";
 import { FastPath } from "./fast-path.js";
 
 const maxMessageBytes = 64 * 1024;
@@ -32,15 +33,6 @@ async function serve(routes: (router: ConnectRouter) => void, fast: boolean) {
       server.close();
     },
   };
-}
-
-/** A message in an envelope with these flags. */
-function envelope(flags: number, message: Uint8Array): Buffer {
-  const enveloped = Buffer.alloc(5 + message.byteLength);
-  enveloped[0] = flags;
-  enveloped.writeUInt32BE(message.byteLength, 1);
-  enveloped.set(message, 5);
-  return enveloped;
 }
 
 /** One request on a connection of its own: the answer as it came, but its date. */

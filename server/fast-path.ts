@@ -17,6 +17,7 @@ import {
 } from "@connectrpc/connect/protocol-connect";
 import { parseTimeout as parseGrpcTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import type { connectNodeAdapter } from "@connectrpc/connect-node";
+import { envelope } from "../sdk/envelope.js";
 import { webHeaders } from "../sdk/web-headers.js";
 import { decodeMessage, encodeMessage } from "../sdk/wire-codec.js";
 
@@ -464,15 +465,6 @@ function writeGrpcHead(response: Response, context: HandlerContext): void {
 function endGrpc(response: Response, context: HandlerContext, error: ConnectError | undefined): void {
   response.addTrailers(nodeHeaders(setTrailerStatus(context.responseTrailer, error)));
   response.end();
-}
-
-/** A message in the five-byte envelope of gRPC and Connect streams: flags, then its length. */
-function envelope(flags: number, body: Uint8Array): Buffer {
-  const enveloped = Buffer.allocUnsafe(5 + body.byteLength);
-  enveloped[0] = flags;
-  enveloped.writeUInt32BE(body.byteLength, 1);
-  enveloped.set(body, 5);
-  return enveloped;
 }
 
 /** Web Headers as Node's outgoing headers; a repeated one (set-cookie) as a list. */

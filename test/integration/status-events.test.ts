@@ -23,6 +23,19 @@ import { encodeMessage } from "../../sdk/wire-codec.js";
 import { type NatsServer, startNatsServer } from "../support/nats-server.js";
 import { poll } from "../support/poll.js";
 
+/** Reads for an inbox that must hear of its tasks by their notifications: no record, all queued. */
+const noRecords = {
+  records: async () => new Map<string, Uint8Array>(),
+  unstarted: async (ids: readonly string[]) => new Set(ids),
+};
+
+/** The server's status event of a task that succeeded, as its republish sends it. */
+const announceSuccess = (taskId: string) =>
+  nc.publish(
+    topology.statusEventSubject(taskId),
+    encodeMessage(TaskStatusSchema, create(TaskStatusSchema, { taskId, state: TaskState.SUCCEEDED })),
+  );
+
 /** A subscription's messages, taken one at a time. */
 function inbox(nc: NatsConnection, subject: string) {
   const arrived = new Mailbox<Msg>();
@@ -158,11 +171,7 @@ describe("status events: the server republishes each stored status write", () =>
   });
 
   it("a task's grace begins at its acceptance: one whose PubAck took longer than the grace is still pushed", async () => {
-    const reads = {
-      records: async () => new Map<string, Uint8Array>(),
-      unstarted: async (ids: readonly string[]) => new Set(ids),
-    };
-    const inbox = new ResultInbox(nc, reads, { graceMs: 10 });
+    const inbox = new ResultInbox(nc, noRecords, { graceMs: 10 });
     try {
       const taskId = newTaskId("hasher", Date.now(), inbox.route);
       inbox.track(taskId);
@@ -171,8 +180,7 @@ describe("status events: the server republishes each stored status write", () =>
       inbox.accepted(taskId);
       const waited = inbox.take(taskId);
       expect(waited).toBeInstanceOf(Promise);
-      const stored = encodeMessage(TaskStatusSchema, create(TaskStatusSchema, { taskId, state: TaskState.SUCCEEDED }));
-      nc.publish(topology.statusEventSubject(taskId), stored);
+      announceSuccess(taskId);
       expect(encodedOutcome((await waited) as Uint8Array)).toEqual({ taskId, state: TaskState.SUCCEEDED });
     } finally {
       inbox.close();
@@ -180,11 +188,7 @@ describe("status events: the server republishes each stored status write", () =>
   });
 
   it("a thousand waits on one signal add one listener to it, and end when it aborts", async () => {
-    const reads = {
-      records: async () => new Map<string, Uint8Array>(),
-      unstarted: async (ids: readonly string[]) => new Set(ids),
-    };
-    const inbox = new ResultInbox(nc, reads, { graceMs: 60_000 });
+    const inbox = new ResultInbox(nc, noRecords, { graceMs: 60_000 });
     try {
       const shared = new AbortController();
       const ids = Array.from({ length: 1000 }, () => newTaskId("hasher", Date.now(), inbox.route));
@@ -196,11 +200,7 @@ describe("status events: the server republishes each stored status write", () =>
       // Node's EventTarget walks its listeners on each add and remove.
       expect(getEventListeners(shared.signal, "abort")).toHaveLength(1);
       const [first] = ids as [string];
-      const stored = encodeMessage(
-        TaskStatusSchema,
-        create(TaskStatusSchema, { taskId: first, state: TaskState.SUCCEEDED }),
-      );
-      nc.publish(topology.statusEventSubject(first), stored);
+      announceSuccess(first);
       expect(encodedOutcome((await waits[0]) as Uint8Array)).toEqual({ taskId: first, state: TaskState.SUCCEEDED });
       shared.abort();
       expect(await Promise.all(waits.slice(1))).toEqual(ids.slice(1).map(() => undefined));
