@@ -25,7 +25,8 @@ import {
   validateResponse as validateConnectResponse,
 } from "@connectrpc/connect/protocol-connect";
 import { validateResponse as validateGrpcResponse, validateTrailer } from "@connectrpc/connect/protocol-grpc";
-import { envelope } from "./envelope.js";
+import { onAbort } from "./abort-fanout.js";
+import { EnvelopeSplitter, envelope } from "./envelope.js";
 import { webHeaders } from "./web-headers.js";
 import { decodeMessage, encodeMessage } from "./wire-codec.js";
 
@@ -407,16 +408,17 @@ class Exchange {
   trailer = new Headers();
   private settled = false;
   private readonly timer: NodeJS.Timeout | undefined;
-  private readonly onAbort = () => this.fail(ConnectError.from(this.signal?.reason, Code.Canceled));
+  private readonly stopListening: (() => unknown) | undefined;
 
   constructor(
     readonly stream: http2.ClientHttp2Stream,
-    private readonly signal: AbortSignal | undefined,
+    signal: AbortSignal | undefined,
     deadlineMs: number | undefined,
     private readonly onFail: (error: ConnectError) => void,
     private readonly onEnd: () => void,
   ) {
-    signal?.addEventListener("abort", this.onAbort, { once: true });
+    // A caller may pass one signal to many calls: they share its one listener.
+    this.stopListening = signal && onAbort(signal, () => this.fail(ConnectError.from(signal.reason, Code.Canceled)));
     if (deadlineMs !== undefined) {
       this.timer = setTimeout(
         () => this.fail(new ConnectError("the operation timed out", Code.DeadlineExceeded)),
@@ -442,7 +444,7 @@ class Exchange {
     if (this.settled) return;
     this.settled = true;
     clearTimeout(this.timer);
-    this.signal?.removeEventListener("abort", this.onAbort);
+    this.stopListening?.();
     this.onEnd();
     outcome();
   }
@@ -527,57 +529,6 @@ class MessageStream<T> implements AsyncIterable<T> {
         return { value: undefined, done: true };
       },
     };
-  }
-}
-
-/**
- * Splits a body into its envelopes as its chunks come. The chunks of an
- * envelope not complete yet are kept apart and joined once it is: a large
- * message comes in many frames.
- */
-class EnvelopeSplitter {
-  private held: Buffer[] = [];
-  private heldBytes = 0;
-  /** The whole length of the envelope held, once its five-byte head came. */
-  private needed = 0;
-
-  /** Bytes of an envelope not complete yet. */
-  get pending(): number {
-    return this.heldBytes;
-  }
-
-  /** The envelopes that `chunk` completes. */
-  push(chunk: Buffer): { flags: number; data: Buffer }[] {
-    let buffer = chunk;
-    if (this.heldBytes > 0) {
-      this.held.push(chunk);
-      this.heldBytes += chunk.byteLength;
-      if (this.needed === 0 && this.heldBytes >= 5) this.needed = 5 + Buffer.concat(this.held, 5).readUInt32BE(1);
-      if (this.needed === 0 || this.heldBytes < this.needed) return [];
-      buffer = Buffer.concat(this.held, this.heldBytes);
-      this.held = [];
-      this.heldBytes = 0;
-      this.needed = 0;
-    }
-    const complete: { flags: number; data: Buffer }[] = [];
-    let at = 0;
-    while (buffer.byteLength - at >= 5) {
-      const length = buffer.readUInt32BE(at + 1);
-      if (buffer.byteLength - at < 5 + length) break;
-      const flags = buffer[at] ?? 0;
-      if (flags & 0b1) {
-        throw new ConnectError("received compressed envelope, but do not know how to decompress", Code.Internal);
-      }
-      complete.push({ flags, data: buffer.subarray(at + 5, at + 5 + length) });
-      at += 5 + length;
-    }
-    if (at < buffer.byteLength) {
-      const rest = buffer.subarray(at);
-      this.held = [rest];
-      this.heldBytes = rest.byteLength;
-      this.needed = rest.byteLength >= 5 ? 5 + rest.readUInt32BE(1) : 0;
-    }
-    return complete;
   }
 }
 

@@ -17,7 +17,7 @@ import {
 } from "@connectrpc/connect/protocol-connect";
 import { parseTimeout as parseGrpcTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import type { connectNodeAdapter } from "@connectrpc/connect-node";
-import { envelope } from "../sdk/envelope.js";
+import { EnvelopeSplitter, envelope } from "../sdk/envelope.js";
 import { webHeaders } from "../sdk/web-headers.js";
 import { decodeMessage, encodeMessage } from "../sdk/wire-codec.js";
 
@@ -398,23 +398,17 @@ function tooLarge(maxBytes: number, size?: number): ConnectError {
 
 /**
  * The one message of an enveloped request, as connect reads it: a Connect
- * stream's end-stream envelope is passed over; none, two, a compressed one or
- * a cut one are refused.
+ * stream's end-stream envelope is passed over; none, two, a compressed one
+ * (refused by the splitter) or a cut one are refused.
  */
 function unwrapEnvelope(body: Buffer, route: Route, protocol: Protocol): Uint8Array {
   const kind = route.streaming ? "server-streaming" : "unary";
+  const envelopes = new EnvelopeSplitter();
+  const received = envelopes.push(body);
+  if (envelopes.pending) throw new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument);
   let message: Uint8Array | undefined;
-  for (let at = 0; at < body.byteLength; ) {
-    if (body.byteLength - at < 5 || body.byteLength - at - 5 < body.readUInt32BE(at + 1)) {
-      throw new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument);
-    }
-    const flags = body[at] ?? 0;
-    const data = body.subarray(at + 5, at + 5 + body.readUInt32BE(at + 1));
-    at += 5 + data.byteLength;
+  for (const { flags, data } of received) {
     if (protocol === "connect" && (flags & endStreamFlag) === endStreamFlag) continue;
-    if (flags & 0b1) {
-      throw new ConnectError("received compressed envelope, but do not know how to decompress", Code.Internal);
-    }
     if (message !== undefined) {
       throw new ConnectError(`protocol error: received extra input message for ${kind} method`, Code.Unimplemented);
     }
