@@ -22,6 +22,8 @@ async function createTarget(spec: TargetSpec): Promise<Target> {
   switch (spec.kind) {
     case "raw-jetstream":
       return (await import("./systems/raw-jetstream.js")).createRawJetStreamTarget(spec.nats);
+    case "protocol-floor":
+      return (await import("./systems/protocol-floor.js")).createProtocolFloorTarget(spec.nats);
     case "taskwire-direct":
       return (await import("./systems/taskwire.js")).createTaskwireTarget({ nats: spec.nats }, spec.keyed);
     case "taskwire-gateway":

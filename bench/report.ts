@@ -68,7 +68,7 @@ export function medianOutcomes(selected: readonly Run[], rounds: readonly RunOut
 const throughput = (o: RunOutcome) => ("result" in o ? o.result.endToEndPerSec : 0);
 
 /** The systems the ratios compare: each runs twice a round, in mirrored order (see main.ts). */
-export const ratioSystems: readonly RunId[] = ["raw", "raw-stored", "direct", "bullmq"];
+export const ratioSystems: readonly RunId[] = ["raw", "raw-stored", "raw-protocol", "direct", "bullmq"];
 
 /**
  * The line that matters: Taskwire direct against BullMQ and against the raw JetStream
@@ -107,6 +107,9 @@ export function ratioLine(rounds: readonly RunOutcome[][]): string {
     `Taskwire direct / raw JetStream throughput ${of("direct", "raw", rate)}`,
     `BullMQ p50 / Taskwire direct p50 latency ${of("bullmq", "direct", p50)}`,
     `Taskwire direct / raw JetStream with stored results throughput ${of("direct", "raw-stored", rate)}`,
+    // The ceiling of the second ratio for any implementation of Taskwire's protocol on this client library.
+    `Taskwire's messages without the SDK / raw JetStream throughput ${of("raw-protocol", "raw", rate)}`,
+    `Taskwire direct / Taskwire's messages without the SDK throughput ${of("direct", "raw-protocol", rate)}`,
     // The ceiling of the latency ratio: a queue on JetStream is no faster than its raw limit.
     `BullMQ p50 / raw JetStream p50 latency ${of("bullmq", "raw", p50)}`,
   ].join(", ");
@@ -148,14 +151,16 @@ export function benchmarksDoc(
 
 Written by \`${command}\` (${options.mode} mode) on ${machine.date}; every figure below
 comes from that one run, of ${options.rounds} round${options.rounds > 1 ? "s" : ""}. Each round deploys and measures the
-four systems the ratios compare (the two raw JetStream limits, Taskwire direct, BullMQ) twice, in
+five systems the ratios compare (the three raw JetStream rows, Taskwire direct, BullMQ) twice, in
 mirrored order around the others (A B C ... C B A), so that a steady slowdown during the
 round weighs on each alike, and every other system once, in an order rotated from round
 to round. The table shows each system's median run. Each ratio is taken within a round,
 from the mean of each system's two runs there, and the median over the rounds is shown
 with its range. The last ratio, BullMQ's p50 over the raw JetStream limit's, is the most
 that the third could be for any queue on JetStream: the raw limit stores each message once
-and stores no result. This machine's speed drifts from minute
+and stores no result. The fourth, Taskwire's messages without the SDK over the raw limit,
+is likewise the most that the second could be for any implementation of Taskwire's protocol
+on this client library. This machine's speed drifts from minute
 to minute (a shared virtual machine): single runs differ by up to a third. The line after
 the ratios gives the spread of the raw limit's runs, and flags a run in which it
 exceeds ${driftWarning * 100}%.
@@ -234,6 +239,17 @@ The systems:
   most ${rawTopology.prefetch} at once, before the ack: the least JetStream work a task queue that
   stores every result durably before the ack can do (two stored messages per task), with no
   task semantics in the client or the consumer.
+- **raw JetStream, Taskwire's messages**: the protocol floor. The bench worker type's
+  streams, consumers and status bucket provisioned as Taskwire provisions them, and for
+  each task the messages Taskwire sends, of the same sizes (a WorkItem, its terminal
+  TaskStatus and TaskResult, each encoded once at start-up), with none of the SDK's work
+  per task: the client publishes the WorkItem on the task's own subject with the PubAck
+  awaited; the consumer process (nats.js \`consume()\`, ${rawTopology.prefetch} prefetched) stores the
+  status record as a first write (\`Nats-Expected-Last-Subject-Sequence: 0\`) with the
+  PubAck awaited, publishes the TaskResult event, and acks; the client observes the
+  record the server republishes on its route, as \`result()\` does. Its ratio to the raw
+  limit is the most that Taskwire direct's could be with this protocol and this client
+  library; Taskwire direct's ratio to it is what the SDK's work per task costs.
 - **Taskwire direct**: \`createClient({ nats, services })\`; one task per call through the
   generated \`EchoService\` client (\`bench/proto/bench/v1/bench.proto\`), or
   \`client.submitBatch\`; \`handle.result()\` per task. The worker process is the

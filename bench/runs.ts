@@ -6,6 +6,7 @@ import type { TargetSpec } from "./target.js";
 export type RunId =
   | "raw"
   | "raw-stored"
+  | "raw-protocol"
   | "direct"
   | "direct-batch"
   | "direct-keyed"
@@ -80,6 +81,17 @@ function gatewayRun(protocol: "connect" | "grpc", batched: boolean): Run {
 export const runs: readonly Run[] = [
   rawRun("raw", "raw JetStream (publish, consume+ack)", []),
   rawRun("raw-stored", "raw JetStream, result stored (publish, consume, store, ack)", ["--store-results"]),
+  {
+    id: "raw-protocol",
+    label: "raw JetStream, Taskwire's messages (no SDK work per task)",
+    batched: false,
+    latency: true,
+    async deploy(deployment) {
+      const nats = await deployment.nats();
+      await deployment.child("worker", "bench/systems/protocol-consumer.ts", { args: [nats.url] });
+      return { kind: "protocol-floor", nats: nats.url };
+    },
+  },
   directRun("typed"),
   directRun("batch"),
   directRun("keyed"),

@@ -20,6 +20,7 @@ export interface Target {
 /** Which client a client process builds, and where its system listens. */
 export type TargetSpec =
   | { readonly kind: "raw-jetstream"; readonly nats: string }
+  | { readonly kind: "protocol-floor"; readonly nats: string }
   | { readonly kind: "taskwire-direct"; readonly nats: string; readonly keyed: boolean }
   | { readonly kind: "taskwire-gateway"; readonly url: string; readonly protocol: "connect" | "grpc" }
   | { readonly kind: "bullmq"; readonly redisPort: number };

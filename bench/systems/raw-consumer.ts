@@ -9,7 +9,7 @@
 import { AckPolicy, type JsMsg, jetstream, jetstreamManager, RetentionPolicy, StorageType } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { publishToStream } from "../../sdk/jetstream-ops.js";
-import { RequestPipeline } from "../../sdk/request-pipeline.js";
+import { consumeMessages } from "./consumer-process.js";
 import { rawTopology } from "./raw-jetstream.js";
 
 const nc = await connect({ servers: process.argv[2] });
@@ -31,35 +31,15 @@ if (storeResults) {
   });
 }
 await jsm.consumers.add(rawTopology.stream, { durable_name: rawTopology.consumer, ack_policy: AckPolicy.Explicit });
-const consumer = await jetstream(nc).consumers.get(rawTopology.stream, rawTopology.consumer);
-const messages = await consumer.consume({ max_messages: rawTopology.prefetch });
-const requests = new RequestPipeline(nc);
-process.once("SIGTERM", () => {
-  requests.close();
-  void messages.close().then(() => nc.drain().then(() => process.exit(0)));
-});
-process.send?.({ type: "ready" });
-
 const finish = (msg: JsMsg) => {
   msg.ack();
   nc.publish(rawTopology.doneSubject, String(msg.seq));
 };
-let storing = 0;
-let room: (() => void) | undefined;
-const storeThenFinish = async (msg: JsMsg) => {
-  await publishToStream(requests, `${rawTopology.resultSubject}.${msg.seq}`, msg.data);
-  finish(msg);
-};
-for await (const msg of messages) {
-  if (!storeResults) {
-    finish(msg);
-    continue;
-  }
-  while (storing >= rawTopology.prefetch) await new Promise<void>((resolve) => (room = resolve));
-  storing++;
-  void storeThenFinish(msg).finally(() => {
-    storing--;
-    room?.();
-    room = undefined;
-  });
-}
+await consumeMessages(
+  nc,
+  await jetstream(nc).consumers.get(rawTopology.stream, rawTopology.consumer),
+  (msg, requests) => {
+    if (!storeResults) return void finish(msg);
+    return publishToStream(requests, `${rawTopology.resultSubject}.${msg.seq}`, msg.data).then(() => finish(msg));
+  },
+);

@@ -1,0 +1,37 @@
+/**
+ * The consumer process of the protocol floor: Taskwire's messages with none of
+ * the SDK's per-task work. It provisions the bench worker type and the status
+ * bucket as Taskwire does (the same streams, consumers and republish), then,
+ * for each task, stores its status record as a first write (expected last
+ * subject sequence 0) with the PubAck awaited (at most `prefetch` at once),
+ * publishes the TaskResult event and acks: what a Taskwire worker sends for a
+ * task that succeeds at its first attempt, the bytes encoded once.
+ * Argument: the NATS URL.
+ */
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { connect, headers } from "@nats-io/transport-node";
+import { publishToStream } from "../../sdk/jetstream-ops.js";
+import { provisionStatusBucket, provisionWorkerType, topology } from "../../sdk/topology.js";
+import { consumeMessages } from "./consumer-process.js";
+import { protocolMessages } from "./protocol-messages.js";
+
+const workerType = "bench";
+const nc = await connect({ servers: process.argv[2] });
+await provisionWorkerType(await jetstreamManager(nc), { workerType, maxQueued: 0 });
+await provisionStatusBucket(nc);
+const { status, event } = protocolMessages();
+const createOnly = headers();
+createOnly.set("Nats-Expected-Last-Subject-Sequence", "0");
+const resultSubject = topology.resultSubject(workerType);
+await consumeMessages(
+  nc,
+  await jetstream(nc).consumers.get(topology.streamName(workerType), topology.consumerName(workerType, "normal")),
+  (msg, requests) => {
+    // taskwire.task.bench.normal.<token>: the task id is bench.<token>.
+    const taskId = `${workerType}.${msg.subject.slice(msg.subject.lastIndexOf(".") + 1)}`;
+    return publishToStream(requests, topology.statusSubject(taskId), status, createOnly).then(() => {
+      nc.publish(resultSubject, event);
+      msg.ack();
+    });
+  },
+);
