@@ -158,7 +158,7 @@ to round. The table shows each system's median run. Each ratio is taken within a
 from the mean of each system's two runs there, and the median over the rounds is shown
 with its range. The last ratio, BullMQ's p50 over the raw JetStream limit's, is the most
 that the third could be for any queue on JetStream: the raw limit stores each message once
-and stores no result. The fourth, Taskwire's messages without the SDK over the raw limit,
+and stores no result. The fifth, Taskwire's messages without the SDK over the raw limit,
 is likewise the most that the second could be for any implementation of Taskwire's protocol
 on this client library. This machine's speed drifts from minute
 to minute (a shared virtual machine): single runs differ by up to a third. The line after
