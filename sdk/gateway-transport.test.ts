@@ -16,7 +16,7 @@ import { createGateway, type Gateway } from "../server/create-gateway.js";
 import { expectAbandonedCallsToEnd, expectAbandonedStreamsToEnd } from "../server/test-support/abandoned-calls.js";
 import { endlessTaskId, FakeTaskBackend } from "../server/test-support/fake-task-backend.js";
 import { envelope } from "./envelope.js";
-import { createGatewayTransport, type GatewayProtocol } from "./gateway-transport.js";
+import { createGatewayTransport, type GatewayProtocol, userAgent } from "./gateway-transport.js";
 import { maxBatchSize } from "./nats-task-backend.js";
 import { TaskError } from "./task-error.js";
 
@@ -261,6 +261,17 @@ describe("the SDK's transport for gateway calls, given answers no gateway sends"
       stream.respond({ ...grpcHead, "grpc-status": "3", "grpc-message": String(headers["content-type"]) });
       stream.end();
     },
+    // The request's user-agent, in an error of the request's protocol.
+    "the request's user-agent": (stream, headers) => {
+      const agent = String(headers["user-agent"]);
+      if (String(headers["content-type"]).startsWith("application/grpc")) {
+        stream.respond({ ...grpcHead, "grpc-status": "3", "grpc-message": agent });
+        stream.end();
+      } else {
+        stream.respond({ ":status": 400, "content-type": "application/json" });
+        stream.end(JSON.stringify({ code: "invalid_argument", message: agent }));
+      }
+    },
   };
   const cases: [string, GatewayProtocol, "unary" | "stream"][] = [
     ["reset by the server", "grpc", "unary"],
@@ -311,4 +322,24 @@ describe("the SDK's transport for gateway calls, given answers no gateway sends"
       ours.close();
     }
   });
+
+  it.each(["connect", "grpc"] as const)(
+    "names itself in user-agent, as connect-node does, unless the caller does (%s)",
+    async (protocol) => {
+      const ours = createGatewayTransport(url, protocol);
+      const agentOf = (headers: Record<string, string>) =>
+        createClient(TaskService, ours)
+          .getTask({ taskId: "t" }, { headers: { "x-case": "the request's user-agent", ...headers } })
+          .then(
+            () => "answered",
+            (error: unknown) => ConnectError.from(error).rawMessage,
+          );
+      try {
+        expect(await agentOf({})).toBe(userAgent);
+        expect(await agentOf({ "user-agent": "billing/2.0" })).toBe("billing/2.0");
+      } finally {
+        ours.close();
+      }
+    },
+  );
 });

@@ -60,6 +60,9 @@ interface WireProtocol {
   streamEnd(header: Headers, trailer: Headers, endStream: Headers | undefined): void;
 }
 
+/** What the SDK's calls send as their `user-agent`, where the caller sends none. */
+export const userAgent = "taskwire-js";
+
 /** Binary Connect: a unary message as the body, an error as JSON with an HTTP status; streams enveloped, their end in JSON. */
 const connectProtocol: WireProtocol = {
   headers(path, streaming, timeoutMs) {
@@ -230,6 +233,8 @@ export function createGatewayTransport(baseUrl: string, protocolName: GatewayPro
         headers[name] = value;
       });
     }
+    // As connect-node names itself (connect-es/<version>), unless the caller names itself.
+    headers["user-agent"] ??= userAgent;
     Object.assign(headers, protocol.headers(path, method.methodKind !== "unary", deadlineMs));
     let bytes: Uint8Array;
     try {
