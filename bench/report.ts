@@ -241,8 +241,8 @@ The systems:
   task semantics in the client or the consumer.
 - **raw JetStream, Taskwire's messages**: the protocol floor. The bench worker type's
   streams, consumers and status bucket provisioned as Taskwire provisions them, and for
-  each task the messages Taskwire sends, of the same sizes (a WorkItem, its terminal
-  TaskStatus and TaskResult, each encoded once at start-up), with none of the SDK's work
+  each task the messages Taskwire sends, of the same sizes (a WorkItem made by the SDK's
+  \`prepareTask\`, its terminal TaskStatus and TaskResult, each encoded once at start-up), with none of the SDK's work
   per task: the client publishes the WorkItem on the task's own subject with the PubAck
   awaited; the consumer process (nats.js \`consume()\`, ${rawTopology.prefetch} prefetched) stores the
   status record as a first write (\`Nats-Expected-Last-Subject-Sequence: 0\`) with the

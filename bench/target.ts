@@ -24,3 +24,27 @@ export type TargetSpec =
   | { readonly kind: "taskwire-direct"; readonly nats: string; readonly keyed: boolean }
   | { readonly kind: "taskwire-gateway"; readonly url: string; readonly protocol: "connect" | "grpc" }
   | { readonly kind: "bullmq"; readonly redisPort: number };
+
+/**
+ * Results announced by key (a stream sequence, a task id), each observed once:
+ * one announced before its observer asks is kept until then.
+ */
+export class Announcements<K> {
+  private readonly early = new Set<K>();
+  private readonly waiting = new Map<K, () => void>();
+
+  announce(key: K): void {
+    const resolve = this.waiting.get(key);
+    if (!resolve) {
+      this.early.add(key); // announced before the client saw its acknowledgement
+      return;
+    }
+    this.waiting.delete(key);
+    resolve();
+  }
+
+  observer(key: K): Observe {
+    return () =>
+      this.early.delete(key) ? Promise.resolve() : new Promise<void>((resolve) => this.waiting.set(key, resolve));
+  }
+}

@@ -10,14 +10,17 @@
  */
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, headers } from "@nats-io/transport-node";
+import { echoService } from "../../gen/bench/v1/bench_taskwire.js";
 import { publishToStream } from "../../sdk/jetstream-ops.js";
+import { runtimeDefaults } from "../../sdk/prepare-task.js";
+import { taskIdOfSubject } from "../../sdk/task-id.js";
 import { provisionStatusBucket, provisionWorkerType, topology } from "../../sdk/topology.js";
 import { consumeMessages } from "./consumer-process.js";
 import { protocolMessages } from "./protocol-messages.js";
 
-const workerType = "bench";
+const { workerType } = echoService;
 const nc = await connect({ servers: process.argv[2] });
-await provisionWorkerType(await jetstreamManager(nc), { workerType, maxQueued: 0 });
+await provisionWorkerType(await jetstreamManager(nc), echoService);
 await provisionStatusBucket(nc);
 const { status, event } = protocolMessages();
 const createOnly = headers();
@@ -25,10 +28,12 @@ createOnly.set("Nats-Expected-Last-Subject-Sequence", "0");
 const resultSubject = topology.resultSubject(workerType);
 await consumeMessages(
   nc,
-  await jetstream(nc).consumers.get(topology.streamName(workerType), topology.consumerName(workerType, "normal")),
+  await jetstream(nc).consumers.get(
+    topology.streamName(workerType),
+    topology.consumerName(workerType, runtimeDefaults.priority),
+  ),
   (msg, requests) => {
-    // taskwire.task.bench.normal.<token>: the task id is bench.<token>.
-    const taskId = `${workerType}.${msg.subject.slice(msg.subject.lastIndexOf(".") + 1)}`;
+    const taskId = taskIdOfSubject(workerType, msg.subject);
     return publishToStream(requests, topology.statusSubject(taskId), status, createOnly).then(() => {
       nc.publish(resultSubject, event);
       msg.ack();

@@ -1,10 +1,11 @@
 import { connect } from "@nats-io/transport-node";
 import { publishToStream } from "../../sdk/jetstream-ops.js";
+import { runtimeDefaults } from "../../sdk/prepare-task.js";
 import { RequestPipeline } from "../../sdk/request-pipeline.js";
-import { newRoute, newTaskId } from "../../sdk/task-id.js";
+import { newRoute, newTaskId, taskIdToken } from "../../sdk/task-id.js";
 import { topology } from "../../sdk/topology.js";
-import type { Observe, Target } from "../target.js";
-import { protocolMessages } from "./protocol-messages.js";
+import { Announcements, type Target } from "../target.js";
+import { echo, protocolMessages } from "./protocol-messages.js";
 
 /**
  * The protocol floor: Taskwire's messages, on Taskwire's streams, with none of
@@ -18,29 +19,17 @@ export async function createProtocolFloorTarget(url: string): Promise<Target> {
   const requests = new RequestPipeline(nc);
   const { workItem } = protocolMessages();
   const route = newRoute();
-  const done = new Set<string>();
-  const waiting = new Map<string, () => void>();
+  const records = new Announcements<string>();
   const prefix = topology.statusEventsOf(route).slice(0, -1); // taskwire.status.<route>.
   nc.subscribe(topology.statusEventsOf(route), {
-    callback: (_, msg) => {
-      const taskId = msg.subject.slice(prefix.length);
-      const resolve = waiting.get(taskId);
-      if (resolve) {
-        waiting.delete(taskId);
-        resolve();
-      } else done.add(taskId); // republished before this client saw its PubAck
-    },
+    callback: (_, msg) => records.announce(msg.subject.slice(prefix.length)),
   });
   await nc.flush();
-  const observer =
-    (taskId: string): Observe =>
-    () =>
-      done.delete(taskId) ? Promise.resolve() : new Promise<void>((resolve) => waiting.set(taskId, resolve));
   const submitOne = async () => {
-    const taskId = newTaskId("bench", Date.now(), route);
-    const token = taskId.slice(taskId.indexOf(".") + 1);
-    await publishToStream(requests, topology.taskSubject("bench", "normal", token), workItem);
-    return observer(taskId);
+    const taskId = newTaskId(echo.workerType, Date.now(), route);
+    const subject = topology.taskSubject(echo.workerType, runtimeDefaults.priority, taskIdToken(taskId));
+    await publishToStream(requests, subject, workItem);
+    return records.observer(taskId);
   };
   return {
     submit: (count) => Promise.all(Array.from({ length: count }, submitOne)),

@@ -1,8 +1,7 @@
 import { connect } from "@nats-io/transport-node";
 import { publishToStream } from "../../sdk/jetstream-ops.js";
 import { RequestPipeline } from "../../sdk/request-pipeline.js";
-import type { Observe, Target } from "../target.js";
-import { payloadText } from "../target.js";
+import { Announcements, payloadText, type Target } from "../target.js";
 
 /** The raw JetStream limit: one stream, one durable pull consumer, no task semantics. */
 export const rawTopology = {
@@ -29,28 +28,14 @@ export async function createRawJetStreamTarget(url: string): Promise<Target> {
   const nc = await connect({ servers: url, noAsyncTraces: true });
   const requests = new RequestPipeline(nc);
   const payload = new TextEncoder().encode(payloadText);
-  const done = new Set<number>();
-  const waiting = new Map<number, () => void>();
-  nc.subscribe(rawTopology.doneSubject, {
-    callback: (_, msg) => {
-      const seq = Number(msg.string());
-      const resolve = waiting.get(seq);
-      if (resolve) {
-        waiting.delete(seq);
-        resolve();
-      } else done.add(seq); // announced before this client saw its PubAck
-    },
-  });
-  const observer =
-    (seq: number): Observe =>
-    () =>
-      done.delete(seq) ? Promise.resolve() : new Promise<void>((resolve) => waiting.set(seq, resolve));
+  const done = new Announcements<number>();
+  nc.subscribe(rawTopology.doneSubject, { callback: (_, msg) => done.announce(Number(msg.string())) });
   return {
     async submit(count) {
       const acks = await Promise.all(
         Array.from({ length: count }, () => publishToStream(requests, rawTopology.subject, payload)),
       );
-      return acks.map((ack) => observer(ack.seq));
+      return acks.map((ack) => done.observer(ack.seq));
     },
     close: () => {
       requests.close();
