@@ -11,23 +11,24 @@ const waiting = new WeakMap<AbortSignal, Set<() => void>>();
 export function onAbort(signal: AbortSignal, callback: () => void): () => void {
   if (signal.aborted) {
     callback();
-    return () => false;
+    return () => undefined;
   }
-  let callbacks = waiting.get(signal);
-  if (!callbacks) {
-    const these = new Set<() => void>();
-    callbacks = these;
-    waiting.set(signal, these);
-    signal.addEventListener(
-      "abort",
-      () => {
-        waiting.delete(signal);
-        for (const each of these) each();
-      },
-      { once: true },
-    );
-  }
-  const registered = callbacks;
-  registered.add(callback);
-  return () => registered.delete(callback);
+  const callbacks = waiting.get(signal) ?? listen(signal);
+  callbacks.add(callback);
+  return () => callbacks.delete(callback);
+}
+
+/** The signal's one listener, which calls every callback waiting on it. */
+function listen(signal: AbortSignal): Set<() => void> {
+  const callbacks = new Set<() => void>();
+  waiting.set(signal, callbacks);
+  signal.addEventListener(
+    "abort",
+    () => {
+      waiting.delete(signal);
+      for (const each of callbacks) each();
+    },
+    { once: true },
+  );
+  return callbacks;
 }

@@ -1,13 +1,11 @@
 import * as http2 from "node:http2";
 import * as net from "node:net";
-import {
-  create,
-  type DescMessage,
-  type DescMethodStreaming,
-  type DescMethodUnary,
-  isMessage,
-  type MessageInitShape,
-  type MessageShape,
+import type {
+  DescMessage,
+  DescMethodStreaming,
+  DescMethodUnary,
+  MessageInitShape,
+  MessageShape,
 } from "@bufbuild/protobuf";
 import {
   appendHeaders,
@@ -26,9 +24,9 @@ import {
 } from "@connectrpc/connect/protocol-connect";
 import { validateResponse as validateGrpcResponse, validateTrailer } from "@connectrpc/connect/protocol-grpc";
 import { onAbort } from "./abort-fanout.js";
+import { decodeBody, encodeBody } from "./binary-body.js";
 import { EnvelopeSplitter, envelope } from "./envelope.js";
 import { webHeaders } from "./web-headers.js";
-import { decodeMessage, encodeMessage } from "./wire-codec.js";
 
 /** A Connect transport that can be closed: its HTTP/2 session ends. */
 export interface ClosableTransport extends Transport {
@@ -278,7 +276,7 @@ export function createGatewayTransport(baseUrl: string, protocolName: GatewayPro
           signal,
           timeoutMs,
           header,
-          () => protocol.unaryBody(encodeInput(method, input)),
+          () => protocol.unaryBody(encodeBody(method.input, input)),
           reject,
         );
         if (!call) return;
@@ -294,7 +292,7 @@ export function createGatewayTransport(baseUrl: string, protocolName: GatewayPro
               trailer: call.trailer,
               body: Buffer.concat(chunks),
             });
-            message = decodeOutput(method.output, answer.bytes);
+            message = decodeBody(method.output, answer.bytes);
           } catch (error) {
             return call.fail(ConnectError.from(error));
           }
@@ -341,7 +339,7 @@ export function createGatewayTransport(baseUrl: string, protocolName: GatewayPro
           signal,
           timeoutMs,
           header,
-          () => envelope(0, encodeInput(method, only)),
+          () => envelope(0, encodeBody(method.input, only)),
           // Before the headers came the call itself fails; after, its stream of messages.
           (error) => (messages ? messages.fail(error) : reject(error)),
         );
@@ -376,7 +374,7 @@ export function createGatewayTransport(baseUrl: string, protocolName: GatewayPro
                   for (const [name, value] of call.header) end.error.metadata.append(name, value);
                   throw end.error;
                 }
-              } else messages?.push(decodeOutput(method.output, data));
+              } else messages?.push(decodeBody(method.output, data));
             }
           } catch (error) {
             call.fail(ConnectError.from(error));
@@ -537,18 +535,6 @@ class MessageStream<T> implements AsyncIterable<T> {
   }
 }
 
-function encodeInput<I extends DescMessage>(method: { input: I }, input: MessageInitShape<I>): Uint8Array {
-  return encodeMessage(method.input, isMessage(input, method.input) ? input : create(method.input, input));
-}
-
-function decodeOutput<O extends DescMessage>(schema: O, bytes: Uint8Array): MessageShape<O> {
-  try {
-    return decodeMessage(schema, bytes);
-  } catch (error) {
-    throw new ConnectError(`parse binary: ${(error as Error).message}`, Code.Internal);
-  }
-}
-
 /**
  * A failed call's ConnectError, coded as connect-node codes it: UNAVAILABLE
  * when the gateway could not be reached (Node gives a stream on a session that
@@ -570,14 +556,15 @@ function fromNodeError(error: unknown): ConnectError {
 
 /** A call's stream reset, or closed with its session, before it could end: coded by its HTTP/2 error code. */
 function closedEarly(rstCode: number): ConnectError {
-  const { constants } = http2;
-  const codes: Record<number, Code> = {
-    [constants.NGHTTP2_REFUSED_STREAM]: Code.Unavailable,
-    [constants.NGHTTP2_CANCEL]: Code.Canceled,
-    [constants.NGHTTP2_ENHANCE_YOUR_CALM]: Code.ResourceExhausted,
-    [constants.NGHTTP2_INADEQUATE_SECURITY]: Code.PermissionDenied,
-    [constants.NGHTTP2_HTTP_1_1_REQUIRED]: Code.PermissionDenied,
-    [constants.NGHTTP2_NO_ERROR]: Code.Unavailable,
-  };
-  return new ConnectError(`the gateway closed the call (HTTP/2 code ${rstCode})`, codes[rstCode] ?? Code.Internal);
+  return new ConnectError(`the gateway closed the call (HTTP/2 code ${rstCode})`, resetCodes[rstCode] ?? Code.Internal);
 }
+
+/** The codes of {@link closedEarly}, by HTTP/2 error code. */
+const resetCodes: Record<number, Code> = {
+  [http2.constants.NGHTTP2_REFUSED_STREAM]: Code.Unavailable,
+  [http2.constants.NGHTTP2_CANCEL]: Code.Canceled,
+  [http2.constants.NGHTTP2_ENHANCE_YOUR_CALM]: Code.ResourceExhausted,
+  [http2.constants.NGHTTP2_INADEQUATE_SECURITY]: Code.PermissionDenied,
+  [http2.constants.NGHTTP2_HTTP_1_1_REQUIRED]: Code.PermissionDenied,
+  [http2.constants.NGHTTP2_NO_ERROR]: Code.Unavailable,
+};

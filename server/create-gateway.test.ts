@@ -6,7 +6,7 @@ import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } f
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TaskSchema, TaskState } from "../gen/taskwire/v1/task_pb.js";
 import { TaskService, WaitTasksRequestSchema, WaitTasksResponseSchema } from "../gen/taskwire/v1/task_service_pb.js";
-import { envelope } from "../sdk/envelope.js";
+import { EnvelopeSplitter, envelope } from "../sdk/envelope.js";
 import { maxBatchSize } from "../sdk/nats-task-backend.js";
 import { decodeMessage, encodeMessage } from "../sdk/wire-codec.js";
 import { createGateway, type Gateway } from "./create-gateway.js";
@@ -101,13 +101,11 @@ describe("createGateway", () => {
       stream.end(envelope(0, request));
       const chunks: Buffer[] = [];
       for await (const chunk of stream) chunks.push(chunk as Buffer);
-      const body = Buffer.concat(chunks);
-      const answered: string[] = [];
-      for (let at = 0; at < body.byteLength; ) {
-        const length = body.readUInt32BE(at + 1);
-        answered.push(decodeMessage(WaitTasksResponseSchema, body.subarray(at + 5, at + 5 + length)).taskId);
-        at += 5 + length;
-      }
+      const envelopes = new EnvelopeSplitter();
+      const answered = envelopes
+        .push(Buffer.concat(chunks))
+        .map(({ data }) => decodeMessage(WaitTasksResponseSchema, data).taskId);
+      expect(envelopes.pending).toBe(0);
       expect(answered.sort()).toEqual([...taskIds].sort());
       expect((await trailers)["grpc-status"]).toBe("0");
     } finally {

@@ -1,15 +1,8 @@
-import {
-  create,
-  type DescMessage,
-  type DescMethod,
-  type DescService,
-  isMessage,
-  type JsonWriteOptions,
-  type MessageShape,
-} from "@bufbuild/protobuf";
+import type { DescMessage, DescMethod, DescService, JsonWriteOptions, MessageShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ConnectRouter, createContextValues, type HandlerContext } from "@connectrpc/connect";
 import {
   codeToHttpStatus,
+  endStreamFlag,
   endStreamToJson,
   errorToJsonBytes,
   parseTimeout as parseConnectTimeout,
@@ -17,9 +10,9 @@ import {
 } from "@connectrpc/connect/protocol-connect";
 import { parseTimeout as parseGrpcTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import type { connectNodeAdapter } from "@connectrpc/connect-node";
+import { decodeBody, encodeBody } from "../sdk/binary-body.js";
 import { EnvelopeSplitter, envelope } from "../sdk/envelope.js";
 import { webHeaders } from "../sdk/web-headers.js";
-import { decodeMessage, encodeMessage } from "../sdk/wire-codec.js";
 
 // connect-node's request and response types (Node's http and http2 ones), as its handler takes them.
 type Request = Parameters<ReturnType<typeof connectNodeAdapter>>[0];
@@ -59,8 +52,8 @@ interface Exchange {
 const callEnded = new ConnectError("the call ended", Code.Canceled);
 // connect-node's longest accepted timeout header, as its handlers parse it.
 const maxTimeoutMs = 2 ** 31 - 1;
-// The flag of a Connect stream's last envelope, which holds its end (error, trailers) in JSON.
-const endStreamFlag = 0b10;
+// A Connect stream's end (error, trailers), written in JSON in its last envelope.
+const utf8 = new TextEncoder();
 
 /**
  * Serves unary and server-streaming calls in binary Protobuf, over the Connect
@@ -212,7 +205,7 @@ export class FastPath {
     try {
       const received = await readBody(request, this.options.maxMessageBytes, protocol === "grpc", context.signal);
       const bytes = protocol === "grpc" ? unwrapEnvelope(received, route, protocol) : received;
-      const output = await route.impl(decodeInput(route.method.input, bytes), context);
+      const output = await route.impl(decodeBody(route.method.input, bytes), context);
       body = this.encodeOutput(route.method.output, output);
     } catch (thrown) {
       error = connectErrorOf(thrown);
@@ -250,7 +243,7 @@ export class FastPath {
         route,
         protocol,
       );
-      const outputs = route.impl(decodeInput(route.method.input, bytes), context) as AsyncIterable<unknown>;
+      const outputs = route.impl(decodeBody(route.method.input, bytes), context) as AsyncIterable<unknown>;
       for await (const output of outputs) {
         const body = this.encodeOutput(route.method.output, output);
         if (!open()) break;
@@ -266,13 +259,12 @@ export class FastPath {
     start();
     if (protocol === "grpc") return endGrpc(response, context, error);
     const end = endStreamToJson(context.responseTrailer, error, this.options.jsonOptions);
-    response.end(envelope(endStreamFlag, new TextEncoder().encode(JSON.stringify(end))));
+    response.end(envelope(endStreamFlag, utf8.encode(JSON.stringify(end))));
   }
 
   /** An implementation's answer, encoded within the message size limit. */
   private encodeOutput(schema: DescMessage, output: unknown): Uint8Array {
-    const message = isMessage(output, schema) ? output : create(schema, output as MessageShape<DescMessage>);
-    const body = encodeMessage(schema, message);
+    const body = encodeBody(schema, output as MessageShape<DescMessage>);
     if (body.byteLength > this.options.maxMessageBytes) {
       throw new ConnectError(
         `message size ${body.byteLength} is larger than configured writeMaxBytes ${this.options.maxMessageBytes}`,
@@ -418,14 +410,6 @@ function unwrapEnvelope(body: Buffer, route: Route, protocol: Protocol): Uint8Ar
     throw new ConnectError(`protocol error: missing input message for ${kind} method`, Code.Unimplemented);
   }
   return message;
-}
-
-function decodeInput(schema: DescMessage, bytes: Uint8Array): MessageShape<DescMessage> {
-  try {
-    return decodeMessage(schema, bytes);
-  } catch (error) {
-    throw new ConnectError(`parse binary: ${(error as Error).message}`, Code.Internal);
-  }
 }
 
 function writeConnect(
