@@ -495,9 +495,11 @@ class NatsTaskBackend implements TaskBackend {
     taskId: string,
   ): Promise<{ stream: string; message: StoredMessage; state: TaskState } | undefined> {
     const token = taskIdToken(taskId);
+    // The schedule first: a due task is published on its task subject before it leaves
+    // the schedule, so a read in this order cannot miss it on its way between the two.
     const places = [
-      [topology.streamName(workerType), topology.taskSubjectAnyPriority(workerType, token), TaskState.PENDING],
       [topology.schedulerStream(workerType), topology.scheduledSubject(workerType, token), TaskState.SCHEDULED],
+      [topology.streamName(workerType), topology.taskSubjectAnyPriority(workerType, token), TaskState.PENDING],
     ] as const;
     for (const [stream, subject, state] of places) {
       try {
@@ -546,9 +548,10 @@ export async function unstartedOf(nc: NatsConnection, taskIds: readonly string[]
   const unstarted = new Set<string>();
   for (const [type, ids] of byType) {
     const tokens = ids.map(taskIdToken);
+    // The schedule first, as in findUnstarted.
     for (const [stream, subject] of [
-      [topology.streamName(type), topology.taskSubjectAnyPriority],
       [topology.schedulerStream(type), topology.scheduledSubject],
+      [topology.streamName(type), topology.taskSubjectAnyPriority],
     ] as const) {
       const found = await directGetLast(
         nc,

@@ -139,6 +139,10 @@ export class ResultInbox implements ResultRoute {
    */
   track(taskId: string): boolean {
     if (this.pending.has(taskId) || this.overdue.has(taskId)) return false;
+    // An outcome kept for this id is an earlier task's (a keyed one whose record
+    // expired, and whose key came again): not this one's.
+    this.notified.delete(taskId);
+    this.notifiedBefore.delete(taskId);
     this.pending.set(taskId, { since: undefined, waiter: undefined });
     if (this.pending.size > this.limit) {
       // The oldest is treated as past its grace: read if waited for, else forgotten.

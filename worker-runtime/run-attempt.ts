@@ -68,6 +68,30 @@ export interface AttemptEnvironment {
 }
 
 /**
+ * Whether the task was cancelled: its id came on the cancel subject (the canceller
+ * writes the record first) and its record is terminal. The record is read because
+ * the id may name a new task by now: a keyed task's record expires, and its key
+ * may then be submitted again.
+ */
+async function cancelled(env: AttemptEnvironment, taskId: string): Promise<boolean> {
+  if (!env.cancelled.has(taskId)) return false;
+  const record = await readStatus(env.bucket, taskId);
+  if (record && isTerminal(record.status.state)) return true;
+  env.cancelled.delete(taskId);
+  return false;
+}
+
+/** DEADLINE_EXCEEDED when the task's expiry has passed: it must not start. */
+function expiryPassed(workItem: WorkItem): TaskError | undefined {
+  if (!workItem.expiresAt || timestampMs(workItem.expiresAt) > Date.now()) return undefined;
+  return new TaskError(
+    `not started before its expiry ${timestampDate(workItem.expiresAt).toISOString()}`,
+    Code.DeadlineExceeded,
+    { retryable: false },
+  );
+}
+
+/**
  * Runs one delivery of a WorkItem to the end: the handler's result or error is
  * durably recorded in the status bucket, then the message is acked (or nak'ed
  * with the retry backoff). A crash before the record leaves the message unacked,
@@ -103,7 +127,7 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
     });
 
   if (env.draining()) return report(await giveBack(env.bucket, msg));
-  if (env.cancelled.has(taskId)) {
+  if (await cancelled(env, taskId)) {
     msg.ack(); // its CANCELLED record is written by the canceller
     return report("cancelled");
   }
@@ -231,14 +255,8 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
     return settle(state, outcome);
   };
 
-  if (workItem.expiresAt && timestampMs(workItem.expiresAt) <= Date.now()) {
-    const error = new TaskError(
-      `not started before its expiry ${timestampDate(workItem.expiresAt).toISOString()}`,
-      Code.DeadlineExceeded,
-      { retryable: false },
-    );
-    return report(await end(TaskState.EXPIRED, "expired", error), error);
-  }
+  const expired = expiryPassed(workItem);
+  if (expired) return report(await end(TaskState.EXPIRED, "expired", expired), expired);
   if (attempt > maxAttempts) {
     // Attempts beyond the policy: the last one started and its worker died.
     attempt = maxAttempts;
@@ -265,11 +283,17 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
     // Not started (draining, or no lease to be had): given back, it spends no attempt.
     return report(await giveBack(env.bucket, msg), TaskError.from(error));
   }
-  if (env.cancelled.has(taskId)) {
+  if (await cancelled(env, taskId)) {
     // Cancelled while it waited for its limits.
     void lease?.release();
     msg.ack();
     return report("cancelled");
+  }
+  // Its expiry may have passed while it waited for its limits.
+  const late = env.concurrency || env.rate ? expiryPassed(workItem) : undefined;
+  if (late) {
+    void lease?.release();
+    return report(await end(TaskState.EXPIRED, "expired", late), late);
   }
   // A start that a later delivery could not infer is recorded before the handler runs.
   const recordedStart = !endpoint && recordsStart(deliveries, maxAttempts);
@@ -286,6 +310,13 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
       if (undone === "overtaken") return report("overtaken", begun);
       msg.nak();
       return report("requeued", begun);
+    }
+    // Cancelled while its start was written: its id came before this attempt ran, so
+    // nothing would abort it.
+    if (await cancelled(env, taskId)) {
+      void lease?.release();
+      msg.ack();
+      return report("cancelled");
     }
   }
 

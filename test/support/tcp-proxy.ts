@@ -8,6 +8,16 @@ export interface TcpProxy {
   cut(): void;
   /** Accepts connections again. */
   restore(): void;
+  /**
+   * Once a client sends bytes containing `marker`, holds everything the server
+   * sends to the clients (in order) until {@link TcpProxy.release}, which hands
+   * each client what it held in one write.
+   */
+  holdAfter(marker: string): void;
+  /** Whether the bytes held so far contain `text`. */
+  holds(text: string): boolean;
+  /** Delivers what was held, and stops holding. */
+  release(): void;
   close(): Promise<void>;
 }
 
@@ -15,6 +25,8 @@ export interface TcpProxy {
 export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
   const sockets = new Set<Socket>();
   let refusing = false;
+  let marker: string | undefined;
+  let held: { client: Socket; chunk: Buffer }[] | undefined;
   const track = (socket: Socket) => {
     sockets.add(socket);
     socket.on("error", () => socket.destroy());
@@ -25,8 +37,17 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
     const upstream = netConnect(targetPort, "127.0.0.1");
     track(client);
     track(upstream);
-    client.pipe(upstream);
-    upstream.pipe(client);
+    client.on("data", (chunk: Buffer) => {
+      if (marker !== undefined && chunk.includes(marker)) {
+        marker = undefined;
+        held = [];
+      }
+      upstream.write(chunk);
+    });
+    upstream.on("data", (chunk: Buffer) => {
+      if (held) held.push({ client, chunk });
+      else client.write(chunk);
+    });
     client.on("close", () => upstream.destroy());
     upstream.on("close", () => client.destroy());
   });
@@ -40,6 +61,18 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
     cut,
     restore: () => {
       refusing = false;
+    },
+    holdAfter: (text) => {
+      marker = text;
+    },
+    holds: (text) => Buffer.concat((held ?? []).map(({ chunk }) => chunk)).includes(text),
+    release: () => {
+      const writes = held ?? [];
+      held = undefined;
+      // One write per client, as a busy process would read them all at once.
+      for (const client of new Set(writes.map((w) => w.client))) {
+        client.write(Buffer.concat(writes.filter((w) => w.client === client).map((w) => w.chunk)));
+      }
     },
     close: () => {
       cut();

@@ -1,0 +1,146 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  implementLimitedProbeService,
+  implementProbeService,
+  limitedProbeService,
+  probeService,
+} from "../../gen/probe/v1/probe_taskwire.js";
+import { TaskState } from "../../gen/taskwire/v1/task_pb.js";
+import { createClient, type TaskwireClient } from "../../sdk/create-client.js";
+import { createWorker, type Worker } from "../../worker-runtime/create-worker.js";
+import type { AttemptOutcome } from "../../worker-runtime/worker-event.js";
+import { type NatsServer, startNatsServer } from "../support/nats-server.js";
+import { poll } from "../support/poll.js";
+import { startTcpProxy } from "../support/tcp-proxy.js";
+
+const run = probeService.methods.run;
+
+/** A worker of `services` that records which tasks' handlers ran and each attempt's outcome. */
+async function observedWorker(
+  url: string,
+  workerId: string,
+  limited = false,
+  topology?: { statusTtlMs: number; duplicateWindowMs: number },
+) {
+  const ran: string[] = [];
+  const outcomes = new Map<string, AttemptOutcome>();
+  const handler = {
+    async run({ label, sleepMs }: { label: string; sleepMs: number }) {
+      ran.push(label);
+      await new Promise((resolve) => setTimeout(resolve, sleepMs));
+      return { label };
+    },
+  };
+  const worker = await createWorker({
+    nats: url,
+    workerId,
+    topology,
+    services: [limited ? implementLimitedProbeService(handler) : implementProbeService(handler)],
+    onEvent: (event) => {
+      if (event.type === "attempt") outcomes.set(event.taskId, event.outcome);
+    },
+  });
+  return { worker, ran, outcomes };
+}
+
+describe("cancels and expiries that come while an attempt starts", () => {
+  let nats: NatsServer;
+  let client: TaskwireClient;
+  const workers: Worker[] = [];
+
+  beforeAll(async () => {
+    nats = await startNatsServer();
+    client = await createClient({ nats: nats.url, services: [probeService, limitedProbeService] });
+  }, 30_000);
+
+  afterAll(async () => {
+    await Promise.all(workers.map((w) => w.close()));
+    await client?.close();
+    await nats?.stop();
+  });
+
+  it("a cancel heard while the start record is written ends the attempt before its handler runs", async () => {
+    const proxy = await startTcpProxy(nats.port);
+    try {
+      const { worker, ran, outcomes } = await observedWorker(proxy.url, "held");
+      workers.push(worker);
+      // Everything the server sends the worker once its start write leaves (the PubAck
+      // first) is held: the cancel reaches it before it learns the start is stored.
+      proxy.holdAfter("$KV.taskwire_status.probe.");
+      const task = await client.submitTask(run, { label: "held", sleepMs: 0 }, { retry: { maxAttempts: 1 } });
+      await poll(async () => ((await client.getTask(task.id)).state === TaskState.RUNNING ? true : undefined));
+      expect((await task.cancel()).state).toBe(TaskState.CANCELLED);
+      await poll(async () => (proxy.holds(`taskwire.cancel.probe`) ? true : undefined));
+      proxy.release();
+      expect(await poll(async () => outcomes.get(task.id))).toBe("cancelled");
+      expect(ran).toEqual([]);
+      expect((await client.getTask(task.id)).state).toBe(TaskState.CANCELLED);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it("a task whose expiry passes while it waits for a lease ends EXPIRED without running", async () => {
+    const { worker, ran } = await observedWorker(nats.url, "leases", true);
+    workers.push(worker);
+    // max_concurrency 2: two holders take both leases; the third is pulled at once and waits.
+    const limitedRun = limitedProbeService.methods.run;
+    const holders = await Promise.all(
+      [0, 1].map((i) => client.submitTask(limitedRun, { label: `holder-${i}`, sleepMs: 2000 })),
+    );
+    await poll(async () => (ran.length === 2 ? true : undefined));
+    const late = await client.submitTask(
+      limitedRun,
+      { label: "late", sleepMs: 0 },
+      { expiresAt: new Date(Date.now() + 500) },
+    );
+    const outcome = await late.result().catch((error: unknown) => ConnectError.from(error));
+    expect(outcome).toBeInstanceOf(ConnectError);
+    expect((outcome as ConnectError).code).toBe(Code.DeadlineExceeded);
+    expect((await client.getTask(late.id)).state).toBe(TaskState.EXPIRED);
+    await Promise.all(holders.map((h) => h.result()));
+    expect(ran.toSorted()).toEqual(["holder-0", "holder-1"]);
+  });
+});
+
+describe("a cancelled key submitted again once its record expired", () => {
+  let nats: NatsServer;
+  let client: TaskwireClient;
+  let worker: Worker | undefined;
+  const topology = { statusTtlMs: 2000, duplicateWindowMs: 1000 };
+
+  beforeAll(async () => {
+    nats = await startNatsServer();
+  }, 30_000);
+
+  afterAll(async () => {
+    await worker?.close();
+    await client?.close();
+    await nats?.stop();
+  });
+
+  it("runs: the worker that heard the old task's cancel does not drop the new one", async () => {
+    // The worker provisions the status bucket, with the short TTL.
+    const observed = await observedWorker(nats.url, "remembers", false, topology);
+    worker = observed.worker;
+    client = await createClient({ nats: nats.url, services: [probeService] });
+    const first = await client.submitTask(
+      run,
+      { label: "old", sleepMs: 0 },
+      { idempotencyKey: "order-42", delayMs: 60_000 },
+    );
+    expect((await first.cancel()).state).toBe(TaskState.CANCELLED);
+    // The record expires: the key is new again.
+    await poll(async () =>
+      client.getTask(first.id).then(
+        () => undefined,
+        (error: unknown) => (ConnectError.from(error).code === Code.NotFound ? true : undefined),
+      ),
+    );
+    const second = await client.submitTask(run, { label: "new", sleepMs: 0 }, { idempotencyKey: "order-42" });
+    expect(second.id).toBe(first.id);
+    expect((await second.result()).label).toBe("new");
+    expect(observed.ran).toEqual(["new"]);
+  });
+});
