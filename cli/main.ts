@@ -125,6 +125,7 @@ function untilSignal(parts: Stoppable[]): Promise<void> {
     };
     process.on("SIGINT", stop);
     process.on("SIGTERM", stop);
+    process.on("SIGHUP", stop); // the terminal closed: nats-server, in a group of its own, did not hear it
   });
 }
 

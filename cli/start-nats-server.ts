@@ -28,8 +28,15 @@ export async function startNatsServer(url: string, dataDir: string, timeoutMs = 
     {
       stdio: ["ignore", "ignore", "pipe"],
       env: { GOMAXPROCS: String(Math.max(1, Math.floor(availableParallelism() / 2))), ...process.env },
+      // Its own process group: a terminal's Ctrl-C signals the whole foreground group, and
+      // nats-server would stop at once, before the workers record the tasks they finish.
+      // `taskwire dev` stops it last instead, and on any exit of its own.
+      detached: true,
     },
   );
+  const stopOnExit = () => child.kill("SIGTERM");
+  process.once("exit", stopOnExit);
+  child.once("exit", () => process.off("exit", stopOnExit));
   let output = "";
   child.stderr?.on("data", (chunk: Buffer) => {
     output = (output + chunk.toString()).slice(-4000);

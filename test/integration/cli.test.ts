@@ -145,8 +145,32 @@ describe("the taskwire command", () => {
       await expect(taskwire("submit", "hasher/Digest", "--from", broken)).rejects.toThrow(
         /broken.jsonl:2: not valid JSON/,
       );
-    } finally {
+    } catch (error) {
       if (dev.pid) process.kill(-dev.pid, "SIGINT");
+      throw error;
+    }
+    // Ctrl-C while a task runs: the workers finish and record it before nats-server stops.
+    const direct = await createClient({ nats: natsUrl, services: [reportService] });
+    let interrupted = false;
+    try {
+      const task = await direct.submitTask(reportService.methods.generate, {
+        title: "ctrl-c",
+        sections: 4,
+        sectionMs: 250,
+      });
+      await poll(async () => ((await task.status()).state === TaskState.RUNNING ? true : undefined));
+      if (dev.pid) process.kill(-dev.pid, "SIGINT");
+      interrupted = true;
+      const result = await Promise.race([
+        task.result(),
+        new Promise<never>((_, reject) =>
+          setTimeout(() => reject(new Error(`no result after Ctrl-C; output:\n${devOut.output()}`)), 30_000),
+        ),
+      ]);
+      expect(result.sections).toBe(4);
+    } finally {
+      if (!interrupted && dev.pid) process.kill(-dev.pid, "SIGINT");
+      await direct.close();
     }
     // npm itself exits at once on SIGINT; taskwire goes on stopping its parts, then says so.
     await devOut.exited;
