@@ -37,6 +37,7 @@ import {
   decodeOutcome,
   decodeStatus,
   isTerminal,
+  markerRevision,
   queuedStatus,
   readStatus,
   readStatusRecords,
@@ -401,7 +402,9 @@ class NatsTaskBackend implements TaskBackend {
       cancelled.error = new TaskError(reason || "cancelled by request", Code.Canceled, { retryable: false }).toMessage(
         cancelled.attempt,
       );
-      const written = await writeStatus(this.bucket, cancelled, current.revision).catch((e) =>
+      // A queued task's record may be a purge marker, which a create would never get past.
+      const revision = current.revision || (await markerRevision(this.bucket, taskId));
+      const written = await writeStatus(this.bucket, cancelled, revision).catch((e) =>
         Promise.reject(fromNatsError(e, `cancelling ${taskId}`)),
       );
       if (written === undefined) continue; // someone wrote first: decide again

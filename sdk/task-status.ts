@@ -84,6 +84,18 @@ export async function readStatus(bucket: StatusBucket, taskId: string): Promise<
 }
 
 /**
+ * The revision a conditional write of a task's record must name when readStatus
+ * found none: a delete or purge marker's (an operator's `kv purge`), which refuses
+ * a create as a record would, or 0 when the key has nothing at all.
+ */
+export async function markerRevision(bucket: StatusBucket, taskId: string): Promise<number> {
+  const stored = await directGet(bucket.requests, topology.statusStream, {
+    lastBySubject: topology.statusSubject(taskId),
+  });
+  return stored?.seq ?? 0;
+}
+
+/**
  * The latest status records of some tasks (a few hundred at most: one request),
  * encoded, by task id; a task without a record (or whose record was deleted)
  * is absent.

@@ -1,5 +1,12 @@
 import type { TaskStatus } from "../gen/taskwire/v1/task_pb.js";
-import { isTerminal, readStatus, type StatusBucket, type WrittenStatus, writeStatus } from "../sdk/task-status.js";
+import {
+  isTerminal,
+  markerRevision,
+  readStatus,
+  type StatusBucket,
+  type WrittenStatus,
+  writeStatus,
+} from "../sdk/task-status.js";
 import { overtaken } from "./give-back.js";
 
 /**
@@ -103,7 +110,15 @@ export class StatusWriter {
     const current = await readStatus(this.bucket, this.status.taskId);
     if (current && isTerminal(current.status.state)) this.lost = "superseded";
     else if (current && overtaken(current.status, this.status)) this.lost = "overtaken";
-    else this.revision = current?.revision ?? 0;
+    else if (current) {
+      // A first write meeting a record: the attempt began without one (a first delivery),
+      // and RetryDeadLetter wrote one since, which keeps the errors of the runs before.
+      if (this.revision === 0) {
+        this.status.errorHistory = [...current.status.errorHistory, ...this.status.errorHistory];
+        this.status.returnedDeliveries = current.status.returnedDeliveries;
+      }
+      this.revision = current.revision;
+    } else this.revision = await markerRevision(this.bucket, this.status.taskId);
     return undefined;
   }
 }

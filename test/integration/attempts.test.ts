@@ -509,4 +509,24 @@ describe("attempts of a task", () => {
     expect(statuses[1]?.returnedDeliveries).toBe(1);
     expect(statuses.map((status) => status.attempt)).toEqual([1, 1, 1]);
   });
+
+  it("a task whose status key an operator purged is cancelled, and runs, over the purge marker", async () => {
+    const nc = await connect({ servers: nats.url });
+    try {
+      const kv = await new Kvm(nc).open(subjects.statusBucket);
+      // No worker yet: both wait in the queue while their keys are purged (a marker, no record).
+      const cancelled = await client.submitTask(run, { label: "purged-cancelled" }, { idempotencyKey: "purged-1" });
+      const runs = await client.submitTask(run, { label: "purged-runs" }, { idempotencyKey: "purged-2" });
+      await kv.purge(cancelled.id);
+      await kv.purge(runs.id);
+      // Each first write would be a create, which the marker refuses: the writes go over it.
+      expect((await cancelled.cancel()).state).toBe(TaskState.CANCELLED);
+      await startWorker();
+      expect((await runs.result()).label).toBe("purged-runs");
+      expect((await client.getTask(cancelled.id)).state).toBe(TaskState.CANCELLED);
+      expect(of("purged-cancelled")).toEqual([]);
+    } finally {
+      await nc.close();
+    }
+  });
 });

@@ -107,6 +107,12 @@ describe("queues: dead letters, pause, resume and purge", () => {
     expect(retried.errorHistory.map((e) => e.attempt)).toEqual([1, 2, 3]);
     const result = await client.task(doomed.id, run.output).result();
     expect(result).toMatchObject({ label: "doomed", attempt: 1 });
+    // The errors of the runs before the retry stay in its history.
+    expect((await client.getTask(doomed.id)).errorHistory.map((e) => e.message)).toEqual([
+      "doomed failed attempt 1",
+      "doomed failed attempt 2",
+      "doomed failed attempt 3",
+    ]);
     await expect(client.queues.getDeadLetter(doomed.id)).rejects.toMatchObject({ code: Code.NotFound });
     await expect(client.queues.retryDeadLetter(doomed.id)).rejects.toMatchObject({ code: Code.NotFound });
 
