@@ -68,13 +68,12 @@ export interface AttemptEnvironment {
 }
 
 /**
- * Whether the task was cancelled: its id came on the cancel subject (the canceller
- * writes the record first) and its record is terminal. The record is read because
- * the id may name a new task by now: a keyed task's record expires, and its key
- * may then be submitted again.
+ * Whether a task whose id came on the cancel subject was cancelled: its record is
+ * terminal (the canceller writes it first). The record is read because the id may
+ * name a new task by now: a keyed task's record expires, and its key may then be
+ * submitted again. (Callers check `env.cancelled` first: no await on the hot path.)
  */
 async function cancelled(env: AttemptEnvironment, taskId: string): Promise<boolean> {
-  if (!env.cancelled.has(taskId)) return false;
   const record = await readStatus(env.bucket, taskId);
   if (record && isTerminal(record.status.state)) return true;
   env.cancelled.delete(taskId);
@@ -127,7 +126,7 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
     });
 
   if (env.draining()) return report(await giveBack(env.bucket, msg));
-  if (await cancelled(env, taskId)) {
+  if (env.cancelled.has(taskId) && (await cancelled(env, taskId))) {
     msg.ack(); // its CANCELLED record is written by the canceller
     return report("cancelled");
   }
@@ -283,7 +282,7 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
     // Not started (draining, or no lease to be had): given back, it spends no attempt.
     return report(await giveBack(env.bucket, msg), TaskError.from(error));
   }
-  if (await cancelled(env, taskId)) {
+  if (env.cancelled.has(taskId) && (await cancelled(env, taskId))) {
     // Cancelled while it waited for its limits.
     void lease?.release();
     msg.ack();
@@ -313,7 +312,7 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
     }
     // Cancelled while its start was written: its id came before this attempt ran, so
     // nothing would abort it.
-    if (await cancelled(env, taskId)) {
+    if (env.cancelled.has(taskId) && (await cancelled(env, taskId))) {
       void lease?.release();
       msg.ack();
       return report("cancelled");
@@ -345,7 +344,9 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
     alive();
     void lease?.renew().catch(() => undefined);
   }, env.heartbeatMs);
-  if (!endpoint && !recordedStart) writer.touch(); // RUNNING, unless the handler finishes within the interval
+  // RUNNING, unless the handler finishes within the interval. After a recorded start too:
+  // the write is how a worker that missed a cancel message learns of the cancel.
+  if (!endpoint) writer.touch();
   let failure: TaskError | undefined;
   try {
     if (!bound)

@@ -1,6 +1,7 @@
 import { Code, createClient as createConnectClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { jetstreamManager } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { hashService, implementHashService } from "../../gen/example/v1/hash_taskwire.js";
@@ -9,10 +10,12 @@ import { TaskState } from "../../gen/taskwire/v1/task_pb.js";
 import { TaskService } from "../../gen/taskwire/v1/task_service_pb.js";
 import { createClient, type TaskwireClient } from "../../sdk/create-client.js";
 import { createNatsTaskBackend } from "../../sdk/nats-task-backend.js";
+import { RequestPipeline } from "../../sdk/request-pipeline.js";
 import { TaskError } from "../../sdk/task-error.js";
 import { taskFromOptions } from "../../sdk/task-from-options.js";
 import { taskIdToken } from "../../sdk/task-id.js";
 import { createTaskRegistry, registryOf } from "../../sdk/task-registry.js";
+import { readStatus, writeStatus } from "../../sdk/task-status.js";
 import { topology as sdkTopology } from "../../sdk/topology.js";
 import { createGateway, type Gateway } from "../../server/create-gateway.js";
 import { HealthService, ServingStatus } from "../../server/health-service.js";
@@ -306,6 +309,30 @@ describe("TaskService over JetStream", () => {
     await expect(task.result()).rejects.toThrow(/\[canceled\]/);
     expect((await task.status()).state).toBe(TaskState.CANCELLED);
     await poll(async () => (aborted.has(task.id) ? true : undefined));
+  });
+
+  it("a handler whose worker missed the cancel message is aborted at its RUNNING write, after a recorded start too", async () => {
+    await startWorker();
+    // One attempt: its start is recorded before the handler runs.
+    const task = await client.submitTask(
+      reportService.methods.generate,
+      { title: "missed cancel", sections: 600, sectionMs: 100 },
+      { retry: { maxAttempts: 1 } },
+    );
+    const bucket = { kv: await new Kvm(nc).open(sdkTopology.statusBucket), requests: new RequestPipeline(nc) };
+    try {
+      const started = await poll(async () => {
+        const record = await readStatus(bucket, task.id);
+        return record?.status.state === TaskState.RUNNING ? record : undefined;
+      });
+      // Cancelled as cancelTask does, but with no message on the cancel subject.
+      started.status.state = TaskState.CANCELLED;
+      expect(await writeStatus(bucket, started.status, started.revision)).toBeDefined();
+      await poll(async () => (aborted.has(task.id) ? true : undefined));
+      expect((await task.status()).state).toBe(TaskState.CANCELLED);
+    } finally {
+      bucket.requests.close();
+    }
   });
 
   // Direct clients hear of outcomes through the server's status events (routed by the
