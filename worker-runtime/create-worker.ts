@@ -238,6 +238,7 @@ class TaskWorker implements Worker {
         running: this.running,
         cancelled: this.cancelled,
         draining: () => this.state !== "running",
+        paused: () => slots.holding,
         emit: this.emit,
         publish: (subject, data) => this.nc.publish(subject, data),
         reportResult,

@@ -40,16 +40,16 @@ export class Leases {
   /**
    * Takes a free lease, trying each subject once per round and waiting a
    * little longer between rounds; calls `waiting` between rounds (to keep the
-   * task alive meanwhile; it may throw to give up).
+   * task alive meanwhile; it may throw to give up, or hold the next round back).
    */
-  async acquire(holder: string, waiting: () => void): Promise<Lease> {
+  async acquire(holder: string, waiting: () => void | Promise<void>): Promise<Lease> {
     for (let round = 0; ; round++) {
       for (let i = 0; i < this.count; i++) {
         const n = this.next++ % this.count;
         const seq = await this.take(n, holder, 0);
         if (seq !== undefined) return this.lease(n, holder, seq);
       }
-      waiting();
+      await waiting();
       await sleep(Math.min(10 * 2 ** round, 250));
     }
   }

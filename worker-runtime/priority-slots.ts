@@ -47,6 +47,11 @@ export class PrioritySlots {
     this.held = true;
   }
 
+  /** Whether slots are held (the queue is paused). */
+  get holding(): boolean {
+    return this.held;
+  }
+
   /** Hands out slots again, to as many waiters as there are free slots. */
   unhold(): void {
     this.held = false;

@@ -56,6 +56,8 @@ export interface AttemptEnvironment {
   readonly cancelled: Set<string>;
   /** True once the worker drains: new attempts are given back. */
   readonly draining: () => boolean;
+  /** True while the worker type is paused: attempts waiting for their limits take none meanwhile. */
+  readonly paused: () => boolean;
   readonly emit: (event: WorkerEvent) => void;
   /** The type's `max_concurrency` across workers, when it has one. */
   readonly concurrency?: Leases;
@@ -271,9 +273,14 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
   // The type's limits across all its workers: wait for a lease, keeping the task alive.
   let lease: Lease | undefined;
   try {
-    const waiting = () => {
-      if (env.draining()) throw new TaskError("the worker is draining", Code.Unavailable);
-      alive();
+    const waiting = async () => {
+      // A paused queue starts nothing: while it is, take no lease, and keep the task alive.
+      for (;;) {
+        if (env.draining()) throw new TaskError("the worker is draining", Code.Unavailable);
+        if (!env.paused()) return alive();
+        if (Date.now() - lastBeat >= env.heartbeatMs) alive();
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
     };
     lease = await env.concurrency?.acquire(env.workerId, waiting);
     await env.rate?.acquire(env.workerId, waiting);

@@ -58,6 +58,13 @@ describe("limits across all workers of a type", () => {
     }
   }, 30_000);
 
+  /** Tasks pulled and not settled, over both workers. */
+  const pending = async () => {
+    const jsm = await jetstreamManager(nc);
+    return (await jsm.consumers.info(topology.streamName("limited"), topology.consumerName("limited", "normal")))
+      .num_ack_pending;
+  };
+
   afterEach(() => {
     mostRunning = 0;
     starts.length = 0;
@@ -87,16 +94,34 @@ describe("limits across all workers of a type", () => {
     await poll(async () => (running === 2 ? true : undefined));
     const waiting = await client.submitTask(run, { label: "waiting", sleepMs: 10 });
     // Pulled by a worker with a free slot: its attempt waits for one of the two leases.
-    const jsm = await jetstreamManager(nc);
-    const pending = async () =>
-      (await jsm.consumers.info(topology.streamName("limited"), topology.consumerName("limited", "normal")))
-        .num_ack_pending;
     await poll(async () => ((await pending()) === 3 ? true : undefined));
     expect((await client.cancelTask(waiting.id)).state).toBe(TaskState.CANCELLED);
     await Promise.all(holders.map((h) => h.result()));
     // Ended without running once a lease was free.
     expect(await poll(async () => outcomes.get(waiting.id))).toBe("cancelled");
     expect(labels.toSorted()).toEqual(["holder-0", "holder-1"]);
+  });
+
+  it("a task waiting for a lease when its queue is paused takes none until the resume", async () => {
+    const holders = await Promise.all(
+      [0, 1].map((i) => client.submitTask(run, { label: `pause-holder-${i}`, sleepMs: 1000 })),
+    );
+    await poll(async () => (running === 2 ? true : undefined));
+    const waiting = await client.submitTask(run, { label: "pause-waiting", sleepMs: 10 });
+    // Pulled by a worker with a free slot: its attempt waits for one of the two leases.
+    await poll(async () => ((await pending()) === 3 ? true : undefined));
+    await client.queues.pauseQueue("limited");
+    try {
+      await Promise.all(holders.map((h) => h.result()));
+      // The leases are free, and the queue is paused: it does not start.
+      await expect(poll(async () => (labels.includes("pause-waiting") ? true : undefined), 1000)).rejects.toThrow(
+        /not met/,
+      );
+    } finally {
+      await client.queues.resumeQueue("limited");
+    }
+    expect((await waiting.result()).attempt).toBe(1);
+    expect(outcomes.get(waiting.id)).toBe("succeeded");
   });
 
   it("bounds the queue at max_queued, from the same option", async () => {
