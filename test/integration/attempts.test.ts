@@ -277,6 +277,9 @@ describe("attempts of a task", () => {
     // Delivery 2 is older than the record: left alone, neither run nor acked (an ack would
     // end the task unfinished, and result() would never come). Delivery 3 runs it.
     const result = await task.result();
+    // The worker reports its attempt once its PubAck comes, which may be after the
+    // client heard of the stored record.
+    await poll(async () => (outcomes.length === 2 ? true : undefined));
     expect(outcomes).toEqual(["overtaken", "succeeded"]);
     expect(of("overtaken-start").map((a) => a.attempt)).toEqual([3]);
     expect(result.attempt).toBe(3);
