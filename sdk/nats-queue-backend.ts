@@ -20,7 +20,7 @@ import type { QueueBackend } from "./queue-backend.js";
 import { RequestPipeline } from "./request-pipeline.js";
 import type { TaskBackend } from "./task-backend.js";
 import { TaskError } from "./task-error.js";
-import { taskIdToken, workerTypeOf } from "./task-id.js";
+import { checkWorkerType, taskIdToken, workerTypeOf } from "./task-id.js";
 import { readStatus, type StatusBucket, writeStatus } from "./task-status.js";
 import { topology } from "./topology.js";
 
@@ -264,6 +264,7 @@ class NatsQueueBackend implements QueueBackend {
   /** Runs a NATS operation on a worker type's streams: a missing stream is an unknown type. */
   private async nats<T>(workerType: string, doing: string, operation: () => Promise<T>): Promise<T> {
     if (!workerType) throw new TaskError(`${doing}: worker_type is required`, Code.InvalidArgument);
+    checkWorkerType(workerType);
     try {
       return await operation();
     } catch (error) {

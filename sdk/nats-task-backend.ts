@@ -31,7 +31,7 @@ import { ResultInbox } from "./result-inbox.js";
 import { StatusFeed } from "./status-feed.js";
 import type { TaskBackend } from "./task-backend.js";
 import { TaskError } from "./task-error.js";
-import { taskIdOfSubject, taskIdToken, workerTypeOf } from "./task-id.js";
+import { checkWorkerType, taskIdOfSubject, taskIdToken, workerTypeOf } from "./task-id.js";
 import type { TaskRegistry } from "./task-registry.js";
 import {
   decodeOutcome,
@@ -421,6 +421,18 @@ class NatsTaskBackend implements TaskBackend {
   async listTasks(request: ListTasksRequest): Promise<ListTasksResponse> {
     const pageSize = request.pageSize === 0 ? 100 : request.pageSize;
     if (pageSize > 1000) throw new TaskError(`page_size must be at most 1000, got ${pageSize}`, Code.InvalidArgument);
+    if (request.workerType) checkWorkerType(request.workerType);
+    // A page token is the last task id of the page before.
+    if (request.pageToken) {
+      try {
+        workerTypeOf(request.pageToken);
+      } catch {
+        throw new TaskError(
+          `page_token "${request.pageToken}" is not one a ListTasks answer gave`,
+          Code.InvalidArgument,
+        );
+      }
+    }
     this.ensureAvailable("listing tasks");
     const types = request.workerType ? [request.workerType] : this.registry.workerTypes();
     const ids = new Set<string>();

@@ -76,4 +76,28 @@ describe("prepareTask", () => {
     // The cache of defaults is not disturbed by an override.
     expect(fromBinary(WorkItemSchema, prepareTask(registry, task()).bytes).priority).toBe(Priority.NORMAL);
   });
+
+  it("refuses times and durations it could not honour, and enum values it does not know, naming the field", () => {
+    const seconds = (s: bigint) => ({ seconds: s, nanos: 0 }) as never;
+    const refusals: [Parameters<typeof task>[0], RegExp][] = [
+      // A Node timer longer than 2^31-1 ms fires at once.
+      [{ timeout: seconds(2_200_000n) }, /task.timeout must be at most 2147483647ms \(24.8 days\)/],
+      [{ retry: { initialBackoff: seconds(315_576_000_000n) } as never }, /task.retry.initial_backoff must be at most/],
+      [{ retry: { maxBackoff: seconds(315_576_000_000n) } as never }, /task.retry.max_backoff must be at most/],
+      // Beyond the year 9999: no JSON, no schedule can express it.
+      [{ expiresAt: seconds(100_000_000_000_000n) }, /task.expires_at must lie within the years 1 to 9999/],
+      [{ schedule: { case: "notBefore", value: seconds(100_000_000_000_000n) } }, /task.not_before must lie within/],
+      [
+        { schedule: { case: "delay", value: seconds(315_576_000_000n) } },
+        /task.delay of \d+ms ends after the year 9999/,
+      ],
+      [{ priority: 99 as Priority }, /task.priority 99 is not a Priority/],
+      [{ delivery: 7 as never }, /task.delivery 7 is not a DeliveryMode/],
+    ];
+    for (const [init, message] of refusals) {
+      expect(() => prepareTask(registry, task(init)), String(message)).toThrow(message);
+    }
+    // The bounds themselves are accepted.
+    expect(() => prepareTask(registry, task({ timeout: seconds(2_000_000n) }))).not.toThrow();
+  });
 });

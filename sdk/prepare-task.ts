@@ -4,6 +4,7 @@ import {
   type Duration,
   durationFromMs,
   durationMs,
+  type Timestamp,
   timestampDate,
   timestampFromMs,
   timestampMs,
@@ -121,12 +122,19 @@ export function prepareTask(
   }
   // A start time that has come already is no delay at all.
   let notBefore: number | undefined;
-  if (task.schedule.case === "notBefore") notBefore = timestampMs(task.schedule.value);
+  if (task.schedule.case === "notBefore") notBefore = timeWithinRange(task.schedule.value, "task.not_before");
   else if (task.schedule.case === "delay") {
     const delayMs = durationMs(task.schedule.value);
     if (!(delayMs >= 0)) throw new TaskError(`task.delay must not be negative, got ${delayMs}ms`, Code.InvalidArgument);
+    if (now + delayMs > latestTimeMs)
+      throw new TaskError(`task.delay of ${delayMs}ms ends after the year 9999`, Code.InvalidArgument);
     notBefore = now + delayMs;
   }
+  if (task.expiresAt) timeWithinRange(task.expiresAt, "task.expires_at");
+  if (task.priority !== Priority.UNSPECIFIED && priorityNames[task.priority] === undefined)
+    throw new TaskError(`task.priority ${task.priority} is not a Priority`, Code.InvalidArgument);
+  if (DeliveryMode[task.delivery] === undefined)
+    throw new TaskError(`task.delivery ${task.delivery} is not a DeliveryMode`, Code.InvalidArgument);
   if (notBefore !== undefined && notBefore <= now) notBefore = undefined;
   if (notBefore !== undefined && task.expiresAt && timestampMs(task.expiresAt) <= notBefore) {
     throw new TaskError(
@@ -160,7 +168,7 @@ export function prepareTask(
   }
   const priority: PriorityName = priorityNames[task.priority] ?? method.defaults.priority ?? runtimeDefaults.priority;
   const timeoutMs = task.timeout
-    ? positiveMs(task.timeout, "task.timeout")
+    ? positiveMs(task.timeout, "task.timeout", longestTimerMs)
     : (method.defaults.timeoutMs ?? runtimeDefaults.timeoutMs);
   const expiresAt =
     task.expiresAt ??
@@ -269,10 +277,10 @@ function resolveRetry(method: TaskMethod, override: RetryPolicy | undefined): Re
   const policy = create(RetryPolicySchema, {
     maxAttempts: o?.maxAttempts || d.maxAttempts,
     initialBackoff: o?.initialBackoff
-      ? durationFromMs(positiveMs(o.initialBackoff, "task.retry.initial_backoff"))
+      ? durationFromMs(positiveMs(o.initialBackoff, "task.retry.initial_backoff", longestTimerMs))
       : durationFromMs(d.initialBackoffMs),
     maxBackoff: o?.maxBackoff
-      ? durationFromMs(positiveMs(o.maxBackoff, "task.retry.max_backoff"))
+      ? durationFromMs(positiveMs(o.maxBackoff, "task.retry.max_backoff", longestTimerMs))
       : durationFromMs(d.maxBackoffMs),
     multiplier: o?.multiplier || d.multiplier,
     jitter: o?.jitter || d.jitter,
@@ -289,8 +297,24 @@ function resolveRetry(method: TaskMethod, override: RetryPolicy | undefined): Re
   return policy;
 }
 
-function positiveMs(duration: Duration, name: string): number {
+/** The longest a Node timer waits (2^31-1 ms, 24.8 days): a timeout's or a backoff's bound. */
+const longestTimerMs = 2 ** 31 - 1;
+
+/** The end of a Timestamp's range (9999-12-31T23:59:59.999Z), which JSON and schedules can express. */
+const latestTimeMs = 253_402_300_799_999;
+
+function positiveMs(duration: Duration, name: string, maxMs: number): number {
   const ms = durationMs(duration);
   if (!(ms > 0)) throw new TaskError(`${name} must be positive, got ${ms}ms`, Code.InvalidArgument);
+  if (ms > maxMs)
+    throw new TaskError(`${name} must be at most ${maxMs}ms (24.8 days), got ${ms}ms`, Code.InvalidArgument);
+  return ms;
+}
+
+/** A timestamp's milliseconds, if it lies within years 1 to 9999 (a Timestamp's range). */
+function timeWithinRange(time: Timestamp, name: string): number {
+  const ms = timestampMs(time);
+  if (!(ms >= -62_135_596_800_000 && ms <= latestTimeMs))
+    throw new TaskError(`${name} must lie within the years 1 to 9999, got ${time.seconds}s`, Code.InvalidArgument);
   return ms;
 }

@@ -54,6 +54,20 @@ export function keyedTaskId(workerType: string, idempotencyKey: string): string 
   return `${workerType}.K${encodeBytes(digest.subarray(0, 16)).slice(0, 25)}`;
 }
 
+/** Worker type names: subject tokens and stream-name parts (as `(taskwire.v1.worker).type` requires). */
+const workerTypePattern = /^[a-z][a-z0-9_-]{0,63}$/;
+
+/** `name`, if it is a worker type name; INVALID_ARGUMENT naming `field` otherwise. */
+export function checkWorkerType(name: string, field = "worker_type"): string {
+  if (!workerTypePattern.test(name)) {
+    throw new TaskError(
+      `${field} "${name}" is not a worker type name (a lowercase letter, then up to 63 of a-z 0-9 _ -)`,
+      Code.InvalidArgument,
+    );
+  }
+  return name;
+}
+
 /** The worker type named by a task id; INVALID_ARGUMENT when the id is malformed. */
 export function workerTypeOf(taskId: string): string {
   const match = /^([a-z][a-z0-9_-]{0,63})\.([0-9A-Z]{26})$/.exec(taskId);

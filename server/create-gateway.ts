@@ -73,7 +73,9 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       opts.routes?.(router);
       if (opts.reflection) reflectionRoutes()(router);
     },
-    jsonOptions,
+    // As the Protobuf JSON mapping asks of a parser: an unknown field (a misspelt
+    // "notBefor") or enum name is an error, not a field silently left unset.
+    jsonOptions: { ...jsonOptions, ignoreUnknownFields: false },
     readMaxBytes: opts.maxMessageBytes,
     writeMaxBytes: opts.maxMessageBytes,
     shutdownSignal: shutdown.signal,

@@ -31,7 +31,10 @@ export class TaskContextController implements TaskContext {
     private readonly onProgress: (fraction: number, message: string) => void,
     private readonly onHeartbeat: () => void,
   ) {
-    this.deadlineTimer = setTimeout(() => this.abort("deadline"), Math.max(0, deadline.getTime() - Date.now()));
+    // Node fires a longer timer at once: submits refuse timeouts above 24.8 days, and a
+    // WorkItem made elsewhere with one waits that long.
+    const ms = Math.min(2 ** 31 - 1, Math.max(0, deadline.getTime() - Date.now()));
+    this.deadlineTimer = setTimeout(() => this.abort("deadline"), ms);
   }
 
   get signal(): AbortSignal {

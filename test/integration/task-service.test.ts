@@ -133,6 +133,39 @@ describe("TaskService over JetStream", () => {
     60_000,
   );
 
+  it("refuses, naming the problem, a misspelt JSON field or enum name, a malformed worker type and a page token it never gave", async () => {
+    const call = (method: string, body: unknown) =>
+      fetch(`${gateway.url}/taskwire.v1.TaskService/${method}`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(body),
+      }).then(async (response) => ({
+        status: response.status,
+        body: (await response.json()) as Record<string, never>,
+      }));
+    const submit = {
+      task: {
+        workerType: "hasher",
+        method: "Digest",
+        payload: { "@type": "type.googleapis.com/example.v1.DigestRequest", text: "strict" },
+      },
+    };
+    const typo = await call("Submit", { task: { ...submit.task, notBefor: "2030-01-01T00:00:00Z" } });
+    expect(typo).toMatchObject({ status: 400, body: { code: "invalid_argument" } });
+    expect(typo.body.message).toMatch(/notBefor/);
+    const badEnum = await call("ListTasks", { states: ["TASK_STATE_NOPE"] });
+    expect(badEnum).toMatchObject({ status: 400, body: { code: "invalid_argument" } });
+    expect(badEnum.body.message).toMatch(/TASK_STATE_NOPE/);
+    const badType = await call("ListTasks", { workerType: "a b" });
+    expect(badType).toMatchObject({ status: 400, body: { code: "invalid_argument" } });
+    expect(badType.body.message).toMatch(/worker_type "a b" is not a worker type name/);
+    const badToken = await call("ListTasks", { workerType: "hasher", pageToken: "garbage" });
+    expect(badToken).toMatchObject({ status: 400, body: { code: "invalid_argument" } });
+    expect(badToken.body.message).toMatch(/page_token "garbage" is not one a ListTasks answer gave/);
+    // The well-spelt request is accepted.
+    expect((await call("Submit", submit)).status).toBe(200);
+  });
+
   it("WaitTask returns the terminal status, or DEADLINE_EXCEEDED when the call's deadline passes first", async () => {
     const task = await client.submitTask(hashService.methods.digest, { text: "wait" });
     const wait = (timeoutMs: number) =>
@@ -524,6 +557,8 @@ describe("TaskService over JetStream", () => {
       }),
     );
     expect(statuses.map((s) => s.attempt)).toEqual([1, 1, 1, 1]);
+    // Each attempt is reported once its PubAck comes, maybe after the client heard of its record.
+    await poll(async () => (attempts.length === 4 ? true : undefined));
     expect(attempts).toEqual([1, 1, 1, 1]);
   });
 
