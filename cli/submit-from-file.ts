@@ -25,7 +25,7 @@ export async function submitFromFile(
   path: string,
   options: SubmitFromFileOptions,
 ): Promise<void> {
-  const total = await countLines(path);
+  const total = await checkLines(method, path);
   const started = Date.now();
   const report = reporter(options.progress, total, started);
   const summary = await client.submitMany(method, requests(method, path), {
@@ -61,10 +61,18 @@ async function* requests(method: TaskMethod<DescMessage>, path: string): AsyncGe
   }
 }
 
-async function countLines(path: string): Promise<number> {
+/**
+ * Reads the whole file once before anything is submitted: its line count, and its
+ * first bad line, if any, refuses it whole (a file refused halfway would leave
+ * its first part submitted, and a plain rerun would submit that part again).
+ */
+async function checkLines(method: TaskMethod<DescMessage>, path: string): Promise<number> {
   let lines = 0;
-  for await (const _ of createInterface({ input: createReadStream(path), crlfDelay: Number.POSITIVE_INFINITY }))
-    lines++;
+  try {
+    for await (const _ of requests(method, path)) lines++;
+  } catch (error) {
+    throw new Error(`${(error as Error).message}; nothing was submitted`);
+  }
   return lines;
 }
 
