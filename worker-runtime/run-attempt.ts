@@ -82,6 +82,11 @@ async function cancelled(env: AttemptEnvironment, taskId: string): Promise<boole
   return false;
 }
 
+/** Whether a write failed for its size: over the server's max_payload, or its stream's max_msg_size. */
+function tooLargeToStore(error: unknown): boolean {
+  return error instanceof Error && /max_payload size exceeded|message size exceeds maximum/i.test(error.message);
+}
+
 /** DEADLINE_EXCEEDED when the task's expiry has passed: it must not start. */
 function expiryPassed(workItem: WorkItem): TaskError | undefined {
   if (!workItem.expiresAt || timestampMs(workItem.expiresAt) > Date.now()) return undefined;
@@ -387,12 +392,24 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
   // Record first, then ack: a crash in between redelivers, never loses. (The status
   // writes of attempts that end in one event-loop turn leave together: see RequestPipeline.)
   if (!failure) {
-    const outcome = await end(TaskState.SUCCEEDED, "succeeded", undefined, () => {
-      status.result = packed;
-      status.error = undefined;
-      if (status.progress) status.progress.fraction = 1;
-    });
-    return report(outcome);
+    try {
+      const outcome = await end(TaskState.SUCCEEDED, "succeeded", undefined, () => {
+        status.result = packed;
+        status.error = undefined;
+        if (status.progress) status.progress.fraction = 1;
+      });
+      return report(outcome);
+    } catch (error) {
+      // A record the server cannot take (over its max_payload) would fail so at every
+      // attempt, and the task would run again and again: it fails, saying why.
+      if (!tooLargeToStore(error)) throw error;
+      status.result = undefined;
+      failure = new TaskError(
+        `its result is too large to store: ${(error as Error).message} (the status record holds the result)`,
+        Code.ResourceExhausted,
+        { retryable: false },
+      );
+    }
   }
   if (ctx.abortCause === "shutdown") {
     // Interrupted by this worker's shutdown: not the task's fault, so not an attempt

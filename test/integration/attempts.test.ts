@@ -532,4 +532,24 @@ describe("attempts of a task", () => {
       await nc.close();
     }
   });
+
+  it("a result too large to store fails the task at once, saying so, instead of running it again", async () => {
+    const ran: string[] = [];
+    await startWorker("big-results", {
+      services: [
+        implementProbeService({
+          async run({ label }) {
+            ran.push(label);
+            return { label: "x".repeat(1_100_000) }; // over the server's 1 MiB max_payload
+          },
+        }),
+      ],
+    });
+    const task = await client.submitTask(run, { label: "huge" });
+    const error = await failure(task.result());
+    expect(error?.code).toBe(Code.ResourceExhausted);
+    expect(error?.message).toMatch(/its result is too large to store/);
+    expect((await client.getTask(task.id)).state).toBe(TaskState.FAILED);
+    expect(ran).toEqual(["huge"]);
+  });
 });
