@@ -74,6 +74,9 @@ export interface NatsTaskBackendOptions {
 /** At most this many tasks in one BatchSubmit. */
 export const maxBatchSize = 1000;
 
+/** The longest cancel reason (it is stored in the task's record). */
+const maxReasonLength = 4096;
+
 /**
  * TaskService over NATS JetStream. Provisions the streams, consumers and
  * buckets of every registered worker type (idempotently) before resolving.
@@ -393,6 +396,14 @@ class NatsTaskBackend implements TaskBackend {
 
   async cancelTask(taskId: string, reason: string): Promise<TaskStatus> {
     const workerType = workerTypeOf(taskId);
+    // It is kept in the record's error: a long one could make the record too large to store.
+    if (reason.length > maxReasonLength) {
+      throw new TaskError(
+        `reason must be at most ${maxReasonLength} characters, got ${reason.length}`,
+        Code.InvalidArgument,
+        { taskId },
+      );
+    }
     for (;;) {
       const current = await this.load(taskId);
       if (isTerminal(current.status.state)) return current.status;

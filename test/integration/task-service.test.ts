@@ -133,7 +133,7 @@ describe("TaskService over JetStream", () => {
     60_000,
   );
 
-  it("refuses, naming the problem, a misspelt JSON field or enum name, a malformed worker type and a page token it never gave", async () => {
+  it("refuses, naming the problem, a misspelt JSON field or enum name, a malformed worker type, a page token it never gave and a long cancel reason", async () => {
     const call = (method: string, body: unknown) =>
       fetch(`${gateway.url}/taskwire.v1.TaskService/${method}`, {
         method: "POST",
@@ -162,6 +162,12 @@ describe("TaskService over JetStream", () => {
     const badToken = await call("ListTasks", { workerType: "hasher", pageToken: "garbage" });
     expect(badToken).toMatchObject({ status: 400, body: { code: "invalid_argument" } });
     expect(badToken.body.message).toMatch(/page_token "garbage" is not one a ListTasks answer gave/);
+    const longReason = await call("CancelTask", {
+      taskId: "hasher.01M81KRJQKXX1XB86P9GKYNA2Y",
+      reason: "x".repeat(5000),
+    });
+    expect(longReason).toMatchObject({ status: 400, body: { code: "invalid_argument" } });
+    expect(longReason.body.message).toMatch(/reason must be at most 4096 characters, got 5000/);
     // The well-spelt request is accepted.
     expect((await call("Submit", submit)).status).toBe(200);
   });
