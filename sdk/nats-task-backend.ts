@@ -37,9 +37,9 @@ import {
   decodeOutcome,
   decodeStatus,
   isTerminal,
-  markerRevision,
   queuedStatus,
   readStatus,
+  readStatusEntry,
   readStatusRecords,
   type StatusBucket,
   type StoredStatus,
@@ -413,9 +413,7 @@ class NatsTaskBackend implements TaskBackend {
       cancelled.error = new TaskError(reason || "cancelled by request", Code.Canceled, { retryable: false }).toMessage(
         cancelled.attempt,
       );
-      // A queued task's record may be a purge marker, which a create would never get past.
-      const revision = current.revision || (await markerRevision(this.bucket, taskId));
-      const written = await writeStatus(this.bucket, cancelled, revision).catch((e) =>
+      const written = await writeStatus(this.bucket, cancelled, current.revision).catch((e) =>
         Promise.reject(fromNatsError(e, `cancelling ${taskId}`)),
       );
       if (written === undefined) continue; // someone wrote first: decide again
@@ -492,18 +490,21 @@ class NatsTaskBackend implements TaskBackend {
     return create(SubmitResponseSchema, { taskId, duplicate: true, state: known });
   }
 
-  /** The status record, or the queued WorkItem's status (revision 0), or NOT_FOUND. */
+  /**
+   * The status record, or the queued WorkItem's status (with the revision of the
+   * key: 0, or a purge marker's, which a write must go over), or NOT_FOUND.
+   */
   private async load(taskId: string): Promise<StoredStatus> {
     const workerType = workerTypeOf(taskId);
     this.ensureAvailable(`reading ${taskId}`);
     try {
-      const stored = await readStatus(this.bucket, taskId);
-      if (stored) return stored;
+      const { status, revision } = await readStatusEntry(this.bucket, taskId);
+      if (status) return { status, revision };
       const unstarted = await this.findUnstarted(workerType, taskId);
       if (unstarted) {
         return {
           status: queuedStatus(decodeMessage(WorkItemSchema, unstarted.message.data), unstarted.state),
-          revision: 0,
+          revision,
         };
       }
       // A worker may have written the result and acked between the two reads.

@@ -75,24 +75,26 @@ export interface StatusBucket {
 
 /** Reads a task's status record; undefined when there is none. */
 export async function readStatus(bucket: StatusBucket, taskId: string): Promise<StoredStatus | undefined> {
-  const stored = await directGet(bucket.requests, topology.statusStream, {
-    lastBySubject: topology.statusSubject(taskId),
-  });
-  // No record, or a delete marker (its body is empty).
-  if (!stored || stored.data.length === 0) return undefined;
-  return { status: decodeStatus(stored.data), revision: stored.seq };
+  const entry = await readStatusEntry(bucket, taskId);
+  return entry.status ? { status: entry.status, revision: entry.revision } : undefined;
 }
 
 /**
- * The revision a conditional write of a task's record must name when readStatus
- * found none: a delete or purge marker's (an operator's `kv purge`), which refuses
- * a create as a record would, or 0 when the key has nothing at all.
+ * Reads a task's status key: its record, if it has one, and the revision a
+ * conditional write must name, the record's or that of the delete or purge
+ * marker (an operator's `kv purge`) that stands in its place (a marker refuses a
+ * create as a record would), or 0 when the key holds nothing.
  */
-export async function markerRevision(bucket: StatusBucket, taskId: string): Promise<number> {
+export async function readStatusEntry(
+  bucket: StatusBucket,
+  taskId: string,
+): Promise<{ readonly status: TaskStatus | undefined; readonly revision: number }> {
   const stored = await directGet(bucket.requests, topology.statusStream, {
     lastBySubject: topology.statusSubject(taskId),
   });
-  return stored?.seq ?? 0;
+  if (!stored) return { status: undefined, revision: 0 };
+  // A marker's body is empty.
+  return { status: stored.data.length > 0 ? decodeStatus(stored.data) : undefined, revision: stored.seq };
 }
 
 /**

@@ -1,12 +1,5 @@
 import type { TaskStatus } from "../gen/taskwire/v1/task_pb.js";
-import {
-  isTerminal,
-  markerRevision,
-  readStatus,
-  type StatusBucket,
-  type WrittenStatus,
-  writeStatus,
-} from "../sdk/task-status.js";
+import { isTerminal, readStatusEntry, type StatusBucket, type WrittenStatus, writeStatus } from "../sdk/task-status.js";
 import { overtaken } from "./give-back.js";
 
 /**
@@ -107,18 +100,19 @@ export class StatusWriter {
       this.revision = written.revision;
       return written;
     }
-    const current = await readStatus(this.bucket, this.status.taskId);
-    if (current && isTerminal(current.status.state)) this.lost = "superseded";
-    else if (current && overtaken(current.status, this.status)) this.lost = "overtaken";
-    else if (current) {
+    // With no record, the revision is a purge marker's: the next write goes over it.
+    const { status: current, revision } = await readStatusEntry(this.bucket, this.status.taskId);
+    if (current && isTerminal(current.state)) this.lost = "superseded";
+    else if (current && overtaken(current, this.status)) this.lost = "overtaken";
+    else {
       // A first write meeting a record: the attempt began without one (a first delivery),
       // and RetryDeadLetter wrote one since, which keeps the errors of the runs before.
-      if (this.revision === 0) {
-        this.status.errorHistory = [...current.status.errorHistory, ...this.status.errorHistory];
-        this.status.returnedDeliveries = current.status.returnedDeliveries;
+      if (current && this.revision === 0) {
+        this.status.errorHistory = [...current.errorHistory, ...this.status.errorHistory];
+        this.status.returnedDeliveries = current.returnedDeliveries;
       }
-      this.revision = current.revision;
-    } else this.revision = await markerRevision(this.bucket, this.status.taskId);
+      this.revision = revision;
+    }
     return undefined;
   }
 }
