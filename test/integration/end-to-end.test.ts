@@ -12,6 +12,7 @@ import { createNatsTaskBackend } from "../../sdk/nats-task-backend.js";
 import { createTaskRegistry, registryOf } from "../../sdk/task-registry.js";
 import { createGateway, type Gateway } from "../../server/create-gateway.js";
 import { createSupervisor, type Supervisor, type SupervisorEvent } from "../../worker-runtime/create-supervisor.js";
+import { callTaskServiceJson } from "../support/connect-json.js";
 import { exampleDigest } from "../support/deployment.js";
 import { type NatsServer, startNatsServer } from "../support/nats-server.js";
 import { poll } from "../support/poll.js";
@@ -75,13 +76,7 @@ describe("end to end: gateway, supervised workers and JetStream", () => {
   });
 
   it("accepts a plain HTTP JSON Connect call (curl-style) and answers GetTask in JSON", async () => {
-    const post = (method: string, body: unknown) =>
-      fetch(`${gateway.url}/taskwire.v1.TaskService/${method}`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify(body),
-      });
-    const submitted = await post("Submit", {
+    const submitted = await callTaskServiceJson<{ taskId: string }>(gateway.url, "Submit", {
       task: {
         workerType: "hasher",
         method: "Digest",
@@ -89,12 +84,14 @@ describe("end to end: gateway, supervised workers and JetStream", () => {
       },
     });
     expect(submitted.status).toBe(200);
-    const { taskId } = (await submitted.json()) as { taskId: string };
+    const { taskId } = submitted.body;
     const status = await poll(async () => {
-      const response = (await (await post("GetTask", { taskId })).json()) as {
-        status: { state: string; result?: { hex: string } };
-      };
-      return response.status.state === "TASK_STATE_SUCCEEDED" ? response.status : undefined;
+      const { body } = await callTaskServiceJson<{ status: { state: string; result?: { hex: string } } }>(
+        gateway.url,
+        "GetTask",
+        { taskId },
+      );
+      return body.status.state === "TASK_STATE_SUCCEEDED" ? body.status : undefined;
     });
     const once = createHash("sha256").update("curl").digest();
     expect(status.result?.hex).toBe(createHash("sha256").update(once).digest("hex"));

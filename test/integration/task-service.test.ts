@@ -21,6 +21,7 @@ import { createGateway, type Gateway } from "../../server/create-gateway.js";
 import { HealthService, ServingStatus } from "../../server/health-service.js";
 import { createWorker, type Worker } from "../../worker-runtime/create-worker.js";
 import type { WorkerEvent } from "../../worker-runtime/worker-event.js";
+import { callTaskServiceJson } from "../support/connect-json.js";
 import { type NatsServer, startNatsServer } from "../support/nats-server.js";
 import { poll } from "../support/poll.js";
 import { startTcpProxy } from "../support/tcp-proxy.js";
@@ -134,15 +135,7 @@ describe("TaskService over JetStream", () => {
   );
 
   it("refuses, naming the problem, a misspelt JSON field or enum name, a malformed worker type, a page token it never gave and a long cancel reason", async () => {
-    const call = (method: string, body: unknown) =>
-      fetch(`${gateway.url}/taskwire.v1.TaskService/${method}`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify(body),
-      }).then(async (response) => ({
-        status: response.status,
-        body: (await response.json()) as Record<string, never>,
-      }));
+    const call = (method: string, body: unknown) => callTaskServiceJson(gateway.url, method, body);
     const submit = {
       task: {
         workerType: "hasher",
@@ -175,14 +168,7 @@ describe("TaskService over JetStream", () => {
   it("WaitTask returns the terminal status, or DEADLINE_EXCEEDED when the call's deadline passes first", async () => {
     const task = await client.submitTask(hashService.methods.digest, { text: "wait" });
     const wait = (timeoutMs: number) =>
-      fetch(`${gateway.url}/taskwire.v1.TaskService/WaitTask`, {
-        method: "POST",
-        headers: { "content-type": "application/json", "connect-timeout-ms": String(timeoutMs) },
-        body: JSON.stringify({ taskId: task.id }),
-      }).then(async (response) => ({
-        status: response.status,
-        body: (await response.json()) as Record<string, never>,
-      }));
+      callTaskServiceJson(gateway.url, "WaitTask", { taskId: task.id }, { "connect-timeout-ms": String(timeoutMs) });
     const early = await wait(300); // no worker yet
     expect(early.body).toMatchObject({ code: "deadline_exceeded" });
     await startWorker();
