@@ -55,7 +55,9 @@ export function keyedTaskId(workerType: string, idempotencyKey: string): string 
 }
 
 /** Worker type names: subject tokens and stream-name parts (as `(taskwire.v1.worker).type` requires). */
-const workerTypePattern = /^[a-z][a-z0-9_-]{0,63}$/;
+const workerTypeName = "[a-z][a-z0-9_-]{0,63}";
+const workerTypePattern = new RegExp(`^${workerTypeName}$`);
+const taskIdPattern = new RegExp(`^(${workerTypeName})\\.[0-9A-Z]{26}$`);
 
 /** `name`, if it is a worker type name; INVALID_ARGUMENT naming `field` otherwise. */
 export function checkWorkerType(name: string, field = "worker_type"): string {
@@ -70,7 +72,7 @@ export function checkWorkerType(name: string, field = "worker_type"): string {
 
 /** The worker type named by a task id; INVALID_ARGUMENT when the id is malformed. */
 export function workerTypeOf(taskId: string): string {
-  const match = /^([a-z][a-z0-9_-]{0,63})\.([0-9A-Z]{26})$/.exec(taskId);
+  const match = taskIdPattern.exec(taskId);
   if (!match?.[1]) {
     throw new TaskError(
       `task id "${taskId}" is malformed: expected "<worker type>.<26 letters and digits>"`,
