@@ -2,8 +2,8 @@
  * A client process: builds the client of one system, measures it and reports.
  * Protocol: sends "ready", receives a {@link ClientJob}, sends a {@link ClientReport}.
  */
-import { type ClientResult, type Measurement, measure } from "./measure.js";
-import type { Target, TargetSpec } from "./target.js";
+import { type ClientResult, type Measurement, measure } from "./measure.ts";
+import type { Target, TargetSpec } from "./target.ts";
 
 /** What the parent asks of a client process. */
 export interface ClientJob {
@@ -21,18 +21,18 @@ export type ClientReport =
 async function createTarget(spec: TargetSpec): Promise<Target> {
   switch (spec.kind) {
     case "raw-jetstream":
-      return (await import("./systems/raw-jetstream.js")).createRawJetStreamTarget(spec.nats);
+      return (await import("./systems/raw-jetstream.ts")).createRawJetStreamTarget(spec.nats);
     case "protocol-floor":
-      return (await import("./systems/protocol-floor.js")).createProtocolFloorTarget(spec.nats);
+      return (await import("./systems/protocol-floor.ts")).createProtocolFloorTarget(spec.nats);
     case "taskwire-direct":
-      return (await import("./systems/taskwire.js")).createTaskwireTarget({ nats: spec.nats }, spec.keyed);
+      return (await import("./systems/taskwire.ts")).createTaskwireTarget({ nats: spec.nats }, spec.keyed);
     case "taskwire-gateway":
-      return (await import("./systems/taskwire.js")).createTaskwireTarget({
+      return (await import("./systems/taskwire.ts")).createTaskwireTarget({
         gateway: spec.url,
         protocol: spec.protocol,
       });
     case "bullmq":
-      return (await import("./systems/bullmq.js")).createBullMqTarget(spec.redisPort);
+      return (await import("./systems/bullmq.ts")).createBullMqTarget(spec.redisPort);
   }
 }
 

@@ -1,7 +1,7 @@
 import { execFileSync } from "node:child_process";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { repoRoot } from "../test/support/tools.js";
+import { repoRoot } from "../test/support/tools.ts";
 
 /** Where `tsconfig.bench.json` puts the compiled programs. */
 const buildDir = join(repoRoot, ".bench-build");

@@ -1,7 +1,7 @@
 import { join } from "node:path";
-import { type NatsServer, type NatsServerOptions, startNatsServer } from "../test/support/nats-server.js";
-import { type BenchChild, type ChildOptions, peakRssBytes, type RunProcess, startChild } from "./processes.js";
-import { type RedisServer, startRedisServer } from "./redis-server.js";
+import { type NatsServer, type NatsServerOptions, startNatsServer } from "../test/support/nats-server.ts";
+import { type BenchChild, type ChildOptions, peakRssBytes, type RunProcess, startChild } from "./processes.ts";
+import { type RedisServer, startRedisServer } from "./redis-server.ts";
 
 /**
  * How every benchmark runs nats-server: JetStream on file storage (default sync),
@@ -24,10 +24,12 @@ export type Role = "client" | "worker" | "gateway" | "server";
 export class Deployment {
   private readonly processes: { role: Role; process: RunProcess }[] = [];
 
-  constructor(
-    private readonly runId: string,
-    private readonly cpuProfDir: string | undefined,
-  ) {}
+  private readonly runId: string;
+  private readonly cpuProfDir: string | undefined;
+  constructor(runId: string, cpuProfDir: string | undefined) {
+    this.runId = runId;
+    this.cpuProfDir = cpuProfDir;
+  }
 
   /** A nats-server as {@link benchNatsServer} runs it, on a random port. */
   async nats(): Promise<NatsServer> {

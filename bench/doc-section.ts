@@ -1,6 +1,6 @@
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { repoRoot } from "../test/support/tools.js";
+import { repoRoot } from "../test/support/tools.ts";
 
 /** docs/benchmarks.md, written by `npm run bench`; `bench:scale`, `bench:delayed` and `bench:bulk` own one section each. */
 export const benchmarksPath = join(repoRoot, "docs", "benchmarks.md");

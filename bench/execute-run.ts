@@ -1,8 +1,8 @@
-import type { ClientJob, ClientReport } from "./client-process.js";
-import { Deployment, type Role } from "./deployment.js";
-import type { ClientResult } from "./measure.js";
-import type { BenchOptions } from "./options.js";
-import type { Run } from "./runs.js";
+import type { ClientJob, ClientReport } from "./client-process.ts";
+import { Deployment, type Role } from "./deployment.ts";
+import type { ClientResult } from "./measure.ts";
+import type { BenchOptions } from "./options.ts";
+import type { Run } from "./runs.ts";
 
 /** The outcome of one run: figures, or why there are none. */
 export type RunOutcome =

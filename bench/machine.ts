@@ -1,7 +1,7 @@
 import { execFileSync } from "node:child_process";
 import { availableParallelism, cpus, release, totalmem } from "node:os";
-import { natsServerBinary } from "../test/support/tools.js";
-import { redisServerBinary } from "./redis-server.js";
+import { natsServerBinary } from "../test/support/tools.ts";
+import { redisServerBinary } from "./redis-server.ts";
 
 /** What the figures were taken on. */
 export interface Machine {

@@ -5,14 +5,14 @@
  * prints the ratios (medians of the ratios within each round) on the last line.
  */
 import { writeFile } from "node:fs/promises";
-import { compileBench } from "./compile.js";
-import { benchmarksPath, currentSection, sectionNames } from "./doc-section.js";
-import { executeRun, type RunOutcome } from "./execute-run.js";
-import { describeMachine } from "./machine.js";
-import { parseOptions } from "./options.js";
-import { ensureRedisServer } from "./redis-server.js";
-import { benchmarksDoc, driftLine, medianOutcomes, ratioLine, ratioSystems, resultTable } from "./report.js";
-import { runs } from "./runs.js";
+import { compileBench } from "./compile.ts";
+import { benchmarksPath, currentSection, sectionNames } from "./doc-section.ts";
+import { executeRun, type RunOutcome } from "./execute-run.ts";
+import { describeMachine } from "./machine.ts";
+import { parseOptions } from "./options.ts";
+import { ensureRedisServer } from "./redis-server.ts";
+import { benchmarksDoc, driftLine, medianOutcomes, ratioLine, ratioSystems, resultTable } from "./report.ts";
+import { runs } from "./runs.ts";
 
 const args = process.argv.slice(2);
 const options = parseOptions(args);

@@ -1,8 +1,8 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { cpuMicros } from "./cpu-time.js";
-import type { Role } from "./deployment.js";
-import { Pool } from "./pool.js";
-import type { Target } from "./target.js";
+import { cpuMicros } from "./cpu-time.ts";
+import type { Role } from "./deployment.ts";
+import { Pool } from "./pool.ts";
+import type { Target } from "./target.ts";
 
 /** How one client process measures its system. */
 export interface Measurement {

@@ -11,7 +11,10 @@ export class Pool {
   private failure: { error: unknown } | undefined;
   private idle: (() => void) | undefined;
 
-  constructor(private readonly limit: number) {}
+  private readonly limit: number;
+  constructor(limit: number) {
+    this.limit = limit;
+  }
 
   add(job: () => Promise<void>): void {
     this.queue.push(job);

@@ -1,7 +1,7 @@
 import { type ChildProcess, fork } from "node:child_process";
 import { readFile } from "node:fs/promises";
-import { repoRoot } from "../test/support/tools.js";
-import { compiled } from "./compile.js";
+import { repoRoot } from "../test/support/tools.ts";
+import { compiled } from "./compile.ts";
 
 /** A process of a run whose peak memory is reported. */
 export interface RunProcess {

@@ -3,9 +3,9 @@ import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort } from "../test/support/nats-server.js";
-import { repoRoot } from "../test/support/tools.js";
-import { type RunProcess, terminate } from "./processes.js";
+import { freePort } from "../test/support/nats-server.ts";
+import { repoRoot } from "../test/support/tools.ts";
+import { type RunProcess, terminate } from "./processes.ts";
 
 /** Debian's redis-server, installed by bench/install-redis.sh. */
 export const redisServerBinary = "/usr/bin/redis-server";

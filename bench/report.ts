@@ -1,10 +1,10 @@
-import type { Role } from "./deployment.js";
-import type { RunOutcome } from "./execute-run.js";
-import type { Machine } from "./machine.js";
-import type { ClientResult } from "./measure.js";
-import type { BenchOptions } from "./options.js";
-import { type Run, type RunId, runs } from "./runs.js";
-import { rawTopology } from "./systems/raw-jetstream.js";
+import type { Role } from "./deployment.ts";
+import type { RunOutcome } from "./execute-run.ts";
+import type { Machine } from "./machine.ts";
+import type { ClientResult } from "./measure.ts";
+import type { BenchOptions } from "./options.ts";
+import { type Run, type RunId, runs } from "./runs.ts";
+import { rawTopology } from "./systems/raw-jetstream.ts";
 
 const roles: readonly Role[] = ["client", "worker", "gateway", "server"];
 
@@ -168,7 +168,7 @@ exceeds ${driftWarning * 100}%.
 ## Reproduce
 
 \`\`\`sh
-npm ci && npm run setup   # nats-server in .tools/bin
+npm ci
 npm run bench             # the full run; installs redis-server (Debian package) if missing
 npm run bench -- --quick  # a short run, under a minute
 \`\`\`

@@ -8,10 +8,10 @@
  * while it waits: a thousand submits in flight make this the client's GC cost.
  */
 import { createClient } from "taskwire";
-import { createEchoServiceClient, echoService } from "../gen/bench/v1/bench_taskwire.js";
-import { startNatsServer } from "../test/support/nats-server.js";
-import { benchNatsServer } from "./deployment.js";
-import { payloadText } from "./target.js";
+import { createEchoServiceClient, echoService } from "../gen/bench/v1/bench_taskwire.ts";
+import { startNatsServer } from "../test/support/nats-server.ts";
+import { benchNatsServer } from "./deployment.ts";
+import { payloadText } from "./target.ts";
 
 const tasks = 5_000;
 const gc = (globalThis as { gc?: () => void }).gc;

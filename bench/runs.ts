@@ -1,6 +1,6 @@
-import type { Deployment } from "./deployment.js";
-import { echoWorker } from "./processes.js";
-import type { TargetSpec } from "./target.js";
+import type { Deployment } from "./deployment.ts";
+import { echoWorker } from "./processes.ts";
+import type { TargetSpec } from "./target.ts";
 
 /** The systems `npm run bench` compares. Ratios refer to them by id. */
 export type RunId =

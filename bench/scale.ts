@@ -11,16 +11,16 @@
  */
 import { availableParallelism } from "node:os";
 import { createClient } from "taskwire";
-import { echoService } from "../gen/bench/v1/bench_taskwire.js";
-import { TaskError } from "../sdk/task-error.js";
-import { startNatsServer } from "../test/support/nats-server.js";
-import { compileBench } from "./compile.js";
-import { benchNatsServer } from "./deployment.js";
-import { writeSection } from "./doc-section.js";
-import { taskCounts } from "./options.js";
-import { peakRssBytes, startEchoWorker } from "./processes.js";
-import { markdownTable } from "./report.js";
-import { payloadText } from "./target.js";
+import { echoService } from "../gen/bench/v1/bench_taskwire.ts";
+import { TaskError } from "../sdk/task-error.ts";
+import { startNatsServer } from "../test/support/nats-server.ts";
+import { compileBench } from "./compile.ts";
+import { benchNatsServer } from "./deployment.ts";
+import { writeSection } from "./doc-section.ts";
+import { taskCounts } from "./options.ts";
+import { peakRssBytes, startEchoWorker } from "./processes.ts";
+import { markdownTable } from "./report.ts";
+import { payloadText } from "./target.ts";
 
 const batchSize = 100;
 const maxBatchesInFlight = 20;

@@ -1,18 +1,18 @@
 import { fromJson, type JsonValue, toJson, toJsonString } from "@bufbuild/protobuf";
-import { TaskState, TaskStatusSchema } from "../gen/taskwire/v1/task_pb.js";
-import { createClient, type TaskwireClient } from "../sdk/create-client.js";
-import { loadDefinitions } from "../sdk/load-definitions.js";
-import { createNatsQueueBackend } from "../sdk/nats-queue-backend.js";
-import { createNatsTaskBackend } from "../sdk/nats-task-backend.js";
-import { openConnection } from "../sdk/open-connection.js";
-import { TaskError } from "../sdk/task-error.js";
-import type { TaskServiceDefinition } from "../sdk/task-method.js";
-import { createTaskRegistry, registryOf } from "../sdk/task-registry.js";
-import { isTerminal } from "../sdk/task-status.js";
-import { createGateway } from "../server/create-gateway.js";
-import { createSupervisor, type Supervisor } from "../worker-runtime/create-supervisor.js";
-import type { TaskwireConfig } from "./load-config.js";
-import { submitFromFile } from "./submit-from-file.js";
+import { TaskStatusSchema } from "../gen/taskwire/v1/task_pb.ts";
+import { createClient, type TaskwireClient } from "../sdk/create-client.ts";
+import { loadDefinitions } from "../sdk/load-definitions.ts";
+import { createNatsQueueBackend } from "../sdk/nats-queue-backend.ts";
+import { createNatsTaskBackend } from "../sdk/nats-task-backend.ts";
+import { openConnection } from "../sdk/open-connection.ts";
+import { TaskError } from "../sdk/task-error.ts";
+import type { TaskServiceDefinition } from "../sdk/task-method.ts";
+import { createTaskRegistry, registryOf } from "../sdk/task-registry.ts";
+import { isTerminal, stateName } from "../sdk/task-status.ts";
+import { createGateway } from "../server/create-gateway.ts";
+import { createSupervisor, type Supervisor } from "../worker-runtime/create-supervisor.ts";
+import type { TaskwireConfig } from "./load-config.ts";
+import { submitFromFile } from "./submit-from-file.ts";
 
 /** A running part of Taskwire that a command stops on SIGINT/SIGTERM. */
 export interface Stoppable {
@@ -151,7 +151,7 @@ export async function watchCommand(
       const progress = status.progress
         ? ` ${Math.round(status.progress.fraction * 100)}% ${status.progress.message}`
         : "";
-      out(`${new Date().toISOString()} ${TaskState[status.state]}${progress}`);
+      out(`${new Date().toISOString()} ${stateName(status.state)}${progress}`);
       if (isTerminal(status.state)) return;
     }
   });

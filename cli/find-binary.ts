@@ -6,7 +6,7 @@ const repoTools = fileURLToPath(new URL("../.tools/bin/", import.meta.url));
 
 /**
  * Finds a tool Taskwire runs: `$<envVar>` if set (it must be executable), then
- * the project's `.tools/bin` (the pinned version `npm run setup` builds), then
+ * the project's `.tools/bin` (the pinned version scripts/install-tools.sh builds), then
  * PATH unless `searchPath` is false. Throws a message that says how to install it.
  */
 export function findBinary(name: string, envVar: string, { searchPath = true } = {}): string {
@@ -22,7 +22,7 @@ export function findBinary(name: string, envVar: string, { searchPath = true } =
   const found = candidates.find(isExecutable);
   if (found) return found;
   throw new Error(
-    `${name} not found${searchPath ? "" : ` at ${candidates[0]}`}: run "npm run setup" (builds the pinned version into .tools/bin) or set ${envVar}`,
+    `${name} not found${searchPath ? "" : ` at ${candidates[0]}`}: run "bash scripts/install-tools.sh ${name}" (builds the pinned version into .tools/bin) or set ${envVar}`,
   );
 }
 

@@ -1,8 +1,8 @@
 import { readFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { parse } from "yaml";
-import type { PoolOptions } from "../worker-runtime/create-supervisor.js";
-import { httpWorkerModule } from "../worker-runtime/http-executor.js";
+import type { PoolOptions } from "../worker-runtime/create-supervisor.ts";
+import { httpWorkerModule } from "../worker-runtime/http-executor.ts";
 
 /** taskwire.yaml, resolved: paths absolute, defaults filled. */
 export interface TaskwireConfig {

@@ -22,9 +22,9 @@ import {
   submitCommand,
   submitFileCommand,
   watchCommand,
-} from "./commands.js";
-import { loadConfig } from "./load-config.js";
-import { startNatsServer } from "./start-nats-server.js";
+} from "./commands.ts";
+import { loadConfig } from "./load-config.ts";
+import { startNatsServer } from "./start-nats-server.ts";
 
 const usage = `usage: taskwire <command> [flags]
 

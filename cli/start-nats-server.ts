@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdir } from "node:fs/promises";
 import { connect as tcpConnect } from "node:net";
 import { availableParallelism } from "node:os";
-import { findBinary } from "./find-binary.js";
+import { findBinary } from "./find-binary.ts";
 
 /** A nats-server that `taskwire dev` started and owns. */
 export interface ManagedNatsServer {

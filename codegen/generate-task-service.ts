@@ -1,6 +1,6 @@
 import type { DescService } from "@bufbuild/protobuf";
 import type { GeneratedFile, ImportSymbol, Printable } from "@bufbuild/protoplugin";
-import { taskDefaults, type WorkerSettings } from "./task-options.js";
+import { taskDefaults, type WorkerSettings } from "./task-options.ts";
 
 /** The runtime symbols generated code imports from the Taskwire package. */
 export interface RuntimeSymbols {

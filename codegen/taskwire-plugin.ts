@@ -1,8 +1,8 @@
 import type { DescService } from "@bufbuild/protobuf";
 import { createEcmaScriptPlugin } from "@bufbuild/protoplugin";
-import { generateTaskService, type RuntimeSymbols } from "./generate-task-service.js";
-import { PluginError } from "./plugin-error.js";
-import { type WorkerSettings, workerSettings } from "./task-options.js";
+import { generateTaskService, type RuntimeSymbols } from "./generate-task-service.ts";
+import { PluginError } from "./plugin-error.ts";
+import { type WorkerSettings, workerSettings } from "./task-options.ts";
 
 /** The plugin's own option: where generated code imports the Taskwire runtime from. */
 interface TaskwirePluginOptions {

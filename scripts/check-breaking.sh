@@ -1,11 +1,21 @@
 #!/usr/bin/env bash
 # Fails when a proto changed incompatibly (buf's FILE rules) since the previous
-# commit of main. Skips on the first commit, where there is nothing to break.
+# commit. A shallow clone is deepened by one commit to find it; a clone that cannot
+# be deepened fails. Skips only where there is nothing to break: the first commit,
+# or a previous commit without protos.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 against="${TASKWIRE_BREAKING_AGAINST:-HEAD~1}"
-if ! git rev-parse --verify --quiet "$against^{commit}" >/dev/null; then
+has_commit() { git rev-parse --verify --quiet "$against^{commit}" >/dev/null; }
+if ! has_commit && [ "$(git rev-parse --is-shallow-repository)" = true ]; then
+  git fetch --quiet --deepen=1 || true
+  if ! has_commit; then
+    echo "check-breaking: $against is missing from this shallow clone and fetching it failed" >&2
+    exit 1
+  fi
+fi
+if ! has_commit; then
   echo "no commit $against to compare with: skipping buf breaking"
   exit 0
 fi
@@ -15,5 +25,5 @@ if [ -z "$(git ls-tree -r --name-only "$against" -- proto | grep '\.proto$' || t
   echo "$against has no protos: skipping buf breaking"
   exit 0
 fi
-PATH="$root/node_modules/.bin:$PATH" buf breaking --against ".git#ref=$(git rev-parse "$against")"
+buf breaking --against ".git#ref=$(git rev-parse "$against")"
 echo "no breaking proto changes since $against"

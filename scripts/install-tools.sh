@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Installs the pinned tools Taskwire runs into <repo>/.tools/bin, built from source
-# with `go install`, and what the examples in other languages need: the Go
-# example's modules and a Python virtualenv in <repo>/.tools/venv with the
-# packages of examples/python/requirements.txt. Idempotent: a tool whose binary
-# already reports its pinned version is skipped, and so is a virtualenv that has
-# the listed packages. Uses Go's default GOPATH, GOCACHE and GOPROXY, and PyPI.
+# Installs the pinned tools Taskwire runs, on first use: `install-tools.sh [NAME...]`
+# with NAME one of nats-server, grpcurl, go-plugins, python (all of them when none
+# is named). scripts/run.mjs calls it before `npm start`, `npm test` and the rest.
+# - nats-server, grpcurl: built with `go install` into <repo>/.tools/bin;
+# - go-plugins: protoc-gen-go and protoc-gen-connect-go for the Go example, whose
+#   modules are downloaded and compiled once so that the tests' first `go run` is quick;
+# - python: a virtualenv in <repo>/.tools/venv with examples/python/requirements.txt.
+# A tool already at its pinned version is left alone, silently; one being installed
+# says so in one line, and the installer's own output is shown only if it fails.
+# Uses Go's default GOPATH, GOCACHE and GOPROXY, and PyPI.
 set -euo pipefail
 
 NATS_SERVER_VERSION=v2.15.2
@@ -15,80 +19,94 @@ PROTOC_GEN_CONNECT_GO_VERSION=v1.21.1
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bin="$root/.tools/bin"
-
-if ! command -v go >/dev/null 2>&1; then
-  if [ -x /usr/local/go/bin/go ]; then
-    PATH="/usr/local/go/bin:$PATH"
-  else
-    echo "install-tools: 'go' not found on PATH. Go is needed to build nats-server, grpcurl and the Go example's plugins: install it from https://go.dev/dl/ and run again." >&2
-    exit 1
-  fi
-fi
-
+log="$root/.tools/install.log"
 mkdir -p "$bin"
 
-# The version a binary reports, or the empty string. grpcurl prints it on stderr.
-reported_version() { # path, version flag
-  "$1" "$2" 2>&1 || true
+say() { echo "taskwire: $*" >&2; }
+
+# Runs a command with its output kept in .tools/install.log, shown if it fails.
+quietly() {
+  if ! "$@" >"$log" 2>&1; then
+    cat "$log" >&2
+    say "failed: $*"
+    exit 1
+  fi
 }
 
-# The module version in the binary's Go build info, or the empty string. grpcurl
-# built by a plain `go install` reports "dev build <no version set>", so this is
-# how such a binary is recognised as already pinned.
+need_go() {
+  command -v go >/dev/null 2>&1 && return
+  if [ -x /usr/local/go/bin/go ]; then
+    PATH="/usr/local/go/bin:$PATH"
+    return
+  fi
+  say "'go' not found on PATH. Go (1.26+) builds nats-server, grpcurl and the Go example's plugins: install it from https://go.dev/dl/ and run again."
+  exit 1
+}
+
+# The module version in the binary's Go build info, or the empty string.
 module_version() { # path, module
   go version -m "$1" 2>/dev/null | awk -v m="$2" '$1 == "mod" && $2 == m { print $3 }' || true
 }
 
-# install NAME VERSION MODULE PACKAGE VERSION_FLAG EXPECTED_OUTPUT [GO_INSTALL_FLAGS...]
-install() {
-  local name="$1" version="$2" module="$3" package="$4" flag="$5" expected="$6"
-  shift 6
-  local path="$bin/$name"
-  if [ -x "$path" ]; then
-    if [ "$(reported_version "$path" "$flag")" = "$expected" ] || [ "$(module_version "$path" "$module")" = "$version" ]; then
-      echo "install-tools: $name $version already installed"
-      return
-    fi
+# go_tool NAME VERSION MODULE PACKAGE [GO_INSTALL_FLAGS...]
+go_tool() {
+  local name="$1" version="$2" module="$3" package="$4"
+  shift 4
+  need_go
+  if [ -x "$bin/$name" ] && [ "$(module_version "$bin/$name" "$module")" = "$version" ]; then
+    return
   fi
-  echo "install-tools: building $name $version into .tools/bin"
-  GOBIN="$bin" go install "$@" "$package@$version"
+  say "installing $name $version into .tools/bin (go install, once)"
+  GOBIN="$bin" quietly go install "$@" "$package@$version"
 }
 
-install nats-server "$NATS_SERVER_VERSION" \
-  github.com/nats-io/nats-server/v2 github.com/nats-io/nats-server/v2 \
-  --version "nats-server: $NATS_SERVER_VERSION"
+install_nats_server() {
+  go_tool nats-server "$NATS_SERVER_VERSION" github.com/nats-io/nats-server/v2 github.com/nats-io/nats-server/v2
+}
 
-# grpcurl's release builds set main.version with ldflags; do the same so that
-# `grpcurl -version` prints the pinned version.
-install grpcurl "$GRPCURL_VERSION" \
-  github.com/fullstorydev/grpcurl github.com/fullstorydev/grpcurl/cmd/grpcurl \
-  -version "grpcurl $GRPCURL_VERSION" \
-  -ldflags "-X main.version=$GRPCURL_VERSION"
+install_grpcurl() {
+  # grpcurl's release builds set main.version with ldflags; so does this one, so that
+  # `grpcurl -version` prints the pinned version.
+  go_tool grpcurl "$GRPCURL_VERSION" github.com/fullstorydev/grpcurl github.com/fullstorydev/grpcurl/cmd/grpcurl \
+    -ldflags "-X main.version=$GRPCURL_VERSION"
+}
 
-# Code generators for the Go example (examples/go/buf.gen.yaml), and its modules.
-install protoc-gen-go "$PROTOC_GEN_GO_VERSION" \
-  google.golang.org/protobuf google.golang.org/protobuf/cmd/protoc-gen-go \
-  --version "protoc-gen-go $PROTOC_GEN_GO_VERSION"
-install protoc-gen-connect-go "$PROTOC_GEN_CONNECT_GO_VERSION" \
-  connectrpc.com/connect connectrpc.com/connect/cmd/protoc-gen-connect-go \
-  --version "${PROTOC_GEN_CONNECT_GO_VERSION#v}"
-# Compiling the example's dependencies now fills Go's build cache, so that the
-# tests' first `go run` takes seconds, not half a minute.
-(cd "$root/examples/go" && go mod download && go build connectrpc.com/connect google.golang.org/protobuf/types/known/anypb)
+install_go_plugins() {
+  go_tool protoc-gen-go "$PROTOC_GEN_GO_VERSION" \
+    google.golang.org/protobuf google.golang.org/protobuf/cmd/protoc-gen-go
+  go_tool protoc-gen-connect-go "$PROTOC_GEN_CONNECT_GO_VERSION" \
+    connectrpc.com/connect connectrpc.com/connect/cmd/protoc-gen-connect-go
+  local marker="$root/.tools/go-example.sum"
+  if ! cmp -s "$root/examples/go/go.sum" "$marker"; then
+    say "downloading and compiling the Go example's modules (once)"
+    (cd "$root/examples/go" && quietly go mod download &&
+      quietly go build connectrpc.com/connect google.golang.org/protobuf/types/known/anypb)
+    cp "$root/examples/go/go.sum" "$marker"
+  fi
+}
 
-# The Python example's virtualenv. A copy of the requirements it was made from marks
-# it complete; a different list installs again.
-venv="$root/.tools/venv"
-requirements="$root/examples/python/requirements.txt"
-if cmp -s "$requirements" "$venv/requirements.txt"; then
-  echo "install-tools: Python packages of examples/python already installed in .tools/venv"
-else
+install_python() {
+  # A copy of the requirements the virtualenv was made from marks it complete; a
+  # different list installs again.
+  local venv="$root/.tools/venv" requirements="$root/examples/python/requirements.txt"
+  cmp -s "$requirements" "$venv/requirements.txt" && return
   if ! command -v python3 >/dev/null 2>&1; then
-    echo "install-tools: 'python3' not found on PATH. Python 3 (with venv) is needed for the Python example: install it and run again." >&2
+    say "'python3' not found on PATH. Python 3 (with venv) runs the Python example: install it and run again."
     exit 1
   fi
-  echo "install-tools: installing the Python packages of examples/python into .tools/venv"
-  [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements"
+  say "installing the Python example's packages into .tools/venv (pip, once)"
+  [ -x "$venv/bin/python" ] || quietly python3 -m venv "$venv"
+  quietly "$venv/bin/python" -m pip install --disable-pip-version-check -r "$requirements"
   cp "$requirements" "$venv/requirements.txt"
-fi
+}
+
+[ $# -gt 0 ] || set -- nats-server grpcurl go-plugins python
+for tool in "$@"; do
+  case "$tool" in
+    nats-server) install_nats_server ;;
+    grpcurl) install_grpcurl ;;
+    go-plugins) install_go_plugins ;;
+    python) install_python ;;
+    *) say "unknown tool '$tool' (nats-server, grpcurl, go-plugins, python)"; exit 1 ;;
+  esac
+done

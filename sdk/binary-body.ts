@@ -1,6 +1,6 @@
 import { create, type DescMessage, isMessage, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { decodeMessage, encodeMessage } from "./wire-codec.js";
+import { decodeMessage, encodeMessage } from "./wire-codec.ts";
 
 /**
  * A message of a Connect or gRPC call in binary Protobuf, with the compiled

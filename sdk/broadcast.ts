@@ -10,10 +10,17 @@ import {
   TaskErrorSchema,
   TaskState,
   type TaskStatus,
-} from "../gen/taskwire/v1/task_pb.js";
-import { TaskError } from "./task-error.js";
-import { isTerminal, readStatus, type StatusBucket, type WrittenStatus, writeStatus } from "./task-status.js";
-import { topology } from "./topology.js";
+} from "../gen/taskwire/v1/task_pb.ts";
+import { TaskError } from "./task-error.ts";
+import {
+  isTerminal,
+  readStatus,
+  type StatusBucket,
+  stateName,
+  type WrittenStatus,
+  writeStatus,
+} from "./task-status.ts";
+import { topology } from "./topology.ts";
 
 /** How long a worker instance counts as live after its last refresh. */
 export const presenceTtlMs = 15_000;
@@ -68,7 +75,7 @@ export async function recordEndpoint(
         status.state = TaskState.FAILED;
         status.error = create(TaskErrorSchema, {
           code: failed[0]?.error?.code ?? ErrorCode.UNKNOWN,
-          message: `failed on ${failed.map((e) => `${e.endpoint} (${e.error?.message ?? TaskState[e.state]})`).join(", ")}`,
+          message: `failed on ${failed.map((e) => `${e.endpoint} (${e.error?.message ?? stateName(e.state)})`).join(", ")}`,
           occurredAt: timestampNow(),
         });
       }

@@ -1,8 +1,8 @@
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { createClient, type Transport } from "@connectrpc/connect";
-import { QueueService } from "../gen/taskwire/v1/queue_service_pb.js";
-import { gatewayCall as call, required } from "./gateway-call.js";
-import type { QueueBackend } from "./queue-backend.js";
+import { QueueService } from "../gen/taskwire/v1/queue_service_pb.ts";
+import { gatewayCall as call, required } from "./gateway-call.ts";
+import type { QueueBackend } from "./queue-backend.ts";
 
 /** QueueService through a gateway: the same {@link QueueBackend} as direct mode. */
 export function createConnectQueueBackend(transport: Transport): QueueBackend {

@@ -1,9 +1,9 @@
 import { createClient, type Transport } from "@connectrpc/connect";
-import { TaskService } from "../gen/taskwire/v1/task_service_pb.js";
-import { gatewayCall as call, required } from "./gateway-call.js";
-import type { TaskBackend } from "./task-backend.js";
-import { TaskError } from "./task-error.js";
-import { WaitBatcher } from "./wait-batcher.js";
+import { TaskService } from "../gen/taskwire/v1/task_service_pb.ts";
+import { gatewayCall as call, required } from "./gateway-call.ts";
+import type { TaskBackend } from "./task-backend.ts";
+import { TaskError } from "./task-error.ts";
+import { WaitBatcher } from "./wait-batcher.ts";
 
 /**
  * TaskService through a gateway: the same {@link TaskBackend} as direct mode,

@@ -1,30 +1,30 @@
 import { create, type DescMessage } from "@bufbuild/protobuf";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { type Task, TaskErrorSchema, type TaskStatus } from "../gen/taskwire/v1/task_pb.js";
-import type { ListTasksRequest, ListTasksResponse } from "../gen/taskwire/v1/task_service_pb.js";
-import { createConnectQueueBackend } from "./connect-queue-backend.js";
-import { createConnectTaskBackend } from "./connect-task-backend.js";
-import { createGatewayTransport, type GatewayProtocol } from "./gateway-transport.js";
-import { kvCheckpoints } from "./kv-checkpoints.js";
-import { createNatsQueueBackend } from "./nats-queue-backend.js";
-import { createNatsTaskBackend } from "./nats-task-backend.js";
-import { openConnection } from "./open-connection.js";
-import type { SubmitLimits } from "./prepare-task.js";
-import type { QueueBackend } from "./queue-backend.js";
+import { type Task, TaskErrorSchema, type TaskStatus } from "../gen/taskwire/v1/task_pb.ts";
+import type { ListTasksRequest, ListTasksResponse } from "../gen/taskwire/v1/task_service_pb.ts";
+import { createConnectQueueBackend } from "./connect-queue-backend.ts";
+import { createConnectTaskBackend } from "./connect-task-backend.ts";
+import { createGatewayTransport, type GatewayProtocol } from "./gateway-transport.ts";
+import { kvCheckpoints } from "./kv-checkpoints.ts";
+import { createNatsQueueBackend } from "./nats-queue-backend.ts";
+import { createNatsTaskBackend } from "./nats-task-backend.ts";
+import { openConnection } from "./open-connection.ts";
+import type { SubmitLimits } from "./prepare-task.ts";
+import type { QueueBackend } from "./queue-backend.ts";
 import {
   type CheckpointStore,
   type SubmitItem,
   type SubmitManyOptions,
   type SubmitManySummary,
   submitMany,
-} from "./submit-many.js";
-import type { TaskBackend } from "./task-backend.js";
-import type { StatusStream, TaskClient, TaskHandle } from "./task-client.js";
-import { TaskError } from "./task-error.js";
-import { taskFromOptions } from "./task-from-options.js";
-import { createTaskHandle, watchStatus } from "./task-handle.js";
-import type { TaskMethod, TaskServiceDefinition } from "./task-method.js";
-import { createTaskRegistry } from "./task-registry.js";
+} from "./submit-many.ts";
+import type { TaskBackend } from "./task-backend.ts";
+import type { StatusStream, TaskClient, TaskHandle } from "./task-client.ts";
+import { TaskError } from "./task-error.ts";
+import { taskFromOptions } from "./task-from-options.ts";
+import { createTaskHandle, watchStatus } from "./task-handle.ts";
+import type { TaskMethod, TaskServiceDefinition } from "./task-method.ts";
+import { createTaskRegistry } from "./task-registry.ts";
 
 /** Talk to a Taskwire gateway over HTTP. */
 export interface GatewayClientOptions {

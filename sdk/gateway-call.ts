@@ -1,5 +1,5 @@
 import { Code } from "@connectrpc/connect";
-import { TaskError } from "./task-error.js";
+import { TaskError } from "./task-error.ts";
 
 /** A call to the gateway whose failure becomes a TaskError with the same code. */
 export function gatewayCall<T>(promise: Promise<T>): Promise<T> {

@@ -11,14 +11,14 @@ import {
   TaskService,
   type WaitTasksResponse,
   type WatchTaskResponse,
-} from "../gen/taskwire/v1/task_service_pb.js";
-import { createGateway, type Gateway } from "../server/create-gateway.js";
-import { expectAbandonedCallsToEnd, expectAbandonedStreamsToEnd } from "../server/test-support/abandoned-calls.js";
-import { endlessTaskId, FakeTaskBackend } from "../server/test-support/fake-task-backend.js";
-import { envelope } from "./envelope.js";
-import { createGatewayTransport, type GatewayProtocol, userAgent } from "./gateway-transport.js";
-import { maxBatchSize } from "./nats-task-backend.js";
-import { TaskError } from "./task-error.js";
+} from "../gen/taskwire/v1/task_service_pb.ts";
+import { createGateway, type Gateway } from "../server/create-gateway.ts";
+import { expectAbandonedCallsToEnd, expectAbandonedStreamsToEnd } from "../server/test-support/abandoned-calls.ts";
+import { endlessTaskId, FakeTaskBackend } from "../server/test-support/fake-task-backend.ts";
+import { envelope } from "./envelope.ts";
+import { createGatewayTransport, type GatewayProtocol, userAgent } from "./gateway-transport.ts";
+import { maxBatchSize } from "./nats-task-backend.ts";
+import { TaskError } from "./task-error.ts";
 
 /** Every message of a stream, in order. */
 const read = async <T>(stream: AsyncIterable<T>) => {
@@ -164,11 +164,9 @@ describe.each(["connect", "grpc"] as const)("the SDK's transport for gateway cal
       const { status } = await createClient(TaskService, transport).getTask({ taskId: "${endlessTaskId}" });
       console.log(status.taskId);
     `;
-    const { stdout } = await promisify(execFile)(
-      process.execPath,
-      ["--import", "tsx", "--input-type=module", "-e", script, gateway.url],
-      { timeout: 20_000 },
-    );
+    const { stdout } = await promisify(execFile)(process.execPath, ["--input-type=module", "-e", script, gateway.url], {
+      timeout: 20_000,
+    });
     expect(stdout.trim()).toBe(endlessTaskId);
   }, 30_000);
 
@@ -209,14 +207,7 @@ describe.each(["connect", "grpc"] as const)("the SDK's transport for gateway cal
     try {
       const { stdout } = await promisify(execFile)(
         process.execPath,
-        [
-          "--import",
-          "tsx",
-          "--input-type=module",
-          "-e",
-          script,
-          `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-        ],
+        ["--input-type=module", "-e", script, `http://127.0.0.1:${(server.address() as AddressInfo).port}`],
         { timeout: 20_000 },
       );
       expect(stdout.trim()).toBe("slow");

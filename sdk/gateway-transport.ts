@@ -23,10 +23,10 @@ import {
   validateResponse as validateConnectResponse,
 } from "@connectrpc/connect/protocol-connect";
 import { validateResponse as validateGrpcResponse, validateTrailer } from "@connectrpc/connect/protocol-grpc";
-import { onAbort } from "./abort-fanout.js";
-import { decodeBody, encodeBody } from "./binary-body.js";
-import { EnvelopeSplitter, envelope } from "./envelope.js";
-import { webHeaders } from "./web-headers.js";
+import { onAbort } from "./abort-fanout.ts";
+import { decodeBody, encodeBody } from "./binary-body.ts";
+import { EnvelopeSplitter, envelope } from "./envelope.ts";
+import { webHeaders } from "./web-headers.ts";
 
 /** A Connect transport that can be closed: its HTTP/2 session ends. */
 export interface ClosableTransport extends Transport {
@@ -413,13 +413,19 @@ class Exchange {
   private readonly timer: NodeJS.Timeout | undefined;
   private readonly stopListening: (() => unknown) | undefined;
 
+  readonly stream: http2.ClientHttp2Stream;
+  private readonly onFail: (error: ConnectError) => void;
+  private readonly onEnd: () => void;
   constructor(
-    readonly stream: http2.ClientHttp2Stream,
+    stream: http2.ClientHttp2Stream,
     signal: AbortSignal | undefined,
     deadlineMs: number | undefined,
-    private readonly onFail: (error: ConnectError) => void,
-    private readonly onEnd: () => void,
+    onFail: (error: ConnectError) => void,
+    onEnd: () => void,
   ) {
+    this.stream = stream;
+    this.onFail = onFail;
+    this.onEnd = onEnd;
     // A caller may pass one signal to many calls: they share its one listener.
     this.stopListening = signal && onAbort(signal, () => this.fail(ConnectError.from(signal.reason, Code.Canceled)));
     if (deadlineMs !== undefined) {
@@ -473,11 +479,14 @@ class MessageStream<T> implements AsyncIterable<T> {
   private paused = false;
   private wake: (() => void) | undefined;
 
-  constructor(
-    private readonly pause: () => void,
-    private readonly resume: () => void,
-    private readonly stop: () => void,
-  ) {}
+  private readonly pause: () => void;
+  private readonly resume: () => void;
+  private readonly stop: () => void;
+  constructor(pause: () => void, resume: () => void, stop: () => void) {
+    this.pause = pause;
+    this.resume = resume;
+    this.stop = stop;
+  }
 
   push(message: T): void {
     this.queue.push(message);

@@ -3,7 +3,7 @@
  *
  * ```ts
  * import { createClient } from "taskwire";
- * import { createHashServiceClient } from "./gen/example/v1/hash_taskwire.js";
+ * import { createHashServiceClient } from "./gen/example/v1/hash_taskwire.ts";
  *
  * const client = await createClient({ gateway: "http://127.0.0.1:8080" });
  * const task = await createHashServiceClient(client).digest({ text: "hello", rounds: 1000 });
@@ -13,18 +13,18 @@
  * @module
  */
 
-export type { DirectClientOptions, GatewayClientOptions, TaskwireClient } from "./create-client.js";
-export { createClient } from "./create-client.js";
-export type { NatsQueueBackendOptions } from "./nats-queue-backend.js";
-export { createNatsQueueBackend } from "./nats-queue-backend.js";
-export type { NatsTaskBackendOptions } from "./nats-task-backend.js";
-export { createNatsTaskBackend } from "./nats-task-backend.js";
-export type { SubmitLimits } from "./prepare-task.js";
-export type { QueueBackend } from "./queue-backend.js";
-export type { SubmitItem, SubmitManyOptions, SubmitManyProgress, SubmitManySummary } from "./submit-many.js";
-export type { TaskBackend } from "./task-backend.js";
-export type { StatusStream, SubmitOptions, TaskClient, TaskHandle } from "./task-client.js";
-export { NonRetryableError, TaskError } from "./task-error.js";
+export type { DirectClientOptions, GatewayClientOptions, TaskwireClient } from "./create-client.ts";
+export { createClient } from "./create-client.ts";
+export type { NatsQueueBackendOptions } from "./nats-queue-backend.ts";
+export { createNatsQueueBackend } from "./nats-queue-backend.ts";
+export type { NatsTaskBackendOptions } from "./nats-task-backend.ts";
+export { createNatsTaskBackend } from "./nats-task-backend.ts";
+export type { SubmitLimits } from "./prepare-task.ts";
+export type { QueueBackend } from "./queue-backend.ts";
+export type { SubmitItem, SubmitManyOptions, SubmitManyProgress, SubmitManySummary } from "./submit-many.ts";
+export type { TaskBackend } from "./task-backend.ts";
+export type { StatusStream, SubmitOptions, TaskClient, TaskHandle } from "./task-client.ts";
+export { NonRetryableError, TaskError } from "./task-error.ts";
 export type {
   DeliveryName,
   PriorityName,
@@ -32,10 +32,10 @@ export type {
   TaskDefaults,
   TaskMethod,
   TaskServiceDefinition,
-} from "./task-method.js";
-export { defineTaskService } from "./task-method.js";
-export type { TaskRegistry } from "./task-registry.js";
-export { createTaskRegistry, registryOf } from "./task-registry.js";
-export { isTerminal } from "./task-status.js";
-export type { StatusTopologyOptions, StorageOptions, WorkerTypeTopologyOptions } from "./topology.js";
-export { topology } from "./topology.js";
+} from "./task-method.ts";
+export { defineTaskService } from "./task-method.ts";
+export type { TaskRegistry } from "./task-registry.ts";
+export { createTaskRegistry, registryOf } from "./task-registry.ts";
+export { isTerminal, stateName } from "./task-status.ts";
+export type { StatusTopologyOptions, StorageOptions, WorkerTypeTopologyOptions } from "./topology.ts";
+export { topology } from "./topology.ts";

@@ -1,7 +1,7 @@
 import { JetStreamApiError } from "@nats-io/jetstream";
 import type { Msg, MsgHdrs, NatsConnection } from "@nats-io/transport-node";
-import { newInbox } from "./open-connection.js";
-import type { RequestPipeline } from "./request-pipeline.js";
+import { newInbox } from "./open-connection.ts";
+import type { RequestPipeline } from "./request-pipeline.ts";
 
 /** What JetStream answers to a stored publish. */
 export interface PubAck {

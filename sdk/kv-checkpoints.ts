@@ -1,8 +1,8 @@
 import { Code } from "@connectrpc/connect";
 import { type KV, Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
-import type { CheckpointStore } from "./submit-many.js";
-import { TaskError } from "./task-error.js";
+import type { CheckpointStore } from "./submit-many.ts";
+import { TaskError } from "./task-error.ts";
 
 /** The bucket of bulk-submit checkpoints: one key per name, the index to resume at. */
 export const checkpointBucket = "taskwire_checkpoints";

@@ -1,6 +1,6 @@
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import type { TaskServiceDefinition } from "./task-method.js";
+import type { TaskServiceDefinition } from "./task-method.ts";
 
 /**
  * Imports generated modules (`*_taskwire.ts`) and returns every task service

@@ -1,7 +1,7 @@
 import { Code } from "@connectrpc/connect";
 import { JetStreamApiError } from "@nats-io/jetstream";
 import { errors } from "@nats-io/transport-node";
-import { TaskError } from "./task-error.js";
+import { TaskError } from "./task-error.ts";
 
 /**
  * Translates an error from the NATS client into a TaskError with the right

@@ -11,18 +11,18 @@ import {
   ListDeadLettersResponseSchema,
   type QueueInfo,
   QueueInfoSchema,
-} from "../gen/taskwire/v1/queue_service_pb.js";
-import { Priority, TaskState, type TaskStatus, WorkItemSchema } from "../gen/taskwire/v1/task_pb.js";
-import { directGet, publishToStream, type StoredMessage } from "./jetstream-ops.js";
-import { fromNatsError } from "./nats-error.js";
-import { priorityNames } from "./prepare-task.js";
-import type { QueueBackend } from "./queue-backend.js";
-import { RequestPipeline } from "./request-pipeline.js";
-import type { TaskBackend } from "./task-backend.js";
-import { TaskError } from "./task-error.js";
-import { checkWorkerType, taskIdToken, workerTypeOf } from "./task-id.js";
-import { readStatus, type StatusBucket, writeStatus } from "./task-status.js";
-import { topology } from "./topology.js";
+} from "../gen/taskwire/v1/queue_service_pb.ts";
+import { Priority, TaskState, type TaskStatus, WorkItemSchema } from "../gen/taskwire/v1/task_pb.ts";
+import { directGet, publishToStream, type StoredMessage } from "./jetstream-ops.ts";
+import { fromNatsError } from "./nats-error.ts";
+import { priorityNames } from "./prepare-task.ts";
+import type { QueueBackend } from "./queue-backend.ts";
+import { RequestPipeline } from "./request-pipeline.ts";
+import type { TaskBackend } from "./task-backend.ts";
+import { TaskError } from "./task-error.ts";
+import { checkWorkerType, taskIdToken, workerTypeOf } from "./task-id.ts";
+import { readStatus, type StatusBucket, stateName, writeStatus } from "./task-status.ts";
+import { topology } from "./topology.ts";
 
 /** Options of {@link createNatsQueueBackend}. */
 export interface NatsQueueBackendOptions {
@@ -47,12 +47,16 @@ export async function createNatsQueueBackend(options: NatsQueueBackendOptions): 
 }
 
 class NatsQueueBackend implements QueueBackend {
-  constructor(
-    private readonly nc: NatsConnection,
-    private readonly jsm: JetStreamManager,
-    private readonly bucket: StatusBucket,
-    private readonly tasks: TaskBackend,
-  ) {}
+  private readonly nc: NatsConnection;
+  private readonly jsm: JetStreamManager;
+  private readonly bucket: StatusBucket;
+  private readonly tasks: TaskBackend;
+  constructor(nc: NatsConnection, jsm: JetStreamManager, bucket: StatusBucket, tasks: TaskBackend) {
+    this.nc = nc;
+    this.jsm = jsm;
+    this.bucket = bucket;
+    this.tasks = tasks;
+  }
 
   async getQueue(workerType: string): Promise<QueueInfo> {
     return this.nats(workerType, `reading the ${workerType} queue`, async () => {
@@ -175,7 +179,7 @@ class NatsQueueBackend implements QueueBackend {
     const current = await readStatus(this.bucket, taskId).catch((e) => Promise.reject(fromNatsError(e, retrying)));
     if (current && current.status.state !== TaskState.FAILED) {
       throw new TaskError(
-        `${retrying}: the task is ${TaskState[current.status.state]}, not FAILED`,
+        `${retrying}: the task is ${stateName(current.status.state)}, not FAILED`,
         Code.FailedPrecondition,
         { taskId },
       );

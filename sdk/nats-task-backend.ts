@@ -10,7 +10,7 @@ import {
   TaskState,
   type TaskStatus,
   WorkItemSchema,
-} from "../gen/taskwire/v1/task_pb.js";
+} from "../gen/taskwire/v1/task_pb.ts";
 import {
   type BatchSubmitResult,
   BatchSubmitResultSchema,
@@ -19,20 +19,20 @@ import {
   ListTasksResponseSchema,
   type SubmitResponse,
   SubmitResponseSchema,
-} from "../gen/taskwire/v1/task_service_pb.js";
-import { onAbort } from "./abort-fanout.js";
-import { liveEndpoints, openWorkersBucket } from "./broadcast.js";
-import { directGet, directGetLast, publishToStream, type StoredMessage } from "./jetstream-ops.js";
-import { Mailbox } from "./mailbox.js";
-import { fromNatsError } from "./nats-error.js";
-import { type PreparedTask, prepareTask, type SubmitLimits } from "./prepare-task.js";
-import { RequestPipeline } from "./request-pipeline.js";
-import { ResultInbox } from "./result-inbox.js";
-import { StatusFeed } from "./status-feed.js";
-import type { TaskBackend } from "./task-backend.js";
-import { TaskError } from "./task-error.js";
-import { checkWorkerType, taskIdOfSubject, taskIdToken, workerTypeOf } from "./task-id.js";
-import type { TaskRegistry } from "./task-registry.js";
+} from "../gen/taskwire/v1/task_service_pb.ts";
+import { onAbort } from "./abort-fanout.ts";
+import { liveEndpoints, openWorkersBucket } from "./broadcast.ts";
+import { directGet, directGetLast, publishToStream, type StoredMessage } from "./jetstream-ops.ts";
+import { Mailbox } from "./mailbox.ts";
+import { fromNatsError } from "./nats-error.ts";
+import { type PreparedTask, prepareTask, type SubmitLimits } from "./prepare-task.ts";
+import { RequestPipeline } from "./request-pipeline.ts";
+import { ResultInbox } from "./result-inbox.ts";
+import { StatusFeed } from "./status-feed.ts";
+import type { TaskBackend } from "./task-backend.ts";
+import { TaskError } from "./task-error.ts";
+import { checkWorkerType, taskIdOfSubject, taskIdToken, workerTypeOf } from "./task-id.ts";
+import type { TaskRegistry } from "./task-registry.ts";
 import {
   decodeOutcome,
   decodeStatus,
@@ -45,7 +45,7 @@ import {
   type StoredStatus,
   type TaskOutcome,
   writeStatus,
-} from "./task-status.js";
+} from "./task-status.ts";
 import {
   checkServerVersion,
   keepProvisioned,
@@ -54,8 +54,8 @@ import {
   type StatusTopologyOptions,
   topology,
   type WorkerTypeTopologyOptions,
-} from "./topology.js";
-import { concatMessages, decodeMessage, encodeMessage } from "./wire-codec.js";
+} from "./topology.ts";
+import { concatMessages, decodeMessage, encodeMessage } from "./wire-codec.ts";
 
 /** Options of {@link createNatsTaskBackend}. */
 export interface NatsTaskBackendOptions {
@@ -116,14 +116,26 @@ class NatsTaskBackend implements TaskBackend {
   private workers: Promise<KV> | undefined;
   private readonly statusFeed: StatusFeed;
 
+  private readonly nc: NatsConnection;
+  private readonly jsm: JetStreamManager;
+  private readonly bucket: StatusBucket;
+  private readonly registry: TaskRegistry;
+  private readonly limits: SubmitLimits;
+  private readonly results: ResultInbox;
   constructor(
-    private readonly nc: NatsConnection,
-    private readonly jsm: JetStreamManager,
-    private readonly bucket: StatusBucket,
-    private readonly registry: TaskRegistry,
-    private readonly limits: SubmitLimits,
-    private readonly results: ResultInbox,
+    nc: NatsConnection,
+    jsm: JetStreamManager,
+    bucket: StatusBucket,
+    registry: TaskRegistry,
+    limits: SubmitLimits,
+    results: ResultInbox,
   ) {
+    this.nc = nc;
+    this.jsm = jsm;
+    this.bucket = bucket;
+    this.registry = registry;
+    this.limits = limits;
+    this.results = results;
     this.statusFeed = new StatusFeed(jetstream(nc));
     void this.followConnection();
   }

@@ -1,6 +1,6 @@
 import { Code } from "@connectrpc/connect";
 import { type ConnectionOptions, connect, createInbox, type NatsConnection } from "@nats-io/transport-node";
-import { TaskError } from "./task-error.js";
+import { TaskError } from "./task-error.ts";
 
 /**
  * A URL is connected to (and `owned`: the caller closes it); an open

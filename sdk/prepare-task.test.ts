@@ -1,10 +1,10 @@
 import { create, fromBinary, type MessageInitShape } from "@bufbuild/protobuf";
 import { anyPack, durationMs } from "@bufbuild/protobuf/wkt";
 import { describe, expect, it } from "vitest";
-import { hashService } from "../gen/example/v1/hash_taskwire.js";
-import { Priority, TaskSchema, WorkItemSchema } from "../gen/taskwire/v1/task_pb.js";
-import { prepareTask } from "./prepare-task.js";
-import { createTaskRegistry } from "./task-registry.js";
+import { hashService } from "../gen/example/v1/hash_taskwire.ts";
+import { Priority, TaskSchema, WorkItemSchema } from "../gen/taskwire/v1/task_pb.ts";
+import { prepareTask } from "./prepare-task.ts";
+import { createTaskRegistry } from "./task-registry.ts";
 
 const registry = createTaskRegistry([hashService]);
 const digest = hashService.methods.digest;

@@ -12,20 +12,21 @@ import {
 import { Code } from "@connectrpc/connect";
 import {
   DeliveryMode,
+  DeliveryModeSchema,
   Priority,
   type RetryPolicy,
   RetryPolicySchema,
   type Task,
   WorkItemSchema,
-} from "../gen/taskwire/v1/task_pb.js";
-import { endpointPattern } from "./broadcast.js";
-import { missingRequiredFields } from "./required-fields.js";
-import { TaskError } from "./task-error.js";
-import { keyedTaskId, newTaskId, taskIdToken } from "./task-id.js";
-import type { PriorityName, TaskMethod } from "./task-method.js";
-import type { TaskRegistry } from "./task-registry.js";
-import { topology } from "./topology.js";
-import { concatMessages, decodeMessage, encodeMessage, packMessage } from "./wire-codec.js";
+} from "../gen/taskwire/v1/task_pb.ts";
+import { endpointPattern } from "./broadcast.ts";
+import { missingRequiredFields } from "./required-fields.ts";
+import { TaskError } from "./task-error.ts";
+import { keyedTaskId, newTaskId, taskIdToken } from "./task-id.ts";
+import type { PriorityName, TaskMethod } from "./task-method.ts";
+import type { TaskRegistry } from "./task-registry.ts";
+import { topology } from "./topology.ts";
+import { concatMessages, decodeMessage, encodeMessage, packMessage } from "./wire-codec.ts";
 
 /** The runtime's defaults, used where neither the task nor its method says. */
 export const runtimeDefaults = {
@@ -133,7 +134,7 @@ export function prepareTask(
   if (task.expiresAt) timeWithinRange(task.expiresAt, "task.expires_at");
   if (task.priority !== Priority.UNSPECIFIED && priorityNames[task.priority] === undefined)
     throw new TaskError(`task.priority ${task.priority} is not a Priority`, Code.InvalidArgument);
-  if (DeliveryMode[task.delivery] === undefined)
+  if (DeliveryModeSchema.value[task.delivery] === undefined)
     throw new TaskError(`task.delivery ${task.delivery} is not a DeliveryMode`, Code.InvalidArgument);
   if (notBefore !== undefined && notBefore <= now) notBefore = undefined;
   if (notBefore !== undefined && task.expiresAt && timestampMs(task.expiresAt) <= notBefore) {

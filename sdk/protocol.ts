@@ -10,7 +10,7 @@
  * @module
  */
 
-export * from "../gen/taskwire/v1/options_pb.js";
-export * from "../gen/taskwire/v1/queue_service_pb.js";
-export * from "../gen/taskwire/v1/task_pb.js";
-export * from "../gen/taskwire/v1/task_service_pb.js";
+export * from "../gen/taskwire/v1/options_pb.ts";
+export * from "../gen/taskwire/v1/queue_service_pb.ts";
+export * from "../gen/taskwire/v1/task_pb.ts";
+export * from "../gen/taskwire/v1/task_service_pb.ts";

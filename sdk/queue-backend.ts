@@ -1,5 +1,5 @@
-import type { DeadLetter, ListDeadLettersResponse, QueueInfo } from "../gen/taskwire/v1/queue_service_pb.js";
-import type { TaskStatus } from "../gen/taskwire/v1/task_pb.js";
+import type { DeadLetter, ListDeadLettersResponse, QueueInfo } from "../gen/taskwire/v1/queue_service_pb.ts";
+import type { TaskStatus } from "../gen/taskwire/v1/task_pb.ts";
 
 /**
  * The operations of QueueService, independent of transport, as

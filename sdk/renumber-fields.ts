@@ -1,4 +1,4 @@
-import { allocateBytes, varintSize } from "./wire-codec.js";
+import { allocateBytes, varintSize } from "./wire-codec.ts";
 
 /**
  * Re-tags fields of an encoded message: each field whose number is a key of

@@ -1,7 +1,7 @@
 import { connect, errors, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type NatsServer, startNatsServer } from "../test/support/nats-server.js";
-import { RequestPipeline } from "./request-pipeline.js";
+import { type NatsServer, startNatsServer } from "../test/support/nats-server.ts";
+import { RequestPipeline } from "./request-pipeline.ts";
 
 describe("RequestPipeline", () => {
   let nats: NatsServer;

@@ -1,5 +1,5 @@
 import { errors, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from "@nats-io/transport-node";
-import { newInbox } from "./open-connection.js";
+import { newInbox } from "./open-connection.ts";
 
 interface Waiter {
   readonly resolve: (msg: Msg) => void;
@@ -24,10 +24,11 @@ export class RequestPipeline {
   private readonly sweeper: NodeJS.Timeout;
   private next = 0;
 
-  constructor(
-    private readonly nc: NatsConnection,
-    private readonly timeoutMs = 5_000,
-  ) {
+  private readonly nc: NatsConnection;
+  private readonly timeoutMs: number;
+  constructor(nc: NatsConnection, timeoutMs = 5_000) {
+    this.nc = nc;
+    this.timeoutMs = timeoutMs;
     this.prefix = newInbox(nc);
     this.subscription = nc.subscribe(`${this.prefix}.*`, {
       callback: (error, msg) => {

@@ -1,7 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
-import { BranchSchema, CycleSchema, LeafSchema, LoopSchema, PlainSchema } from "../gen/required/v1/required_pb.js";
-import { missingRequiredFields } from "./required-fields.js";
+import { BranchSchema, CycleSchema, LeafSchema, LoopSchema, PlainSchema } from "../gen/required/v1/required_pb.ts";
+import { missingRequiredFields } from "./required-fields.ts";
 
 describe("missingRequiredFields", () => {
   it("names a type's own unset required field", () => {

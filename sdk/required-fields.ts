@@ -1,7 +1,7 @@
 import type { DescField, DescMessage, Message } from "@bufbuild/protobuf";
 import { getOption, hasOption } from "@bufbuild/protobuf";
 import { reflect } from "@bufbuild/protobuf/reflect";
-import { field as fieldOption } from "../gen/taskwire/v1/options_pb.js";
+import { field as fieldOption } from "../gen/taskwire/v1/options_pb.ts";
 
 /**
  * The paths of fields marked `(taskwire.v1.field).required` that are not set,

@@ -1,11 +1,11 @@
 import type { Msg, MsgCallback, NatsConnection, Subscription } from "@nats-io/transport-node";
-import type { TaskStatus } from "../gen/taskwire/v1/task_pb.js";
-import { onAbort } from "./abort-fanout.js";
-import { newInbox } from "./open-connection.js";
-import type { ResultRoute } from "./prepare-task.js";
-import { newRoute } from "./task-id.js";
-import { encodedOutcome, isTerminal } from "./task-status.js";
-import { topology } from "./topology.js";
+import type { TaskStatus } from "../gen/taskwire/v1/task_pb.ts";
+import { onAbort } from "./abort-fanout.ts";
+import { newInbox } from "./open-connection.ts";
+import type { ResultRoute } from "./prepare-task.ts";
+import { newRoute } from "./task-id.ts";
+import { encodedOutcome, isTerminal } from "./task-status.ts";
+import { topology } from "./topology.ts";
 
 interface Pending {
   /** When the task was accepted (its PubAck), in ms since the epoch; undefined until then. */
@@ -103,11 +103,9 @@ export class ResultInbox implements ResultRoute {
   private readonly limit: number;
   private readonly keepMs: number;
 
-  constructor(
-    nc: NatsConnection,
-    private readonly reads: TaskReads,
-    options: ResultInboxOptions = {},
-  ) {
+  private readonly reads: TaskReads;
+  constructor(nc: NatsConnection, reads: TaskReads, options: ResultInboxOptions = {}) {
+    this.reads = reads;
     this.subject = newInbox(nc);
     this.graceMs = options.graceMs ?? 5_000;
     this.limit = options.limit ?? 100_000;

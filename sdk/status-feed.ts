@@ -1,6 +1,6 @@
 import { type ConsumerMessages, DeliverPolicy, type JetStreamClient, type JsMsg } from "@nats-io/jetstream";
-import { decodeStatus, type StoredStatus } from "./task-status.js";
-import { topology } from "./topology.js";
+import { decodeStatus, type StoredStatus } from "./task-status.ts";
+import { topology } from "./topology.ts";
 
 const subjectPrefix = topology.statusSubject("");
 
@@ -41,10 +41,9 @@ export class StatusFeed {
   private readonly idleMs: number;
   private closed = false;
 
-  constructor(
-    private readonly js: JetStreamClient,
-    options: StatusFeedOptions = {},
-  ) {
+  private readonly js: JetStreamClient;
+  constructor(js: JetStreamClient, options: StatusFeedOptions = {}) {
+    this.js = js;
     this.idleMs = options.idleMs ?? 10_000;
   }
 

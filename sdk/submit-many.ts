@@ -1,12 +1,12 @@
 import { create, type DescMessage, type MessageInitShape } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
-import { TaskErrorSchema } from "../gen/taskwire/v1/task_pb.js";
-import type { BatchSubmitResult } from "../gen/taskwire/v1/task_service_pb.js";
-import type { TaskBackend } from "./task-backend.js";
-import type { SubmitOptions } from "./task-client.js";
-import { TaskError } from "./task-error.js";
-import { taskFromOptions } from "./task-from-options.js";
-import type { TaskMethod } from "./task-method.js";
+import { TaskErrorSchema } from "../gen/taskwire/v1/task_pb.ts";
+import type { BatchSubmitResult } from "../gen/taskwire/v1/task_service_pb.ts";
+import type { TaskBackend } from "./task-backend.ts";
+import type { SubmitOptions } from "./task-client.ts";
+import { TaskError } from "./task-error.ts";
+import { taskFromOptions } from "./task-from-options.ts";
+import type { TaskMethod } from "./task-method.ts";
 
 /** One task of a bulk submit. */
 export interface SubmitItem<I extends DescMessage> {

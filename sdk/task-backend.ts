@@ -1,11 +1,11 @@
-import type { Task, TaskStatus } from "../gen/taskwire/v1/task_pb.js";
+import type { Task, TaskStatus } from "../gen/taskwire/v1/task_pb.ts";
 import type {
   BatchSubmitResult,
   ListTasksRequest,
   ListTasksResponse,
   SubmitResponse,
-} from "../gen/taskwire/v1/task_service_pb.js";
-import type { TaskOutcome } from "./task-status.js";
+} from "../gen/taskwire/v1/task_service_pb.ts";
+import type { TaskOutcome } from "./task-status.ts";
 
 /**
  * The operations of TaskService, independent of transport. The gateway serves

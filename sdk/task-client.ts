@@ -1,7 +1,7 @@
 import type { DescMessage, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
-import type { TaskStatus } from "../gen/taskwire/v1/task_pb.js";
-import type { TaskError } from "./task-error.js";
-import type { DeliveryName, PriorityName, RetryOptions, TaskMethod } from "./task-method.js";
+import type { TaskStatus } from "../gen/taskwire/v1/task_pb.ts";
+import type { TaskError } from "./task-error.ts";
+import type { DeliveryName, PriorityName, RetryOptions, TaskMethod } from "./task-method.ts";
 
 /** Per-task overrides accepted at submit. Every field is optional. */
 export interface SubmitOptions {

@@ -1,7 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { type ErrorCode, type TaskError as TaskErrorMessage, TaskErrorSchema } from "../gen/taskwire/v1/task_pb.js";
+import { type ErrorCode, type TaskError as TaskErrorMessage, TaskErrorSchema } from "../gen/taskwire/v1/task_pb.ts";
 
 /**
  * The one error type of Taskwire: a task's outcome, a refused submit, a lost

@@ -1,9 +1,9 @@
 import { create, type DescMessage, type MessageInitShape } from "@bufbuild/protobuf";
 import { durationFromMs, timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { DeliveryMode, Priority, RetryPolicySchema, type Task, TaskSchema } from "../gen/taskwire/v1/task_pb.js";
-import { packPayload } from "./prepare-task.js";
-import type { SubmitOptions } from "./task-client.js";
-import type { TaskMethod } from "./task-method.js";
+import { DeliveryMode, Priority, RetryPolicySchema, type Task, TaskSchema } from "../gen/taskwire/v1/task_pb.ts";
+import { packPayload } from "./prepare-task.ts";
+import type { SubmitOptions } from "./task-client.ts";
+import type { TaskMethod } from "./task-method.ts";
 
 const priorities = { high: Priority.HIGH, normal: Priority.NORMAL, low: Priority.LOW } as const;
 const deliveries = { queue: DeliveryMode.QUEUE, broadcast: DeliveryMode.BROADCAST } as const;

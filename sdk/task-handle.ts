@@ -1,11 +1,11 @@
 import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
-import { TaskState, type TaskStatus } from "../gen/taskwire/v1/task_pb.js";
-import type { TaskBackend } from "./task-backend.js";
-import type { StatusStream, TaskHandle } from "./task-client.js";
-import { TaskError } from "./task-error.js";
-import type { TaskOutcome } from "./task-status.js";
-import { decodeMessage } from "./wire-codec.js";
+import { TaskState, type TaskStatus } from "../gen/taskwire/v1/task_pb.ts";
+import type { TaskBackend } from "./task-backend.ts";
+import type { StatusStream, TaskHandle } from "./task-client.ts";
+import { TaskError } from "./task-error.ts";
+import { stateName, type TaskOutcome } from "./task-status.ts";
+import { decodeMessage } from "./wire-codec.ts";
 
 /**
  * A handle on task `id`, whose result decodes as `output`. A producer holds one
@@ -22,12 +22,16 @@ export function createTaskHandle<O extends DescMessage>(
 }
 
 class BackendTaskHandle<O extends DescMessage> implements TaskHandle<O> {
-  constructor(
-    private readonly backend: TaskBackend,
-    readonly id: string,
-    private readonly output: O,
-    readonly duplicate: boolean,
-  ) {}
+  private readonly backend: TaskBackend;
+  readonly id: string;
+  private readonly output: O;
+  readonly duplicate: boolean;
+  constructor(backend: TaskBackend, id: string, output: O, duplicate: boolean) {
+    this.backend = backend;
+    this.id = id;
+    this.output = output;
+    this.duplicate = duplicate;
+  }
 
   status(): Promise<TaskStatus> {
     return this.backend.getTask(this.id);
@@ -87,7 +91,7 @@ export function decodeResult<O extends DescMessage>(status: TaskOutcome, output:
     return decodeMessage(output, any.value);
   }
   if (status.error) throw TaskError.fromMessage(status.error, status.taskId);
-  throw new TaskError(`task ${status.taskId} ended ${TaskState[status.state]}`, Code.Unknown, {
+  throw new TaskError(`task ${status.taskId} ended ${stateName(status.state)}`, Code.Unknown, {
     taskId: status.taskId,
   });
 }

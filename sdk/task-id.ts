@@ -1,6 +1,6 @@
 import { createHash, randomFillSync } from "node:crypto";
 import { Code } from "@connectrpc/connect";
-import { TaskError } from "./task-error.js";
+import { TaskError } from "./task-error.ts";
 
 // Crockford's base32: sortable, case-insensitive, no ambiguous letters.
 const alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";

@@ -1,7 +1,7 @@
 import { createRegistry, type Registry } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
-import { TaskError } from "./task-error.js";
-import type { TaskMethod, TaskServiceDefinition } from "./task-method.js";
+import { TaskError } from "./task-error.ts";
+import type { TaskMethod, TaskServiceDefinition } from "./task-method.ts";
 
 /**
  * The task services a gateway or client accepts, by worker type and rpc name.

@@ -1,9 +1,9 @@
 import { create, equals } from "@bufbuild/protobuf";
 import { durationFromMs, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { describe, expect, it } from "vitest";
-import { DeliveryMode, Priority, TaskState, TaskStatusSchema, WorkItemSchema } from "../gen/taskwire/v1/task_pb.js";
-import { decodeOutcome, encodedOutcome, queuedStatus } from "./task-status.js";
-import { decodeMessage, encodeMessage } from "./wire-codec.js";
+import { DeliveryMode, Priority, TaskState, TaskStatusSchema, WorkItemSchema } from "../gen/taskwire/v1/task_pb.ts";
+import { decodeOutcome, encodedOutcome, queuedStatus } from "./task-status.ts";
+import { decodeMessage, encodeMessage } from "./wire-codec.ts";
 
 describe("queuedStatus", () => {
   const workItem = create(WorkItemSchema, {

@@ -7,22 +7,28 @@ import {
   type TaskError as TaskErrorMessage,
   TaskErrorSchema,
   TaskState,
+  TaskStateSchema,
   type TaskStatus,
   TaskStatusSchema,
   type WorkItem,
-} from "../gen/taskwire/v1/task_pb.js";
-import { directGet, directGetLast, publishToStream } from "./jetstream-ops.js";
-import type { RequestPipeline } from "./request-pipeline.js";
-import { topology } from "./topology.js";
-import { decodeMessage, encodeMessage, scanMessage } from "./wire-codec.js";
+} from "../gen/taskwire/v1/task_pb.ts";
+import { directGet, directGetLast, publishToStream } from "./jetstream-ops.ts";
+import type { RequestPipeline } from "./request-pipeline.ts";
+import { topology } from "./topology.ts";
+import { decodeMessage, encodeMessage, scanMessage } from "./wire-codec.ts";
 
-const terminalStates = new Set([
+const terminalStates = new Set<TaskState>([
   TaskState.SUCCEEDED,
   TaskState.FAILED,
   TaskState.CANCELLED,
   TaskState.EXPIRED,
   TaskState.INCOMPLETE,
 ]);
+
+/** A state's name as the protocol's enum spells it without its prefix ("SUCCEEDED"), or its number. */
+export function stateName(state: TaskState): string {
+  return TaskStateSchema.value[state]?.localName ?? String(state);
+}
 
 /** True for states that never change again. */
 export function isTerminal(state: TaskState): boolean {
@@ -35,7 +41,7 @@ export function isTerminal(state: TaskState): boolean {
  * `create(TaskStatusSchema, ...)` would make (the type lists every field, so tsc
  * catches one added to the proto), at a fifth of create's cost.
  */
-export function queuedStatus(workItem: WorkItem, state = TaskState.PENDING): TaskStatus {
+export function queuedStatus(workItem: WorkItem, state: TaskState = TaskState.PENDING): TaskStatus {
   return {
     $typeName: TaskStatusSchema.typeName,
     taskId: workItem.taskId,
@@ -117,10 +123,10 @@ export async function readStatusRecords(
 /** The task id (field 1) and state (field 4) of an encoded TaskStatus, read without decoding the rest. */
 export function encodedOutcome(bytes: Uint8Array): { readonly taskId: string; readonly state: TaskState } {
   let taskId = "";
-  let state = TaskState.UNSPECIFIED;
+  let state: TaskState = TaskState.UNSPECIFIED;
   scanMessage(bytes, (field, wireType, reader) => {
     if (field === 1 && wireType === WireType.LengthDelimited) taskId = reader.string();
-    else if (field === 4 && wireType === WireType.Varint) state = reader.int32();
+    else if (field === 4 && wireType === WireType.Varint) state = reader.int32() as TaskState;
     else return false;
     return true;
   });
@@ -137,13 +143,13 @@ export type TaskOutcome = Pick<TaskStatus, "taskId" | "state" | "result" | "erro
  */
 export function decodeOutcome(bytes: Uint8Array): TaskOutcome {
   let taskId = "";
-  let state = TaskState.UNSPECIFIED;
+  let state: TaskState = TaskState.UNSPECIFIED;
   let result: Any | undefined;
   let error: TaskErrorMessage | undefined;
   scanMessage(bytes, (field, wireType, reader) => {
     if (wireType === WireType.Varint) {
       if (field !== 4) return false;
-      state = reader.int32();
+      state = reader.int32() as TaskState;
       return true;
     }
     if (wireType !== WireType.LengthDelimited) return false;

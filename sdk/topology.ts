@@ -12,9 +12,9 @@ import {
 } from "@nats-io/jetstream";
 import { type KV, Kvm } from "@nats-io/kv";
 import { type NatsConnection, nanos } from "@nats-io/transport-node";
-import { TaskError } from "./task-error.js";
-import { routeLength } from "./task-id.js";
-import type { PriorityName, TaskServiceDefinition } from "./task-method.js";
+import { TaskError } from "./task-error.ts";
+import { routeLength } from "./task-id.ts";
+import type { PriorityName, TaskServiceDefinition } from "./task-method.ts";
 
 /**
  * Every NATS name Taskwire uses, in one place. docs/protocol.md describes the

@@ -1,9 +1,9 @@
 import { type Client, Code } from "@connectrpc/connect";
-import type { TaskStatus } from "../gen/taskwire/v1/task_pb.js";
-import type { TaskService } from "../gen/taskwire/v1/task_service_pb.js";
-import { onAbort } from "./abort-fanout.js";
-import { maxBatchSize } from "./nats-task-backend.js";
-import { TaskError } from "./task-error.js";
+import type { TaskStatus } from "../gen/taskwire/v1/task_pb.ts";
+import type { TaskService } from "../gen/taskwire/v1/task_service_pb.ts";
+import { onAbort } from "./abort-fanout.ts";
+import { maxBatchSize } from "./nats-task-backend.ts";
+import { TaskError } from "./task-error.ts";
 
 interface Waiter {
   readonly resolve: (status: TaskStatus) => void;
@@ -26,7 +26,10 @@ interface Batch {
 export class WaitBatcher {
   private open: Batch | undefined;
 
-  constructor(private readonly client: Client<typeof TaskService>) {}
+  private readonly client: Client<typeof TaskService>;
+  constructor(client: Client<typeof TaskService>) {
+    this.client = client;
+  }
 
   wait(taskId: string, signal?: AbortSignal): Promise<TaskStatus> {
     const aborted = () => new TaskError(`waiting for ${taskId} was aborted`, Code.Canceled, { taskId });

@@ -65,8 +65,10 @@ class Reader extends BinaryReader {
   /** The message's bytes as a Buffer, made on the first string. */
   private text: Buffer | undefined;
 
-  constructor(private readonly source: Uint8Array) {
+  private readonly source: Uint8Array;
+  constructor(source: Uint8Array) {
     super(source);
+    this.source = source;
   }
 
   /**
@@ -77,14 +79,15 @@ class Reader extends BinaryReader {
     const length = this.uint32();
     const start = this.pos;
     this.pos += length;
-    this.assertBounds();
+    this.checkBounds();
     const bytes = this.source;
-    // A leading byte order mark: TextDecoder (protobuf-es) drops it, Node keeps it.
-    if (length >= 3 && bytes[start] === 0xef && bytes[start + 1] === 0xbb && bytes[start + 2] === 0xbf) {
-      return utf8Decoder.decode(bytes.subarray(start, this.pos));
-    }
     this.text ??= Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     return this.text.toString("utf8", start, this.pos);
+  }
+
+  /** As protobuf-es' own bounds check (private to its reader): the same error. */
+  private checkBounds(): void {
+    if (this.pos > this.len) throw new RangeError("premature EOF");
   }
 
   /** As `skip()`, without making the subarray `skip()` returns (groups aside). */
@@ -109,7 +112,7 @@ class Reader extends BinaryReader {
       default:
         this.skip(wireType);
     }
-    this.assertBounds();
+    this.checkBounds();
   }
 
   /** As `tag()` (the same checks and errors), as one number: field number × 8 + wire type. */
@@ -146,8 +149,6 @@ class Reader extends BinaryReader {
     return (unsigned ? this.uint64() : this.int64()) as bigint;
   }
 }
-
-const utf8Decoder = new TextDecoder();
 
 type Message = Record<string, unknown> & { $typeName: string; $unknown?: Unknown[] };
 type Unknown = { no: number; wireType: WireType; data: Uint8Array };

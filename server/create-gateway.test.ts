@@ -4,15 +4,15 @@ import { create } from "@bufbuild/protobuf";
 import { Code, createClient, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { TaskSchema, TaskState } from "../gen/taskwire/v1/task_pb.js";
-import { TaskService, WaitTasksRequestSchema, WaitTasksResponseSchema } from "../gen/taskwire/v1/task_service_pb.js";
-import { EnvelopeSplitter, envelope } from "../sdk/envelope.js";
-import { maxBatchSize } from "../sdk/nats-task-backend.js";
-import { decodeMessage, encodeMessage } from "../sdk/wire-codec.js";
-import { createGateway, type Gateway } from "./create-gateway.js";
-import { HealthService, ServingStatus } from "./health-service.js";
-import { expectAbandonedCallsToEnd, expectAbandonedStreamsToEnd } from "./test-support/abandoned-calls.js";
-import { endlessTaskId, FakeTaskBackend } from "./test-support/fake-task-backend.js";
+import { TaskSchema, TaskState } from "../gen/taskwire/v1/task_pb.ts";
+import { TaskService, WaitTasksRequestSchema, WaitTasksResponseSchema } from "../gen/taskwire/v1/task_service_pb.ts";
+import { EnvelopeSplitter, envelope } from "../sdk/envelope.ts";
+import { maxBatchSize } from "../sdk/nats-task-backend.ts";
+import { decodeMessage, encodeMessage } from "../sdk/wire-codec.ts";
+import { createGateway, type Gateway } from "./create-gateway.ts";
+import { HealthService, ServingStatus } from "./health-service.ts";
+import { expectAbandonedCallsToEnd, expectAbandonedStreamsToEnd } from "./test-support/abandoned-calls.ts";
+import { endlessTaskId, FakeTaskBackend } from "./test-support/fake-task-backend.ts";
 
 const maxMessageBytes = 64 * 1024;
 

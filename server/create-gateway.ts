@@ -1,18 +1,18 @@
 import { setMaxListeners } from "node:events";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { QueueService } from "../gen/taskwire/v1/queue_service_pb.js";
-import { TaskService } from "../gen/taskwire/v1/task_service_pb.js";
-import { FastPath } from "./fast-path.js";
-import { type GatewayOptions, resolveGatewayOptions } from "./gateway-options.js";
-import { healthRoutes } from "./health-routes.js";
-import { ServingStatus } from "./health-service.js";
-import { HealthStatus } from "./health-status.js";
-import { HttpListener } from "./http-listener.js";
-import { queueServiceRoutes } from "./queue-service-routes.js";
-import { reflectionRoutes } from "./reflection-routes.js";
-import { taskServiceRoutes } from "./task-service-routes.js";
-import { typedTaskRoutes } from "./typed-task-routes.js";
+import { QueueService } from "../gen/taskwire/v1/queue_service_pb.ts";
+import { TaskService } from "../gen/taskwire/v1/task_service_pb.ts";
+import { FastPath } from "./fast-path.ts";
+import { type GatewayOptions, resolveGatewayOptions } from "./gateway-options.ts";
+import { healthRoutes } from "./health-routes.ts";
+import { ServingStatus } from "./health-service.ts";
+import { HealthStatus } from "./health-status.ts";
+import { HttpListener } from "./http-listener.ts";
+import { queueServiceRoutes } from "./queue-service-routes.ts";
+import { reflectionRoutes } from "./reflection-routes.ts";
+import { taskServiceRoutes } from "./task-service-routes.ts";
+import { typedTaskRoutes } from "./typed-task-routes.ts";
 
 /** A running gateway. */
 export interface Gateway {

@@ -10,9 +10,9 @@ import {
 } from "@connectrpc/connect/protocol-connect";
 import { parseTimeout as parseGrpcTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import type { connectNodeAdapter } from "@connectrpc/connect-node";
-import { decodeBody, encodeBody } from "../sdk/binary-body.js";
-import { EnvelopeSplitter, envelope } from "../sdk/envelope.js";
-import { webHeaders } from "../sdk/web-headers.js";
+import { decodeBody, encodeBody } from "../sdk/binary-body.ts";
+import { EnvelopeSplitter, envelope } from "../sdk/envelope.ts";
+import { webHeaders } from "../sdk/web-headers.ts";
 
 // connect-node's request and response types (Node's http and http2 ones), as its handler takes them.
 type Request = Parameters<ReturnType<typeof connectNodeAdapter>>[0];
@@ -77,7 +77,9 @@ export class FastPath {
   /** The calls in flight, by the controller that ends each on hang-up or shutdown. */
   private readonly calls = new Set<AbortController>();
 
-  constructor(private readonly options: FastPathOptions) {
+  private readonly options: FastPathOptions;
+  constructor(options: FastPathOptions) {
+    this.options = options;
     // One listener for every call: Node's EventTarget walks its listeners on each
     // add and remove, which cost 8 µs a call with a thousand calls listening.
     const { shutdownSignal } = options;

@@ -1,10 +1,10 @@
 import { createRegistry, type Registry } from "@bufbuild/protobuf";
 import type { ConnectRouter } from "@connectrpc/connect";
-import type { QueueBackend } from "../sdk/queue-backend.js";
-import type { TaskBackend } from "../sdk/task-backend.js";
-import type { TaskServiceDefinition } from "../sdk/task-method.js";
-import { registryOf } from "../sdk/task-registry.js";
-import type { HealthStatus } from "./health-status.js";
+import type { QueueBackend } from "../sdk/queue-backend.ts";
+import type { TaskBackend } from "../sdk/task-backend.ts";
+import type { TaskServiceDefinition } from "../sdk/task-method.ts";
+import { registryOf } from "../sdk/task-registry.ts";
+import type { HealthStatus } from "./health-status.ts";
 
 /** Options of {@link createGateway}. */
 export interface GatewayOptions {

@@ -1,6 +1,6 @@
 import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
-import { HealthService } from "./health-service.js";
-import type { HealthStatus } from "./health-status.js";
+import { HealthService } from "./health-service.ts";
+import type { HealthStatus } from "./health-status.ts";
 
 /**
  * Serves the gRPC health protocol, `grpc.health.v1.Health`, from a

@@ -77,16 +77,17 @@ export type HealthCheckRequest = Message<"grpc.health.v1.HealthCheckRequest"> & 
 export const HealthCheckRequestSchema: GenMessage<HealthCheckRequest> = messageDesc(file, 0);
 
 /** Whether a service can take requests, as the gRPC health protocol states it. */
-export enum ServingStatus {
+export const ServingStatus = {
   /** Not yet known. */
-  UNKNOWN = 0,
+  UNKNOWN: 0,
   /** Ready for requests. */
-  SERVING = 1,
+  SERVING: 1,
   /** Up but refusing or failing requests (for example while the gateway shuts down). */
-  NOT_SERVING = 2,
+  NOT_SERVING: 2,
   /** Only in Watch: the service asked about is not served here. */
-  SERVICE_UNKNOWN = 3,
-}
+  SERVICE_UNKNOWN: 3,
+} as const;
+export type ServingStatus = (typeof ServingStatus)[keyof typeof ServingStatus];
 
 /** Describes the enum grpc.health.v1.HealthCheckResponse.ServingStatus. */
 export const ServingStatusSchema: GenEnum<ServingStatus> = enumDesc(file, 1, 0);

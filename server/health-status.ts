@@ -1,4 +1,4 @@
-import { ServingStatus } from "./health-service.js";
+import { ServingStatus } from "./health-service.ts";
 
 /**
  * The serving status of each service a gateway serves, as the gRPC health

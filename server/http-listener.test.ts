@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { escapeGrpcMessage } from "./http-listener.js";
+import { escapeGrpcMessage } from "./http-listener.ts";
 
 describe("escapeGrpcMessage", () => {
   it("escapes only '%' and bytes outside 0x20-0x7E, as the gRPC spec says", () => {

@@ -19,19 +19,19 @@
  * @module
  */
 
-export type { Gateway } from "./create-gateway.js";
-export { createGateway } from "./create-gateway.js";
-export type { GatewayOptions } from "./gateway-options.js";
-export { healthRoutes } from "./health-routes.js";
-export type { HealthCheckRequest, HealthCheckResponse } from "./health-service.js";
+export type { Gateway } from "./create-gateway.ts";
+export { createGateway } from "./create-gateway.ts";
+export type { GatewayOptions } from "./gateway-options.ts";
+export { healthRoutes } from "./health-routes.ts";
+export type { HealthCheckRequest, HealthCheckResponse } from "./health-service.ts";
 export {
   HealthCheckRequestSchema,
   HealthCheckResponseSchema,
   HealthService,
   ServingStatus,
   ServingStatusSchema,
-} from "./health-service.js";
-export { HealthStatus } from "./health-status.js";
-export { reflectionRoutes } from "./reflection-routes.js";
-export { taskServiceRoutes } from "./task-service-routes.js";
-export { idempotencyKeyHeader, taskIdHeader, typedTaskRoutes } from "./typed-task-routes.js";
+} from "./health-service.ts";
+export { HealthStatus } from "./health-status.ts";
+export { reflectionRoutes } from "./reflection-routes.ts";
+export { taskServiceRoutes } from "./task-service-routes.ts";
+export { idempotencyKeyHeader, taskIdHeader, typedTaskRoutes } from "./typed-task-routes.ts";

@@ -10,8 +10,8 @@ import {
 } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import { Code, type ConnectRouter } from "@connectrpc/connect";
-import * as v1 from "../gen/grpc/reflection/v1/reflection_pb.js";
-import * as v1alpha from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
+import * as v1 from "../gen/grpc/reflection/v1/reflection_pb.ts";
+import * as v1alpha from "../gen/grpc/reflection/v1alpha/reflection_pb.ts";
 
 type Request = v1.ServerReflectionRequest;
 type Answer = MessageInitShape<typeof v1.ServerReflectionResponseSchema>["messageResponse"];

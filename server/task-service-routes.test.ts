@@ -1,10 +1,10 @@
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
 import { beforeEach, describe, expect, it } from "vitest";
-import { TaskSchema, TaskState } from "../gen/taskwire/v1/task_pb.js";
-import { TaskService } from "../gen/taskwire/v1/task_service_pb.js";
-import { taskServiceRoutes } from "./task-service-routes.js";
-import { endlessTaskId, FakeTaskBackend } from "./test-support/fake-task-backend.js";
+import { TaskSchema, TaskState } from "../gen/taskwire/v1/task_pb.ts";
+import { TaskService } from "../gen/taskwire/v1/task_service_pb.ts";
+import { taskServiceRoutes } from "./task-service-routes.ts";
+import { endlessTaskId, FakeTaskBackend } from "./test-support/fake-task-backend.ts";
 
 describe("taskServiceRoutes", () => {
   let backend: FakeTaskBackend;

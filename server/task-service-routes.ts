@@ -1,12 +1,12 @@
 import { defaultMaxListeners, setMaxListeners } from "node:events";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
-import type { TaskStatus } from "../gen/taskwire/v1/task_pb.js";
-import { TaskService, type WaitTasksResponseSchema } from "../gen/taskwire/v1/task_service_pb.js";
-import { Mailbox } from "../sdk/mailbox.js";
-import { maxBatchSize } from "../sdk/nats-task-backend.js";
-import type { TaskBackend } from "../sdk/task-backend.js";
-import { TaskError } from "../sdk/task-error.js";
+import type { TaskStatus } from "../gen/taskwire/v1/task_pb.ts";
+import { TaskService, type WaitTasksResponseSchema } from "../gen/taskwire/v1/task_service_pb.ts";
+import { Mailbox } from "../sdk/mailbox.ts";
+import { maxBatchSize } from "../sdk/nats-task-backend.ts";
+import type { TaskBackend } from "../sdk/task-backend.ts";
+import { TaskError } from "../sdk/task-error.ts";
 
 /**
  * Serves `taskwire.v1.TaskService` by delegating each call to a

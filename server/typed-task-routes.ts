@@ -1,11 +1,11 @@
 import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ConnectRouter, type HandlerContext, type MethodImpl } from "@connectrpc/connect";
-import type { TaskStatus } from "../gen/taskwire/v1/task_pb.js";
-import type { TaskBackend } from "../sdk/task-backend.js";
-import { taskFromOptions } from "../sdk/task-from-options.js";
-import { decodeResult } from "../sdk/task-handle.js";
-import type { TaskMethod, TaskServiceDefinition } from "../sdk/task-method.js";
-import { awaitTerminal } from "./task-service-routes.js";
+import type { TaskStatus } from "../gen/taskwire/v1/task_pb.ts";
+import type { TaskBackend } from "../sdk/task-backend.ts";
+import { taskFromOptions } from "../sdk/task-from-options.ts";
+import { decodeResult } from "../sdk/task-handle.ts";
+import type { TaskMethod, TaskServiceDefinition } from "../sdk/task-method.ts";
+import { awaitTerminal } from "./task-service-routes.ts";
 
 /** The request header that carries a typed call's idempotency key. */
 export const idempotencyKeyHeader = "taskwire-idempotency-key";

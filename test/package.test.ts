@@ -4,8 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type NatsServer, startNatsServer } from "./support/nats-server.js";
-import { repoRoot } from "./support/tools.js";
+import { type NatsServer, startNatsServer } from "./support/nats-server.ts";
+import { repoRoot } from "./support/tools.ts";
 
 const run = promisify(execFile);
 const tsc = join(repoRoot, "node_modules/typescript/bin/tsc");
@@ -47,6 +47,9 @@ describe("the built package, from a project that depends on it", () => {
           module: "NodeNext",
           moduleResolution: "NodeNext",
           strict: true,
+          // The generated code's imports name .ts files, as Node's type stripping needs.
+          allowImportingTsExtensions: true,
+          rewriteRelativeImportExtensions: true,
           types: ["node"],
           outDir: "out",
           rootDir: ".",
@@ -59,7 +62,7 @@ describe("the built package, from a project that depends on it", () => {
       join(project, "src/hasher.ts"),
       `import { createHash } from "node:crypto";
 import { NonRetryableError } from "taskwire/worker";
-import { implementHashService } from "../gen/example/v1/hash_taskwire.js";
+import { implementHashService } from "../gen/example/v1/hash_taskwire.ts";
 
 export const hasher = implementHashService({
   async digest(request) {
@@ -71,12 +74,11 @@ export const hasher = implementHashService({
     );
     await writeFile(
       join(project, "src/main.ts"),
-      `import { createClient, createNatsTaskBackend, createTaskRegistry } from "taskwire";
-import { TaskState } from "taskwire/protocol";
+      `import { createClient, createNatsTaskBackend, createTaskRegistry, stateName } from "taskwire";
 import { createGateway } from "taskwire/server";
 import { createSupervisor } from "taskwire/worker";
 import { connect } from "@nats-io/transport-node";
-import { createHashServiceClient, hashService } from "../gen/example/v1/hash_taskwire.js";
+import { createHashServiceClient, hashService } from "../gen/example/v1/hash_taskwire.ts";
 
 const natsUrl = process.argv[2] ?? "";
 const supervisor = createSupervisor({
@@ -91,7 +93,7 @@ const client = await createClient({ gateway: gateway.url });
 const task = await createHashServiceClient(client).digest({ text: "hello" });
 const { hex } = await task.result();
 const { state } = await task.status();
-console.log(JSON.stringify({ hex, state: TaskState[state] }));
+console.log(JSON.stringify({ hex, state: stateName(state) }));
 await client.close();
 await gateway.close();
 await backend.close();

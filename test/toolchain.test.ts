@@ -23,7 +23,8 @@ describe("toolchain", () => {
 
   it("no proto changed incompatibly since the previous commit (buf breaking)", async () => {
     const { stdout } = await sh("bash", ["scripts/check-breaking.sh"]);
-    // Skipped only where there is nothing to compare: no previous commit, or one without protos.
+    // Skipped only where there is nothing to compare: no previous commit, or one without
+    // protos. A shallow clone is deepened first (or the script fails), never skipped.
     const previous = await sh("git", ["ls-tree", "-r", "--name-only", "HEAD~1", "--", "proto"]).catch(() => undefined);
     const comparable = previous !== undefined && /\.proto$/m.test(previous.stdout);
     expect(stdout).toMatch(comparable ? /no breaking proto changes/ : /skipping buf breaking/);

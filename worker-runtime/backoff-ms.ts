@@ -1,5 +1,5 @@
 import { durationMs } from "@bufbuild/protobuf/wkt";
-import type { RetryPolicy } from "../gen/taskwire/v1/task_pb.js";
+import type { RetryPolicy } from "../gen/taskwire/v1/task_pb.ts";
 
 /**
  * The delay before the attempt after `failedAttempt`:

@@ -96,8 +96,9 @@ export function createSupervisor(options: SupervisorOptions): Supervisor {
 
   const start = (pool: PoolOptions, workerId: string, onReady?: () => void) => {
     const child = fork(workerEntry, [], {
-      // Running from TypeScript sources: children load them the same way.
-      execArgv: workerEntry.endsWith(".ts") ? ["--import", "tsx", "--conditions=taskwire-source"] : [],
+      // Children run on this process's Node options (a loader such as tsx included);
+      // from TypeScript sources, they resolve "taskwire" to the sources as well.
+      execArgv: workerEntry.endsWith(".ts") ? [...process.execArgv, "--conditions=taskwire-source"] : process.execArgv,
       env: {
         ...process.env,
         ...options.env,

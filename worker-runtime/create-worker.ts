@@ -4,14 +4,14 @@ import { Code } from "@connectrpc/connect";
 import { type JetStreamManager, type JsMsg, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import { millis, type NatsConnection, type Subscription } from "@nats-io/transport-node";
-import { endpointPattern, openWorkersBucket, presenceTtlMs } from "../sdk/broadcast.js";
-import { fromNatsError } from "../sdk/nats-error.js";
-import { openConnection } from "../sdk/open-connection.js";
-import { RequestPipeline } from "../sdk/request-pipeline.js";
-import { TaskError } from "../sdk/task-error.js";
-import { taskIdToken } from "../sdk/task-id.js";
-import type { TaskServiceDefinition } from "../sdk/task-method.js";
-import { isTerminal } from "../sdk/task-status.js";
+import { endpointPattern, openWorkersBucket, presenceTtlMs } from "../sdk/broadcast.ts";
+import { fromNatsError } from "../sdk/nats-error.ts";
+import { openConnection } from "../sdk/open-connection.ts";
+import { RequestPipeline } from "../sdk/request-pipeline.ts";
+import { TaskError } from "../sdk/task-error.ts";
+import { taskIdToken } from "../sdk/task-id.ts";
+import type { TaskServiceDefinition } from "../sdk/task-method.ts";
+import { isTerminal } from "../sdk/task-status.ts";
 import {
   checkServerVersion,
   keepProvisioned,
@@ -21,18 +21,18 @@ import {
   type StatusTopologyOptions,
   topology,
   type WorkerTypeTopologyOptions,
-} from "../sdk/topology.js";
-import { DuePromoter } from "./due-promoter.js";
-import { giveBack } from "./give-back.js";
-import { Leases } from "./leases.js";
-import { type TaskMiddleware, withMiddleware } from "./middleware.js";
-import { PrioritySlots } from "./priority-slots.js";
-import { type ResultEventOptions, resultPublisher } from "./result-events.js";
-import { type AttemptEnvironment, type BoundMethod, runAttempt } from "./run-attempt.js";
-import type { TaskContextController } from "./task-context-controller.js";
-import { TaskFeed } from "./task-feed.js";
-import type { TaskMethodHandler, TaskServiceImplementation } from "./task-service-implementation.js";
-import type { WorkerEvent } from "./worker-event.js";
+} from "../sdk/topology.ts";
+import { DuePromoter } from "./due-promoter.ts";
+import { giveBack } from "./give-back.ts";
+import { Leases } from "./leases.ts";
+import { type TaskMiddleware, withMiddleware } from "./middleware.ts";
+import { PrioritySlots } from "./priority-slots.ts";
+import { type ResultEventOptions, resultPublisher } from "./result-events.ts";
+import { type AttemptEnvironment, type BoundMethod, runAttempt } from "./run-attempt.ts";
+import type { TaskContextController } from "./task-context-controller.ts";
+import { TaskFeed } from "./task-feed.ts";
+import type { TaskMethodHandler, TaskServiceImplementation } from "./task-service-implementation.ts";
+import type { WorkerEvent } from "./worker-event.ts";
 
 /** Options of {@link createWorker}. */
 export interface WorkerOptions {
@@ -134,12 +134,20 @@ class TaskWorker implements Worker {
   private closing: Promise<void> | undefined;
   private readonly emit: (event: WorkerEvent) => void;
 
+  private readonly nc: NatsConnection;
+  private readonly ownsConnection: boolean;
+  private readonly bucket: AttemptEnvironment["bucket"];
+  private readonly options: WorkerOptions;
   constructor(
-    private readonly nc: NatsConnection,
-    private readonly ownsConnection: boolean,
-    private readonly bucket: AttemptEnvironment["bucket"],
-    private readonly options: WorkerOptions,
+    nc: NatsConnection,
+    ownsConnection: boolean,
+    bucket: AttemptEnvironment["bucket"],
+    options: WorkerOptions,
   ) {
+    this.nc = nc;
+    this.ownsConnection = ownsConnection;
+    this.bucket = bucket;
+    this.options = options;
     // The id names this instance in subjects too (broadcast endpoints).
     this.id = options.workerId ?? `${hostname()}-${process.pid}`.replace(/[^A-Za-z0-9_-]/g, "_");
     if (!endpointPattern.test(this.id)) {

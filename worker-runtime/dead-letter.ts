@@ -1,11 +1,11 @@
 import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
-import { DeadLetterSchema } from "../gen/taskwire/v1/queue_service_pb.js";
-import type { TaskStatus, WorkItem } from "../gen/taskwire/v1/task_pb.js";
-import { publishToStream } from "../sdk/jetstream-ops.js";
-import { taskIdToken } from "../sdk/task-id.js";
-import type { StatusBucket } from "../sdk/task-status.js";
-import { topology } from "../sdk/topology.js";
+import { DeadLetterSchema } from "../gen/taskwire/v1/queue_service_pb.ts";
+import type { TaskStatus, WorkItem } from "../gen/taskwire/v1/task_pb.ts";
+import { publishToStream } from "../sdk/jetstream-ops.ts";
+import { taskIdToken } from "../sdk/task-id.ts";
+import type { StatusBucket } from "../sdk/task-status.ts";
+import { topology } from "../sdk/topology.ts";
 
 /**
  * Stores a task that failed for good in its worker type's dead-letter stream,

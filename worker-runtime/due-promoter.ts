@@ -1,13 +1,13 @@
 import { fromBinary } from "@bufbuild/protobuf";
 import type { ConsumerMessages, JetStreamClient, JsMsg } from "@nats-io/jetstream";
 import { headers } from "@nats-io/transport-node";
-import { DeliveryMode, type TaskStatus, type WorkItem, WorkItemSchema } from "../gen/taskwire/v1/task_pb.js";
-import { expireBroadcast } from "../sdk/broadcast.js";
-import { publishToStream } from "../sdk/jetstream-ops.js";
-import { priorityNames } from "../sdk/prepare-task.js";
-import { taskIdToken } from "../sdk/task-id.js";
-import { isTerminal, readStatus, type StatusBucket } from "../sdk/task-status.js";
-import { topology } from "../sdk/topology.js";
+import { DeliveryMode, type TaskStatus, type WorkItem, WorkItemSchema } from "../gen/taskwire/v1/task_pb.ts";
+import { expireBroadcast } from "../sdk/broadcast.ts";
+import { publishToStream } from "../sdk/jetstream-ops.ts";
+import { priorityNames } from "../sdk/prepare-task.ts";
+import { taskIdToken } from "../sdk/task-id.ts";
+import { isTerminal, readStatus, type StatusBucket } from "../sdk/task-status.ts";
+import { topology } from "../sdk/topology.ts";
 
 /**
  * Moves a worker type's delayed tasks onto their task subjects as they come
@@ -19,7 +19,10 @@ import { topology } from "../sdk/topology.js";
  * broadcast's deadline comes the same way: unanswered, the task ends INCOMPLETE.
  */
 export class DuePromoter {
-  private constructor(private readonly messages: ConsumerMessages) {}
+  private readonly messages: ConsumerMessages;
+  private constructor(messages: ConsumerMessages) {
+    this.messages = messages;
+  }
 
   static async start(
     js: JetStreamClient,

@@ -1,5 +1,5 @@
 import type { JsMsg } from "@nats-io/jetstream";
-import { TaskState, type TaskStatus, type WorkItem, WorkItemSchema } from "../gen/taskwire/v1/task_pb.js";
+import { TaskState, type TaskStatus, type WorkItem, WorkItemSchema } from "../gen/taskwire/v1/task_pb.ts";
 import {
   isTerminal,
   queuedStatus,
@@ -7,8 +7,8 @@ import {
   type StatusBucket,
   type StoredStatus,
   writeStatus,
-} from "../sdk/task-status.js";
-import { decodeMessage } from "../sdk/wire-codec.js";
+} from "../sdk/task-status.ts";
+import { decodeMessage } from "../sdk/wire-codec.ts";
 
 /**
  * How a give-back ended: the task is queued again, it had ended already

@@ -1,15 +1,15 @@
 import { fileURLToPath } from "node:url";
 import { createRegistry, type DescMessage, fromJson, type JsonValue, toJsonString } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
-import { TaskError } from "../sdk/task-error.js";
-import type { TaskMethod, TaskServiceDefinition } from "../sdk/task-method.js";
-import type { TaskContext } from "./task-context.js";
+import { TaskError } from "../sdk/task-error.ts";
+import type { TaskMethod, TaskServiceDefinition } from "../sdk/task-method.ts";
+import type { TaskContext } from "./task-context.ts";
 import {
   implementTaskService,
   type TaskMethodHandler,
   type TaskServiceHandlers,
   type TaskServiceImplementation,
-} from "./task-service-implementation.js";
+} from "./task-service-implementation.ts";
 
 /** The handler module supervisors run for HTTP executor pools. */
 export const httpWorkerModule = fileURLToPath(

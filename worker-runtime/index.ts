@@ -3,7 +3,7 @@
  *
  * ```ts
  * import { createWorker } from "taskwire/worker";
- * import { implementHashService } from "./gen/example/v1/hash_taskwire.js";
+ * import { implementHashService } from "./gen/example/v1/hash_taskwire.ts";
  *
  * const hasher = implementHashService({
  *   async digest(request, ctx) {
@@ -18,20 +18,20 @@
  * @module
  */
 
-export { NonRetryableError, TaskError } from "../sdk/task-error.js";
-export type { PoolOptions, Supervisor, SupervisorEvent, SupervisorOptions } from "./create-supervisor.js";
-export { createSupervisor } from "./create-supervisor.js";
-export type { Worker, WorkerOptions, WorkerState } from "./create-worker.js";
-export { createWorker } from "./create-worker.js";
-export { httpWorkerModule, implementHttpService } from "./http-executor.js";
-export type { TaskMiddleware } from "./middleware.js";
-export type { ResultEventOptions, ResultHook } from "./result-events.js";
-export { taskResultOf } from "./result-events.js";
-export type { TaskContext } from "./task-context.js";
+export { NonRetryableError, TaskError } from "../sdk/task-error.ts";
+export type { PoolOptions, Supervisor, SupervisorEvent, SupervisorOptions } from "./create-supervisor.ts";
+export { createSupervisor } from "./create-supervisor.ts";
+export type { Worker, WorkerOptions, WorkerState } from "./create-worker.ts";
+export { createWorker } from "./create-worker.ts";
+export { httpWorkerModule, implementHttpService } from "./http-executor.ts";
+export type { TaskMiddleware } from "./middleware.ts";
+export type { ResultEventOptions, ResultHook } from "./result-events.ts";
+export { taskResultOf } from "./result-events.ts";
+export type { TaskContext } from "./task-context.ts";
 export type {
   TaskMethodHandler,
   TaskServiceHandlers,
   TaskServiceImplementation,
-} from "./task-service-implementation.js";
-export { implementTaskService, isTaskServiceImplementation } from "./task-service-implementation.js";
-export type { AttemptOutcome, WorkerEvent } from "./worker-event.js";
+} from "./task-service-implementation.ts";
+export { implementTaskService, isTaskServiceImplementation } from "./task-service-implementation.ts";
+export type { AttemptOutcome, WorkerEvent } from "./worker-event.ts";

@@ -1,9 +1,9 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { JetStreamApiError, type JetStreamManager } from "@nats-io/jetstream";
 import { headers } from "@nats-io/transport-node";
-import { publishToStream } from "../sdk/jetstream-ops.js";
-import type { RequestPipeline } from "../sdk/request-pipeline.js";
-import { topology } from "../sdk/topology.js";
+import { publishToStream } from "../sdk/jetstream-ops.ts";
+import type { RequestPipeline } from "../sdk/request-pipeline.ts";
+import { topology } from "../sdk/topology.ts";
 
 /** A lease held: renew it while the work goes on, release it when done. */
 export interface Lease {
@@ -22,14 +22,27 @@ export interface Lease {
 export class Leases {
   private next = Math.floor(Math.random() * 1_000_000);
 
+  private readonly requests: RequestPipeline;
+  private readonly jsm: JetStreamManager;
+  private readonly workerType: string;
+  private readonly kind: "run" | "rate";
+  private readonly count: number;
+  private readonly ttlMs: number;
   constructor(
-    private readonly requests: RequestPipeline,
-    private readonly jsm: JetStreamManager,
-    private readonly workerType: string,
-    private readonly kind: "run" | "rate",
-    private readonly count: number,
-    private readonly ttlMs: number,
-  ) {}
+    requests: RequestPipeline,
+    jsm: JetStreamManager,
+    workerType: string,
+    kind: "run" | "rate",
+    count: number,
+    ttlMs: number,
+  ) {
+    this.requests = requests;
+    this.jsm = jsm;
+    this.workerType = workerType;
+    this.kind = kind;
+    this.count = count;
+    this.ttlMs = ttlMs;
+  }
 
   /** The `max_rate` limit as leases: at most rate × w starts in any window of w = max(1, ⌈1/rate⌉) seconds. */
   static forRate(requests: RequestPipeline, jsm: JetStreamManager, workerType: string, rate: number): Leases {

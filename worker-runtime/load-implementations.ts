@@ -1,6 +1,6 @@
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { isTaskServiceImplementation, type TaskServiceImplementation } from "./task-service-implementation.js";
+import { isTaskServiceImplementation, type TaskServiceImplementation } from "./task-service-implementation.ts";
 
 /**
  * Imports a handler module and returns every task service implementation it

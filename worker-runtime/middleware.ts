@@ -1,4 +1,4 @@
-import type { TaskContext } from "./task-context.js";
+import type { TaskContext } from "./task-context.ts";
 
 /**
  * Runs around every handler call (quebert's pre and post hooks): for logging,

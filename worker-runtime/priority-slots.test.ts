@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { PrioritySlots } from "./priority-slots.js";
+import { PrioritySlots } from "./priority-slots.ts";
 
 describe("PrioritySlots", () => {
   const tick = () => new Promise((resolve) => setImmediate(resolve));

@@ -17,12 +17,11 @@ export class PrioritySlots {
   private held = false;
   private readonly waiters: Waiter[][];
 
-  constructor(
-    capacity: number,
-    ranks: number,
-    private readonly agingMs = 5_000,
-    private readonly now: () => number = Date.now,
-  ) {
+  private readonly agingMs: number;
+  private readonly now: () => number;
+  constructor(capacity: number, ranks: number, agingMs = 5_000, now: () => number = Date.now) {
+    this.agingMs = agingMs;
+    this.now = now;
     this.free = capacity;
     this.waiters = Array.from({ length: ranks }, () => []);
   }

@@ -1,7 +1,7 @@
-import { create, equals, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { create, equals, fromBinary, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
 import { anyPack, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { describe, expect, it } from "vitest";
-import { RunResponseSchema } from "../gen/probe/v1/probe_pb.js";
+import { RunResponseSchema } from "../gen/probe/v1/probe_pb.ts";
 import {
   ErrorCode,
   TaskErrorSchema,
@@ -9,12 +9,12 @@ import {
   TaskState,
   type TaskStatus,
   TaskStatusSchema,
-} from "../gen/taskwire/v1/task_pb.js";
-import { encodedTaskResult, taskResultOf } from "./result-events.js";
+} from "../gen/taskwire/v1/task_pb.ts";
+import { encodedTaskResult, taskResultOf } from "./result-events.ts";
 
 /** The event made from the stored record's bytes is the event made from the decoded record. */
 describe("encodedTaskResult", () => {
-  const base = {
+  const base: MessageInitShape<typeof TaskStatusSchema> = {
     taskId: "probe.01M81KRJQKXX1XB86P9GKYNA2Y",
     workerType: "probe",
     method: "Run",

@@ -9,14 +9,14 @@ import {
   TaskStatusSchema,
   type WorkItem,
   WorkItemSchema,
-} from "../gen/taskwire/v1/task_pb.js";
-import { recordEndpoint } from "../sdk/broadcast.js";
-import { TaskError } from "../sdk/task-error.js";
-import type { TaskMethod } from "../sdk/task-method.js";
-import { isTerminal, queuedStatus, readStatus, type StatusBucket } from "../sdk/task-status.js";
-import { decodeMessage, encodeMessage, packMessage } from "../sdk/wire-codec.js";
-import { backoffMs } from "./backoff-ms.js";
-import { deadLetter } from "./dead-letter.js";
+} from "../gen/taskwire/v1/task_pb.ts";
+import { recordEndpoint } from "../sdk/broadcast.ts";
+import { TaskError } from "../sdk/task-error.ts";
+import type { TaskMethod } from "../sdk/task-method.ts";
+import { isTerminal, queuedStatus, readStatus, type StatusBucket } from "../sdk/task-status.ts";
+import { decodeMessage, encodeMessage, packMessage } from "../sdk/wire-codec.ts";
+import { backoffMs } from "./backoff-ms.ts";
+import { deadLetter } from "./dead-letter.ts";
 import {
   deliveryOf,
   giveBack,
@@ -25,12 +25,12 @@ import {
   overtaken,
   recordsStart,
   spentAttempts,
-} from "./give-back.js";
-import type { Lease, Leases } from "./leases.js";
-import { StatusWriter } from "./status-writer.js";
-import { TaskContextController } from "./task-context-controller.js";
-import type { TaskMethodHandler } from "./task-service-implementation.js";
-import type { AttemptOutcome, WorkerEvent } from "./worker-event.js";
+} from "./give-back.ts";
+import type { Lease, Leases } from "./leases.ts";
+import { StatusWriter } from "./status-writer.ts";
+import { TaskContextController } from "./task-context-controller.ts";
+import type { TaskMethodHandler } from "./task-service-implementation.ts";
+import type { AttemptOutcome, WorkerEvent } from "./worker-event.ts";
 
 /** A method's definition and its handler. */
 export interface BoundMethod {

@@ -1,6 +1,6 @@
-import type { TaskStatus } from "../gen/taskwire/v1/task_pb.js";
-import { isTerminal, readStatusEntry, type StatusBucket, type WrittenStatus, writeStatus } from "../sdk/task-status.js";
-import { overtaken } from "./give-back.js";
+import type { TaskStatus } from "../gen/taskwire/v1/task_pb.ts";
+import { isTerminal, readStatusEntry, type StatusBucket, type WrittenStatus, writeStatus } from "../sdk/task-status.ts";
+import { overtaken } from "./give-back.ts";
 
 /**
  * How a durable write ended: what was stored; "superseded" when a terminal
@@ -26,16 +26,30 @@ export class StatusWriter {
   private lost: "superseded" | "overtaken" | undefined;
   private finished = false;
 
+  private readonly bucket: StatusBucket;
+  /** The record as this attempt sees it; mutate, then call `touch()`. */
+  readonly status: TaskStatus;
+  private revision: number;
+  private readonly intervalMs: number;
+  private readonly onError: (error: unknown) => void;
+  /** Called once when a best-effort write finds that this attempt lost the record (see `lost`). */
+  private readonly onSuperseded: (cause: "superseded" | "overtaken") => void;
+
   constructor(
-    private readonly bucket: StatusBucket,
-    /** The record as this attempt sees it; mutate, then call `touch()`. */
-    readonly status: TaskStatus,
-    private revision: number,
-    private readonly intervalMs: number,
-    private readonly onError: (error: unknown) => void,
-    /** Called once when a best-effort write finds that this attempt lost the record (see `lost`). */
-    private readonly onSuperseded: (cause: "superseded" | "overtaken") => void,
-  ) {}
+    bucket: StatusBucket,
+    status: TaskStatus,
+    revision: number,
+    intervalMs: number,
+    onError: (error: unknown) => void,
+    onSuperseded: (cause: "superseded" | "overtaken") => void,
+  ) {
+    this.bucket = bucket;
+    this.status = status;
+    this.revision = revision;
+    this.intervalMs = intervalMs;
+    this.onError = onError;
+    this.onSuperseded = onSuperseded;
+  }
 
   /** Schedules a best-effort write of the current status within the interval. */
   touch(): void {

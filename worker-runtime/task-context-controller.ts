@@ -1,6 +1,6 @@
 import { Code } from "@connectrpc/connect";
-import { TaskError } from "../sdk/task-error.js";
-import type { TaskContext } from "./task-context.js";
+import { TaskError } from "../sdk/task-error.ts";
+import type { TaskContext } from "./task-context.ts";
 
 /** Why an attempt's signal aborted. */
 export type AbortCause = "deadline" | "cancelled" | "shutdown" | "superseded" | "overtaken";
@@ -18,19 +18,41 @@ export class TaskContextController implements TaskContext {
   private controller: AbortController | undefined;
   private readonly deadlineTimer: NodeJS.Timeout;
 
+  readonly taskId: string;
+  readonly workerType: string;
+  readonly method: string;
+  readonly attempt: number;
+  readonly maxAttempts: number;
+  readonly deadline: Date;
+  readonly metadata: Readonly<Record<string, string>>;
+  readonly endpoint: string | undefined;
+  readonly workerId: string;
+  private readonly onProgress: (fraction: number, message: string) => void;
+  private readonly onHeartbeat: () => void;
   constructor(
-    readonly taskId: string,
-    readonly workerType: string,
-    readonly method: string,
-    readonly attempt: number,
-    readonly maxAttempts: number,
-    readonly deadline: Date,
-    readonly metadata: Readonly<Record<string, string>>,
-    readonly endpoint: string | undefined,
-    readonly workerId: string,
-    private readonly onProgress: (fraction: number, message: string) => void,
-    private readonly onHeartbeat: () => void,
+    taskId: string,
+    workerType: string,
+    method: string,
+    attempt: number,
+    maxAttempts: number,
+    deadline: Date,
+    metadata: Readonly<Record<string, string>>,
+    endpoint: string | undefined,
+    workerId: string,
+    onProgress: (fraction: number, message: string) => void,
+    onHeartbeat: () => void,
   ) {
+    this.taskId = taskId;
+    this.workerType = workerType;
+    this.method = method;
+    this.attempt = attempt;
+    this.maxAttempts = maxAttempts;
+    this.deadline = deadline;
+    this.metadata = metadata;
+    this.endpoint = endpoint;
+    this.workerId = workerId;
+    this.onProgress = onProgress;
+    this.onHeartbeat = onHeartbeat;
     // Node fires a longer timer at once: submits refuse timeouts above 24.8 days, and a
     // WorkItem made elsewhere with one waits that long.
     const ms = Math.min(2 ** 31 - 1, Math.max(0, deadline.getTime() - Date.now()));

@@ -1,5 +1,5 @@
 import type { Consumer, ConsumerMessages, JsMsg } from "@nats-io/jetstream";
-import type { PrioritySlots } from "./priority-slots.js";
+import type { PrioritySlots } from "./priority-slots.ts";
 
 /** Options of {@link TaskFeed}. */
 export interface TaskFeedOptions {
@@ -39,7 +39,9 @@ export class TaskFeed {
   private readonly done: Promise<void>;
   private readonly givingBack = new Set<Promise<unknown>>();
 
-  constructor(private readonly options: TaskFeedOptions) {
+  private readonly options: TaskFeedOptions;
+  constructor(options: TaskFeedOptions) {
+    this.options = options;
     this.heartbeat = setInterval(() => {
       for (const msg of this.waiting) msg.working();
     }, options.heartbeatMs);

@@ -1,6 +1,6 @@
 import type { DescMessage, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
-import type { TaskMethod, TaskServiceDefinition } from "../sdk/task-method.js";
-import type { TaskContext } from "./task-context.js";
+import type { TaskMethod, TaskServiceDefinition } from "../sdk/task-method.ts";
+import type { TaskContext } from "./task-context.ts";
 
 /** A handler of one task method: typed request in, typed result out. */
 export type TaskMethodHandler<I extends DescMessage, O extends DescMessage> = (

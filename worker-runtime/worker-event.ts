@@ -1,4 +1,4 @@
-import type { TaskError } from "../sdk/task-error.js";
+import type { TaskError } from "../sdk/task-error.ts";
 
 /** How one attempt ended, as the worker saw it. */
 export type AttemptOutcome =

@@ -6,8 +6,8 @@
  * Environment: TASKWIRE_NATS, TASKWIRE_WORKER_MODULE, TASKWIRE_WORKER_ID,
  * optional TASKWIRE_CONCURRENCY, TASKWIRE_SHUTDOWN_GRACE_MS, TASKWIRE_ACK_WAIT_MS.
  */
-import { createWorker } from "./create-worker.js";
-import { loadImplementations } from "./load-implementations.js";
+import { createWorker } from "./create-worker.ts";
+import { loadImplementations } from "./load-implementations.ts";
 
 const env = (name: string) => {
   const value = process.env[name];

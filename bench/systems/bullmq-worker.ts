@@ -3,7 +3,7 @@
  * the payload as it came. Argument: the Redis port.
  */
 import { Worker } from "bullmq";
-import { bullQueueName, type EchoJob } from "./bullmq.js";
+import { bullQueueName, type EchoJob } from "./bullmq.ts";
 
 const worker = new Worker<EchoJob, EchoJob>(bullQueueName, async (job) => ({ text: job.data.text }), {
   connection: { host: "127.0.0.1", port: Number(process.argv[2]) },

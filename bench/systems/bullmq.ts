@@ -1,6 +1,6 @@
 import { Queue, QueueEvents } from "bullmq";
-import type { Target } from "../target.js";
-import { payloadText } from "../target.js";
+import type { Target } from "../target.ts";
+import { payloadText } from "../target.ts";
 
 /** The queue name of the BullMQ runs. */
 export const bullQueueName = "bench";

@@ -1,7 +1,7 @@
 import type { Consumer, JsMsg } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { RequestPipeline } from "../../sdk/request-pipeline.js";
-import { rawTopology } from "./raw-jetstream.js";
+import { RequestPipeline } from "../../sdk/request-pipeline.ts";
+import { rawTopology } from "./raw-jetstream.ts";
 
 /**
  * The loop of a raw consumer process: consumes `consumer` (`prefetch` messages

@@ -10,13 +10,13 @@
  */
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, headers } from "@nats-io/transport-node";
-import { echoService } from "../../gen/bench/v1/bench_taskwire.js";
-import { publishToStream } from "../../sdk/jetstream-ops.js";
-import { runtimeDefaults } from "../../sdk/prepare-task.js";
-import { taskIdOfSubject } from "../../sdk/task-id.js";
-import { provisionStatusBucket, provisionWorkerType, topology } from "../../sdk/topology.js";
-import { consumeMessages } from "./consumer-process.js";
-import { protocolMessages } from "./protocol-messages.js";
+import { echoService } from "../../gen/bench/v1/bench_taskwire.ts";
+import { publishToStream } from "../../sdk/jetstream-ops.ts";
+import { runtimeDefaults } from "../../sdk/prepare-task.ts";
+import { taskIdOfSubject } from "../../sdk/task-id.ts";
+import { provisionStatusBucket, provisionWorkerType, topology } from "../../sdk/topology.ts";
+import { consumeMessages } from "./consumer-process.ts";
+import { protocolMessages } from "./protocol-messages.ts";
 
 const { workerType } = echoService;
 const nc = await connect({ servers: process.argv[2] });

@@ -1,11 +1,11 @@
 import { connect } from "@nats-io/transport-node";
-import { publishToStream } from "../../sdk/jetstream-ops.js";
-import { runtimeDefaults } from "../../sdk/prepare-task.js";
-import { RequestPipeline } from "../../sdk/request-pipeline.js";
-import { newRoute, newTaskId, taskIdToken } from "../../sdk/task-id.js";
-import { topology } from "../../sdk/topology.js";
-import { Announcements, type Target } from "../target.js";
-import { echo, protocolMessages } from "./protocol-messages.js";
+import { publishToStream } from "../../sdk/jetstream-ops.ts";
+import { runtimeDefaults } from "../../sdk/prepare-task.ts";
+import { RequestPipeline } from "../../sdk/request-pipeline.ts";
+import { newRoute, newTaskId, taskIdToken } from "../../sdk/task-id.ts";
+import { topology } from "../../sdk/topology.ts";
+import { Announcements, type Target } from "../target.ts";
+import { echo, protocolMessages } from "./protocol-messages.ts";
 
 /**
  * The protocol floor: Taskwire's messages, on Taskwire's streams, with none of

@@ -1,15 +1,15 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
-import { EchoResponseSchema } from "../../gen/bench/v1/bench_pb.js";
-import { echoService } from "../../gen/bench/v1/bench_taskwire.js";
-import { TaskState, TaskStatusSchema, WorkItemSchema } from "../../gen/taskwire/v1/task_pb.js";
-import { prepareTask } from "../../sdk/prepare-task.js";
-import { taskFromOptions } from "../../sdk/task-from-options.js";
-import { createTaskRegistry } from "../../sdk/task-registry.js";
-import { queuedStatus } from "../../sdk/task-status.js";
-import { decodeMessage, encodeMessage, packMessage } from "../../sdk/wire-codec.js";
-import { encodedTaskResult } from "../../worker-runtime/result-events.js";
-import { payloadText } from "../target.js";
+import { EchoResponseSchema } from "../../gen/bench/v1/bench_pb.ts";
+import { echoService } from "../../gen/bench/v1/bench_taskwire.ts";
+import { TaskState, TaskStatusSchema, WorkItemSchema } from "../../gen/taskwire/v1/task_pb.ts";
+import { prepareTask } from "../../sdk/prepare-task.ts";
+import { taskFromOptions } from "../../sdk/task-from-options.ts";
+import { createTaskRegistry } from "../../sdk/task-registry.ts";
+import { queuedStatus } from "../../sdk/task-status.ts";
+import { decodeMessage, encodeMessage, packMessage } from "../../sdk/wire-codec.ts";
+import { encodedTaskResult } from "../../worker-runtime/result-events.ts";
+import { payloadText } from "../target.ts";
 
 /** The bench's one method. */
 export const echo = echoService.methods.echo;

@@ -8,9 +8,9 @@
  */
 import { AckPolicy, type JsMsg, jetstream, jetstreamManager, RetentionPolicy, StorageType } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
-import { publishToStream } from "../../sdk/jetstream-ops.js";
-import { consumeMessages } from "./consumer-process.js";
-import { rawTopology } from "./raw-jetstream.js";
+import { publishToStream } from "../../sdk/jetstream-ops.ts";
+import { consumeMessages } from "./consumer-process.ts";
+import { rawTopology } from "./raw-jetstream.ts";
 
 const nc = await connect({ servers: process.argv[2] });
 const storeResults = process.argv[3] === "--store-results";

@@ -1,7 +1,7 @@
 import { connect } from "@nats-io/transport-node";
-import { publishToStream } from "../../sdk/jetstream-ops.js";
-import { RequestPipeline } from "../../sdk/request-pipeline.js";
-import { Announcements, payloadText, type Target } from "../target.js";
+import { publishToStream } from "../../sdk/jetstream-ops.ts";
+import { RequestPipeline } from "../../sdk/request-pipeline.ts";
+import { Announcements, payloadText, type Target } from "../target.ts";
 
 /** The raw JetStream limit: one stream, one durable pull consumer, no task semantics. */
 export const rawTopology = {

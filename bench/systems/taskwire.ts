@@ -1,7 +1,7 @@
 import { createClient, type GatewayClientOptions, TaskError, type TaskHandle } from "taskwire";
-import { createEchoServiceClient, echoService } from "../../gen/bench/v1/bench_taskwire.js";
-import type { Observe, Target } from "../target.js";
-import { payloadText } from "../target.js";
+import { createEchoServiceClient, echoService } from "../../gen/bench/v1/bench_taskwire.ts";
+import type { Observe, Target } from "../target.ts";
+import { payloadText } from "../target.ts";
 
 /**
  * Taskwire, direct or through a gateway: one task per call through the generated

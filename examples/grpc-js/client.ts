@@ -7,7 +7,7 @@
  *
  * The gateway's address is TASKWIRE_GATEWAY, host:port (default 127.0.0.1:8080):
  *
- *   TASKWIRE_GATEWAY=127.0.0.1:8080 npx tsx examples/grpc-js/client.ts
+ *   TASKWIRE_GATEWAY=127.0.0.1:8080 node examples/grpc-js/client.ts
  */
 import {
   type CallOptions,
@@ -17,11 +17,11 @@ import {
   type ServiceError,
   status as Status,
 } from "@grpc/grpc-js";
-import { DigestRequest, DigestResponse, HashServiceClient } from "../../gen/ts-proto/example/v1/hash.js";
-import { GenerateRequest } from "../../gen/ts-proto/example/v1/report.js";
-import type { Any } from "../../gen/ts-proto/google/protobuf/any.js";
-import { TaskState } from "../../gen/ts-proto/taskwire/v1/task.js";
-import { SubmitRequest, TaskServiceClient, WaitTaskRequest } from "../../gen/ts-proto/taskwire/v1/task_service.js";
+import { DigestRequest, DigestResponse, HashServiceClient } from "../../gen/ts-proto/example/v1/hash.ts";
+import { GenerateRequest } from "../../gen/ts-proto/example/v1/report.ts";
+import type { Any } from "../../gen/ts-proto/google/protobuf/any.ts";
+import { TaskState, taskStateToJSON } from "../../gen/ts-proto/taskwire/v1/task.ts";
+import { SubmitRequest, TaskServiceClient, WaitTaskRequest } from "../../gen/ts-proto/taskwire/v1/task_service.ts";
 
 /** How long each call may take; WaitTask and the typed route wait for the task. */
 const timeoutMs = 30_000;
@@ -66,7 +66,7 @@ try {
   const { taskId } = await call(tasks.submit.bind(tasks), hashTask(payload));
   const { status } = await call(tasks.waitTask.bind(tasks), WaitTaskRequest.fromPartial({ taskId }));
   if (status?.state !== TaskState.TASK_STATE_SUCCEEDED) {
-    throw new Error(`task ${taskId} ended ${TaskState[status?.state ?? 0]}: ${status?.error?.message}`);
+    throw new Error(`task ${taskId} ended ${taskStateToJSON(status?.state ?? 0)}: ${status?.error?.message}`);
   }
   if (status.result?.typeUrl !== "type.googleapis.com/example.v1.DigestResponse") {
     throw new Error(`task ${taskId}: the result is a ${status.result?.typeUrl}`);

@@ -1,8 +1,8 @@
 import { Code, createClient, type Transport } from "@connectrpc/connect";
 import { expect } from "vitest";
-import { TaskState } from "../../gen/taskwire/v1/task_pb.js";
-import { TaskService } from "../../gen/taskwire/v1/task_service_pb.js";
-import { endlessTaskId, type FakeTaskBackend } from "./fake-task-backend.js";
+import { TaskState } from "../../gen/taskwire/v1/task_pb.ts";
+import { TaskService } from "../../gen/taskwire/v1/task_service_pb.ts";
+import { endlessTaskId, type FakeTaskBackend } from "./fake-task-backend.ts";
 
 /**
  * Asserts that a WaitTask call the client abandons (its signal aborts), and one

@@ -1,13 +1,13 @@
 import { create } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
-import { type Task, TaskState, type TaskStatus, TaskStatusSchema } from "../../gen/taskwire/v1/task_pb.js";
+import { type Task, TaskState, type TaskStatus, TaskStatusSchema } from "../../gen/taskwire/v1/task_pb.ts";
 import {
   BatchSubmitResultSchema,
   ListTasksResponseSchema,
   SubmitResponseSchema,
-} from "../../gen/taskwire/v1/task_service_pb.js";
-import type { TaskBackend } from "../../sdk/task-backend.js";
-import { TaskError } from "../../sdk/task-error.js";
+} from "../../gen/taskwire/v1/task_service_pb.ts";
+import type { TaskBackend } from "../../sdk/task-backend.ts";
+import { TaskError } from "../../sdk/task-error.ts";
 
 /** A task id whose watch yields PENDING and then waits until its signal aborts. */
 export const endlessTaskId = "endless";

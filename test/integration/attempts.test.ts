@@ -6,22 +6,22 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { implementProbeService, probeService } from "../../gen/probe/v1/probe_taskwire.js";
-import { TaskState, TaskStatusSchema, WorkItemSchema } from "../../gen/taskwire/v1/task_pb.js";
-import { createClient, type TaskwireClient } from "../../sdk/create-client.js";
-import { createNatsTaskBackend } from "../../sdk/nats-task-backend.js";
-import { RequestPipeline } from "../../sdk/request-pipeline.js";
-import type { TaskError } from "../../sdk/task-error.js";
-import { createTaskRegistry, registryOf } from "../../sdk/task-registry.js";
-import { readStatus } from "../../sdk/task-status.js";
-import { topology as subjects } from "../../sdk/topology.js";
-import { decodeMessage } from "../../sdk/wire-codec.js";
-import { createGateway, type Gateway } from "../../server/create-gateway.js";
-import { createWorker, type Worker, type WorkerOptions } from "../../worker-runtime/create-worker.js";
-import { giveBack } from "../../worker-runtime/give-back.js";
-import { type AttemptRecord, probeHandler } from "../fixtures/probe-worker.js";
-import { type NatsServer, startNatsServer } from "../support/nats-server.js";
-import { poll } from "../support/poll.js";
+import { implementProbeService, probeService } from "../../gen/probe/v1/probe_taskwire.ts";
+import { TaskState, TaskStatusSchema, WorkItemSchema } from "../../gen/taskwire/v1/task_pb.ts";
+import { createClient, type TaskwireClient } from "../../sdk/create-client.ts";
+import { createNatsTaskBackend } from "../../sdk/nats-task-backend.ts";
+import { RequestPipeline } from "../../sdk/request-pipeline.ts";
+import type { TaskError } from "../../sdk/task-error.ts";
+import { createTaskRegistry, registryOf } from "../../sdk/task-registry.ts";
+import { readStatus } from "../../sdk/task-status.ts";
+import { topology as subjects } from "../../sdk/topology.ts";
+import { decodeMessage } from "../../sdk/wire-codec.ts";
+import { createGateway, type Gateway } from "../../server/create-gateway.ts";
+import { createWorker, type Worker, type WorkerOptions } from "../../worker-runtime/create-worker.ts";
+import { giveBack } from "../../worker-runtime/give-back.ts";
+import { type AttemptRecord, probeHandler } from "../fixtures/probe-worker.ts";
+import { type NatsServer, startNatsServer } from "../support/nats-server.ts";
+import { poll } from "../support/poll.ts";
 
 const run = probeService.methods.run;
 // A short ack wait: a worker that stops heartbeating loses its task within a second.
@@ -75,7 +75,7 @@ describe("attempts of a task", () => {
   /** A worker process of the probe service (one that a test can freeze), once ready. */
   const startWorkerProcess = async (workerId: string): Promise<ChildProcess> => {
     const child = fork("worker-runtime/worker-process.ts", {
-      execArgv: ["--import", "tsx", "--conditions=taskwire-source"],
+      execArgv: ["--conditions=taskwire-source"],
       env: {
         ...process.env,
         TASKWIRE_NATS: nats.url,

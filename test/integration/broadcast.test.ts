@@ -1,15 +1,15 @@
 import { anyUnpack } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { RunResponseSchema } from "../../gen/probe/v1/probe_pb.js";
-import { implementProbeService, probeService } from "../../gen/probe/v1/probe_taskwire.js";
-import { TaskState } from "../../gen/taskwire/v1/task_pb.js";
-import { createClient, type TaskwireClient } from "../../sdk/create-client.js";
-import type { TaskError } from "../../sdk/task-error.js";
-import { createSupervisor } from "../../worker-runtime/create-supervisor.js";
-import { createWorker, type Worker } from "../../worker-runtime/create-worker.js";
-import { type AttemptRecord, probeHandler } from "../fixtures/probe-worker.js";
-import { type NatsServer, startNatsServer } from "../support/nats-server.js";
+import { RunResponseSchema } from "../../gen/probe/v1/probe_pb.ts";
+import { implementProbeService, probeService } from "../../gen/probe/v1/probe_taskwire.ts";
+import { TaskState } from "../../gen/taskwire/v1/task_pb.ts";
+import { createClient, type TaskwireClient } from "../../sdk/create-client.ts";
+import type { TaskError } from "../../sdk/task-error.ts";
+import { createSupervisor } from "../../worker-runtime/create-supervisor.ts";
+import { createWorker, type Worker } from "../../worker-runtime/create-worker.ts";
+import { type AttemptRecord, probeHandler } from "../fixtures/probe-worker.ts";
+import { type NatsServer, startNatsServer } from "../support/nats-server.ts";
 
 const run = probeService.methods.run;
 const failure = (promise: Promise<unknown>) =>

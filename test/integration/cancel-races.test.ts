@@ -5,14 +5,14 @@ import {
   implementProbeService,
   limitedProbeService,
   probeService,
-} from "../../gen/probe/v1/probe_taskwire.js";
-import { TaskState } from "../../gen/taskwire/v1/task_pb.js";
-import { createClient, type TaskwireClient } from "../../sdk/create-client.js";
-import { createWorker, type Worker } from "../../worker-runtime/create-worker.js";
-import type { AttemptOutcome } from "../../worker-runtime/worker-event.js";
-import { type NatsServer, startNatsServer } from "../support/nats-server.js";
-import { poll } from "../support/poll.js";
-import { startTcpProxy } from "../support/tcp-proxy.js";
+} from "../../gen/probe/v1/probe_taskwire.ts";
+import { TaskState } from "../../gen/taskwire/v1/task_pb.ts";
+import { createClient, type TaskwireClient } from "../../sdk/create-client.ts";
+import { createWorker, type Worker } from "../../worker-runtime/create-worker.ts";
+import type { AttemptOutcome } from "../../worker-runtime/worker-event.ts";
+import { type NatsServer, startNatsServer } from "../support/nats-server.ts";
+import { poll } from "../support/poll.ts";
+import { startTcpProxy } from "../support/tcp-proxy.ts";
 
 const run = probeService.methods.run;
 

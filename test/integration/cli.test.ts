@@ -6,19 +6,19 @@ import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { implementReportService, reportService } from "../../gen/example/v1/report_taskwire.js";
-import { TaskState } from "../../gen/taskwire/v1/task_pb.js";
-import { createClient, type TaskwireClient } from "../../sdk/create-client.js";
-import type { TaskHandle } from "../../sdk/task-client.js";
-import { createWorker } from "../../worker-runtime/create-worker.js";
-import { freePort, type NatsServer, startNatsServer } from "../support/nats-server.js";
-import { poll } from "../support/poll.js";
-import { environmentVariable, processWithArgs } from "../support/proc.js";
-import { repoRoot } from "../support/tools.js";
+import { implementReportService, reportService } from "../../gen/example/v1/report_taskwire.ts";
+import { TaskState } from "../../gen/taskwire/v1/task_pb.ts";
+import { createClient, type TaskwireClient } from "../../sdk/create-client.ts";
+import type { TaskHandle } from "../../sdk/task-client.ts";
+import { createWorker } from "../../worker-runtime/create-worker.ts";
+import { freePort, type NatsServer, startNatsServer } from "../support/nats-server.ts";
+import { poll } from "../support/poll.ts";
+import { environmentVariable, processWithArgs } from "../support/proc.ts";
+import { repoRoot } from "../support/tools.ts";
 
 const run = promisify(execFile);
 /** node's arguments to run the taskwire command from source. */
-const taskwireArgs = (...args: string[]) => ["--import", "tsx", "--conditions=taskwire-source", "cli/main.ts", ...args];
+const taskwireArgs = (...args: string[]) => ["--conditions=taskwire-source", "cli/main.ts", ...args];
 const examples = (path: string) => join(repoRoot, path);
 
 /** A taskwire.yaml in a temporary directory, on free ports. */

@@ -4,14 +4,14 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { hashService } from "../../gen/example/v1/hash_taskwire.js";
-import { TaskState } from "../../gen/taskwire/v1/task_pb.js";
-import { createClient, type TaskwireClient } from "../../sdk/create-client.js";
-import { TaskError } from "../../sdk/task-error.js";
-import { isTerminal } from "../../sdk/task-status.js";
-import { createSupervisor, type Supervisor } from "../../worker-runtime/create-supervisor.js";
-import { type NatsServer, startNatsServer } from "../support/nats-server.js";
-import { poll } from "../support/poll.js";
+import { hashService } from "../../gen/example/v1/hash_taskwire.ts";
+import { TaskState } from "../../gen/taskwire/v1/task_pb.ts";
+import { createClient, type TaskwireClient } from "../../sdk/create-client.ts";
+import { TaskError } from "../../sdk/task-error.ts";
+import { isTerminal, stateName } from "../../sdk/task-status.ts";
+import { createSupervisor, type Supervisor } from "../../worker-runtime/create-supervisor.ts";
+import { type NatsServer, startNatsServer } from "../support/nats-server.ts";
+import { poll } from "../support/poll.ts";
 
 const tasks = 3000;
 const workerProcesses = 3;
@@ -146,7 +146,7 @@ describe("fault suite: kill -9 of workers and of nats-server", () => {
     for (const [id, state] of final) {
       if (state === TaskState.SUCCEEDED) continue;
       const status = await client.getTask(id);
-      failed.push(`${id}: ${TaskState[state]} at attempt ${status.attempt}: ${status.error?.message}`);
+      failed.push(`${id}: ${stateName(state)} at attempt ${status.attempt}: ${status.error?.message}`);
     }
     const neverAcknowledged = [...executions.keys()].filter((id) => !acknowledged.has(id));
     const neverRan = [...final].filter(([id, state]) => state === TaskState.SUCCEEDED && !executions.has(id));

@@ -6,11 +6,11 @@ import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { hashService } from "../../gen/example/v1/hash_taskwire.js";
-import { reportService } from "../../gen/example/v1/report_taskwire.js";
-import { ServerReflection, ServerReflectionRequestSchema } from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
-import { exampleDigest as digest, startDeployment, type TestDeployment } from "../support/deployment.js";
-import { grpcurlBinary, repoRoot } from "../support/tools.js";
+import { hashService } from "../../gen/example/v1/hash_taskwire.ts";
+import { reportService } from "../../gen/example/v1/report_taskwire.ts";
+import { ServerReflection, ServerReflectionRequestSchema } from "../../gen/grpc/reflection/v1alpha/reflection_pb.ts";
+import { exampleDigest as digest, startDeployment, type TestDeployment } from "../support/deployment.ts";
+import { grpcurlBinary, repoRoot } from "../support/tools.ts";
 
 const services = [hashService, reportService];
 const run = promisify(execFile);

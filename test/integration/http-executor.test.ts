@@ -5,16 +5,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadConfig } from "../../cli/load-config.js";
-import { probeService } from "../../gen/probe/v1/probe_taskwire.js";
-import { TaskState } from "../../gen/taskwire/v1/task_pb.js";
-import { createClient, type TaskwireClient } from "../../sdk/create-client.js";
-import type { TaskError } from "../../sdk/task-error.js";
-import { createSupervisor } from "../../worker-runtime/create-supervisor.js";
-import { createWorker, type Worker } from "../../worker-runtime/create-worker.js";
-import { implementHttpService } from "../../worker-runtime/http-executor.js";
-import { type NatsServer, startNatsServer } from "../support/nats-server.js";
-import { repoRoot } from "../support/tools.js";
+import { loadConfig } from "../../cli/load-config.ts";
+import { probeService } from "../../gen/probe/v1/probe_taskwire.ts";
+import { TaskState } from "../../gen/taskwire/v1/task_pb.ts";
+import { createClient, type TaskwireClient } from "../../sdk/create-client.ts";
+import type { TaskError } from "../../sdk/task-error.ts";
+import { createSupervisor } from "../../worker-runtime/create-supervisor.ts";
+import { createWorker, type Worker } from "../../worker-runtime/create-worker.ts";
+import { implementHttpService } from "../../worker-runtime/http-executor.ts";
+import { type NatsServer, startNatsServer } from "../support/nats-server.ts";
+import { repoRoot } from "../support/tools.ts";
 
 const run = probeService.methods.run;
 

@@ -1,12 +1,12 @@
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { hasher } from "../../examples/hash/hash-worker.js";
-import { createHashServiceClient, hashService } from "../../gen/example/v1/hash_taskwire.js";
-import { TaskState } from "../../gen/taskwire/v1/task_pb.js";
-import { createClient, type TaskwireClient } from "../../sdk/create-client.js";
-import { createWorker, type Worker } from "../../worker-runtime/create-worker.js";
-import { exampleDigest } from "../support/deployment.js";
-import { type NatsServer, startNatsServer } from "../support/nats-server.js";
+import { hasher } from "../../examples/hash/hash-worker.ts";
+import { createHashServiceClient, hashService } from "../../gen/example/v1/hash_taskwire.ts";
+import { TaskState } from "../../gen/taskwire/v1/task_pb.ts";
+import { createClient, type TaskwireClient } from "../../sdk/create-client.ts";
+import { createWorker, type Worker } from "../../worker-runtime/create-worker.ts";
+import { exampleDigest } from "../support/deployment.ts";
+import { type NatsServer, startNatsServer } from "../support/nats-server.ts";
 
 const sha256 = (text: string) => exampleDigest(text, 1);
 

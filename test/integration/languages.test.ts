@@ -4,11 +4,11 @@ import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, it } from "vitest";
-import { isExecutable } from "../../cli/find-binary.js";
-import { hashService } from "../../gen/example/v1/hash_taskwire.js";
-import { reportService } from "../../gen/example/v1/report_taskwire.js";
-import { exampleDigest, startDeployment, type TestDeployment } from "../support/deployment.js";
-import { repoRoot } from "../support/tools.js";
+import { isExecutable } from "../../cli/find-binary.ts";
+import { hashService } from "../../gen/example/v1/hash_taskwire.ts";
+import { reportService } from "../../gen/example/v1/report_taskwire.ts";
+import { exampleDigest, startDeployment, type TestDeployment } from "../support/deployment.ts";
+import { repoRoot } from "../support/tools.ts";
 
 const run = promisify(execFile);
 const services = [hashService, reportService];
@@ -68,7 +68,7 @@ describe("clients in other languages", () => {
       env: {},
     }),
     "grpc-js": () => ({
-      command: join(repoRoot, "node_modules/.bin/tsx"),
+      command: process.execPath,
       args: [join(repoRoot, "examples/grpc-js/client.ts")],
       cwd: repoRoot,
       env: {},
@@ -105,7 +105,7 @@ describe("clients in other languages", () => {
 
 /** `path` if it is executable; otherwise says to run the setup. */
 function tool(path: string): string {
-  if (!isExecutable(path)) throw new Error(`${path} not found: run "npm run setup"`);
+  if (!isExecutable(path)) throw new Error(`${path} not found: run "bash scripts/install-tools.sh python"`);
   return path;
 }
 
@@ -113,6 +113,6 @@ function tool(path: string): string {
 function goBinary(): string {
   const directories = [...(process.env.PATH ?? "").split(delimiter), "/usr/local/go/bin"];
   const found = directories.map((d) => join(d, "go")).find(isExecutable);
-  if (!found) throw new Error('go not found on PATH nor in /usr/local/go/bin: install Go, then "npm run setup"');
+  if (!found) throw new Error('go not found on PATH nor in /usr/local/go/bin: install Go, then run "npm test" again');
   return found;
 }

@@ -1,14 +1,14 @@
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { implementLimitedProbeService, limitedProbeService } from "../../gen/probe/v1/probe_taskwire.js";
-import { TaskState } from "../../gen/taskwire/v1/task_pb.js";
-import { createClient, type TaskwireClient } from "../../sdk/create-client.js";
-import { topology } from "../../sdk/topology.js";
-import { createWorker, type Worker } from "../../worker-runtime/create-worker.js";
-import type { AttemptOutcome } from "../../worker-runtime/worker-event.js";
-import { type NatsServer, startNatsServer } from "../support/nats-server.js";
-import { poll } from "../support/poll.js";
+import { implementLimitedProbeService, limitedProbeService } from "../../gen/probe/v1/probe_taskwire.ts";
+import { TaskState } from "../../gen/taskwire/v1/task_pb.ts";
+import { createClient, type TaskwireClient } from "../../sdk/create-client.ts";
+import { topology } from "../../sdk/topology.ts";
+import { createWorker, type Worker } from "../../worker-runtime/create-worker.ts";
+import type { AttemptOutcome } from "../../worker-runtime/worker-event.ts";
+import { type NatsServer, startNatsServer } from "../support/nats-server.ts";
+import { poll } from "../support/poll.ts";
 
 const run = limitedProbeService.methods.run;
 

@@ -8,9 +8,9 @@ import {
 } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type NatsCluster, type NatsServer, startNatsCluster, startNatsServer } from "../support/nats-server.js";
-import { poll } from "../support/poll.js";
-import { environmentVariable } from "../support/proc.js";
+import { type NatsCluster, type NatsServer, startNatsCluster, startNatsServer } from "../support/nats-server.ts";
+import { poll } from "../support/poll.ts";
+import { environmentVariable } from "../support/proc.ts";
 
 const encoder = new TextEncoder();
 let sequence = 0;

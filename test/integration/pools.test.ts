@@ -1,11 +1,11 @@
 import { execFile, execFileSync } from "node:child_process";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { probeService } from "../../gen/probe/v1/probe_taskwire.js";
-import { createClient, type TaskwireClient } from "../../sdk/create-client.js";
-import { createSupervisor, type Supervisor } from "../../worker-runtime/create-supervisor.js";
-import { type NatsServer, startNatsServer } from "../support/nats-server.js";
-import { repoRoot } from "../support/tools.js";
+import { probeService } from "../../gen/probe/v1/probe_taskwire.ts";
+import { createClient, type TaskwireClient } from "../../sdk/create-client.ts";
+import { createSupervisor, type Supervisor } from "../../worker-runtime/create-supervisor.ts";
+import { type NatsServer, startNatsServer } from "../support/nats-server.ts";
+import { repoRoot } from "../support/tools.ts";
 
 const run = promisify(execFile);
 const asRoot = process.getuid?.() === 0;
@@ -58,7 +58,7 @@ try { createSupervisor({ nats: "nats://127.0.0.1:1", pools: [{ name: "p", module
 catch (error) { console.log(error.message); }`;
     const { stdout } = await run(
       process.execPath,
-      ["--import", "tsx", "--conditions=taskwire-source", "--input-type=module", "-e", script],
+      ["--conditions=taskwire-source", "--input-type=module", "-e", script],
       { cwd: repoRoot, uid: nobody, gid: nogroup },
     );
     expect(stdout.trim()).toBe(

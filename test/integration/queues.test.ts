@@ -1,17 +1,17 @@
 import { Code } from "@connectrpc/connect";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { implementProbeService, probeService } from "../../gen/probe/v1/probe_taskwire.js";
-import { TaskState } from "../../gen/taskwire/v1/task_pb.js";
-import { createClient, type TaskwireClient } from "../../sdk/create-client.js";
-import { createNatsQueueBackend } from "../../sdk/nats-queue-backend.js";
-import { createNatsTaskBackend } from "../../sdk/nats-task-backend.js";
-import { NonRetryableError, TaskError } from "../../sdk/task-error.js";
-import { createTaskRegistry, registryOf } from "../../sdk/task-registry.js";
-import { createGateway, type Gateway } from "../../server/create-gateway.js";
-import { createWorker, type Worker } from "../../worker-runtime/create-worker.js";
-import { type NatsServer, startNatsServer } from "../support/nats-server.js";
-import { poll } from "../support/poll.js";
+import { implementProbeService, probeService } from "../../gen/probe/v1/probe_taskwire.ts";
+import { TaskState } from "../../gen/taskwire/v1/task_pb.ts";
+import { createClient, type TaskwireClient } from "../../sdk/create-client.ts";
+import { createNatsQueueBackend } from "../../sdk/nats-queue-backend.ts";
+import { createNatsTaskBackend } from "../../sdk/nats-task-backend.ts";
+import { NonRetryableError, TaskError } from "../../sdk/task-error.ts";
+import { createTaskRegistry, registryOf } from "../../sdk/task-registry.ts";
+import { createGateway, type Gateway } from "../../server/create-gateway.ts";
+import { createWorker, type Worker } from "../../worker-runtime/create-worker.ts";
+import { type NatsServer, startNatsServer } from "../support/nats-server.ts";
+import { poll } from "../support/poll.ts";
 
 const services = [probeService];
 const run = probeService.methods.run;

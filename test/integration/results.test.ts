@@ -2,15 +2,15 @@ import { fromBinary } from "@bufbuild/protobuf";
 import { anyUnpack } from "@bufbuild/protobuf/wkt";
 import { connect, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { RunResponseSchema } from "../../gen/probe/v1/probe_pb.js";
-import { implementProbeService, probeService } from "../../gen/probe/v1/probe_taskwire.js";
-import { type TaskResult, TaskResultSchema } from "../../gen/taskwire/v1/task_pb.js";
-import { createClient, type TaskwireClient } from "../../sdk/create-client.js";
-import { createWorker, type Worker, type WorkerOptions } from "../../worker-runtime/create-worker.js";
-import type { TaskMiddleware } from "../../worker-runtime/middleware.js";
-import { probeHandler } from "../fixtures/probe-worker.js";
-import { type NatsServer, startNatsServer } from "../support/nats-server.js";
-import { poll } from "../support/poll.js";
+import { RunResponseSchema } from "../../gen/probe/v1/probe_pb.ts";
+import { implementProbeService, probeService } from "../../gen/probe/v1/probe_taskwire.ts";
+import { type TaskResult, TaskResultSchema } from "../../gen/taskwire/v1/task_pb.ts";
+import { createClient, type TaskwireClient } from "../../sdk/create-client.ts";
+import { createWorker, type Worker, type WorkerOptions } from "../../worker-runtime/create-worker.ts";
+import type { TaskMiddleware } from "../../worker-runtime/middleware.ts";
+import { probeHandler } from "../fixtures/probe-worker.ts";
+import { type NatsServer, startNatsServer } from "../support/nats-server.ts";
+import { poll } from "../support/poll.ts";
 
 const run = probeService.methods.run;
 

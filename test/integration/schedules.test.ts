@@ -1,13 +1,13 @@
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { implementProbeService, probeService } from "../../gen/probe/v1/probe_taskwire.js";
-import { TaskState } from "../../gen/taskwire/v1/task_pb.js";
-import { createClient, type TaskwireClient } from "../../sdk/create-client.js";
-import type { TaskError } from "../../sdk/task-error.js";
-import { createWorker, type Worker } from "../../worker-runtime/create-worker.js";
-import { type NatsServer, startNatsServer } from "../support/nats-server.js";
-import { poll } from "../support/poll.js";
+import { implementProbeService, probeService } from "../../gen/probe/v1/probe_taskwire.ts";
+import { TaskState } from "../../gen/taskwire/v1/task_pb.ts";
+import { createClient, type TaskwireClient } from "../../sdk/create-client.ts";
+import type { TaskError } from "../../sdk/task-error.ts";
+import { createWorker, type Worker } from "../../worker-runtime/create-worker.ts";
+import { type NatsServer, startNatsServer } from "../support/nats-server.ts";
+import { poll } from "../support/poll.ts";
 
 const run = probeService.methods.run;
 

@@ -4,24 +4,24 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { connect, type Msg, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { TaskState, TaskStatusSchema } from "../../gen/taskwire/v1/task_pb.js";
-import { Mailbox } from "../../sdk/mailbox.js";
-import { unstartedOf } from "../../sdk/nats-task-backend.js";
-import { RequestPipeline } from "../../sdk/request-pipeline.js";
-import { ResultInbox } from "../../sdk/result-inbox.js";
-import { StatusFeed } from "../../sdk/status-feed.js";
-import { newTaskId } from "../../sdk/task-id.js";
+import { TaskState, TaskStatusSchema } from "../../gen/taskwire/v1/task_pb.ts";
+import { Mailbox } from "../../sdk/mailbox.ts";
+import { unstartedOf } from "../../sdk/nats-task-backend.ts";
+import { RequestPipeline } from "../../sdk/request-pipeline.ts";
+import { ResultInbox } from "../../sdk/result-inbox.ts";
+import { StatusFeed } from "../../sdk/status-feed.ts";
+import { newTaskId } from "../../sdk/task-id.ts";
 import {
   decodeStatus,
   encodedOutcome,
   readStatusRecords,
   type StoredStatus,
   writeStatus,
-} from "../../sdk/task-status.js";
-import { provisionStatusBucket, topology } from "../../sdk/topology.js";
-import { encodeMessage } from "../../sdk/wire-codec.js";
-import { type NatsServer, startNatsServer } from "../support/nats-server.js";
-import { poll } from "../support/poll.js";
+} from "../../sdk/task-status.ts";
+import { provisionStatusBucket, topology } from "../../sdk/topology.ts";
+import { encodeMessage } from "../../sdk/wire-codec.ts";
+import { type NatsServer, startNatsServer } from "../support/nats-server.ts";
+import { poll } from "../support/poll.ts";
 
 /** Reads for an inbox that must hear of its tasks by their notifications: no record, all queued. */
 const noRecords = {

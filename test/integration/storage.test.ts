@@ -6,14 +6,14 @@ import {
   implementVolatileProbeService,
   probeService,
   volatileProbeService,
-} from "../../gen/probe/v1/probe_taskwire.js";
-import { TaskState } from "../../gen/taskwire/v1/task_pb.js";
-import { createClient, type TaskwireClient } from "../../sdk/create-client.js";
-import type { TaskError } from "../../sdk/task-error.js";
-import { createWorker } from "../../worker-runtime/create-worker.js";
-import { probeHandler } from "../fixtures/probe-worker.js";
-import { type NatsServer, startNatsServer } from "../support/nats-server.js";
-import { poll } from "../support/poll.js";
+} from "../../gen/probe/v1/probe_taskwire.ts";
+import { TaskState } from "../../gen/taskwire/v1/task_pb.ts";
+import { createClient, type TaskwireClient } from "../../sdk/create-client.ts";
+import type { TaskError } from "../../sdk/task-error.ts";
+import { createWorker } from "../../worker-runtime/create-worker.ts";
+import { probeHandler } from "../fixtures/probe-worker.ts";
+import { type NatsServer, startNatsServer } from "../support/nats-server.ts";
+import { poll } from "../support/poll.ts";
 
 /**
  * Per-type storage: "probe" keeps its tasks on disk (the default), "volatile"

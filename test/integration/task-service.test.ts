@@ -4,27 +4,27 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { hashService, implementHashService } from "../../gen/example/v1/hash_taskwire.js";
-import { implementReportService, reportService } from "../../gen/example/v1/report_taskwire.js";
-import { TaskState } from "../../gen/taskwire/v1/task_pb.js";
-import { TaskService } from "../../gen/taskwire/v1/task_service_pb.js";
-import { createClient, type TaskwireClient } from "../../sdk/create-client.js";
-import { createNatsTaskBackend } from "../../sdk/nats-task-backend.js";
-import { RequestPipeline } from "../../sdk/request-pipeline.js";
-import { TaskError } from "../../sdk/task-error.js";
-import { taskFromOptions } from "../../sdk/task-from-options.js";
-import { taskIdToken } from "../../sdk/task-id.js";
-import { createTaskRegistry, registryOf } from "../../sdk/task-registry.js";
-import { readStatus, writeStatus } from "../../sdk/task-status.js";
-import { topology as sdkTopology } from "../../sdk/topology.js";
-import { createGateway, type Gateway } from "../../server/create-gateway.js";
-import { HealthService, ServingStatus } from "../../server/health-service.js";
-import { createWorker, type Worker } from "../../worker-runtime/create-worker.js";
-import type { WorkerEvent } from "../../worker-runtime/worker-event.js";
-import { callTaskServiceJson } from "../support/connect-json.js";
-import { type NatsServer, startNatsServer } from "../support/nats-server.js";
-import { poll } from "../support/poll.js";
-import { startTcpProxy } from "../support/tcp-proxy.js";
+import { hashService, implementHashService } from "../../gen/example/v1/hash_taskwire.ts";
+import { implementReportService, reportService } from "../../gen/example/v1/report_taskwire.ts";
+import { TaskState } from "../../gen/taskwire/v1/task_pb.ts";
+import { TaskService } from "../../gen/taskwire/v1/task_service_pb.ts";
+import { createClient, type TaskwireClient } from "../../sdk/create-client.ts";
+import { createNatsTaskBackend } from "../../sdk/nats-task-backend.ts";
+import { RequestPipeline } from "../../sdk/request-pipeline.ts";
+import { TaskError } from "../../sdk/task-error.ts";
+import { taskFromOptions } from "../../sdk/task-from-options.ts";
+import { taskIdToken } from "../../sdk/task-id.ts";
+import { createTaskRegistry, registryOf } from "../../sdk/task-registry.ts";
+import { readStatus, stateName, writeStatus } from "../../sdk/task-status.ts";
+import { topology as sdkTopology } from "../../sdk/topology.ts";
+import { createGateway, type Gateway } from "../../server/create-gateway.ts";
+import { HealthService, ServingStatus } from "../../server/health-service.ts";
+import { createWorker, type Worker } from "../../worker-runtime/create-worker.ts";
+import type { WorkerEvent } from "../../worker-runtime/worker-event.ts";
+import { callTaskServiceJson } from "../support/connect-json.ts";
+import { type NatsServer, startNatsServer } from "../support/nats-server.ts";
+import { poll } from "../support/poll.ts";
+import { startTcpProxy } from "../support/tcp-proxy.ts";
 
 const services = [hashService, reportService];
 // A short ack wait: a task held without heartbeats is redelivered within a second.
@@ -190,7 +190,7 @@ describe("TaskService over JetStream", () => {
     const outcomes: { taskId: string; ended: string }[] = [];
     for await (const { taskId, outcome } of tasks.waitTasks({ taskIds: [slow.id, fast.id, unknown, slow.id] })) {
       const ended =
-        outcome.case === "status" ? TaskState[outcome.value.state] : TaskError.fromMessage(outcome.value as never).code;
+        outcome.case === "status" ? stateName(outcome.value.state) : TaskError.fromMessage(outcome.value as never).code;
       outcomes.push({ taskId, ended: String(ended) });
     }
     // The slow one ends last; the others in whichever order they were answered.

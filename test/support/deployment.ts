@@ -1,12 +1,12 @@
 import { createHash } from "node:crypto";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { createNatsQueueBackend } from "../../sdk/nats-queue-backend.js";
-import { createNatsTaskBackend } from "../../sdk/nats-task-backend.js";
-import type { TaskServiceDefinition } from "../../sdk/task-method.js";
-import { createTaskRegistry } from "../../sdk/task-registry.js";
-import { createGateway, type Gateway } from "../../server/create-gateway.js";
-import { createSupervisor, type PoolOptions, type Supervisor } from "../../worker-runtime/create-supervisor.js";
-import { type NatsServer, startNatsServer } from "./nats-server.js";
+import { createNatsQueueBackend } from "../../sdk/nats-queue-backend.ts";
+import { createNatsTaskBackend } from "../../sdk/nats-task-backend.ts";
+import type { TaskServiceDefinition } from "../../sdk/task-method.ts";
+import { createTaskRegistry } from "../../sdk/task-registry.ts";
+import { createGateway, type Gateway } from "../../server/create-gateway.ts";
+import { createSupervisor, type PoolOptions, type Supervisor } from "../../worker-runtime/create-supervisor.ts";
+import { type NatsServer, startNatsServer } from "./nats-server.ts";
 
 /** A whole deployment on loopback: nats-server, a gateway and supervised worker processes. */
 export interface TestDeployment {

@@ -5,8 +5,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
-import { poll } from "./poll.js";
-import { natsServerBinary } from "./tools.js";
+import { poll } from "./poll.ts";
+import { natsServerBinary } from "./tools.ts";
 
 /** Options of {@link startNatsServer}. */
 export interface NatsServerOptions {

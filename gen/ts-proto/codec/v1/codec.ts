@@ -12,11 +12,15 @@ export const protobufPackage = "codec.v1";
 export const protobufFileName = "codec/v1/codec.proto";
 
 /** An enum, for enum fields. */
-export enum Color {
-  COLOR_UNSPECIFIED = 0,
-  COLOR_RED = 1,
-  COLOR_GREEN = 2,
-  UNRECOGNIZED = -1,
+export const Color = { COLOR_UNSPECIFIED: 0, COLOR_RED: 1, COLOR_GREEN: 2, UNRECOGNIZED: -1 } as const;
+
+export type Color = typeof Color[keyof typeof Color];
+
+export namespace Color {
+  export type COLOR_UNSPECIFIED = typeof Color.COLOR_UNSPECIFIED;
+  export type COLOR_RED = typeof Color.COLOR_RED;
+  export type COLOR_GREEN = typeof Color.COLOR_GREEN;
+  export type UNRECOGNIZED = typeof Color.UNRECOGNIZED;
 }
 
 export function colorFromJSON(object: any): Color {

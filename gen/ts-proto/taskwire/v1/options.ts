@@ -6,7 +6,7 @@
 
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
-import { Duration } from "../../google/protobuf/duration.js";
+import { Duration } from "../../google/protobuf/duration.ts";
 import {
   DeliveryMode,
   deliveryModeFromJSON,
@@ -15,24 +15,33 @@ import {
   priorityFromJSON,
   priorityToJSON,
   RetryPolicy,
-} from "./task.js";
+} from "./task.ts";
 
 export const protobufPackage = "taskwire.v1";
 
 export const protobufFileName = "taskwire/v1/options.proto";
 
 /** Where the broker keeps a worker type's queued, delayed and dead-lettered tasks. */
-export enum Storage {
+export const Storage = {
   /** STORAGE_UNSPECIFIED - The default: file. */
-  STORAGE_UNSPECIFIED = 0,
+  STORAGE_UNSPECIFIED: 0,
   /** STORAGE_FILE - On disk: everything accepted survives a nats-server restart. */
-  STORAGE_FILE = 1,
+  STORAGE_FILE: 1,
   /**
    * STORAGE_MEMORY - In memory, faster: a nats-server restart loses every queued, delayed and
    * dead-lettered task of the type (statuses and results are kept).
    */
-  STORAGE_MEMORY = 2,
-  UNRECOGNIZED = -1,
+  STORAGE_MEMORY: 2,
+  UNRECOGNIZED: -1,
+} as const;
+
+export type Storage = typeof Storage[keyof typeof Storage];
+
+export namespace Storage {
+  export type STORAGE_UNSPECIFIED = typeof Storage.STORAGE_UNSPECIFIED;
+  export type STORAGE_FILE = typeof Storage.STORAGE_FILE;
+  export type STORAGE_MEMORY = typeof Storage.STORAGE_MEMORY;
+  export type UNRECOGNIZED = typeof Storage.UNRECOGNIZED;
 }
 
 export function storageFromJSON(object: any): Storage {

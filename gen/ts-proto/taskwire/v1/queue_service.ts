@@ -18,8 +18,8 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
-import { Timestamp } from "../../google/protobuf/timestamp.js";
-import { TaskStatus, WorkItem } from "./task.js";
+import { Timestamp } from "../../google/protobuf/timestamp.ts";
+import { TaskStatus, WorkItem } from "./task.ts";
 
 export const protobufPackage = "taskwire.v1";
 

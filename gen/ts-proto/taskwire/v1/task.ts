@@ -6,9 +6,9 @@
 
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
-import { Any } from "../../google/protobuf/any.js";
-import { Duration } from "../../google/protobuf/duration.js";
-import { Timestamp } from "../../google/protobuf/timestamp.js";
+import { Any } from "../../google/protobuf/any.ts";
+import { Duration } from "../../google/protobuf/duration.ts";
+import { Timestamp } from "../../google/protobuf/timestamp.ts";
 
 export const protobufPackage = "taskwire.v1";
 
@@ -20,28 +20,44 @@ export const protobufFileName = "taskwire/v1/task.proto";
  * A task moves PENDING -> RUNNING -> one terminal state. SCHEDULED and RETRYING
  * are waiting states that lead back to PENDING. Terminal states never change.
  */
-export enum TaskState {
+export const TaskState = {
   /** TASK_STATE_UNSPECIFIED - Never used; a zero value required by proto3. */
-  TASK_STATE_UNSPECIFIED = 0,
+  TASK_STATE_UNSPECIFIED: 0,
   /** TASK_STATE_PENDING - Accepted and durably queued; waiting for a worker. */
-  TASK_STATE_PENDING = 1,
+  TASK_STATE_PENDING: 1,
   /** TASK_STATE_SCHEDULED - Accepted, waiting for its not-before time; occupies no worker capacity. */
-  TASK_STATE_SCHEDULED = 2,
+  TASK_STATE_SCHEDULED: 2,
   /** TASK_STATE_RUNNING - A worker is running an attempt. */
-  TASK_STATE_RUNNING = 3,
+  TASK_STATE_RUNNING: 3,
   /** TASK_STATE_RETRYING - An attempt failed with a retryable error; the next attempt waits for its backoff. */
-  TASK_STATE_RETRYING = 4,
+  TASK_STATE_RETRYING: 4,
   /** TASK_STATE_SUCCEEDED - Terminal: the handler returned a result. */
-  TASK_STATE_SUCCEEDED = 5,
+  TASK_STATE_SUCCEEDED: 5,
   /** TASK_STATE_FAILED - Terminal: the last attempt failed, or the handler threw a non-retryable error. */
-  TASK_STATE_FAILED = 6,
+  TASK_STATE_FAILED: 6,
   /** TASK_STATE_CANCELLED - Terminal: cancelled before or while it ran. */
-  TASK_STATE_CANCELLED = 7,
+  TASK_STATE_CANCELLED: 7,
   /** TASK_STATE_EXPIRED - Terminal: the task's expiry passed before an attempt started; it never ran. */
-  TASK_STATE_EXPIRED = 8,
+  TASK_STATE_EXPIRED: 8,
   /** TASK_STATE_INCOMPLETE - Terminal, broadcasts only: some named endpoints did not answer within the wait timeout. */
-  TASK_STATE_INCOMPLETE = 9,
-  UNRECOGNIZED = -1,
+  TASK_STATE_INCOMPLETE: 9,
+  UNRECOGNIZED: -1,
+} as const;
+
+export type TaskState = typeof TaskState[keyof typeof TaskState];
+
+export namespace TaskState {
+  export type TASK_STATE_UNSPECIFIED = typeof TaskState.TASK_STATE_UNSPECIFIED;
+  export type TASK_STATE_PENDING = typeof TaskState.TASK_STATE_PENDING;
+  export type TASK_STATE_SCHEDULED = typeof TaskState.TASK_STATE_SCHEDULED;
+  export type TASK_STATE_RUNNING = typeof TaskState.TASK_STATE_RUNNING;
+  export type TASK_STATE_RETRYING = typeof TaskState.TASK_STATE_RETRYING;
+  export type TASK_STATE_SUCCEEDED = typeof TaskState.TASK_STATE_SUCCEEDED;
+  export type TASK_STATE_FAILED = typeof TaskState.TASK_STATE_FAILED;
+  export type TASK_STATE_CANCELLED = typeof TaskState.TASK_STATE_CANCELLED;
+  export type TASK_STATE_EXPIRED = typeof TaskState.TASK_STATE_EXPIRED;
+  export type TASK_STATE_INCOMPLETE = typeof TaskState.TASK_STATE_INCOMPLETE;
+  export type UNRECOGNIZED = typeof TaskState.UNRECOGNIZED;
 }
 
 export function taskStateFromJSON(object: any): TaskState {
@@ -115,16 +131,26 @@ export function taskStateToJSON(object: TaskState): string {
  * How urgently a task is taken from a backlog. Higher priorities are fetched first,
  * lower ones still progress (no starvation).
  */
-export enum Priority {
+export const Priority = {
   /** PRIORITY_UNSPECIFIED - Use the task type's default (NORMAL unless its options say otherwise). */
-  PRIORITY_UNSPECIFIED = 0,
+  PRIORITY_UNSPECIFIED: 0,
   /** PRIORITY_LOW - Taken after NORMAL and HIGH. */
-  PRIORITY_LOW = 1,
+  PRIORITY_LOW: 1,
   /** PRIORITY_NORMAL - The default priority. */
-  PRIORITY_NORMAL = 2,
+  PRIORITY_NORMAL: 2,
   /** PRIORITY_HIGH - Taken first. */
-  PRIORITY_HIGH = 3,
-  UNRECOGNIZED = -1,
+  PRIORITY_HIGH: 3,
+  UNRECOGNIZED: -1,
+} as const;
+
+export type Priority = typeof Priority[keyof typeof Priority];
+
+export namespace Priority {
+  export type PRIORITY_UNSPECIFIED = typeof Priority.PRIORITY_UNSPECIFIED;
+  export type PRIORITY_LOW = typeof Priority.PRIORITY_LOW;
+  export type PRIORITY_NORMAL = typeof Priority.PRIORITY_NORMAL;
+  export type PRIORITY_HIGH = typeof Priority.PRIORITY_HIGH;
+  export type UNRECOGNIZED = typeof Priority.UNRECOGNIZED;
 }
 
 export function priorityFromJSON(object: any): Priority {
@@ -165,17 +191,26 @@ export function priorityToJSON(object: Priority): string {
 }
 
 /** Who receives a task. */
-export enum DeliveryMode {
+export const DeliveryMode = {
   /** DELIVERY_MODE_UNSPECIFIED - Use the task type's default (QUEUE unless its options say otherwise). */
-  DELIVERY_MODE_UNSPECIFIED = 0,
+  DELIVERY_MODE_UNSPECIFIED: 0,
   /** DELIVERY_MODE_QUEUE - Exactly one worker of the type runs each attempt (load-balanced). */
-  DELIVERY_MODE_QUEUE = 1,
+  DELIVERY_MODE_QUEUE: 1,
   /**
    * DELIVERY_MODE_BROADCAST - Every live worker instance of the type, or every endpoint named in Task.endpoints,
    * runs the task and records its own result.
    */
-  DELIVERY_MODE_BROADCAST = 2,
-  UNRECOGNIZED = -1,
+  DELIVERY_MODE_BROADCAST: 2,
+  UNRECOGNIZED: -1,
+} as const;
+
+export type DeliveryMode = typeof DeliveryMode[keyof typeof DeliveryMode];
+
+export namespace DeliveryMode {
+  export type DELIVERY_MODE_UNSPECIFIED = typeof DeliveryMode.DELIVERY_MODE_UNSPECIFIED;
+  export type DELIVERY_MODE_QUEUE = typeof DeliveryMode.DELIVERY_MODE_QUEUE;
+  export type DELIVERY_MODE_BROADCAST = typeof DeliveryMode.DELIVERY_MODE_BROADCAST;
+  export type UNRECOGNIZED = typeof DeliveryMode.UNRECOGNIZED;
 }
 
 export function deliveryModeFromJSON(object: any): DeliveryMode {
@@ -214,42 +249,65 @@ export function deliveryModeToJSON(object: DeliveryMode): string {
  * The closed set of error codes. The numbers equal the Connect and gRPC status codes
  * of the same name, so an error maps to the wire without a table.
  */
-export enum ErrorCode {
+export const ErrorCode = {
   /** ERROR_CODE_UNSPECIFIED - Never used; a zero value required by proto3. */
-  ERROR_CODE_UNSPECIFIED = 0,
+  ERROR_CODE_UNSPECIFIED: 0,
   /** ERROR_CODE_CANCELED - The operation was cancelled. */
-  ERROR_CODE_CANCELED = 1,
+  ERROR_CODE_CANCELED: 1,
   /** ERROR_CODE_UNKNOWN - An error with no better code (for example an exception thrown by a handler). */
-  ERROR_CODE_UNKNOWN = 2,
+  ERROR_CODE_UNKNOWN: 2,
   /** ERROR_CODE_INVALID_ARGUMENT - The input was invalid, whatever the state of the system. */
-  ERROR_CODE_INVALID_ARGUMENT = 3,
+  ERROR_CODE_INVALID_ARGUMENT: 3,
   /** ERROR_CODE_DEADLINE_EXCEEDED - The deadline passed before the operation completed. */
-  ERROR_CODE_DEADLINE_EXCEEDED = 4,
+  ERROR_CODE_DEADLINE_EXCEEDED: 4,
   /** ERROR_CODE_NOT_FOUND - Something named in the request does not exist. */
-  ERROR_CODE_NOT_FOUND = 5,
+  ERROR_CODE_NOT_FOUND: 5,
   /** ERROR_CODE_ALREADY_EXISTS - Something the request would create already exists. */
-  ERROR_CODE_ALREADY_EXISTS = 6,
+  ERROR_CODE_ALREADY_EXISTS: 6,
   /** ERROR_CODE_PERMISSION_DENIED - The caller may not do this. */
-  ERROR_CODE_PERMISSION_DENIED = 7,
+  ERROR_CODE_PERMISSION_DENIED: 7,
   /** ERROR_CODE_RESOURCE_EXHAUSTED - A quota or a bound was reached (for example a full queue or an oversized payload). */
-  ERROR_CODE_RESOURCE_EXHAUSTED = 8,
+  ERROR_CODE_RESOURCE_EXHAUSTED: 8,
   /** ERROR_CODE_FAILED_PRECONDITION - The system is not in a state that allows the operation. */
-  ERROR_CODE_FAILED_PRECONDITION = 9,
+  ERROR_CODE_FAILED_PRECONDITION: 9,
   /** ERROR_CODE_ABORTED - The operation was aborted, typically by a concurrency conflict. */
-  ERROR_CODE_ABORTED = 10,
+  ERROR_CODE_ABORTED: 10,
   /** ERROR_CODE_OUT_OF_RANGE - A value was outside its valid range. */
-  ERROR_CODE_OUT_OF_RANGE = 11,
+  ERROR_CODE_OUT_OF_RANGE: 11,
   /** ERROR_CODE_UNIMPLEMENTED - The operation is not implemented or not supported. */
-  ERROR_CODE_UNIMPLEMENTED = 12,
+  ERROR_CODE_UNIMPLEMENTED: 12,
   /** ERROR_CODE_INTERNAL - An invariant was broken. */
-  ERROR_CODE_INTERNAL = 13,
+  ERROR_CODE_INTERNAL: 13,
   /** ERROR_CODE_UNAVAILABLE - A dependency (NATS, a worker) is unreachable; retrying may succeed. */
-  ERROR_CODE_UNAVAILABLE = 14,
+  ERROR_CODE_UNAVAILABLE: 14,
   /** ERROR_CODE_DATA_LOSS - Data was lost or corrupted. */
-  ERROR_CODE_DATA_LOSS = 15,
+  ERROR_CODE_DATA_LOSS: 15,
   /** ERROR_CODE_UNAUTHENTICATED - The caller is not authenticated. */
-  ERROR_CODE_UNAUTHENTICATED = 16,
-  UNRECOGNIZED = -1,
+  ERROR_CODE_UNAUTHENTICATED: 16,
+  UNRECOGNIZED: -1,
+} as const;
+
+export type ErrorCode = typeof ErrorCode[keyof typeof ErrorCode];
+
+export namespace ErrorCode {
+  export type ERROR_CODE_UNSPECIFIED = typeof ErrorCode.ERROR_CODE_UNSPECIFIED;
+  export type ERROR_CODE_CANCELED = typeof ErrorCode.ERROR_CODE_CANCELED;
+  export type ERROR_CODE_UNKNOWN = typeof ErrorCode.ERROR_CODE_UNKNOWN;
+  export type ERROR_CODE_INVALID_ARGUMENT = typeof ErrorCode.ERROR_CODE_INVALID_ARGUMENT;
+  export type ERROR_CODE_DEADLINE_EXCEEDED = typeof ErrorCode.ERROR_CODE_DEADLINE_EXCEEDED;
+  export type ERROR_CODE_NOT_FOUND = typeof ErrorCode.ERROR_CODE_NOT_FOUND;
+  export type ERROR_CODE_ALREADY_EXISTS = typeof ErrorCode.ERROR_CODE_ALREADY_EXISTS;
+  export type ERROR_CODE_PERMISSION_DENIED = typeof ErrorCode.ERROR_CODE_PERMISSION_DENIED;
+  export type ERROR_CODE_RESOURCE_EXHAUSTED = typeof ErrorCode.ERROR_CODE_RESOURCE_EXHAUSTED;
+  export type ERROR_CODE_FAILED_PRECONDITION = typeof ErrorCode.ERROR_CODE_FAILED_PRECONDITION;
+  export type ERROR_CODE_ABORTED = typeof ErrorCode.ERROR_CODE_ABORTED;
+  export type ERROR_CODE_OUT_OF_RANGE = typeof ErrorCode.ERROR_CODE_OUT_OF_RANGE;
+  export type ERROR_CODE_UNIMPLEMENTED = typeof ErrorCode.ERROR_CODE_UNIMPLEMENTED;
+  export type ERROR_CODE_INTERNAL = typeof ErrorCode.ERROR_CODE_INTERNAL;
+  export type ERROR_CODE_UNAVAILABLE = typeof ErrorCode.ERROR_CODE_UNAVAILABLE;
+  export type ERROR_CODE_DATA_LOSS = typeof ErrorCode.ERROR_CODE_DATA_LOSS;
+  export type ERROR_CODE_UNAUTHENTICATED = typeof ErrorCode.ERROR_CODE_UNAUTHENTICATED;
+  export type UNRECOGNIZED = typeof ErrorCode.UNRECOGNIZED;
 }
 
 export function errorCodeFromJSON(object: any): ErrorCode {

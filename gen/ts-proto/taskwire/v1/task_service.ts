@@ -20,7 +20,7 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
-import { Task, TaskError, TaskState, taskStateFromJSON, taskStateToJSON, TaskStatus } from "./task.js";
+import { Task, TaskError, TaskState, taskStateFromJSON, taskStateToJSON, TaskStatus } from "./task.ts";
 
 export const protobufPackage = "taskwire.v1";
 
