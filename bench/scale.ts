@@ -12,7 +12,7 @@
 import { availableParallelism } from "node:os";
 import { createClient } from "taskwire";
 import { echoService } from "../gen/bench/v1/bench_taskwire.ts";
-import { TaskError } from "../sdk/task-error.ts";
+import { TaskError } from "../sdk/core/task-error.ts";
 import { startNatsServer } from "../test/support/nats-server.ts";
 import { compileBench } from "./compile.ts";
 import { benchNatsServer } from "./deployment.ts";

@@ -1,16 +1,18 @@
 import { fromJson, type JsonValue, toJson, toJsonString } from "@bufbuild/protobuf";
 import { TaskStatusSchema } from "../gen/taskwire/v1/task_pb.ts";
-import { createClient, type TaskwireClient } from "../sdk/create-client.ts";
-import { loadDefinitions } from "../sdk/load-definitions.ts";
-import { createNatsQueueBackend } from "../sdk/nats-queue-backend.ts";
-import { createNatsTaskBackend } from "../sdk/nats-task-backend.ts";
-import { openConnection } from "../sdk/open-connection.ts";
-import { TaskError } from "../sdk/task-error.ts";
-import type { TaskServiceDefinition } from "../sdk/task-method.ts";
-import { createTaskRegistry, registryOf } from "../sdk/task-registry.ts";
-import { isTerminal, stateName } from "../sdk/task-status.ts";
-import { createGateway } from "../server/create-gateway.ts";
-import { createSupervisor, type Supervisor } from "../worker-runtime/create-supervisor.ts";
+import { createClient, type TaskwireClient } from "../sdk/client/index.ts";
+import type { TaskServiceDefinition } from "../sdk/core/index.ts";
+import {
+  createTaskRegistry,
+  isTerminal,
+  loadDefinitions,
+  registryOf,
+  stateName,
+  TaskError,
+} from "../sdk/core/index.ts";
+import { createNatsQueueBackend, createNatsTaskBackend, openConnection } from "../sdk/nats/index.ts";
+import { createGateway } from "../server/index.ts";
+import { createSupervisor, type Supervisor } from "../worker-runtime/index.ts";
 import type { TaskwireConfig } from "./load-config.ts";
 import { submitFromFile } from "./submit-from-file.ts";
 

@@ -1,8 +1,8 @@
 import { readFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { parse } from "yaml";
-import type { PoolOptions } from "../worker-runtime/create-supervisor.ts";
-import { httpWorkerModule } from "../worker-runtime/http-executor.ts";
+import type { PoolOptions } from "../worker-runtime/index.ts";
+import { httpWorkerModule } from "../worker-runtime/index.ts";
 
 /** taskwire.yaml, resolved: paths absolute, defaults filled. */
 export interface TaskwireConfig {

@@ -1,9 +1,8 @@
 import { createReadStream } from "node:fs";
 import { createInterface } from "node:readline";
 import { type DescMessage, fromJson, type JsonValue } from "@bufbuild/protobuf";
-import type { TaskwireClient } from "../sdk/create-client.ts";
-import type { SubmitItem, SubmitManyProgress } from "../sdk/submit-many.ts";
-import type { TaskMethod } from "../sdk/task-method.ts";
+import type { SubmitItem, SubmitManyProgress, TaskwireClient } from "../sdk/client/index.ts";
+import type { TaskMethod } from "../sdk/core/index.ts";
 
 /** Options of {@link submitFromFile}. */
 export interface SubmitFromFileOptions {

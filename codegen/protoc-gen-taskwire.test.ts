@@ -188,7 +188,9 @@ export async function send(client: TaskClient) {
         async sendReceipt() { return { messageId: 42 }; },
         async ping(request) { return request; },
       }`);
-      expect(diagnostics.join("\n")).toMatch(/\{ messageId: number; \}' is not assignable to type 'MessageInit<SendReceiptResponse>'/);
+      expect(diagnostics.join("\n")).toMatch(
+        /\{ messageId: number; \}' is not assignable to type 'MessageInit<SendReceiptResponse>'/,
+      );
       expect(diagnostics.join("\n")).toMatch(/shop\.v1\.SendReceiptRequest/);
     });
 

@@ -2,7 +2,7 @@ import { type DescMethod, type DescService, getOption, hasOption } from "@bufbui
 import type { Duration } from "@bufbuild/protobuf/wkt";
 import { Storage, type TaskOptions, task, worker } from "../gen/taskwire/v1/options_pb.ts";
 import { DeliveryMode, Priority, type RetryPolicy } from "../gen/taskwire/v1/task_pb.ts";
-import type { TaskDefaults } from "../sdk/task-method.ts";
+import type { TaskDefaults } from "../sdk/core/index.ts";
 import { PluginError } from "./plugin-error.ts";
 
 /** The worker option of a service, or undefined when it is not a task service. */

@@ -13,29 +13,47 @@
  * @module
  */
 
-export type { DirectClientOptions, GatewayClientOptions, TaskwireClient } from "./create-client.ts";
-export { createClient } from "./create-client.ts";
-export type { NatsQueueBackendOptions } from "./nats-queue-backend.ts";
-export { createNatsQueueBackend } from "./nats-queue-backend.ts";
-export type { NatsTaskBackendOptions } from "./nats-task-backend.ts";
-export { createNatsTaskBackend } from "./nats-task-backend.ts";
-export type { SubmitLimits } from "./prepare-task.ts";
-export type { QueueBackend } from "./queue-backend.ts";
-export type { SubmitItem, SubmitManyOptions, SubmitManyProgress, SubmitManySummary } from "./submit-many.ts";
-export type { TaskBackend } from "./task-backend.ts";
-export type { StatusStream, SubmitOptions, TaskClient, TaskHandle } from "./task-client.ts";
-export { NonRetryableError, TaskError } from "./task-error.ts";
+export type {
+  DirectClientOptions,
+  GatewayClientOptions,
+  SubmitItem,
+  SubmitManyOptions,
+  SubmitManyProgress,
+  SubmitManySummary,
+  TaskwireClient,
+} from "./client/index.ts";
+export { createClient } from "./client/index.ts";
 export type {
   DeliveryName,
   PriorityName,
+  QueueBackend,
   RetryOptions,
+  StatusStream,
+  SubmitLimits,
+  SubmitOptions,
+  TaskBackend,
+  TaskClient,
   TaskDefaults,
+  TaskHandle,
   TaskMethod,
+  TaskRegistry,
   TaskServiceDefinition,
-} from "./task-method.ts";
-export { defineTaskService } from "./task-method.ts";
-export type { TaskRegistry } from "./task-registry.ts";
-export { createTaskRegistry, registryOf } from "./task-registry.ts";
-export { isTerminal, stateName } from "./task-status.ts";
-export type { StatusTopologyOptions, StorageOptions, WorkerTypeTopologyOptions } from "./topology.ts";
-export { topology } from "./topology.ts";
+} from "./core/index.ts";
+export {
+  createTaskRegistry,
+  defineTaskService,
+  isTerminal,
+  NonRetryableError,
+  registryOf,
+  stateName,
+  TaskError,
+  topology,
+} from "./core/index.ts";
+export type {
+  NatsQueueBackendOptions,
+  NatsTaskBackendOptions,
+  StatusTopologyOptions,
+  StorageOptions,
+  WorkerTypeTopologyOptions,
+} from "./nats/index.ts";
+export { createNatsQueueBackend, createNatsTaskBackend } from "./nats/index.ts";

@@ -6,9 +6,9 @@ import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } f
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TaskSchema, TaskState } from "../gen/taskwire/v1/task_pb.ts";
 import { TaskService, WaitTasksRequestSchema, WaitTasksResponseSchema } from "../gen/taskwire/v1/task_service_pb.ts";
-import { EnvelopeSplitter, envelope } from "../sdk/envelope.ts";
-import { maxBatchSize } from "../sdk/nats-task-backend.ts";
-import { decodeMessage, encodeMessage } from "../sdk/wire-codec.ts";
+import { maxBatchSize } from "../sdk/core/limits.ts";
+import { EnvelopeSplitter, envelope } from "../sdk/wire/envelope.ts";
+import { decodeMessage, encodeMessage } from "../sdk/wire/wire-codec.ts";
 import { createGateway, type Gateway } from "./create-gateway.ts";
 import { HealthService, ServingStatus } from "./health-service.ts";
 import { expectAbandonedCallsToEnd, expectAbandonedStreamsToEnd } from "./test-support/abandoned-calls.ts";

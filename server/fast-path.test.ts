@@ -5,7 +5,7 @@ import type { ConnectRouter } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GetTaskRequestSchema, TaskService, WatchTaskRequestSchema } from "../gen/taskwire/v1/task_service_pb.ts";
-import { envelope } from "../sdk/envelope.ts";
+import { envelope } from "../sdk/wire/envelope.ts";
 import { FastPath } from "./fast-path.ts";
 
 const maxMessageBytes = 64 * 1024;

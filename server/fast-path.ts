@@ -10,9 +10,7 @@ import {
 } from "@connectrpc/connect/protocol-connect";
 import { parseTimeout as parseGrpcTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import type { connectNodeAdapter } from "@connectrpc/connect-node";
-import { decodeBody, encodeBody } from "../sdk/binary-body.ts";
-import { EnvelopeSplitter, envelope } from "../sdk/envelope.ts";
-import { webHeaders } from "../sdk/web-headers.ts";
+import { decodeBody, EnvelopeSplitter, encodeBody, envelope, webHeaders } from "../sdk/wire/index.ts";
 
 // connect-node's request and response types (Node's http and http2 ones), as its handler takes them.
 type Request = Parameters<ReturnType<typeof connectNodeAdapter>>[0];

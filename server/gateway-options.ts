@@ -1,9 +1,7 @@
 import { createRegistry, type Registry } from "@bufbuild/protobuf";
 import type { ConnectRouter } from "@connectrpc/connect";
-import type { QueueBackend } from "../sdk/queue-backend.ts";
-import type { TaskBackend } from "../sdk/task-backend.ts";
-import type { TaskServiceDefinition } from "../sdk/task-method.ts";
-import { registryOf } from "../sdk/task-registry.ts";
+import type { QueueBackend, TaskBackend, TaskServiceDefinition } from "../sdk/core/index.ts";
+import { registryOf } from "../sdk/core/index.ts";
 import type { HealthStatus } from "./health-status.ts";
 
 /** Options of {@link createGateway}. */

@@ -1,7 +1,7 @@
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { ConnectRouter } from "@connectrpc/connect";
 import { QueueService } from "../gen/taskwire/v1/queue_service_pb.ts";
-import type { QueueBackend } from "../sdk/queue-backend.ts";
+import type { QueueBackend } from "../sdk/core/index.ts";
 
 /** Serves `taskwire.v1.QueueService` by delegating each call to a {@link QueueBackend}. */
 export function queueServiceRoutes(backend: QueueBackend): (router: ConnectRouter) => void {

@@ -3,10 +3,8 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
 import type { TaskStatus } from "../gen/taskwire/v1/task_pb.ts";
 import { TaskService, type WaitTasksResponseSchema } from "../gen/taskwire/v1/task_service_pb.ts";
-import { Mailbox } from "../sdk/mailbox.ts";
-import { maxBatchSize } from "../sdk/nats-task-backend.ts";
-import type { TaskBackend } from "../sdk/task-backend.ts";
-import { TaskError } from "../sdk/task-error.ts";
+import type { TaskBackend } from "../sdk/core/index.ts";
+import { Mailbox, maxBatchSize, TaskError } from "../sdk/core/index.ts";
 
 /**
  * Serves `taskwire.v1.TaskService` by delegating each call to a

@@ -1,10 +1,9 @@
 import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ConnectRouter, type HandlerContext, type MethodImpl } from "@connectrpc/connect";
 import type { TaskStatus } from "../gen/taskwire/v1/task_pb.ts";
-import type { TaskBackend } from "../sdk/task-backend.ts";
-import { taskFromOptions } from "../sdk/task-from-options.ts";
-import { decodeResult } from "../sdk/task-handle.ts";
-import type { TaskMethod, TaskServiceDefinition } from "../sdk/task-method.ts";
+import { decodeResult } from "../sdk/client/index.ts";
+import type { TaskBackend, TaskMethod, TaskServiceDefinition } from "../sdk/core/index.ts";
+import { taskFromOptions } from "../sdk/core/index.ts";
 import { awaitTerminal } from "./task-service-routes.ts";
 
 /** The request header that carries a typed call's idempotency key. */

@@ -4,24 +4,22 @@ import { Code } from "@connectrpc/connect";
 import { type JetStreamManager, type JsMsg, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import { millis, type NatsConnection, type Subscription } from "@nats-io/transport-node";
-import { endpointPattern, openWorkersBucket, presenceTtlMs } from "../sdk/broadcast.ts";
-import { fromNatsError } from "../sdk/nats-error.ts";
-import { openConnection } from "../sdk/open-connection.ts";
-import { RequestPipeline } from "../sdk/request-pipeline.ts";
-import { TaskError } from "../sdk/task-error.ts";
-import { taskIdToken } from "../sdk/task-id.ts";
-import type { TaskServiceDefinition } from "../sdk/task-method.ts";
-import { isTerminal } from "../sdk/task-status.ts";
+import type { TaskServiceDefinition } from "../sdk/core/index.ts";
+import { endpointPattern, isTerminal, TaskError, taskIdToken, topology } from "../sdk/core/index.ts";
 import {
   checkServerVersion,
+  fromNatsError,
   keepProvisioned,
+  openConnection,
+  openWorkersBucket,
+  presenceTtlMs,
   provisionEndpointConsumer,
   provisionStatusBucket,
   provisionWorkerType,
+  RequestPipeline,
   type StatusTopologyOptions,
-  topology,
   type WorkerTypeTopologyOptions,
-} from "../sdk/topology.ts";
+} from "../sdk/nats/index.ts";
 import { DuePromoter } from "./due-promoter.ts";
 import { giveBack } from "./give-back.ts";
 import { Leases } from "./leases.ts";

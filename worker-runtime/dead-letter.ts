@@ -2,10 +2,9 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { DeadLetterSchema } from "../gen/taskwire/v1/queue_service_pb.ts";
 import type { TaskStatus, WorkItem } from "../gen/taskwire/v1/task_pb.ts";
-import { publishToStream } from "../sdk/jetstream-ops.ts";
-import { taskIdToken } from "../sdk/task-id.ts";
-import type { StatusBucket } from "../sdk/task-status.ts";
-import { topology } from "../sdk/topology.ts";
+import { taskIdToken, topology } from "../sdk/core/index.ts";
+import type { StatusBucket } from "../sdk/nats/index.ts";
+import { publishToStream } from "../sdk/nats/index.ts";
 
 /**
  * Stores a task that failed for good in its worker type's dead-letter stream,

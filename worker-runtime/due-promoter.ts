@@ -2,12 +2,8 @@ import { fromBinary } from "@bufbuild/protobuf";
 import type { ConsumerMessages, JetStreamClient, JsMsg } from "@nats-io/jetstream";
 import { headers } from "@nats-io/transport-node";
 import { DeliveryMode, type TaskStatus, type WorkItem, WorkItemSchema } from "../gen/taskwire/v1/task_pb.ts";
-import { expireBroadcast } from "../sdk/broadcast.ts";
-import { publishToStream } from "../sdk/jetstream-ops.ts";
-import { priorityNames } from "../sdk/prepare-task.ts";
-import { taskIdToken } from "../sdk/task-id.ts";
-import { isTerminal, readStatus, type StatusBucket } from "../sdk/task-status.ts";
-import { topology } from "../sdk/topology.ts";
+import { isTerminal, priorityNames, taskIdToken, topology } from "../sdk/core/index.ts";
+import { expireBroadcast, publishToStream, readStatus, type StatusBucket } from "../sdk/nats/index.ts";
 
 /**
  * Moves a worker type's delayed tasks onto their task subjects as they come

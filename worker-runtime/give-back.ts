@@ -1,14 +1,8 @@
 import type { JsMsg } from "@nats-io/jetstream";
 import { TaskState, type TaskStatus, type WorkItem, WorkItemSchema } from "../gen/taskwire/v1/task_pb.ts";
-import {
-  isTerminal,
-  queuedStatus,
-  readStatus,
-  type StatusBucket,
-  type StoredStatus,
-  writeStatus,
-} from "../sdk/task-status.ts";
-import { decodeMessage } from "../sdk/wire-codec.ts";
+import { isTerminal, queuedStatus } from "../sdk/core/index.ts";
+import { readStatus, type StatusBucket, type StoredStatus, writeStatus } from "../sdk/nats/index.ts";
+import { decodeMessage } from "../sdk/wire/index.ts";
 
 /**
  * How a give-back ended: the task is queued again, it had ended already

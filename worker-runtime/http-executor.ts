@@ -1,8 +1,8 @@
 import { fileURLToPath } from "node:url";
 import { createRegistry, type DescMessage, fromJson, type JsonValue, toJsonString } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
-import { TaskError } from "../sdk/task-error.ts";
-import type { TaskMethod, TaskServiceDefinition } from "../sdk/task-method.ts";
+import type { TaskMethod, TaskServiceDefinition } from "../sdk/core/index.ts";
+import { TaskError } from "../sdk/core/index.ts";
 import type { TaskContext } from "./task-context.ts";
 import {
   implementTaskService,

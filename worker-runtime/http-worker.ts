@@ -4,7 +4,7 @@
  * modules, a JSON list) with a target in TASKWIRE_HTTP_TARGETS (a JSON map of
  * "<type>/<Method>" to URL) is run by POSTing to those URLs.
  */
-import { loadDefinitions } from "../sdk/load-definitions.ts";
+import { loadDefinitions } from "../sdk/core/index.ts";
 import { implementHttpService } from "./http-executor.ts";
 
 const read = (name: string): unknown => {

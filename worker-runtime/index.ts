@@ -18,7 +18,7 @@
  * @module
  */
 
-export { NonRetryableError, TaskError } from "../sdk/task-error.ts";
+export { NonRetryableError, TaskError } from "../sdk/core/index.ts";
 export type { PoolOptions, Supervisor, SupervisorEvent, SupervisorOptions } from "./create-supervisor.ts";
 export { createSupervisor } from "./create-supervisor.ts";
 export type { Worker, WorkerOptions, WorkerState } from "./create-worker.ts";

@@ -1,9 +1,9 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { JetStreamApiError, type JetStreamManager } from "@nats-io/jetstream";
 import { headers } from "@nats-io/transport-node";
-import { publishToStream } from "../sdk/jetstream-ops.ts";
-import type { RequestPipeline } from "../sdk/request-pipeline.ts";
-import { topology } from "../sdk/topology.ts";
+import { topology } from "../sdk/core/index.ts";
+import type { RequestPipeline } from "../sdk/nats/index.ts";
+import { publishToStream } from "../sdk/nats/index.ts";
 
 /** A lease held: renew it while the work goes on, release it when done. */
 export interface Lease {

@@ -1,8 +1,8 @@
 import { create, toBinary } from "@bufbuild/protobuf";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { type TaskResult, TaskResultSchema, TaskState, type TaskStatus } from "../gen/taskwire/v1/task_pb.ts";
-import { renumberFields } from "../sdk/renumber-fields.ts";
-import { topology } from "../sdk/topology.ts";
+import { topology } from "../sdk/core/index.ts";
+import { renumberFields } from "../sdk/wire/index.ts";
 
 /**
  * Sees each TaskResult event before it is published: return a TaskResult to

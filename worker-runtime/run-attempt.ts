@@ -10,11 +10,10 @@ import {
   type WorkItem,
   WorkItemSchema,
 } from "../gen/taskwire/v1/task_pb.ts";
-import { recordEndpoint } from "../sdk/broadcast.ts";
-import { TaskError } from "../sdk/task-error.ts";
-import type { TaskMethod } from "../sdk/task-method.ts";
-import { isTerminal, queuedStatus, readStatus, type StatusBucket } from "../sdk/task-status.ts";
-import { decodeMessage, encodeMessage, packMessage } from "../sdk/wire-codec.ts";
+import type { TaskMethod } from "../sdk/core/index.ts";
+import { isTerminal, queuedStatus, TaskError } from "../sdk/core/index.ts";
+import { readStatus, recordEndpoint, type StatusBucket } from "../sdk/nats/index.ts";
+import { decodeMessage, encodeMessage, packMessage } from "../sdk/wire/index.ts";
 import { backoffMs } from "./backoff-ms.ts";
 import { deadLetter } from "./dead-letter.ts";
 import {

@@ -1,5 +1,6 @@
 import type { TaskStatus } from "../gen/taskwire/v1/task_pb.ts";
-import { isTerminal, readStatusEntry, type StatusBucket, type WrittenStatus, writeStatus } from "../sdk/task-status.ts";
+import { isTerminal } from "../sdk/core/index.ts";
+import { readStatusEntry, type StatusBucket, type WrittenStatus, writeStatus } from "../sdk/nats/index.ts";
 import { overtaken } from "./give-back.ts";
 
 /**

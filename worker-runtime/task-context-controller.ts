@@ -1,5 +1,5 @@
 import { Code } from "@connectrpc/connect";
-import { TaskError } from "../sdk/task-error.ts";
+import { TaskError } from "../sdk/core/index.ts";
 import type { TaskContext } from "./task-context.ts";
 
 /** Why an attempt's signal aborted. */

@@ -1,5 +1,5 @@
 import type { DescMessage, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
-import type { TaskMethod, TaskServiceDefinition } from "../sdk/task-method.ts";
+import type { TaskMethod, TaskServiceDefinition } from "../sdk/core/index.ts";
 import type { TaskContext } from "./task-context.ts";
 
 /** A handler of one task method: typed request in, typed result out. */

@@ -1,4 +1,4 @@
-import type { TaskError } from "../sdk/task-error.ts";
+import type { TaskError } from "../sdk/core/index.ts";
 
 /** How one attempt ended, as the worker saw it. */
 export type AttemptOutcome =

@@ -1,6 +1,6 @@
 import type { Consumer, JsMsg } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { RequestPipeline } from "../../sdk/request-pipeline.ts";
+import { RequestPipeline } from "../../sdk/nats/request-pipeline.ts";
 import { rawTopology } from "./raw-jetstream.ts";
 
 /**

@@ -11,10 +11,11 @@
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, headers } from "@nats-io/transport-node";
 import { echoService } from "../../gen/bench/v1/bench_taskwire.ts";
-import { publishToStream } from "../../sdk/jetstream-ops.ts";
-import { runtimeDefaults } from "../../sdk/prepare-task.ts";
-import { taskIdOfSubject } from "../../sdk/task-id.ts";
-import { provisionStatusBucket, provisionWorkerType, topology } from "../../sdk/topology.ts";
+import { topology } from "../../sdk/core/names.ts";
+import { runtimeDefaults } from "../../sdk/core/prepare-task.ts";
+import { taskIdOfSubject } from "../../sdk/core/task-id.ts";
+import { publishToStream } from "../../sdk/nats/jetstream-ops.ts";
+import { provisionStatusBucket, provisionWorkerType } from "../../sdk/nats/provisioning.ts";
 import { consumeMessages } from "./consumer-process.ts";
 import { protocolMessages } from "./protocol-messages.ts";
 

@@ -1,9 +1,9 @@
 import { connect } from "@nats-io/transport-node";
-import { publishToStream } from "../../sdk/jetstream-ops.ts";
-import { runtimeDefaults } from "../../sdk/prepare-task.ts";
-import { RequestPipeline } from "../../sdk/request-pipeline.ts";
-import { newRoute, newTaskId, taskIdToken } from "../../sdk/task-id.ts";
-import { topology } from "../../sdk/topology.ts";
+import { topology } from "../../sdk/core/names.ts";
+import { runtimeDefaults } from "../../sdk/core/prepare-task.ts";
+import { newRoute, newTaskId, taskIdToken } from "../../sdk/core/task-id.ts";
+import { publishToStream } from "../../sdk/nats/jetstream-ops.ts";
+import { RequestPipeline } from "../../sdk/nats/request-pipeline.ts";
 import { Announcements, type Target } from "../target.ts";
 import { echo, protocolMessages } from "./protocol-messages.ts";
 

@@ -3,11 +3,11 @@ import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { EchoResponseSchema } from "../../gen/bench/v1/bench_pb.ts";
 import { echoService } from "../../gen/bench/v1/bench_taskwire.ts";
 import { TaskState, TaskStatusSchema, WorkItemSchema } from "../../gen/taskwire/v1/task_pb.ts";
-import { prepareTask } from "../../sdk/prepare-task.ts";
-import { taskFromOptions } from "../../sdk/task-from-options.ts";
-import { createTaskRegistry } from "../../sdk/task-registry.ts";
-import { queuedStatus } from "../../sdk/task-status.ts";
-import { decodeMessage, encodeMessage, packMessage } from "../../sdk/wire-codec.ts";
+import { prepareTask } from "../../sdk/core/prepare-task.ts";
+import { queuedStatus } from "../../sdk/core/status.ts";
+import { taskFromOptions } from "../../sdk/core/task-from-options.ts";
+import { createTaskRegistry } from "../../sdk/core/task-registry.ts";
+import { decodeMessage, encodeMessage, packMessage } from "../../sdk/wire/wire-codec.ts";
 import { encodedTaskResult } from "../../worker-runtime/result-events.ts";
 import { payloadText } from "../target.ts";
 

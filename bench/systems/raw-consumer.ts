@@ -8,7 +8,7 @@
  */
 import { AckPolicy, type JsMsg, jetstream, jetstreamManager, RetentionPolicy, StorageType } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
-import { publishToStream } from "../../sdk/jetstream-ops.ts";
+import { publishToStream } from "../../sdk/nats/jetstream-ops.ts";
 import { consumeMessages } from "./consumer-process.ts";
 import { rawTopology } from "./raw-jetstream.ts";
 

@@ -1,6 +1,6 @@
 import { connect } from "@nats-io/transport-node";
-import { publishToStream } from "../../sdk/jetstream-ops.ts";
-import { RequestPipeline } from "../../sdk/request-pipeline.ts";
+import { publishToStream } from "../../sdk/nats/jetstream-ops.ts";
+import { RequestPipeline } from "../../sdk/nats/request-pipeline.ts";
 import { Announcements, payloadText, type Target } from "../target.ts";
 
 /** The raw JetStream limit: one stream, one durable pull consumer, no task semantics. */

@@ -6,8 +6,8 @@ import {
   ListTasksResponseSchema,
   SubmitResponseSchema,
 } from "../../gen/taskwire/v1/task_service_pb.ts";
-import type { TaskBackend } from "../../sdk/task-backend.ts";
-import { TaskError } from "../../sdk/task-error.ts";
+import type { TaskBackend } from "../../sdk/core/task-backend.ts";
+import { TaskError } from "../../sdk/core/task-error.ts";
 
 /** A task id whose watch yields PENDING and then waits until its signal aborts. */
 export const endlessTaskId = "endless";

@@ -7,7 +7,7 @@ import {
   probeService,
 } from "../../gen/probe/v1/probe_taskwire.ts";
 import { TaskState } from "../../gen/taskwire/v1/task_pb.ts";
-import { createClient, type TaskwireClient } from "../../sdk/create-client.ts";
+import { createClient, type TaskwireClient } from "../../sdk/client/create-client.ts";
 import { createWorker, type Worker } from "../../worker-runtime/create-worker.ts";
 import type { AttemptOutcome } from "../../worker-runtime/worker-event.ts";
 import { type NatsServer, startNatsServer } from "../support/nats-server.ts";

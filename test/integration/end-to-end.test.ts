@@ -7,9 +7,9 @@ import { createHashServiceClient, hashService } from "../../gen/example/v1/hash_
 import { createReportServiceClient, reportService } from "../../gen/example/v1/report_taskwire.ts";
 import { type Task, TaskSchema, TaskState } from "../../gen/taskwire/v1/task_pb.ts";
 import { SubmitRequestSchema } from "../../gen/taskwire/v1/task_service_pb.ts";
-import { createClient, type TaskwireClient } from "../../sdk/create-client.ts";
-import { createNatsTaskBackend } from "../../sdk/nats-task-backend.ts";
-import { createTaskRegistry, registryOf } from "../../sdk/task-registry.ts";
+import { createClient, type TaskwireClient } from "../../sdk/client/create-client.ts";
+import { createTaskRegistry, registryOf } from "../../sdk/core/task-registry.ts";
+import { createNatsTaskBackend } from "../../sdk/nats/nats-task-backend.ts";
 import { createGateway, type Gateway } from "../../server/create-gateway.ts";
 import { createSupervisor, type Supervisor, type SupervisorEvent } from "../../worker-runtime/create-supervisor.ts";
 import { callTaskServiceJson } from "../support/connect-json.ts";

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hasher } from "../../examples/hash/hash-worker.ts";
 import { createHashServiceClient, hashService } from "../../gen/example/v1/hash_taskwire.ts";
 import { TaskState } from "../../gen/taskwire/v1/task_pb.ts";
-import { createClient, type TaskwireClient } from "../../sdk/create-client.ts";
+import { createClient, type TaskwireClient } from "../../sdk/client/create-client.ts";
 import { createWorker, type Worker } from "../../worker-runtime/create-worker.ts";
 import { exampleDigest } from "../support/deployment.ts";
 import { type NatsServer, startNatsServer } from "../support/nats-server.ts";

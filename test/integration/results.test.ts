@@ -5,7 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { RunResponseSchema } from "../../gen/probe/v1/probe_pb.ts";
 import { implementProbeService, probeService } from "../../gen/probe/v1/probe_taskwire.ts";
 import { type TaskResult, TaskResultSchema } from "../../gen/taskwire/v1/task_pb.ts";
-import { createClient, type TaskwireClient } from "../../sdk/create-client.ts";
+import { createClient, type TaskwireClient } from "../../sdk/client/create-client.ts";
 import { createWorker, type Worker, type WorkerOptions } from "../../worker-runtime/create-worker.ts";
 import type { TaskMiddleware } from "../../worker-runtime/middleware.ts";
 import { probeHandler } from "../fixtures/probe-worker.ts";

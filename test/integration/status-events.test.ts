@@ -5,21 +5,17 @@ import { Kvm } from "@nats-io/kv";
 import { connect, type Msg, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TaskState, TaskStatusSchema } from "../../gen/taskwire/v1/task_pb.ts";
-import { Mailbox } from "../../sdk/mailbox.ts";
-import { unstartedOf } from "../../sdk/nats-task-backend.ts";
-import { RequestPipeline } from "../../sdk/request-pipeline.ts";
-import { ResultInbox } from "../../sdk/result-inbox.ts";
-import { StatusFeed } from "../../sdk/status-feed.ts";
-import { newTaskId } from "../../sdk/task-id.ts";
-import {
-  decodeStatus,
-  encodedOutcome,
-  readStatusRecords,
-  type StoredStatus,
-  writeStatus,
-} from "../../sdk/task-status.ts";
-import { provisionStatusBucket, topology } from "../../sdk/topology.ts";
-import { encodeMessage } from "../../sdk/wire-codec.ts";
+import { Mailbox } from "../../sdk/core/mailbox.ts";
+import { topology } from "../../sdk/core/names.ts";
+import { decodeStatus, encodedOutcome } from "../../sdk/core/status.ts";
+import { newTaskId } from "../../sdk/core/task-id.ts";
+import { unstartedOf } from "../../sdk/nats/nats-task-backend.ts";
+import { provisionStatusBucket } from "../../sdk/nats/provisioning.ts";
+import { RequestPipeline } from "../../sdk/nats/request-pipeline.ts";
+import { ResultInbox } from "../../sdk/nats/result-inbox.ts";
+import { StatusFeed } from "../../sdk/nats/status-feed.ts";
+import { readStatusRecords, type StoredStatus, writeStatus } from "../../sdk/nats/status-store.ts";
+import { encodeMessage } from "../../sdk/wire/wire-codec.ts";
 import { type NatsServer, startNatsServer } from "../support/nats-server.ts";
 import { poll } from "../support/poll.ts";
 

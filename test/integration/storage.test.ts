@@ -8,8 +8,8 @@ import {
   volatileProbeService,
 } from "../../gen/probe/v1/probe_taskwire.ts";
 import { TaskState } from "../../gen/taskwire/v1/task_pb.ts";
-import { createClient, type TaskwireClient } from "../../sdk/create-client.ts";
-import type { TaskError } from "../../sdk/task-error.ts";
+import { createClient, type TaskwireClient } from "../../sdk/client/create-client.ts";
+import type { TaskError } from "../../sdk/core/task-error.ts";
 import { createWorker } from "../../worker-runtime/create-worker.ts";
 import { probeHandler } from "../fixtures/probe-worker.ts";
 import { type NatsServer, startNatsServer } from "../support/nats-server.ts";

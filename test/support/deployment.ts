@@ -1,9 +1,9 @@
 import { createHash } from "node:crypto";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { createNatsQueueBackend } from "../../sdk/nats-queue-backend.ts";
-import { createNatsTaskBackend } from "../../sdk/nats-task-backend.ts";
-import type { TaskServiceDefinition } from "../../sdk/task-method.ts";
-import { createTaskRegistry } from "../../sdk/task-registry.ts";
+import type { TaskServiceDefinition } from "../../sdk/core/task-method.ts";
+import { createTaskRegistry } from "../../sdk/core/task-registry.ts";
+import { createNatsQueueBackend } from "../../sdk/nats/nats-queue-backend.ts";
+import { createNatsTaskBackend } from "../../sdk/nats/nats-task-backend.ts";
 import { createGateway, type Gateway } from "../../server/create-gateway.ts";
 import { createSupervisor, type PoolOptions, type Supervisor } from "../../worker-runtime/create-supervisor.ts";
 import { type NatsServer, startNatsServer } from "./nats-server.ts";

@@ -1,0 +1,178 @@
+import { create, type DescMessage } from "@bufbuild/protobuf";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { type Task, TaskErrorSchema, type TaskStatus } from "../../gen/taskwire/v1/task_pb.ts";
+import type { ListTasksRequest, ListTasksResponse } from "../../gen/taskwire/v1/task_service_pb.ts";
+import type {
+  QueueBackend,
+  StatusStream,
+  SubmitLimits,
+  TaskBackend,
+  TaskClient,
+  TaskHandle,
+  TaskMethod,
+  TaskServiceDefinition,
+} from "../core/index.ts";
+import { createTaskRegistry, TaskError, taskFromOptions } from "../core/index.ts";
+import {
+  createConnectQueueBackend,
+  createConnectTaskBackend,
+  createGatewayTransport,
+  type GatewayProtocol,
+} from "../gateway-client/index.ts";
+import { createNatsQueueBackend, createNatsTaskBackend, openConnection } from "../nats/index.ts";
+import { kvCheckpoints } from "./kv-checkpoints.ts";
+import {
+  type CheckpointStore,
+  type SubmitItem,
+  type SubmitManyOptions,
+  type SubmitManySummary,
+  submitMany,
+} from "./submit-many.ts";
+import { createTaskHandle, watchStatus } from "./task-handle.ts";
+
+/** Talk to a Taskwire gateway over HTTP. */
+export interface GatewayClientOptions {
+  /** The gateway's base URL, e.g. `http://127.0.0.1:8080`. */
+  gateway: string;
+  /**
+   * "connect" (binary Connect) or "grpc", over one HTTP/2 session; cleartext
+   * for an http:// URL. @default "connect"
+   */
+  protocol?: GatewayProtocol;
+}
+
+/** Talk to NATS JetStream directly, for services inside the cluster. */
+export interface DirectClientOptions {
+  /** A server URL (the client connects and closes it) or an open connection (left open). */
+  nats: string | NatsConnection;
+  /** The task services this client may submit, e.g. `[hashService]`. */
+  services: TaskServiceDefinition[];
+  /** Limits checked before anything reaches NATS. */
+  limits?: SubmitLimits;
+  /**
+   * How long `result()` trusts the pushed outcome of a task this client
+   * submitted to come alone, from the task's acceptance; after that it also reads the task's status record,
+   * in batches with other such tasks, at intervals that double up to 30 s
+   * (a push is lost while the connection is down; for a keyed task, also if its
+   * worker dies right after the write, or another client cancels it). @default 5_000
+   */
+  resultGraceMs?: number;
+}
+
+/** The Taskwire client: typed submits through generated clients, plus task queries. */
+export interface TaskwireClient extends TaskClient {
+  /** A handle on an existing task; `output` types its result. */
+  task<O extends DescMessage>(id: string, output: O): TaskHandle<O>;
+  /** The task's current status. */
+  getTask(id: string): Promise<TaskStatus>;
+  /** Follows a task's status until a terminal state. */
+  watchTask(id: string): StatusStream;
+  /** Cancels a task. */
+  cancelTask(id: string, reason?: string): Promise<TaskStatus>;
+  /** Lists tasks, newest first. */
+  listTasks(
+    request?: Partial<Pick<ListTasksRequest, "workerType" | "states" | "pageSize" | "pageToken">>,
+  ): Promise<ListTasksResponse>;
+  /**
+   * Submits every item of a (possibly endless, lazily produced) sequence, with
+   * at most `maxInFlight` unacknowledged, optionally resumable under a
+   * checkpoint name (direct mode). Resolves with counts and the first refusals.
+   */
+  submitMany<I extends DescMessage>(
+    method: TaskMethod<I>,
+    items: Iterable<SubmitItem<I>> | AsyncIterable<SubmitItem<I>>,
+    options?: SubmitManyOptions,
+  ): Promise<SubmitManySummary>;
+  /** Operates worker types' queues: counts, pause and resume, purge, dead letters. */
+  readonly queues: QueueBackend;
+  /** Closes what the client opened. Idempotent. */
+  close(): Promise<void>;
+}
+
+/**
+ * Creates a client in gateway mode (`{ gateway: url }`) or direct mode
+ * (`{ nats: url, services }`). Both have the same API.
+ *
+ * ```ts
+ * const client = await createClient({ gateway: "http://127.0.0.1:8080" });
+ * const hashes = createHashServiceClient(client);
+ * const task = await hashes.digest({ text: "hello" });
+ * console.log((await task.result()).hex);
+ * ```
+ */
+export async function createClient(options: GatewayClientOptions | DirectClientOptions): Promise<TaskwireClient> {
+  if ("gateway" in options) {
+    const transport = createGatewayTransport(options.gateway, options.protocol ?? "connect");
+    return clientOf(createConnectTaskBackend(transport), createConnectQueueBackend(transport), undefined, async () =>
+      transport.close(),
+    );
+  }
+  const { nc, owned } = await openConnection(options.nats);
+  try {
+    const backend = await createNatsTaskBackend({
+      nc,
+      registry: createTaskRegistry(options.services),
+      limits: options.limits,
+      resultGraceMs: options.resultGraceMs,
+    });
+    const queues = await createNatsQueueBackend({ nc, tasks: backend });
+    return clientOf(backend, queues, kvCheckpoints(nc), async () => {
+      await backend.close();
+      if (owned) await nc.close();
+    });
+  } catch (error) {
+    if (owned) await nc.close();
+    throw error;
+  }
+}
+
+function clientOf(
+  backend: TaskBackend,
+  queues: QueueBackend,
+  checkpoints: CheckpointStore | undefined,
+  closeResources: () => Promise<void>,
+): TaskwireClient {
+  let closing: Promise<void> | undefined;
+  return {
+    submitTask(method, request, options) {
+      // A chain, not an async function: see NatsTaskBackend.submit.
+      let task: Task;
+      try {
+        task = taskFromOptions(method, request, options);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+      return backend
+        .submit(task)
+        .then((accepted) => createTaskHandle(backend, accepted.taskId, method.output, accepted.duplicate));
+    },
+    async submitBatch(method, tasks) {
+      const results = await backend.batchSubmit(
+        tasks.map(({ request, options }) => taskFromOptions(method, request, options)),
+      );
+      return results.map(({ outcome }) =>
+        outcome.case === "accepted"
+          ? createTaskHandle(backend, outcome.value.taskId, method.output, outcome.value.duplicate)
+          : TaskError.fromMessage(outcome.value ?? create(TaskErrorSchema), undefined),
+      );
+    },
+    queues,
+    submitMany: (method, items, options) => submitMany(backend, checkpoints, method, items, options),
+    task: (id, output) => createTaskHandle(backend, id, output),
+    getTask: (id) => backend.getTask(id),
+    watchTask: (id) => watchStatus(backend, id),
+    cancelTask: (id, reason = "") => backend.cancelTask(id, reason),
+    listTasks: (request = {}) =>
+      backend.listTasks({
+        $typeName: "taskwire.v1.ListTasksRequest",
+        workerType: request.workerType ?? "",
+        states: request.states ?? [],
+        pageSize: request.pageSize ?? 0,
+        pageToken: request.pageToken ?? "",
+      }),
+    close: () => {
+      closing ??= closeResources();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,40 @@
+/**
+ * Taskwire's protocol as pure logic, shared by every process: task methods and the
+ * registry, ids, errors, limits, validation of a submit (prepareTask), status
+ * helpers, and every NATS subject, stream and bucket name. No I/O and no NATS
+ * client; it may use wire/ (encoding a WorkItem is part of preparing one).
+ *
+ * @module
+ */
+
+export { onAbort } from "./abort-fanout.ts";
+export { endpointPattern, maxBatchSize, maxReasonLength } from "./limits.ts";
+export { loadDefinitions } from "./load-definitions.ts";
+export { Mailbox } from "./mailbox.ts";
+export { topology } from "./names.ts";
+export { type PreparedTask, prepareTask, priorityNames, type ResultRoute, type SubmitLimits } from "./prepare-task.ts";
+export type { QueueBackend } from "./queue-backend.ts";
+export {
+  decodeOutcome,
+  decodeStatus,
+  encodedOutcome,
+  isTerminal,
+  queuedStatus,
+  stateName,
+  type TaskOutcome,
+} from "./status.ts";
+export type { TaskBackend } from "./task-backend.ts";
+export type { StatusStream, SubmitOptions, TaskClient, TaskHandle } from "./task-client.ts";
+export { NonRetryableError, TaskError } from "./task-error.ts";
+export { taskFromOptions } from "./task-from-options.ts";
+export { checkWorkerType, newRoute, routeLength, taskIdOfSubject, taskIdToken, workerTypeOf } from "./task-id.ts";
+export {
+  type DeliveryName,
+  defineTaskService,
+  type PriorityName,
+  type RetryOptions,
+  type TaskDefaults,
+  type TaskMethod,
+  type TaskServiceDefinition,
+} from "./task-method.ts";
+export { createTaskRegistry, registryOf, type TaskRegistry } from "./task-registry.ts";

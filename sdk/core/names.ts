@@ -1,0 +1,78 @@
+import { routeLength } from "./task-id.ts";
+import type { PriorityName } from "./task-method.ts";
+
+/**
+ * Every NATS name Taskwire uses, in one place. docs/protocol.md describes the
+ * same layout for workers written in other languages.
+ *
+ * - `taskwire.task.<type>.<priority>.<id-token>`: a task's WorkItem, in stream
+ *   `TASKS_<type>` (work-queue retention, one message per subject).
+ * - consumer `<type>_<priority>` per priority, shared by every worker of the type.
+ * - KV bucket `taskwire_status`: a TaskStatus per task id (`<type>.<ulid>`).
+ * - `taskwire.status.<route>.<type>.<ulid>`: core NATS, each stored write of a
+ *   task's status record, republished by the server (the route is the id's last
+ *   8 characters: its submitter's).
+ * - `taskwire.cancel.<type>`: core NATS, the id of a task to abort.
+ * - `taskwire.result.<type>`: core NATS, a TaskResult per terminal outcome.
+ * - `taskwire.control.<type>`: core NATS, "paused" or "resumed": the type's queue was.
+ * - `taskwire.sched.<type>.wait.<id-token>`: a delayed task's WorkItem with its
+ *   schedule, in stream `SCHED_<type>`; the server republishes it to
+ *   `taskwire.sched.<type>.due.<id-token>` when due, and consumer `<type>_due`
+ *   (pulled by workers) moves it to its task subject.
+ * - `taskwire.dead.<type>.<id-token>`: a DeadLetter, in stream `DEAD_<type>`.
+ * - `taskwire.bcast.<type>.<endpoint>.<id-token>`: a broadcast task's copy for
+ *   one worker instance, in stream `BCAST_<type>`; consumer `<type>_ep_<endpoint>`.
+ * - KV bucket `taskwire_workers`: `<type>.<worker id>` per live worker instance.
+ * - `taskwire.limit.<type>.{run,rate}.<n>`: leases of the type's limits, in
+ *   stream `LIMITS_<type>` (per-message TTL).
+ */
+const statusBucket = "taskwire_status";
+
+export const topology = {
+  /** Priorities, highest first: the order workers take them in. */
+  priorities: ["high", "normal", "low"] as const satisfies readonly PriorityName[],
+  streamName: (workerType: string) => `TASKS_${workerType}`,
+  streamSubjects: (workerType: string) => `taskwire.task.${workerType}.>`,
+  taskSubject: (workerType: string, priority: PriorityName, idToken: string) =>
+    `taskwire.task.${workerType}.${priority}.${idToken}`,
+  /** Matches the task with this id token at any priority. */
+  taskSubjectAnyPriority: (workerType: string, idToken: string) => `taskwire.task.${workerType}.*.${idToken}`,
+  consumerName: (workerType: string, priority: PriorityName) => `${workerType}_${priority}`,
+  consumerFilter: (workerType: string, priority: PriorityName) => `taskwire.task.${workerType}.${priority}.*`,
+  statusBucket,
+  /** The stream behind the status bucket. */
+  statusStream: `KV_${statusBucket}`,
+  /** The subject a task's status record is written on (the bucket's key subject). */
+  statusSubject: (taskId: string) => `$KV.${statusBucket}.${taskId}`,
+  /** Core NATS: each stored write of a task's status record, republished by the server. */
+  statusEventSubject: (taskId: string) => `taskwire.status.${taskId.slice(-routeLength)}.${taskId}`,
+  /** The status events of every task whose id carries this route. */
+  statusEventsOf: (route: string) => `taskwire.status.${route}.>`,
+  cancelSubject: (workerType: string) => `taskwire.cancel.${workerType}`,
+  /** Core NATS: a TaskResult event per terminal outcome (the default subject). */
+  resultSubject: (workerType: string) => `taskwire.result.${workerType}`,
+  schedulerStream: (workerType: string) => `SCHED_${workerType}`,
+  /** A delayed task's WorkItem, carrying the `Nats-Schedule` headers, until it is due. */
+  waitingSubject: (workerType: string, idToken: string) => `taskwire.sched.${workerType}.wait.${idToken}`,
+  /** Where the server puts a delayed task when it is due; workers move it to its task subject. */
+  dueSubject: (workerType: string, idToken: string) => `taskwire.sched.${workerType}.due.${idToken}`,
+  /** Matches a delayed task with this id token, waiting or due. */
+  scheduledSubject: (workerType: string, idToken: string) => `taskwire.sched.${workerType}.*.${idToken}`,
+  dueConsumerName: (workerType: string) => `${workerType}_due`,
+  /** Core NATS, "paused <RFC 3339 end>" or "resumed": workers start nothing until then, or pull again at once. */
+  controlSubject: (workerType: string) => `taskwire.control.${workerType}`,
+  /** Leases of the type's limits across workers: one message per running attempt or recent start. */
+  limitStream: (workerType: string) => `LIMITS_${workerType}`,
+  /** Lease `n` of a limit ("run": concurrency, "rate": starts per second). */
+  limitSubject: (workerType: string, limit: "run" | "rate", n: number) => `taskwire.limit.${workerType}.${limit}.${n}`,
+  /** Copies of broadcast tasks, one per endpoint (worker instance). */
+  broadcastStream: (workerType: string) => `BCAST_${workerType}`,
+  broadcastSubject: (workerType: string, endpoint: string, idToken: string) =>
+    `taskwire.bcast.${workerType}.${endpoint}.${idToken}`,
+  /** The consumer of one endpoint's broadcast copies, created by that worker. */
+  endpointConsumerName: (workerType: string, endpoint: string) => `${workerType}_ep_${endpoint}`,
+  /** KV bucket of live worker instances: key `<type>.<worker id>`, refreshed while the worker runs. */
+  workersBucket: "taskwire_workers",
+  deadLetterStream: (workerType: string) => `DEAD_${workerType}`,
+  deadLetterSubject: (workerType: string, idToken: string) => `taskwire.dead.${workerType}.${idToken}`,
+} as const;

@@ -1,0 +1,10 @@
+/**
+ * The Connect and gRPC transport to a gateway, and the task and queue backends
+ * that use it. Uses core/ and wire/, never nats/.
+ *
+ * @module
+ */
+
+export { createConnectQueueBackend } from "./connect-queue-backend.ts";
+export { createConnectTaskBackend } from "./connect-task-backend.ts";
+export { createGatewayTransport, type GatewayProtocol } from "./gateway-transport.ts";

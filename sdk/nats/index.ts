@@ -1,0 +1,33 @@
+/**
+ * What the client, the gateway and the worker share over NATS: connecting,
+ * provisioning, JetStream operations, the status store, the task and queue
+ * backends, the request pipeline and the result inbox. Uses core/ and wire/.
+ *
+ * @module
+ */
+
+export { expireBroadcast, openWorkersBucket, presenceTtlMs, recordEndpoint } from "./broadcast.ts";
+export { publishToStream } from "./jetstream-ops.ts";
+export { fromNatsError } from "./nats-error.ts";
+export { createNatsQueueBackend, type NatsQueueBackendOptions } from "./nats-queue-backend.ts";
+export { createNatsTaskBackend, type NatsTaskBackendOptions } from "./nats-task-backend.ts";
+export { openConnection } from "./open-connection.ts";
+export {
+  checkServerVersion,
+  keepProvisioned,
+  provisionEndpointConsumer,
+  provisionStatusBucket,
+  provisionWorkerType,
+  type StatusTopologyOptions,
+  type StorageOptions,
+  type WorkerTypeTopologyOptions,
+} from "./provisioning.ts";
+export { RequestPipeline } from "./request-pipeline.ts";
+export {
+  readStatus,
+  readStatusEntry,
+  type StatusBucket,
+  type StoredStatus,
+  type WrittenStatus,
+  writeStatus,
+} from "./status-store.ts";

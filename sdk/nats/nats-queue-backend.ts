@@ -1,0 +1,286 @@
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { Code } from "@connectrpc/connect";
+import { JetStreamApiError, type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
+import { headers, type NatsConnection } from "@nats-io/transport-node";
+import {
+  type DeadLetter,
+  DeadLetterSchema,
+  type ListDeadLettersResponse,
+  ListDeadLettersResponseSchema,
+  type QueueInfo,
+  QueueInfoSchema,
+} from "../../gen/taskwire/v1/queue_service_pb.ts";
+import { Priority, TaskState, type TaskStatus, WorkItemSchema } from "../../gen/taskwire/v1/task_pb.ts";
+import type { QueueBackend, TaskBackend } from "../core/index.ts";
+import {
+  checkWorkerType,
+  priorityNames,
+  stateName,
+  TaskError,
+  taskIdToken,
+  topology,
+  workerTypeOf,
+} from "../core/index.ts";
+import { directGet, publishToStream, type StoredMessage } from "./jetstream-ops.ts";
+import { fromNatsError } from "./nats-error.ts";
+import { RequestPipeline } from "./request-pipeline.ts";
+import { readStatus, type StatusBucket, writeStatus } from "./status-store.ts";
+
+/** Options of {@link createNatsQueueBackend}. */
+export interface NatsQueueBackendOptions {
+  /** The connection the worker types were provisioned on. */
+  nc: NatsConnection;
+  /** Cancels the tasks a purge finds: usually the gateway's or client's own backend. */
+  tasks: TaskBackend;
+}
+
+/** A pause "until resumed" is a pause of a century: JetStream pauses always have an end. */
+const pauseForeverMs = 100 * 365 * 24 * 3600 * 1000;
+
+/**
+ * QueueService over NATS JetStream. Works on worker types already provisioned
+ * (by a gateway, client or worker); an unknown one is NOT_FOUND.
+ */
+export async function createNatsQueueBackend(options: NatsQueueBackendOptions): Promise<QueueBackend> {
+  const { nc, tasks } = options;
+  const jsm = await jetstreamManager(nc);
+  const kv = await new Kvm(nc).open(topology.statusBucket);
+  return new NatsQueueBackend(nc, jsm, { kv, requests: new RequestPipeline(nc) }, tasks);
+}
+
+class NatsQueueBackend implements QueueBackend {
+  private readonly nc: NatsConnection;
+  private readonly jsm: JetStreamManager;
+  private readonly bucket: StatusBucket;
+  private readonly tasks: TaskBackend;
+  constructor(nc: NatsConnection, jsm: JetStreamManager, bucket: StatusBucket, tasks: TaskBackend) {
+    this.nc = nc;
+    this.jsm = jsm;
+    this.bucket = bucket;
+    this.tasks = tasks;
+  }
+
+  async getQueue(workerType: string): Promise<QueueInfo> {
+    return this.nats(workerType, `reading the ${workerType} queue`, async () => {
+      const stream = await this.jsm.streams.info(topology.streamName(workerType));
+      let running = 0;
+      let pausedUntil: Date | undefined;
+      for (const priority of topology.priorities) {
+        const consumer = await this.jsm.consumers.info(
+          topology.streamName(workerType),
+          topology.consumerName(workerType, priority),
+        );
+        running += consumer.num_ack_pending;
+        if (consumer.paused && consumer.config.pause_until) pausedUntil = new Date(consumer.config.pause_until);
+      }
+      const dead = await this.jsm.streams.info(topology.deadLetterStream(workerType));
+      const scheduled = await this.jsm.streams.info(topology.schedulerStream(workerType));
+      const forever = pausedUntil !== undefined && pausedUntil.getTime() - Date.now() > pauseForeverMs / 2;
+      return create(QueueInfoSchema, {
+        workerType,
+        queued: BigInt(Math.max(0, stream.state.messages - running)),
+        running: BigInt(running),
+        deadLetters: BigInt(dead.state.messages),
+        paused: pausedUntil !== undefined,
+        pausedUntil: pausedUntil && !forever ? timestampFromDate(pausedUntil) : undefined,
+        maxQueued: BigInt(Math.max(0, stream.config.max_msgs)),
+        scheduled: BigInt(scheduled.state.messages),
+      });
+    });
+  }
+
+  async pauseQueue(workerType: string, until?: Date): Promise<QueueInfo> {
+    if (until && until.getTime() <= Date.now()) {
+      throw new TaskError(`pause until ${until.toISOString()}: that time has passed`, Code.InvalidArgument);
+    }
+    const end = until ?? new Date(Date.now() + pauseForeverMs);
+    await this.nats(workerType, `pausing the ${workerType} queue`, async () => {
+      for (const priority of topology.priorities) {
+        await this.jsm.consumers.pause(
+          topology.streamName(workerType),
+          topology.consumerName(workerType, priority),
+          end,
+        );
+      }
+    });
+    // Tasks workers pulled before the pause wait (kept alive) instead of starting, until it ends.
+    this.nc.publish(topology.controlSubject(workerType), `paused ${end.toISOString()}`);
+    return this.getQueue(workerType);
+  }
+
+  async resumeQueue(workerType: string): Promise<QueueInfo> {
+    await this.nats(workerType, `resuming the ${workerType} queue`, async () => {
+      for (const priority of topology.priorities) {
+        await this.jsm.consumers.resume(topology.streamName(workerType), topology.consumerName(workerType, priority));
+      }
+    });
+    // Pull requests made while paused stay unserved until they expire: workers pull anew.
+    this.nc.publish(topology.controlSubject(workerType), "resumed");
+    return this.getQueue(workerType);
+  }
+
+  async purgeQueue(workerType: string, reason = ""): Promise<number> {
+    const stream = topology.streamName(workerType);
+    // Only what was there when the purge began: later submits stay.
+    const last = await this.nats(workerType, `purging the ${workerType} queue`, async () => {
+      return (await this.jsm.streams.info(stream)).state.last_seq;
+    });
+    let cancelled = 0;
+    for (let from = 0; ; ) {
+      const message = await this.nats(workerType, `purging the ${workerType} queue`, () =>
+        directGet(this.bucket.requests, stream, { nextBySubject: topology.streamSubjects(workerType), from }),
+      );
+      if (!message || message.seq > last) return cancelled;
+      from = message.seq + 1;
+      const { taskId } = fromBinary(WorkItemSchema, message.data);
+      const status = await this.tasks.cancelTask(taskId, reason || "purged with its queue");
+      if (status.state === TaskState.CANCELLED) cancelled++;
+    }
+  }
+
+  async listDeadLetters(
+    workerType: string,
+    page: { pageSize?: number; pageToken?: string } = {},
+  ): Promise<ListDeadLettersResponse> {
+    const pageSize = page.pageSize || 100;
+    if (pageSize < 1 || pageSize > 1000) {
+      throw new TaskError(`page_size must be between 1 and 1000, got ${pageSize}`, Code.InvalidArgument);
+    }
+    let from = 0;
+    if (page.pageToken) {
+      from = Number(page.pageToken);
+      if (!Number.isSafeInteger(from) || from < 0) {
+        throw new TaskError(`page_token "${page.pageToken}" is not one this service returned`, Code.InvalidArgument);
+      }
+    }
+    await this.ensureType(workerType);
+    const deadLetters: DeadLetter[] = [];
+    const stream = topology.deadLetterStream(workerType);
+    while (deadLetters.length < pageSize) {
+      const message = await this.nats(workerType, `listing ${workerType} dead letters`, () =>
+        directGet(this.bucket.requests, stream, { nextBySubject: topology.deadLetterSubject(workerType, "*"), from }),
+      );
+      if (!message) return create(ListDeadLettersResponseSchema, { deadLetters });
+      deadLetters.push(fromBinary(DeadLetterSchema, message.data));
+      from = message.seq + 1;
+    }
+    return create(ListDeadLettersResponseSchema, { deadLetters, nextPageToken: String(from) });
+  }
+
+  async getDeadLetter(taskId: string): Promise<DeadLetter> {
+    return fromBinary(DeadLetterSchema, (await this.findDeadLetter(taskId)).data);
+  }
+
+  async retryDeadLetter(taskId: string): Promise<TaskStatus> {
+    const workerType = workerTypeOf(taskId);
+    const found = await this.findDeadLetter(taskId);
+    const letter = fromBinary(DeadLetterSchema, found.data);
+    const { workItem } = letter;
+    if (!workItem) throw new TaskError(`the dead letter of ${taskId} holds no WorkItem`, Code.DataLoss, { taskId });
+    const retrying = `retrying dead letter ${taskId}`;
+    const current = await readStatus(this.bucket, taskId).catch((e) => Promise.reject(fromNatsError(e, retrying)));
+    if (current && current.status.state !== TaskState.FAILED) {
+      throw new TaskError(
+        `${retrying}: the task is ${stateName(current.status.state)}, not FAILED`,
+        Code.FailedPrecondition,
+        { taskId },
+      );
+    }
+    // The record may have expired: the letter keeps the FAILED status too.
+    const failed = current?.status ?? letter.status;
+    if (!failed) throw new TaskError(`the dead letter of ${taskId} holds no status`, Code.DataLoss, { taskId });
+    // First make the record non-terminal, or the worker would take the task for
+    // one already finished; then queue it; then drop the letter.
+    const next: TaskStatus = {
+      ...failed,
+      state: TaskState.PENDING,
+      attempt: 0,
+      errorHistory: failed.error ? [...failed.errorHistory, failed.error] : failed.errorHistory,
+      error: undefined,
+      result: undefined,
+      startedAt: undefined,
+      finishedAt: undefined,
+      progress: undefined,
+      workerId: "",
+      // Published again, the task is a new message: no delivery of the old one has it.
+      deliverySequence: 0n,
+      deliveryCount: 0,
+    };
+    const written = await writeStatus(this.bucket, next, current?.revision ?? 0).catch((e) =>
+      Promise.reject(fromNatsError(e, retrying)),
+    );
+    if (written === undefined) {
+      throw new TaskError(`${retrying}: its status changed meanwhile; try again`, Code.Aborted, { taskId });
+    }
+    workItem.attempt = 1;
+    const id = headers();
+    // A fresh message id: the task's own id may still be in the duplicate window.
+    id.set("Nats-Msg-Id", `${taskId}/retry/${found.seq}`);
+    const subject = topology.taskSubject(
+      workerType,
+      priorityNames[workItem.priority] ?? priorityNames[Priority.NORMAL] ?? "normal",
+      taskIdToken(taskId),
+    );
+    try {
+      await publishToStream(this.bucket.requests, subject, toBinary(WorkItemSchema, workItem), id);
+    } catch (error) {
+      // Not queued: put the FAILED record back, so the letter and the status agree.
+      await writeStatus(this.bucket, failed, written.revision).catch(() => undefined);
+      throw fromNatsError(error, retrying);
+    }
+    await this.jsm.streams.deleteMessage(topology.deadLetterStream(workerType), found.seq, false).catch(() => false);
+    return next;
+  }
+
+  async purgeDeadLetters(workerType: string, taskIds: string[] = []): Promise<number> {
+    const stream = topology.deadLetterStream(workerType);
+    return this.nats(workerType, `purging ${workerType} dead letters`, async () => {
+      if (taskIds.length === 0) return (await this.jsm.streams.purge(stream)).purged;
+      let purged = 0;
+      for (const taskId of taskIds) {
+        if (workerTypeOf(taskId) !== workerType) {
+          throw new TaskError(`task ${taskId} is not of worker type ${workerType}`, Code.InvalidArgument);
+        }
+        const filter = topology.deadLetterSubject(workerType, taskIdToken(taskId));
+        purged += (await this.jsm.streams.purge(stream, { filter })).purged;
+      }
+      return purged;
+    });
+  }
+
+  private async findDeadLetter(taskId: string): Promise<StoredMessage> {
+    const workerType = workerTypeOf(taskId);
+    await this.ensureType(workerType);
+    const found = await this.nats(workerType, `reading the dead letter of ${taskId}`, () =>
+      directGet(this.bucket.requests, topology.deadLetterStream(workerType), {
+        lastBySubject: topology.deadLetterSubject(workerType, taskIdToken(taskId)),
+      }),
+    );
+    if (!found) throw new TaskError(`task ${taskId} has no dead letter`, Code.NotFound, { taskId });
+    return found;
+  }
+
+  /** NOT_FOUND unless the worker type's streams exist: direct gets on a missing stream get no answer at all. */
+  private async ensureType(workerType: string): Promise<void> {
+    await this.nats(workerType, `reading the ${workerType} queue`, () =>
+      this.jsm.streams.info(topology.deadLetterStream(workerType)),
+    );
+  }
+
+  /** Runs a NATS operation on a worker type's streams: a missing stream is an unknown type. */
+  private async nats<T>(workerType: string, doing: string, operation: () => Promise<T>): Promise<T> {
+    if (!workerType) throw new TaskError(`${doing}: worker_type is required`, Code.InvalidArgument);
+    checkWorkerType(workerType);
+    try {
+      return await operation();
+    } catch (error) {
+      if (error instanceof TaskError) throw error;
+      if (error instanceof JetStreamApiError && error.code === 10059) {
+        throw new TaskError(`unknown worker type "${workerType}"`, Code.NotFound);
+      }
+      throw fromNatsError(error, doing);
+    }
+  }
+}

@@ -1,0 +1,619 @@
+import { create } from "@bufbuild/protobuf";
+import { timestampNow } from "@bufbuild/protobuf/wkt";
+import { Code } from "@connectrpc/connect";
+import { JetStreamApiError, type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream";
+import type { KV } from "@nats-io/kv";
+import { errors, headers, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
+import {
+  EndpointResultSchema,
+  type Task,
+  TaskState,
+  type TaskStatus,
+  WorkItemSchema,
+} from "../../gen/taskwire/v1/task_pb.ts";
+import {
+  type BatchSubmitResult,
+  BatchSubmitResultSchema,
+  type ListTasksRequest,
+  type ListTasksResponse,
+  ListTasksResponseSchema,
+  type SubmitResponse,
+  SubmitResponseSchema,
+} from "../../gen/taskwire/v1/task_service_pb.ts";
+import type { TaskBackend, TaskRegistry } from "../core/index.ts";
+import {
+  checkWorkerType,
+  decodeOutcome,
+  decodeStatus,
+  isTerminal,
+  Mailbox,
+  maxBatchSize,
+  maxReasonLength,
+  onAbort,
+  type PreparedTask,
+  prepareTask,
+  queuedStatus,
+  type SubmitLimits,
+  TaskError,
+  type TaskOutcome,
+  taskIdOfSubject,
+  taskIdToken,
+  topology,
+  workerTypeOf,
+} from "../core/index.ts";
+import { concatMessages, decodeMessage, encodeMessage } from "../wire/index.ts";
+import { liveEndpoints, openWorkersBucket } from "./broadcast.ts";
+import { directGet, directGetLast, publishToStream, type StoredMessage } from "./jetstream-ops.ts";
+import { fromNatsError } from "./nats-error.ts";
+import {
+  checkServerVersion,
+  keepProvisioned,
+  provisionStatusBucket,
+  provisionWorkerType,
+  type StatusTopologyOptions,
+  type WorkerTypeTopologyOptions,
+} from "./provisioning.ts";
+import { RequestPipeline } from "./request-pipeline.ts";
+import { ResultInbox } from "./result-inbox.ts";
+import { StatusFeed } from "./status-feed.ts";
+import {
+  readStatus,
+  readStatusEntry,
+  readStatusRecords,
+  type StatusBucket,
+  type StoredStatus,
+  writeStatus,
+} from "./status-store.ts";
+
+/** Options of {@link createNatsTaskBackend}. */
+export interface NatsTaskBackendOptions {
+  /** A connection to a JetStream-enabled nats-server (2.12 or newer). */
+  nc: NatsConnection;
+  /** The task services accepted at submit. */
+  registry: TaskRegistry;
+  /** Limits checked before anything reaches NATS. */
+  limits?: SubmitLimits;
+  /** Stream, consumer and bucket options, applied when provisioning. */
+  topology?: WorkerTypeTopologyOptions & StatusTopologyOptions;
+  /** How long a task's outcome notification is trusted alone before its record is read too (see ResultInbox). @default 5_000 */
+  resultGraceMs?: number;
+}
+
+/**
+ * TaskService over NATS JetStream. Provisions the streams, consumers and
+ * buckets of every registered worker type (idempotently) before resolving.
+ */
+export async function createNatsTaskBackend(options: NatsTaskBackendOptions): Promise<TaskBackend> {
+  const { nc, registry } = options;
+  checkServerVersion(nc);
+  const jsm = await jetstreamManager(nc);
+  const provision = async () => {
+    for (const definition of registry.definitions) await provisionWorkerType(jsm, definition, options.topology);
+    return provisionStatusBucket(nc, options.topology);
+  };
+  try {
+    const kv = await provision();
+    keepProvisioned(nc, provision, () => {}); // a failure shows as UNAVAILABLE on the next submit
+    return new NatsTaskBackend(
+      nc,
+      jsm,
+      { kv, requests: new RequestPipeline(nc) },
+      registry,
+      options.limits ?? {},
+      new ResultInbox(
+        nc,
+        { records: (taskIds) => readStatusRecords(nc, taskIds), unstarted: (taskIds) => unstartedOf(nc, taskIds) },
+        { graceMs: options.resultGraceMs },
+      ),
+    );
+  } catch (error) {
+    throw fromNatsError(error, "provisioning JetStream");
+  }
+}
+
+class NatsTaskBackend implements TaskBackend {
+  private available = true;
+  private readonly availabilityListeners = new Set<(available: boolean) => void>();
+  /** Live worker instances, for broadcasts to all; opened on the first broadcast. */
+  private workers: Promise<KV> | undefined;
+  private readonly statusFeed: StatusFeed;
+
+  private readonly nc: NatsConnection;
+  private readonly jsm: JetStreamManager;
+  private readonly bucket: StatusBucket;
+  private readonly registry: TaskRegistry;
+  private readonly limits: SubmitLimits;
+  private readonly results: ResultInbox;
+  constructor(
+    nc: NatsConnection,
+    jsm: JetStreamManager,
+    bucket: StatusBucket,
+    registry: TaskRegistry,
+    limits: SubmitLimits,
+    results: ResultInbox,
+  ) {
+    this.nc = nc;
+    this.jsm = jsm;
+    this.bucket = bucket;
+    this.registry = registry;
+    this.limits = limits;
+    this.results = results;
+    this.statusFeed = new StatusFeed(jetstream(nc));
+    void this.followConnection();
+  }
+
+  onAvailabilityChange(listener: (available: boolean) => void): () => void {
+    this.availabilityListeners.add(listener);
+    listener(this.available);
+    return () => this.availabilityListeners.delete(listener);
+  }
+
+  private async followConnection(): Promise<void> {
+    const set = (available: boolean) => {
+      if (available === this.available) return;
+      this.available = available;
+      for (const listener of this.availabilityListeners) listener(available);
+    };
+    for await (const status of this.nc.status()) {
+      if (status.type === "disconnect") set(false);
+      else if (status.type === "reconnect") {
+        // Notifications published while disconnected are lost: waiters read too.
+        this.results.recheckAll();
+        set(true);
+      }
+    }
+    set(false); // the connection is closed for good
+  }
+
+  /**
+   * Refuses at once while NATS is unreachable. A publish made now would wait in
+   * the client's buffer and might be stored after the caller gave up, so a
+   * plain retry could submit the task twice.
+   */
+  private ensureAvailable(doing: string): void {
+    if (!this.available)
+      throw new TaskError(
+        `${doing}: not connected to NATS (reconnecting); nothing was done, retry later`,
+        Code.Unavailable,
+      );
+  }
+
+  /**
+   * Not async where it need not be: a producer has a thousand submits awaiting
+   * their PubAck at once, and each suspended async frame (a generator and its
+   * registers) is kept alive, and copied by every young-generation collection,
+   * until then. A keyed task, which must look its key up first, takes the async way.
+   */
+  submit(task: Task, notify = true): Promise<SubmitResponse> {
+    let prepared: PreparedTask;
+    try {
+      prepared = prepareTask(this.registry, task, this.limits, notify ? this.results : undefined);
+      this.ensureAvailable(`submitting ${prepared.taskId}`);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return task.idempotencyKey ? this.submitKeyed(task, prepared, notify) : this.enqueue(task, prepared, notify);
+  }
+
+  /** A keyed task may have run and left the queue already: its status record says so. */
+  private async submitKeyed(task: Task, prepared: PreparedTask, notify: boolean): Promise<SubmitResponse> {
+    const { taskId } = prepared;
+    const existing = await readStatus(this.bucket, taskId).catch((e) =>
+      Promise.reject(fromNatsError(e, "reading status")),
+    );
+    if (existing) return this.duplicate(taskId, existing.status.state);
+    // A delayed one lives in another stream than the queue: look in both. (An
+    // immediate task that meets a delayed one is caught when that one is due.)
+    if (prepared.schedule) {
+      const where = await this.findUnstarted(task.workerType, taskId).catch((e) =>
+        Promise.reject(fromNatsError(e, "reading status")),
+      );
+      if (where) return this.duplicate(taskId, where.state);
+    }
+    return this.enqueue(task, prepared, notify);
+  }
+
+  /** Publishes a task that passed its checks (and its key lookup): a copy per endpoint for a broadcast. */
+  private enqueue(task: Task, prepared: PreparedTask, notify: boolean): Promise<SubmitResponse> {
+    if (prepared.broadcast) return this.submitBroadcast(task.workerType, prepared, prepared.broadcast, notify);
+    return this.publishTask(task, prepared, notify);
+  }
+
+  private publishTask(task: Task, prepared: PreparedTask, notify: boolean): Promise<SubmitResponse> {
+    const { taskId } = prepared;
+    // Before the publish: the outcome may be notified before the PubAck arrives.
+    // A keyed task submitted again here is tracked already: its waiter stays.
+    const tracked = notify && this.results.track(taskId);
+    return publishToStream(this.bucket.requests, prepared.subject, prepared.bytes, publishHeaders(task, prepared)).then(
+      (ack) => {
+        if (ack.duplicate) {
+          if (tracked) this.results.untrack(taskId);
+          return this.duplicate(taskId);
+        }
+        if (tracked) this.results.accepted(taskId);
+        // As create(SubmitResponseSchema, ...) makes it: this runs once per task.
+        return {
+          $typeName: SubmitResponseSchema.typeName,
+          taskId,
+          duplicate: false,
+          state: prepared.schedule ? TaskState.SCHEDULED : TaskState.PENDING,
+        };
+      },
+      (error: unknown) => {
+        if (tracked) this.results.untrack(taskId);
+        // One message per task subject: the same id is already queued.
+        if (error instanceof JetStreamApiError && /per subject/i.test(error.message)) return this.duplicate(taskId);
+        const failure = fromNatsError(error, `submitting ${taskId}`);
+        if (!(error instanceof errors.TimeoutError)) throw failure;
+        // The publish left: JetStream may have stored it. Only the same id is a safe retry.
+        throw new TaskError(
+          `${failure.rawMessage}; the task may have been stored: look it up by its id, or submit again with the same idempotency key`,
+          failure.code,
+          { taskId, cause: error },
+        );
+      },
+    );
+  }
+
+  /**
+   * A broadcast: a deadline (at which unanswered endpoints make it INCOMPLETE),
+   * then the status record listing every endpoint, then one copy per endpoint.
+   * The deadline goes first, so a submit that fails halfway still ends.
+   */
+  private async submitBroadcast(
+    workerType: string,
+    prepared: PreparedTask,
+    broadcast: NonNullable<PreparedTask["broadcast"]>,
+    notify: boolean,
+  ): Promise<SubmitResponse> {
+    const { taskId } = prepared;
+    const token = taskIdToken(taskId);
+    const doing = `broadcasting ${taskId}`;
+    let tracked = false;
+    try {
+      this.workers ??= openWorkersBucket(this.nc);
+      const endpoints =
+        broadcast.endpoints.length > 0 ? broadcast.endpoints : await liveEndpoints(await this.workers, workerType);
+      if (endpoints.length === 0) {
+        throw new TaskError(`${doing}: no worker of type "${workerType}" is running`, Code.FailedPrecondition, {
+          taskId,
+        });
+      }
+      const deadline = headers();
+      deadline.set("Nats-Msg-Id", `${taskId}/deadline`);
+      deadline.set("Nats-Schedule", `@at ${broadcast.deadline.toISOString()}`);
+      deadline.set("Nats-Schedule-Target", topology.dueSubject(workerType, token));
+      await publishToStream(this.bucket.requests, topology.waitingSubject(workerType, token), prepared.bytes, deadline);
+      const status = queuedStatus(decodeMessage(WorkItemSchema, prepared.bytes));
+      status.endpoints = endpoints.map((endpoint) =>
+        create(EndpointResultSchema, { endpoint, state: TaskState.PENDING }),
+      );
+      tracked = notify && this.results.track(taskId);
+      if (!(await writeStatus(this.bucket, status, 0))) {
+        if (tracked) this.results.untrack(taskId);
+        return this.duplicate(taskId);
+      }
+      await Promise.all(
+        endpoints.map((endpoint) => {
+          const id = headers();
+          id.set("Nats-Msg-Id", `${taskId}/${endpoint}`);
+          const own = encodeMessage(WorkItemSchema, create(WorkItemSchema, { endpoint }));
+          return publishToStream(
+            this.bucket.requests,
+            topology.broadcastSubject(workerType, endpoint, token),
+            concatMessages(prepared.bytes, own),
+            id,
+          );
+        }),
+      );
+      if (tracked) this.results.accepted(taskId);
+      return create(SubmitResponseSchema, { taskId, state: TaskState.PENDING });
+    } catch (error) {
+      if (tracked) this.results.untrack(taskId);
+      throw fromNatsError(error, doing);
+    }
+  }
+
+  async batchSubmit(tasks: Task[], options: { notify?: boolean } = {}): Promise<BatchSubmitResult[]> {
+    if (tasks.length > maxBatchSize) {
+      throw new TaskError(`a batch holds at most ${maxBatchSize} tasks, got ${tasks.length}`, Code.InvalidArgument);
+    }
+    // Publishes are pipelined: every PubAck is awaited together.
+    return Promise.all(
+      tasks.map((task) =>
+        this.submit(task, options.notify ?? true).then(
+          (accepted) => create(BatchSubmitResultSchema, { outcome: { case: "accepted", value: accepted } }),
+          (error) =>
+            create(BatchSubmitResultSchema, { outcome: { case: "error", value: TaskError.from(error).toMessage(0) } }),
+        ),
+      ),
+    );
+  }
+
+  async getTask(taskId: string): Promise<TaskStatus> {
+    return (await this.load(taskId)).status;
+  }
+
+  awaitTerminal(taskId: string, signal?: AbortSignal): Promise<TaskStatus> {
+    return this.awaitPushed(taskId, signal, decodeStatus);
+  }
+
+  awaitOutcome(taskId: string, signal?: AbortSignal): Promise<TaskOutcome> {
+    return this.awaitPushed(taskId, signal, decodeOutcome);
+  }
+
+  /**
+   * A task submitted here: its terminal status, pushed to this client once
+   * stored, decoded by `decode`; when none comes (or it does not decode), the
+   * record, read and followed to its end.
+   */
+  private awaitPushed<T extends TaskOutcome>(
+    taskId: string,
+    signal: AbortSignal | undefined,
+    decode: (bytes: Uint8Array) => T,
+  ): Promise<T | TaskStatus> {
+    // Not async: a producer may await a hundred thousand results, each holding
+    // what its wait keeps alive (an async function's frame is a generator).
+    const pushed = this.results.take(taskId, signal);
+    if (!pushed) return this.followToTerminal(taskId, signal);
+    return pushed.then((came) => {
+      const decoded = came instanceof Uint8Array ? decodedOrUndefined(decode, came) : came;
+      return decoded ?? this.followToTerminal(taskId, signal);
+    });
+  }
+
+  private async followToTerminal(taskId: string, signal?: AbortSignal): Promise<TaskStatus> {
+    if (signal?.aborted) throw new TaskError(`waiting for ${taskId} was aborted`, Code.Canceled, { taskId });
+    let last: TaskStatus | undefined;
+    for await (const status of this.watchTask(taskId, signal)) last = status;
+    if (!last) throw new TaskError(`watch of ${taskId} ended without a status`, Code.Internal);
+    return last;
+  }
+
+  async *watchTask(taskId: string, signal?: AbortSignal): AsyncIterable<TaskStatus> {
+    const workerType = workerTypeOf(taskId);
+    this.ensureAvailable(`watching ${taskId}`);
+    const updates = new Mailbox<StoredStatus | TaskError>();
+    const listener = (update: StoredStatus | undefined) =>
+      updates.push(update ?? new TaskError(`watch of ${taskId} ended: the NATS connection closed`, Code.Unavailable));
+    // Follow first, then read: no write between the two can be missed.
+    let unlisten: () => void;
+    try {
+      unlisten = await this.statusFeed.listen(taskId, workerType, listener);
+    } catch (error) {
+      throw fromNatsError(error, `watching ${taskId}`);
+    }
+    // Aborted meanwhile, the watch ends at once.
+    const stopListening = signal && onAbort(signal, () => updates.close());
+    try {
+      updates.unshift(await this.load(taskId));
+      let revision = -1;
+      for await (const update of updates) {
+        if (update instanceof TaskError) throw update;
+        if (update.revision <= revision) continue; // seen already
+        revision = update.revision;
+        yield update.status;
+        if (isTerminal(update.status.state)) return;
+      }
+      throw new TaskError(`watch of ${taskId} was aborted`, Code.Canceled);
+    } finally {
+      stopListening?.();
+      unlisten();
+    }
+  }
+
+  async close(): Promise<void> {
+    this.statusFeed.close();
+    this.results.close();
+    this.bucket.requests.close();
+  }
+
+  async cancelTask(taskId: string, reason: string): Promise<TaskStatus> {
+    const workerType = workerTypeOf(taskId);
+    // It is kept in the record's error: a long one could make the record too large to store.
+    if (reason.length > maxReasonLength) {
+      throw new TaskError(
+        `reason must be at most ${maxReasonLength} characters, got ${reason.length}`,
+        Code.InvalidArgument,
+        { taskId },
+      );
+    }
+    for (;;) {
+      const current = await this.load(taskId);
+      if (isTerminal(current.status.state)) return current.status;
+      const cancelled = current.status;
+      cancelled.state = TaskState.CANCELLED;
+      cancelled.finishedAt = timestampNow();
+      cancelled.error = new TaskError(reason || "cancelled by request", Code.Canceled, { retryable: false }).toMessage(
+        cancelled.attempt,
+      );
+      const written = await writeStatus(this.bucket, cancelled, current.revision).catch((e) =>
+        Promise.reject(fromNatsError(e, `cancelling ${taskId}`)),
+      );
+      if (written === undefined) continue; // someone wrote first: decide again
+      this.results.deliver(cancelled);
+      // Tell a worker running it to abort, then take it off the queue (or the schedule).
+      this.nc.publish(topology.cancelSubject(workerType), taskId);
+      const unstarted = await this.findUnstarted(workerType, taskId);
+      if (unstarted)
+        await this.jsm.streams.deleteMessage(unstarted.stream, unstarted.message.seq, false).catch(() => false);
+      return cancelled;
+    }
+  }
+
+  async listTasks(request: ListTasksRequest): Promise<ListTasksResponse> {
+    const pageSize = request.pageSize === 0 ? 100 : request.pageSize;
+    if (pageSize > 1000) throw new TaskError(`page_size must be at most 1000, got ${pageSize}`, Code.InvalidArgument);
+    if (request.workerType) checkWorkerType(request.workerType);
+    // A page token is the last task id of the page before.
+    if (request.pageToken) {
+      try {
+        workerTypeOf(request.pageToken);
+      } catch {
+        throw new TaskError(
+          `page_token "${request.pageToken}" is not one a ListTasks answer gave`,
+          Code.InvalidArgument,
+        );
+      }
+    }
+    this.ensureAvailable("listing tasks");
+    const types = request.workerType ? [request.workerType] : this.registry.workerTypes();
+    const ids = new Set<string>();
+    try {
+      for (const type of types) {
+        for await (const key of await this.bucket.kv.keys(`${type}.>`)) ids.add(key);
+        for (const stream of [topology.streamName(type), topology.schedulerStream(type)]) {
+          const info = await this.jsm.streams.info(stream, { subjects_filter: ">" });
+          for (const subject of Object.keys(info.state.subjects ?? {})) ids.add(taskIdOfSubject(type, subject));
+        }
+      }
+    } catch (error) {
+      if (error instanceof JetStreamApiError && error.code === 10059) {
+        throw new TaskError(`unknown worker type "${request.workerType}"`, Code.NotFound);
+      }
+      throw fromNatsError(error, "listing tasks");
+    }
+    const states = new Set(request.states);
+    const sorted = [...ids]
+      .sort()
+      .reverse()
+      .filter((id) => !request.pageToken || id < request.pageToken);
+    const tasks: TaskStatus[] = [];
+    let last = "";
+    for (const id of sorted) {
+      if (tasks.length === pageSize) {
+        return create(ListTasksResponseSchema, { tasks, nextPageToken: last });
+      }
+      last = id;
+      const status = await this.load(id).then(
+        (s) => s.status,
+        () => undefined, // finished and expired between listing and reading
+      );
+      if (status && (states.size === 0 || states.has(status.state))) tasks.push(status);
+    }
+    return create(ListTasksResponseSchema, { tasks });
+  }
+
+  private async duplicate(taskId: string, state?: TaskState): Promise<SubmitResponse> {
+    const known =
+      state ??
+      (await this.getTask(taskId).then(
+        (s) => s.state,
+        () => TaskState.PENDING,
+      ));
+    return create(SubmitResponseSchema, { taskId, duplicate: true, state: known });
+  }
+
+  /**
+   * The status record, or the queued WorkItem's status (with the revision of the
+   * key: 0, or a purge marker's, which a write must go over), or NOT_FOUND.
+   */
+  private async load(taskId: string): Promise<StoredStatus> {
+    const workerType = workerTypeOf(taskId);
+    this.ensureAvailable(`reading ${taskId}`);
+    try {
+      const { status, revision } = await readStatusEntry(this.bucket, taskId);
+      if (status) return { status, revision };
+      const unstarted = await this.findUnstarted(workerType, taskId);
+      if (unstarted) {
+        return {
+          status: queuedStatus(decodeMessage(WorkItemSchema, unstarted.message.data), unstarted.state),
+          revision,
+        };
+      }
+      // A worker may have written the result and acked between the two reads.
+      const finished = await readStatus(this.bucket, taskId);
+      if (finished) return finished;
+    } catch (error) {
+      throw fromNatsError(error, `reading ${taskId}`);
+    }
+    throw new TaskError(`task ${taskId} not found`, Code.NotFound, { taskId });
+  }
+
+  /** A task's WorkItem while it is queued (PENDING) or waiting for its start time (SCHEDULED). */
+  private async findUnstarted(
+    workerType: string,
+    taskId: string,
+  ): Promise<{ stream: string; message: StoredMessage; state: TaskState } | undefined> {
+    const token = taskIdToken(taskId);
+    // The schedule first: a due task is published on its task subject before it leaves
+    // the schedule, so a read in this order cannot miss it on its way between the two.
+    const places = [
+      [topology.schedulerStream(workerType), topology.scheduledSubject(workerType, token), TaskState.SCHEDULED],
+      [topology.streamName(workerType), topology.taskSubjectAnyPriority(workerType, token), TaskState.PENDING],
+    ] as const;
+    for (const [stream, subject, state] of places) {
+      try {
+        const message = await directGet(this.bucket.requests, stream, { nextBySubject: subject });
+        if (message) return { stream, message, state };
+      } catch (error) {
+        // The worker type has no stream on this server: nothing of it is there.
+        if (!(error instanceof errors.NoRespondersError)) throw error;
+      }
+    }
+    return undefined;
+  }
+}
+
+/**
+ * A keyed task's id is its key's: another submit (a retry, a second client)
+ * may publish it too, and the duplicate window drops the repeat even after the
+ * first one left the queue. An unkeyed id is new, so only the per-subject limit
+ * guards it, and its publish carries no headers at all: no dedup entry for the
+ * server to keep, no header to build. A delayed task also carries its schedule.
+ */
+function publishHeaders(task: Task, prepared: PreparedTask): MsgHdrs | undefined {
+  if (!task.idempotencyKey && !prepared.schedule) return undefined;
+  const h = headers();
+  if (task.idempotencyKey) h.set("Nats-Msg-Id", prepared.taskId);
+  if (prepared.schedule) {
+    h.set("Nats-Schedule", `@at ${prepared.schedule.at.toISOString()}`);
+    h.set("Nats-Schedule-Target", prepared.schedule.target);
+  }
+  return h;
+}
+
+/**
+ * Of these tasks, those still queued or scheduled: their WorkItem is in the
+ * type's stream or scheduler stream. One batched direct get per stream and
+ * worker type (the subjects' priority or phase a wildcard).
+ */
+export async function unstartedOf(nc: NatsConnection, taskIds: readonly string[]): Promise<Set<string>> {
+  const byType = new Map<string, string[]>();
+  for (const taskId of taskIds) {
+    const type = workerTypeOf(taskId);
+    const ids = byType.get(type);
+    if (ids) ids.push(taskId);
+    else byType.set(type, [taskId]);
+  }
+  const unstarted = new Set<string>();
+  for (const [type, ids] of byType) {
+    const tokens = ids.map(taskIdToken);
+    // The schedule first, as in findUnstarted.
+    for (const [stream, subject] of [
+      [topology.schedulerStream(type), topology.scheduledSubject],
+      [topology.streamName(type), topology.taskSubjectAnyPriority],
+    ] as const) {
+      const found = await directGetLast(
+        nc,
+        stream,
+        tokens.map((token) => subject(type, token)),
+      ).catch((error: unknown) => {
+        // The type has no such stream on this server: none of its tasks is there.
+        if (error instanceof JetStreamApiError && error.status === 503) return new Map();
+        throw error;
+      });
+      for (const subject of found.keys()) unstarted.add(taskIdOfSubject(type, subject));
+    }
+  }
+  return unstarted;
+}
+
+/** Pushed bytes decoded, or undefined when they are not a TaskStatus (the record is read instead). */
+function decodedOrUndefined<T>(decode: (bytes: Uint8Array) => T, bytes: Uint8Array): T | undefined {
+  try {
+    return decode(bytes);
+  } catch {
+    return undefined;
+  }
+}
