@@ -95,24 +95,7 @@ export function createSupervisor(options: SupervisorOptions): Supervisor {
   const readiness: Promise<void>[] = [];
 
   const start = (pool: PoolOptions, workerId: string, onReady?: () => void) => {
-    const child = fork(workerEntry, [], {
-      // Children run on this process's Node options (a loader such as tsx included);
-      // from TypeScript sources, they resolve "taskwire" to the sources as well.
-      execArgv: workerEntry.endsWith(".ts") ? [...process.execArgv, "--conditions=taskwire-source"] : process.execArgv,
-      env: {
-        ...process.env,
-        ...options.env,
-        ...pool.env,
-        TASKWIRE_NATS: options.nats,
-        TASKWIRE_WORKER_MODULE: pool.module,
-        TASKWIRE_WORKER_ID: workerId,
-        ...(pool.concurrency ? { TASKWIRE_CONCURRENCY: String(pool.concurrency) } : {}),
-        TASKWIRE_SHUTDOWN_GRACE_MS: String(options.shutdownGraceMs ?? 30_000),
-        ...(options.ackWaitMs ? { TASKWIRE_ACK_WAIT_MS: String(options.ackWaitMs) } : {}),
-      },
-      stdio: ["ignore", "inherit", "inherit", "ipc"],
-      ...identities.get(pool.name),
-    });
+    const child = forkWorker(options, pool, workerId, identities.get(pool.name));
     processes.set(workerId, child);
     emit({ type: "started", workerId, pid: child.pid ?? 0 });
     child.on("message", (message: { type?: string }) => {
@@ -124,23 +107,17 @@ export function createSupervisor(options: SupervisorOptions): Supervisor {
       processes.delete(workerId);
       emit({ type: "exited", workerId, pid: child.pid ?? 0, code, signal });
       if (stopping) return;
-      const now = Date.now();
-      const windowMs = options.crashLoopWindowMs ?? 60_000;
-      const recent = [...(crashes.get(workerId) ?? []), now].filter((t) => now - t <= windowMs);
-      crashes.set(workerId, recent);
-      if (recent.length > (options.crashLoopLimit ?? 5)) {
-        emit({ type: "crash-loop", workerId, crashes: recent.length, windowMs });
+      const next = afterCrash(crashes.get(workerId) ?? [], Date.now(), options);
+      crashes.set(workerId, next.recent);
+      if (next.delayMs === undefined) {
+        emit({ type: "crash-loop", workerId, crashes: next.recent.length, windowMs: next.windowMs });
         return;
       }
-      const delayMs = Math.min(
-        (options.restartBackoffMs ?? 500) * 2 ** (recent.length - 1),
-        options.maxRestartBackoffMs ?? 30_000,
-      );
-      emit({ type: "restarting", workerId, delayMs, crashes: recent.length });
+      emit({ type: "restarting", workerId, delayMs: next.delayMs, crashes: next.recent.length });
       const timer = setTimeout(() => {
         timers.delete(timer);
         if (!stopping) start(pool, workerId);
-      }, delayMs);
+      }, next.delayMs);
       timers.add(timer);
     });
   };
@@ -154,34 +131,80 @@ export function createSupervisor(options: SupervisorOptions): Supervisor {
     }
   }
 
-  const stop = async () => {
-    for (const timer of timers) clearTimeout(timer);
-    const children = [...processes.values()];
-    const exits = children.map(
-      (child) =>
-        new Promise<void>((resolve) =>
-          child.exitCode !== null || child.signalCode !== null ? resolve() : child.once("exit", () => resolve()),
-        ),
-    );
-    for (const child of children) child.kill("SIGTERM");
-    const killer = setTimeout(
-      () => {
-        for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-      },
-      (options.shutdownGraceMs ?? 30_000) + 1_000,
-    );
-    await Promise.all(exits);
-    clearTimeout(killer);
-  };
-
   return {
     processes,
     ready: Promise.all(readiness).then(() => undefined),
     stop() {
-      stopping ??= stop();
+      stopping ??= (async () => {
+        for (const timer of timers) clearTimeout(timer);
+        await stopChildren([...processes.values()], options.shutdownGraceMs ?? 30_000);
+      })();
       return stopping;
     },
   };
+}
+
+/** Starts one worker process of a pool, as its user when it names one. */
+function forkWorker(
+  options: SupervisorOptions,
+  pool: PoolOptions,
+  workerId: string,
+  identity: { uid: number; gid: number } | undefined,
+): ChildProcess {
+  return fork(workerEntry, [], {
+    // Children run on this process's Node options (a loader such as tsx included);
+    // from TypeScript sources, they resolve "taskwire" to the sources as well.
+    execArgv: workerEntry.endsWith(".ts") ? [...process.execArgv, "--conditions=taskwire-source"] : process.execArgv,
+    env: {
+      ...process.env,
+      ...options.env,
+      ...pool.env,
+      TASKWIRE_NATS: options.nats,
+      TASKWIRE_WORKER_MODULE: pool.module,
+      TASKWIRE_WORKER_ID: workerId,
+      ...(pool.concurrency ? { TASKWIRE_CONCURRENCY: String(pool.concurrency) } : {}),
+      TASKWIRE_SHUTDOWN_GRACE_MS: String(options.shutdownGraceMs ?? 30_000),
+      ...(options.ackWaitMs ? { TASKWIRE_ACK_WAIT_MS: String(options.ackWaitMs) } : {}),
+    },
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+    ...identity,
+  });
+}
+
+/**
+ * What follows a process's crash at `now`, given its earlier crash times: the
+ * crashes within the window, and the restart delay (doubling per crash, up to
+ * the bound), or no delay when they are more than the crash-loop limit.
+ */
+export function afterCrash(
+  earlier: readonly number[],
+  now: number,
+  options: Pick<SupervisorOptions, "crashLoopWindowMs" | "crashLoopLimit" | "restartBackoffMs" | "maxRestartBackoffMs">,
+): { readonly recent: number[]; readonly windowMs: number; readonly delayMs: number | undefined } {
+  const windowMs = options.crashLoopWindowMs ?? 60_000;
+  const recent = [...earlier, now].filter((t) => now - t <= windowMs);
+  if (recent.length > (options.crashLoopLimit ?? 5)) return { recent, windowMs, delayMs: undefined };
+  const delayMs = Math.min(
+    (options.restartBackoffMs ?? 500) * 2 ** (recent.length - 1),
+    options.maxRestartBackoffMs ?? 30_000,
+  );
+  return { recent, windowMs, delayMs };
+}
+
+/** SIGTERMs every child, SIGKILLs those still running a second after the grace period, and waits for all. */
+async function stopChildren(children: readonly ChildProcess[], graceMs: number): Promise<void> {
+  const exits = children.map(
+    (child) =>
+      new Promise<void>((resolve) =>
+        child.exitCode !== null || child.signalCode !== null ? resolve() : child.once("exit", () => resolve()),
+      ),
+  );
+  for (const child of children) child.kill("SIGTERM");
+  const killer = setTimeout(() => {
+    for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+  }, graceMs + 1_000);
+  await Promise.all(exits);
+  clearTimeout(killer);
 }
 
 function logEvent(event: SupervisorEvent): void {

@@ -21,7 +21,7 @@
 export { NonRetryableError, TaskError } from "../sdk/core/index.ts";
 export type { PoolOptions, Supervisor, SupervisorEvent, SupervisorOptions } from "./create-supervisor.ts";
 export { createSupervisor } from "./create-supervisor.ts";
-export type { Worker, WorkerOptions, WorkerState } from "./create-worker.ts";
+export type { Worker, WorkerState } from "./create-worker.ts";
 export { createWorker } from "./create-worker.ts";
 export { httpWorkerModule, implementHttpService } from "./http-executor.ts";
 export type { TaskMiddleware } from "./middleware.ts";
@@ -35,3 +35,4 @@ export type {
 } from "./task-service-implementation.ts";
 export { implementTaskService, isTaskServiceImplementation } from "./task-service-implementation.ts";
 export type { AttemptOutcome, WorkerEvent } from "./worker-event.ts";
+export type { WorkerOptions } from "./worker-options.ts";

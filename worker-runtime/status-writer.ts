@@ -1,7 +1,7 @@
 import type { TaskStatus } from "../gen/taskwire/v1/task_pb.ts";
 import { isTerminal } from "../sdk/core/index.ts";
 import { readStatusEntry, type StatusBucket, type WrittenStatus, writeStatus } from "../sdk/nats/index.ts";
-import { overtaken } from "./give-back.ts";
+import { overtaken } from "./attempt-rules.ts";
 
 /**
  * How a durable write ended: what was stored; "superseded" when a terminal
