@@ -8,9 +8,9 @@
  * while it waits: a thousand submits in flight make this the client's GC cost.
  */
 import { createClient } from "taskwire";
-import { createEchoServiceClient, echoService } from "../gen/bench/v1/bench_taskwire.ts";
 import { startNatsServer } from "../test/support/nats-server.ts";
 import { benchNatsServer } from "./deployment.ts";
+import { createEchoServiceClient, echoService } from "./gen/bench/v1/bench_taskwire.ts";
 import { payloadText } from "./target.ts";
 
 const tasks = 5_000;

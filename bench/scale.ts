@@ -11,12 +11,12 @@
  */
 import { availableParallelism } from "node:os";
 import { createClient } from "taskwire";
-import { echoService } from "../gen/bench/v1/bench_taskwire.ts";
 import { TaskError } from "../sdk/core/task-error.ts";
 import { startNatsServer } from "../test/support/nats-server.ts";
 import { compileBench } from "./compile.ts";
 import { benchNatsServer } from "./deployment.ts";
 import { writeSection } from "./doc-section.ts";
+import { echoService } from "./gen/bench/v1/bench_taskwire.ts";
 import { taskCounts } from "./options.ts";
 import { peakRssBytes, startEchoWorker } from "./processes.ts";
 import { markdownTable } from "./report.ts";

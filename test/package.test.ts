@@ -28,15 +28,10 @@ describe("the built package, from a project that depends on it", () => {
     await symlink(repoRoot, join(project, "node_modules/taskwire"));
     await symlink(join(repoRoot, "node_modules/@bufbuild"), join(project, "node_modules/@bufbuild"));
     await symlink(join(repoRoot, "node_modules/@types/node"), join(project, "node_modules/@types/node"));
-    // The consumer's generated code, as `buf generate` with protoc-gen-es (include_imports:
-    // taskwire/v1/options.proto and what it imports) and protoc-gen-taskwire writes it.
-    for (const file of [
-      "example/v1/hash_pb.ts",
-      "example/v1/hash_taskwire.ts",
-      "taskwire/v1/options_pb.ts",
-      "taskwire/v1/task_pb.ts",
-    ]) {
-      await cp(join(repoRoot, "gen", file), join(project, "gen", file));
+    // The consumer's generated code, as `buf generate` with protoc-gen-es (its imports of
+    // taskwire/v1 mapped to the package's "taskwire/protocol/...") and protoc-gen-taskwire writes it.
+    for (const file of ["example/v1/hash_pb.ts", "example/v1/hash_taskwire.ts"]) {
+      await cp(join(repoRoot, "examples/gen", file), join(project, "gen", file));
     }
     await writeFile(join(project, "package.json"), JSON.stringify({ type: "module", private: true }));
     await writeFile(

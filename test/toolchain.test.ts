@@ -62,7 +62,9 @@ describe("toolchain", () => {
         const modules = [...(await readFile(join(root, "buf.yaml"), "utf8")).matchAll(/- path: (\S+)/g)].map(
           (m) => m[1] ?? "",
         );
-        for (const entry of [...modules, "gen", "codegen", "sdk", "worker-runtime", "scripts"]) {
+        // Every template and its output folder (examples/ holds its own), and the plugin's sources.
+        const generated = ["gen", "examples", "test/gen", "test/buf.gen.yaml", "bench/gen", "bench/buf.gen.yaml"];
+        for (const entry of [...modules, ...generated, "codegen", "sdk", "worker-runtime", "scripts"]) {
           await cp(join(root, entry), join(copy, entry), { recursive: true });
         }
         for (const file of ["buf.yaml", "buf.gen.yaml", "package.json", "tsconfig.json"]) {

@@ -1,7 +1,6 @@
 import { create, equals, fromBinary, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
 import { anyPack, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { describe, expect, it } from "vitest";
-import { RunResponseSchema } from "../gen/probe/v1/probe_pb.ts";
 import {
   ErrorCode,
   TaskErrorSchema,
@@ -10,6 +9,7 @@ import {
   type TaskStatus,
   TaskStatusSchema,
 } from "../gen/taskwire/v1/task_pb.ts";
+import { RunResponseSchema } from "../test/gen/probe/v1/probe_pb.ts";
 import { encodedTaskResult, taskResultOf } from "./result-events.ts";
 
 /** The event made from the stored record's bytes is the event made from the decoded record. */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { implementLimitedProbeService, implementProbeService } from "../gen/probe/v1/probe_taskwire.ts";
 import type { TaskError } from "../sdk/core/index.ts";
+import { implementLimitedProbeService, implementProbeService } from "../test/gen/probe/v1/probe_taskwire.ts";
 import { resolveWorkerOptions, type WorkerOptions } from "./worker-options.ts";
 
 const probe = implementProbeService({ run: async () => ({}) });

@@ -5,7 +5,7 @@
 import { connect } from "@nats-io/transport-node";
 import { createNatsTaskBackend, createTaskRegistry } from "taskwire";
 import { createGateway } from "taskwire/server";
-import { echoService } from "../../gen/bench/v1/bench_taskwire.ts";
+import { echoService } from "../gen/bench/v1/bench_taskwire.ts";
 
 const nc = await connect({ servers: process.argv[2] });
 const backend = await createNatsTaskBackend({ nc, registry: createTaskRegistry([echoService]) });

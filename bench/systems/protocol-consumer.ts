@@ -10,12 +10,12 @@
  */
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, headers } from "@nats-io/transport-node";
-import { echoService } from "../../gen/bench/v1/bench_taskwire.ts";
 import { topology } from "../../sdk/core/names.ts";
 import { runtimeDefaults } from "../../sdk/core/prepare-task.ts";
 import { taskIdOfSubject } from "../../sdk/core/task-id.ts";
 import { publishToStream } from "../../sdk/nats/jetstream-ops.ts";
 import { provisionStatusBucket, provisionWorkerType } from "../../sdk/nats/provisioning.ts";
+import { echoService } from "../gen/bench/v1/bench_taskwire.ts";
 import { consumeMessages } from "./consumer-process.ts";
 import { protocolMessages } from "./protocol-messages.ts";
 

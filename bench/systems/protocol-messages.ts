@@ -1,7 +1,5 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
-import { EchoResponseSchema } from "../../gen/bench/v1/bench_pb.ts";
-import { echoService } from "../../gen/bench/v1/bench_taskwire.ts";
 import { TaskState, TaskStatusSchema, WorkItemSchema } from "../../gen/taskwire/v1/task_pb.ts";
 import { prepareTask } from "../../sdk/core/prepare-task.ts";
 import { queuedStatus } from "../../sdk/core/status.ts";
@@ -9,6 +7,8 @@ import { taskFromOptions } from "../../sdk/core/task-from-options.ts";
 import { createTaskRegistry } from "../../sdk/core/task-registry.ts";
 import { decodeMessage, encodeMessage, packMessage } from "../../sdk/wire/wire-codec.ts";
 import { encodedTaskResult } from "../../worker-runtime/result-events.ts";
+import { EchoResponseSchema } from "../gen/bench/v1/bench_pb.ts";
+import { echoService } from "../gen/bench/v1/bench_taskwire.ts";
 import { payloadText } from "../target.ts";
 
 /** The bench's one method. */

@@ -1,5 +1,5 @@
 import { createClient, type GatewayClientOptions, TaskError, type TaskHandle } from "taskwire";
-import { createEchoServiceClient, echoService } from "../../gen/bench/v1/bench_taskwire.ts";
+import { createEchoServiceClient, echoService } from "../gen/bench/v1/bench_taskwire.ts";
 import type { Observe, Target } from "../target.ts";
 import { payloadText } from "../target.ts";
 

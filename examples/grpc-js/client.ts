@@ -1,6 +1,6 @@
 /**
  * Calls the Taskwire gateway from TypeScript with @grpc/grpc-js and the ts-proto code
- * in gen/ts-proto (plain interfaces and grpc-js service definitions). It runs one
+ * in examples/grpc-js/gen (plain interfaces and grpc-js service definitions). It runs one
  * hasher/Digest task through TaskService, then the same request through the typed
  * route example.v1.HashService/Digest, then submits a payload of the wrong type, and
  * prints one JSON object per line for each.
@@ -17,11 +17,11 @@ import {
   type ServiceError,
   status as Status,
 } from "@grpc/grpc-js";
-import { DigestRequest, DigestResponse, HashServiceClient } from "../../gen/ts-proto/example/v1/hash.ts";
-import { GenerateRequest } from "../../gen/ts-proto/example/v1/report.ts";
-import type { Any } from "../../gen/ts-proto/google/protobuf/any.ts";
-import { TaskState, taskStateToJSON } from "../../gen/ts-proto/taskwire/v1/task.ts";
-import { SubmitRequest, TaskServiceClient, WaitTaskRequest } from "../../gen/ts-proto/taskwire/v1/task_service.ts";
+import { DigestRequest, DigestResponse, HashServiceClient } from "./gen/example/v1/hash.ts";
+import { GenerateRequest } from "./gen/example/v1/report.ts";
+import type { Any } from "./gen/google/protobuf/any.ts";
+import { TaskState, taskStateToJSON } from "./gen/taskwire/v1/task.ts";
+import { SubmitRequest, TaskServiceClient, WaitTaskRequest } from "./gen/taskwire/v1/task_service.ts";
 
 /** How long each call may take; WaitTask and the typed route wait for the task. */
 const timeoutMs = 30_000;

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { NonRetryableError } from "taskwire/worker";
-import { implementHashService } from "../../gen/example/v1/hash_taskwire.ts";
+import { implementHashService } from "../gen/example/v1/hash_taskwire.ts";
 
 /** The hasher worker type: a quick CPU task. */
 export const hasher = implementHashService({

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { NonRetryableError } from "taskwire/worker";
-import { implementReportService } from "../../gen/example/v1/report_taskwire.ts";
+import { implementReportService } from "../gen/example/v1/report_taskwire.ts";
 
 /** The reports worker type: a long task that reports progress. */
 export const reports = implementReportService({

@@ -1,7 +1,7 @@
 import { create, fromBinary, type MessageInitShape } from "@bufbuild/protobuf";
 import { anyPack, durationMs } from "@bufbuild/protobuf/wkt";
 import { describe, expect, it } from "vitest";
-import { hashService } from "../../gen/example/v1/hash_taskwire.ts";
+import { hashService } from "../../examples/gen/example/v1/hash_taskwire.ts";
 import { Priority, TaskSchema, WorkItemSchema } from "../../gen/taskwire/v1/task_pb.ts";
 import { prepareTask } from "./prepare-task.ts";
 import { createTaskRegistry } from "./task-registry.ts";

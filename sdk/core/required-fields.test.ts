@@ -1,6 +1,12 @@
 import { create } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
-import { BranchSchema, CycleSchema, LeafSchema, LoopSchema, PlainSchema } from "../../gen/required/v1/required_pb.ts";
+import {
+  BranchSchema,
+  CycleSchema,
+  LeafSchema,
+  LoopSchema,
+  PlainSchema,
+} from "../../test/gen/required/v1/required_pb.ts";
 import { missingRequiredFields } from "./required-fields.ts";
 
 describe("missingRequiredFields", () => {

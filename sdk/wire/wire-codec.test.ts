@@ -1,12 +1,12 @@
 import { create, type DescField, type DescMessage, fromBinary, ScalarType, toBinary } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
-import * as codec from "../../gen/codec/v1/codec_pb.ts";
-import * as example from "../../gen/example/v1/hash_pb.ts";
-import * as probe from "../../gen/probe/v1/probe_pb.ts";
+import * as example from "../../examples/gen/example/v1/hash_pb.ts";
 import * as options from "../../gen/taskwire/v1/options_pb.ts";
 import * as queues from "../../gen/taskwire/v1/queue_service_pb.ts";
 import * as task from "../../gen/taskwire/v1/task_pb.ts";
 import * as service from "../../gen/taskwire/v1/task_service_pb.ts";
+import * as codec from "../../test/gen/codec/v1/codec_pb.ts";
+import * as probe from "../../test/gen/probe/v1/probe_pb.ts";
 import { decodeMessage, encodeMessage } from "./wire-codec.ts";
 
 /** Every message type of these generated files. */

@@ -6,7 +6,6 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { implementProbeService, probeService } from "../../gen/probe/v1/probe_taskwire.ts";
 import { TaskState, TaskStatusSchema, WorkItemSchema } from "../../gen/taskwire/v1/task_pb.ts";
 import { createClient, type TaskwireClient } from "../../sdk/client/create-client.ts";
 import { topology as subjects } from "../../sdk/core/names.ts";
@@ -21,6 +20,7 @@ import { createWorker, type Worker } from "../../worker-runtime/create-worker.ts
 import { giveBack } from "../../worker-runtime/give-back.ts";
 import type { WorkerOptions } from "../../worker-runtime/worker-options.ts";
 import { type AttemptRecord, probeHandler } from "../fixtures/probe-worker.ts";
+import { implementProbeService, probeService } from "../gen/probe/v1/probe_taskwire.ts";
 import { type NatsServer, startNatsServer } from "../support/nats-server.ts";
 import { poll } from "../support/poll.ts";
 

@@ -1,14 +1,14 @@
 import { anyUnpack } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { RunResponseSchema } from "../../gen/probe/v1/probe_pb.ts";
-import { implementProbeService, probeService } from "../../gen/probe/v1/probe_taskwire.ts";
 import { TaskState } from "../../gen/taskwire/v1/task_pb.ts";
 import { createClient, type TaskwireClient } from "../../sdk/client/create-client.ts";
 import type { TaskError } from "../../sdk/core/task-error.ts";
 import { createSupervisor } from "../../worker-runtime/create-supervisor.ts";
 import { createWorker, type Worker } from "../../worker-runtime/create-worker.ts";
 import { type AttemptRecord, probeHandler } from "../fixtures/probe-worker.ts";
+import { RunResponseSchema } from "../gen/probe/v1/probe_pb.ts";
+import { implementProbeService, probeService } from "../gen/probe/v1/probe_taskwire.ts";
 import { type NatsServer, startNatsServer } from "../support/nats-server.ts";
 
 const run = probeService.methods.run;

@@ -2,12 +2,12 @@ import { Code } from "@connectrpc/connect";
 import { Kvm } from "@nats-io/kv";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { implementProbeService, probeService } from "../../gen/probe/v1/probe_taskwire.ts";
 import { createClient, type TaskwireClient } from "../../sdk/client/create-client.ts";
 import { checkpointBucket } from "../../sdk/client/kv-checkpoints.ts";
 import type { SubmitItem } from "../../sdk/client/submit-many.ts";
 import { createWorker, type Worker } from "../../worker-runtime/create-worker.ts";
 import { probeHandler } from "../fixtures/probe-worker.ts";
+import { implementProbeService, probeService } from "../gen/probe/v1/probe_taskwire.ts";
 import { type NatsServer, startNatsServer } from "../support/nats-server.ts";
 import { poll } from "../support/poll.ts";
 

@@ -1,15 +1,15 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { TaskState } from "../../gen/taskwire/v1/task_pb.ts";
+import { createClient, type TaskwireClient } from "../../sdk/client/create-client.ts";
+import { createWorker, type Worker } from "../../worker-runtime/create-worker.ts";
+import type { AttemptOutcome } from "../../worker-runtime/worker-event.ts";
 import {
   implementLimitedProbeService,
   implementProbeService,
   limitedProbeService,
   probeService,
-} from "../../gen/probe/v1/probe_taskwire.ts";
-import { TaskState } from "../../gen/taskwire/v1/task_pb.ts";
-import { createClient, type TaskwireClient } from "../../sdk/client/create-client.ts";
-import { createWorker, type Worker } from "../../worker-runtime/create-worker.ts";
-import type { AttemptOutcome } from "../../worker-runtime/worker-event.ts";
+} from "../gen/probe/v1/probe_taskwire.ts";
 import { type NatsServer, startNatsServer } from "../support/nats-server.ts";
 import { poll } from "../support/poll.ts";
 import { startTcpProxy } from "../support/tcp-proxy.ts";

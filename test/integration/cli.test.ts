@@ -6,7 +6,7 @@ import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { implementReportService, reportService } from "../../gen/example/v1/report_taskwire.ts";
+import { implementReportService, reportService } from "../../examples/gen/example/v1/report_taskwire.ts";
 import { TaskState } from "../../gen/taskwire/v1/task_pb.ts";
 import { createClient, type TaskwireClient } from "../../sdk/client/create-client.ts";
 import type { TaskHandle } from "../../sdk/core/task-client.ts";
@@ -34,8 +34,8 @@ gateway:
   host: 127.0.0.1
   port: ${gatewayPort}
   services:
-    - ${examples("gen/example/v1/hash_taskwire.ts")}
-    - ${examples("gen/example/v1/report_taskwire.ts")}
+    - ${examples("examples/gen/example/v1/hash_taskwire.ts")}
+    - ${examples("examples/gen/example/v1/report_taskwire.ts")}
 worker:
   shutdownGraceMs: 10000
   pools:

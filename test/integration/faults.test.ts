@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { hashService } from "../../gen/example/v1/hash_taskwire.ts";
+import { hashService } from "../../examples/gen/example/v1/hash_taskwire.ts";
 import { TaskState } from "../../gen/taskwire/v1/task_pb.ts";
 import { createClient, type TaskwireClient } from "../../sdk/client/create-client.ts";
 import { isTerminal, stateName } from "../../sdk/core/status.ts";

@@ -6,13 +6,13 @@ import { join } from "node:path";
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../cli/load-config.ts";
-import { probeService } from "../../gen/probe/v1/probe_taskwire.ts";
 import { TaskState } from "../../gen/taskwire/v1/task_pb.ts";
 import { createClient, type TaskwireClient } from "../../sdk/client/create-client.ts";
 import type { TaskError } from "../../sdk/core/task-error.ts";
 import { createSupervisor } from "../../worker-runtime/create-supervisor.ts";
 import { createWorker, type Worker } from "../../worker-runtime/create-worker.ts";
 import { implementHttpService } from "../../worker-runtime/http-executor.ts";
+import { probeService } from "../gen/probe/v1/probe_taskwire.ts";
 import { type NatsServer, startNatsServer } from "../support/nats-server.ts";
 import { repoRoot } from "../support/tools.ts";
 
@@ -103,7 +103,7 @@ describe("HTTP push executor", () => {
     await writeFile(
       file,
       `gateway:
-  services: [${join(repoRoot, "gen/probe/v1/probe_taskwire.ts")}]
+  services: [${join(repoRoot, "test/gen/probe/v1/probe_taskwire.ts")}]
 worker:
   pools:
     - name: pusher

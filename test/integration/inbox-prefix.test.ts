@@ -1,7 +1,7 @@
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createHashServiceClient, hashService } from "../../examples/gen/example/v1/hash_taskwire.ts";
 import { hasher } from "../../examples/hash/hash-worker.ts";
-import { createHashServiceClient, hashService } from "../../gen/example/v1/hash_taskwire.ts";
 import { TaskState } from "../../gen/taskwire/v1/task_pb.ts";
 import { createClient, type TaskwireClient } from "../../sdk/client/create-client.ts";
 import { createWorker, type Worker } from "../../worker-runtime/create-worker.ts";

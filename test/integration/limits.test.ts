@@ -1,12 +1,12 @@
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { implementLimitedProbeService, limitedProbeService } from "../../gen/probe/v1/probe_taskwire.ts";
 import { TaskState } from "../../gen/taskwire/v1/task_pb.ts";
 import { createClient, type TaskwireClient } from "../../sdk/client/create-client.ts";
 import { topology } from "../../sdk/core/names.ts";
 import { createWorker, type Worker } from "../../worker-runtime/create-worker.ts";
 import type { AttemptOutcome } from "../../worker-runtime/worker-event.ts";
+import { implementLimitedProbeService, limitedProbeService } from "../gen/probe/v1/probe_taskwire.ts";
 import { type NatsServer, startNatsServer } from "../support/nats-server.ts";
 import { poll } from "../support/poll.ts";
 

@@ -1,9 +1,9 @@
 import { execFile, execFileSync } from "node:child_process";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { probeService } from "../../gen/probe/v1/probe_taskwire.ts";
 import { createClient, type TaskwireClient } from "../../sdk/client/create-client.ts";
 import { createSupervisor, type Supervisor } from "../../worker-runtime/create-supervisor.ts";
+import { probeService } from "../gen/probe/v1/probe_taskwire.ts";
 import { type NatsServer, startNatsServer } from "../support/nats-server.ts";
 import { repoRoot } from "../support/tools.ts";
 

@@ -1,7 +1,6 @@
 import { Code } from "@connectrpc/connect";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { implementProbeService, probeService } from "../../gen/probe/v1/probe_taskwire.ts";
 import { TaskState } from "../../gen/taskwire/v1/task_pb.ts";
 import { createClient, type TaskwireClient } from "../../sdk/client/create-client.ts";
 import { NonRetryableError, TaskError } from "../../sdk/core/task-error.ts";
@@ -10,6 +9,7 @@ import { createNatsQueueBackend } from "../../sdk/nats/nats-queue-backend.ts";
 import { createNatsTaskBackend } from "../../sdk/nats/nats-task-backend.ts";
 import { createGateway, type Gateway } from "../../server/create-gateway.ts";
 import { createWorker, type Worker } from "../../worker-runtime/create-worker.ts";
+import { implementProbeService, probeService } from "../gen/probe/v1/probe_taskwire.ts";
 import { type NatsServer, startNatsServer } from "../support/nats-server.ts";
 import { poll } from "../support/poll.ts";
 

@@ -2,14 +2,14 @@ import { fromBinary } from "@bufbuild/protobuf";
 import { anyUnpack } from "@bufbuild/protobuf/wkt";
 import { connect, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { RunResponseSchema } from "../../gen/probe/v1/probe_pb.ts";
-import { implementProbeService, probeService } from "../../gen/probe/v1/probe_taskwire.ts";
 import { type TaskResult, TaskResultSchema } from "../../gen/taskwire/v1/task_pb.ts";
 import { createClient, type TaskwireClient } from "../../sdk/client/create-client.ts";
 import { createWorker, type Worker } from "../../worker-runtime/create-worker.ts";
 import type { TaskMiddleware } from "../../worker-runtime/middleware.ts";
 import type { WorkerOptions } from "../../worker-runtime/worker-options.ts";
 import { probeHandler } from "../fixtures/probe-worker.ts";
+import { RunResponseSchema } from "../gen/probe/v1/probe_pb.ts";
+import { implementProbeService, probeService } from "../gen/probe/v1/probe_taskwire.ts";
 import { type NatsServer, startNatsServer } from "../support/nats-server.ts";
 import { poll } from "../support/poll.ts";
 

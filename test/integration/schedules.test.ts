@@ -1,11 +1,11 @@
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { implementProbeService, probeService } from "../../gen/probe/v1/probe_taskwire.ts";
 import { TaskState } from "../../gen/taskwire/v1/task_pb.ts";
 import { createClient, type TaskwireClient } from "../../sdk/client/create-client.ts";
 import type { TaskError } from "../../sdk/core/task-error.ts";
 import { createWorker, type Worker } from "../../worker-runtime/create-worker.ts";
+import { implementProbeService, probeService } from "../gen/probe/v1/probe_taskwire.ts";
 import { type NatsServer, startNatsServer } from "../support/nats-server.ts";
 import { poll } from "../support/poll.ts";
 

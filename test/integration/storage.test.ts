@@ -2,16 +2,12 @@ import { Code } from "@connectrpc/connect";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  implementVolatileProbeService,
-  probeService,
-  volatileProbeService,
-} from "../../gen/probe/v1/probe_taskwire.ts";
 import { TaskState } from "../../gen/taskwire/v1/task_pb.ts";
 import { createClient, type TaskwireClient } from "../../sdk/client/create-client.ts";
 import type { TaskError } from "../../sdk/core/task-error.ts";
 import { createWorker } from "../../worker-runtime/create-worker.ts";
 import { probeHandler } from "../fixtures/probe-worker.ts";
+import { implementVolatileProbeService, probeService, volatileProbeService } from "../gen/probe/v1/probe_taskwire.ts";
 import { type NatsServer, startNatsServer } from "../support/nats-server.ts";
 import { poll } from "../support/poll.ts";
 
