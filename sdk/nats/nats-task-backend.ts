@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import { create } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
@@ -420,7 +421,11 @@ class NatsTaskBackend implements TaskBackend {
     }
     for (;;) {
       const current = await this.load(taskId);
-      if (isTerminal(current.status.state)) return current.status;
+      if (isTerminal(current.status.state)) {
+        // Made again, a cancel removes the queued message an earlier one could not.
+        if (current.status.state === TaskState.CANCELLED) await this.removeUnstarted(workerType, taskId);
+        return current.status;
+      }
       const cancelled = current.status;
       cancelled.state = TaskState.CANCELLED;
       cancelled.finishedAt = timestampNow();
@@ -434,9 +439,7 @@ class NatsTaskBackend implements TaskBackend {
       this.results.deliver(cancelled);
       // Tell a worker running it to abort, then take it off the queue (or the schedule).
       this.nc.publish(topology.cancelSubject(workerType), taskId);
-      const unstarted = await this.findUnstarted(workerType, taskId);
-      if (unstarted)
-        await this.jsm.streams.deleteMessage(unstarted.stream, unstarted.message.seq, false).catch(() => false);
+      await this.removeUnstarted(workerType, taskId);
       return cancelled;
     }
   }
@@ -531,6 +534,33 @@ class NatsTaskBackend implements TaskBackend {
   }
 
   /** A task's WorkItem while it is queued (PENDING) or waiting for its start time (SCHEDULED). */
+  /**
+   * Deletes a cancelled task's queued or scheduled message, if it still has one. A first
+   * delivery does not read the task's record (that would cost every task a read), so a
+   * message left behind would run for a worker that missed the cancel message: the
+   * delete is tried three times, then the cancel fails UNAVAILABLE, saying so.
+   */
+  private async removeUnstarted(workerType: string, taskId: string): Promise<void> {
+    let failure: unknown;
+    for (let tries = 0; tries < 3; tries++) {
+      if (tries > 0) await sleep(100 * 2 ** tries);
+      try {
+        // Found again each time: a worker may have taken and acked it meanwhile.
+        const unstarted = await this.findUnstarted(workerType, taskId);
+        if (!unstarted) return;
+        await this.jsm.streams.deleteMessage(unstarted.stream, unstarted.message.seq, false);
+        return;
+      } catch (error) {
+        failure = error;
+      }
+    }
+    throw new TaskError(
+      `${taskId} is CANCELLED, but its queued message could not be removed: ${(failure as Error).message}; a worker that missed the cancel could still run it: call CancelTask again`,
+      Code.Unavailable,
+      { taskId, cause: failure },
+    );
+  }
+
   private async findUnstarted(
     workerType: string,
     taskId: string,

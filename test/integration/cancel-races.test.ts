@@ -1,7 +1,10 @@
 import { Code, ConnectError } from "@connectrpc/connect";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TaskState } from "../../gen/taskwire/v1/task_pb.ts";
 import { createClient, type TaskwireClient } from "../../sdk/client/create-client.ts";
+import { topology } from "../../sdk/core/names.ts";
 import { createWorker, type Worker } from "../../worker-runtime/create-worker.ts";
 import type { AttemptOutcome } from "../../worker-runtime/worker-event.ts";
 import {
@@ -18,7 +21,7 @@ const run = probeService.methods.run;
 
 /** A worker of `services` that records which tasks' handlers ran and each attempt's outcome. */
 async function observedWorker(
-  url: string,
+  nats: string | NatsConnection,
   workerId: string,
   limited = false,
   topology?: { statusTtlMs: number; duplicateWindowMs: number },
@@ -33,7 +36,7 @@ async function observedWorker(
     },
   };
   const worker = await createWorker({
-    nats: url,
+    nats,
     workerId,
     topology,
     services: [limited ? implementLimitedProbeService(handler) : implementProbeService(handler)],
@@ -142,5 +145,64 @@ describe("a cancelled key submitted again once its record expired", () => {
     expect(second.id).toBe(first.id);
     expect((await second.result()).label).toBe("new");
     expect(observed.ran).toEqual(["new"]);
+  });
+});
+
+describe("a cancel whose queued message cannot be removed", () => {
+  let nats: NatsServer;
+  const connections: NatsConnection[] = [];
+  const clients: TaskwireClient[] = [];
+  let worker: Worker | undefined;
+
+  beforeAll(async () => {
+    // The canceller may do everything but delete stream messages: its delete fails.
+    nats = await startNatsServer({
+      config: `authorization {
+  users = [
+    { user: canceller, password: c, permissions: { publish: { deny: ["$JS.API.STREAM.MSG.DELETE.>"] } } }
+    { user: operator, password: o }
+  ]
+}`,
+    });
+  }, 30_000);
+
+  afterAll(async () => {
+    await worker?.close();
+    await Promise.all(clients.map((c) => c.close()));
+    await Promise.all(connections.map((nc) => nc.close()));
+    await nats?.stop();
+  });
+
+  const clientAs = async (user: string, pass: string) => {
+    const nc = await connect({ servers: nats.url, user, pass });
+    connections.push(nc);
+    const client = await createClient({ nats: nc, services: [probeService] });
+    clients.push(client);
+    return client;
+  };
+
+  it("fails UNAVAILABLE, and a cancel made again removes the message: the task never runs", async () => {
+    const canceller = await clientAs("canceller", "c");
+    const operator = await clientAs("operator", "o");
+    const task = await canceller.submitTask(run, { label: "cancelled", sleepMs: 0 });
+    const refused = await task.cancel().catch((error: unknown) => ConnectError.from(error));
+    expect(refused).toBeInstanceOf(ConnectError);
+    expect((refused as ConnectError).code).toBe(Code.Unavailable);
+    expect((refused as ConnectError).rawMessage).toMatch(
+      new RegExp(`^${task.id} is CANCELLED, but its queued message could not be removed: .*call CancelTask again`),
+    );
+    expect((await operator.getTask(task.id)).state).toBe(TaskState.CANCELLED);
+    // Made again where the delete works, the cancel removes the message it left.
+    expect((await operator.cancelTask(task.id)).state).toBe(TaskState.CANCELLED);
+    const nc = await connect({ servers: nats.url, user: "operator", pass: "o" });
+    connections.push(nc);
+    const info = await (await jetstreamManager(nc)).streams.info(topology.streamName(probeService.workerType));
+    expect(info.state.messages).toBe(0);
+    // A worker that starts now, and never heard the cancel, finds nothing to run.
+    const observed = await observedWorker(nc, "late", false);
+    worker = observed.worker;
+    const other = await operator.submitTask(run, { label: "other", sleepMs: 0 });
+    expect((await other.result()).label).toBe("other");
+    expect(observed.ran).toEqual(["other"]);
   });
 });
