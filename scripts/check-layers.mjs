@@ -1,5 +1,6 @@
 // Checks the direction of imports between the project's folders (docs/architecture.md,
-// "Layers"), and that each folder is entered only through its index.ts:
+// "Layers"), that each folder is entered only through its index.ts, and that connect-es'
+// private protocol modules are imported only by sdk/wire/connect-internals.ts:
 //
 //   node scripts/check-layers.mjs [root]
 //
@@ -26,6 +27,9 @@ const allowed = {
   cli: [...sdkLayers.map((layer) => `sdk/${layer}`), "server", "worker-runtime"],
 };
 
+/** The one module that imports connect-es' private exports (they follow no semver). */
+const fencedInternals = "sdk/wire/connect-internals.ts";
+
 /** The package's own entry points, as its files may name them. */
 const selfImports = {
   taskwire: "sdk/index.ts",
@@ -47,6 +51,12 @@ export function checkLayers(root) {
     const lines = readFileSync(file, "utf8").split("\n");
     lines.forEach((line, index) => {
       for (const specifier of specifiersIn(line)) {
+        if (specifier.startsWith("@connectrpc/connect/protocol") && from !== fencedInternals) {
+          problems.push(
+            `${from}:${index + 1}: connect-es internals are imported through ${fencedInternals} ("${specifier}")`,
+          );
+          continue;
+        }
         const target = targetOf(root, file, specifier);
         if (target === undefined) continue;
         const why = offence(area, target);

@@ -1,16 +1,21 @@
 import type { DescMessage, DescMethod, DescService, JsonWriteOptions, MessageShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ConnectRouter, createContextValues, type HandlerContext } from "@connectrpc/connect";
+import type { connectNodeAdapter } from "@connectrpc/connect-node";
 import {
   codeToHttpStatus,
+  decodeBody,
+  EnvelopeSplitter,
+  encodeBody,
   endStreamFlag,
   endStreamToJson,
+  envelope,
   errorToJsonBytes,
-  parseTimeout as parseConnectTimeout,
+  parseConnectTimeout,
+  parseGrpcTimeout,
+  setTrailerStatus,
   trailerMux,
-} from "@connectrpc/connect/protocol-connect";
-import { parseTimeout as parseGrpcTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
-import type { connectNodeAdapter } from "@connectrpc/connect-node";
-import { decodeBody, EnvelopeSplitter, encodeBody, envelope, webHeaders } from "../sdk/wire/index.ts";
+  webHeaders,
+} from "../sdk/wire/index.ts";
 
 // connect-node's request and response types (Node's http and http2 ones), as its handler takes them.
 type Request = Parameters<ReturnType<typeof connectNodeAdapter>>[0];

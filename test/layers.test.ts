@@ -27,7 +27,7 @@ describe("the layer check (npm run lint)", () => {
     expect(check(repoRoot)).toEqual([]);
   });
 
-  it("fails on an import against the direction, and on one that reaches past an index", async () => {
+  it("fails on an import against the direction, past an index, or of connect-es internals", async () => {
     await appendFile(join(copy, "sdk/core/task-id.ts"), 'import { createClient } from "../client/index.ts";\n');
     await appendFile(join(copy, "server/index.ts"), 'export { createWorker } from "../worker-runtime/index.ts";\n');
     await appendFile(
@@ -35,17 +35,24 @@ describe("the layer check (npm run lint)", () => {
       'export { readStatus } from "../sdk/nats/status-store.ts";\n',
     );
     await appendFile(join(copy, "sdk/nats/index.ts"), 'export { createClient } from "taskwire";\n');
+    await appendFile(
+      join(copy, "server/fast-path.ts"),
+      'import { trailerMux } from "@connectrpc/connect/protocol-connect";\n',
+    );
     const problems = check(copy);
     expect(problems).toEqual([
       expect.stringMatching(
         /^sdk\/core\/task-id\.ts:\d+: sdk\/core may not import sdk\/client \("\.\.\/client\/index\.ts"\)$/,
       ),
       expect.stringMatching(/^sdk\/nats\/index\.ts:\d+: sdk\/nats may not import sdk \("taskwire"\)$/),
+      expect.stringMatching(
+        /^server\/fast-path\.ts:\d+: connect-es internals are imported through sdk\/wire\/connect-internals\.ts/,
+      ),
       expect.stringMatching(/^server\/index\.ts:\d+: server may not import worker-runtime/),
       expect.stringMatching(/^worker-runtime\/index\.ts:\d+: sdk\/nats is entered through its index\.ts/),
     ]);
     const failed = await promisify(execFile)(process.execPath, [script, copy]).catch((error) => error);
     expect(failed.code).toBe(1);
-    expect(failed.stderr).toContain("check-layers: 4 import(s) against the layers");
+    expect(failed.stderr).toContain("check-layers: 5 import(s) against the layers");
   });
 });

@@ -15,16 +15,21 @@ import {
   type Transport,
   type UnaryResponse,
 } from "@connectrpc/connect";
+import { onAbort } from "../core/index.ts";
 import {
+  decodeBody,
+  EnvelopeSplitter,
+  encodeBody,
   endStreamFlag,
   endStreamFromJson,
+  envelope,
   errorFromJsonBytes,
   trailerDemux,
-  validateResponse as validateConnectResponse,
-} from "@connectrpc/connect/protocol-connect";
-import { validateResponse as validateGrpcResponse, validateTrailer } from "@connectrpc/connect/protocol-grpc";
-import { onAbort } from "../core/index.ts";
-import { decodeBody, EnvelopeSplitter, encodeBody, envelope, webHeaders } from "../wire/index.ts";
+  validateConnectResponse,
+  validateGrpcResponse,
+  validateTrailer,
+  webHeaders,
+} from "../wire/index.ts";
 
 /** A Connect transport that can be closed: its HTTP/2 session ends. */
 export interface ClosableTransport extends Transport {

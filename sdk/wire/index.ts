@@ -6,6 +6,22 @@
  */
 
 export { decodeBody, encodeBody } from "./binary-body.ts";
+export {
+  codeToHttpStatus,
+  endStreamFlag,
+  endStreamFromJson,
+  endStreamToJson,
+  errorFromJsonBytes,
+  errorToJsonBytes,
+  parseConnectTimeout,
+  parseGrpcTimeout,
+  setTrailerStatus,
+  trailerDemux,
+  trailerMux,
+  validateConnectResponse,
+  validateGrpcResponse,
+  validateTrailer,
+} from "./connect-internals.ts";
 export { EnvelopeSplitter, envelope } from "./envelope.ts";
 export { renumberFields } from "./renumber-fields.ts";
 export { webHeaders } from "./web-headers.ts";

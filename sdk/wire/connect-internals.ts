@@ -1,0 +1,50 @@
+/**
+ * Every private export of connect-es that Taskwire uses, in one place.
+ *
+ * `@connectrpc/connect/protocol-connect` and `.../protocol-grpc` are connect-es'
+ * protocol internals: their index says they do not follow semantic versioning, so
+ * a minor release may change them. The gateway's fast path (server/fast-path.ts)
+ * and the SDK's gateway transport (sdk/gateway-client/gateway-transport.ts) speak
+ * the Connect and gRPC protocols on Node's HTTP/2 streams themselves, for speed,
+ * and use these functions so that what they write and read is exactly what
+ * connect-node writes and reads: the same status codes, error bodies, trailers
+ * and timeouts. An upgrade of connect-es has this one file to check; the
+ * behaviour relied on is tested byte for byte against connect-node
+ * (server/fast-path.test.ts, sdk/gateway-client/gateway-transport.test.ts) and
+ * by the Connect conformance suite.
+ *
+ * @module
+ */
+
+export {
+  /** HTTP status of a Connect error code (unary errors). */
+  codeToHttpStatus,
+  /** The flag of a Connect stream's last envelope, the EndStreamResponse. */
+  endStreamFlag,
+  /** Reads an EndStreamResponse (its error and metadata). */
+  endStreamFromJson,
+  /** Writes an EndStreamResponse. */
+  endStreamToJson,
+  /** Reads a unary Connect error body. */
+  errorFromJsonBytes,
+  /** Writes a unary Connect error body. */
+  errorToJsonBytes,
+  /** The `connect-timeout-ms` header, checked as connect-node checks it. */
+  parseTimeout as parseConnectTimeout,
+  /** Splits `trailer-` headers of a unary Connect answer from its headers. */
+  trailerDemux,
+  /** Joins trailers into a unary Connect answer's headers, as `trailer-` headers. */
+  trailerMux,
+  /** Checks a Connect answer's status and content type; tells a unary error. */
+  validateResponse as validateConnectResponse,
+} from "@connectrpc/connect/protocol-connect";
+export {
+  /** The `grpc-timeout` header, checked as connect-node checks it. */
+  parseTimeout as parseGrpcTimeout,
+  /** Writes `grpc-status`, `grpc-message` and `grpc-status-details-bin`. */
+  setTrailerStatus,
+  /** Checks a gRPC answer's status and headers (a trailers-only error included). */
+  validateResponse as validateGrpcResponse,
+  /** Reads the status from a gRPC answer's trailers. */
+  validateTrailer,
+} from "@connectrpc/connect/protocol-grpc";
