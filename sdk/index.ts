@@ -21,6 +21,7 @@ export type {
   SubmitManyProgress,
   SubmitManySummary,
   TaskwireClient,
+  TransportClientOptions,
 } from "./client/index.ts";
 export { createClient } from "./client/index.ts";
 export type {
@@ -49,6 +50,7 @@ export {
   TaskError,
   topology,
 } from "./core/index.ts";
+export type { GatewaySessionOptions, GatewayTlsOptions } from "./gateway-client/index.ts";
 export type {
   NatsQueueBackendOptions,
   NatsTaskBackendOptions,

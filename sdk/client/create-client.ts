@@ -1,4 +1,5 @@
 import { create, type DescMessage } from "@bufbuild/protobuf";
+import type { Interceptor, Transport } from "@connectrpc/connect";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { type Task, TaskErrorSchema, type TaskStatus } from "../../gen/taskwire/v1/task_pb.ts";
 import type { ListTasksRequest, ListTasksResponse } from "../../gen/taskwire/v1/task_service_pb.ts";
@@ -18,6 +19,8 @@ import {
   createConnectTaskBackend,
   createGatewayTransport,
   type GatewayProtocol,
+  type GatewaySessionOptions,
+  withInterceptors,
 } from "../gateway-client/index.ts";
 import { createNatsQueueBackend, createNatsTaskBackend, openConnection } from "../nats/index.ts";
 import { kvCheckpoints } from "./kv-checkpoints.ts";
@@ -31,14 +34,26 @@ import {
 import { createTaskHandle, watchStatus } from "./task-handle.ts";
 
 /** Talk to a Taskwire gateway over HTTP. */
-export interface GatewayClientOptions {
-  /** The gateway's base URL, e.g. `http://127.0.0.1:8080`. */
+export interface GatewayClientOptions extends GatewaySessionOptions {
+  /** The gateway's base URL, e.g. `http://127.0.0.1:8080` or `https://tasks.example.com`. */
   gateway: string;
   /**
    * "connect" (binary Connect) or "grpc", over one HTTP/2 session; cleartext
-   * for an http:// URL. @default "connect"
+   * for an http:// URL, TLS (see `tls`) for https://. @default "connect"
    */
   protocol?: GatewayProtocol;
+  /** Headers sent with every call, such as `{ authorization: "Bearer ..." }`. */
+  headers?: ConstructorParameters<typeof Headers>[0];
+  /** Connect interceptors run around every call, the first outermost. */
+  interceptors?: Interceptor[];
+}
+
+/**
+ * Talk to a gateway through a transport of your own, such as connect-node's
+ * `createConnectTransport` or `createGrpcTransport` with its own options.
+ */
+export interface TransportClientOptions {
+  transport: Transport;
 }
 
 /** Talk to NATS JetStream directly, for services inside the cluster. */
@@ -90,8 +105,9 @@ export interface TaskwireClient extends TaskClient {
 }
 
 /**
- * Creates a client in gateway mode (`{ gateway: url }`) or direct mode
- * (`{ nats: url, services }`). Both have the same API.
+ * Creates a client in gateway mode (`{ gateway: url }`, or `{ transport }` with a
+ * Connect transport of your own) or direct mode (`{ nats: url, services }`). All
+ * have the same API.
  *
  * ```ts
  * const client = await createClient({ gateway: "http://127.0.0.1:8080" });
@@ -100,11 +116,23 @@ export interface TaskwireClient extends TaskClient {
  * console.log((await task.result()).hex);
  * ```
  */
-export async function createClient(options: GatewayClientOptions | DirectClientOptions): Promise<TaskwireClient> {
+export async function createClient(
+  options: GatewayClientOptions | TransportClientOptions | DirectClientOptions,
+): Promise<TaskwireClient> {
+  if ("transport" in options) {
+    const { transport } = options;
+    return clientOf(
+      createConnectTaskBackend(transport),
+      createConnectQueueBackend(transport),
+      undefined,
+      async () => {},
+    );
+  }
   if ("gateway" in options) {
-    const transport = createGatewayTransport(options.gateway, options.protocol ?? "connect");
+    const own = createGatewayTransport(options.gateway, options);
+    const transport = withInterceptors(own, options.interceptors ?? [], options.gateway);
     return clientOf(createConnectTaskBackend(transport), createConnectQueueBackend(transport), undefined, async () =>
-      transport.close(),
+      own.close(),
     );
   }
   const { nc, owned } = await openConnection(options.nats);

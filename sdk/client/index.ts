@@ -10,6 +10,7 @@ export {
   type DirectClientOptions,
   type GatewayClientOptions,
   type TaskwireClient,
+  type TransportClientOptions,
 } from "./create-client.ts";
 export type { SubmitItem, SubmitManyOptions, SubmitManyProgress, SubmitManySummary } from "./submit-many.ts";
 export { decodeResult } from "./task-handle.ts";

@@ -54,7 +54,7 @@ describe.each(["connect", "grpc"] as const)("the SDK's transport for gateway cal
     backend = new FakeTaskBackend();
     gateway = await createGateway({ backend, maxMessageBytes: 64 * 1024 });
     connectNode = connectNodeTransports[protocol](gateway.url);
-    transport = createGatewayTransport(gateway.url, protocol);
+    transport = createGatewayTransport(gateway.url, { protocol });
   });
   afterAll(async () => {
     transport.close();
@@ -141,7 +141,7 @@ describe.each(["connect", "grpc"] as const)("the SDK's transport for gateway cal
     const closed = await createGateway({ backend: new FakeTaskBackend() });
     const url = closed.url;
     await closed.close();
-    const unreachable = createGatewayTransport(url, protocol);
+    const unreachable = createGatewayTransport(url, { protocol });
     try {
       const error = await createClient(TaskService, unreachable)
         .getTask({ taskId: "any" })
@@ -160,7 +160,7 @@ describe.each(["connect", "grpc"] as const)("the SDK's transport for gateway cal
       import { TaskService } from "./gen/taskwire/v1/task_service_pb.ts";
       import { createGatewayTransport } from "./sdk/gateway-client/gateway-transport.ts";
       const url = process.argv[1];
-      const transport = createGatewayTransport(url, "${protocol}");
+      const transport = createGatewayTransport(url, { protocol: "${protocol}" });
       const { status } = await createClient(TaskService, transport).getTask({ taskId: "${endlessTaskId}" });
       console.log(status.taskId);
     `;
@@ -196,7 +196,7 @@ describe.each(["connect", "grpc"] as const)("the SDK's transport for gateway cal
       import { createClient } from "@connectrpc/connect";
       import { TaskService } from "./gen/taskwire/v1/task_service_pb.ts";
       import { createGatewayTransport } from "./sdk/gateway-client/gateway-transport.ts";
-      const client = createClient(TaskService, createGatewayTransport(process.argv[1], "${protocol}"));
+      const client = createClient(TaskService, createGatewayTransport(process.argv[1], { protocol: "${protocol}" }));
       const abandoned = new AbortController();
       client.waitTask({ taskId: "long" }, { signal: abandoned.signal }).catch(() => undefined);
       setTimeout(() => abandoned.abort(), 1_000);
@@ -306,7 +306,7 @@ describe("the SDK's transport for gateway calls, given answers no gateway sends"
       const metadata = [...error.metadata].filter(([header]) => header.startsWith("x-"));
       return { code: error.code, rawMessage: error.rawMessage, metadata };
     };
-    const ours = createGatewayTransport(url, protocol);
+    const ours = createGatewayTransport(url, { protocol });
     try {
       expect(await failure(ours)).toEqual(await failure(connectNodeTransports[protocol](url)));
     } finally {
@@ -317,7 +317,7 @@ describe("the SDK's transport for gateway calls, given answers no gateway sends"
   it.each(["connect", "grpc"] as const)(
     "names itself in user-agent, as connect-node does, unless the caller does (%s)",
     async (protocol) => {
-      const ours = createGatewayTransport(url, protocol);
+      const ours = createGatewayTransport(url, { protocol });
       const agentOf = (headers: Record<string, string>) =>
         createClient(TaskService, ours)
           .getTask({ taskId: "t" }, { headers: { "x-case": "the request's user-agent", ...headers } })

@@ -1,5 +1,4 @@
 import * as http2 from "node:http2";
-import * as net from "node:net";
 import type {
   DescMessage,
   DescMethodStreaming,
@@ -30,6 +29,7 @@ import {
   validateTrailer,
   webHeaders,
 } from "../wire/index.ts";
+import { GatewaySession, type GatewaySessionOptions } from "./gateway-session.ts";
 
 /** A Connect transport that can be closed: its HTTP/2 session ends. */
 export interface ClosableTransport extends Transport {
@@ -38,6 +38,14 @@ export interface ClosableTransport extends Transport {
 
 /** The protocols the SDK speaks to a gateway. */
 export type GatewayProtocol = "connect" | "grpc";
+
+/** Options of {@link createGatewayTransport}. */
+export interface GatewayTransportOptions extends GatewaySessionOptions {
+  /** "connect" (binary Connect) or "grpc". @default "connect" */
+  protocol?: GatewayProtocol;
+  /** Headers sent with every call, such as an authorization token; a call's own headers win. */
+  headers?: ConstructorParameters<typeof Headers>[0];
+}
 
 /** A response as it came: its status, headers, HTTP trailers, and body. */
 interface ResponseParts {
@@ -146,14 +154,6 @@ const unreachable = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "ETIMEDOU
 /** Node's errors that mean the call's connection or stream broke under it. */
 const broken = new Set(["ECONNRESET", "ERR_STREAM_DESTROYED", "ERR_HTTP2_INVALID_STREAM"]);
 
-/**
- * Flow-control windows of the session: its streams' (each WaitTasks stream may
- * carry a thousand answers) and the session's own, which every stream shares.
- * Node's default, 64 KiB for both, held submitBatch through a gateway a fifth
- * below its rate with WaitTasks streams on one session.
- */
-const streamWindowBytes = 4 * 1024 * 1024;
-const sessionWindowBytes = 64 * 1024 * 1024;
 /** Messages a stream holds for a reader that lags, beyond which its HTTP/2 stream is paused. */
 const streamHighWater = 256;
 
@@ -170,41 +170,25 @@ const streamHighWater = 256;
  * while calls are in flight. Client and bidi streams, which no Taskwire service
  * has, are refused.
  */
-export function createGatewayTransport(baseUrl: string, protocolName: GatewayProtocol): ClosableTransport {
+export function createGatewayTransport(baseUrl: string, options: GatewayTransportOptions = {}): ClosableTransport {
+  const protocolName = options.protocol ?? "connect";
   const protocol = protocolName === "grpc" ? grpcProtocol : connectProtocol;
   const origin = new URL(baseUrl);
   const prefix = origin.pathname.replace(/\/$/, "");
-  let session: http2.ClientHttp2Session | undefined;
-  // Calls in flight on each session: a session holds the process open while it has any.
-  // (Per session: one told to go away may still finish calls while the next one starts.)
-  const inFlight = new WeakMap<http2.ClientHttp2Session, number>();
-
-  const open = (): http2.ClientHttp2Session => {
-    if (session && !session.closed && !session.destroyed) return session;
-    // Without Nagle's algorithm: a call's HEADERS and DATA frames are separate writes,
-    // and the second would wait for the first one's ACK.
-    const opened = http2.connect(origin, {
-      settings: { initialWindowSize: streamWindowBytes },
-      createConnection:
-        origin.protocol === "http:"
-          ? () =>
-              net.connect({
-                host: origin.hostname.replace(/^\[|\]$/g, ""),
-                port: Number(origin.port || 80),
-                noDelay: true,
-              })
-          : undefined,
-    });
-    opened.once("connect", () => opened.setLocalWindowSize(sessionWindowBytes));
-    // A session that fails or is told to go away takes no more calls; the next one opens another.
+  const defaultHeaders = options.headers === undefined ? undefined : new Headers(options.headers);
+  // A session that fails or is told to go away takes no more calls; the next one opens
+  // another (one told to go away may still finish its calls while the next one starts).
+  let current: GatewaySession | undefined;
+  const open = (): GatewaySession => {
+    if (current?.usable) return current;
+    const opened = new GatewaySession(origin, options);
     const forget = () => {
-      if (session === opened) session = undefined;
+      if (current === opened) current = undefined;
     };
-    opened.once("close", forget);
-    opened.once("goaway", forget);
-    opened.on("error", forget); // each call in flight sees the error on its own stream
-    opened.unref();
-    session = opened;
+    opened.session.once("close", forget);
+    opened.session.once("goaway", forget);
+    opened.session.on("error", forget); // each call in flight sees the error on its own stream
+    current = opened;
     return opened;
   };
 
@@ -227,8 +211,12 @@ export function createGatewayTransport(baseUrl: string, protocolName: GatewayPro
     // As connect-node: a timeout of zero or less is none.
     const deadlineMs = timeoutMs !== undefined && timeoutMs > 0 ? Math.ceil(timeoutMs) : undefined;
     const path = `${prefix}/${method.parent.typeName}/${method.name}`;
-    // The caller's headers, and then the protocol's, which win (as in connect's transports).
+    // The client's default headers, the call's, and then the protocol's, which win (as in
+    // connect's transports).
     const headers: http2.OutgoingHttpHeaders = {};
+    defaultHeaders?.forEach((value, name) => {
+      headers[name] = value;
+    });
     if (header !== undefined) {
       new Headers(header).forEach((value, name) => {
         headers[name] = value;
@@ -244,23 +232,17 @@ export function createGatewayTransport(baseUrl: string, protocolName: GatewayPro
       onFail(ConnectError.from(error, Code.Internal));
       return undefined;
     }
-    let s: http2.ClientHttp2Session;
+    let session: GatewaySession;
     let stream: http2.ClientHttp2Stream;
     try {
-      s = open();
-      stream = s.request(headers);
+      session = open();
+      stream = session.session.request(headers);
     } catch (error) {
       onFail(fromNodeError(error));
       return undefined;
     }
-    const calls = inFlight.get(s) ?? 0;
-    inFlight.set(s, calls + 1);
-    if (calls === 0) s.ref();
-    const exchange = new Exchange(stream, signal, deadlineMs, onFail, () => {
-      const left = (inFlight.get(s) ?? 1) - 1;
-      inFlight.set(s, left);
-      if (left === 0 && !s.destroyed) s.unref();
-    });
+    session.begin();
+    const exchange = new Exchange(stream, signal, deadlineMs, onFail, () => session.end());
     stream.end(bytes);
     return exchange;
   };
@@ -397,8 +379,8 @@ export function createGatewayTransport(baseUrl: string, protocolName: GatewayPro
     },
 
     close() {
-      session?.close();
-      session = undefined;
+      current?.session.close();
+      current = undefined;
     },
   };
 }

@@ -7,4 +7,6 @@
 
 export { createConnectQueueBackend } from "./connect-queue-backend.ts";
 export { createConnectTaskBackend } from "./connect-task-backend.ts";
-export { createGatewayTransport, type GatewayProtocol } from "./gateway-transport.ts";
+export type { GatewaySessionOptions, GatewayTlsOptions } from "./gateway-session.ts";
+export { createGatewayTransport, type GatewayProtocol, type GatewayTransportOptions } from "./gateway-transport.ts";
+export { withInterceptors } from "./intercepted-transport.ts";
