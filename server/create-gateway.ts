@@ -62,6 +62,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     maxMessageBytes: opts.maxMessageBytes,
     shutdownSignal: shutdown.signal,
     jsonOptions,
+    interceptors: opts.interceptors,
   });
   const connectHandler = connectNodeAdapter({
     routes: (connectRouter) => {
@@ -76,6 +77,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     // As the Protobuf JSON mapping asks of a parser: an unknown field (a misspelt
     // "notBefor") or enum name is an error, not a field silently left unset.
     jsonOptions: { ...jsonOptions, ignoreUnknownFields: false },
+    interceptors: opts.interceptors,
     readMaxBytes: opts.maxMessageBytes,
     writeMaxBytes: opts.maxMessageBytes,
     shutdownSignal: shutdown.signal,

@@ -1,7 +1,7 @@
 import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { create, toBinary } from "@bufbuild/protobuf";
-import type { ConnectRouter } from "@connectrpc/connect";
+import { Code, ConnectError, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GetTaskRequestSchema, TaskService, WatchTaskRequestSchema } from "../gen/taskwire/v1/task_service_pb.ts";
@@ -11,11 +11,12 @@ import { FastPath } from "./fast-path.ts";
 const maxMessageBytes = 64 * 1024;
 
 /** An HTTP/2 server of `routes`, with the fast path in front of connect-node or not. */
-async function serve(routes: (router: ConnectRouter) => void, fast: boolean) {
+async function serve(routes: (router: ConnectRouter) => void, fast: boolean, interceptors: Interceptor[] = []) {
   const shutdown = new AbortController();
-  const fastPath = new FastPath({ maxMessageBytes, shutdownSignal: shutdown.signal });
+  const fastPath = new FastPath({ maxMessageBytes, shutdownSignal: shutdown.signal, interceptors });
   const adapter = connectNodeAdapter({
     routes: fast ? (router) => routes(fastPath.recording(router)) : routes,
+    interceptors,
     readMaxBytes: maxMessageBytes,
     writeMaxBytes: maxMessageBytes,
     shutdownSignal: shutdown.signal,
@@ -124,6 +125,73 @@ describe("the gateway's fast path", () => {
   ];
   it.each(cases)("answers as connect-node does: %s", async (_, path, headers, body) => {
     expect(await exchange(fast.url, path, headers, body)).toEqual(await exchange(plain.url, path, headers, body));
+  });
+});
+
+describe("the gateway's fast path with interceptors", () => {
+  // One changes the request and the response's headers and trailers; the other refuses
+  // calls that say "refuse".
+  const interceptors: Interceptor[] = [
+    (next) => async (request) => {
+      const response = await next(request);
+      response.header.set("x-intercepted", request.header.get("x-tag") ?? "none");
+      response.trailer.set("x-trailer", "t");
+      return response;
+    },
+    (next) => async (request) => {
+      if (request.header.get("x-tag") === "refuse") throw new ConnectError("refused here", Code.PermissionDenied);
+      return next(request);
+    },
+  ];
+  const routes = (router: ConnectRouter) => {
+    router.service(TaskService, {
+      async getTask({ taskId }) {
+        return { status: { taskId } };
+      },
+      async *watchTask({ taskId }) {
+        yield { status: { taskId } };
+      },
+    });
+  };
+  let fast: Awaited<ReturnType<typeof serve>>;
+  let plain: Awaited<ReturnType<typeof serve>>;
+  beforeAll(async () => {
+    [fast, plain] = await Promise.all([serve(routes, true, interceptors), serve(routes, false, interceptors)]);
+  });
+  afterAll(() => {
+    fast.close();
+    plain.close();
+  });
+
+  const get = toBinary(GetTaskRequestSchema, create(GetTaskRequestSchema, { taskId: "t1" }));
+  const watch = envelope(0, toBinary(WatchTaskRequestSchema, create(WatchTaskRequestSchema, { taskId: "t1" })));
+  const grpc = { "content-type": "application/grpc", te: "trailers" };
+  const cases: [string, string, http2.OutgoingHttpHeaders, Uint8Array][] = [];
+  for (const tag of ["kept", "refuse"]) {
+    cases.push(
+      [
+        `Connect unary, ${tag}`,
+        "/taskwire.v1.TaskService/GetTask",
+        { "content-type": "application/proto", "x-tag": tag },
+        get,
+      ],
+      [`gRPC unary, ${tag}`, "/taskwire.v1.TaskService/GetTask", { ...grpc, "x-tag": tag }, envelope(0, get)],
+      [
+        `Connect stream, ${tag}`,
+        "/taskwire.v1.TaskService/WatchTask",
+        { "content-type": "application/connect+proto", "x-tag": tag },
+        watch,
+      ],
+      [`gRPC stream, ${tag}`, "/taskwire.v1.TaskService/WatchTask", { ...grpc, "x-tag": tag }, watch],
+    );
+  }
+  it.each(cases)("runs them as connect-node does: %s", async (_, path, headers, body) => {
+    const answer = await exchange(fast.url, path, headers, body);
+    expect(answer).toEqual(await exchange(plain.url, path, headers, body));
+    // And they ran: a header set, or the call refused (in a header, a trailer or the body).
+    const { head, trailers, body: base64 } = answer as { head: object; trailers: object; body: string };
+    const seen = JSON.stringify([head, trailers, Buffer.from(base64, "base64").toString("latin1")]);
+    expect(seen).toMatch(headers["x-tag"] === "refuse" ? /refused( |%20)here/ : /"x-intercepted":"kept"/);
   });
 });
 

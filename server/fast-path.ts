@@ -1,5 +1,20 @@
-import type { DescMessage, DescMethod, DescService, JsonWriteOptions, MessageShape } from "@bufbuild/protobuf";
-import { Code, ConnectError, type ConnectRouter, createContextValues, type HandlerContext } from "@connectrpc/connect";
+import type {
+  DescMessage,
+  DescMethod,
+  DescMethodServerStreaming,
+  DescMethodUnary,
+  DescService,
+  JsonWriteOptions,
+  MessageShape,
+} from "@bufbuild/protobuf";
+import {
+  Code,
+  ConnectError,
+  type ConnectRouter,
+  createContextValues,
+  type HandlerContext,
+  type Interceptor,
+} from "@connectrpc/connect";
 import type { connectNodeAdapter } from "@connectrpc/connect-node";
 import {
   codeToHttpStatus,
@@ -10,10 +25,12 @@ import {
   endStreamToJson,
   envelope,
   errorToJsonBytes,
+  invokeUnaryImplementation,
   parseConnectTimeout,
   parseGrpcTimeout,
   setTrailerStatus,
   trailerMux,
+  transformInvokeImplementation,
   webHeaders,
 } from "../sdk/wire/index.ts";
 
@@ -34,6 +51,8 @@ export interface FastPathOptions {
   readonly maxMessageBytes: number;
   readonly shutdownSignal: AbortSignal;
   readonly jsonOptions?: Partial<JsonWriteOptions>;
+  /** The gateway's interceptors, run around each implementation as connect's handlers run them. */
+  readonly interceptors: Interceptor[];
 }
 
 /** The wire format of a call the fast path takes. */
@@ -210,7 +229,17 @@ export class FastPath {
     try {
       const received = await readBody(request, this.options.maxMessageBytes, protocol === "grpc", context.signal);
       const bytes = protocol === "grpc" ? unwrapEnvelope(received, route, protocol) : received;
-      const output = await route.impl(decodeBody(route.method.input, bytes), context);
+      const input = decodeBody(route.method.input, bytes);
+      const { interceptors } = this.options;
+      const output =
+        interceptors.length === 0
+          ? await route.impl(input, context)
+          : await invokeUnaryImplementation(
+              { kind: "unary", method: route.method as DescMethodUnary, impl: route.impl as never },
+              context,
+              input,
+              interceptors,
+            );
       body = this.encodeOutput(route.method.output, output);
     } catch (thrown) {
       error = connectErrorOf(thrown);
@@ -248,7 +277,20 @@ export class FastPath {
         route,
         protocol,
       );
-      const outputs = route.impl(decodeBody(route.method.input, bytes), context) as AsyncIterable<unknown>;
+      const input = decodeBody(route.method.input, bytes);
+      const { interceptors } = this.options;
+      const outputs =
+        interceptors.length === 0
+          ? (route.impl(input, context) as AsyncIterable<unknown>)
+          : transformInvokeImplementation(
+              {
+                kind: "server_streaming",
+                method: route.method as DescMethodServerStreaming,
+                impl: route.impl as never,
+              },
+              context,
+              interceptors,
+            )(once(input));
       for await (const output of outputs) {
         const body = this.encodeOutput(route.method.output, output);
         if (!open()) break;
@@ -311,6 +353,11 @@ function handlerContext(
     responseTrailer: new Headers(),
     values: createContextValues(),
   };
+}
+
+/** A stream's one request, as connect's streaming implementations take their input. */
+async function* once<T>(message: T): AsyncIterable<T> {
+  yield message;
 }
 
 function connectErrorOf(thrown: unknown): ConnectError {

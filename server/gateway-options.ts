@@ -1,5 +1,5 @@
 import { createRegistry, type Registry } from "@bufbuild/protobuf";
-import type { ConnectRouter } from "@connectrpc/connect";
+import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import type { QueueBackend, TaskBackend, TaskServiceDefinition } from "../sdk/core/index.ts";
 import { registryOf } from "../sdk/core/index.ts";
 import type { HealthStatus } from "./health-status.ts";
@@ -53,6 +53,12 @@ export interface GatewayOptions {
   /** More services to serve on the same port, such as generated task services. */
   routes?: (router: ConnectRouter) => void;
   /**
+   * Connect interceptors run around every call's implementation, the first
+   * outermost, on every protocol and route (the binary fast path included): each
+   * may read or change the request and the response, or refuse the call.
+   */
+  interceptors?: Interceptor[];
+  /**
    * More message types JSON clients may pack in an `Any` (task payloads and
    * results), e.g. `registryOf(definitions)` from the SDK, besides those of
    * `services`. A JSON request with an `Any` of a type in neither is refused.
@@ -72,6 +78,7 @@ export interface ResolvedGatewayOptions {
   shutdownGraceMs: number;
   health: HealthStatus | undefined;
   routes: ((router: ConnectRouter) => void) | undefined;
+  interceptors: Interceptor[];
   typeRegistry: Registry | undefined;
 }
 
@@ -88,6 +95,7 @@ export function resolveGatewayOptions(options: GatewayOptions): ResolvedGatewayO
     shutdownGraceMs: options.shutdownGraceMs ?? 5000,
     health: options.health,
     routes: options.routes,
+    interceptors: options.interceptors ?? [],
     typeRegistry:
       options.services?.length && options.typeRegistry
         ? createRegistry(options.typeRegistry, registryOf(options.services))

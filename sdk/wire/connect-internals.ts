@@ -1,8 +1,8 @@
 /**
  * Every private export of connect-es that Taskwire uses, in one place.
  *
- * `@connectrpc/connect/protocol-connect` and `.../protocol-grpc` are connect-es'
- * protocol internals: their index says they do not follow semantic versioning, so
+ * `@connectrpc/connect/protocol`, `.../protocol-connect` and `.../protocol-grpc`
+ * are connect-es' protocol internals: their index says they do not follow semantic versioning, so
  * a minor release may change them. The gateway's fast path (server/fast-path.ts)
  * and the SDK's gateway transport (sdk/gateway-client/gateway-transport.ts) speak
  * the Connect and gRPC protocols on Node's HTTP/2 streams themselves, for speed,
@@ -16,6 +16,16 @@
  * @module
  */
 
+export {
+  /**
+   * Calls a unary method's implementation through the handler interceptors, as
+   * connect's handlers do: interceptors see and may change the request and the
+   * response, and their response headers and trailers go to the context.
+   */
+  invokeUnaryImplementation,
+  /** The same for a streaming method: the implementation's output, through the interceptors. */
+  transformInvokeImplementation,
+} from "@connectrpc/connect/protocol";
 export {
   /** HTTP status of a Connect error code (unary errors). */
   codeToHttpStatus,
