@@ -4,6 +4,8 @@ import { repoRoot } from "../test/support/tools.ts";
 
 /** docs/benchmarks.md, written by `npm run bench`; `bench:scale`, `bench:delayed` and `bench:bulk` own one section each. */
 export const benchmarksPath = join(repoRoot, "docs", "benchmarks.md");
+/** The chart `npm run bench` draws beside it, which the page shows. */
+export const chartPath = join(repoRoot, "docs", "benchmarks.svg");
 
 /** The sections other commands write, in page order. */
 export const sectionNames = ["scale", "delayed", "bulk"] as const;

@@ -5,8 +5,9 @@
  * prints the ratios (medians of the ratios within each round) on the last line.
  */
 import { writeFile } from "node:fs/promises";
+import { throughputChart } from "./chart.ts";
 import { compileBench } from "./compile.ts";
-import { benchmarksPath, currentSection, sectionNames } from "./doc-section.ts";
+import { benchmarksPath, chartPath, currentSection, sectionNames } from "./doc-section.ts";
 import { executeRun, type RunOutcome } from "./execute-run.ts";
 import { describeMachine } from "./machine.ts";
 import { parseOptions } from "./options.ts";
@@ -57,6 +58,8 @@ if (written) {
   const kept = (await Promise.all(sectionNames.map(currentSection))).filter((section) => section);
   const page = benchmarksDoc(outcomes, rounds, machine, options, command);
   await writeFile(benchmarksPath, `${[page.trimEnd(), ...kept].join("\n\n")}\n`);
+  const title = `End-to-end throughput, median of ${options.rounds} round(s), ${machine.cpus} CPUs (npm run bench, ${machine.date.slice(0, 10)})`;
+  await writeFile(chartPath, throughputChart(outcomes, title));
 }
 console.log(resultTable(outcomes));
 console.log(

@@ -194,6 +194,8 @@ ${markdownTable(
 
 ## Results
 
+![End-to-end throughput of each system, side by side](benchmarks.svg)
+
 ${resultTable(outcomes)}
 
 ${[ratioLine(rounds), driftLine(rounds)].filter((line) => line).join("\n\n")}
