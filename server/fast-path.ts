@@ -85,7 +85,7 @@ const utf8 = new TextEncoder();
  * written. connect-node's handlers turn each call into a universal request and
  * response of async iterables and abort controllers, which cost the gateway
  * about 190 µs of CPU per unary call here, four times Node's HTTP/2 itself
- * (docs/architecture.md, "The gateway answers unary calls itself").
+ * (docs/decisions/gateway-fast-path.md).
  *
  * Only what this path does exactly as connect-node does is taken: POST, the
  * binary content types, identity encoding, methods registered without

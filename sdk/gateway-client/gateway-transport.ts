@@ -164,7 +164,7 @@ const streamHighWater = 256;
  * of `wire-codec.ts`. connect-node's client spends 300-650 µs of CPU per unary
  * call on the development machine (async iterables, linked abort controllers,
  * web Headers), against 62 µs for Node's HTTP/2 client itself
- * (docs/architecture.md, "So does the SDK's gateway client"). Errors are
+ * (docs/decisions/gateway-client-transport.md). Errors are
  * decoded with connect's own functions, so a call fails with the same
  * ConnectError, details included. The session holds the process open only
  * while calls are in flight. Client and bidi streams, which no Taskwire service
