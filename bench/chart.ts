@@ -16,7 +16,7 @@ export function throughputChart(outcomes: readonly RunOutcome[], title: string):
     p50: "error" in o ? undefined : o.result.latency?.p50,
     failed: "error" in o,
   }));
-  const labelWidth = 430;
+  const labelWidth = 460;
   const barWidth = 360;
   const rowHeight = 26;
   const top = 44;
