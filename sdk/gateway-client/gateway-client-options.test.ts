@@ -8,6 +8,7 @@ import { promisify } from "node:util";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter, createConnectTransport } from "@connectrpc/connect-node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { TaskState } from "../../gen/taskwire/v1/task_pb.ts";
 import { TaskService } from "../../gen/taskwire/v1/task_service_pb.ts";
 import { poll } from "../../test/support/poll.ts";
 import { startTcpProxy, type TcpProxy } from "../../test/support/tcp-proxy.ts";
@@ -47,6 +48,13 @@ async function startTaskServer(secure?: { key: Buffer; cert: Buffer }): Promise<
           });
           await state.hold;
           return { status: { taskId } };
+        },
+        async *watchTask({ taskId }, context) {
+          state.calls.push({
+            authorization: context.requestHeader.get("authorization"),
+            order: context.requestHeader.get("x-order"),
+          });
+          yield { status: { taskId, state: TaskState.SUCCEEDED } };
         },
       }),
   });
@@ -120,6 +128,12 @@ describe("the gateway client's options", () => {
     const tasks = await client({ gateway: server.url, interceptors: [named("a"), named("b")] });
     expect((await tasks.getTask("a.01M81KRJQKXX1XB86P9GKYNA2Y")).taskId).toBe("a.01M81KRJQKXX1XB86P9GKYNA2Y");
     expect(log).toEqual(["a>", "b>", "<b", "<a"]);
+    expect(server.calls.at(-1)?.order).toBe("ab");
+    // A server stream (WatchTask) goes through them too.
+    const states = [];
+    for await (const status of tasks.watchTask("a.01M81KRJQKXX1XB86P9GKYNA2Y")) states.push(status.state);
+    expect(states).toEqual([TaskState.SUCCEEDED]);
+    expect(log.slice(4)).toEqual(["a>", "b>", "<b", "<a"]);
     expect(server.calls.at(-1)?.order).toBe("ab");
 
     const calls = server.calls.length;

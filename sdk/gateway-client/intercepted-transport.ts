@@ -1,5 +1,6 @@
 import { create, type DescMessage, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
 import {
+  type ContextValues,
   createContextValues,
   type Interceptor,
   type StreamRequest,
@@ -23,54 +24,48 @@ export function withInterceptors<T extends Transport>(transport: T, interceptors
   if (interceptors.length === 0) return transport;
   const base = baseUrl.replace(/\/$/, "");
   const send = (timeoutMs: number | undefined): Next => {
-    const next: Next = (request) =>
-      request.stream
-        ? transport.stream(
-            request.method as never,
-            request.signal,
-            timeoutMs,
-            request.header,
-            request.message,
-            request.contextValues,
-          )
-        : transport.unary(
-            request.method as never,
-            request.signal,
-            timeoutMs,
-            request.header,
-            request.message,
-            request.contextValues,
-          );
+    const next: Next = (request) => {
+      const args = [
+        request.method as never,
+        request.signal,
+        timeoutMs,
+        request.header,
+        request.message as never,
+        request.contextValues,
+      ] as const;
+      return request.stream ? transport.stream(...args) : transport.unary(...args);
+    };
     return interceptors.reduceRight((inner, interceptor) => interceptor(inner as never) as Next, next);
   };
-  const common = (method: { parent: { typeName: string }; name: string }, signal?: AbortSignal) => ({
-    requestMethod: "POST",
-    url: `${base}/${method.parent.typeName}/${method.name}`,
-    signal: signal ?? new AbortController().signal,
-  });
+  /** A call's request as interceptors see it. */
+  const request = (
+    stream: boolean,
+    method: Parameters<Transport["unary"]>[0] | Parameters<Transport["stream"]>[0],
+    signal: AbortSignal | undefined,
+    header: ConstructorParameters<typeof Headers>[0],
+    contextValues: ContextValues | undefined,
+    message: unknown,
+  ) =>
+    ({
+      stream,
+      service: method.parent,
+      method,
+      requestMethod: "POST",
+      url: `${base}/${method.parent.typeName}/${method.name}`,
+      signal: signal ?? new AbortController().signal,
+      header: new Headers(header),
+      contextValues: contextValues ?? createContextValues(),
+      message,
+    }) as AnyRequest;
   return {
     ...transport,
     unary(method, signal, timeoutMs, header, input, contextValues) {
-      return send(timeoutMs)({
-        stream: false,
-        service: method.parent,
-        method,
-        ...common(method, signal),
-        header: new Headers(header),
-        contextValues: contextValues ?? createContextValues(),
-        message: create(method.input, input),
-      } as AnyRequest) as never;
+      const message = create(method.input, input);
+      return send(timeoutMs)(request(false, method, signal, header, contextValues, message)) as never;
     },
     stream(method, signal, timeoutMs, header, input, contextValues) {
-      return send(timeoutMs)({
-        stream: true,
-        service: method.parent,
-        method,
-        ...common(method, signal),
-        header: new Headers(header),
-        contextValues: contextValues ?? createContextValues(),
-        message: created(method.input, input),
-      } as AnyRequest) as never;
+      const messages = created(method.input, input);
+      return send(timeoutMs)(request(true, method, signal, header, contextValues, messages)) as never;
     },
   };
 }
