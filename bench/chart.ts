@@ -30,19 +30,20 @@ export function throughputChart(outcomes: readonly RunOutcome[], title: string):
       ? "failed"
       : `${Math.round(row.perSec).toLocaleString("en-US")} tasks/s${row.p50 === undefined ? "" : ` · p50 ${row.p50.toFixed(1)} ms`}`;
     return [
-      `<text x="${labelWidth - 8}" y="${y + 17}" text-anchor="end">${escape(row.label)}</text>`,
+      `<text x="${labelWidth - 8}" y="${y + 17}" text-anchor="end">${xmlText(row.label)}</text>`,
       `<rect x="${labelWidth}" y="${y + 4}" width="${length}" height="${rowHeight - 8}" fill="${colours[row.kind as keyof typeof colours]}"/>`,
       `<text x="${labelWidth + length + 6}" y="${y + 17}">${value}</text>`,
     ].join("");
   });
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="system-ui, sans-serif" font-size="13">
+<title>${xmlText(title)}</title>
 <rect width="100%" height="100%" fill="#ffffff"/>
-<text x="12" y="24" font-size="15" font-weight="600">${escape(title)}</text>
+<text x="12" y="24" font-size="15" font-weight="600">${xmlText(title)}</text>
 ${bars.join("\n")}
 </svg>
 `;
 }
 
-function escape(text: string): string {
+function xmlText(text: string): string {
   return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 }
