@@ -26,9 +26,11 @@ export class Deployment {
 
   private readonly runId: string;
   private readonly cpuProfDir: string | undefined;
-  constructor(runId: string, cpuProfDir: string | undefined) {
+  private readonly env: Readonly<Record<string, string>> | undefined;
+  constructor(runId: string, cpuProfDir: string | undefined, env?: Readonly<Record<string, string>>) {
     this.runId = runId;
     this.cpuProfDir = cpuProfDir;
+    this.env = env;
   }
 
   /** A nats-server as {@link benchNatsServer} runs it, on a random port. */
@@ -43,7 +45,8 @@ export class Deployment {
   /** Starts a benchmark child process; see {@link startChild}. */
   async child(role: Role, script: string, options: Omit<ChildOptions, "cpuProfDir"> = {}): Promise<BenchChild> {
     const cpuProfDir = this.cpuProfDir && join(this.cpuProfDir, `${this.runId}-${role}`);
-    return this.add(role, await startChild(script, { ...options, cpuProfDir }));
+    const env = this.env || options.env ? { ...this.env, ...options.env } : undefined;
+    return this.add(role, await startChild(script, { ...options, env, cpuProfDir }));
   }
 
   /** The process ids of each role started so far. */

@@ -14,7 +14,7 @@ export type RunOutcome =
  * reads every process's peak memory, and stops everything.
  */
 export async function executeRun(run: Run, options: BenchOptions): Promise<RunOutcome> {
-  const deployment = new Deployment(run.id, options.cpuProfDir);
+  const deployment = new Deployment(run.id, options.cpuProfDir, run.env);
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`no result within ${options.runTimeoutMs} ms`)), options.runTimeoutMs);

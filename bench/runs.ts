@@ -8,6 +8,7 @@ export type RunId =
   | "raw-stored"
   | "raw-protocol"
   | "direct"
+  | "direct-protobuf-es"
   | "direct-batch"
   | "direct-keyed"
   | "gateway-connect"
@@ -24,6 +25,8 @@ export interface Run {
   readonly batched: boolean;
   /** Whether the low-load latency is measured (not for batches: a batch of one is a single submit). */
   readonly latency: boolean;
+  /** Environment of every process of the run (over the bench's own). */
+  readonly env?: Readonly<Record<string, string>>;
   /** Starts the servers and the worker (and gateway) processes; returns what the client connects to. */
   deploy(deployment: Deployment): Promise<TargetSpec>;
 }
@@ -35,14 +38,21 @@ async function deployTaskwire(deployment: Deployment): Promise<string> {
   return nats.url;
 }
 
-function directRun(mode: "typed" | "batch" | "keyed"): Run {
+function directRun(mode: "typed" | "protobuf-es" | "batch" | "keyed"): Run {
   const batched = mode === "batch";
-  const labels = { typed: "typed client", batch: "submitBatch", keyed: "typed client, idempotency keys" };
+  const labels = {
+    typed: "typed client",
+    "protobuf-es": "typed client, protobuf-es codec",
+    batch: "submitBatch",
+    keyed: "typed client, idempotency keys",
+  };
   return {
     id: mode === "typed" ? "direct" : `direct-${mode}`,
     label: `Taskwire direct (SDK over NATS), ${labels[mode]}`,
     batched,
     latency: !batched,
+    // Client and worker encode and decode with protobuf-es instead of sdk/wire/wire-codec.ts.
+    env: mode === "protobuf-es" ? { TASKWIRE_CODEC: "protobuf-es" } : undefined,
     async deploy(deployment) {
       return { kind: "taskwire-direct", nats: await deployTaskwire(deployment), keyed: mode === "keyed" };
     },
@@ -93,6 +103,7 @@ export const runs: readonly Run[] = [
     },
   },
   directRun("typed"),
+  directRun("protobuf-es"),
   directRun("batch"),
   directRun("keyed"),
   gatewayRun("connect", false),

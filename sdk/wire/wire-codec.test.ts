@@ -125,6 +125,7 @@ describe("wire codec", () => {
     expect(schemas.length).toBeGreaterThan(30);
     expect(schemas.map((s) => s.typeName)).toContain("taskwire.v1.TaskStatus");
     expect(schemas.map((s) => s.typeName)).toContain("codec.v1.Everything");
+    expect(schemas.map((s) => s.typeName)).toContain("codec.v1.OutOfOrder");
   });
 
   it("encodes the same bytes as protobuf-es, and decodes the same messages", () => {

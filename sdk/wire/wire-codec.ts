@@ -20,8 +20,12 @@ import { type Any, FeatureSet_FieldPresence } from "@bufbuild/protobuf/wkt";
  * Message types it does not cover fall back to protobuf-es as a whole: proto2
  * and editions features (default values, required, groups), 64-bit integers
  * as strings, and the well-known wrappers and Struct that protobuf-es represents
- * in a field as plain values. `test`: sdk/wire-codec.test.ts checks both
- * directions against protobuf-es on random messages of every protocol type.
+ * in a field as plain values. Fields are written in field-number order, as
+ * protobuf-es writes them. sdk/wire/wire-codec.test.ts checks both directions
+ * against protobuf-es on random messages of every protocol type, and of test
+ * types with every field shape and with fields declared out of order.
+ * Kept for a measured 22% of the SDK's CPU per task against protobuf-es 2.17
+ * (docs/decisions/compiled-codec.md).
  */
 export function encodeMessage<Desc extends DescMessage>(desc: Desc, message: MessageShape<Desc>): Uint8Array {
   const plan = planOf(desc);
@@ -479,11 +483,18 @@ interface Plan {
 
 const plans = new WeakMap<DescMessage, Plan | null>();
 
+/**
+ * `TASKWIRE_CODEC=protobuf-es` leaves every message to protobuf-es: the benchmark's
+ * "direct-protobuf-es" row measures the hot path without this codec
+ * (docs/decisions/compiled-codec.md).
+ */
+const compiling = process.env.TASKWIRE_CODEC !== "protobuf-es";
+
 /** The compiled plan of a message type, or undefined when protobuf-es must handle it. */
 function planOf(desc: DescMessage): Plan | undefined {
   let plan = plans.get(desc);
   if (plan === undefined) {
-    plan = supported(desc, new Set()) ? compile(desc) : null;
+    plan = compiling && supported(desc, new Set()) ? compile(desc) : null;
     plans.set(desc, plan);
   }
   return plan ?? undefined;
@@ -588,7 +599,8 @@ function compile(desc: DescMessage): Plan {
   const size: string[] = [];
   const write: string[] = [];
   const read: string[] = [];
-  for (const field of desc.fields) {
+  // Written in field-number order, as protobuf-es writes them, whatever the declaration order.
+  for (const field of desc.fields.toSorted((a, b) => a.number - b.number)) {
     const name = JSON.stringify(field.localName);
     const oneof = field.oneof && JSON.stringify(field.oneof.localName);
     const get = oneof ? `v = m[${oneof}]; v = v.case === ${name} ? v.value : undefined;` : `v = m[${name}];`;

@@ -10,7 +10,7 @@ import type { Message, UnknownEnum } from "@bufbuild/protobuf";
  * Describes the file codec/v1/codec.proto.
  */
 export const file_codec_v1_codec: GenFile = /*@__PURE__*/
-  fileDesc("ChRjb2RlYy92MS9jb2RlYy5wcm90bxIIY29kZWMudjEitAkKCkV2ZXJ5dGhpbmcSEAoIYV9kb3VibGUYASABKAESDwoHYV9mbG9hdBgCIAEoAhIQCghhbl9pbnQ2NBgDIAEoAxIQCghhX3VpbnQ2NBgEIAEoBBIQCghhbl9pbnQzMhgFIAEoBRIRCglhX2ZpeGVkNjQYBiABKAYSEQoJYV9maXhlZDMyGAcgASgHEg4KBmFfYm9vbBgIIAEoCBIQCghhX3N0cmluZxgJIAEoCRISCgpzb21lX2J5dGVzGAogASgMEhAKCGFfdWludDMyGAsgASgNEiAKB2FfY29sb3IYDCABKA4yDy5jb2RlYy52MS5Db2xvchITCgthbl9zZml4ZWQzMhgNIAEoDxITCgthbl9zZml4ZWQ2NBgOIAEoEBIRCglhbl9zaW50MzIYDyABKBESEQoJYW5fc2ludDY0GBAgASgSEiMKBWNoaWxkGBEgASgLMhQuY29kZWMudjEuRXZlcnl0aGluZxIPCgdkb3VibGVzGBIgAygBEg4KBmludDY0cxgTIAMoAxIPCgdzaW50MzJzGBQgAygREhAKCGZpeGVkMzJzGBUgAygHEg0KBWJvb2xzGBYgAygIEh8KBmNvbG9ycxgXIAMoDjIPLmNvZGVjLnYxLkNvbG9yEg8KB3N0cmluZ3MYGCADKAkSEgoKYnl0ZXNfbGlzdBgZIAMoDBImCghjaGlsZHJlbhgaIAMoCzIULmNvZGVjLnYxLkV2ZXJ5dGhpbmcSNQoJYnlfbnVtYmVyGBsgAygLMiIuY29kZWMudjEuRXZlcnl0aGluZy5CeU51bWJlckVudHJ5Ej4KDmNvbG9yc19ieV9uYW1lGBwgAygLMiYuY29kZWMudjEuRXZlcnl0aGluZy5Db2xvcnNCeU5hbWVFbnRyeRI8Cg1ieXRlc19ieV9mbGFnGB0gAygLMiUuY29kZWMudjEuRXZlcnl0aGluZy5CeXRlc0J5RmxhZ0VudHJ5EjgKC25hbWVzX2J5X2lkGB4gAygLMiMuY29kZWMudjEuRXZlcnl0aGluZy5OYW1lc0J5SWRFbnRyeRIVCgtjaG9zZW5fdGV4dBgfIAEoCUgAEiwKDGNob3Nlbl9jaGlsZBggIAEoCzIULmNvZGVjLnYxLkV2ZXJ5dGhpbmdIABInCgxjaG9zZW5fY29sb3IYISABKA4yDy5jb2RlYy52MS5Db2xvckgAEhcKDWNob3Nlbl9udW1iZXIYIiABKANIABIUCgh1bnBhY2tlZBgjIAMoDUICEAAaRQoNQnlOdW1iZXJFbnRyeRILCgNrZXkYASABKAUSIwoFdmFsdWUYAiABKAsyFC5jb2RlYy52MS5FdmVyeXRoaW5nOgI4ARpEChFDb2xvcnNCeU5hbWVFbnRyeRILCgNrZXkYASABKAkSHgoFdmFsdWUYAiABKA4yDy5jb2RlYy52MS5Db2xvcjoCOAEaMgoQQnl0ZXNCeUZsYWdFbnRyeRILCgNrZXkYASABKAgSDQoFdmFsdWUYAiABKAw6AjgBGjAKDk5hbWVzQnlJZEVudHJ5EgsKA2tleRgBIAEoEhINCgV2YWx1ZRgCIAEoCToCOAFCCAoGY2hvaWNlKj4KBUNvbG9yEhUKEUNPTE9SX1VOU1BFQ0lGSUVEEAASDQoJQ09MT1JfUkVEEAESDwoLQ09MT1JfR1JFRU4QAmIGcHJvdG8z");
+  fileDesc("ChRjb2RlYy92MS9jb2RlYy5wcm90bxIIY29kZWMudjEitAkKCkV2ZXJ5dGhpbmcSEAoIYV9kb3VibGUYASABKAESDwoHYV9mbG9hdBgCIAEoAhIQCghhbl9pbnQ2NBgDIAEoAxIQCghhX3VpbnQ2NBgEIAEoBBIQCghhbl9pbnQzMhgFIAEoBRIRCglhX2ZpeGVkNjQYBiABKAYSEQoJYV9maXhlZDMyGAcgASgHEg4KBmFfYm9vbBgIIAEoCBIQCghhX3N0cmluZxgJIAEoCRISCgpzb21lX2J5dGVzGAogASgMEhAKCGFfdWludDMyGAsgASgNEiAKB2FfY29sb3IYDCABKA4yDy5jb2RlYy52MS5Db2xvchITCgthbl9zZml4ZWQzMhgNIAEoDxITCgthbl9zZml4ZWQ2NBgOIAEoEBIRCglhbl9zaW50MzIYDyABKBESEQoJYW5fc2ludDY0GBAgASgSEiMKBWNoaWxkGBEgASgLMhQuY29kZWMudjEuRXZlcnl0aGluZxIPCgdkb3VibGVzGBIgAygBEg4KBmludDY0cxgTIAMoAxIPCgdzaW50MzJzGBQgAygREhAKCGZpeGVkMzJzGBUgAygHEg0KBWJvb2xzGBYgAygIEh8KBmNvbG9ycxgXIAMoDjIPLmNvZGVjLnYxLkNvbG9yEg8KB3N0cmluZ3MYGCADKAkSEgoKYnl0ZXNfbGlzdBgZIAMoDBImCghjaGlsZHJlbhgaIAMoCzIULmNvZGVjLnYxLkV2ZXJ5dGhpbmcSNQoJYnlfbnVtYmVyGBsgAygLMiIuY29kZWMudjEuRXZlcnl0aGluZy5CeU51bWJlckVudHJ5Ej4KDmNvbG9yc19ieV9uYW1lGBwgAygLMiYuY29kZWMudjEuRXZlcnl0aGluZy5Db2xvcnNCeU5hbWVFbnRyeRI8Cg1ieXRlc19ieV9mbGFnGB0gAygLMiUuY29kZWMudjEuRXZlcnl0aGluZy5CeXRlc0J5RmxhZ0VudHJ5EjgKC25hbWVzX2J5X2lkGB4gAygLMiMuY29kZWMudjEuRXZlcnl0aGluZy5OYW1lc0J5SWRFbnRyeRIVCgtjaG9zZW5fdGV4dBgfIAEoCUgAEiwKDGNob3Nlbl9jaGlsZBggIAEoCzIULmNvZGVjLnYxLkV2ZXJ5dGhpbmdIABInCgxjaG9zZW5fY29sb3IYISABKA4yDy5jb2RlYy52MS5Db2xvckgAEhcKDWNob3Nlbl9udW1iZXIYIiABKANIABIUCgh1bnBhY2tlZBgjIAMoDUICEAAaRQoNQnlOdW1iZXJFbnRyeRILCgNrZXkYASABKAUSIwoFdmFsdWUYAiABKAsyFC5jb2RlYy52MS5FdmVyeXRoaW5nOgI4ARpEChFDb2xvcnNCeU5hbWVFbnRyeRILCgNrZXkYASABKAkSHgoFdmFsdWUYAiABKA4yDy5jb2RlYy52MS5Db2xvcjoCOAEaMgoQQnl0ZXNCeUZsYWdFbnRyeRILCgNrZXkYASABKAgSDQoFdmFsdWUYAiABKAw6AjgBGjAKDk5hbWVzQnlJZEVudHJ5EgsKA2tleRgBIAEoEhINCgV2YWx1ZRgCIAEoCToCOAFCCAoGY2hvaWNlIooBCgpPdXRPZk9yZGVyEg4KBnNlY29uZBgCIAEoCRINCgVmaWZ0aBgFIAMoBRIQCgZmb3VydGgYBCABKAhIABIPCgVzaXh0aBgGIAEoCUgAEg0KBWZpcnN0GAEgASgDEiMKBXRoaXJkGAMgASgLMhQuY29kZWMudjEuT3V0T2ZPcmRlckIGCgRwaWNrKj4KBUNvbG9yEhUKEUNPTE9SX1VOU1BFQ0lGSUVEEAASDQoJQ09MT1JfUkVEEAESDwoLQ09MT1JfR1JFRU4QAmIGcHJvdG8z");
 
 /**
  * Every shape of field the wire codec (sdk/wire-codec.ts) handles, for its test
@@ -210,6 +210,58 @@ export type Everything = Message<"codec.v1.Everything"> & {
  */
 export const EverythingSchema: GenMessage<Everything> = /*@__PURE__*/
   messageDesc(file_codec_v1_codec, 0);
+
+/**
+ * Fields declared out of number order (a oneof's among them): both codecs write
+ * them by field number.
+ *
+ * @generated from message codec.v1.OutOfOrder
+ */
+export type OutOfOrder = Message<"codec.v1.OutOfOrder"> & {
+  /**
+   * @generated from field: string second = 2;
+   */
+  second: string;
+
+  /**
+   * @generated from field: repeated int32 fifth = 5;
+   */
+  fifth: number[];
+
+  /**
+   * @generated from oneof codec.v1.OutOfOrder.pick
+   */
+  pick: {
+    /**
+     * @generated from field: bool fourth = 4;
+     */
+    value: boolean;
+    case: "fourth";
+  } | {
+    /**
+     * @generated from field: string sixth = 6;
+     */
+    value: string;
+    case: "sixth";
+  } | { case: undefined; value?: undefined };
+
+  /**
+   * @generated from field: int64 first = 1;
+   */
+  first: bigint;
+
+  /**
+   * @generated from field: codec.v1.OutOfOrder third = 3;
+   */
+  third?: OutOfOrder | undefined;
+};
+
+/**
+ * Describes the message codec.v1.OutOfOrder.
+ * Use `create(OutOfOrderSchema)` to create a new message.
+ */
+export const OutOfOrderSchema: GenMessage<OutOfOrder> = /*@__PURE__*/
+  messageDesc(file_codec_v1_codec, 1);
 
 /**
  * An enum, for enum fields.
