@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the pinned tools Taskwire runs, on first use: `install-tools.sh [NAME...]`
-# with NAME one of nats-server, grpcurl, go-plugins, python (all of them when none
+# with NAME one of nats-server, grpcurl, go-plugins, conformance, python (all when none
 # is named). scripts/run.mjs calls it before `npm start`, `npm test` and the rest.
 # - nats-server, grpcurl: built with `go install` into <repo>/.tools/bin;
 # - go-plugins: protoc-gen-go and protoc-gen-connect-go for the Go example, whose
@@ -16,6 +16,8 @@ GRPCURL_VERSION=v1.9.4
 # Keep these two equal to the versions in examples/go/go.mod.
 PROTOC_GEN_GO_VERSION=v1.36.12
 PROTOC_GEN_CONNECT_GO_VERSION=v1.21.1
+# The Connect conformance suite's runner (test/conformance).
+CONFORMANCE_VERSION=v1.0.7
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bin="$root/.tools/bin"
@@ -71,6 +73,11 @@ install_grpcurl() {
     -ldflags "-X main.version=$GRPCURL_VERSION"
 }
 
+install_conformance() {
+  go_tool connectconformance "$CONFORMANCE_VERSION" connectrpc.com/conformance \
+    connectrpc.com/conformance/cmd/connectconformance
+}
+
 install_go_plugins() {
   go_tool protoc-gen-go "$PROTOC_GEN_GO_VERSION" \
     google.golang.org/protobuf google.golang.org/protobuf/cmd/protoc-gen-go
@@ -100,13 +107,14 @@ install_python() {
   cp "$requirements" "$venv/requirements.txt"
 }
 
-[ $# -gt 0 ] || set -- nats-server grpcurl go-plugins python
+[ $# -gt 0 ] || set -- nats-server grpcurl go-plugins conformance python
 for tool in "$@"; do
   case "$tool" in
     nats-server) install_nats_server ;;
     grpcurl) install_grpcurl ;;
     go-plugins) install_go_plugins ;;
+    conformance) install_conformance ;;
     python) install_python ;;
-    *) say "unknown tool '$tool' (nats-server, grpcurl, go-plugins, python)"; exit 1 ;;
+    *) say "unknown tool '$tool' (nats-server, grpcurl, go-plugins, conformance, python)"; exit 1 ;;
   esac
 done

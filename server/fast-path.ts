@@ -335,7 +335,9 @@ function handlerContext(
   timeoutMs: number | undefined,
   signal: AbortSignal,
 ): HandlerContext {
-  const deadline = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
+  // Whole milliseconds, as connect's context keeps it (a Date): a gRPC timeout in
+  // microseconds ("199916u") is a fraction of a millisecond.
+  const deadline = timeoutMs === undefined ? undefined : Math.trunc(Date.now() + timeoutMs);
   let requestHeader: Headers | undefined;
   return {
     service: route.service,

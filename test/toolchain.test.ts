@@ -63,7 +63,16 @@ describe("toolchain", () => {
           (m) => m[1] ?? "",
         );
         // Every template and its output folder (examples/ holds its own), and the plugin's sources.
-        const generated = ["gen", "examples", "test/gen", "test/buf.gen.yaml", "bench/gen", "bench/buf.gen.yaml"];
+        const generated = [
+          "gen",
+          "examples",
+          "test/gen",
+          "test/buf.gen.yaml",
+          "test/conformance/gen",
+          "test/conformance/buf.gen.yaml",
+          "bench/gen",
+          "bench/buf.gen.yaml",
+        ];
         for (const entry of [...modules, ...generated, "codegen", "sdk", "worker-runtime", "scripts"]) {
           await cp(join(root, entry), join(copy, entry), { recursive: true });
         }

@@ -16,3 +16,8 @@ export function natsServerBinary(): string {
 export function grpcurlBinary(): string {
   return findBinary("grpcurl", "TASKWIRE_GRPCURL", { searchPath: false });
 }
+
+/** The Connect conformance runner: `$TASKWIRE_CONNECTCONFORMANCE` if set, else the pinned `.tools/bin/connectconformance`. */
+export function connectConformanceBinary(): string {
+  return findBinary("connectconformance", "TASKWIRE_CONNECTCONFORMANCE", { searchPath: false });
+}
