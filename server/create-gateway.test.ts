@@ -202,12 +202,29 @@ describe("Gateway.close", () => {
 
   it("closes idle keep-alive connections of both HTTP versions", async () => {
     const gateway = await createGateway({ backend: new FakeTaskBackend(), shutdownGraceMs: 60_000 });
-    for (const httpVersion of ["1.1", "2"] as const) {
-      const client = createClient(TaskService, createConnectTransport({ baseUrl: gateway.url, httpVersion }));
-      await client.listTasks({});
-    }
-    // With a one-minute grace period, this only returns in time if idle
-    // connections are closed without waiting for it.
+    const body = JSON.stringify({});
+    const headers = { "content-type": "application/json" };
+    // An HTTP/1.1 keep-alive connection and an HTTP/2 session, each idle after one call.
+    const socket = net.connect(gateway.port, "127.0.0.1");
+    const socketClosed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
+    const answered = new Promise<string>((resolve) => socket.once("data", (chunk) => resolve(chunk.toString())));
+    socket.write(
+      `POST /taskwire.v1.TaskService/ListTasks HTTP/1.1\r\nhost: x\r\ncontent-type: ${headers["content-type"]}\r\ncontent-length: ${body.length}\r\n\r\n${body}`,
+    );
+    expect(await answered).toMatch(/^HTTP\/1\.1 200/);
+    const session = http2.connect(gateway.url);
+    const sessionClosed = new Promise<void>((resolve) => session.once("close", () => resolve()));
+    await new Promise<void>((resolve, reject) => {
+      const call = session.request({ ":method": "POST", ":path": "/taskwire.v1.TaskService/ListTasks", ...headers });
+      call.on("response", (head) => (head[":status"] === 200 ? resolve() : reject(new Error(`${head[":status"]}`))));
+      call.resume();
+      call.end(body);
+    });
+    // With a one-minute grace period, close() ends within the test's time only if the
+    // gateway closes idle connections without waiting for it; and it closed both.
     await gateway.close();
+    await Promise.all([socketClosed, sessionClosed]);
+    expect(socket.destroyed).toBe(true);
+    expect(session.closed || session.destroyed).toBe(true);
   });
 });

@@ -98,12 +98,20 @@ describe("end to end: gateway, supervised workers and JetStream", () => {
   });
 
   it("watch sees PENDING, RUNNING and SUCCEEDED in order, with progress", async () => {
+    // The queue is paused until the watch has seen the task PENDING: however slow the
+    // machine, no worker starts it first.
+    await direct.queues.pauseQueue("reports");
     const task = await createReportServiceClient(viaGateway).generate({ title: "Q3", sections: 3, sectionMs: 300 });
     const seen: TaskState[] = [];
     let progress = 0;
-    for await (const status of task.watch()) {
-      if (seen.at(-1) !== status.state) seen.push(status.state);
-      progress = Math.max(progress, status.progress?.fraction ?? 0);
+    try {
+      for await (const status of task.watch()) {
+        if (seen.at(-1) !== status.state) seen.push(status.state);
+        if (status.state === TaskState.PENDING && seen.length === 1) await direct.queues.resumeQueue("reports");
+        progress = Math.max(progress, status.progress?.fraction ?? 0);
+      }
+    } finally {
+      await direct.queues.resumeQueue("reports");
     }
     expect(seen).toEqual([TaskState.PENDING, TaskState.RUNNING, TaskState.SUCCEEDED]);
     expect(progress).toBe(1);
@@ -124,8 +132,8 @@ describe("end to end: gateway, supervised workers and JetStream", () => {
     expect(statuses.every((s) => s.state === TaskState.SUCCEEDED && s.attempt === 1)).toBe(true);
     const perWorker = new Map<string, number>();
     for (const s of statuses) perWorker.set(s.workerId, (perWorker.get(s.workerId) ?? 0) + 1);
+    // Every process ran some of them (a key exists only for a worker that ran a task).
     expect([...perWorker.keys()].sort()).toEqual(["hasher-0", "hasher-1", "hasher-2"]);
-    for (const count of perWorker.values()) expect(count).toBeGreaterThan(0);
   });
 
   it("redelivers a long task after kill -9 of its worker; the supervisor restarts the process", async () => {
