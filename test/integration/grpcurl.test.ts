@@ -86,6 +86,8 @@ describe("grpcurl against the gateway, with no proto files at hand", () => {
         workerType: "reports",
         method: "Generate",
         payload: { "@type": "type.googleapis.com/example.v1.GenerateRequest", title: "t", sections: 4, sectionMs: 300 },
+        // Due in 5 s: the watch below starts before the task does, however slow the machine.
+        delay: "5s",
       },
     });
     const taskId = submitted?.taskId as string;
@@ -95,7 +97,7 @@ describe("grpcurl against the gateway, with no proto files at hand", () => {
     expect(got?.status).toMatchObject({ taskId, workerType: "reports", method: "Generate" });
 
     const watched = await call("taskwire.v1.TaskService/WatchTask", { taskId });
-    // The 1.2 s task is still running when the watch starts: progress, then the end.
+    // The task is still waiting when the watch starts: then its progress, then the end.
     const statuses = watched.map((m) => m.status as { state: string; progress?: { message: string } });
     expect(statuses.length).toBeGreaterThan(1);
     expect(

@@ -30,7 +30,8 @@ describe("worker pools as another user", () => {
   });
 
   // Switching users needs root: the test machine runs its suite as root.
-  it.skipIf(!asRoot)("runs the pool's processes with the user's uid and the group's gid", async () => {
+  // Switching users needs root: without it, these are reported skipped, by name.
+  it.skipIf(!asRoot)("runs the pool's processes with the user's uid and the group's gid (as root only)", async () => {
     supervisor = createSupervisor({
       nats: nats.url,
       pools: [{ name: "whoami", module: "test/fixtures/whoami-worker.ts", user: "nobody", group: "nogroup" }],
@@ -41,18 +42,20 @@ describe("worker pools as another user", () => {
     expect((await task.result()).label).toBe(`${nobody}:${nogroup}`);
   });
 
-  it("names an unknown user or group, or a group without a user", () => {
-    const pool = (extra: object) => ({ nats: nats.url, pools: [{ name: "p", module: "m.ts", ...extra }] });
-    if (asRoot) {
-      expect(() => createSupervisor(pool({ user: "no-such-user" }))).toThrow(/pool "p": unknown user "no-such-user"/);
-      expect(() => createSupervisor(pool({ user: "nobody", group: "no-such-group" }))).toThrow(
-        /pool "p": unknown group "no-such-group"/,
-      );
-    }
+  const pool = (extra: object) => ({ nats: nats.url, pools: [{ name: "p", module: "m.ts", ...extra }] });
+
+  it.skipIf(!asRoot)("names an unknown user or group (as root only)", () => {
+    expect(() => createSupervisor(pool({ user: "no-such-user" }))).toThrow(/pool "p": unknown user "no-such-user"/);
+    expect(() => createSupervisor(pool({ user: "nobody", group: "no-such-group" }))).toThrow(
+      /pool "p": unknown group "no-such-group"/,
+    );
+  });
+
+  it("names a group without a user", () => {
     expect(() => createSupervisor(pool({ group: "nogroup" }))).toThrow(/group "nogroup" needs a user too/);
   });
 
-  it.skipIf(!asRoot)("refuses to switch users when the supervisor does not run as root", async () => {
+  it.skipIf(!asRoot)("refuses to switch users when the supervisor does not run as root (as root only)", async () => {
     const script = `import { createSupervisor } from "./worker-runtime/create-supervisor.ts";
 try { createSupervisor({ nats: "nats://127.0.0.1:1", pools: [{ name: "p", module: "m.ts", user: "root" }] }); }
 catch (error) { console.log(error.message); }`;

@@ -52,7 +52,8 @@ describe("delayed and scheduled tasks", () => {
 
   it("a delayed task is SCHEDULED, is not queued, and starts no earlier than its time", async () => {
     await startWorker();
-    const task = await client.submitTask(run, { label: "later" }, { delayMs: 600 });
+    // Seconds of room: the checks below must come before it is due, however slow the machine.
+    const task = await client.submitTask(run, { label: "later" }, { delayMs: 3_000 });
     const status = await task.status();
     expect(status.state).toBe(TaskState.SCHEDULED);
     const notBefore = status.notBefore ? timestampMs(status.notBefore) : 0;
@@ -82,8 +83,9 @@ describe("delayed and scheduled tasks", () => {
 
   it("a cancelled scheduled task never runs", async () => {
     await startWorker();
-    const victim = await client.submitTask(run, { label: "cancelled-later" }, { delayMs: 300 });
-    const witness = await client.submitTask(run, { label: "witness" }, { delayMs: 500 });
+    // The cancel must come before the victim is due: seconds of room, not a third of one.
+    const victim = await client.submitTask(run, { label: "cancelled-later" }, { delayMs: 3_000 });
+    const witness = await client.submitTask(run, { label: "witness" }, { delayMs: 3_500 });
     expect((await victim.cancel("not wanted")).state).toBe(TaskState.CANCELLED);
     await witness.result(); // due after the victim would have been
     expect(startedAt.has("cancelled-later")).toBe(false);
@@ -92,8 +94,9 @@ describe("delayed and scheduled tasks", () => {
   });
 
   it("a keyed delayed task submitted twice is one task", async () => {
-    const first = await client.submitTask(run, { label: "keyed-later" }, { delayMs: 500, idempotencyKey: "k-later" });
-    const second = await client.submitTask(run, { label: "keyed-later" }, { delayMs: 500, idempotencyKey: "k-later" });
+    const later = { delayMs: 3_000, idempotencyKey: "k-later" }; // still SCHEDULED when read below
+    const first = await client.submitTask(run, { label: "keyed-later" }, later);
+    const second = await client.submitTask(run, { label: "keyed-later" }, later);
     expect(second.id).toBe(first.id);
     expect(second.duplicate).toBe(true);
     expect((await second.status()).state).toBe(TaskState.SCHEDULED);
