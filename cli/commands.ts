@@ -22,7 +22,10 @@ export interface Stoppable {
 }
 
 /** Starts the gateway of the config; resolves once it listens. */
-export async function runGateway(config: TaskwireConfig, log = console.log): Promise<Stoppable & { url: string }> {
+export async function runGateway(
+  config: TaskwireConfig,
+  log = console.log,
+): Promise<Stoppable & { url: string; firstMethod: readonly [string, string] }> {
   if (config.gateway.services.length === 0) {
     throw new Error(
       `${config.path}: gateway.services lists no generated *_taskwire modules: the gateway would accept nothing`,
@@ -45,8 +48,11 @@ export async function runGateway(config: TaskwireConfig, log = console.log): Pro
     services: definitions,
   });
   log(`taskwire gateway on ${gateway.url} (worker types: ${definitions.map((d) => d.workerType).join(", ")})`);
+  const first = definitions[0];
   return {
     url: gateway.url,
+    // The first task of the configuration's own services, for the banner's example.
+    firstMethod: [first?.workerType ?? "<type>", Object.values(first?.methods ?? {})[0]?.name ?? "<Method>"],
     async stop() {
       await gateway.close();
       await nc.drain();

@@ -14,6 +14,7 @@
  */
 import { parseArgs } from "node:util";
 import { ConnectError } from "@connectrpc/connect";
+import type { Supervisor } from "../worker-runtime/index.ts";
 import {
   runGateway,
   runWorkers,
@@ -23,7 +24,7 @@ import {
   submitFileCommand,
   watchCommand,
 } from "./commands.ts";
-import { loadConfig } from "./load-config.ts";
+import { loadConfig, type TaskwireConfig } from "./load-config.ts";
 import { startNatsServer } from "./start-nats-server.ts";
 
 const usage = `usage: taskwire <command> [flags]
@@ -74,8 +75,9 @@ async function main(argv: string[]): Promise<void> {
         const supervisor = runWorkers(config);
         parts.unshift(supervisor);
         await supervisor.ready;
-        console.log(`workers ready. Try:
-  npm run taskwire -- submit hasher/Digest --json '{"text":"hello","rounds":1000}' --wait
+        const [type, method] = gateway.firstMethod;
+        console.log(`workers ready: ${describePools(config, supervisor)}. Try:
+  taskwire submit ${type}/${method} --json '{}' --wait
   curl -s ${gateway.url}/taskwire.v1.TaskService/GetTask -H 'content-type: application/json' -d '{"taskId":"<id>"}'`);
       } catch (error) {
         await stopAll(parts);
@@ -87,7 +89,10 @@ async function main(argv: string[]): Promise<void> {
       return untilSignal([await runGateway(config)]);
     case "worker": {
       const supervisor = runWorkers(config);
-      return untilSignal([supervisor]);
+      const stopped = untilSignal([supervisor]);
+      await supervisor.ready;
+      console.log(`taskwire worker: ready: ${describePools(config, supervisor)}`);
+      return stopped;
     }
     case "submit":
       if (!arg) throw new Error("submit needs <worker type>/<Method>");
@@ -107,6 +112,17 @@ async function main(argv: string[]): Promise<void> {
     default:
       throw new Error(`unknown command "${command}"\n\n${usage}`);
   }
+}
+
+/** "hasher (2 processes: hasher), reports (1 process: reports)": each pool, its processes and worker types. */
+function describePools(config: TaskwireConfig, supervisor: Supervisor): string {
+  return config.worker.pools
+    .map((pool) => {
+      const processes = pool.processes ?? 1;
+      const types = supervisor.workerTypes.get(pool.name)?.join(", ") || "no worker types";
+      return `${pool.name} (${processes} process${processes === 1 ? "" : "es"}: ${types})`;
+    })
+    .join(", ");
 }
 
 function untilSignal(parts: Stoppable[]): Promise<void> {

@@ -46,7 +46,13 @@ export interface SupervisorOptions {
 /** What the supervisor reports. */
 export type SupervisorEvent =
   | { readonly type: "started"; readonly workerId: string; readonly pid: number }
-  | { readonly type: "ready"; readonly workerId: string; readonly pid: number }
+  | {
+      readonly type: "ready";
+      readonly workerId: string;
+      readonly pid: number;
+      /** The worker types the process serves. */
+      readonly workerTypes: readonly string[];
+    }
   | {
       readonly type: "exited";
       readonly workerId: string;
@@ -63,6 +69,8 @@ export interface Supervisor {
   readonly processes: ReadonlyMap<string, ChildProcess>;
   /** Resolves once every process has reported ready once. */
   readonly ready: Promise<void>;
+  /** The worker types each pool serves, by pool name, as its processes reported them once ready. */
+  readonly workerTypes: ReadonlyMap<string, readonly string[]>;
   /**
    * Stops restarting, sends SIGTERM to every worker, waits up to the grace
    * period (plus a second), then SIGKILLs the rest. Returns the same promise every time.
@@ -91,6 +99,7 @@ export function createSupervisor(options: SupervisorOptions): Supervisor {
   const processes = new Map<string, ChildProcess>();
   const crashes = new Map<string, number[]>();
   const timers = new Set<NodeJS.Timeout>();
+  const workerTypes = new Map<string, readonly string[]>();
   let stopping: Promise<void> | undefined;
   const readiness: Promise<void>[] = [];
 
@@ -98,9 +107,11 @@ export function createSupervisor(options: SupervisorOptions): Supervisor {
     const child = forkWorker(options, pool, workerId, identities.get(pool.name));
     processes.set(workerId, child);
     emit({ type: "started", workerId, pid: child.pid ?? 0 });
-    child.on("message", (message: { type?: string }) => {
+    child.on("message", (message: { type?: string; workerTypes?: string[] }) => {
       if (message?.type !== "ready") return;
-      emit({ type: "ready", workerId, pid: child.pid ?? 0 });
+      const types = message.workerTypes ?? [];
+      workerTypes.set(pool.name, types);
+      emit({ type: "ready", workerId, pid: child.pid ?? 0, workerTypes: types });
       onReady?.();
     });
     child.once("exit", (code, signal) => {
@@ -133,6 +144,7 @@ export function createSupervisor(options: SupervisorOptions): Supervisor {
 
   return {
     processes,
+    workerTypes,
     ready: Promise.all(readiness).then(() => undefined),
     stop() {
       stopping ??= (async () => {

@@ -50,6 +50,8 @@ export interface Worker {
   readonly state: WorkerState;
   /** Attempts running now. */
   readonly inFlight: number;
+  /** The worker types it serves. */
+  readonly workerTypes: readonly string[];
   /**
    * Stops fetching, lets running handlers finish within the grace period, then
    * aborts the rest (they are redelivered) and disconnects. Returns the same
@@ -99,6 +101,7 @@ interface FeedSource {
 
 class TaskWorker implements Worker {
   readonly id: string;
+  readonly workerTypes: readonly string[];
   state: WorkerState = "running";
   private readonly running = new Map<string, TaskContextController>();
   private readonly cancelled = new Set<string>();
@@ -126,6 +129,7 @@ class TaskWorker implements Worker {
     this.options = options;
     this.id = options.workerId;
     this.emit = options.emit;
+    this.workerTypes = options.types.map((type) => type.definition.workerType);
   }
 
   get inFlight(): number {

@@ -33,7 +33,7 @@ const worker = await loadImplementations(env("TASKWIRE_WORKER_MODULE"))
     console.error(`worker ${workerId}: could not start: ${error.message}`);
     process.exit(1);
   });
-process.send?.({ type: "ready", workerId: worker.id });
+process.send?.({ type: "ready", workerId: worker.id, workerTypes: worker.workerTypes });
 const stop = () => {
   worker.close().then(
     () => process.exit(0),

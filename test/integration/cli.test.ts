@@ -101,7 +101,11 @@ describe("the taskwire command", () => {
     const dev = spawn("npm", ["start", "--", "--config", config.path], { cwd: repoRoot, detached: true });
     const devOut = follow(dev);
     try {
-      await devOut.until("workers ready");
+      await devOut.until("curl -s");
+      // It names its pools and their worker types, and suggests a task of the configuration's own.
+      expect(devOut.output()).toContain(
+        "workers ready: hasher (1 process: hasher), reports (1 process: reports). Try:\n  taskwire submit hasher/Digest --json '{}' --wait",
+      );
       // It shares the machine with the gateway and workers: Go code on half the cores.
       const server = await processWithArgs("-js", "-p", new URL(natsUrl).port);
       expect(await environmentVariable(server, "GOMAXPROCS")).toBe(
@@ -224,6 +228,8 @@ describe("the taskwire command", () => {
       const config = await writeConfig(dir, nats.url, { processes: 1, concurrency: 2 });
       const supervisor = spawn(process.execPath, taskwireArgs("worker", "--config", config.path), { cwd: repoRoot });
       const out = follow(supervisor);
+      // It says when it is ready, with each pool's processes and worker types.
+      await out.until("taskwire worker: ready: hasher (1 process: hasher), reports (1 process: reports)");
       // Six one-second tasks for two slots: two run, four wait.
       const tasks: TaskHandle<typeof reportService.methods.generate.output>[] = [];
       for (let i = 0; i < 6; i++)
