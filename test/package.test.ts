@@ -1,4 +1,5 @@
 import { execFile } from "node:child_process";
+import { existsSync } from "node:fs";
 import { cp, mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -20,6 +21,8 @@ describe("the built package, from a project that depends on it", () => {
   let project: string;
 
   beforeAll(async () => {
+    // As `npm run build` does: dist/ afresh, so that nothing of an older layout lingers.
+    await rm(join(repoRoot, "dist"), { recursive: true, force: true });
     await run(process.execPath, [tsc, "-p", "tsconfig.build.json"], { cwd: repoRoot });
     nats = await startNatsServer();
     project = await mkdtemp(join(tmpdir(), "taskwire-consumer-"));
@@ -103,6 +106,11 @@ await supervisor.stop();
   afterAll(async () => {
     await nats?.stop();
     if (project) await rm(project, { recursive: true, force: true });
+  });
+
+  it("ships no test support", () => {
+    expect(existsSync(join(repoRoot, "dist/server/test-support"))).toBe(false);
+    expect(existsSync(join(repoRoot, "dist/server/create-gateway.js"))).toBe(true);
   });
 
   it("type-checks a consumer against the declarations, and runs it with plain node", async () => {
