@@ -90,7 +90,10 @@ async function main(argv: string[]): Promise<void> {
     case "worker": {
       const supervisor = runWorkers(config);
       const stopped = untilSignal([supervisor]);
-      await supervisor.ready;
+      await supervisor.ready.catch(async (error: unknown) => {
+        await supervisor.stop();
+        throw error;
+      });
       console.log(`taskwire worker: ready: ${describePools(config, supervisor)}`);
       return stopped;
     }

@@ -1,5 +1,6 @@
 import { type ChildProcess, execFileSync, fork } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { unloadableExitCode } from "./load-implementations.ts";
 
 /** One pool of identical worker processes. */
 export interface PoolOptions {
@@ -61,13 +62,18 @@ export type SupervisorEvent =
       readonly signal: string | null;
     }
   | { readonly type: "restarting"; readonly workerId: string; readonly delayMs: number; readonly crashes: number }
-  | { readonly type: "crash-loop"; readonly workerId: string; readonly crashes: number; readonly windowMs: number };
+  | { readonly type: "crash-loop"; readonly workerId: string; readonly crashes: number; readonly windowMs: number }
+  /** The process's handler module cannot load (its own message says why): it is not restarted. */
+  | { readonly type: "unloadable"; readonly workerId: string; readonly module: string };
 
 /** A running supervisor. */
 export interface Supervisor {
   /** The live worker processes, by worker id. */
   readonly processes: ReadonlyMap<string, ChildProcess>;
-  /** Resolves once every process has reported ready once. */
+  /**
+   * Resolves once every process has reported ready once; rejects when a pool's
+   * handler module cannot load (its processes are not restarted).
+   */
   readonly ready: Promise<void>;
   /** The worker types each pool serves, by pool name, as its processes reported them once ready. */
   readonly workerTypes: ReadonlyMap<string, readonly string[]>;
@@ -103,7 +109,7 @@ export function createSupervisor(options: SupervisorOptions): Supervisor {
   let stopping: Promise<void> | undefined;
   const readiness: Promise<void>[] = [];
 
-  const start = (pool: PoolOptions, workerId: string, onReady?: () => void) => {
+  const start = (pool: PoolOptions, workerId: string, onReady?: () => void, onUnloadable?: (error: Error) => void) => {
     const child = forkWorker(options, pool, workerId, identities.get(pool.name));
     processes.set(workerId, child);
     emit({ type: "started", workerId, pid: child.pid ?? 0 });
@@ -118,6 +124,11 @@ export function createSupervisor(options: SupervisorOptions): Supervisor {
       processes.delete(workerId);
       emit({ type: "exited", workerId, pid: child.pid ?? 0, code, signal });
       if (stopping) return;
+      if (code === unloadableExitCode) {
+        emit({ type: "unloadable", workerId, module: pool.module });
+        onUnloadable?.(new Error(`pool "${pool.name}": its handler module ${pool.module} cannot load (see above)`));
+        return;
+      }
       const next = afterCrash(crashes.get(workerId) ?? [], Date.now(), options);
       crashes.set(workerId, next.recent);
       if (next.delayMs === undefined) {
@@ -138,14 +149,16 @@ export function createSupervisor(options: SupervisorOptions): Supervisor {
     if (!Number.isInteger(count) || count < 1)
       throw new Error(`pool ${pool.name}: processes must be a positive integer, got ${count}`);
     for (let i = 0; i < count; i++) {
-      readiness.push(new Promise((resolve) => start(pool, `${pool.name}-${i}`, resolve)));
+      readiness.push(new Promise((resolve, reject) => start(pool, `${pool.name}-${i}`, resolve, reject)));
     }
   }
 
+  const ready = Promise.all(readiness).then(() => undefined);
+  ready.catch(() => undefined); // for callers that never wait for it: no unhandled rejection
   return {
     processes,
     workerTypes,
-    ready: Promise.all(readiness).then(() => undefined),
+    ready,
     stop() {
       stopping ??= (async () => {
         for (const timer of timers) clearTimeout(timer);
@@ -232,6 +245,11 @@ function logEvent(event: SupervisorEvent): void {
     case "crash-loop":
       console.error(
         `taskwire supervisor: ${event.workerId} crashed ${event.crashes} times within ${event.windowMs}ms: not restarting it again`,
+      );
+      break;
+    case "unloadable":
+      console.error(
+        `taskwire supervisor: ${event.workerId}: its handler module ${event.module} cannot load: not restarting it`,
       );
       break;
     default:

@@ -7,7 +7,7 @@
  * optional TASKWIRE_CONCURRENCY, TASKWIRE_SHUTDOWN_GRACE_MS, TASKWIRE_ACK_WAIT_MS.
  */
 import { createWorker } from "./create-worker.ts";
-import { loadImplementations } from "./load-implementations.ts";
+import { loadImplementations, unloadableExitCode } from "./load-implementations.ts";
 
 const env = (name: string) => {
   const value = process.env[name];
@@ -17,22 +17,23 @@ const env = (name: string) => {
 const optionalNumber = (name: string) => (process.env[name] ? Number(process.env[name]) : undefined);
 
 const workerId = env("TASKWIRE_WORKER_ID");
-const worker = await loadImplementations(env("TASKWIRE_WORKER_MODULE"))
-  .then((services) =>
-    createWorker({
-      nats: env("TASKWIRE_NATS"),
-      services,
-      workerId,
-      concurrency: optionalNumber("TASKWIRE_CONCURRENCY"),
-      shutdownGraceMs: optionalNumber("TASKWIRE_SHUTDOWN_GRACE_MS"),
-      topology: { ackWaitMs: optionalNumber("TASKWIRE_ACK_WAIT_MS") },
-    }),
-  )
-  .catch((error: Error) => {
-    // One line, not a stack: the supervisor restarts the process with a backoff.
-    console.error(`worker ${workerId}: could not start: ${error.message}`);
-    process.exit(1);
-  });
+const services = await loadImplementations(env("TASKWIRE_WORKER_MODULE")).catch((error: Error) => {
+  // It would fail so at every start: the supervisor does not restart it.
+  console.error(`worker ${workerId}: ${error.message}`);
+  process.exit(unloadableExitCode);
+});
+const worker = await createWorker({
+  nats: env("TASKWIRE_NATS"),
+  services,
+  workerId,
+  concurrency: optionalNumber("TASKWIRE_CONCURRENCY"),
+  shutdownGraceMs: optionalNumber("TASKWIRE_SHUTDOWN_GRACE_MS"),
+  topology: { ackWaitMs: optionalNumber("TASKWIRE_ACK_WAIT_MS") },
+}).catch((error: Error) => {
+  // One line, not a stack: the supervisor restarts the process with a backoff.
+  console.error(`worker ${workerId}: could not start: ${error.message}`);
+  process.exit(1);
+});
 process.send?.({ type: "ready", workerId: worker.id, workerTypes: worker.workerTypes });
 const stop = () => {
   worker.close().then(
