@@ -1,6 +1,6 @@
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
-import { cp, mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
+import { cp, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -126,4 +126,48 @@ await supervisor.stop();
       state: "SUCCEEDED",
     });
   }, 90_000);
+
+  it("installs from its tarball beside the current releases of its peers, one copy of each", async () => {
+    // A project of its own, as `npm install taskwire @bufbuild/protobuf ...` makes it: the
+    // packed package (dist/ as built above) and the newest release of each peer.
+    const fresh = await mkdtemp(join(tmpdir(), "taskwire-install-"));
+    try {
+      const { stdout } = await run("npm", ["pack", "--ignore-scripts", "--silent", "--pack-destination", fresh], {
+        cwd: repoRoot,
+      });
+      const tarball = join(fresh, stdout.trim().split("\n").at(-1) ?? "");
+      await writeFile(join(fresh, "package.json"), JSON.stringify({ type: "module", private: true }));
+      const peers = ["@bufbuild/protobuf", "@connectrpc/connect", "@connectrpc/connect-node"];
+      // Libraries whose types cross the package's boundary are peers, with caret ranges: a
+      // consumer's own install of them is the one copy (an exact dependency brought a second
+      // as soon as a newer release came out, and tsc refused the generated code).
+      const manifest = JSON.parse(await readFile(join(repoRoot, "package.json"), "utf8"));
+      for (const peer of peers) {
+        expect(manifest.peerDependencies[peer], peer).toMatch(/^\^/);
+        expect(manifest.dependencies[peer], peer).toBeUndefined();
+      }
+      await run(
+        "npm",
+        ["install", "--no-audit", "--no-fund", tarball, ...peers.map((peer) => `${peer}@latest`), "@types/node@24"],
+        { cwd: fresh, timeout: 240_000 },
+      );
+      for (const peer of peers) {
+        const { stdout: copies } = await run("npm", ["ls", peer, "--all", "--parseable"], { cwd: fresh });
+        expect(copies.trim().split("\n"), peer).toHaveLength(1);
+      }
+      // The consumer's generated code and handler type-check against what was installed.
+      await cp(join(project, "gen"), join(fresh, "gen"), { recursive: true });
+      await cp(join(project, "src"), join(fresh, "src"), { recursive: true });
+      const config = JSON.parse(await readFile(join(project, "tsconfig.json"), "utf8"));
+      await writeFile(
+        join(fresh, "tsconfig.json"),
+        JSON.stringify({ ...config, compilerOptions: { ...config.compilerOptions, noEmit: true } }),
+      );
+      await run(process.execPath, [tsc, "-p", "tsconfig.json"], { cwd: fresh }).catch((error) => {
+        throw new Error(`a fresh install does not compile:\n${error.stdout}${error.stderr}`);
+      });
+    } finally {
+      await rm(fresh, { recursive: true, force: true });
+    }
+  }, 300_000);
 });
