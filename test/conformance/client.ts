@@ -33,13 +33,12 @@ import {
   ConformancePayloadSchema,
   ConformanceService,
   ErrorSchema,
-  type Header,
-  HeaderSchema,
   IdempotentUnaryRequestSchema,
   ServerStreamRequestSchema,
   UnaryRequestSchema,
   UnimplementedRequestSchema,
 } from "./gen/connectrpc/conformance/v1/service_pb.ts";
+import { appendHeaders, headerList } from "./headers.ts";
 import { sizeDelimited, sizeDelimitedMessages } from "./size-delimited.ts";
 
 process.once("SIGTERM", () => process.exit(0));
@@ -80,7 +79,7 @@ async function call(request: ClientCompatRequest): Promise<ClientResponseResult>
   const result = create(ClientResponseResultSchema);
   const abort = new AbortController();
   const headers = new Headers();
-  for (const { name, value } of request.requestHeaders) for (const v of value) headers.append(name, v);
+  appendHeaders(headers, request.requestHeaders);
   const options: CallOptions = {
     headers,
     signal: abort.signal,
@@ -159,14 +158,6 @@ function only<T extends DescMessage>(request: ClientCompatRequest, schema: T): M
   const unpacked = message && !extra ? anyUnpack(message, schema) : undefined;
   if (!unpacked) throw new Error(`${request.testName}: expected one ${schema.typeName}`);
   return unpacked;
-}
-
-function headerList(headers: Headers): Header[] {
-  const list: Header[] = [];
-  headers.forEach((value, name) => {
-    list.push(create(HeaderSchema, { name, value: [value] }));
-  });
-  return list;
 }
 
 function sleep(ms: number): Promise<void> {

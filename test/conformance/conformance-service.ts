@@ -6,13 +6,13 @@ import {
   type ConformancePayload_RequestInfo,
   ConformancePayload_RequestInfoSchema,
   ConformanceService,
-  type Header,
   HeaderSchema,
   IdempotentUnaryRequestSchema,
   ServerStreamRequestSchema,
   UnaryRequestSchema,
   type UnaryResponseDefinition,
 } from "./gen/connectrpc/conformance/v1/service_pb.ts";
+import { appendHeaders, headerList } from "./headers.ts";
 
 /**
  * The Connect conformance suite's ConformanceService (connectrpc/conformance/v1/service.proto)
@@ -94,18 +94,6 @@ function errorOf(error: ConformanceError, info: ConformancePayload_RequestInfo |
 
 function typeName(any: Any): string {
   return any.typeUrl.slice(any.typeUrl.lastIndexOf("/") + 1);
-}
-
-function headerList(headers: Headers): Header[] {
-  const list: Header[] = [];
-  headers.forEach((value, name) => {
-    list.push(create(HeaderSchema, { name, value: [value] }));
-  });
-  return list;
-}
-
-function appendHeaders(target: Headers, headers: Header[] | undefined): void {
-  for (const { name, value } of headers ?? []) for (const v of value) target.append(name, v);
 }
 
 function delay(ms: number, signal: AbortSignal): Promise<void> {
