@@ -204,15 +204,21 @@ describe("Gateway.close", () => {
     const gateway = await createGateway({ backend: new FakeTaskBackend(), shutdownGraceMs: 60_000 });
     const body = JSON.stringify({});
     const headers = { "content-type": "application/json" };
+    // What each connection saw from the gateway, in order: "closing" marks the call of close().
+    const seen: string[] = [];
     // An HTTP/1.1 keep-alive connection and an HTTP/2 session, each idle after one call.
     const socket = net.connect(gateway.port, "127.0.0.1");
+    socket.once("end", () => seen.push("http/1.1 end"));
     const socketClosed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
     const answered = new Promise<string>((resolve) => socket.once("data", (chunk) => resolve(chunk.toString())));
     socket.write(
       `POST /taskwire.v1.TaskService/ListTasks HTTP/1.1\r\nhost: x\r\ncontent-type: ${headers["content-type"]}\r\ncontent-length: ${body.length}\r\n\r\n${body}`,
     );
-    expect(await answered).toMatch(/^HTTP\/1\.1 200/);
+    const head = await answered;
+    expect(head).toMatch(/^HTTP\/1\.1 200/);
+    expect(head).toMatch(/^connection: keep-alive\r$/im); // kept open for another request
     const session = http2.connect(gateway.url);
+    session.once("goaway", (code) => seen.push(`http/2 goaway ${code}`));
     const sessionClosed = new Promise<void>((resolve) => session.once("close", () => resolve()));
     await new Promise<void>((resolve, reject) => {
       const call = session.request({ ":method": "POST", ":path": "/taskwire.v1.TaskService/ListTasks", ...headers });
@@ -220,10 +226,16 @@ describe("Gateway.close", () => {
       call.resume();
       call.end(body);
     });
-    // With a one-minute grace period, close() ends within the test's time only if the
-    // gateway closes idle connections without waiting for it; and it closed both.
+    // Both still open, idle: nothing but the gateway's close() ends them.
+    expect([socket.readyState, session.closed, session.destroyed]).toEqual(["open", false, false]);
+    // With a one-minute grace period (twice the test's timeout), close() ends in time only
+    // if the gateway closes idle connections without waiting for it.
+    seen.push("closing");
     await gateway.close();
     await Promise.all([socketClosed, sessionClosed]);
+    // Each closed by the gateway, gracefully: a FIN on HTTP/1.1, a GOAWAY (NO_ERROR) on HTTP/2.
+    expect(seen.toSorted()).toEqual(["closing", "http/1.1 end", `http/2 goaway ${http2.constants.NGHTTP2_NO_ERROR}`]);
+    expect(seen[0]).toBe("closing");
     expect(socket.destroyed).toBe(true);
     expect(session.closed || session.destroyed).toBe(true);
   });

@@ -97,23 +97,42 @@ describe("attempts of a task", () => {
 
   it("retries with growing backoff until an attempt succeeds, keeping each error", async () => {
     await startWorker();
-    const task = await client.submitTask(run, { label: "flaky", failAttempts: 2 });
-    const seen: TaskState[] = [];
-    for await (const status of task.watch()) seen.push(status.state);
-    expect(seen).toContain(TaskState.RETRYING);
-    expect(seen.at(-1)).toBe(TaskState.SUCCEEDED);
-    expect((await task.result()).attempt).toBe(3);
-    const status = await task.status();
-    expect(status.errorHistory.map((e) => [e.attempt, e.message])).toEqual([
-      [1, "flaky failed attempt 1"],
-      [2, "flaky failed attempt 2"],
-    ]);
-    // Backoff 50 ms, then 100 ms (multiplier 2, jitter 1%): no retry comes sooner, however
-    // loaded the machine (comparing the two gaps was flaky: load lengthens either). Less
-    // 10% for clocks read in whole milliseconds; a backoff that did not grow fails on a quiet machine.
-    const [first = 0, second = 0, third = 0] = of("flaky").map((a) => a.at);
-    expect(second - first).toBeGreaterThanOrEqual(45);
-    expect(third - second).toBeGreaterThanOrEqual(90);
+    const spy = await connect({ servers: nats.url });
+    try {
+      const sentFor = spyOnAcks(spy);
+      await spy.flush();
+      const task = await client.submitTask(run, { label: "flaky", failAttempts: 2 });
+      const seen: TaskState[] = [];
+      for await (const status of task.watch()) seen.push(status.state);
+      expect(seen).toContain(TaskState.RETRYING);
+      expect(seen.at(-1)).toBe(TaskState.SUCCEEDED);
+      expect((await task.result()).attempt).toBe(3);
+      const status = await task.status();
+      expect(status.errorHistory.map((e) => [e.attempt, e.message])).toEqual([
+        [1, "flaky failed attempt 1"],
+        [2, "flaky failed attempt 2"],
+      ]);
+      // The backoff itself, as the worker asked for it: each failed attempt's nak carries its
+      // delay, 50 ms then 100 ms (multiplier 2, jitter 1%, whole milliseconds). Exact however
+      // loaded the machine: a backoff that did not grow fails here, whatever the timings.
+      await spy.flush();
+      const delaysMs = sentFor(Number(status.deliverySequence), true)
+        .filter((sent) => sent.startsWith("-NAK"))
+        .map((nak) => (JSON.parse(nak.slice("-NAK ".length)) as { delay: number }).delay / 1e6);
+      expect(delaysMs).toHaveLength(2);
+      const [firstDelay = 0, secondDelay = 0] = delaysMs;
+      expect(firstDelay, `first backoff ${firstDelay} ms`).toBeGreaterThanOrEqual(49);
+      expect(firstDelay, `first backoff ${firstDelay} ms`).toBeLessThanOrEqual(51);
+      expect(secondDelay, `second backoff ${secondDelay} ms`).toBeGreaterThanOrEqual(99);
+      expect(secondDelay, `second backoff ${secondDelay} ms`).toBeLessThanOrEqual(101);
+      // And JetStream kept to it: no retry came sooner, however loaded the machine (load only
+      // lengthens a gap). Less 10% for clocks read in whole milliseconds.
+      const [first = 0, second = 0, third = 0] = of("flaky").map((a) => a.at);
+      expect(second - first).toBeGreaterThanOrEqual(45);
+      expect(third - second).toBeGreaterThanOrEqual(90);
+    } finally {
+      await spy.close();
+    }
   });
 
   it("fails after max_attempts, or at once on a NonRetryableError", async () => {
@@ -249,10 +268,11 @@ describe("attempts of a task", () => {
     nc.subscribe(`$JS.ACK.${subjects.streamName("probe")}.${subjects.consumerName("probe", "normal")}.>`, {
       callback: (_, msg) => {
         const seq = Number(msg.subject.split(".")[5]);
-        sent.set(seq, [...(sent.get(seq) ?? []), msg.string().split(" ")[0] ?? ""]);
+        sent.set(seq, [...(sent.get(seq) ?? []), msg.string()]);
       },
     });
-    return (seq: number) => sent.get(seq) ?? [];
+    /** What was sent for the message `seq`: "+ACK", "-NAK", "+WPI"…; `whole`: as sent (a nak's delay too). */
+    return (seq: number, whole = false) => (sent.get(seq) ?? []).map((m) => (whole ? m : (m.split(" ")[0] ?? "")));
   };
 
   it("a redelivery whose record names a later delivery leaves the task to it: it neither runs nor settles it", async () => {

@@ -123,13 +123,15 @@ describe("end to end: gateway, supervised workers and JetStream", () => {
     const handles = await Promise.all(
       Array.from({ length: 300 }, (_, i) => hashes.digest({ text: `t${i}`, rounds: 200 })),
     );
-    const statuses = await Promise.all(
-      handles.map(async (handle) => {
-        await handle.result();
-        return handle.status();
-      }),
+    const done = await Promise.all(
+      handles.map(async (handle) => ({ result: await handle.result(), status: await handle.status() })),
     );
-    expect(statuses.every((s) => s.state === TaskState.SUCCEEDED && s.attempt === 1)).toBe(true);
+    // Each one's own digest (200 rounds of its own text), on its first and only attempt.
+    expect(done.map(({ result }) => ({ hex: result.hex, rounds: result.rounds }))).toEqual(
+      done.map((_, i) => ({ hex: exampleDigest(`t${i}`, 200), rounds: 200 })),
+    );
+    const statuses = done.map(({ status }) => status);
+    expect(statuses.filter((s) => s.state !== TaskState.SUCCEEDED || s.attempt !== 1)).toEqual([]);
     const perWorker = new Map<string, number>();
     for (const s of statuses) perWorker.set(s.workerId, (perWorker.get(s.workerId) ?? 0) + 1);
     // Every process ran some of them (a key exists only for a worker that ran a task).

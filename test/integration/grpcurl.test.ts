@@ -1,4 +1,4 @@
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { promisify } from "node:util";
 import { create, fromBinary } from "@bufbuild/protobuf";
@@ -30,16 +30,45 @@ describe("grpcurl against the gateway, with no proto files at hand", () => {
     }
   }
 
+  /**
+   * Starts grpcurl without waiting for it: `firstMessage` resolves once it has printed
+   * a whole message (a closing brace alone on its line) and rejects if it exits first;
+   * `exited` gives its exit code and whole output (it is killed after 30 s).
+   */
+  function grpcurlStream(...args: string[]) {
+    const child = spawn(grpcurlBinary(), ["-plaintext", ...args], { timeout: 30_000 });
+    let stdout = "";
+    let stderr = "";
+    child.stderr.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    const firstMessage = new Promise<void>((resolve, reject) => {
+      child.stdout.on("data", (chunk: Buffer) => {
+        stdout += chunk.toString();
+        if (/^\}$/m.test(stdout)) resolve();
+      });
+      child.once("close", (code) => reject(new Error(`grpcurl exited (${code}) before a message:\n${stderr}`)));
+    });
+    const exited = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+      child.once("error", reject);
+      child.once("close", (code) => resolve({ code, stdout, stderr }));
+    });
+    return { firstMessage, exited };
+  }
+
+  /** A server stream prints one JSON object per message, separated by a newline. */
+  const parseMessages = (stdout: string): Record<string, unknown>[] =>
+    stdout
+      .trim()
+      .split(/\n(?=\{)/)
+      .map((text) => JSON.parse(text));
+
   /** Calls a method with a JSON request and returns the parsed JSON response(s). */
   async function call(method: string, request: object): Promise<Record<string, unknown>[]> {
     const { code, stdout, stderr } = await grpcurl("-d", JSON.stringify(request), address, method);
     expect(stderr).toBe("");
     expect(code).toBe(0);
-    // A server stream prints one JSON object per message, separated by a newline.
-    return stdout
-      .trim()
-      .split(/\n(?=\{)/)
-      .map((text) => JSON.parse(text));
+    return parseMessages(stdout);
   }
 
   beforeAll(async () => {
@@ -81,25 +110,51 @@ describe("grpcurl against the gateway, with no proto files at hand", () => {
   });
 
   it("submits a task with an Any payload, gets it and watches it to the end", async () => {
-    const [submitted] = await call("taskwire.v1.TaskService/Submit", {
-      task: {
+    // The queue is paused until the watch has printed the task PENDING: however slow the
+    // machine, the watch starts before the task does, and sees it run.
+    await call("taskwire.v1.QueueService/PauseQueue", { workerType: "reports" });
+    let watch: ReturnType<typeof grpcurlStream> | undefined;
+    try {
+      const [submitted] = await call("taskwire.v1.TaskService/Submit", {
+        task: {
+          workerType: "reports",
+          method: "Generate",
+          payload: {
+            "@type": "type.googleapis.com/example.v1.GenerateRequest",
+            title: "t",
+            sections: 4,
+            sectionMs: 300,
+          },
+        },
+      });
+      const taskId = submitted?.taskId as string;
+      expect(taskId).toMatch(/^reports\./);
+
+      const [got] = await call("taskwire.v1.TaskService/GetTask", { taskId });
+      expect(got?.status).toMatchObject({
+        taskId,
         workerType: "reports",
         method: "Generate",
-        payload: { "@type": "type.googleapis.com/example.v1.GenerateRequest", title: "t", sections: 4, sectionMs: 300 },
-        // Due in 5 s: the watch below starts before the task does, however slow the machine.
-        delay: "5s",
-      },
-    });
-    const taskId = submitted?.taskId as string;
-    expect(taskId).toMatch(/^reports\./);
+        state: "TASK_STATE_PENDING",
+      });
 
-    const [got] = await call("taskwire.v1.TaskService/GetTask", { taskId });
-    expect(got?.status).toMatchObject({ taskId, workerType: "reports", method: "Generate" });
-
-    const watched = await call("taskwire.v1.TaskService/WatchTask", { taskId });
-    // The task is still waiting when the watch starts: then its progress, then the end.
+      watch = grpcurlStream("-d", JSON.stringify({ taskId }), address, "taskwire.v1.TaskService/WatchTask");
+      await watch.firstMessage; // grpcurl prints each message as it comes
+    } finally {
+      await call("taskwire.v1.QueueService/ResumeQueue", { workerType: "reports" });
+    }
+    const { code, stdout, stderr } = await watch.exited;
+    expect(stderr).toBe("");
+    expect(code).toBe(0);
+    const watched = parseMessages(stdout);
+    // The task was waiting when the watch started: then it ran, with progress, to the end.
     const statuses = watched.map((m) => m.status as { state: string; progress?: { message: string } });
-    expect(statuses.length).toBeGreaterThan(1);
+    expect(statuses[0]?.state).toBe("TASK_STATE_PENDING");
+    expect(statuses.map((s) => s.state).filter((state, i, all) => state !== all[i - 1])).toEqual([
+      "TASK_STATE_PENDING",
+      "TASK_STATE_RUNNING",
+      "TASK_STATE_SUCCEEDED",
+    ]);
     expect(
       statuses.some((s) => s.progress?.message === "section 1 of 4" || s.progress?.message === "section 2 of 4"),
     ).toBe(true);

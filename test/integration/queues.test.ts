@@ -199,7 +199,7 @@ describe("queues: dead letters, pause, resume and purge", () => {
     expect(ranks).toEqual(ranks.toSorted());
   });
 
-  it("names an unknown worker type (NOT_FOUND) and a missing one (INVALID_ARGUMENT)", async () => {
+  it("names an unknown worker type (NOT_FOUND), a missing one and a malformed task id (INVALID_ARGUMENT), and a missing dead letter (NOT_FOUND)", async () => {
     const failure = (p: Promise<unknown>) =>
       p.then(
         () => undefined,
@@ -212,7 +212,7 @@ describe("queues: dead letters, pause, resume and purge", () => {
     expect(await failure(client.queues.pauseQueue(""))).toMatchObject({ code: Code.InvalidArgument });
     const malformed = await failure(client.queues.getDeadLetter("probe.nonsense"));
     expect(malformed).toMatchObject({ code: Code.InvalidArgument });
-    expect(malformed?.message).toMatch(/task id "probe.nonsense" is malformed/);
+    expect(malformed?.message).toMatch(/task id "probe\.nonsense" is malformed/);
     const none = await failure(client.queues.getDeadLetter("probe.01M81KRJQKXX1XB86P9GKYNA2Y"));
     expect(none).toMatchObject({ code: Code.NotFound });
     expect(none?.message).toMatch(/probe\.01M81KRJQKXX1XB86P9GKYNA2Y has no dead letter/);

@@ -82,12 +82,15 @@ describe("delayed and scheduled tasks", () => {
   });
 
   it("a cancelled scheduled task never runs", async () => {
-    await startWorker();
-    // The cancel must come before the victim is due: seconds of room, not a third of one.
-    const victim = await client.submitTask(run, { label: "cancelled-later" }, { delayMs: 3_000 });
-    const witness = await client.submitTask(run, { label: "witness" }, { delayMs: 3_500 });
+    // No worker until the victim is cancelled: only workers move due tasks to the queue, so
+    // it is still SCHEDULED when cancelled, however slow the machine and even if already due.
+    const victim = await client.submitTask(run, { label: "cancelled-later" }, { delayMs: 500 });
+    const witness = await client.submitTask(run, { label: "witness" }, { delayMs: 1_000 });
+    expect((await victim.status()).state).toBe(TaskState.SCHEDULED);
     expect((await victim.cancel("not wanted")).state).toBe(TaskState.CANCELLED);
-    await witness.result(); // due after the victim would have been
+    await startWorker();
+    // Due after the victim: a worker moves due tasks in order, so the victim was dropped first.
+    await witness.result();
     expect(startedAt.has("cancelled-later")).toBe(false);
     expect((await victim.status()).state).toBe(TaskState.CANCELLED);
     expect((await client.queues.getQueue("probe")).scheduled).toBe(0n);
