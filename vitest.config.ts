@@ -15,6 +15,7 @@ export default defineConfig({
       "server/**/*.test.ts",
       "worker-runtime/**/*.test.ts",
       "cli/**/*.test.ts",
+      "testing/**/*.test.ts",
     ],
     pool: "forks",
     testTimeout: 30_000,

@@ -25,7 +25,7 @@ export interface Stoppable {
 export async function runGateway(
   config: TaskwireConfig,
   log = console.log,
-): Promise<Stoppable & { url: string; firstMethod: readonly [string, string] }> {
+): Promise<Stoppable & { url: string; firstService: TaskServiceDefinition | undefined }> {
   if (config.gateway.services.length === 0) {
     throw new Error(
       `${config.path}: gateway.services lists no generated *_taskwire modules: the gateway would accept nothing`,
@@ -48,11 +48,10 @@ export async function runGateway(
     services: definitions,
   });
   log(`taskwire gateway on ${gateway.url} (worker types: ${definitions.map((d) => d.workerType).join(", ")})`);
-  const first = definitions[0];
   return {
     url: gateway.url,
-    // The first task of the configuration's own services, for the banner's example.
-    firstMethod: [first?.workerType ?? "<type>", Object.values(first?.methods ?? {})[0]?.name ?? "<Method>"],
+    // The configuration's own first service, for the banner's example.
+    firstService: definitions[0],
     async stop() {
       await gateway.close();
       await nc.drain();

@@ -2,6 +2,7 @@
 /**
  * The `taskwire` command.
  *
+ *   taskwire init [directory]    a new project: proto, handler, client, test, taskwire.yaml
  *   taskwire dev                 nats-server + gateway + workers of taskwire.yaml
  *   taskwire gateway             the Connect gateway
  *   taskwire worker              the worker supervisor
@@ -14,6 +15,7 @@
  */
 import { parseArgs } from "node:util";
 import { ConnectError } from "@connectrpc/connect";
+import { startNatsServer } from "../testing/index.ts";
 import type { Supervisor } from "../worker-runtime/index.ts";
 import {
   runGateway,
@@ -24,12 +26,14 @@ import {
   submitFileCommand,
   watchCommand,
 } from "./commands.ts";
+import { devBanner } from "./dev-banner.ts";
+import { initProject } from "./init-project.ts";
 import { loadConfig, type TaskwireConfig } from "./load-config.ts";
-import { startNatsServer } from "./start-nats-server.ts";
 
 const usage = `usage: taskwire <command> [flags]
 
 commands:
+  init [directory]                 write a new project (proto, handler, client, test, taskwire.yaml)
   dev                              run nats-server, the gateway and the workers of taskwire.yaml
   gateway                          run the Connect gateway
   worker                           run the worker supervisor
@@ -62,6 +66,10 @@ async function main(argv: string[]): Promise<void> {
     console.log(usage);
     return;
   }
+  if (command === "init") {
+    for (const line of await initProject(arg ?? ".")) console.log(line);
+    return;
+  }
   const config = await loadConfig(values.config);
   const clientOptions = { gateway: values.gateway };
   switch (command) {
@@ -75,10 +83,14 @@ async function main(argv: string[]): Promise<void> {
         const supervisor = runWorkers(config);
         parts.unshift(supervisor);
         await supervisor.ready;
-        const [type, method] = gateway.firstMethod;
-        console.log(`workers ready: ${describePools(config, supervisor)}. Try:
-  taskwire submit ${type}/${method} --json '{}' --wait
-  curl -s ${gateway.url}/taskwire.v1.TaskService/GetTask -H 'content-type: application/json' -d '{"taskId":"<id>"}'`);
+        // In a project the command is the installed package's; in this repository, the npm script.
+        const cli = import.meta.url.includes("/node_modules/") ? "npx taskwire" : "npm run taskwire --";
+        console.log(
+          [
+            `workers ready: ${describePools(config, supervisor)}`,
+            ...devBanner(cli, gateway.url, gateway.firstService),
+          ].join("\n"),
+        );
       } catch (error) {
         await stopAll(parts);
         throw error;

@@ -24,7 +24,8 @@ const allowed = {
   codegen: ["sdk/core"],
   server: sdkLayers.map((layer) => `sdk/${layer}`),
   "worker-runtime": sdkLayers.map((layer) => `sdk/${layer}`),
-  cli: [...sdkLayers.map((layer) => `sdk/${layer}`), "server", "worker-runtime"],
+  testing: [...sdkLayers.map((layer) => `sdk/${layer}`), "worker-runtime"],
+  cli: [...sdkLayers.map((layer) => `sdk/${layer}`), "server", "worker-runtime", "testing"],
 };
 
 /** The one module that imports connect-es' private exports (they follow no semver). */
@@ -36,6 +37,7 @@ const selfImports = {
   "taskwire/protocol": "sdk/protocol.ts",
   "taskwire/server": "server/index.ts",
   "taskwire/worker": "worker-runtime/index.ts",
+  "taskwire/testing": "testing/index.ts",
 };
 
 /** The offending imports under `root`, as "file:line: why" lines. */

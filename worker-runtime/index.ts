@@ -26,6 +26,8 @@ export { createWorker } from "./create-worker.ts";
 export { httpWorkerModule, implementHttpService } from "./http-executor.ts";
 export type { TaskMiddleware } from "./middleware.ts";
 export type { ResultEventOptions, ResultHook } from "./result-events.ts";
+export type { HandlerRun, RunTaskHandlerOptions } from "./run-task-handler.ts";
+export { runTaskHandler } from "./run-task-handler.ts";
 export { taskResultOf } from "./result-events.ts";
 export type { TaskContext } from "./task-context.ts";
 export type {

@@ -1,5 +1,5 @@
 import { fileURLToPath } from "node:url";
-import { findBinary } from "../../cli/find-binary.ts";
+import { findBinary } from "./find-binary.ts";
 
 /** The repository's root directory (absolute, no trailing separator). */
 export const repoRoot = fileURLToPath(new URL("../..", import.meta.url)).replace(/[\\/]$/, "");

@@ -2,7 +2,7 @@ import { accessSync, constants } from "node:fs";
 import { delimiter, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
-const repoTools = fileURLToPath(new URL("../.tools/bin/", import.meta.url));
+const repoTools = fileURLToPath(new URL("../../.tools/bin/", import.meta.url));
 
 /**
  * Finds a tool Taskwire runs: `$<envVar>` if set (it must be executable), then

@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdir } from "node:fs/promises";
 import { connect as tcpConnect } from "node:net";
 import { availableParallelism } from "node:os";
-import { findBinary } from "./find-binary.ts";
+import { type FindNatsServerOptions, findNatsServer } from "./nats-server-binary.ts";
 
 /** A nats-server that `taskwire dev` started and owns. */
 export interface ManagedNatsServer {
@@ -12,28 +12,36 @@ export interface ManagedNatsServer {
   stop(): Promise<void>;
 }
 
+/** Options of {@link startNatsServer}. */
+export interface StartNatsServerOptions extends FindNatsServerOptions {
+  /** How long it may take to accept connections. @default 15000 */
+  timeoutMs?: number;
+}
+
 /**
- * Starts nats-server with JetStream on the URL's host and port, its data under
- * `dataDir`, and resolves once it accepts connections (or rejects with its
+ * Starts nats-server (found, or installed, by {@link findNatsServer}) with
+ * JetStream on the URL's host and port, its data under `dataDir`, and resolves once it accepts connections (or rejects with its
  * output if it exits first or does not answer within `timeoutMs`). It shares the
  * machine with the gateway and the workers, so it runs Go code on half the cores
  * (`GOMAXPROCS`, unless the environment sets it; docs/operations.md says why).
  */
-export async function startNatsServer(url: string, dataDir: string, timeoutMs = 15_000): Promise<ManagedNatsServer> {
+export async function startNatsServer(
+  url: string,
+  dataDir: string,
+  options: StartNatsServerOptions = {},
+): Promise<ManagedNatsServer> {
+  const { timeoutMs = 15_000 } = options;
   const { hostname, port } = new URL(url);
+  const binary = await findNatsServer(options);
   await mkdir(dataDir, { recursive: true });
-  const child = spawn(
-    findBinary("nats-server", "TASKWIRE_NATS_SERVER"),
-    ["-js", "-sd", dataDir, "-a", hostname, "-p", port || "4222"],
-    {
-      stdio: ["ignore", "ignore", "pipe"],
-      env: { GOMAXPROCS: String(Math.max(1, Math.floor(availableParallelism() / 2))), ...process.env },
-      // Its own process group: a terminal's Ctrl-C signals the whole foreground group, and
-      // nats-server would stop at once, before the workers record the tasks they finish.
-      // `taskwire dev` stops it last instead, and on any exit of its own.
-      detached: true,
-    },
-  );
+  const child = spawn(binary, ["-js", "-sd", dataDir, "-a", hostname, "-p", port || "4222"], {
+    stdio: ["ignore", "ignore", "pipe"],
+    env: { GOMAXPROCS: String(Math.max(1, Math.floor(availableParallelism() / 2))), ...process.env },
+    // Its own process group: a terminal's Ctrl-C signals the whole foreground group, and
+    // nats-server would stop at once, before the workers record the tasks they finish.
+    // `taskwire dev` stops it last instead, and on any exit of its own.
+    detached: true,
+  });
   const stopOnExit = () => child.kill("SIGTERM");
   process.once("exit", stopOnExit);
   child.once("exit", () => process.off("exit", stopOnExit));
