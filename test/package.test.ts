@@ -1,15 +1,23 @@
-import { execFile } from "node:child_process";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { cp, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { delimiter, dirname, join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type NatsServer, startNatsServer } from "./support/nats-server.ts";
+import { poll } from "./support/poll.ts";
 import { repoRoot } from "./support/tools.ts";
 
 const run = promisify(execFile);
 const tsc = join(repoRoot, "node_modules/typescript/bin/tsc");
+
+beforeAll(async () => {
+  // As `npm run build` does: dist/ afresh, so that nothing of an older layout lingers.
+  await rm(join(repoRoot, "dist"), { recursive: true, force: true });
+  await run(process.execPath, [tsc, "-p", "tsconfig.build.json"], { cwd: repoRoot });
+}, 60_000);
 
 /**
  * The package as a project that depends on it sees it: `npm run build` output in
@@ -21,9 +29,6 @@ describe("the built package, from a project that depends on it", () => {
   let project: string;
 
   beforeAll(async () => {
-    // As `npm run build` does: dist/ afresh, so that nothing of an older layout lingers.
-    await rm(join(repoRoot, "dist"), { recursive: true, force: true });
-    await run(process.execPath, [tsc, "-p", "tsconfig.build.json"], { cwd: repoRoot });
     nats = await startNatsServer();
     project = await mkdtemp(join(tmpdir(), "taskwire-consumer-"));
     // node_modules as npm would lay it out: taskwire, and what the consumer imports itself.
@@ -126,48 +131,124 @@ await supervisor.stop();
       state: "SUCCEEDED",
     });
   }, 90_000);
-
-  it("installs from its tarball beside the current releases of its peers, one copy of each", async () => {
-    // A project of its own, as `npm install taskwire @bufbuild/protobuf ...` makes it: the
-    // packed package (dist/ as built above) and the newest release of each peer.
-    const fresh = await mkdtemp(join(tmpdir(), "taskwire-install-"));
-    try {
-      const { stdout } = await run("npm", ["pack", "--ignore-scripts", "--silent", "--pack-destination", fresh], {
-        cwd: repoRoot,
-      });
-      const tarball = join(fresh, stdout.trim().split("\n").at(-1) ?? "");
-      await writeFile(join(fresh, "package.json"), JSON.stringify({ type: "module", private: true }));
-      const peers = ["@bufbuild/protobuf", "@connectrpc/connect", "@connectrpc/connect-node"];
-      // Libraries whose types cross the package's boundary are peers, with caret ranges: a
-      // consumer's own install of them is the one copy (an exact dependency brought a second
-      // as soon as a newer release came out, and tsc refused the generated code).
-      const manifest = JSON.parse(await readFile(join(repoRoot, "package.json"), "utf8"));
-      for (const peer of peers) {
-        expect(manifest.peerDependencies[peer], peer).toMatch(/^\^/);
-        expect(manifest.dependencies[peer], peer).toBeUndefined();
-      }
-      await run(
-        "npm",
-        ["install", "--no-audit", "--no-fund", tarball, ...peers.map((peer) => `${peer}@latest`), "@types/node@24"],
-        { cwd: fresh, timeout: 240_000 },
-      );
-      for (const peer of peers) {
-        const { stdout: copies } = await run("npm", ["ls", peer, "--all", "--parseable"], { cwd: fresh });
-        expect(copies.trim().split("\n"), peer).toHaveLength(1);
-      }
-      // The consumer's generated code and handler type-check against what was installed.
-      await cp(join(project, "gen"), join(fresh, "gen"), { recursive: true });
-      await cp(join(project, "src"), join(fresh, "src"), { recursive: true });
-      const config = JSON.parse(await readFile(join(project, "tsconfig.json"), "utf8"));
-      await writeFile(
-        join(fresh, "tsconfig.json"),
-        JSON.stringify({ ...config, compilerOptions: { ...config.compilerOptions, noEmit: true } }),
-      );
-      await run(process.execPath, [tsc, "-p", "tsconfig.json"], { cwd: fresh }).catch((error) => {
-        throw new Error(`a fresh install does not compile:\n${error.stdout}${error.stderr}`);
-      });
-    } finally {
-      await rm(fresh, { recursive: true, force: true });
-    }
-  }, 300_000);
 });
+
+/**
+ * The README's "Using it from your own project", run as written: each ```sh walk block in
+ * one shell after the other (a `cd` carries over, as in a terminal), the `background` one
+ * left running as `npm run dev` would be. Three things differ from a reader's run, each
+ * so that the test checks this commit rather than what the registry holds, and shares the
+ * machine: the package comes from `npm pack` of this tree instead of the registry; the
+ * gateway and NATS listen on free ports instead of 8080 and 4222; the tools `npm test`
+ * installed (nats-server, grpcurl, Go) are on PATH.
+ */
+describe("the README's walk, from npm to a running service", () => {
+  let home: string;
+  let dev: ChildProcess | undefined;
+
+  beforeAll(async () => {
+    home = await mkdtemp(join(tmpdir(), "taskwire-walk-"));
+  });
+
+  afterAll(async () => {
+    if (dev?.pid && dev.exitCode === null) {
+      const exited = new Promise((resolve) => dev?.once("exit", resolve));
+      process.kill(-dev.pid, "SIGINT"); // Ctrl-C in its terminal
+      await exited;
+    }
+    if (home) await rm(home, { recursive: true, force: true });
+  });
+
+  it("scaffolds, installs current peers, generates, type-checks, tests, runs and answers every client", async () => {
+    const readme = await readFile(join(repoRoot, "README.md"), "utf8");
+    const section = readme.slice(
+      readme.indexOf("## Using it from your own project"),
+      readme.indexOf("## Repository layout"),
+    );
+    const blocks = [...section.matchAll(/^```sh walk( background)?\n([\s\S]*?)^```$/gm)].map((match) => ({
+      background: match[1] !== undefined,
+      script: match[2] as string,
+    }));
+    expect(blocks.map((block) => block.background)).toEqual([false, true, false, false, false]);
+
+    const { stdout: packed } = await run("npm", ["pack", "--ignore-scripts", "--silent", "--pack-destination", home], {
+      cwd: repoRoot,
+    });
+    const tarball = join(home, packed.trim().split("\n").at(-1) ?? "");
+    const [gatewayPort, natsPort] = [await freePort(), await freePort()];
+    const gateway = `127.0.0.1:${gatewayPort}`;
+    const env = {
+      ...process.env,
+      PATH: [dirname(process.execPath), join(repoRoot, ".tools/bin"), "/usr/local/go/bin", process.env.PATH].join(
+        delimiter,
+      ),
+      TASKWIRE_NATS: `nats://127.0.0.1:${natsPort}`,
+      TASKWIRE_GATEWAY: `http://${gateway}`,
+      XDG_CACHE_HOME: join(home, "cache"),
+    };
+    const scriptOf = (text: string) =>
+      `set -euo pipefail\n${text
+        .replace(/^npx taskwire init/m, `npx --yes --package=${tarball} taskwire init`)
+        .replace(/^npm install(?= )/m, `npm install --no-audit --no-fund ${tarball}`)
+        .replaceAll("127.0.0.1:8080", gateway)}`;
+    let cwd = home;
+    const outputs: string[] = [];
+    for (const [index, block] of blocks.entries()) {
+      if (block.background) {
+        dev = spawn("bash", ["-c", scriptOf(block.script)], { cwd, env, detached: true });
+        let output = "";
+        dev.stdout?.on("data", (chunk: Buffer) => {
+          output += chunk;
+        });
+        dev.stderr?.on("data", (chunk: Buffer) => {
+          output += chunk;
+        });
+        await poll(async () => {
+          if (dev?.exitCode !== null) throw new Error(`npm run dev exited:\n${output}`);
+          return output.includes("workers ready") ? true : undefined;
+        }, 120_000);
+        continue;
+      }
+      const where = join(home, `.cwd-${index}`);
+      const { stdout } = await run("bash", ["-c", `${scriptOf(block.script)}\npwd > ${where}`], {
+        cwd,
+        env,
+        timeout: 240_000,
+        maxBuffer: 16 * 1024 * 1024,
+      }).catch((error) => {
+        throw new Error(`README walk block ${index + 1} failed:\n${block.script}\n${error.stdout}${error.stderr}`);
+      });
+      outputs.push(stdout);
+      cwd = (await readFile(where, "utf8")).trim();
+      if (index === 0) {
+        // The project's own port numbers are the README's; this run's are free ones.
+        const config = join(cwd, "taskwire.yaml");
+        await writeFile(config, (await readFile(config, "utf8")).replace("port: 8080", `port: ${gatewayPort}`));
+      }
+    }
+    const project = join(home, "my-app");
+    // One copy of each peer, at its current release (the scaffold's caret ranges).
+    for (const peer of ["@bufbuild/protobuf", "@connectrpc/connect", "@connectrpc/connect-node"]) {
+      const { stdout: copies } = await run("npm", ["ls", peer, "--all", "--parseable"], { cwd: project, env });
+      expect(copies.trim().split("\n"), peer).toHaveLength(1);
+    }
+    // The project's tests passed, in process and through a real worker.
+    expect(outputs[0]).toMatch(/pass 3\n\S* fail 0\n/);
+    // The SDK, the CLI, curl and grpcurl; then Python and Go.
+    expect(outputs[1]?.match(/Hello, Ada!/g)).toHaveLength(4);
+    expect(outputs[1]).toContain('{"message":"Hello, Ada!"}');
+    expect(outputs[2]?.trim()).toBe("Hello, Ada!");
+    expect(outputs[3]?.trim().split("\n").at(-1)).toBe("Hello, Ada!");
+  }, 600_000);
+});
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once("error", reject);
+    probe.listen(0, "127.0.0.1", () => {
+      const { port } = probe.address() as { port: number };
+      probe.close(() => resolve(port));
+    });
+  });
+}
