@@ -10,7 +10,7 @@
  * console.log((await task.result()).hex);
  * ```
  *
- * @module
+ * @module taskwire
  */
 
 export type {

@@ -7,7 +7,7 @@
  * if ((await task.status()).state === TaskState.SUCCEEDED) { ... }
  * ```
  *
- * @module
+ * @module taskwire/protocol
  */
 
 export * from "../gen/taskwire/v1/options_pb.ts";

@@ -107,11 +107,21 @@ export const HealthCheckResponseSchema: GenMessage<HealthCheckResponse> = messag
  */
 export const HealthService: GenService<{
   /** The status now; NOT_FOUND for a service that is not served. */
-  check: { methodKind: "unary"; input: typeof HealthCheckRequestSchema; output: typeof HealthCheckResponseSchema };
+  check: {
+    /** One request, one answer. */
+    methodKind: "unary";
+    /** The service asked about ("" for the server as a whole). */
+    input: typeof HealthCheckRequestSchema;
+    /** Its serving status. */
+    output: typeof HealthCheckResponseSchema;
+  };
   /** The status now, then every change, until the caller hangs up. */
   watch: {
+    /** One request, a stream of answers. */
     methodKind: "server_streaming";
+    /** The service asked about ("" for the server as a whole). */
     input: typeof HealthCheckRequestSchema;
+    /** Its serving status, at first and after each change. */
     output: typeof HealthCheckResponseSchema;
   };
 }> = serviceDesc(file, 0);

@@ -16,7 +16,7 @@
  * process.once("SIGTERM", () => gateway.close().then(() => nc.close()));
  * ```
  *
- * @module
+ * @module taskwire/server
  */
 
 export type { Gateway } from "./create-gateway.ts";

@@ -18,7 +18,7 @@
  * });
  * ```
  *
- * @module
+ * @module taskwire/testing
  */
 
 export type { HandlerRun, RunTaskHandlerOptions } from "../worker-runtime/index.ts";

@@ -6,7 +6,9 @@ import { type FindNatsServerOptions, findNatsServer } from "./nats-server-binary
 
 /** A nats-server that `taskwire dev` started and owns. */
 export interface ManagedNatsServer {
+  /** The URL it serves, as given to {@link startNatsServer}. */
   readonly url: string;
+  /** Its process. */
   readonly process: ChildProcess;
   /** SIGTERM, then wait for exit. Idempotent. */
   stop(): Promise<void>;

@@ -36,7 +36,7 @@ export interface SupervisorOptions {
   maxRestartBackoffMs?: number;
   /** More than this many crashes of one process within `crashLoopWindowMs` stops its restarts. @default 5 */
   crashLoopLimit?: number;
-  /** @default 60000 */
+  /** The window `crashLoopLimit` counts crashes in. @default 60000 */
   crashLoopWindowMs?: number;
   /** Extra environment for the worker processes. */
   env?: Record<string, string>;
@@ -46,25 +46,70 @@ export interface SupervisorOptions {
 
 /** What the supervisor reports. */
 export type SupervisorEvent =
-  | { readonly type: "started"; readonly workerId: string; readonly pid: number }
+  /** A process was started. */
   | {
-      readonly type: "ready";
+      /** The kind of event. */
+      readonly type: "started";
+      /** The process's place in its pool, `<pool>-<index>`; it keeps it across restarts. */
       readonly workerId: string;
+      /** Its OS process id. */
+      readonly pid: number;
+    }
+  /** A process loaded its handlers and is taking tasks. */
+  | {
+      /** The kind of event. */
+      readonly type: "ready";
+      /** The process's place in its pool, `<pool>-<index>`. */
+      readonly workerId: string;
+      /** Its OS process id. */
       readonly pid: number;
       /** The worker types the process serves. */
       readonly workerTypes: readonly string[];
     }
+  /** A process ended. */
   | {
+      /** The kind of event. */
       readonly type: "exited";
+      /** The process's place in its pool, `<pool>-<index>`. */
       readonly workerId: string;
+      /** Its OS process id. */
       readonly pid: number;
+      /** Its exit code, or null when a signal ended it. */
       readonly code: number | null;
+      /** The signal that ended it, or null when it exited by itself. */
       readonly signal: string | null;
     }
-  | { readonly type: "restarting"; readonly workerId: string; readonly delayMs: number; readonly crashes: number }
-  | { readonly type: "crash-loop"; readonly workerId: string; readonly crashes: number; readonly windowMs: number }
+  /** A crashed process will be started again after a delay. */
+  | {
+      /** The kind of event. */
+      readonly type: "restarting";
+      /** The process's place in its pool, `<pool>-<index>`. */
+      readonly workerId: string;
+      /** The delay before the restart: `restartBackoffMs`, doubled per crash within the window, up to `maxRestartBackoffMs`. */
+      readonly delayMs: number;
+      /** Its crashes within `crashLoopWindowMs`, this one included. */
+      readonly crashes: number;
+    }
+  /** A process crashed more than `crashLoopLimit` times within the window: it is not restarted. */
+  | {
+      /** The kind of event. */
+      readonly type: "crash-loop";
+      /** The process's place in its pool, `<pool>-<index>`. */
+      readonly workerId: string;
+      /** Its crashes within the window. */
+      readonly crashes: number;
+      /** The window, `crashLoopWindowMs`. */
+      readonly windowMs: number;
+    }
   /** The process's handler module cannot load (its own message says why): it is not restarted. */
-  | { readonly type: "unloadable"; readonly workerId: string; readonly module: string };
+  | {
+      /** The kind of event. */
+      readonly type: "unloadable";
+      /** The process's place in its pool, `<pool>-<index>`. */
+      readonly workerId: string;
+      /** The handler module that failed to load. */
+      readonly module: string;
+    };
 
 /** A running supervisor. */
 export interface Supervisor {

@@ -15,7 +15,7 @@
  * process.on("SIGTERM", () => worker.close());
  * ```
  *
- * @module
+ * @module taskwire/worker
  */
 
 export { NonRetryableError, TaskError } from "../sdk/core/index.ts";
@@ -26,9 +26,9 @@ export { createWorker } from "./create-worker.ts";
 export { httpWorkerModule, implementHttpService } from "./http-executor.ts";
 export type { TaskMiddleware } from "./middleware.ts";
 export type { ResultEventOptions, ResultHook } from "./result-events.ts";
+export { taskResultOf } from "./result-events.ts";
 export type { HandlerRun, RunTaskHandlerOptions } from "./run-task-handler.ts";
 export { runTaskHandler } from "./run-task-handler.ts";
-export { taskResultOf } from "./result-events.ts";
 export type { TaskContext } from "./task-context.ts";
 export type {
   TaskMethodHandler,

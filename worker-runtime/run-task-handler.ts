@@ -12,8 +12,9 @@ import { decodeMessage, encodeMessage } from "../sdk/wire/index.ts";
 import { TaskContextController } from "./task-context-controller.ts";
 import type { TaskServiceImplementation } from "./task-service-implementation.ts";
 
-/** A method key of a task service, with the request and result types of that method. */
+/** The request message type of a task method. */
 type InputOf<T> = T extends TaskMethod<infer I, DescMessage> ? I : never;
+/** The result message type of a task method. */
 type OutputOf<T> = T extends TaskMethod<DescMessage, infer O> ? O : never;
 
 /** Options of {@link runTaskHandler}: the submit options, and the attempt to pretend. */
@@ -29,7 +30,12 @@ export interface HandlerRun<O extends DescMessage> {
   /** The result, as the worker would store it (made from the handler's value and read back from its bytes). */
   readonly result: MessageShape<O>;
   /** Each `ctx.progress()` call, in order. */
-  readonly progress: ReadonlyArray<{ readonly fraction: number; readonly message: string }>;
+  readonly progress: ReadonlyArray<{
+    /** The fraction done, 0 to 1, as passed. */
+    readonly fraction: number;
+    /** The message passed with it, or "". */
+    readonly message: string;
+  }>;
   /** How many times the handler called `ctx.heartbeat()`. */
   readonly heartbeats: number;
 }

@@ -20,6 +20,7 @@ const implementationBrand = Symbol.for("taskwire.TaskServiceImplementation");
  * and what `createWorker` runs. Build it with the generated `implement<Service>()`.
  */
 export interface TaskServiceImplementation<M extends Record<string, TaskMethod> = Record<string, TaskMethod>> {
+  /** Marks values built by {@link implementTaskService} (see {@link isTaskServiceImplementation}). */
   readonly [implementationBrand]: true;
   /** The generated definition. */
   readonly definition: TaskServiceDefinition<M>;

@@ -24,13 +24,29 @@ export type AttemptOutcome =
  * broken consumer). Faults never vanish: they are always reported here.
  */
 export type WorkerEvent =
+  /** An attempt ended. */
   | {
+      /** The kind of event. */
       readonly type: "attempt";
+      /** The task's id. */
       readonly taskId: string;
+      /** The rpc it ran, e.g. "Digest". */
       readonly method: string;
+      /** The attempt's number, from 1. */
       readonly attempt: number;
+      /** How it ended. */
       readonly outcome: AttemptOutcome;
+      /** How long it took, from its delivery to this worker. */
       readonly durationMs: number;
+      /** Why it failed, where it did. */
       readonly error?: TaskError;
     }
-  | { readonly type: "error"; readonly error: TaskError; readonly taskId?: string };
+  /** A fault outside any handler: a failed status write, a broken consumer... */
+  | {
+      /** The kind of event. */
+      readonly type: "error";
+      /** What went wrong. */
+      readonly error: TaskError;
+      /** The task it concerned, where it concerned one. */
+      readonly taskId?: string;
+    };

@@ -53,6 +53,7 @@ export interface GatewayClientOptions extends GatewaySessionOptions {
  * `createConnectTransport` or `createGrpcTransport` with its own options.
  */
 export interface TransportClientOptions {
+  /** The transport every call goes through; the client does not close it. */
   transport: Transport;
 }
 

@@ -7,7 +7,9 @@ import { TaskError, taskFromOptions } from "../core/index.ts";
 
 /** One task of a bulk submit. */
 export interface SubmitItem<I extends DescMessage> {
+  /** The task's payload: the method's request message. */
   readonly request: MessageInitShape<I>;
+  /** This task's own submit options (an idempotency key, a delay, a priority...). */
   readonly options?: SubmitOptions;
 }
 
@@ -41,7 +43,12 @@ export interface SubmitManyProgress {
 /** The end of a bulk submit: the progress, plus the first refusals. */
 export interface SubmitManySummary extends SubmitManyProgress {
   /** The first 100 refused items: their index and why. */
-  readonly failures: ReadonlyArray<{ readonly index: number; readonly error: TaskError }>;
+  readonly failures: ReadonlyArray<{
+    /** The item's position in the input, from 0. */
+    readonly index: number;
+    /** Why it was refused. */
+    readonly error: TaskError;
+  }>;
 }
 
 /** Where checkpoints live (direct mode: a JetStream KV bucket). */

@@ -1,6 +1,8 @@
 import { routeLength } from "./task-id.ts";
 import type { PriorityName } from "./task-method.ts";
 
+const statusBucket = "taskwire_status";
+
 /**
  * Every NATS name Taskwire uses, in one place. docs/protocol.md describes the
  * same layout for workers written in other languages.
@@ -26,19 +28,23 @@ import type { PriorityName } from "./task-method.ts";
  * - `taskwire.limit.<type>.{run,rate}.<n>`: leases of the type's limits, in
  *   stream `LIMITS_<type>` (per-message TTL).
  */
-const statusBucket = "taskwire_status";
-
 export const topology = {
   /** Priorities, highest first: the order workers take them in. */
   priorities: ["high", "normal", "low"] as const satisfies readonly PriorityName[],
+  /** The stream of a worker type's tasks (work-queue retention, one message per subject). */
   streamName: (workerType: string) => `TASKS_${workerType}`,
+  /** The subjects of that stream: every task of the type, at any priority. */
   streamSubjects: (workerType: string) => `taskwire.task.${workerType}.>`,
+  /** A task's WorkItem at its priority. */
   taskSubject: (workerType: string, priority: PriorityName, idToken: string) =>
     `taskwire.task.${workerType}.${priority}.${idToken}`,
   /** Matches the task with this id token at any priority. */
   taskSubjectAnyPriority: (workerType: string, idToken: string) => `taskwire.task.${workerType}.*.${idToken}`,
+  /** The consumer of one priority, shared by every worker of the type. */
   consumerName: (workerType: string, priority: PriorityName) => `${workerType}_${priority}`,
+  /** The subjects that consumer takes: the type's tasks at that priority. */
   consumerFilter: (workerType: string, priority: PriorityName) => `taskwire.task.${workerType}.${priority}.*`,
+  /** The KV bucket of task status records: a TaskStatus per task id. */
   statusBucket,
   /** The stream behind the status bucket. */
   statusStream: `KV_${statusBucket}`,
@@ -48,9 +54,11 @@ export const topology = {
   statusEventSubject: (taskId: string) => `taskwire.status.${taskId.slice(-routeLength)}.${taskId}`,
   /** The status events of every task whose id carries this route. */
   statusEventsOf: (route: string) => `taskwire.status.${route}.>`,
+  /** Core NATS: the id of a task of this type to abort. */
   cancelSubject: (workerType: string) => `taskwire.cancel.${workerType}`,
   /** Core NATS: a TaskResult event per terminal outcome (the default subject). */
   resultSubject: (workerType: string) => `taskwire.result.${workerType}`,
+  /** The stream of the type's delayed tasks, waiting or due. */
   schedulerStream: (workerType: string) => `SCHED_${workerType}`,
   /** A delayed task's WorkItem, carrying the `Nats-Schedule` headers, until it is due. */
   waitingSubject: (workerType: string, idToken: string) => `taskwire.sched.${workerType}.wait.${idToken}`,
@@ -58,6 +66,7 @@ export const topology = {
   dueSubject: (workerType: string, idToken: string) => `taskwire.sched.${workerType}.due.${idToken}`,
   /** Matches a delayed task with this id token, waiting or due. */
   scheduledSubject: (workerType: string, idToken: string) => `taskwire.sched.${workerType}.*.${idToken}`,
+  /** The consumer of due delayed tasks, pulled by workers. */
   dueConsumerName: (workerType: string) => `${workerType}_due`,
   /** Core NATS, "paused <RFC 3339 end>" or "resumed": workers start nothing until then, or pull again at once. */
   controlSubject: (workerType: string) => `taskwire.control.${workerType}`,
@@ -67,12 +76,15 @@ export const topology = {
   limitSubject: (workerType: string, limit: "run" | "rate", n: number) => `taskwire.limit.${workerType}.${limit}.${n}`,
   /** Copies of broadcast tasks, one per endpoint (worker instance). */
   broadcastStream: (workerType: string) => `BCAST_${workerType}`,
+  /** One endpoint's copy of a broadcast task. */
   broadcastSubject: (workerType: string, endpoint: string, idToken: string) =>
     `taskwire.bcast.${workerType}.${endpoint}.${idToken}`,
   /** The consumer of one endpoint's broadcast copies, created by that worker. */
   endpointConsumerName: (workerType: string, endpoint: string) => `${workerType}_ep_${endpoint}`,
   /** KV bucket of live worker instances: key `<type>.<worker id>`, refreshed while the worker runs. */
   workersBucket: "taskwire_workers",
+  /** The stream of the type's dead letters. */
   deadLetterStream: (workerType: string) => `DEAD_${workerType}`,
+  /** A dead task's DeadLetter. */
   deadLetterSubject: (workerType: string, idToken: string) => `taskwire.dead.${workerType}.${idToken}`,
 } as const;

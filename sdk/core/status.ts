@@ -74,7 +74,11 @@ export function encodedOutcome(bytes: Uint8Array): { readonly taskId: string; re
   return { taskId, state };
 }
 
-/** What a typed result needs of a terminal status. */
+/**
+ * What a typed result needs of a terminal status.
+ *
+ * @inline
+ */
 export type TaskOutcome = Pick<TaskStatus, "taskId" | "state" | "result" | "error">;
 
 /**

@@ -100,7 +100,12 @@ export function defineTaskService<M extends Record<string, Omit<TaskMethod, "wor
   maxQueued?: number;
   storage?: "file" | "memory";
   methods: M;
-}): TaskServiceDefinition<{ [K in keyof M]: M[K] & { readonly workerType: string } }> {
+}): TaskServiceDefinition<{
+  [K in keyof M]: M[K] & {
+    /** The service's worker type, filled in from the definition. */
+    readonly workerType: string;
+  };
+}> {
   const methods = Object.fromEntries(
     Object.entries(definition.methods).map(([key, method]) => [key, { ...method, workerType: definition.workerType }]),
   ) as { [K in keyof M]: M[K] & { readonly workerType: string } };

@@ -36,7 +36,11 @@ export interface ClosableTransport extends Transport {
   close(): void;
 }
 
-/** The protocols the SDK speaks to a gateway. */
+/**
+ * The protocols the SDK speaks to a gateway.
+ *
+ * @inline
+ */
 export type GatewayProtocol = "connect" | "grpc";
 
 /** Options of {@link createGatewayTransport}. */
