@@ -104,7 +104,7 @@ describe("the taskwire command", () => {
       await devOut.until("curl -s");
       // It names its pools and their worker types, and suggests a task of the configuration's own.
       expect(devOut.output()).toContain(
-        "workers ready: hasher (1 process: hasher), reports (1 process: reports)\nTry:\n  npm run taskwire -- submit hasher/Digest --json '{\"text\":\"hello\"}' --wait",
+        'workers ready: hasher (1 process: hasher), reports (1 process: reports)\nTry:\n  npm run taskwire -- submit hasher/Digest --json \'{"text":"hello"}\' --wait',
       );
       // It shares the machine with the gateway and workers: Go code on half the cores.
       const server = await processWithArgs("-js", "-p", new URL(natsUrl).port);

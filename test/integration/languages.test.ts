@@ -4,10 +4,10 @@ import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, it } from "vitest";
-import { isExecutable } from "../support/find-binary.ts";
 import { hashService } from "../../examples/gen/example/v1/hash_taskwire.ts";
 import { reportService } from "../../examples/gen/example/v1/report_taskwire.ts";
 import { exampleDigest, startDeployment, type TestDeployment } from "../support/deployment.ts";
+import { isExecutable } from "../support/find-binary.ts";
 import { repoRoot } from "../support/tools.ts";
 
 const run = promisify(execFile);
