@@ -9,6 +9,7 @@ import { healthRoutes } from "./health-routes.ts";
 import { ServingStatus } from "./health-service.ts";
 import { HealthStatus } from "./health-status.ts";
 import { HttpListener } from "./http-listener.ts";
+import { refuseUnspokenContentType } from "./media-types.ts";
 import { queueServiceRoutes } from "./queue-service-routes.ts";
 import { reflectionRoutes } from "./reflection-routes.ts";
 import { taskServiceRoutes } from "./task-service-routes.ts";
@@ -64,6 +65,8 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     jsonOptions,
     interceptors: opts.interceptors,
   });
+  /** Every call's path, e.g. "/taskwire.v1.TaskService/GetTask". */
+  const paths = new Set<string>();
   const connectHandler = connectNodeAdapter({
     routes: (connectRouter) => {
       const router = fastPath.recording(connectRouter);
@@ -73,6 +76,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       typedTaskRoutes(opts.backend, opts.services)(router);
       opts.routes?.(router);
       if (opts.reflection) reflectionRoutes()(router);
+      for (const handler of connectRouter.handlers) paths.add(handler.requestPath);
     },
     // As the Protobuf JSON mapping asks of a parser: an unknown field (a misspelt
     // "notBefor") or enum name is an error, not a field silently left unset.
@@ -86,7 +90,8 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     connect: true,
   });
   const listener = new HttpListener((request, response) => {
-    if (!fastPath.serve(request, response)) connectHandler(request, response);
+    if (fastPath.serve(request, response) || refuseUnspokenContentType(request, response, paths)) return;
+    connectHandler(request, response);
   });
   const port = await listener.listen(opts.host, opts.port);
   const host = opts.host.includes(":") ? `[${opts.host}]` : opts.host;
