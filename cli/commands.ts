@@ -13,6 +13,7 @@ import {
 import { createNatsQueueBackend, createNatsTaskBackend, openConnection } from "../sdk/nats/index.ts";
 import { createGateway } from "../server/index.ts";
 import { createSupervisor, type Supervisor } from "../worker-runtime/index.ts";
+import { type TaskTypes, taskTypesOfGateway } from "./gateway-task-types.ts";
 import type { TaskwireConfig } from "./load-config.ts";
 import { submitFromFile } from "./submit-from-file.ts";
 
@@ -71,89 +72,102 @@ export function runWorkers(config: TaskwireConfig): Supervisor {
   });
 }
 
-/** Options of the client-side commands. */
-export interface ClientCommandOptions {
-  /** The gateway URL; without it, the config's gateway. */
-  gateway?: string;
+/** Where the client-side commands send their calls, and what they know of the task types. */
+export interface ClientTarget {
+  /** The gateway's URL. */
+  readonly gateway: string;
+  /** Learnt when first needed: `watch` needs none. */
+  types(): Promise<TaskTypes>;
+}
+
+/** The config's gateway, and the task types of its generated modules. */
+export function targetOfConfig(config: TaskwireConfig): ClientTarget {
+  return {
+    gateway: `http://${config.gateway.host}:${config.gateway.port}`,
+    async types() {
+      const definitions = await loadDefinitions(config.gateway.services);
+      const registry = createTaskRegistry(definitions);
+      return {
+        registry: registryOf(definitions),
+        resolve(target) {
+          const [workerType, methodName] = target.split("/");
+          if (!workerType || !methodName)
+            throw new Error(`"${target}" is not <worker type>/<Method>, e.g. hasher/Digest`);
+          return registry.resolve(workerType, methodName);
+        },
+      };
+    },
+  };
+}
+
+/** A gateway named on the command line: the task types come from its reflection. */
+export function targetOfGateway(gateway: string): ClientTarget {
+  let types: Promise<TaskTypes> | undefined;
+  return { gateway, types: () => (types ??= taskTypesOfGateway(gateway)) };
 }
 
 /** `taskwire submit <type>/<Method> --json '{...}' [--wait]`: prints the task id, or the result with --wait. */
 export async function submitCommand(
-  config: TaskwireConfig,
-  target: string,
+  target: ClientTarget,
+  task: string,
   json: string,
   wait: boolean,
-  options: ClientCommandOptions,
   out = console.log,
 ): Promise<void> {
-  const method = resolveTarget(await loadDefinitions(config.gateway.services), target);
+  const types = await target.types();
+  const method = types.resolve(task);
   let payload: JsonValue;
   try {
     payload = JSON.parse(json) as JsonValue;
   } catch (error) {
     throw new Error(`--json is not valid JSON: ${(error as Error).message}`);
   }
-  const request = fromJson(method.input, payload);
-  await withClient(config, options, async (client) => {
+  const request = fromJson(method.input, payload, { registry: types.registry });
+  await withClient(target, async (client) => {
     const handle = await client.submitTask(method, request);
     if (!wait) return out(handle.id);
     const result = await handle.result();
-    out(toJsonString(method.output, result));
+    out(toJsonString(method.output, result, { registry: types.registry }));
   });
 }
 
 /**
  * `taskwire submit <type>/<Method> --from tasks.jsonl [--checkpoint NAME]`.
  * Through the gateway; with a checkpoint, directly over NATS (checkpoints live
- * in JetStream).
+ * in JetStream), which needs the config.
  */
 export async function submitFileCommand(
-  config: TaskwireConfig,
-  target: string,
+  target: ClientTarget,
+  config: TaskwireConfig | undefined,
+  task: string,
   path: string,
-  options: ClientCommandOptions & { checkpoint?: string },
+  checkpoint: string | undefined,
   out = console.log,
 ): Promise<void> {
-  const definitions = await loadDefinitions(config.gateway.services);
-  const method = resolveTarget(definitions, target);
-  const client =
-    options.checkpoint === undefined
-      ? await createClient({ gateway: options.gateway ?? `http://${config.gateway.host}:${config.gateway.port}` })
-      : await createClient({ nats: config.nats.url, services: definitions });
+  const method = (await target.types()).resolve(task);
+  let client: TaskwireClient;
+  if (checkpoint === undefined) client = await createClient({ gateway: target.gateway });
+  else if (config)
+    client = await createClient({ nats: config.nats.url, services: await loadDefinitions(config.gateway.services) });
+  else throw new Error("--checkpoint keeps its place in JetStream: it needs a taskwire.yaml naming the NATS server");
   try {
-    await submitFromFile(client, method, path, { checkpoint: options.checkpoint, progress: process.stderr, out });
+    await submitFromFile(client, method, path, { checkpoint, progress: process.stderr, out });
   } finally {
     await client.close();
   }
 }
 
-function resolveTarget(definitions: TaskServiceDefinition[], target: string) {
-  const [workerType, methodName] = target.split("/");
-  if (!workerType || !methodName) throw new Error(`"${target}" is not <worker type>/<Method>, e.g. hasher/Digest`);
-  return createTaskRegistry(definitions).resolve(workerType, methodName);
-}
-
 /** `taskwire status <id>`: prints the task's status as JSON. */
-export async function statusCommand(
-  config: TaskwireConfig,
-  id: string,
-  options: ClientCommandOptions,
-  out = console.log,
-) {
-  const registry = registryOf(await loadDefinitions(config.gateway.services));
-  await withClient(config, options, async (client) => {
+export async function statusCommand(target: ClientTarget, id: string, out = console.log) {
+  const { registry } = await target.types();
+  await withClient(target, async (client) => {
     out(JSON.stringify(toJson(TaskStatusSchema, await client.getTask(id), { registry }), null, 2));
   });
 }
 
 /** `taskwire watch <id>`: prints one line per status change until a terminal state. */
-export async function watchCommand(
-  config: TaskwireConfig,
-  id: string,
-  options: ClientCommandOptions,
-  out = console.log,
-) {
-  await withClient(config, options, async (client) => {
+export async function watchCommand(target: ClientTarget, id: string, out = console.log) {
+  await withClient(target, async (client) => {
     for await (const status of client.watchTask(id)) {
       const progress = status.progress
         ? ` ${Math.round(status.progress.fraction * 100)}% ${status.progress.message}`
@@ -164,14 +178,8 @@ export async function watchCommand(
   });
 }
 
-async function withClient(
-  config: TaskwireConfig,
-  options: ClientCommandOptions,
-  run: (client: TaskwireClient) => Promise<void>,
-) {
-  const client = await createClient({
-    gateway: options.gateway ?? `http://${config.gateway.host}:${config.gateway.port}`,
-  });
+async function withClient(target: ClientTarget, run: (client: TaskwireClient) => Promise<void>) {
+  const client = await createClient({ gateway: target.gateway });
   try {
     await run(client);
   } finally {

@@ -13,17 +13,21 @@
  *
  * Common flags: --config <file> (default taskwire.yaml), --gateway <url>.
  */
+import { existsSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { ConnectError } from "@connectrpc/connect";
 import { startNatsServer } from "../testing/index.ts";
 import type { Supervisor } from "../worker-runtime/index.ts";
 import {
+  type ClientTarget,
   runGateway,
   runWorkers,
   type Stoppable,
   statusCommand,
   submitCommand,
   submitFileCommand,
+  targetOfConfig,
+  targetOfGateway,
   watchCommand,
 } from "./commands.ts";
 import { devBanner } from "./dev-banner.ts";
@@ -70,8 +74,20 @@ async function main(argv: string[]): Promise<void> {
     for (const line of await initProject(arg ?? ".")) console.log(line);
     return;
   }
+  const hasConfig = existsSync(values.config);
+  const noConfig = (advice: string) =>
+    new Error(`no ${values.config} in ${process.cwd()}: ${advice}, or write a new project with "taskwire init"`);
+  if (command === "submit" || command === "status" || command === "watch") {
+    // Given the gateway, they need no configuration: the gateway describes its task types.
+    if (values.gateway === undefined && !hasConfig)
+      throw noConfig("pass --gateway <url> (e.g. http://127.0.0.1:8080) or --config <file>");
+    const config = hasConfig ? await loadConfig(values.config) : undefined;
+    const target =
+      values.gateway !== undefined ? targetOfGateway(values.gateway) : targetOfConfig(config as TaskwireConfig);
+    return clientCommand(command, arg, target, config, values);
+  }
+  if (!hasConfig) throw noConfig("pass --config <file>");
   const config = await loadConfig(values.config);
-  const clientOptions = { gateway: values.gateway };
   switch (command) {
     case "dev": {
       const nats = await startNatsServer(config.nats.url, config.nats.dataDir);
@@ -109,23 +125,33 @@ async function main(argv: string[]): Promise<void> {
       console.log(`taskwire worker: ready: ${describePools(config, supervisor)}`);
       return stopped;
     }
+    default:
+      throw new Error(`unknown command "${command}"\n\n${usage}`);
+  }
+}
+
+/** `submit`, `status` and `watch`: calls to the gateway. */
+function clientCommand(
+  command: "submit" | "status" | "watch",
+  arg: string | undefined,
+  target: ClientTarget,
+  config: TaskwireConfig | undefined,
+  values: { json?: string; from?: string; checkpoint?: string; wait: boolean },
+): Promise<void> {
+  switch (command) {
     case "submit":
       if (!arg) throw new Error("submit needs <worker type>/<Method>");
-      if (values.from !== undefined) {
-        return submitFileCommand(config, arg, values.from, { ...clientOptions, checkpoint: values.checkpoint });
-      }
+      if (values.from !== undefined) return submitFileCommand(target, config, arg, values.from, values.checkpoint);
       if (values.json === undefined) {
         throw new Error("submit needs --json '{...}' (the request message in JSON) or --from <file.jsonl>");
       }
-      return submitCommand(config, arg, values.json, values.wait, clientOptions);
+      return submitCommand(target, arg, values.json, values.wait);
     case "status":
       if (!arg) throw new Error("status needs a task id");
-      return statusCommand(config, arg, clientOptions);
+      return statusCommand(target, arg);
     case "watch":
       if (!arg) throw new Error("watch needs a task id");
-      return watchCommand(config, arg, clientOptions);
-    default:
-      throw new Error(`unknown command "${command}"\n\n${usage}`);
+      return watchCommand(target, arg);
   }
 }
 

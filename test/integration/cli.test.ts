@@ -136,6 +136,33 @@ describe("the taskwire command", () => {
         /--json is not valid JSON/,
       );
 
+      // From a directory with no taskwire.yaml, the gateway alone: it describes its task
+      // types through reflection.
+      const empty = await mkdtemp(join(dir, "empty-"));
+      const bare = (...args: string[]) =>
+        run(process.execPath, [`--conditions=taskwire-source`, join(repoRoot, "cli/main.ts"), ...args], { cwd: empty });
+      const gw = ["--gateway", config.gatewayUrl];
+      const viaGateway = await bare("submit", "hasher/Digest", "--json", '{"text":"gw"}', "--wait", ...gw);
+      expect(JSON.parse(viaGateway.stdout)).toEqual({
+        hex: createHash("sha256").update("gw").digest("hex"),
+        rounds: 1,
+      });
+      const gwId = (
+        await bare("submit", "reports/Generate", "--json", '{"title":"gw","sections":1}', ...gw)
+      ).stdout.trim();
+      expect((await bare("watch", gwId, ...gw)).stdout.trim().split("\n").at(-1)).toMatch(/ SUCCEEDED 100%/);
+      const gwStatus = JSON.parse((await bare("status", gwId, ...gw)).stdout);
+      expect(gwStatus).toMatchObject({
+        state: "TASK_STATE_SUCCEEDED",
+        result: { "@type": "type.googleapis.com/example.v1.GenerateResponse", sections: 1 },
+      });
+      await expect(bare("submit", "hasher/Digst", "--json", "{}", ...gw)).rejects.toMatchObject({
+        stderr: `taskwire: the gateway at ${config.gatewayUrl} serves no task "hasher/Digst"; the tasks it serves: hasher/Digest, reports/Generate\n`,
+      });
+      await expect(bare("status", gwId)).rejects.toMatchObject({
+        stderr: `taskwire: no taskwire.yaml in ${empty}: pass --gateway <url> (e.g. http://127.0.0.1:8080) or --config <file>, or write a new project with "taskwire init"\n`,
+      });
+
       // A JSONL file, one request per line, resumable under a checkpoint.
       const file = join(dir, "tasks.jsonl");
       await writeFile(file, Array.from({ length: 300 }, (_, i) => `{"text":"line-${i}"}\n`).join(""));
