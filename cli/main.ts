@@ -33,6 +33,7 @@ import {
 import { devBanner } from "./dev-banner.ts";
 import { initProject } from "./init-project.ts";
 import { loadConfig, type TaskwireConfig } from "./load-config.ts";
+import { stopWithThisProcess, whenParentEnds } from "./parent-watch.ts";
 
 const usage = `usage: taskwire <command> [flags]
 
@@ -91,6 +92,7 @@ async function main(argv: string[]): Promise<void> {
   switch (command) {
     case "dev": {
       const nats = await startNatsServer(config.nats.url, config.nats.dataDir);
+      stopWithThisProcess(nats.process); // its own process group: nothing else stops it if this process is killed
       console.log(`nats-server on ${nats.url} (data in ${config.nats.dataDir})`);
       const parts: Stoppable[] = [nats];
       try {
@@ -166,15 +168,18 @@ function describePools(config: TaskwireConfig, supervisor: Supervisor): string {
     .join(", ");
 }
 
+/** This process's parent when it started: npm's `sh -c` when npm started it. */
+const parentAtStart = process.ppid;
+
 function untilSignal(parts: Stoppable[]): Promise<void> {
   return new Promise((resolve) => {
     let stopping = false;
     // Handlers stay installed: one Ctrl-C can arrive twice (from the terminal and
     // relayed by a wrapper such as npm or tsx), and a second must not kill the stop.
-    const stop = (signal: NodeJS.Signals) => {
+    const stop = (reason: string) => {
       if (stopping) return;
       stopping = true;
-      console.log(`taskwire: ${signal}: stopping`);
+      console.log(`taskwire: ${reason}: stopping`);
       void stopAll(parts).then(() => {
         console.log("taskwire: stopped");
         resolve();
@@ -183,6 +188,12 @@ function untilSignal(parts: Stoppable[]): Promise<void> {
     process.on("SIGINT", stop);
     process.on("SIGTERM", stop);
     process.on("SIGHUP", stop); // the terminal closed: nats-server, in a group of its own, did not hear it
+    // Started by npm (npx, npm exec, npm run): a SIGTERM to npm ends the `sh -c` between
+    // them and never reaches this process, which sees only its parent end. Elsewhere a
+    // parent may end on purpose (nohup, a shell script's `&`), so only under npm.
+    if (process.env.npm_lifecycle_event !== undefined) {
+      whenParentEnds(parentAtStart, () => stop(`its parent process (pid ${parentAtStart}) ended`));
+    }
   });
 }
 

@@ -17,6 +17,11 @@ const env = (name: string) => {
 const optionalNumber = (name: string) => (process.env[name] ? Number(process.env[name]) : undefined);
 
 const workerId = env("TASKWIRE_WORKER_ID");
+// The supervisor is gone (killed, even by SIGKILL, which it cannot pass on): nobody
+// will stop this process. Listened for from the start, for it may end while the
+// handler module loads or NATS connects: then there is nothing to drain.
+let parentGone: () => void = () => process.exit(0);
+process.once("disconnect", () => parentGone());
 const services = await loadImplementations(env("TASKWIRE_WORKER_MODULE")).catch((error: Error) => {
   // It would fail so at every start: the supervisor does not restart it.
   console.error(`worker ${workerId}: ${error.message}`);
@@ -48,5 +53,5 @@ const stop = () => {
 // SIGINT to the whole group) must not kill the drain. close() is idempotent.
 process.on("SIGTERM", stop);
 process.on("SIGINT", stop);
-// The supervisor is gone: nobody will stop this process, so drain and exit.
-process.once("disconnect", stop);
+// From now on, the supervisor's end drains it like a signal.
+parentGone = stop;

@@ -1,6 +1,6 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { connect as connectTcp } from "node:net";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -14,7 +14,7 @@ import { createWorker } from "../../worker-runtime/create-worker.ts";
 import { freePort, type NatsServer, startNatsServer } from "../support/nats-server.ts";
 import { poll } from "../support/poll.ts";
 import { environmentVariable, processWithArgs } from "../support/proc.ts";
-import { repoRoot } from "../support/tools.ts";
+import { natsServerBinary, repoRoot } from "../support/tools.ts";
 
 const run = promisify(execFile);
 /** node's arguments to run the taskwire command from source. */
@@ -82,6 +82,62 @@ const isListening = (url: string) =>
     });
     socket.once("error", () => resolve(false));
   });
+
+/** A process as /proc shows it: its parent, state and start time (to tell a reused pid). */
+async function processTable(): Promise<Map<number, { ppid: number; state: string; start: string; args: string }>> {
+  const table = new Map<number, { ppid: number; state: string; start: string; args: string }>();
+  for (const entry of await readdir("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = await readFile(`/proc/${entry}/stat`, "utf8").catch(() => "");
+    // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    if (fields.length < 20) continue;
+    const args = await readFile(`/proc/${entry}/cmdline`, "utf8").catch(() => "");
+    table.set(Number(entry), {
+      ppid: Number(fields[1]),
+      state: fields[0] ?? "",
+      start: fields[19] ?? "",
+      args: args.split("\0").join(" ").trim(),
+    });
+  }
+  return table;
+}
+
+/** `pid` and every process descending from it, with their start times. */
+async function processTree(pid: number): Promise<Map<number, { start: string; args: string }>> {
+  const table = await processTable();
+  const tree = new Map<number, { start: string; args: string }>();
+  const visit = (parent: number) => {
+    const own = table.get(parent);
+    if (!own || tree.has(parent)) return;
+    tree.set(parent, own);
+    for (const [child, info] of table) if (info.ppid === parent) visit(child);
+  };
+  visit(pid);
+  return tree;
+}
+
+/** Those of `tree` still running: neither gone, nor a zombie, nor their pid reused. */
+async function stillRunning(tree: Map<number, { start: string; args: string }>): Promise<string[]> {
+  const table = await processTable();
+  return [...tree]
+    .filter(([pid, { start }]) => {
+      const now = table.get(pid);
+      return now !== undefined && now.state !== "Z" && now.start === start;
+    })
+    .map(([pid, { args }]) => `${pid} ${args}`);
+}
+
+/** Waits until none of `tree` runs; on failure, SIGKILLs those left and names them. */
+async function allGone(tree: Map<number, { start: string; args: string }>, output: () => string) {
+  try {
+    await poll(async () => ((await stillRunning(tree)).length === 0 ? true : undefined), 30_000, 200);
+  } catch (error) {
+    const left = await stillRunning(tree);
+    for (const line of left) process.kill(Number(line.split(" ")[0]), "SIGKILL");
+    throw new Error(`${(error as Error).message}; still running:\n${left.join("\n")}\noutput:\n${output()}`);
+  }
+}
 
 describe("the taskwire command", () => {
   let dir: string;
@@ -297,5 +353,76 @@ describe("the taskwire command", () => {
         await worker.close();
       }
     }, 60_000);
+  });
+
+  it("a SIGKILL of `taskwire worker` while a handler module loads leaves no worker process", async () => {
+    const root = await mkdtemp(join(dir, "loading-"));
+    // A module whose import never ends, as one awaiting a database at load time.
+    await writeFile(join(root, "slow-worker.ts"), "setInterval(() => {}, 1000);\nawait new Promise(() => {});\n");
+    const config = join(root, "taskwire.yaml");
+    await writeFile(
+      config,
+      `nats:\n  url: nats://127.0.0.1:${await freePort()}\nworker:\n  pools:\n    - name: slow\n      module: ${join(root, "slow-worker.ts")}\n      processes: 2\n`,
+    );
+    const supervisor = spawn(process.execPath, taskwireArgs("worker", "--config", config), { cwd: repoRoot });
+    const out = follow(supervisor);
+    const tree = await poll(async () => {
+      const found = await processTree(supervisor.pid ?? 0);
+      const workers = [...found.values()].filter(({ args }) => args.includes("worker-process.ts"));
+      return workers.length === 2 ? found : undefined;
+    });
+    supervisor.kill("SIGKILL");
+    await allGone(tree, out.output);
+  }, 60_000);
+
+  describe("run by npx, the way an installed package runs", () => {
+    /**
+     * `npm exec -- taskwire dev` in a project whose node_modules/.bin/taskwire runs this
+     * repository's command; resolves once the workers are ready, with every process
+     * that descends from npm's.
+     */
+    async function npxDev() {
+      const root = await mkdtemp(join(dir, "npx-"));
+      await writeConfig(root, `nats://127.0.0.1:${await freePort()}`, { processes: 1 });
+      await writeFile(join(root, "package.json"), '{"name":"npx-project","version":"1.0.0","private":true}\n');
+      await mkdir(join(root, "node_modules/.bin"), { recursive: true });
+      const bin = join(root, "node_modules/.bin/taskwire");
+      const main = join(repoRoot, "cli/main.ts");
+      await writeFile(bin, `#!/bin/sh\nexec '${process.execPath}' --conditions=taskwire-source '${main}' "$@"\n`);
+      await chmod(bin, 0o755);
+      const npx = spawn("npm", ["exec", "--", "taskwire", "dev"], {
+        cwd: root,
+        env: { ...process.env, TASKWIRE_NATS_SERVER: natsServerBinary() },
+      });
+      const out = follow(npx);
+      await out.until("workers ready:");
+      const tree = await processTree(npx.pid ?? 0);
+      const commands = [...tree.values()].map(({ args }) => args);
+      // npm runs the bin through `sh -c`; dash (Debian's sh) stays between npm and taskwire.
+      expect(commands).toEqual(
+        expect.arrayContaining([
+          expect.stringContaining(`${main} dev`),
+          expect.stringContaining("nats-server -js"),
+          expect.stringContaining("worker-process.ts"),
+        ]),
+      );
+      expect(commands.filter((args) => args.includes("worker-process.ts"))).toHaveLength(2);
+      const taskwire = [...tree].find(([, { args }]) => args.includes(`${main} dev`))?.[0] ?? 0;
+      return { npx, out, tree, taskwire };
+    }
+
+    it("`kill <npx pid>` stops taskwire, its workers and its nats-server", async () => {
+      const { npx, out, tree } = await npxDev();
+      // npm passes SIGTERM on to `sh -c`, which dies of it without passing it on.
+      npx.kill("SIGTERM");
+      await allGone(tree, out.output);
+      expect(out.output()).toContain("taskwire: stopped");
+    }, 120_000);
+
+    it("SIGKILL of taskwire leaves neither its workers nor its nats-server", async () => {
+      const { out, tree, taskwire } = await npxDev();
+      process.kill(taskwire, "SIGKILL");
+      await allGone(tree, out.output);
+    }, 120_000);
   });
 });
