@@ -1,4 +1,5 @@
 import { fromJson, type JsonValue, toJson, toJsonString } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { TaskStatusSchema } from "../gen/taskwire/v1/task_pb.ts";
 import { createClient, type TaskwireClient } from "../sdk/client/index.ts";
 import type { TaskServiceDefinition } from "../sdk/core/index.ts";
@@ -102,6 +103,8 @@ export function targetOfConfig(config: TaskwireConfig): ClientTarget {
 
 /** A gateway named on the command line: the task types come from its reflection. */
 export function targetOfGateway(gateway: string): ClientTarget {
+  if (!URL.canParse(gateway) || !/^https?:$/.test(new URL(gateway).protocol))
+    throw new Error(`--gateway "${gateway}" is not an http:// or https:// URL, e.g. http://127.0.0.1:8080`);
   let types: Promise<TaskTypes> | undefined;
   return { gateway, types: () => (types ??= taskTypesOfGateway(gateway)) };
 }
@@ -182,6 +185,11 @@ async function withClient(target: ClientTarget, run: (client: TaskwireClient) =>
   const client = await createClient({ gateway: target.gateway });
   try {
     await run(client);
+  } catch (error) {
+    // Unreachable (connection refused, no such host), or without NATS: say which gateway.
+    if (error instanceof ConnectError && error.code === Code.Unavailable)
+      throw new Error(`the gateway at ${target.gateway} is unavailable: ${error.rawMessage}`, { cause: error });
+    throw error;
   } finally {
     await client.close();
   }

@@ -8,8 +8,7 @@ import {
   type Registry,
 } from "@bufbuild/protobuf";
 import { type FileDescriptorProto, FileDescriptorProtoSchema, FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
-import { createClient } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
+import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
 import {
   ServerReflection,
   type ServerReflectionRequest,
@@ -18,6 +17,7 @@ import {
 } from "../gen/grpc/reflection/v1/reflection_pb.ts";
 import { worker } from "../gen/taskwire/v1/options_pb.ts";
 import type { TaskMethod } from "../sdk/core/index.ts";
+import { createGatewayTransport } from "../sdk/gateway-client/index.ts";
 
 /** The task types a command may name, and the messages their JSON needs. */
 export interface TaskTypes {
@@ -33,7 +33,9 @@ export interface TaskTypes {
  * applies each method's defaults itself, so none are needed here.
  */
 export async function taskTypesOfGateway(gateway: string): Promise<TaskTypes> {
-  const client = createClient(ServerReflection, createGrpcTransport({ baseUrl: gateway }));
+  // The transport the SDK's client speaks to a gateway (createClient's), in gRPC as grpcurl.
+  const transport = createGatewayTransport(gateway, { protocol: "grpc" });
+  const client = createClient(ServerReflection, oneMessageStreams(transport));
   const ask = async (request: ServerReflectionRequest["messageRequest"]) => {
     const responses: ServerReflectionResponse[] = [];
     const requests = (async function* () {
@@ -47,22 +49,28 @@ export async function taskTypesOfGateway(gateway: string): Promise<TaskTypes> {
     return answer;
   };
   let services: string[];
+  const files = new Map<string, FileDescriptorProto>();
   try {
     const listed = await ask({ case: "listServices", value: "" });
     services = listed?.case === "listServicesResponse" ? listed.value.service.map((s) => s.name) : [];
-  } catch (error) {
-    throw new Error(`cannot ask the gateway at ${gateway} for its task types: ${(error as Error).message}`, {
-      cause: error,
-    });
-  }
-  const files = new Map<string, FileDescriptorProto>();
-  for (const service of services) {
-    const answer = await ask({ case: "fileContainingSymbol", value: service });
-    if (answer?.case !== "fileDescriptorResponse") continue;
-    for (const bytes of answer.value.fileDescriptorProto) {
-      const file = fromBinary(FileDescriptorProtoSchema, bytes);
-      files.set(file.name, file);
+    for (const service of services) {
+      const answer = await ask({ case: "fileContainingSymbol", value: service });
+      if (answer?.case !== "fileDescriptorResponse") continue;
+      for (const bytes of answer.value.fileDescriptorProto) {
+        const file = fromBinary(FileDescriptorProtoSchema, bytes);
+        files.set(file.name, file);
+      }
     }
+  } catch (error) {
+    const reason =
+      error instanceof ConnectError && error.code === Code.Unimplemented
+        ? "it serves no gRPC reflection (createGateway's reflection: false); without --gateway, the generated modules of taskwire.yaml name the task types"
+        : error instanceof ConnectError
+          ? error.rawMessage
+          : (error as Error).message;
+    throw new Error(`cannot ask the gateway at ${gateway} for its task types: ${reason}`, { cause: error });
+  } finally {
+    transport.close();
   }
   // A registry takes a set's files in order, each after the files it imports.
   const ordered: FileDescriptorProto[] = [];
@@ -101,5 +109,21 @@ export async function taskTypesOfGateway(gateway: string): Promise<TaskTypes> {
       const served = [...methods.keys()].sort().join(", ") || "none";
       throw new Error(`the gateway at ${gateway} serves no task "${target}"; the tasks it serves: ${served}`);
     },
+  };
+}
+
+/**
+ * The SDK's gateway transport speaks unary calls and server streams. A bidi call
+ * that sends one message and then ends its side is, on the wire, a server stream:
+ * reflection is asked so, one question per call.
+ */
+function oneMessageStreams(transport: Transport): Transport {
+  return {
+    unary: (...args) => transport.unary(...args),
+    stream: (method, ...rest) =>
+      transport.stream(
+        method.methodKind === "bidi_streaming" ? { ...method, methodKind: "server_streaming" } : method,
+        ...rest,
+      ),
   };
 }

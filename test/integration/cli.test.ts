@@ -10,6 +10,8 @@ import { implementReportService, reportService } from "../../examples/gen/exampl
 import { TaskState } from "../../gen/taskwire/v1/task_pb.ts";
 import { createClient, type TaskwireClient } from "../../sdk/client/create-client.ts";
 import type { TaskHandle } from "../../sdk/core/task-client.ts";
+import { createGateway } from "../../server/create-gateway.ts";
+import { FakeTaskBackend } from "../../server/test-support/fake-task-backend.ts";
 import { createWorker } from "../../worker-runtime/create-worker.ts";
 import { freePort, type NatsServer, startNatsServer } from "../support/nats-server.ts";
 import { poll } from "../support/poll.ts";
@@ -353,6 +355,34 @@ describe("the taskwire command", () => {
         await worker.close();
       }
     }, 60_000);
+  });
+
+  it("with --gateway alone, names the gateway that cannot answer, and why", async () => {
+    const empty = await mkdtemp(join(dir, "no-gateway-"));
+    const bare = (...args: string[]) =>
+      run(process.execPath, ["--conditions=taskwire-source", join(repoRoot, "cli/main.ts"), ...args], { cwd: empty });
+    const nobody = `http://127.0.0.1:${await freePort()}`;
+    await expect(bare("submit", "hasher/Digest", "--json", "{}", "--gateway", nobody)).rejects.toMatchObject({
+      stderr: expect.stringMatching(
+        new RegExp(`^taskwire: cannot ask the gateway at ${nobody} for its task types: connect ECONNREFUSED`),
+      ),
+    });
+    await expect(bare("watch", "hasher.X", "--gateway", nobody)).rejects.toMatchObject({
+      stderr: expect.stringMatching(
+        new RegExp(`^taskwire: the gateway at ${nobody} is unavailable: connect ECONNREFUSED`),
+      ),
+    });
+    await expect(bare("status", "hasher.X", "--gateway", "127.0.0.1:8080")).rejects.toMatchObject({
+      stderr: 'taskwire: --gateway "127.0.0.1:8080" is not an http:// or https:// URL, e.g. http://127.0.0.1:8080\n',
+    });
+    const gateway = await createGateway({ backend: new FakeTaskBackend(), reflection: false });
+    try {
+      await expect(bare("status", "hasher.X", "--gateway", gateway.url)).rejects.toMatchObject({
+        stderr: `taskwire: cannot ask the gateway at ${gateway.url} for its task types: it serves no gRPC reflection (createGateway's reflection: false); without --gateway, the generated modules of taskwire.yaml name the task types\n`,
+      });
+    } finally {
+      await gateway.close();
+    }
   });
 
   it("a SIGKILL of `taskwire worker` while a handler module loads leaves no worker process", async () => {
