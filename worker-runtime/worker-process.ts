@@ -17,11 +17,22 @@ const env = (name: string) => {
 const optionalNumber = (name: string) => (process.env[name] ? Number(process.env[name]) : undefined);
 
 const workerId = env("TASKWIRE_WORKER_ID");
+const shutdownGraceMs = optionalNumber("TASKWIRE_SHUTDOWN_GRACE_MS");
 // The supervisor is gone (killed, even by SIGKILL, which it cannot pass on): nobody
 // will stop this process. Listened for from the start, for it may end while the
 // handler module loads or NATS connects: then there is nothing to drain.
 let parentGone: () => void = () => process.exit(0);
-process.once("disconnect", () => parentGone());
+process.once("disconnect", () => {
+  // Nor will anybody SIGKILL it a second after the grace period, as the supervisor does,
+  // and a drain waits on a NATS that does not answer (a partition) for minutes: so it
+  // ends itself then.
+  const limitMs = (shutdownGraceMs ?? 30_000) + 1_000;
+  setTimeout(() => {
+    console.error(`worker ${workerId}: its supervisor is gone and draining took over ${limitMs}ms: exiting`);
+    process.exit(1);
+  }, limitMs).unref();
+  parentGone();
+});
 const services = await loadImplementations(env("TASKWIRE_WORKER_MODULE")).catch((error: Error) => {
   // It would fail so at every start: the supervisor does not restart it.
   console.error(`worker ${workerId}: ${error.message}`);
@@ -32,7 +43,7 @@ const worker = await createWorker({
   services,
   workerId,
   concurrency: optionalNumber("TASKWIRE_CONCURRENCY"),
-  shutdownGraceMs: optionalNumber("TASKWIRE_SHUTDOWN_GRACE_MS"),
+  shutdownGraceMs,
   topology: { ackWaitMs: optionalNumber("TASKWIRE_ACK_WAIT_MS") },
 }).catch((error: Error) => {
   // One line, not a stack: the supervisor restarts the process with a backoff.
