@@ -33,7 +33,7 @@ import {
 import { devBanner } from "./dev-banner.ts";
 import { initProject } from "./init-project.ts";
 import { loadConfig, type TaskwireConfig } from "./load-config.ts";
-import { stopWithThisProcess, whenParentEnds } from "./parent-watch.ts";
+import { whenParentEnds } from "./parent-watch.ts";
 
 const usage = `usage: taskwire <command> [flags]
 
@@ -92,7 +92,6 @@ async function main(argv: string[]): Promise<void> {
   switch (command) {
     case "dev": {
       const nats = await startNatsServer(config.nats.url, config.nats.dataDir);
-      stopWithThisProcess(nats.process); // its own process group: nothing else stops it if this process is killed
       console.log(`nats-server on ${nats.url} (data in ${config.nats.dataDir})`);
       const parts: Stoppable[] = [nats];
       try {

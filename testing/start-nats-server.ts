@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdir } from "node:fs/promises";
-import { connect as tcpConnect } from "node:net";
+import { type Socket, connect as tcpConnect } from "node:net";
 import { availableParallelism } from "node:os";
 import { type FindNatsServerOptions, findNatsServer } from "./nats-server-binary.ts";
 
@@ -26,6 +26,8 @@ export interface StartNatsServerOptions extends FindNatsServerOptions {
  * output if it exits first or does not answer within `timeoutMs`). It shares the
  * machine with the gateway and the workers, so it runs Go code on half the cores
  * (`GOMAXPROCS`, unless the environment sets it; docs/operations.md says why).
+ * It runs in a session of its own, and stops when this process ends, however
+ * it ends (a SIGKILL included; not on Windows).
  */
 export async function startNatsServer(
   url: string,
@@ -41,9 +43,11 @@ export async function startNatsServer(
     env: { GOMAXPROCS: String(Math.max(1, Math.floor(availableParallelism() / 2))), ...process.env },
     // Its own process group: a terminal's Ctrl-C signals the whole foreground group, and
     // nats-server would stop at once, before the workers record the tasks they finish.
-    // `taskwire dev` stops it last instead, and on any exit of its own.
+    // `taskwire dev` stops it last instead, and on any exit of its own; killed, even
+    // by SIGKILL, at any point from here on, a guard stops it (stopWithThisProcess).
     detached: true,
   });
+  stopWithThisProcess(child);
   const stopOnExit = () => child.kill("SIGTERM");
   process.once("exit", stopOnExit);
   child.once("exit", () => process.off("exit", stopOnExit));
@@ -84,6 +88,28 @@ export async function startNatsServer(
       return stopping;
     },
   };
+}
+
+/**
+ * Makes `child` end with this process, however this one ends, SIGKILL included:
+ * a shell of its own session holds the read end of a pipe whose only writer is
+ * this process, and SIGTERMs the child when the pipe closes. Once the child has
+ * exited, the shell is stopped (its pid might be another process's by then).
+ * nats-server runs in a process group of its own, which nothing else stops when
+ * this process dies, and has no option to follow its parent. Not on Windows (no sh).
+ */
+function stopWithThisProcess(child: ChildProcess): void {
+  if (process.platform === "win32" || child.pid === undefined || child.exitCode !== null) return;
+  const guard = spawn("sh", ["-c", 'read _; kill -TERM "$1" 2>/dev/null', "taskwire-guard", String(child.pid)], {
+    stdio: ["pipe", "ignore", "ignore"],
+    // Its own session: a terminal's Ctrl-C or hang-up does not end it before the child.
+    detached: true,
+  });
+  guard.on("error", () => undefined); // no sh: the child is then as before, stopped by this process only
+  guard.stdin?.on("error", () => undefined);
+  guard.unref();
+  (guard.stdin as Socket | null)?.unref();
+  child.once("exit", () => guard.kill());
 }
 
 function canConnect(host: string, port: number): Promise<boolean> {

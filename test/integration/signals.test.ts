@@ -1,9 +1,9 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { startNatsServer } from "../support/nats-server.ts";
+import { freePort, startNatsServer } from "../support/nats-server.ts";
 import { poll } from "../support/poll.ts";
 import { repoRoot } from "../support/tools.ts";
 
@@ -132,4 +132,40 @@ worker:
       await nats.stop();
     }
   }, 90_000);
+
+  it("a SIGKILL of `taskwire dev` while its nats-server starts stops that nats-server", async () => {
+    // A nats-server that never listens: `taskwire dev` waits for it until it is killed.
+    const fake = join(dir, "slow-nats-server");
+    await writeFile(fake, "#!/bin/sh\nexec sleep 600\n");
+    await chmod(fake, 0o755);
+    const config = join(dir, "dev.yaml");
+    await writeFile(
+      config,
+      `nats:
+  url: nats://127.0.0.1:${await freePort()}
+  dataDir: ${join(dir, "nats")}
+gateway:
+  host: 127.0.0.1
+  port: ${await freePort()}
+  services:
+    - ${join(repoRoot, "examples/gen/example/v1/hash_taskwire.ts")}
+worker:
+  pools:
+    - name: hasher
+      module: ${join(repoRoot, "examples/hash/hash-worker.ts")}
+`,
+    );
+    const dev = spawn(process.execPath, taskwire("dev", "--config", config), {
+      cwd: dir,
+      env: { ...process.env, TASKWIRE_NATS_SERVER: fake },
+    });
+    const output = outputOf(dev);
+    const natsServer = await poll(async () => {
+      if (dev.exitCode !== null) throw new Error(`exited:\n${output()}`);
+      return (await descendants(dev.pid as number)).find((p) => p.command === "sleep 600");
+    });
+    seen = [natsServer];
+    dev.kill("SIGKILL");
+    await allGone([natsServer], 10_000);
+  }, 60_000);
 });
