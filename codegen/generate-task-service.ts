@@ -1,5 +1,6 @@
 import type { DescService } from "@bufbuild/protobuf";
 import type { GeneratedFile, ImportSymbol, Printable } from "@bufbuild/protoplugin";
+import { taskwireVersion } from "../sdk/core/index.ts";
 import { taskDefaults, type WorkerSettings } from "./task-options.ts";
 
 /** The runtime symbols generated code imports from the Taskwire package. */
@@ -31,6 +32,7 @@ export function generateTaskService(
 
   f.print(f.jsDoc(`The task service ${service.typeName}, run by workers of type "${settings.workerType}".`));
   f.print(f.export("const", definition), " = ", rt.defineTaskService, "({");
+  f.print("  generatorVersion: ", f.string(taskwireVersion), ",");
   f.print("  workerType: ", f.string(settings.workerType), ",");
   f.print("  service: ", f.importSchema(service), ",");
   f.print("  concurrency: ", settings.concurrency, ",");

@@ -1,5 +1,6 @@
 import type { DescService } from "@bufbuild/protobuf";
 import { createEcmaScriptPlugin } from "@bufbuild/protoplugin";
+import { taskwireVersion } from "../sdk/core/index.ts";
 import { generateTaskService, type RuntimeSymbols } from "./generate-task-service.ts";
 import { PluginError } from "./plugin-error.ts";
 import { type WorkerSettings, workerSettings } from "./task-options.ts";
@@ -18,7 +19,8 @@ interface TaskwirePluginOptions {
  */
 export const taskwirePlugin = createEcmaScriptPlugin<TaskwirePluginOptions>({
   name: "protoc-gen-taskwire",
-  version: "v0.1.0",
+  // The package's version: the runtime checks the generated code's against its own.
+  version: `v${taskwireVersion}`,
   parseOptions(raw) {
     const options: TaskwirePluginOptions = { runtimePackage: "taskwire" };
     for (const { key, value } of raw) {

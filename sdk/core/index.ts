@@ -38,3 +38,4 @@ export {
   type TaskServiceDefinition,
 } from "./task-method.ts";
 export { createTaskRegistry, registryOf, type TaskRegistry } from "./task-registry.ts";
+export { checkGeneratorVersion, compatibleVersions, taskwireVersion } from "./version.ts";

@@ -1,4 +1,5 @@
 import type { DescMessage, DescService } from "@bufbuild/protobuf";
+import { checkGeneratorVersion } from "./version.ts";
 
 /** A priority by name. `"normal"` unless a task or its method says otherwise. */
 export type PriorityName = "high" | "normal" | "low";
@@ -62,6 +63,11 @@ export interface TaskMethod<I extends DescMessage = DescMessage, O extends DescM
  * {@link TaskMethod} per rpc, keyed by the rpc's local (lowerCamelCase) name.
  */
 export interface TaskServiceDefinition<M extends Record<string, TaskMethod> = Record<string, TaskMethod>> {
+  /**
+   * The version of the protoc-gen-taskwire that generated the definition, e.g.
+   * `"0.1.0"`: a runtime of another major version (another minor while 0.x) refuses it.
+   */
+  readonly generatorVersion: string;
   /** The worker type, from `(taskwire.v1.worker).type`. */
   readonly workerType: string;
   /** The Protobuf service descriptor. */
@@ -82,16 +88,18 @@ export interface TaskServiceDefinition<M extends Record<string, TaskMethod> = Re
 
 /**
  * Builds a {@link TaskServiceDefinition}, filling each method's worker type.
- * Called by generated code.
+ * Called by generated code. Throws when the code's `generatorVersion` does not
+ * match this runtime's version: the same major and, while 0.x, the same minor.
  *
  * ```ts
  * export const hashService = defineTaskService({
- *   workerType: "hasher", service: HashService, concurrency: 8,
+ *   generatorVersion: "0.1.0", workerType: "hasher", service: HashService, concurrency: 8,
  *   methods: { digest: { name: "Digest", input: DigestRequestSchema, output: DigestResponseSchema, defaults: {} } },
  * });
  * ```
  */
 export function defineTaskService<M extends Record<string, Omit<TaskMethod, "workerType">>>(definition: {
+  generatorVersion: string;
   workerType: string;
   service: DescService;
   concurrency: number;
@@ -106,6 +114,7 @@ export function defineTaskService<M extends Record<string, Omit<TaskMethod, "wor
     readonly workerType: string;
   };
 }> {
+  checkGeneratorVersion(definition);
   const methods = Object.fromEntries(
     Object.entries(definition.methods).map(([key, method]) => [key, { ...method, workerType: definition.workerType }]),
   ) as { [K in keyof M]: M[K] & { readonly workerType: string } };

@@ -2,6 +2,7 @@ import { createRegistry, type Registry } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import { TaskError } from "./task-error.ts";
 import type { TaskMethod, TaskServiceDefinition } from "./task-method.ts";
+import { checkGeneratorVersion } from "./version.ts";
 
 /**
  * The task services a gateway or client accepts, by worker type and rpc name.
@@ -20,11 +21,13 @@ export interface TaskRegistry {
 
 /**
  * Builds a registry from generated definitions (`hashService`, ...). Throws
- * when two definitions claim one worker type.
+ * when two definitions claim one worker type, or when a definition was generated
+ * by a protoc-gen-taskwire of another version than this runtime's.
  */
 export function createTaskRegistry(definitions: Iterable<TaskServiceDefinition>): TaskRegistry {
   const byType = new Map<string, TaskServiceDefinition>();
   for (const definition of definitions) {
+    checkGeneratorVersion(definition);
     const existing = byType.get(definition.workerType);
     if (existing && existing.service.typeName !== definition.service.typeName) {
       throw new Error(

@@ -14,6 +14,7 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
  * The task service bench.v1.EchoService, run by workers of type "bench".
  */
 export const echoService = defineTaskService({
+  generatorVersion: "0.1.0",
   workerType: "bench",
   service: EchoService,
   concurrency: 200,

@@ -14,6 +14,7 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
  * The task service example.v1.HashService, run by workers of type "hasher".
  */
 export const hashService = defineTaskService({
+  generatorVersion: "0.1.0",
   workerType: "hasher",
   service: HashService,
   concurrency: 8,

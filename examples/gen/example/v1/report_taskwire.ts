@@ -14,6 +14,7 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
  * The task service example.v1.ReportService, run by workers of type "reports".
  */
 export const reportService = defineTaskService({
+  generatorVersion: "0.1.0",
   workerType: "reports",
   service: ReportService,
   concurrency: 4,

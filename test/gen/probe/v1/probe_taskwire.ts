@@ -14,6 +14,7 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
  * The task service probe.v1.ProbeService, run by workers of type "probe".
  */
 export const probeService = defineTaskService({
+  generatorVersion: "0.1.0",
   workerType: "probe",
   service: ProbeService,
   concurrency: 4,
@@ -77,6 +78,7 @@ export function createProbeServiceClient(client: TaskClient): ProbeServiceClient
  * The task service probe.v1.LimitedProbeService, run by workers of type "limited".
  */
 export const limitedProbeService = defineTaskService({
+  generatorVersion: "0.1.0",
   workerType: "limited",
   service: LimitedProbeService,
   concurrency: 4,
@@ -141,6 +143,7 @@ export function createLimitedProbeServiceClient(client: TaskClient): LimitedProb
  * The task service probe.v1.VolatileProbeService, run by workers of type "volatile".
  */
 export const volatileProbeService = defineTaskService({
+  generatorVersion: "0.1.0",
   workerType: "volatile",
   service: VolatileProbeService,
   concurrency: 0,
