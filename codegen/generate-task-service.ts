@@ -18,13 +18,15 @@ export interface RuntimeSymbols {
 /**
  * Prints, for one task service: its definition (`hashService`), the handler
  * interface (`HashServiceHandler`), `implementHashService()`, the client
- * interface (`HashServiceClient`) and `createHashServiceClient()`.
+ * interface (`HashServiceClient`) and `createHashServiceClient()`. `sourceInfo`
+ * names the constant that holds the file's comments, if it has one.
  */
 export function generateTaskService(
   f: GeneratedFile,
   service: DescService,
   settings: WorkerSettings,
   rt: RuntimeSymbols,
+  sourceInfo?: string,
 ): void {
   const name = service.name;
   const definition = name.charAt(0).toLowerCase() + name.slice(1);
@@ -40,6 +42,7 @@ export function generateTaskService(
   if (settings.maxRate) f.print("  maxRate: ", settings.maxRate, ",");
   if (settings.maxQueued) f.print("  maxQueued: ", settings.maxQueued, ",");
   if (settings.storage === "memory") f.print('  storage: "memory",');
+  if (sourceInfo) f.print("  sourceInfo: ", sourceInfo, ",");
   f.print("  methods: {");
   for (const method of methods) {
     f.print("    ", method.localName, ": {");

@@ -1,4 +1,5 @@
 import {
+  clone,
   create,
   type DescExtension,
   type DescFile,
@@ -8,10 +9,22 @@ import {
   type MessageInitShape,
   toBinary,
 } from "@bufbuild/protobuf";
-import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
+import { base64Decode } from "@bufbuild/protobuf/wire";
+import { FileDescriptorProtoSchema, SourceCodeInfoSchema } from "@bufbuild/protobuf/wkt";
 import { Code, type ConnectRouter } from "@connectrpc/connect";
 import * as v1 from "../gen/grpc/reflection/v1/reflection_pb.ts";
+import { file_grpc_reflection_v1_reflection_sourceInfo } from "../gen/grpc/reflection/v1/reflection_taskwire.ts";
 import * as v1alpha from "../gen/grpc/reflection/v1alpha/reflection_pb.ts";
+import { file_grpc_reflection_v1alpha_reflection_sourceInfo } from "../gen/grpc/reflection/v1alpha/reflection_taskwire.ts";
+import { file_taskwire_v1_options } from "../gen/taskwire/v1/options_pb.ts";
+import { file_taskwire_v1_options_sourceInfo } from "../gen/taskwire/v1/options_taskwire.ts";
+import { file_taskwire_v1_queue_service } from "../gen/taskwire/v1/queue_service_pb.ts";
+import { file_taskwire_v1_queue_service_sourceInfo } from "../gen/taskwire/v1/queue_service_taskwire.ts";
+import { file_taskwire_v1_task } from "../gen/taskwire/v1/task_pb.ts";
+import { file_taskwire_v1_task_service } from "../gen/taskwire/v1/task_service_pb.ts";
+import { file_taskwire_v1_task_service_sourceInfo } from "../gen/taskwire/v1/task_service_taskwire.ts";
+import { file_taskwire_v1_task_sourceInfo } from "../gen/taskwire/v1/task_taskwire.ts";
+import { sourceInfoOf } from "../sdk/core/index.ts";
 
 type Request = v1.ServerReflectionRequest;
 type Answer = MessageInitShape<typeof v1.ServerReflectionResponseSchema>["messageResponse"];
@@ -23,7 +36,9 @@ type Answer = MessageInitShape<typeof v1.ServerReflectionResponseSchema>["messag
  *
  * It describes every service the router holds once the first request comes
  * (register it with the others, in any order), itself included, each with its
- * file and that file's transitive imports.
+ * file and that file's transitive imports. Files carry their comments where their
+ * generated code does: Taskwire's own, and those of task services whose generated
+ * definitions were loaded.
  */
 export function reflectionRoutes(): (router: ConnectRouter) => void {
   return (router) => {
@@ -53,6 +68,20 @@ export function reflectionRoutes(): (router: ConnectRouter) => void {
     });
   };
 }
+
+/**
+ * The comments of Taskwire's own files, which protoc-gen-taskwire writes beside them
+ * (`source_info=all` in buf.gen.yaml). Those of task services' files come with their
+ * definitions ({@link sourceInfoOf}).
+ */
+const protocolSourceInfo = new Map<DescFile, string>([
+  [v1.file_grpc_reflection_v1_reflection, file_grpc_reflection_v1_reflection_sourceInfo],
+  [v1alpha.file_grpc_reflection_v1alpha_reflection, file_grpc_reflection_v1alpha_reflection_sourceInfo],
+  [file_taskwire_v1_options, file_taskwire_v1_options_sourceInfo],
+  [file_taskwire_v1_queue_service, file_taskwire_v1_queue_service_sourceInfo],
+  [file_taskwire_v1_task, file_taskwire_v1_task_sourceInfo],
+  [file_taskwire_v1_task_service, file_taskwire_v1_task_service_sourceInfo],
+]);
 
 /** What reflection can tell of a fixed set of services. */
 class ReflectionIndex {
@@ -130,10 +159,20 @@ class ReflectionIndex {
     return { case: "fileDescriptorResponse", value: { fileDescriptorProto: files.map((f) => this.encode(f)) } };
   }
 
+  /**
+   * The file's descriptor as generated code embeds it, with its comments put back
+   * where its generated code carries them, so that grpcurl's describe shows them.
+   */
   private encode(file: DescFile): Uint8Array {
     let bytes = this.encoded.get(file.proto.name);
     if (!bytes) {
-      bytes = toBinary(FileDescriptorProtoSchema, file.proto);
+      const sourceInfo = protocolSourceInfo.get(file) ?? sourceInfoOf(file);
+      let proto = file.proto;
+      if (sourceInfo) {
+        proto = clone(FileDescriptorProtoSchema, file.proto);
+        proto.sourceCodeInfo = fromBinary(SourceCodeInfoSchema, base64Decode(sourceInfo));
+      }
+      bytes = toBinary(FileDescriptorProtoSchema, proto);
       this.encoded.set(file.proto.name, bytes);
     }
     return bytes;

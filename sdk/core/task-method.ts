@@ -1,4 +1,5 @@
 import type { DescMessage, DescService } from "@bufbuild/protobuf";
+import { recordSourceInfo } from "./source-info.ts";
 import { checkGeneratorVersion } from "./version.ts";
 
 /** A priority by name. `"normal"` unless a task or its method says otherwise. */
@@ -90,6 +91,8 @@ export interface TaskServiceDefinition<M extends Record<string, TaskMethod> = Re
  * Builds a {@link TaskServiceDefinition}, filling each method's worker type.
  * Called by generated code. Throws when the code's `generatorVersion` does not
  * match this runtime's version: the same major and, while 0.x, the same minor.
+ * `sourceInfo`, the comments of the service's proto file, is kept for the
+ * gateway's gRPC reflection.
  *
  * ```ts
  * export const hashService = defineTaskService({
@@ -107,6 +110,8 @@ export function defineTaskService<M extends Record<string, Omit<TaskMethod, "wor
   maxRate?: number;
   maxQueued?: number;
   storage?: "file" | "memory";
+  /** The proto file's SourceCodeInfo (the locations that carry a comment), in base64. */
+  sourceInfo?: string;
   methods: M;
 }): TaskServiceDefinition<{
   [K in keyof M]: M[K] & {
@@ -115,8 +120,10 @@ export function defineTaskService<M extends Record<string, Omit<TaskMethod, "wor
   };
 }> {
   checkGeneratorVersion(definition);
+  const { sourceInfo, ...rest } = definition;
+  if (sourceInfo) recordSourceInfo(definition.service.file, sourceInfo);
   const methods = Object.fromEntries(
     Object.entries(definition.methods).map(([key, method]) => [key, { ...method, workerType: definition.workerType }]),
   ) as { [K in keyof M]: M[K] & { readonly workerType: string } };
-  return { ...definition, methods };
+  return { ...rest, methods };
 }

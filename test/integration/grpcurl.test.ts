@@ -104,6 +104,17 @@ describe("grpcurl against the gateway, with no proto files at hand", () => {
     expect(message.stdout).toContain("string text = 1 [(.taskwire.v1.field) = { required: true }];");
     const method = await grpcurl(address, "describe", "taskwire.v1.TaskService.WatchTask");
     expect(method.stdout).toContain("returns ( stream .taskwire.v1.WatchTaskResponse )");
+    // The proto comments, which generated code carries beside the descriptors.
+    expect(service.stdout).toContain("// A quick CPU task: hash some text, many rounds over.\nservice HashService {");
+    expect(service.stdout).toMatch(/\/\/ Computes an iterated digest of the text\.\n\s*rpc Digest /);
+    expect(message.stdout).toMatch(/\/\/ The text to hash\.\n\s*string text = 1/);
+    const protocol = await grpcurl(address, "describe", "taskwire.v1.TaskService");
+    expect(protocol.stdout).toContain("// Submits tasks and answers questions about them. Served by the gateway over");
+    expect(protocol.stdout).toMatch(
+      /\/\/ Reads a task's current status\. NOT_FOUND for an unknown id\.\n\s*rpc GetTask /,
+    );
+    const task = await grpcurl(address, "describe", "taskwire.v1.Task");
+    expect(task.stdout).toMatch(/\/\/ of the task service, e\.g\. "thumbnailer"\.\n\s*string worker_type = 1;/);
     const unknown = await grpcurl(address, "describe", "example.v1.Nothing");
     expect(unknown.code).not.toBe(0);
     expect(unknown.stderr).toContain("Symbol not found: example.v1.Nothing");

@@ -11,6 +11,11 @@ import { implementTaskService } from "taskwire/worker";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 
 /**
+ * The comments of bench/v1/bench.proto, which gRPC reflection serves with the file's descriptor: its SourceCodeInfo (the locations that carry a comment), in base64.
+ */
+export const file_bench_v1_bench_sourceInfo = "CosBCgIGABIECAAZARp/IFRoZSB0YXNrIHNlcnZpY2Ugb2YgYG5wbSBydW4gYmVuY2hgOiBhIGhhbmRsZXIgdGhhdCBkb2VzIG5vIHdvcmssIHNvIHRoYXQgdGhlCiBiZW5jaG1hcmsgbWVhc3VyZXMgdGhlIHF1ZXVlIGFuZCBub3RoaW5nIGVsc2UuCgqgAQoEBgACABIEEAIYAxqRASBSZXR1cm5zIHRoZSB0ZXh0IGl0IHdhcyBnaXZlbi4gQSBkZWFkbGluZSBhbmQgYSByZXRyeSBwb2xpY3kgYXJlIGluIGVmZmVjdCwKIGFzIGluIHByb2R1Y3Rpb24sIHRob3VnaCB0aGUgYmVuY2htYXJrJ3MgaGFuZGxlciBuZXZlciBuZWVkcyB0aGVtLgoKKgoCBAASBBwAHwEaHiBSZXF1ZXN0IG9mIEVjaG9TZXJ2aWNlLkVjaG8uCgo3CgQEAAIAEgMeAhIaKiBUaGUgcGF5bG9hZCwgMTI4IGJ5dGVzIGluIHRoZSBiZW5jaG1hcmsuCgorCgIEARIEIgAlARofIFJlc3BvbnNlIG9mIEVjaG9TZXJ2aWNlLkVjaG8uCgoqCgQEAQIAEgMkAhIaHSBUaGUgcGF5bG9hZCBvZiB0aGUgcmVxdWVzdC4K";
+
+/**
  * The task service bench.v1.EchoService, run by workers of type "bench".
  */
 export const echoService = defineTaskService({
@@ -18,6 +23,7 @@ export const echoService = defineTaskService({
   workerType: "bench",
   service: EchoService,
   concurrency: 200,
+  sourceInfo: file_bench_v1_bench_sourceInfo,
   methods: {
     echo: {
       name: "Echo",

@@ -11,6 +11,11 @@ import { implementTaskService } from "taskwire/worker";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 
 /**
+ * The comments of example/v1/hash.proto, which gRPC reflection serves with the file's descriptor: its SourceCodeInfo (the locations that carry a comment), in base64.
+ */
+export const file_example_v1_hash_sourceInfo = "CkEKAgYAEgQHABQBGjUgQSBxdWljayBDUFUgdGFzazogaGFzaCBzb21lIHRleHQsIG1hbnkgcm91bmRzIG92ZXIuCgo4CgQGAAIAEgQOAhMDGiogQ29tcHV0ZXMgYW4gaXRlcmF0ZWQgZGlnZXN0IG9mIHRoZSB0ZXh0LgoKLAoCBAASBBcAHgEaICBSZXF1ZXN0IG9mIEhhc2hTZXJ2aWNlLkRpZ2VzdC4KCiAKBAQAAgASAxkCOxoTIFRoZSB0ZXh0IHRvIGhhc2guCgpHCgQEAAIBEgMbAhcaOiBUaGUgaGFzaCBhbGdvcml0aG0sICJzaGEyNTYiIG9yICJzaGE1MTIiLiBFbXB0eTogc2hhMjU2LgoKSwoEBAACAhIDHQIUGj4gSG93IG1hbnkgdGltZXMgdG8gcmUtaGFzaCB0aGUgZGlnZXN0LCAxIHRvIDEwMDAwMDAuIFplcm86IDEuCgotCgIEARIEIQAmARohIFJlc3BvbnNlIG9mIEhhc2hTZXJ2aWNlLkRpZ2VzdC4KCjAKBAQBAgASAyMCERojIFRoZSBmaW5hbCBkaWdlc3QsIGxvd2VyLWNhc2UgaGV4LgoKIwoEBAECARIDJQIUGhYgVGhlIHJvdW5kcyBjb21wdXRlZC4K";
+
+/**
  * The task service example.v1.HashService, run by workers of type "hasher".
  */
 export const hashService = defineTaskService({
@@ -18,6 +23,7 @@ export const hashService = defineTaskService({
   workerType: "hasher",
   service: HashService,
   concurrency: 8,
+  sourceInfo: file_example_v1_hash_sourceInfo,
   methods: {
     digest: {
       name: "Digest",

@@ -11,6 +11,11 @@ import { implementTaskService } from "taskwire/worker";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 
 /**
+ * The comments of example/v1/report.proto, which gRPC reflection serves with the file's descriptor: its SourceCodeInfo (the locations that carry a comment), in base64.
+ */
+export const file_example_v1_report_sourceInfo = "CjQKAgYAEgQHABcBGiggQSBsb25nIHRhc2sgdGhhdCByZXBvcnRzIGl0cyBwcm9ncmVzcy4KClYKBAYAAgASBA4CFgMaSCBCdWlsZHMgYSByZXBvcnQgc2VjdGlvbiBieSBzZWN0aW9uLCByZXBvcnRpbmcgcHJvZ3Jlc3MgYWZ0ZXIgZWFjaCBvbmUuCgowCgIEABIEGgAhARokIFJlcXVlc3Qgb2YgUmVwb3J0U2VydmljZS5HZW5lcmF0ZS4KCiIKBAQAAgASAxwCPBoVIFRoZSByZXBvcnQncyB0aXRsZS4KCiwKBAQAAgESAx4CPxofIFNlY3Rpb25zIHRvIGJ1aWxkLCAxIHRvIDEwMDAuCgo+CgQEAAICEgMgAhgaMSBNaWxsaXNlY29uZHMgZWFjaCBzZWN0aW9uIHRha2VzLCBhdCBtb3N0IDYwMDAwLgoKMQoCBAESBCQAKQEaJSBSZXNwb25zZSBvZiBSZXBvcnRTZXJ2aWNlLkdlbmVyYXRlLgoKOQoEBAECABIDJgISGiwgVGhlIGZpbmlzaGVkIHJlcG9ydCwgb25lIGxpbmUgcGVyIHNlY3Rpb24uCgoeCgQEAQIBEgMoAhYaESBTZWN0aW9ucyBidWlsdC4K";
+
+/**
  * The task service example.v1.ReportService, run by workers of type "reports".
  */
 export const reportService = defineTaskService({
@@ -18,6 +23,7 @@ export const reportService = defineTaskService({
   workerType: "reports",
   service: ReportService,
   concurrency: 4,
+  sourceInfo: file_example_v1_report_sourceInfo,
   methods: {
     generate: {
       name: "Generate",

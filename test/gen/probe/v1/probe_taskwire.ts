@@ -11,6 +11,11 @@ import { implementTaskService } from "taskwire/worker";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 
 /**
+ * The comments of probe/v1/probe.proto, which gRPC reflection serves with the file's descriptor: its SourceCodeInfo (the locations that carry a comment), in base64.
+ */
+export const file_probe_v1_probe_sourceInfo = "CrIBCgIGABIECQAcARqlASBUaGUgd29ya2VyIHR5cGUgb2YgdGhlIGRlbGl2ZXJ5LXNlbWFudGljcyB0ZXN0czogZWFjaCByZXF1ZXN0IHNheXMgaG93IGl0cwogYXR0ZW1wdHMgYmVoYXZlLCBzbyBvbmUgaGFuZGxlciBjYW4gc2hvdyByZXRyaWVzLCB0aW1lb3V0cywgaGVhcnRiZWF0cyBhbmQKIHByaW9yaXRpZXMuCgpXCgQGAAIAEgQQAhsDGkkgUnVucyBhcyB0aGUgcmVxdWVzdCBzYXlzLiBGYXN0IHJldHJpZXMsIHNvIHRlc3RzIG9mIGJhY2tvZmYgc3RheSBzaG9ydC4KCioKAgQAEgQfACwBGh4gUmVxdWVzdCBvZiBQcm9iZVNlcnZpY2UuUnVuLgoKSgoEBAACABIDIQITGj0gRWNob2VkIGluIHRoZSByZXNwb25zZSwgYW5kIHJlY29yZGVkIGJ5IHRoZSB0ZXN0J3MgaGFuZGxlci4KCjwKBAQAAgESAyMCFhovIEhvdyBsb25nIGVhY2ggYXR0ZW1wdCB3b3JrcywgaW4gbWlsbGlzZWNvbmRzLgoKQwoEBAACAhIDJQIbGjYgQXR0ZW1wdHMgMSB0byBmYWlsX2F0dGVtcHRzIHRocm93IGEgcmV0cnlhYmxlIGVycm9yLgoKOAoEBAACAxIDJwIZGisgRXZlcnkgYXR0ZW1wdCB0aHJvd3MgYSBOb25SZXRyeWFibGVFcnJvci4KCj8KBAQAAgQSAykCFRoyIENhbGwgY3R4LmhlYXJ0YmVhdCgpIGV2ZXJ5IDEwMCBtcyB3aGlsZSB3b3JraW5nLgoKWgoEBAACBRIDKwIZGk0gS2VlcCB3b3JraW5nIGFmdGVyIHRoZSBzaWduYWwgYWJvcnRzIChhIGhhbmRsZXIgdGhhdCBpZ25vcmVzIGl0cyBkZWFkbGluZSkuCgpRCgIGARIELwA6ARpFIFRoZSBzYW1lIHByb2JlIGFzIGEgd29ya2VyIHR5cGUgd2l0aCBsaW1pdHMgYWNyb3NzIGFsbCBpdHMgd29ya2Vycy4KCigKBAYBAgASAzkCLBobIFJ1bnMgYXMgdGhlIHJlcXVlc3Qgc2F5cy4KClUKAgYCEgQ9AEUBGkkgVGhlIHNhbWUgcHJvYmUgYXMgYSB3b3JrZXIgdHlwZSB3aG9zZSB0YXNrcyB0aGUgYnJva2VyIGtlZXBzIGluIG1lbW9yeS4KCigKBAYCAgASA0QCLBobIFJ1bnMgYXMgdGhlIHJlcXVlc3Qgc2F5cy4KCisKAgQBEgRIAE8BGh8gUmVzcG9uc2Ugb2YgUHJvYmVTZXJ2aWNlLlJ1bi4KCiMKBAQBAgASA0oCExoWIFRoZSByZXF1ZXN0J3MgbGFiZWwuCgoqCgQEAQIBEgNMAhUaHSBUaGUgYXR0ZW1wdCB0aGF0IHN1Y2NlZWRlZC4KCi8KBAQBAgISA04CFxoiIFRoZSB3b3JrZXIgaW5zdGFuY2UgdGhhdCByYW4gaXQuCg";
+
+/**
  * The task service probe.v1.ProbeService, run by workers of type "probe".
  */
 export const probeService = defineTaskService({
@@ -18,6 +23,7 @@ export const probeService = defineTaskService({
   workerType: "probe",
   service: ProbeService,
   concurrency: 4,
+  sourceInfo: file_probe_v1_probe_sourceInfo,
   methods: {
     run: {
       name: "Run",
@@ -85,6 +91,7 @@ export const limitedProbeService = defineTaskService({
   maxConcurrency: 2,
   maxRate: 10,
   maxQueued: 30,
+  sourceInfo: file_probe_v1_probe_sourceInfo,
   methods: {
     run: {
       name: "Run",
@@ -148,6 +155,7 @@ export const volatileProbeService = defineTaskService({
   service: VolatileProbeService,
   concurrency: 0,
   storage: "memory",
+  sourceInfo: file_probe_v1_probe_sourceInfo,
   methods: {
     run: {
       name: "Run",
