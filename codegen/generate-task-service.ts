@@ -10,6 +10,7 @@ export interface RuntimeSymbols {
   readonly SubmitOptions: ImportSymbol;
   readonly TaskClient: ImportSymbol;
   readonly TaskHandle: ImportSymbol;
+  readonly HandlerResult: ImportSymbol;
   readonly TaskContext: ImportSymbol;
   readonly TaskServiceImplementation: ImportSymbol;
   readonly MessageInitShape: ImportSymbol;
@@ -67,10 +68,11 @@ export function generateTaskService(
       f.importShape(method.input),
       ", ctx: ",
       rt.TaskContext,
+      // HandlerResult, not MessageInitShape: a wrong result's error then names the field.
       "): Promise<",
-      rt.MessageInitShape,
-      "<typeof ",
-      f.importSchema(method.output, true),
+      rt.HandlerResult,
+      "<",
+      f.importShape(method.output),
       ">>;",
     );
   }

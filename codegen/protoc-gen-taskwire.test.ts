@@ -81,7 +81,13 @@ service Plain {
 }
 
 message SendReceiptRequest { string order_id = 1; }
-message SendReceiptResponse { string message_id = 1; }
+message SendReceiptResponse {
+  string message_id = 1;
+  Receipt receipt = 2;
+  repeated string tags = 3;
+}
+message Receipt { string total = 1; }
+message Refund { string amount = 1; }
 `;
 
 describe("protoc-gen-taskwire", () => {
@@ -102,7 +108,7 @@ describe("protoc-gen-taskwire", () => {
     expect(code).toContain('defaults: { timeoutMs: 20000, priority: "low", retry: { maxAttempts: 5, multiplier: 3 } }');
     expect(code).toContain("export interface MailServiceHandler {");
     expect(code).toContain(
-      "sendReceipt(request: SendReceiptRequest, ctx: TaskContext): Promise<MessageInitShape<typeof SendReceiptResponseSchema>>;",
+      "sendReceipt(request: SendReceiptRequest, ctx: TaskContext): Promise<HandlerResult<SendReceiptResponse>>;",
     );
     expect(code).toContain("export function implementMailService(handler: MailServiceHandler)");
     expect(code).toContain("export function createMailServiceClient(client: TaskClient): MailServiceClient");
@@ -206,7 +212,9 @@ describe("protoc-gen-taskwire", () => {
       const file = join(dir, `handler-${Math.random().toString(36).slice(2)}.ts`);
       await writeFile(
         file,
-        `import { implementMailService, createMailServiceClient } from "./gen/shop/v1/mail_taskwire.ts";
+        `import { create } from "@bufbuild/protobuf";
+import { ReceiptSchema, RefundSchema, SendReceiptResponseSchema } from "./gen/shop/v1/mail_pb.ts";
+import { implementMailService, createMailServiceClient } from "./gen/shop/v1/mail_taskwire.ts";
 import type { TaskClient } from "taskwire";
 export const mail = implementMailService(${handler});
 export async function send(client: TaskClient) {
@@ -234,21 +242,59 @@ export async function send(client: TaskClient) {
           return { messageId: \`m-\${request.orderId}-\${ctx.attempt}\` };
         },
         async ping() {
-          return { messageId: "pong" };
+          return { messageId: "pong", receipt: { total: "1.00" }, tags: ["a"] };
         },
       }`);
       expect(diagnostics).toEqual([]);
+      // A message made with create(), its message fields alike.
+      expect(
+        await typeCheck(`{
+          async sendReceipt() { return create(SendReceiptResponseSchema, { receipt: create(ReceiptSchema) }); },
+          async ping() { return { receipt: create(ReceiptSchema, { total: "2.00" }) }; },
+        }`),
+      ).toEqual([]);
     });
 
-    it("rejects a handler whose result has the wrong type", async () => {
-      const diagnostics = await typeCheck(`{
-        async sendReceipt() { return { messageId: 42 }; },
-        async ping(request) { return request; },
-      }`);
-      expect(diagnostics.join("\n")).toMatch(
-        /\{ messageId: number; \}' is not assignable to type 'MessageInit<SendReceiptResponse>'/,
+    // A wrong result is reported by the field it gets wrong, not as "Property
+    // '$typeName' is missing", which protobuf-es' MessageInitShape makes tsc say.
+    const wrongResult = (result: string) =>
+      typeCheck(`{ async sendReceipt() { return ${result}; }, async ping() { return {}; } }`).then((d) => d.join("\n"));
+
+    it.each([
+      [
+        "a scalar field of the wrong type",
+        "{ messageId: 42 }",
+        /Types of property 'messageId' are incompatible\.\s+Type 'number' is not assignable to type 'string'/,
+      ],
+      [
+        "a message field given another message",
+        "{ receipt: create(RefundSchema) }",
+        /Types of property 'receipt' are incompatible\.\s+Type 'Refund' is not assignable to type/,
+      ],
+      [
+        "a message field given a wrong object",
+        "{ receipt: { total: 1 } }",
+        /Types of property 'receipt' are incompatible\.\s+Type '\{ total: number; \}' is not assignable to type/,
+      ],
+      [
+        "a repeated field of the wrong type",
+        '{ messageId: "m", tags: [1] }',
+        /Types of property 'tags' are incompatible\.\s+Type 'number\[\]' is not assignable to type 'string\[\]'/,
+      ],
+    ])("rejects a result with %s, naming the field", async (_, result, message) => {
+      const diagnostics = await wrongResult(result);
+      expect(diagnostics).toMatch(/is not assignable to type 'HandlerResult<SendReceiptResponse>'/);
+      expect(diagnostics).toMatch(message);
+      expect(diagnostics).not.toMatch(/Property '\$typeName' is missing in type '\{ (messageId|receipt|tags)/);
+    });
+
+    it("rejects a result that is another message", async () => {
+      const diagnostics = await typeCheck(
+        `{ async sendReceipt(request) { return request; }, async ping() { return {}; } }`,
       );
-      expect(diagnostics.join("\n")).toMatch(/shop\.v1\.SendReceiptRequest/);
+      expect(diagnostics.join("\n")).toMatch(
+        /Type 'SendReceiptRequest' is not assignable to type 'HandlerResult<SendReceiptResponse>'/,
+      );
     });
 
     it("rejects a handler that misses a method", async () => {

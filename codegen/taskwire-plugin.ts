@@ -89,6 +89,7 @@ export const taskwirePlugin = createEcmaScriptPlugin<TaskwirePluginOptions>({
         SubmitOptions: f.import("SubmitOptions", pkg, true),
         TaskClient: f.import("TaskClient", pkg, true),
         TaskHandle: f.import("TaskHandle", pkg, true),
+        HandlerResult: f.import("HandlerResult", pkg, true),
         implementTaskService: f.import("implementTaskService", `${pkg}/worker`),
         TaskContext: f.import("TaskContext", `${pkg}/worker`, true),
         TaskServiceImplementation: f.import("TaskServiceImplementation", `${pkg}/worker`, true),

@@ -26,8 +26,11 @@ export type {
 export { createClient } from "./client/index.ts";
 export type {
   DeliveryName,
+  HandlerResult,
   PriorityName,
   QueueBackend,
+  ResultFields,
+  ResultMessage,
   RetryOptions,
   StatusStream,
   SubmitLimits,

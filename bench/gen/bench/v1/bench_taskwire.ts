@@ -2,9 +2,9 @@
 // @generated from file bench/v1/bench.proto (package bench.v1, syntax proto3)
 /* eslint-disable */
 
-import type { SubmitOptions, TaskClient, TaskHandle } from "taskwire";
+import type { HandlerResult, SubmitOptions, TaskClient, TaskHandle } from "taskwire";
 import { defineTaskService } from "taskwire";
-import type { EchoRequest } from "./bench_pb.ts";
+import type { EchoRequest, EchoResponse } from "./bench_pb.ts";
 import { EchoRequestSchema, EchoResponseSchema, EchoService } from "./bench_pb.ts";
 import type { TaskContext, TaskServiceImplementation } from "taskwire/worker";
 import { implementTaskService } from "taskwire/worker";
@@ -47,7 +47,7 @@ export interface EchoServiceHandler {
    *
    * @generated from rpc bench.v1.EchoService.Echo
    */
-  echo(request: EchoRequest, ctx: TaskContext): Promise<MessageInitShape<typeof EchoResponseSchema>>;
+  echo(request: EchoRequest, ctx: TaskContext): Promise<HandlerResult<EchoResponse>>;
 }
 
 /**

@@ -2,9 +2,9 @@
 // @generated from file example/v1/hash.proto (package example.v1, syntax proto3)
 /* eslint-disable */
 
-import type { SubmitOptions, TaskClient, TaskHandle } from "taskwire";
+import type { HandlerResult, SubmitOptions, TaskClient, TaskHandle } from "taskwire";
 import { defineTaskService } from "taskwire";
-import type { DigestRequest } from "./hash_pb.ts";
+import type { DigestRequest, DigestResponse } from "./hash_pb.ts";
 import { DigestRequestSchema, DigestResponseSchema, HashService } from "./hash_pb.ts";
 import type { TaskContext, TaskServiceImplementation } from "taskwire/worker";
 import { implementTaskService } from "taskwire/worker";
@@ -45,7 +45,7 @@ export interface HashServiceHandler {
    *
    * @generated from rpc example.v1.HashService.Digest
    */
-  digest(request: DigestRequest, ctx: TaskContext): Promise<MessageInitShape<typeof DigestResponseSchema>>;
+  digest(request: DigestRequest, ctx: TaskContext): Promise<HandlerResult<DigestResponse>>;
 }
 
 /**

@@ -2,9 +2,9 @@
 // @generated from file example/v1/report.proto (package example.v1, syntax proto3)
 /* eslint-disable */
 
-import type { SubmitOptions, TaskClient, TaskHandle } from "taskwire";
+import type { HandlerResult, SubmitOptions, TaskClient, TaskHandle } from "taskwire";
 import { defineTaskService } from "taskwire";
-import type { GenerateRequest } from "./report_pb.ts";
+import type { GenerateRequest, GenerateResponse } from "./report_pb.ts";
 import { GenerateRequestSchema, GenerateResponseSchema, ReportService } from "./report_pb.ts";
 import type { TaskContext, TaskServiceImplementation } from "taskwire/worker";
 import { implementTaskService } from "taskwire/worker";
@@ -45,7 +45,7 @@ export interface ReportServiceHandler {
    *
    * @generated from rpc example.v1.ReportService.Generate
    */
-  generate(request: GenerateRequest, ctx: TaskContext): Promise<MessageInitShape<typeof GenerateResponseSchema>>;
+  generate(request: GenerateRequest, ctx: TaskContext): Promise<HandlerResult<GenerateResponse>>;
 }
 
 /**

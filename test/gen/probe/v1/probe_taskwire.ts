@@ -2,9 +2,9 @@
 // @generated from file probe/v1/probe.proto (package probe.v1, syntax proto3)
 /* eslint-disable */
 
-import type { SubmitOptions, TaskClient, TaskHandle } from "taskwire";
+import type { HandlerResult, SubmitOptions, TaskClient, TaskHandle } from "taskwire";
 import { defineTaskService } from "taskwire";
-import type { RunRequest } from "./probe_pb.ts";
+import type { RunRequest, RunResponse } from "./probe_pb.ts";
 import { LimitedProbeService, ProbeService, RunRequestSchema, RunResponseSchema, VolatileProbeService } from "./probe_pb.ts";
 import type { TaskContext, TaskServiceImplementation } from "taskwire/worker";
 import { implementTaskService } from "taskwire/worker";
@@ -47,7 +47,7 @@ export interface ProbeServiceHandler {
    *
    * @generated from rpc probe.v1.ProbeService.Run
    */
-  run(request: RunRequest, ctx: TaskContext): Promise<MessageInitShape<typeof RunResponseSchema>>;
+  run(request: RunRequest, ctx: TaskContext): Promise<HandlerResult<RunResponse>>;
 }
 
 /**
@@ -113,7 +113,7 @@ export interface LimitedProbeServiceHandler {
    *
    * @generated from rpc probe.v1.LimitedProbeService.Run
    */
-  run(request: RunRequest, ctx: TaskContext): Promise<MessageInitShape<typeof RunResponseSchema>>;
+  run(request: RunRequest, ctx: TaskContext): Promise<HandlerResult<RunResponse>>;
 }
 
 /**
@@ -177,7 +177,7 @@ export interface VolatileProbeServiceHandler {
    *
    * @generated from rpc probe.v1.VolatileProbeService.Run
    */
-  run(request: RunRequest, ctx: TaskContext): Promise<MessageInitShape<typeof RunResponseSchema>>;
+  run(request: RunRequest, ctx: TaskContext): Promise<HandlerResult<RunResponse>>;
 }
 
 /**
