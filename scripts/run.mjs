@@ -45,6 +45,18 @@ child.on("error", (error) => fail(`could not run ${args[0]}: ${error.message}`))
 // Ctrl-C reaches the whole foreground group, the command included; passing it on as
 // well is harmless, since the commands here treat a repeated signal as one.
 for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(signal, () => child.kill(signal));
+// npm runs this script through `sh -c`, and on SIGTERM signals that shell alone; dash
+// (Debian's sh) dies of it without passing it on. This script then only sees its parent
+// end (it is handed to init or a subreaper): stop the command as SIGTERM would.
+if (process.env.npm_lifecycle_event !== undefined) {
+  const parent = process.ppid;
+  const watch = setInterval(() => {
+    if (process.ppid === parent) return;
+    clearInterval(watch);
+    child.kill("SIGTERM");
+  }, 500);
+  watch.unref();
+}
 child.on("exit", (code, signal) => {
   if (signal) {
     process.removeAllListeners(signal);

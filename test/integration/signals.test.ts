@@ -168,4 +168,25 @@ worker:
     dev.kill("SIGKILL");
     await allGone([natsServer], 10_000);
   }, 60_000);
+
+  it("`kill <npm pid>` of a script run through scripts/run.mjs stops the script's command", async () => {
+    // As `npm start` in this repository: npm, then `sh -c`, then run.mjs, then the command.
+    await writeFile(
+      join(dir, "package.json"),
+      JSON.stringify({
+        name: "hold",
+        private: true,
+        scripts: { hold: `node ${join(repoRoot, "scripts/run.mjs")} sleep 600` },
+      }),
+    );
+    const npm = spawn("npm", ["run", "--silent", "hold"], { cwd: dir });
+    const output = outputOf(npm);
+    const command = await poll(async () => {
+      if (npm.exitCode !== null) throw new Error(`exited:\n${output()}`);
+      return (await descendants(npm.pid as number)).find((p) => p.command === "sleep 600");
+    }, 30_000);
+    seen = await descendants(npm.pid as number);
+    npm.kill("SIGTERM");
+    await allGone([command], 10_000);
+  }, 60_000);
 });
