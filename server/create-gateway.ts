@@ -15,6 +15,13 @@ import { reflectionRoutes } from "./reflection-routes.ts";
 import { taskServiceRoutes } from "./task-service-routes.ts";
 import { typedTaskRoutes } from "./typed-task-routes.ts";
 
+/**
+ * The decoder of JSON bodies: UTF-8 that fails on invalid bytes (connect's own
+ * replaces them). connect passes its JSON options on to its JSON serialization,
+ * which takes a `textDecoder`, though their type does not name it.
+ */
+const strictUtf8: object = { textDecoder: new TextDecoder("utf-8", { fatal: true }) };
+
 /** A running gateway. */
 export interface Gateway {
   /** The base URL for clients, e.g. "http://127.0.0.1:8080". */
@@ -79,8 +86,9 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       for (const handler of connectRouter.handlers) paths.add(handler.requestPath);
     },
     // As the Protobuf JSON mapping asks of a parser: an unknown field (a misspelt
-    // "notBefor") or enum name is an error, not a field silently left unset.
-    jsonOptions: { ...jsonOptions, ignoreUnknownFields: false },
+    // "notBefor") or enum name is an error, not a field silently left unset; and
+    // bytes that are not UTF-8 are refused, not read as U+FFFD.
+    jsonOptions: { ...jsonOptions, ignoreUnknownFields: false, ...strictUtf8 },
     interceptors: opts.interceptors,
     readMaxBytes: opts.maxMessageBytes,
     writeMaxBytes: opts.maxMessageBytes,

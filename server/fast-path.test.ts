@@ -105,9 +105,6 @@ describe("the gateway's fast path", () => {
     ["gRPC unary", unary, grpc, envelope(0, get)],
     ["gRPC stream", stream, grpc, envelope(0, watch)],
     ["the last registration", "/taskwire.v1.TaskService/WaitTask", grpc, envelope(0, new Uint8Array(0))],
-    ["Connect unary, undecodable", unary, connect, cut],
-    ["gRPC unary, undecodable", unary, grpc, envelope(0, cut)],
-    ["Connect stream, undecodable", stream, connectStream, envelope(0, cut)],
     ["gRPC unary, no message", unary, grpc, new Uint8Array(0)],
     ["Connect stream, no message", stream, connectStream, new Uint8Array(0)],
     ["gRPC unary, two messages", unary, grpc, Buffer.concat([envelope(0, get), envelope(0, get)])],
@@ -125,6 +122,37 @@ describe("the gateway's fast path", () => {
   ];
   it.each(cases)("answers as connect-node does: %s", async (_, path, headers, body) => {
     expect(await exchange(fast.url, path, headers, body)).toEqual(await exchange(plain.url, path, headers, body));
+  });
+
+  // connect-node answers INTERNAL; a body that is no such message is the caller's error.
+  it("answers an undecodable message with INVALID_ARGUMENT and connect-node's message", async () => {
+    const answer = async (path: string, headers: http2.OutgoingHttpHeaders, body: Uint8Array) =>
+      (await exchange(fast.url, path, headers, body)) as {
+        head: http2.IncomingHttpHeaders;
+        body: string;
+        trailers: http2.IncomingHttpHeaders;
+      };
+    const connectUnary = await answer(unary, connect, cut);
+    expect(connectUnary.head[":status"]).toBe(400);
+    expect(JSON.parse(Buffer.from(connectUnary.body, "base64").toString())).toEqual({
+      code: "invalid_argument",
+      message: "parse binary: premature EOF",
+    });
+    const grpcUnary = await answer(unary, grpc, envelope(0, cut));
+    expect(grpcUnary.trailers).toMatchObject({
+      "grpc-status": "3",
+      "grpc-message": "parse%20binary%3A%20premature%20EOF",
+    });
+    const connectStreamed = await answer(stream, connectStream, envelope(0, cut));
+    // The end-stream envelope: a flag byte, four length bytes, then JSON.
+    const end = Buffer.from(connectStreamed.body, "base64").subarray(5).toString();
+    expect(JSON.parse(end)).toEqual({ error: { code: "invalid_argument", message: "parse binary: premature EOF" } });
+    // connect-node's own message is the same, with INTERNAL.
+    const plainAnswer = (await exchange(plain.url, unary, connect, cut)) as { body: string };
+    expect(JSON.parse(Buffer.from(plainAnswer.body, "base64").toString())).toEqual({
+      code: "internal",
+      message: "parse binary: premature EOF",
+    });
   });
 });
 

@@ -281,7 +281,7 @@ export function createGatewayTransport(baseUrl: string, options: GatewayTranspor
               trailer: call.trailer,
               body: Buffer.concat(chunks),
             });
-            message = decodeBody(method.output, answer.bytes);
+            message = decodeBody(method.output, answer.bytes, Code.Internal);
           } catch (error) {
             return call.fail(ConnectError.from(error));
           }
@@ -363,7 +363,7 @@ export function createGatewayTransport(baseUrl: string, options: GatewayTranspor
                   for (const [name, value] of call.header) end.error.metadata.append(name, value);
                   throw end.error;
                 }
-              } else messages?.push(decodeBody(method.output, data));
+              } else messages?.push(decodeBody(method.output, data, Code.Internal));
             }
           } catch (error) {
             call.fail(ConnectError.from(error));

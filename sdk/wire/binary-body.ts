@@ -11,11 +11,20 @@ export function encodeBody<Desc extends DescMessage>(schema: Desc, value: Messag
   return encodeMessage(schema, isMessage(value, schema) ? value : create(schema, value));
 }
 
-/** A call's message decoded; bytes that are no such message fail as connect's do (INTERNAL, "parse binary"). */
-export function decodeBody<Desc extends DescMessage>(schema: Desc, bytes: Uint8Array): MessageShape<Desc> {
+/**
+ * A call's message decoded. Bytes that are no such message (truncated, a wrong
+ * wire type, a string that is not UTF-8) fail with `code` and "parse binary: ..."
+ * with the reason: a request's are the caller's error (INVALID_ARGUMENT, as
+ * over JSON), a response's the server's (INTERNAL).
+ */
+export function decodeBody<Desc extends DescMessage>(
+  schema: Desc,
+  bytes: Uint8Array,
+  code: Code.InvalidArgument | Code.Internal = Code.InvalidArgument,
+): MessageShape<Desc> {
   try {
     return decodeMessage(schema, bytes);
   } catch (error) {
-    throw new ConnectError(`parse binary: ${(error as Error).message}`, Code.Internal);
+    throw new ConnectError(`parse binary: ${(error as Error).message}`, code);
   }
 }
