@@ -3,7 +3,9 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { QueueService } from "../gen/taskwire/v1/queue_service_pb.ts";
 import { TaskService } from "../gen/taskwire/v1/task_service_pb.ts";
+import { authInterceptor } from "./access-rules.ts";
 import { FastPath } from "./fast-path.ts";
+import { Authenticator } from "./gateway-auth.ts";
 import { type GatewayOptions, resolveGatewayOptions } from "./gateway-options.ts";
 import { healthRoutes } from "./health-routes.ts";
 import { ServingStatus } from "./health-service.ts";
@@ -65,12 +67,16 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   // Every request in flight listens to it: no listener limit.
   setMaxListeners(0, shutdown.signal);
   const jsonOptions = opts.typeRegistry ? { registry: opts.typeRegistry } : undefined;
+  // Authentication and authorization run first, outside the caller's interceptors.
+  const interceptors = opts.auth
+    ? [authInterceptor(new Authenticator(opts.auth), opts.services, opts.auditLog), ...opts.interceptors]
+    : opts.interceptors;
   // Unary and server-streaming calls in binary Protobuf skip connect-node's machinery (see FastPath).
   const fastPath = new FastPath({
     maxMessageBytes: opts.maxMessageBytes,
     shutdownSignal: shutdown.signal,
     jsonOptions,
-    interceptors: opts.interceptors,
+    interceptors,
   });
   /** Every call's path, e.g. "/taskwire.v1.TaskService/GetTask". */
   const paths = new Set<string>();
@@ -78,7 +84,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     routes: (connectRouter) => {
       const router = fastPath.recording(connectRouter);
       taskServiceRoutes(opts.backend)(router);
-      if (opts.queues) queueServiceRoutes(opts.queues)(router);
+      if (opts.queues) queueServiceRoutes(opts.queues, opts.auditLog)(router);
       healthRoutes(health)(router);
       typedTaskRoutes(opts.backend, opts.services)(router);
       opts.routes?.(router);
@@ -89,7 +95,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     // "notBefor") or enum name is an error, not a field silently left unset; and
     // bytes that are not UTF-8 are refused, not read as U+FFFD.
     jsonOptions: { ...jsonOptions, ignoreUnknownFields: false, ...strictUtf8 },
-    interceptors: opts.interceptors,
+    interceptors,
     readMaxBytes: opts.maxMessageBytes,
     writeMaxBytes: opts.maxMessageBytes,
     shutdownSignal: shutdown.signal,

@@ -2,6 +2,7 @@ import { createRegistry, type Registry } from "@bufbuild/protobuf";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import type { QueueBackend, TaskBackend, TaskServiceDefinition } from "../sdk/core/index.ts";
 import { registryOf } from "../sdk/core/index.ts";
+import { type AuditLog, type GatewayAuthOptions, stderrAuditLog } from "./gateway-auth.ts";
 import type { HealthStatus } from "./health-status.ts";
 
 /** Options of {@link createGateway}. */
@@ -59,6 +60,17 @@ export interface GatewayOptions {
    */
   interceptors?: Interceptor[];
   /**
+   * Who may call, and what each caller may do (docs/security.md). Without it the
+   * gateway is open to anyone, which it allows on a loopback `host` only: to
+   * listen elsewhere without credentials, grant `auth: { anonymous: [...] }`.
+   */
+  auth?: GatewayAuthOptions;
+  /**
+   * Where refused calls and queue operations are logged, one entry each.
+   * @default one JSON object per line on stderr
+   */
+  auditLog?: AuditLog;
+  /**
    * More message types JSON clients may pack in an `Any` (task payloads and
    * results), e.g. `registryOf(definitions)` from the SDK, besides those of
    * `services`. A JSON request with an `Any` of a type in neither is refused.
@@ -80,6 +92,8 @@ export interface ResolvedGatewayOptions {
   routes: ((router: ConnectRouter) => void) | undefined;
   interceptors: Interceptor[];
   typeRegistry: Registry | undefined;
+  auth: GatewayAuthOptions | undefined;
+  auditLog: AuditLog;
 }
 
 /** Applies the defaults of {@link GatewayOptions} and checks the numbers. */
@@ -96,6 +110,8 @@ export function resolveGatewayOptions(options: GatewayOptions): ResolvedGatewayO
     health: options.health,
     routes: options.routes,
     interceptors: options.interceptors ?? [],
+    auth: options.auth,
+    auditLog: options.auditLog ?? stderrAuditLog,
     typeRegistry:
       options.services?.length && options.typeRegistry
         ? createRegistry(options.typeRegistry, registryOf(options.services))
@@ -114,8 +130,18 @@ export function resolveGatewayOptions(options: GatewayOptions): ResolvedGatewayO
   ) {
     throw new RangeError(`maxMessageBytes must be an integer from 1 to 4294967295, got ${resolved.maxMessageBytes}`);
   }
+  if (!resolved.auth && !isLoopback(resolved.host)) {
+    throw new Error(
+      `refusing to serve ${resolved.host} without authentication: configure auth (API keys or JWT), or let callers without credentials in explicitly with auth: { anonymous: ["admin"] }`,
+    );
+  }
   if (!(resolved.shutdownGraceMs >= 0)) {
     throw new RangeError(`shutdownGraceMs must be zero or more, got ${resolved.shutdownGraceMs}`);
   }
   return resolved;
+}
+
+/** Whether `host` is this machine only: localhost, 127.0.0.0/8 or ::1. */
+export function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
 }

@@ -21,6 +21,8 @@
 
 export type { Gateway } from "./create-gateway.ts";
 export { createGateway } from "./create-gateway.ts";
+export type { ApiKeyOptions, AuditEntry, AuditLog, GatewayAuthOptions, JwtOptions } from "./gateway-auth.ts";
+export { apiKeyHash, principalOf } from "./gateway-auth.ts";
 export type { GatewayOptions } from "./gateway-options.ts";
 export { healthRoutes } from "./health-routes.ts";
 export type { HealthCheckRequest, HealthCheckResponse } from "./health-service.ts";
@@ -32,6 +34,7 @@ export {
   ServingStatusSchema,
 } from "./health-service.ts";
 export { HealthStatus } from "./health-status.ts";
+export type { Action, Permission, Principal } from "./permissions.ts";
 export { reflectionRoutes } from "./reflection-routes.ts";
 export { taskServiceRoutes } from "./task-service-routes.ts";
 export { idempotencyKeyHeader, taskIdHeader, typedTaskRoutes } from "./typed-task-routes.ts";

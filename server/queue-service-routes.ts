@@ -1,27 +1,64 @@
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import type { ConnectRouter } from "@connectrpc/connect";
+import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
 import { QueueService } from "../gen/taskwire/v1/queue_service_pb.ts";
 import type { QueueBackend } from "../sdk/core/index.ts";
+import { workerTypeOf } from "../sdk/core/index.ts";
+import { type AuditLog, principalOf } from "./gateway-auth.ts";
 
-/** Serves `taskwire.v1.QueueService` by delegating each call to a {@link QueueBackend}. */
-export function queueServiceRoutes(backend: QueueBackend): (router: ConnectRouter) => void {
+/**
+ * Serves `taskwire.v1.QueueService` by delegating each call to a {@link QueueBackend}.
+ * Each operation that changes a queue (pause, resume, purge, dead letters retried
+ * or purged) is logged to `log` with its caller and outcome.
+ */
+export function queueServiceRoutes(backend: QueueBackend, log: AuditLog): (router: ConnectRouter) => void {
+  /** Runs a queue operation, then logs who did it to which worker type, and how it ended. */
+  const operation = async <T>(context: HandlerContext, workerType: string, run: () => Promise<T>): Promise<T> => {
+    const principal = principalOf(context);
+    const entry = {
+      principal: principal.name,
+      via: principal.via,
+      method: `/${context.service.typeName}/${context.method.name}`,
+      action: "operate" as const,
+      workerTypes: [workerType],
+    };
+    try {
+      const result = await run();
+      log({ time: new Date().toISOString(), ...entry, outcome: "ok" });
+      return result;
+    } catch (error) {
+      const failure = ConnectError.from(error);
+      log({
+        time: new Date().toISOString(),
+        ...entry,
+        outcome: "failed",
+        code: Code[failure.code],
+        reason: failure.rawMessage,
+      });
+      throw error;
+    }
+  };
   return (router) => {
     router.service(QueueService, {
       getQueue: async ({ workerType }) => ({ queue: await backend.getQueue(workerType) }),
-      pauseQueue: async ({ workerType, until }) => ({
-        queue: await backend.pauseQueue(workerType, until && timestampDate(until)),
-      }),
-      resumeQueue: async ({ workerType }) => ({ queue: await backend.resumeQueue(workerType) }),
-      purgeQueue: async ({ workerType, reason }) => ({
-        purged: BigInt(await backend.purgeQueue(workerType, reason)),
-      }),
+      pauseQueue: ({ workerType, until }, context) =>
+        operation(context, workerType, async () => ({
+          queue: await backend.pauseQueue(workerType, until && timestampDate(until)),
+        })),
+      resumeQueue: ({ workerType }, context) =>
+        operation(context, workerType, async () => ({ queue: await backend.resumeQueue(workerType) })),
+      purgeQueue: ({ workerType, reason }, context) =>
+        operation(context, workerType, async () => ({
+          purged: BigInt(await backend.purgeQueue(workerType, reason)),
+        })),
       listDeadLetters: ({ workerType, pageSize, pageToken }) =>
         backend.listDeadLetters(workerType, { pageSize, pageToken }),
       getDeadLetter: async ({ taskId }) => ({ deadLetter: await backend.getDeadLetter(taskId) }),
-      retryDeadLetter: async ({ taskId }) => ({ status: await backend.retryDeadLetter(taskId) }),
-      purgeDeadLetters: async ({ workerType, taskIds }) => ({
-        purged: BigInt(await backend.purgeDeadLetters(workerType, taskIds)),
-      }),
+      retryDeadLetter: ({ taskId }, context) =>
+        operation(context, workerTypeOf(taskId), async () => ({ status: await backend.retryDeadLetter(taskId) })),
+      purgeDeadLetters: ({ workerType, taskIds }, context) =>
+        operation(context, workerType, async () => ({
+          purged: BigInt(await backend.purgeDeadLetters(workerType, taskIds)),
+        })),
     });
   };
 }

@@ -42,8 +42,13 @@ export interface GatewayClientOptions extends GatewaySessionOptions {
    * for an http:// URL, TLS (see `tls`) for https://. @default "connect"
    */
   protocol?: GatewayProtocol;
-  /** Headers sent with every call, such as `{ authorization: "Bearer ..." }`. */
+  /** Headers sent with every call. */
   headers?: ConstructorParameters<typeof Headers>[0];
+  /**
+   * A credential the gateway accepts (an API key or a JWT), sent with every call
+   * as `authorization: Bearer <token>`.
+   */
+  token?: string;
   /** Connect interceptors run around every call, the first outermost. */
   interceptors?: Interceptor[];
 }
@@ -130,7 +135,7 @@ export async function createClient(
     );
   }
   if ("gateway" in options) {
-    const own = createGatewayTransport(options.gateway, options);
+    const own = createGatewayTransport(options.gateway, withToken(options));
     const transport = withInterceptors(own, options.interceptors ?? [], options.gateway);
     return clientOf(createConnectTaskBackend(transport), createConnectQueueBackend(transport), undefined, async () =>
       own.close(),
@@ -204,4 +209,12 @@ function clientOf(
       return closing;
     },
   };
+}
+
+/** The options with `token` sent as an authorization header (the user's own headers otherwise kept). */
+function withToken(options: GatewayClientOptions): GatewayClientOptions {
+  if (options.token === undefined) return options;
+  const headers = new Headers(options.headers);
+  headers.set("authorization", `Bearer ${options.token}`);
+  return { ...options, headers };
 }
