@@ -48,6 +48,11 @@ export async function runGateway(
     host: config.gateway.host,
     port: config.gateway.port,
     services: definitions,
+    ...(config.gateway.auth ? { auth: config.gateway.auth } : {}),
+  }).catch((error: Error) => {
+    // The gateway checks permissions as it starts: say which file and block they are in.
+    if (error.message.startsWith("auth.")) throw new Error(`${config.path}: gateway.${error.message}`);
+    throw error;
   });
   log(`taskwire gateway on ${gateway.url} (worker types: ${definitions.map((d) => d.workerType).join(", ")})`);
   return {
@@ -77,14 +82,17 @@ export function runWorkers(config: TaskwireConfig): Supervisor {
 export interface ClientTarget {
   /** The gateway's URL. */
   readonly gateway: string;
+  /** The credential sent with each call (TASKWIRE_TOKEN or --token-file), if any. */
+  readonly token: string | undefined;
   /** Learnt when first needed: `watch` needs none. */
   types(): Promise<TaskTypes>;
 }
 
 /** The config's gateway, and the task types of its generated modules. */
-export function targetOfConfig(config: TaskwireConfig): ClientTarget {
+export function targetOfConfig(config: TaskwireConfig, token?: string): ClientTarget {
   return {
     gateway: `http://${config.gateway.host}:${config.gateway.port}`,
+    token,
     async types() {
       const definitions = await loadDefinitions(config.gateway.services);
       const registry = createTaskRegistry(definitions);
@@ -102,11 +110,11 @@ export function targetOfConfig(config: TaskwireConfig): ClientTarget {
 }
 
 /** A gateway named on the command line: the task types come from its reflection. */
-export function targetOfGateway(gateway: string): ClientTarget {
+export function targetOfGateway(gateway: string, token?: string): ClientTarget {
   if (!URL.canParse(gateway) || !/^https?:$/.test(new URL(gateway).protocol))
     throw new Error(`--gateway "${gateway}" is not an http:// or https:// URL, e.g. http://127.0.0.1:8080`);
   let types: Promise<TaskTypes> | undefined;
-  return { gateway, types: () => (types ??= taskTypesOfGateway(gateway)) };
+  return { gateway, token, types: () => (types ??= taskTypesOfGateway(gateway, token)) };
 }
 
 /** `taskwire submit <type>/<Method> --json '{...}' [--wait]`: prints the task id, or the result with --wait. */
@@ -149,7 +157,7 @@ export async function submitFileCommand(
 ): Promise<void> {
   const method = (await target.types()).resolve(task);
   let client: TaskwireClient;
-  if (checkpoint === undefined) client = await createClient({ gateway: target.gateway });
+  if (checkpoint === undefined) client = await createClient({ gateway: target.gateway, token: target.token });
   else if (config)
     client = await createClient({ nats: config.nats.url, services: await loadDefinitions(config.gateway.services) });
   else throw new Error("--checkpoint keeps its place in JetStream: it needs a taskwire.yaml naming the NATS server");
@@ -182,7 +190,7 @@ export async function watchCommand(target: ClientTarget, id: string, out = conso
 }
 
 async function withClient(target: ClientTarget, run: (client: TaskwireClient) => Promise<void>) {
-  const client = await createClient({ gateway: target.gateway });
+  const client = await createClient({ gateway: target.gateway, token: target.token });
   try {
     await run(client);
   } catch (error) {

@@ -1,8 +1,10 @@
 import { readFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { parse } from "yaml";
+import type { GatewayAuthOptions } from "../server/index.ts";
 import type { PoolOptions } from "../worker-runtime/index.ts";
 import { httpWorkerModule } from "../worker-runtime/index.ts";
+import { parseGatewayAuth } from "./gateway-auth-config.ts";
 
 /** taskwire.yaml, resolved: paths absolute, defaults filled. */
 export interface TaskwireConfig {
@@ -21,6 +23,8 @@ export interface TaskwireConfig {
     readonly port: number;
     /** Generated `*_taskwire.ts` modules whose task services the gateway accepts. */
     readonly services: string[];
+    /** Who may call the gateway (docs/security.md); absent, it is open (loopback only). */
+    readonly auth: GatewayAuthOptions | undefined;
   };
   readonly worker: {
     /** @default 30000 */
@@ -126,6 +130,7 @@ export async function loadConfig(path: string): Promise<TaskwireConfig> {
       host: str(gateway.host, "gateway.host", "127.0.0.1"),
       port: int(gateway.port, "gateway.port", 8080, 0),
       services,
+      auth: parseGatewayAuth(gateway.auth, root, fail),
     },
     worker: {
       shutdownGraceMs: int(worker.shutdownGraceMs, "worker.shutdownGraceMs", 30_000, 0),

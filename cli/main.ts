@@ -14,10 +14,12 @@
  * Common flags: --config <file> (default taskwire.yaml), --gateway <url>.
  */
 import { existsSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { ConnectError } from "@connectrpc/connect";
 import { startNatsServer } from "../testing/index.ts";
 import type { Supervisor } from "../worker-runtime/index.ts";
+import { createApiKey } from "./api-key.ts";
 import {
   type ClientTarget,
   runGateway,
@@ -47,10 +49,15 @@ commands:
                                    --checkpoint NAME makes a rerun resume where it stopped
   status <id>                      print a task's status
   watch <id>                       follow a task until it ends
+  key create --name N --permission P...
+                                   write a new gateway API key to a file (--out, mode 600;
+                                   --expires DATE) and print its taskwire.yaml entry
 
 flags:
-  --config <file>   the configuration (default: taskwire.yaml)
-  --gateway <url>   the gateway, for submit/status/watch (default: from the configuration)`;
+  --config <file>      the configuration (default: taskwire.yaml)
+  --gateway <url>      the gateway, for submit/status/watch (default: from the configuration)
+  --token-file <file>  the gateway credential (API key or JWT) for submit/status/watch;
+                       TASKWIRE_TOKEN holds one too`;
 
 async function main(argv: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
@@ -63,12 +70,28 @@ async function main(argv: string[]): Promise<void> {
       from: { type: "string" },
       checkpoint: { type: "string" },
       wait: { type: "boolean", default: false },
+      "token-file": { type: "string" },
+      name: { type: "string" },
+      permission: { type: "string", multiple: true },
+      expires: { type: "string" },
+      out: { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
   });
   const [command, arg] = positionals;
   if (values.help || !command) {
     console.log(usage);
+    return;
+  }
+  if (command === "key") {
+    if (arg !== "create") throw new Error(`unknown command "key ${arg ?? ""}": did you mean "key create"?`);
+    const lines = await createApiKey({
+      name: values.name,
+      permissions: values.permission ?? [],
+      expires: values.expires,
+      out: values.out,
+    });
+    for (const line of lines) console.log(line);
     return;
   }
   if (command === "init") {
@@ -83,8 +106,11 @@ async function main(argv: string[]): Promise<void> {
     if (values.gateway === undefined && !hasConfig)
       throw noConfig("pass --gateway <url> (e.g. http://127.0.0.1:8080) or --config <file>");
     const config = hasConfig ? await loadConfig(values.config) : undefined;
+    const token = await tokenOf(values["token-file"]);
     const target =
-      values.gateway !== undefined ? targetOfGateway(values.gateway) : targetOfConfig(config as TaskwireConfig);
+      values.gateway !== undefined
+        ? targetOfGateway(values.gateway, token)
+        : targetOfConfig(config as TaskwireConfig, token);
     return clientCommand(command, arg, target, config, values);
   }
   if (!hasConfig) throw noConfig("pass --config <file>");
@@ -213,3 +239,19 @@ main(process.argv.slice(2)).then(
     process.exit(1);
   },
 );
+
+/** The gateway credential: the first line of --token-file, else TASKWIRE_TOKEN; never printed. */
+async function tokenOf(file: string | undefined): Promise<string | undefined> {
+  if (file === undefined) return process.env.TASKWIRE_TOKEN || undefined;
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (error) {
+    throw new Error(
+      `cannot read --token-file ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+    );
+  }
+  const token = text.split("\n")[0]?.trim();
+  if (!token) throw new Error(`--token-file ${file} is empty`);
+  return token;
+}

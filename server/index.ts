@@ -34,7 +34,8 @@ export {
   ServingStatusSchema,
 } from "./health-service.ts";
 export { HealthStatus } from "./health-status.ts";
-export type { Action, Permission, Principal } from "./permissions.ts";
+export type { Action, Permission, PermissionSet, Principal } from "./permissions.ts";
+export { parsePermissions } from "./permissions.ts";
 export { reflectionRoutes } from "./reflection-routes.ts";
 export { taskServiceRoutes } from "./task-service-routes.ts";
 export { idempotencyKeyHeader, taskIdHeader, typedTaskRoutes } from "./typed-task-routes.ts";
