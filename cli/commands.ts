@@ -34,7 +34,7 @@ export async function runGateway(
     );
   }
   const definitions = await loadDefinitions(config.gateway.services);
-  const { nc } = await openConnection(config.nats.url, "taskwire-gateway").catch((error: TaskError) => {
+  const { nc } = await openConnection(config.nats.connection, "taskwire-gateway").catch((error: TaskError) => {
     throw new TaskError(`${error.rawMessage} (is nats-server running? "taskwire dev" starts one)`, error.code);
   });
   const backend = await createNatsTaskBackend({
@@ -71,7 +71,7 @@ export function runWorkers(config: TaskwireConfig): Supervisor {
   if (config.worker.pools.length === 0)
     throw new Error(`${config.path}: worker.pools is empty: there is nothing to run`);
   return createSupervisor({
-    nats: config.nats.url,
+    nats: config.nats.connection,
     pools: config.worker.pools,
     shutdownGraceMs: config.worker.shutdownGraceMs,
     ackWaitMs: config.worker.ackWaitMs,
@@ -159,7 +159,10 @@ export async function submitFileCommand(
   let client: TaskwireClient;
   if (checkpoint === undefined) client = await createClient({ gateway: target.gateway, token: target.token });
   else if (config)
-    client = await createClient({ nats: config.nats.url, services: await loadDefinitions(config.gateway.services) });
+    client = await createClient({
+      nats: config.nats.connection,
+      services: await loadDefinitions(config.gateway.services),
+    });
   else throw new Error("--checkpoint keeps its place in JetStream: it needs a taskwire.yaml naming the NATS server");
   try {
     await submitFromFile(client, method, path, { checkpoint, progress: process.stderr, out });

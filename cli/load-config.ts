@@ -5,17 +5,13 @@ import type { GatewayAuthOptions } from "../server/index.ts";
 import type { PoolOptions } from "../worker-runtime/index.ts";
 import { httpWorkerModule } from "../worker-runtime/index.ts";
 import { parseGatewayAuth } from "./gateway-auth-config.ts";
+import { type NatsConfig, parseNatsConfig } from "./nats-config.ts";
 
 /** taskwire.yaml, resolved: paths absolute, defaults filled. */
 export interface TaskwireConfig {
   /** The file it was read from. */
   readonly path: string;
-  readonly nats: {
-    /** @default "nats://127.0.0.1:4222", or TASKWIRE_NATS */
-    readonly url: string;
-    /** Where `taskwire dev` keeps its nats-server's data. @default ".taskwire/nats" */
-    readonly dataDir: string;
-  };
+  readonly nats: NatsConfig;
   readonly gateway: {
     /** @default "127.0.0.1" */
     readonly host: string;
@@ -79,7 +75,7 @@ export async function loadConfig(path: string): Promise<TaskwireConfig> {
   };
 
   const top = obj(raw, "the document");
-  const nats = obj(top.nats, "nats");
+  const nats = parseNatsConfig(top.nats, file);
   const gateway = obj(top.gateway, "gateway");
   const worker = obj(top.worker, "worker");
   const services = list(gateway.services, "gateway.services").map((s, i) =>
@@ -122,10 +118,7 @@ export async function loadConfig(path: string): Promise<TaskwireConfig> {
   });
   return {
     path: file,
-    nats: {
-      url: process.env.TASKWIRE_NATS ?? str(nats.url, "nats.url", "nats://127.0.0.1:4222"),
-      dataDir: resolve(root, str(nats.dataDir, "nats.dataDir", ".taskwire/nats")),
-    },
+    nats,
     gateway: {
       host: str(gateway.host, "gateway.host", "127.0.0.1"),
       port: int(gateway.port, "gateway.port", 8080, 0),

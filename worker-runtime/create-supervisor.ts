@@ -1,5 +1,6 @@
 import { type ChildProcess, execFileSync, fork } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { absolutePaths, assertSecretReferences, type NatsConnectionSettings } from "../sdk/nats/index.ts";
 import { unloadableExitCode } from "./load-implementations.ts";
 
 /** One pool of identical worker processes. */
@@ -22,8 +23,12 @@ export interface PoolOptions {
 
 /** Options of {@link createSupervisor}. */
 export interface SupervisorOptions {
-  /** The NATS server URL the workers connect to. */
-  nats: string;
+  /**
+   * The NATS server URL or connection settings the workers connect with. The
+   * children get the settings with their secrets as references ({ env } or
+   * { file }) and read the secrets themselves; a plain-string secret is refused.
+   */
+  nats: string | NatsConnectionSettings;
   /** The pools to run. */
   pools: PoolOptions[];
   /** On stop, how long workers may drain before they are killed. @default 30000 */
@@ -145,6 +150,7 @@ const workerEntry = fileURLToPath(
  */
 export function createSupervisor(options: SupervisorOptions): Supervisor {
   const emit = options.onEvent ?? logEvent;
+  if (typeof options.nats !== "string") assertSecretReferences(options.nats, "createSupervisor");
   // Checked before anything starts: a pool that cannot run as its user is a configuration error.
   const identities = new Map(options.pools.map((pool) => [pool.name, identityOf(pool)]));
   const processes = new Map<string, ChildProcess>();
@@ -229,7 +235,9 @@ function forkWorker(
       ...process.env,
       ...options.env,
       ...pool.env,
-      TASKWIRE_NATS: options.nats,
+      ...(typeof options.nats === "string"
+        ? { TASKWIRE_NATS: options.nats }
+        : { TASKWIRE_NATS_SETTINGS: JSON.stringify(absolutePaths(options.nats)) }),
       TASKWIRE_WORKER_MODULE: pool.module,
       TASKWIRE_WORKER_ID: workerId,
       ...(pool.concurrency ? { TASKWIRE_CONCURRENCY: String(pool.concurrency) } : {}),

@@ -12,6 +12,7 @@ import { isTerminal, TaskError, taskIdToken, topology } from "../sdk/core/index.
 import {
   checkServerVersion,
   fromNatsError,
+  jetStreamOptionsOf,
   keepProvisioned,
   openConnection,
   openWorkersBucket,
@@ -74,7 +75,7 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
   const { nc, owned } = await openConnection(resolved.nats);
   try {
     checkServerVersion(nc);
-    const jsm = await jetstreamManager(nc);
+    const jsm = await jetstreamManager(nc, jetStreamOptionsOf(nc));
     const provision = async () => {
       for (const { definition } of resolved.types) await provisionWorkerType(jsm, definition, resolved.topology);
       return provisionStatusBucket(nc, resolved.topology);
@@ -137,8 +138,8 @@ class TaskWorker implements Worker {
   }
 
   async start(): Promise<void> {
-    const js = jetstream(this.nc);
-    const jsm = await jetstreamManager(this.nc);
+    const js = jetstream(this.nc, jetStreamOptionsOf(this.nc));
+    const jsm = await jetstreamManager(this.nc, jetStreamOptionsOf(this.nc));
     const presence = await openWorkersBucket(this.nc);
     this.presence = presence;
     this.presenceTimer = setInterval(() => {

@@ -3,7 +3,7 @@ import type { DescMessage } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { endpointPattern, TaskError, type TaskServiceDefinition } from "../sdk/core/index.ts";
-import type { StatusTopologyOptions, WorkerTypeTopologyOptions } from "../sdk/nats/index.ts";
+import type { NatsConnectionSettings, StatusTopologyOptions, WorkerTypeTopologyOptions } from "../sdk/nats/index.ts";
 import type { BoundMethod } from "./attempt-environment.ts";
 import { type TaskMiddleware, withMiddleware } from "./middleware.ts";
 import type { ResultEventOptions } from "./result-events.ts";
@@ -12,8 +12,8 @@ import type { WorkerEvent } from "./worker-event.ts";
 
 /** Options of {@link createWorker}. */
 export interface WorkerOptions {
-  /** A server URL (the worker connects and closes it) or an open connection (left open). */
-  nats: string | NatsConnection;
+  /** A server URL or connection settings (the worker connects and closes it), or an open connection (left open). */
+  nats: string | NatsConnectionSettings | NatsConnection;
   /** The task services to run, from generated `implement<Service>()` functions. */
   services: TaskServiceImplementation[];
   /** Handlers run at once per worker type. @default the service's `(taskwire.v1.worker).concurrency`, else 16 */
@@ -51,7 +51,7 @@ export interface ServedType {
 
 /** {@link WorkerOptions} with every default applied and every value checked. */
 export interface ResolvedWorkerOptions {
-  readonly nats: string | NatsConnection;
+  readonly nats: string | NatsConnectionSettings | NatsConnection;
   readonly types: readonly ServedType[];
   readonly workerId: string;
   readonly shutdownGraceMs: number;

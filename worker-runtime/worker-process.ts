@@ -3,9 +3,11 @@
  * job from the environment, runs the handler module's services, reports
  * "ready" over IPC and drains on SIGTERM.
  *
- * Environment: TASKWIRE_NATS, TASKWIRE_WORKER_MODULE, TASKWIRE_WORKER_ID,
+ * Environment: TASKWIRE_NATS (a URL) or TASKWIRE_NATS_SETTINGS (connection
+ * settings as JSON, secrets as references), TASKWIRE_WORKER_MODULE, TASKWIRE_WORKER_ID,
  * optional TASKWIRE_CONCURRENCY, TASKWIRE_SHUTDOWN_GRACE_MS, TASKWIRE_ACK_WAIT_MS.
  */
+import type { NatsConnectionSettings } from "../sdk/nats/index.ts";
 import { createWorker } from "./create-worker.ts";
 import { loadImplementations, unloadableExitCode } from "./load-implementations.ts";
 
@@ -39,7 +41,9 @@ const services = await loadImplementations(env("TASKWIRE_WORKER_MODULE")).catch(
   process.exit(unloadableExitCode);
 });
 const worker = await createWorker({
-  nats: env("TASKWIRE_NATS"),
+  nats: process.env.TASKWIRE_NATS_SETTINGS
+    ? (JSON.parse(process.env.TASKWIRE_NATS_SETTINGS) as NatsConnectionSettings)
+    : env("TASKWIRE_NATS"),
   services,
   workerId,
   concurrency: optionalNumber("TASKWIRE_CONCURRENCY"),

@@ -22,7 +22,12 @@ import {
   type GatewaySessionOptions,
   withInterceptors,
 } from "../gateway-client/index.ts";
-import { createNatsQueueBackend, createNatsTaskBackend, openConnection } from "../nats/index.ts";
+import {
+  createNatsQueueBackend,
+  createNatsTaskBackend,
+  type NatsConnectionSettings,
+  openConnection,
+} from "../nats/index.ts";
 import { kvCheckpoints } from "./kv-checkpoints.ts";
 import {
   type CheckpointStore,
@@ -64,8 +69,8 @@ export interface TransportClientOptions {
 
 /** Talk to NATS JetStream directly, for services inside the cluster. */
 export interface DirectClientOptions {
-  /** A server URL (the client connects and closes it) or an open connection (left open). */
-  nats: string | NatsConnection;
+  /** A server URL or connection settings (the client connects and closes it), or an open connection (left open). */
+  nats: string | NatsConnectionSettings | NatsConnection;
   /** The task services this client may submit, e.g. `[hashService]`. */
   services: TaskServiceDefinition[];
   /** Limits checked before anything reaches NATS. */

@@ -1,7 +1,9 @@
 import { Code } from "@connectrpc/connect";
+import { jetstream } from "@nats-io/jetstream";
 import { type KV, Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { TaskError } from "../core/index.ts";
+import { jetStreamOptionsOf } from "../nats/index.ts";
 import type { CheckpointStore } from "./submit-many.ts";
 
 /** The bucket of bulk-submit checkpoints: one key per name, the index to resume at. */
@@ -12,7 +14,7 @@ const namePattern = /^[-/_=.a-zA-Z0-9]{1,200}$/;
 export function kvCheckpoints(nc: NatsConnection): CheckpointStore {
   let bucket: Promise<KV> | undefined;
   const open = () => {
-    bucket ??= new Kvm(nc).create(checkpointBucket, { history: 1 });
+    bucket ??= new Kvm(jetstream(nc, jetStreamOptionsOf(nc))).create(checkpointBucket, { history: 1 });
     return bucket;
   };
   const check = (name: string) => {

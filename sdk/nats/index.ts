@@ -7,6 +7,15 @@
  */
 
 export { expireBroadcast, openWorkersBucket, presenceTtlMs, recordEndpoint } from "./broadcast.ts";
+export {
+  absolutePaths,
+  assertSecretReferences,
+  describeServers,
+  jetStreamOptionsOf,
+  type NatsConnectionSettings,
+  type NatsSecret,
+  redactUrl,
+} from "./connection-settings.ts";
 export { publishToStream } from "./jetstream-ops.ts";
 export { fromNatsError } from "./nats-error.ts";
 export { createNatsQueueBackend, type NatsQueueBackendOptions } from "./nats-queue-backend.ts";

@@ -1,5 +1,6 @@
 import { JetStreamApiError } from "@nats-io/jetstream";
 import type { Msg, MsgHdrs, NatsConnection } from "@nats-io/transport-node";
+import { jsApiPrefix } from "./connection-settings.ts";
 import { newInbox } from "./open-connection.ts";
 import type { RequestPipeline } from "./request-pipeline.ts";
 
@@ -51,9 +52,9 @@ export async function directGet(
 ): Promise<StoredMessage | null> {
   const reply =
     "lastBySubject" in query
-      ? await requests.request(`$JS.API.DIRECT.GET.${stream}.${query.lastBySubject}`, empty)
+      ? await requests.request(`${jsApiPrefix(requests.nc)}.DIRECT.GET.${stream}.${query.lastBySubject}`, empty)
       : await requests.request(
-          `$JS.API.DIRECT.GET.${stream}`,
+          `${jsApiPrefix(requests.nc)}.DIRECT.GET.${stream}`,
           encoder.encode(JSON.stringify({ seq: query.from ?? 0, next_by_subj: query.nextBySubject })),
         );
   return storedMessage(reply, stream);
@@ -98,7 +99,7 @@ export function directGetLast(
       timeoutMs,
     ).unref();
     try {
-      nc.publish(`$JS.API.DIRECT.GET.${stream}`, encoder.encode(JSON.stringify({ multi_last: subjects })), {
+      nc.publish(`${jsApiPrefix(nc)}.DIRECT.GET.${stream}`, encoder.encode(JSON.stringify({ multi_last: subjects })), {
         reply: subscription.getSubject(),
       });
     } catch (error) {

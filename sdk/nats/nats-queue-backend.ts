@@ -1,7 +1,7 @@
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
-import { JetStreamApiError, type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
+import { JetStreamApiError, type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { headers, type NatsConnection } from "@nats-io/transport-node";
 import {
@@ -23,6 +23,7 @@ import {
   topology,
   workerTypeOf,
 } from "../core/index.ts";
+import { jetStreamOptionsOf } from "./connection-settings.ts";
 import { directGet, publishToStream, type StoredMessage } from "./jetstream-ops.ts";
 import { fromNatsError } from "./nats-error.ts";
 import { RequestPipeline } from "./request-pipeline.ts";
@@ -45,8 +46,8 @@ const pauseForeverMs = 100 * 365 * 24 * 3600 * 1000;
  */
 export async function createNatsQueueBackend(options: NatsQueueBackendOptions): Promise<QueueBackend> {
   const { nc, tasks } = options;
-  const jsm = await jetstreamManager(nc);
-  const kv = await new Kvm(nc).open(topology.statusBucket);
+  const jsm = await jetstreamManager(nc, jetStreamOptionsOf(nc));
+  const kv = await new Kvm(jetstream(nc, jetStreamOptionsOf(nc))).open(topology.statusBucket);
   return new NatsQueueBackend(nc, jsm, { kv, requests: new RequestPipeline(nc) }, tasks);
 }
 

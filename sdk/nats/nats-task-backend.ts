@@ -44,6 +44,7 @@ import {
 } from "../core/index.ts";
 import { concatMessages, decodeMessage, encodeMessage } from "../wire/index.ts";
 import { liveEndpoints, openWorkersBucket } from "./broadcast.ts";
+import { jetStreamOptionsOf } from "./connection-settings.ts";
 import { directGet, directGetLast, publishToStream, type StoredMessage } from "./jetstream-ops.ts";
 import { fromNatsError } from "./nats-error.ts";
 import {
@@ -87,7 +88,7 @@ export interface NatsTaskBackendOptions {
 export async function createNatsTaskBackend(options: NatsTaskBackendOptions): Promise<TaskBackend> {
   const { nc, registry } = options;
   checkServerVersion(nc);
-  const jsm = await jetstreamManager(nc);
+  const jsm = await jetstreamManager(nc, jetStreamOptionsOf(nc));
   const provision = async () => {
     for (const definition of registry.definitions) await provisionWorkerType(jsm, definition, options.topology);
     return provisionStatusBucket(nc, options.topology);
@@ -139,7 +140,7 @@ class NatsTaskBackend implements TaskBackend {
     this.registry = registry;
     this.limits = limits;
     this.results = results;
-    this.statusFeed = new StatusFeed(jetstream(nc));
+    this.statusFeed = new StatusFeed(jetstream(nc, jetStreamOptionsOf(nc)));
     void this.followConnection();
   }
 

@@ -5,6 +5,7 @@ import {
   DiscardPolicy,
   JetStreamApiError,
   type JetStreamManager,
+  jetstream,
   jetstreamManager,
   RetentionPolicy,
   StorageType,
@@ -14,6 +15,7 @@ import { type KV, Kvm } from "@nats-io/kv";
 import { type NatsConnection, nanos } from "@nats-io/transport-node";
 import type { TaskServiceDefinition } from "../core/index.ts";
 import { routeLength, TaskError, topology } from "../core/index.ts";
+import { jetStreamOptionsOf } from "./connection-settings.ts";
 
 /** Where and how durably the broker stores tasks. */
 export interface StorageOptions {
@@ -206,7 +208,7 @@ const statusRepublish = {
  * status events existed their republish. Idempotent.
  */
 export async function provisionStatusBucket(nc: NatsConnection, options: StatusTopologyOptions = {}): Promise<KV> {
-  const kv = await new Kvm(nc).create(topology.statusBucket, {
+  const kv = await new Kvm(jetstream(nc, jetStreamOptionsOf(nc))).create(topology.statusBucket, {
     history: 1,
     storage: options.storage === "memory" ? StorageType.Memory : StorageType.File,
     replicas: options.replicas ?? 1,
@@ -215,7 +217,7 @@ export async function provisionStatusBucket(nc: NatsConnection, options: StatusT
   });
   const { config } = (await kv.status()).streamInfo;
   if (config.republish?.src !== statusRepublish.src || config.republish.dest !== statusRepublish.dest) {
-    const jsm = await jetstreamManager(nc);
+    const jsm = await jetstreamManager(nc, jetStreamOptionsOf(nc));
     await jsm.streams.update(topology.statusStream, { ...config, republish: statusRepublish });
   }
   return kv;

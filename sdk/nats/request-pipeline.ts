@@ -24,7 +24,8 @@ export class RequestPipeline {
   private readonly sweeper: NodeJS.Timeout;
   private next = 0;
 
-  private readonly nc: NatsConnection;
+  /** The connection the requests go over. */
+  readonly nc: NatsConnection;
   private readonly timeoutMs: number;
   constructor(nc: NatsConnection, timeoutMs = 5_000) {
     this.nc = nc;

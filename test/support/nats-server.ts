@@ -20,7 +20,13 @@ export interface NatsServerOptions {
   port?: number;
   /** Also serve the HTTP monitoring endpoints (`/healthz`, `/jsz`) on a random port. @default false */
   monitoring?: boolean;
-  /** More configuration text, appended to the generated config. */
+  /** The JetStream domain (`jetstream { domain }`). @default none */
+  jetstreamDomain?: string;
+  /**
+   * More configuration text, appended to the generated config: `authorization`,
+   * `accounts`, `tls` blocks and such. Files it names (certificates) may live in
+   * a directory of the test's own.
+   */
   config?: string;
   /** How long to wait for the server to listen. @default 15000 */
   startTimeoutMs?: number;
@@ -96,7 +102,9 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
       httpPort === undefined ? "" : `http: "127.0.0.1:${httpPort}"`,
       options.jetstream === false
         ? ""
-        : `jetstream { store_dir: ${JSON.stringify(storeDir)}${options.syncAlways ? ", sync_interval: always" : ""} }`,
+        : `jetstream { store_dir: ${JSON.stringify(storeDir)}${options.syncAlways ? ", sync_interval: always" : ""}${
+            options.jetstreamDomain === undefined ? "" : `, domain: ${JSON.stringify(options.jetstreamDomain)}`
+          } }`,
       options.config ?? "",
       "",
     ].join("\n");
