@@ -43,7 +43,9 @@ export interface JwtOptions {
  * `anonymous` permissions, and none given, is refused UNAUTHENTICATED.
  */
 export interface GatewayAuthOptions {
+  /** The API keys accepted, by their hashes. */
   apiKeys?: ApiKeyOptions[];
+  /** JWTs accepted, from one issuer. */
   jwt?: JwtOptions;
   /** What a caller without credentials may do. @default [] (nothing: credentials required) */
   anonymous?: Permission[];
@@ -51,17 +53,23 @@ export interface GatewayAuthOptions {
 
 /** One structured log line: a refused call, or a queue operation. */
 export interface AuditEntry {
+  /** When, as an ISO 8601 instant. */
   readonly time: string;
   /** The caller's name, or "anonymous". */
   readonly principal: string;
+  /** How the caller was authenticated. */
   readonly via: Principal["via"];
   /** The call's path, e.g. "/taskwire.v1.QueueService/PurgeQueue". */
   readonly method: string;
+  /** The action the call needed, or the queue operation's ("operate"). */
   readonly action?: Action;
+  /** The worker types it acted on. */
   readonly workerTypes?: readonly string[];
+  /** Refused before it ran, or a queue operation that succeeded or failed. */
   readonly outcome: "refused" | "ok" | "failed";
-  /** The refusal's or failure's code and message. */
+  /** The refusal's or failure's code, e.g. "PermissionDenied". */
   readonly code?: string;
+  /** Its message: what was missing, never a credential. */
   readonly reason?: string;
 }
 
@@ -83,6 +91,16 @@ export const principalKey = createContextKey<Principal>(openPrincipal, { descrip
 /** The principal making the call: the open one where the gateway has no `auth`. */
 export function principalOf(context: Pick<HandlerContext, "values">): Principal {
   return context.values.get(principalKey);
+}
+
+/**
+ * What a task submitted in this call records as its submitter: the caller's
+ * name, or nothing on a gateway without authentication (a client's own value
+ * is never kept).
+ */
+export function submitterOf(context: Pick<HandlerContext, "values">): string {
+  const principal = principalOf(context);
+  return principal.via === "open" ? "" : principal.name;
 }
 
 /** The SHA-256, in hex, that configuration stores for an API key. */

@@ -17,7 +17,7 @@ export interface Principal {
   readonly name: string;
   /** How it was authenticated. */
   readonly via: "api-key" | "jwt" | "anonymous" | "open";
-  /** Its permissions, checked with {@link allows}. */
+  /** Its permissions, by action. */
   readonly permissions: PermissionSet;
 }
 

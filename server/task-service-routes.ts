@@ -5,6 +5,7 @@ import type { TaskStatus } from "../gen/taskwire/v1/task_pb.ts";
 import { TaskService, type WaitTasksResponseSchema } from "../gen/taskwire/v1/task_service_pb.ts";
 import type { TaskBackend } from "../sdk/core/index.ts";
 import { Mailbox, maxBatchSize, TaskError } from "../sdk/core/index.ts";
+import { submitterOf } from "./gateway-auth.ts";
 
 /**
  * Serves `taskwire.v1.TaskService` by delegating each call to a
@@ -18,11 +19,14 @@ import { Mailbox, maxBatchSize, TaskError } from "../sdk/core/index.ts";
 export function taskServiceRoutes(backend: TaskBackend): (router: ConnectRouter) => void {
   return (router) => {
     router.service(TaskService, {
-      async submit({ task }) {
+      async submit({ task }, context) {
         if (task === undefined) throw new ConnectError("task is required", Code.InvalidArgument);
+        task.submittedBy = submitterOf(context);
         return backend.submit(task);
       },
-      async batchSubmit({ tasks }) {
+      async batchSubmit({ tasks }, context) {
+        const submitter = submitterOf(context);
+        for (const task of tasks) task.submittedBy = submitter;
         return { results: await backend.batchSubmit(tasks) };
       },
       async getTask({ taskId }) {

@@ -4,6 +4,7 @@ import type { TaskStatus } from "../gen/taskwire/v1/task_pb.ts";
 import { decodeResult } from "../sdk/client/index.ts";
 import type { TaskBackend, TaskMethod, TaskServiceDefinition } from "../sdk/core/index.ts";
 import { taskFromOptions } from "../sdk/core/index.ts";
+import { submitterOf } from "./gateway-auth.ts";
 import { awaitTerminal } from "./task-service-routes.ts";
 
 /** The request header that carries a typed call's idempotency key. */
@@ -49,7 +50,9 @@ async function callTask<O extends DescMessage>(
   context: HandlerContext,
 ): Promise<MessageShape<O>> {
   const idempotencyKey = context.requestHeader.get(idempotencyKeyHeader) ?? undefined;
-  const { taskId } = await backend.submit(taskFromOptions(method, request, { idempotencyKey }));
+  const task = taskFromOptions(method, request, { idempotencyKey });
+  task.submittedBy = submitterOf(context);
+  const { taskId } = await backend.submit(task);
   context.responseHeader.set(taskIdHeader, taskId);
   return decodeResult(await awaitBeforeDeadline(backend, taskId, context), method.output);
 }

@@ -224,6 +224,7 @@ export function prepareTask(
     endpoint: "",
     notifySubject,
     notBefore: notBefore === undefined ? undefined : timestampFromMs(notBefore),
+    submittedBy: task.submittedBy,
   });
   const bytes = concatMessages(shared, own);
   const maxBytes = limits.maxWorkItemBytes ?? 1_000_000;

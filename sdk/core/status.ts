@@ -58,6 +58,7 @@ export function queuedStatus(workItem: WorkItem, state: TaskState = TaskState.PE
     returnedDeliveries: 0,
     deliverySequence: 0n,
     deliveryCount: 0,
+    submittedBy: workItem.submittedBy,
   };
 }
 

@@ -45,5 +45,6 @@ export function taskFromOptions<I extends DescMessage>(
     metadata: { ...options.metadata },
     delivery: options.delivery ? deliveries[options.delivery] : DeliveryMode.UNSPECIFIED,
     endpoints: options.endpoints ? [...options.endpoints] : [],
+    submittedBy: "",
   };
 }

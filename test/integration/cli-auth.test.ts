@@ -134,7 +134,7 @@ ${entry
     const key = (await readFile(join(dir, "billing.key"), "utf8")).trim();
     const status = await taskwire(dir, { TASKWIRE_TOKEN: key }, "status", id, "--gateway", gatewayUrl);
     expect(status.code, status.stderr).toBe(0);
-    expect(JSON.parse(status.stdout)).toMatchObject({ taskId: id, workerType: "hasher" });
+    expect(JSON.parse(status.stdout)).toMatchObject({ taskId: id, workerType: "hasher", submittedBy: "billing" });
     // The gateway's log names the refusal, and never the key.
     await poll(async () => (output.includes('"outcome":"refused"') ? true : undefined), 10_000);
     expect(output).not.toContain(key);

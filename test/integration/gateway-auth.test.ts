@@ -355,6 +355,38 @@ describe("gateway authentication and permissions", () => {
     expect(explicit.port).toBeGreaterThan(0);
   });
 
+  it("records the submitter in the task's status, whatever the client sends", async () => {
+    const task = {
+      ...hashDigest,
+      payload: { "@type": "type.googleapis.com/example.v1.DigestRequest", text: "who" },
+      submittedBy: "mallory",
+    };
+    const byKey = await call(secured, "taskwire.v1.TaskService/Submit", { task }, keys.hasher);
+    const byJwt = await call(
+      secured,
+      "taskwire.v1.TaskService/Submit",
+      { task },
+      await jwt({ permissions: ["submit:*"] }),
+    );
+    const typed = await fetch(`${secured.url}/example.v1.HashService/Digest`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${keys.admin}`, "connect-timeout-ms": "1" },
+      body: JSON.stringify({ text: "typed" }),
+    });
+    const typedId = typed.headers.get("taskwire-task-id");
+    const onOpen = await call(open, "taskwire.v1.TaskService/Submit", { task });
+    const submitterOf = async (gateway: Gateway, taskId: unknown) =>
+      (await call(gateway, "taskwire.v1.TaskService/GetTask", { taskId }, keys.admin)).body.status as {
+        submittedBy?: string;
+      };
+    expect((await submitterOf(secured, byKey.body.taskId)).submittedBy).toBe("billing");
+    expect((await submitterOf(secured, byJwt.body.taskId)).submittedBy).toBe("alice@example.com");
+    expect(typedId).toMatch(/^hasher\./);
+    expect((await submitterOf(secured, typedId)).submittedBy).toBe("ops");
+    // Without auth there is no one to record, and the client's claim is not kept.
+    expect((await submitterOf(open, onOpen.body.taskId)).submittedBy).toBeUndefined();
+  });
+
   it("logs every queue operation with its caller and outcome", async () => {
     audit.length = 0;
     await call(secured, "taskwire.v1.QueueService/PauseQueue", { workerType: "reports" }, keys.admin);

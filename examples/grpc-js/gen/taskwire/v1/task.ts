@@ -490,6 +490,12 @@ export interface Task {
    * every live worker instance of the type.
    */
   endpoints: string[];
+  /**
+   * Who submitted the task. A gateway with authentication sets it to the caller
+   * (an API key's name, a JWT's subject) and replaces any value sent; a gateway
+   * without it clears it. Clients that write to NATS directly set it themselves.
+   */
+  submittedBy: string;
 }
 
 export interface Task_MetadataEntry {
@@ -552,7 +558,11 @@ export interface WorkItem {
    * A delayed task: when it may start. It waits in the scheduler stream until then
    * (see docs/protocol.md), taking no worker capacity.
    */
-  notBefore: Date | undefined;
+  notBefore:
+    | Date
+    | undefined;
+  /** As Task.submitted_by. */
+  submittedBy: string;
 }
 
 export interface WorkItem_MetadataEntry {
@@ -718,6 +728,8 @@ export interface TaskStatus {
    */
   deliverySequence: number;
   deliveryCount: number;
+  /** Who submitted the task, as Task.submitted_by. */
+  submittedBy: string;
 }
 
 export interface TaskStatus_MetadataEntry {
@@ -889,6 +901,7 @@ function createBaseTask(): Task {
     metadata: {},
     delivery: 0,
     endpoints: [],
+    submittedBy: "",
   };
 }
 
@@ -932,6 +945,9 @@ export const Task: MessageFns<Task> = {
     }
     for (const v of message.endpoints) {
       writer.uint32(106).string(v!);
+    }
+    if (message.submittedBy !== "") {
+      writer.uint32(114).string(message.submittedBy);
     }
     return writer;
   },
@@ -1056,6 +1072,14 @@ export const Task: MessageFns<Task> = {
             message.endpoints.push(reader.string());
             continue;
           }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.submittedBy = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1114,6 +1138,11 @@ export const Task: MessageFns<Task> = {
       endpoints: globalThis.Array.isArray(object?.endpoints)
         ? object.endpoints.map((e: any) => globalThis.String(e))
         : [],
+      submittedBy: isSet(object.submittedBy)
+        ? globalThis.String(object.submittedBy)
+        : isSet(object.submitted_by)
+        ? globalThis.String(object.submitted_by)
+        : "",
     };
   },
 
@@ -1164,6 +1193,9 @@ export const Task: MessageFns<Task> = {
     if (message.endpoints?.length) {
       obj.endpoints = message.endpoints;
     }
+    if (message.submittedBy !== "") {
+      obj.submittedBy = message.submittedBy;
+    }
     return obj;
   },
 
@@ -1201,6 +1233,7 @@ export const Task: MessageFns<Task> = {
     );
     message.delivery = object.delivery ?? 0;
     message.endpoints = object.endpoints?.map((e) => e) || [];
+    message.submittedBy = object.submittedBy ?? "";
     return message;
   },
 };
@@ -1309,6 +1342,7 @@ function createBaseWorkItem(): WorkItem {
     endpoint: "",
     notifySubject: "",
     notBefore: undefined,
+    submittedBy: "",
   };
 }
 
@@ -1364,6 +1398,9 @@ export const WorkItem: MessageFns<WorkItem> = {
     }
     if (message.notBefore !== undefined) {
       Timestamp.encode(toTimestamp(message.notBefore), writer.uint32(138).fork()).join();
+    }
+    if (message.submittedBy !== "") {
+      writer.uint32(146).string(message.submittedBy);
     }
     return writer;
   },
@@ -1520,6 +1557,14 @@ export const WorkItem: MessageFns<WorkItem> = {
             message.notBefore = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 18: {
+            if (tag !== 146) {
+              break;
+            }
+
+            message.submittedBy = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1592,6 +1637,11 @@ export const WorkItem: MessageFns<WorkItem> = {
         : isSet(object.not_before)
         ? fromJsonTimestamp(object.not_before)
         : undefined,
+      submittedBy: isSet(object.submittedBy)
+        ? globalThis.String(object.submittedBy)
+        : isSet(object.submitted_by)
+        ? globalThis.String(object.submitted_by)
+        : "",
     };
   },
 
@@ -1654,6 +1704,9 @@ export const WorkItem: MessageFns<WorkItem> = {
     if (message.notBefore !== undefined) {
       obj.notBefore = message.notBefore.toISOString();
     }
+    if (message.submittedBy !== "") {
+      obj.submittedBy = message.submittedBy;
+    }
     return obj;
   },
 
@@ -1691,6 +1744,7 @@ export const WorkItem: MessageFns<WorkItem> = {
     message.endpoint = object.endpoint ?? "";
     message.notifySubject = object.notifySubject ?? "";
     message.notBefore = object.notBefore ?? undefined;
+    message.submittedBy = object.submittedBy ?? "";
     return message;
   },
 };
@@ -2454,6 +2508,7 @@ function createBaseTaskStatus(): TaskStatus {
     returnedDeliveries: 0,
     deliverySequence: 0,
     deliveryCount: 0,
+    submittedBy: "",
   };
 }
 
@@ -2533,6 +2588,9 @@ export const TaskStatus: MessageFns<TaskStatus> = {
     }
     if (message.deliveryCount !== 0) {
       writer.uint32(200).uint32(message.deliveryCount);
+    }
+    if (message.submittedBy !== "") {
+      writer.uint32(210).string(message.submittedBy);
     }
     return writer;
   },
@@ -2753,6 +2811,14 @@ export const TaskStatus: MessageFns<TaskStatus> = {
             message.deliveryCount = reader.uint32();
             continue;
           }
+          case 26: {
+            if (tag !== 210) {
+              break;
+            }
+
+            message.submittedBy = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2867,6 +2933,11 @@ export const TaskStatus: MessageFns<TaskStatus> = {
         : isSet(object.delivery_count)
         ? globalThis.Number(object.delivery_count)
         : 0,
+      submittedBy: isSet(object.submittedBy)
+        ? globalThis.String(object.submittedBy)
+        : isSet(object.submitted_by)
+        ? globalThis.String(object.submitted_by)
+        : "",
     };
   },
 
@@ -2953,6 +3024,9 @@ export const TaskStatus: MessageFns<TaskStatus> = {
     if (message.deliveryCount !== 0) {
       obj.deliveryCount = Math.round(message.deliveryCount);
     }
+    if (message.submittedBy !== "") {
+      obj.submittedBy = message.submittedBy;
+    }
     return obj;
   },
 
@@ -3000,6 +3074,7 @@ export const TaskStatus: MessageFns<TaskStatus> = {
     message.returnedDeliveries = object.returnedDeliveries ?? 0;
     message.deliverySequence = object.deliverySequence ?? 0;
     message.deliveryCount = object.deliveryCount ?? 0;
+    message.submittedBy = object.submittedBy ?? "";
     return message;
   },
 };
