@@ -4,7 +4,9 @@
 // route example.v1.HashService/Digest, then submits a payload of the wrong type,
 // and prints one JSON object per line for each.
 //
-// The gateway's address is TASKWIRE_GATEWAY, host:port (default 127.0.0.1:8080).
+// The gateway's address is TASKWIRE_GATEWAY, host:port (default 127.0.0.1:8080). A
+// gateway with authentication takes the credential in TASKWIRE_TOKEN (an API key or a
+// JWT), sent with every call as "Authorization: Bearer <token>".
 // Generate the code first, from the repository root:
 //
 //	npx buf generate --template examples/go/buf.gen.yaml
@@ -46,7 +48,11 @@ func run() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
-	tasks := taskwirev1connect.NewTaskServiceClient(http.DefaultClient, baseURL)
+	var options []connect.ClientOption
+	if token := os.Getenv("TASKWIRE_TOKEN"); token != "" {
+		options = append(options, connect.WithInterceptors(bearer(token)))
+	}
+	tasks := taskwirev1connect.NewTaskServiceClient(http.DefaultClient, baseURL, options...)
 	request := &examplev1.DigestRequest{Text: "hello", Rounds: 3}
 
 	// (a) TaskService: submit the request packed in an Any, wait for the terminal
@@ -77,7 +83,7 @@ func run() error {
 	emit(line{Via: "task_service", TaskID: taskID, Hex: result.GetHex(), Rounds: result.GetRounds()})
 
 	// (b) The typed route: the task service's own rpc, answered with the task's result.
-	hashes := examplev1connect.NewHashServiceClient(http.DefaultClient, baseURL)
+	hashes := examplev1connect.NewHashServiceClient(http.DefaultClient, baseURL, options...)
 	typed, err := hashes.Digest(ctx, connect.NewRequest(request))
 	if err != nil {
 		return fmt.Errorf("HashService.Digest: %w", err)
@@ -119,4 +125,14 @@ func emit(l line) {
 		panic(err)
 	}
 	fmt.Println(string(encoded))
+}
+
+// bearer sends the credential on every call.
+func bearer(token string) connect.UnaryInterceptorFunc {
+	return func(next connect.UnaryFunc) connect.UnaryFunc {
+		return func(ctx context.Context, request connect.AnyRequest) (connect.AnyResponse, error) {
+			request.Header().Set("Authorization", "Bearer "+token)
+			return next(ctx, request)
+		}
+	}
 }

@@ -8,6 +8,9 @@
  * The gateway's address is TASKWIRE_GATEWAY, host:port (default 127.0.0.1:8080):
  *
  *   TASKWIRE_GATEWAY=127.0.0.1:8080 node examples/grpc-js/client.ts
+ *
+ * A gateway with authentication takes the credential in TASKWIRE_TOKEN (an API key or a
+ * JWT), sent with every call as "authorization: Bearer <token>".
  */
 import {
   type CallOptions,
@@ -34,10 +37,18 @@ type UnaryMethod<Request, Response> = (
   callback: (error: ServiceError | null, response: Response) => void,
 ) => ClientUnaryCall;
 
+/** The call's metadata: the credential of TASKWIRE_TOKEN, if any. */
+function credential(): Metadata {
+  const metadata = new Metadata();
+  const token = process.env.TASKWIRE_TOKEN;
+  if (token) metadata.set("authorization", `Bearer ${token}`);
+  return metadata;
+}
+
 /** Calls a unary method (bound to its client) and resolves with the response. */
 function call<Request, Response>(method: UnaryMethod<Request, Response>, request: Request): Promise<Response> {
   return new Promise((resolve, reject) =>
-    method(request, new Metadata(), { deadline: Date.now() + timeoutMs }, (error, response) =>
+    method(request, credential(), { deadline: Date.now() + timeoutMs }, (error, response) =>
       error ? reject(error) : resolve(response),
     ),
   );

@@ -4,7 +4,9 @@ It runs one hasher/Digest task through TaskService, then the same request throug
 the typed route example.v1.HashService/Digest, then submits a payload of the wrong
 type, and prints one JSON object per line for each.
 
-The gateway's address is TASKWIRE_GATEWAY, host:port (default 127.0.0.1:8080).
+The gateway's address is TASKWIRE_GATEWAY, host:port (default 127.0.0.1:8080). A gateway
+with authentication takes the credential in TASKWIRE_TOKEN (an API key or a JWT), sent
+with every call as "authorization: Bearer <token>".
 Generate the code first and put it on the import path, from the repository root:
 
     npx buf generate --template examples/python/buf.gen.yaml
@@ -36,6 +38,8 @@ def pack(message) -> any_pb2.Any:
 
 def main() -> None:
     address = os.environ.get("TASKWIRE_GATEWAY", "127.0.0.1:8080")
+    token = os.environ.get("TASKWIRE_TOKEN")
+    auth = [("authorization", f"Bearer {token}")] if token else []
     # The gateway serves gRPC over plaintext HTTP/2 (h2c) on its one port.
     with grpc.insecure_channel(address) as channel:
         tasks = task_service_pb2_grpc.TaskServiceStub(channel)
@@ -44,8 +48,8 @@ def main() -> None:
         # (a) TaskService: submit the request packed in an Any, wait for the terminal
         # status, and unpack the DigestResponse from its result.
         task = task_pb2.Task(worker_type="hasher", method="Digest", payload=pack(request))
-        submitted = tasks.Submit(task_service_pb2.SubmitRequest(task=task), timeout=TIMEOUT)
-        waited = tasks.WaitTask(task_service_pb2.WaitTaskRequest(task_id=submitted.task_id), timeout=TIMEOUT)
+        submitted = tasks.Submit(task_service_pb2.SubmitRequest(task=task), timeout=TIMEOUT, metadata=auth)
+        waited = tasks.WaitTask(task_service_pb2.WaitTaskRequest(task_id=submitted.task_id), timeout=TIMEOUT, metadata=auth)
         status = waited.status
         if status.state != task_pb2.TASK_STATE_SUCCEEDED:
             state = task_pb2.TaskState.Name(status.state)
@@ -56,7 +60,7 @@ def main() -> None:
         emit(via="task_service", task_id=submitted.task_id, hex=result.hex, rounds=result.rounds)
 
         # (b) The typed route: the task service's own rpc, answered with the task's result.
-        typed = hash_pb2_grpc.HashServiceStub(channel).Digest(request, timeout=TIMEOUT)
+        typed = hash_pb2_grpc.HashServiceStub(channel).Digest(request, timeout=TIMEOUT, metadata=auth)
         emit(via="typed_route", hex=typed.hex, rounds=typed.rounds)
 
         # (c) A payload of the wrong type for hasher/Digest: the gateway refuses it.
@@ -64,7 +68,7 @@ def main() -> None:
             worker_type="hasher", method="Digest", payload=pack(report_pb2.GenerateRequest(title="x", sections=1))
         )
         try:
-            tasks.Submit(task_service_pb2.SubmitRequest(task=wrong), timeout=TIMEOUT)
+            tasks.Submit(task_service_pb2.SubmitRequest(task=wrong), timeout=TIMEOUT, metadata=auth)
         except grpc.RpcError as error:
             emit(via="wrong_payload", code=error.code().name, message=error.details())
         else:

@@ -6,12 +6,15 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, it } from "vitest";
 import { hashService } from "../../examples/gen/example/v1/hash_taskwire.ts";
 import { reportService } from "../../examples/gen/example/v1/report_taskwire.ts";
+import { apiKeyHash } from "../../server/gateway-auth.ts";
 import { exampleDigest, startDeployment, type TestDeployment } from "../support/deployment.ts";
 import { isExecutable } from "../support/find-binary.ts";
 import { repoRoot } from "../support/tools.ts";
 
 const run = promisify(execFile);
 const services = [hashService, reportService];
+/** The API key every example sends. */
+const token = "tw_examples_0123456789abcdefghijklmnopqrstu";
 // Every example hashes "hello" with 3 rounds.
 const expectedHex = exampleDigest("hello", 3);
 
@@ -30,11 +33,15 @@ describe("clients in other languages", () => {
     await Promise.all([
       generate("python", "examples/python/buf.gen.yaml"),
       generate("go", "examples/go/buf.gen.yaml"),
-      startDeployment(services, [{ name: "hasher", module: "examples/hash/hash-worker.ts", processes: 2 }]).then(
-        (started) => {
-          deployment = started;
+      // A gateway with authentication: each example sends TASKWIRE_TOKEN, or is refused.
+      startDeployment(services, [{ name: "hasher", module: "examples/hash/hash-worker.ts", processes: 2 }], {
+        auth: {
+          apiKeys: [{ name: "examples", sha256: apiKeyHash(token), permissions: ["submit:hasher", "read:hasher"] }],
         },
-      ),
+        auditLog: () => {},
+      }).then((started) => {
+        deployment = started;
+      }),
     ]);
     // The Go example builds as a module: its files next to the code generated for it.
     await cp(join(repoRoot, "examples/go"), join(tmp, "go/examples/go"), {
@@ -76,13 +83,18 @@ describe("clients in other languages", () => {
   };
 
   for (const name of Object.keys(examples) as (keyof typeof examples)[]) {
-    it.concurrent(`${name}: a typed result through TaskService and the typed route; INVALID_ARGUMENT for a wrong payload`, async ({
+    it.concurrent(`${name}: with a credential, a typed result through TaskService and the typed route; INVALID_ARGUMENT for a wrong payload`, async ({
       expect,
     }) => {
       const { command, args, cwd, env } = examples[name]();
       const { stdout } = await run(command, args, {
         cwd,
-        env: { ...process.env, ...env, TASKWIRE_GATEWAY: `127.0.0.1:${deployment.gateway.port}` },
+        env: {
+          ...process.env,
+          ...env,
+          TASKWIRE_GATEWAY: `127.0.0.1:${deployment.gateway.port}`,
+          TASKWIRE_TOKEN: token,
+        },
         timeout: 120_000,
       });
       const lines = stdout

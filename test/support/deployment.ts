@@ -5,6 +5,7 @@ import { createTaskRegistry } from "../../sdk/core/task-registry.ts";
 import { createNatsQueueBackend } from "../../sdk/nats/nats-queue-backend.ts";
 import { createNatsTaskBackend } from "../../sdk/nats/nats-task-backend.ts";
 import { createGateway, type Gateway } from "../../server/create-gateway.ts";
+import type { GatewayOptions } from "../../server/gateway-options.ts";
 import { createSupervisor, type PoolOptions, type Supervisor } from "../../worker-runtime/create-supervisor.ts";
 import { type NatsServer, startNatsServer } from "./nats-server.ts";
 
@@ -27,6 +28,7 @@ export interface TestDeployment {
 export async function startDeployment(
   services: readonly TaskServiceDefinition[],
   pools: PoolOptions[],
+  gatewayOptions: Partial<GatewayOptions> = {},
 ): Promise<TestDeployment> {
   const nats = await startNatsServer();
   const nc = await connect({ servers: nats.url });
@@ -35,6 +37,7 @@ export async function startDeployment(
     backend,
     services,
     queues: await createNatsQueueBackend({ nc, tasks: backend }),
+    ...gatewayOptions,
   });
   const supervisor = createSupervisor({ nats: nats.url, shutdownGraceMs: 5000, pools });
   await supervisor.ready;
