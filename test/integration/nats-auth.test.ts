@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { jetstreamManager } from "@nats-io/jetstream";
@@ -15,6 +15,7 @@ import { jetStreamOptionsOf, type NatsConnectionSettings } from "../../sdk/nats/
 import { openConnection } from "../../sdk/nats/open-connection.ts";
 import { createWorker } from "../../worker-runtime/create-worker.ts";
 import { probeService } from "../gen/probe/v1/probe_taskwire.ts";
+import { operatorMode } from "../support/nats-jwt.ts";
 import { type NatsServer, startNatsServer } from "../support/nats-server.ts";
 import { repoRoot } from "../support/tools.ts";
 
@@ -144,6 +145,31 @@ describe("NATS connection settings", () => {
       expect(
         await refusal({ servers: nats.url, nkeySeed: { env: "TW_TEST_NATS_BAD_SEED" } }, ["not-a-seed"]),
       ).toContain("NATS nkeySeed: not an nkey seed");
+    });
+  });
+
+  describe("operator mode, .creds file", () => {
+    const mode = operatorMode();
+    let nats: NatsServer;
+    beforeAll(async () => {
+      nats = await startNatsServer({ config: mode.config });
+    }, 30_000);
+    afterAll(() => nats?.stop());
+
+    it("runs a task with a creds path relative to taskwire.yaml; another account's user is refused", async () => {
+      const configDir = join(dir, "creds");
+      await mkdir(configDir, { recursive: true });
+      await writeFile(join(configDir, "app.creds"), mode.creds);
+      await writeFile(join(configDir, "stranger.creds"), mode.strangerCreds);
+      await writeFile(join(configDir, "taskwire.yaml"), `nats:\n  url: ${nats.url}\n  creds: app.creds\n`);
+      const config = await loadConfig(join(configDir, "taskwire.yaml"));
+      expect(config.nats.connection.creds).toBe(join(configDir, "app.creds"));
+      await runsATask(config.nats.connection);
+      const message = await refusal({ servers: nats.url, creds: join(configDir, "stranger.creds") }, [mode.userSeed]);
+      expect(message.toLowerCase()).toContain("authorization violation");
+      expect(await refusal({ servers: nats.url, creds: join(configDir, "missing.creds") }, [])).toContain(
+        `NATS creds: cannot read ${join(configDir, "missing.creds")}: ENOENT`,
+      );
     });
   });
 
