@@ -55,7 +55,9 @@ export {
 } from "./core/index.ts";
 export type { GatewaySessionOptions, GatewayTlsOptions } from "./gateway-client/index.ts";
 export type {
+  NatsConnectionSettings,
   NatsQueueBackendOptions,
+  NatsSecret,
   NatsTaskBackendOptions,
   StatusTopologyOptions,
   StorageOptions,

@@ -3,6 +3,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createClient, type TaskwireClient } from "../sdk/client/index.ts";
+import type { NatsConnectionSettings } from "../sdk/nats/index.ts";
 import {
   createWorker,
   type TaskServiceImplementation,
@@ -16,8 +17,11 @@ import { type ManagedNatsServer, startNatsServer } from "./start-nats-server.ts"
 export interface TestEnvironmentOptions {
   /** The handlers to run, from generated `implement<Service>()` functions. */
   services: TaskServiceImplementation[];
-  /** A running server to use; without it, a nats-server of its own on a free loopback port, its store in a temporary directory. */
-  nats?: string;
+  /**
+   * A running server to use, as a URL or connection settings (credentials, TLS...);
+   * without it, a nats-server of its own on a free loopback port, its store in a temporary directory.
+   */
+  nats?: string | NatsConnectionSettings;
   /** More worker options (concurrency, middleware, onEvent...). */
   worker?: Omit<WorkerOptions, "nats" | "services">;
   /** How a missing nats-server is found or installed. */
@@ -30,8 +34,10 @@ export interface TestEnvironment extends AsyncDisposable {
   readonly client: TaskwireClient;
   /** The worker running the handlers. */
   readonly worker: Worker;
-  /** The NATS server's URL, for more clients or workers. */
+  /** The NATS server's URL (the first of the settings' servers), for more clients or workers. */
   readonly natsUrl: string;
+  /** The URL or settings the worker and client connected with. */
+  readonly nats: string | NatsConnectionSettings;
   /** Closes the client and the worker, then stops the server it started and removes its store. */
   close(): Promise<void>;
 }
@@ -52,12 +58,14 @@ export interface TestEnvironment extends AsyncDisposable {
 export async function createTestEnvironment(options: TestEnvironmentOptions): Promise<TestEnvironment> {
   let server: ManagedNatsServer | undefined;
   let store: string | undefined;
-  let natsUrl = options.nats;
-  if (natsUrl === undefined) {
+  let nats = options.nats;
+  if (nats === undefined) {
     store = await mkdtemp(join(tmpdir(), "taskwire-test-"));
     server = await startNatsServer(`nats://127.0.0.1:${await freePort()}`, store, options.natsServer);
-    natsUrl = server.url;
+    nats = server.url;
   }
+  const servers = typeof nats === "string" ? nats : (nats.servers ?? "nats://127.0.0.1:4222");
+  const natsUrl = (typeof servers === "string" ? servers : servers[0]) ?? "nats://127.0.0.1:4222";
   const parts: { close(): Promise<void> }[] = [];
   const close = async () => {
     for (const part of parts.splice(0).reverse()) await part.close();
@@ -65,11 +73,11 @@ export async function createTestEnvironment(options: TestEnvironmentOptions): Pr
     if (store) await rm(store, { recursive: true, force: true });
   };
   try {
-    const worker = await createWorker({ ...options.worker, nats: natsUrl, services: options.services });
+    const worker = await createWorker({ ...options.worker, nats, services: options.services });
     parts.push(worker);
-    const client = await createClient({ nats: natsUrl, services: options.services.map((s) => s.definition) });
+    const client = await createClient({ nats, services: options.services.map((s) => s.definition) });
     parts.push(client);
-    return { client, worker, natsUrl, close, [Symbol.asyncDispose]: close };
+    return { client, worker, natsUrl, nats, close, [Symbol.asyncDispose]: close };
   } catch (error) {
     await close();
     throw error;

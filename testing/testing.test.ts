@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createHashServiceClient } from "../examples/gen/example/v1/hash_taskwire.ts";
 import { hasher } from "../examples/hash/hash-worker.ts";
 import { implementProbeService } from "../test/gen/probe/v1/probe_taskwire.ts";
+import { startNatsServer as startTestNatsServer } from "../test/support/nats-server.ts";
 import { natsServerBinary } from "../test/support/tools.ts";
 import { createTestEnvironment, findNatsServer, howToInstall, pinnedNatsServer, runTaskHandler } from "./index.ts";
 import { isSupported } from "./nats-server-binary.ts";
@@ -85,6 +86,21 @@ describe("createTestEnvironment: a real worker and nats-server", () => {
     // The server it started is gone with it.
     const { connect } = await import("@nats-io/transport-node");
     await expect(connect({ servers: natsUrl, reconnect: false, timeout: 1000 })).rejects.toThrow();
+  }, 60_000);
+  it("connects to a server of the caller's with connection settings", async () => {
+    const nats = await startTestNatsServer({ config: 'authorization { token: "env-token-1" }' });
+    process.env.TW_TESTING_NATS_TOKEN = "env-token-1";
+    try {
+      await using env = await createTestEnvironment({
+        services: [hasher],
+        nats: { servers: nats.url, token: { env: "TW_TESTING_NATS_TOKEN" } },
+      });
+      expect(env.natsUrl).toBe(nats.url);
+      const task = await createHashServiceClient(env.client).digest({ text: "hello" });
+      expect(await task.result()).toMatchObject({ hex: sha256Hello });
+    } finally {
+      await nats.stop();
+    }
   }, 60_000);
 });
 
