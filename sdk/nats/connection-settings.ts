@@ -16,7 +16,16 @@ import {
  * variable or a file (its content, trimmed). A plain string is the secret
  * itself: accepted in code, but it cannot be handed to child processes.
  */
-export type NatsSecret = string | { readonly env: string } | { readonly file: string };
+export type NatsSecret =
+  | string
+  | {
+      /** The environment variable holding the secret. */
+      readonly env: string;
+    }
+  | {
+      /** The file holding the secret (its content, trimmed). */
+      readonly file: string;
+    };
 
 /** How a process connects to NATS: the same settings for clients, workers, the gateway and the CLI. */
 export interface NatsConnectionSettings {
@@ -32,7 +41,9 @@ export interface NatsConnectionSettings {
   readonly name?: string;
   /** User name, with {@link password}. */
   readonly user?: string;
+  /** The password of {@link user}. */
   readonly password?: NatsSecret;
+  /** A token (the server's `authorization { token }`). */
   readonly token?: NatsSecret;
   /** An nkey seed (`SU…`). */
   readonly nkeySeed?: NatsSecret;
@@ -44,6 +55,7 @@ export interface NatsConnectionSettings {
     readonly ca?: string;
     /** Client certificate and its key, for servers that verify clients. */
     readonly cert?: string;
+    /** The client certificate's private key. */
     readonly key?: string;
     /** The name the server's certificate must carry. @default the URL's host */
     readonly serverName?: string;
@@ -51,7 +63,12 @@ export interface NatsConnectionSettings {
     readonly handshakeFirst?: boolean;
   };
   /** The JetStream domain or API prefix every JetStream and KV call uses. */
-  readonly jetstream?: { readonly domain?: string; readonly apiPrefix?: string };
+  readonly jetstream?: {
+    /** The JetStream domain (`$JS.<domain>.API`). */
+    readonly domain?: string;
+    /** The JetStream API prefix, e.g. an import's `$JS.hub.API`. */
+    readonly apiPrefix?: string;
+  };
 }
 
 const defaultServer = "nats://127.0.0.1:4222";
