@@ -13,6 +13,7 @@ import { TaskState } from "../../gen/taskwire/v1/task_pb.ts";
 import { createClient } from "../../sdk/client/create-client.ts";
 import { jetStreamOptionsOf, type NatsConnectionSettings } from "../../sdk/nats/index.ts";
 import { openConnection } from "../../sdk/nats/open-connection.ts";
+import { createSupervisor } from "../../worker-runtime/create-supervisor.ts";
 import { createWorker } from "../../worker-runtime/create-worker.ts";
 import { probeService } from "../gen/probe/v1/probe_taskwire.ts";
 import { operatorMode } from "../support/nats-jwt.ts";
@@ -294,6 +295,20 @@ worker:
         await supervisor.stop();
       }
     }, 60_000);
+
+    it("createSupervisor refuses to hand a plain-string secret to worker processes", () => {
+      const literal = { servers: nats.url, user: "app", password };
+      const error = (() => {
+        try {
+          createSupervisor({ nats: literal, pools: [{ name: "p", module: "m.ts" }] });
+        } catch (e) {
+          return e as Error;
+        }
+      })();
+      expect(error?.message).toBe(
+        "createSupervisor: NATS password must be given as { env: NAME } or { file: PATH } to pass it on",
+      );
+    });
 
     it("refuses a literal secret and unknown keys, naming the file and key", async () => {
       const file = join(dir, "literal.yaml");
