@@ -49,9 +49,11 @@ export async function runGateway(
     port: config.gateway.port,
     services: definitions,
     ...(config.gateway.auth ? { auth: config.gateway.auth } : {}),
+    limits: config.gateway.limits,
+    ...(config.gateway.allowedHosts ? { allowedHosts: config.gateway.allowedHosts } : {}),
   }).catch((error: Error) => {
     // The gateway checks permissions as it starts: say which file and block they are in.
-    if (error.message.startsWith("auth.")) throw new Error(`${config.path}: gateway.${error.message}`);
+    if (/^(auth|limits)\./.test(error.message)) throw new Error(`${config.path}: gateway.${error.message}`);
     throw error;
   });
   log(`taskwire gateway on ${gateway.url} (worker types: ${definitions.map((d) => d.workerType).join(", ")})`);

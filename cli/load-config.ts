@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { parse } from "yaml";
-import type { GatewayAuthOptions } from "../server/index.ts";
+import type { GatewayAuthOptions, GatewayLimits } from "../server/index.ts";
 import type { PoolOptions } from "../worker-runtime/index.ts";
 import { httpWorkerModule } from "../worker-runtime/index.ts";
 import { parseGatewayAuth } from "./gateway-auth-config.ts";
@@ -21,6 +21,10 @@ export interface TaskwireConfig {
     readonly services: string[];
     /** Who may call the gateway (docs/security.md); absent, it is open (loopback only). */
     readonly auth: GatewayAuthOptions | undefined;
+    /** What one client can hold of the gateway (docs/security.md); the gateway checks the values. */
+    readonly limits: GatewayLimits;
+    /** Host names requests may carry. @default loopback names on a loopback host, any otherwise */
+    readonly allowedHosts: string[] | undefined;
   };
   readonly worker: {
     /** @default 30000 */
@@ -124,6 +128,11 @@ export async function loadConfig(path: string): Promise<TaskwireConfig> {
       port: int(gateway.port, "gateway.port", 8080, 0),
       services,
       auth: parseGatewayAuth(gateway.auth, root, fail),
+      limits: obj(gateway.limits, "gateway.limits") as GatewayLimits,
+      allowedHosts:
+        gateway.allowedHosts === undefined
+          ? undefined
+          : list(gateway.allowedHosts, "gateway.allowedHosts").map((h, i) => str(h, `gateway.allowedHosts[${i}]`)),
     },
     worker: {
       shutdownGraceMs: int(worker.shutdownGraceMs, "worker.shutdownGraceMs", 30_000, 0),

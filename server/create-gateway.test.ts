@@ -212,7 +212,7 @@ describe("Gateway.close", () => {
     const socketClosed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
     const answered = new Promise<string>((resolve) => socket.once("data", (chunk) => resolve(chunk.toString())));
     socket.write(
-      `POST /taskwire.v1.TaskService/ListTasks HTTP/1.1\r\nhost: x\r\ncontent-type: ${headers["content-type"]}\r\ncontent-length: ${body.length}\r\n\r\n${body}`,
+      `POST /taskwire.v1.TaskService/ListTasks HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: ${headers["content-type"]}\r\ncontent-length: ${body.length}\r\n\r\n${body}`,
     );
     const head = await answered;
     expect(head).toMatch(/^HTTP\/1\.1 200/);

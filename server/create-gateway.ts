@@ -6,6 +6,7 @@ import { TaskService } from "../gen/taskwire/v1/task_service_pb.ts";
 import { authInterceptor } from "./access-rules.ts";
 import { FastPath } from "./fast-path.ts";
 import { Authenticator } from "./gateway-auth.ts";
+import { checkJsonDepth } from "./gateway-limits.ts";
 import { type GatewayOptions, resolveGatewayOptions } from "./gateway-options.ts";
 import { healthRoutes } from "./health-routes.ts";
 import { ServingStatus } from "./health-service.ts";
@@ -19,10 +20,22 @@ import { typedTaskRoutes } from "./typed-task-routes.ts";
 
 /**
  * The decoder of JSON bodies: UTF-8 that fails on invalid bytes (connect's own
- * replaces them). connect passes its JSON options on to its JSON serialization,
- * which takes a `textDecoder`, though their type does not name it.
+ * replaces them), and text nested deeper than `maxDepth` refused before it is
+ * parsed. connect passes its JSON options on to its JSON serialization, which
+ * takes a `textDecoder`, though their type does not name it.
  */
-const strictUtf8: object = { textDecoder: new TextDecoder("utf-8", { fatal: true }) };
+function jsonTextDecoder(maxDepth: number): object {
+  const utf8 = new TextDecoder("utf-8", { fatal: true });
+  return {
+    textDecoder: {
+      decode(bytes: Uint8Array): string {
+        const text = utf8.decode(bytes);
+        checkJsonDepth(text, maxDepth);
+        return text;
+      },
+    },
+  };
+}
 
 /** A running gateway. */
 export interface Gateway {
@@ -94,7 +107,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     // As the Protobuf JSON mapping asks of a parser: an unknown field (a misspelt
     // "notBefor") or enum name is an error, not a field silently left unset; and
     // bytes that are not UTF-8 are refused, not read as U+FFFD.
-    jsonOptions: { ...jsonOptions, ignoreUnknownFields: false, ...strictUtf8 },
+    jsonOptions: { ...jsonOptions, ignoreUnknownFields: false, ...jsonTextDecoder(opts.limits.maxJsonDepth) },
     interceptors,
     readMaxBytes: opts.maxMessageBytes,
     writeMaxBytes: opts.maxMessageBytes,
@@ -103,10 +116,13 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     grpcWeb: true,
     connect: true,
   });
-  const listener = new HttpListener((request, response) => {
-    if (fastPath.serve(request, response) || refuseUnspokenContentType(request, response, paths)) return;
-    connectHandler(request, response);
-  });
+  const listener = new HttpListener(
+    (request, response) => {
+      if (fastPath.serve(request, response) || refuseUnspokenContentType(request, response, paths)) return;
+      connectHandler(request, response);
+    },
+    { limits: opts.limits, allowedHosts: opts.allowedHosts },
+  );
   const port = await listener.listen(opts.host, opts.port);
   const host = opts.host.includes(":") ? `[${opts.host}]` : opts.host;
   // Healthy while the backend reaches its broker.

@@ -3,6 +3,12 @@ import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import type { QueueBackend, TaskBackend, TaskServiceDefinition } from "../sdk/core/index.ts";
 import { registryOf } from "../sdk/core/index.ts";
 import { type AuditLog, type GatewayAuthOptions, stderrAuditLog } from "./gateway-auth.ts";
+import {
+  type GatewayLimits,
+  loopbackHosts,
+  type ResolvedGatewayLimits,
+  resolveGatewayLimits,
+} from "./gateway-limits.ts";
 import type { HealthStatus } from "./health-status.ts";
 
 /** Options of {@link createGateway}. */
@@ -66,6 +72,18 @@ export interface GatewayOptions {
    */
   auth?: GatewayAuthOptions;
   /**
+   * What one client can hold: timeouts, connections, streams, JSON depth
+   * ({@link GatewayLimits} gives each default).
+   */
+  limits?: GatewayLimits;
+  /**
+   * The host names (any port) requests may name in Host or `:authority`; a request
+   * naming another is refused (403: PERMISSION_DENIED), as a page using DNS
+   * rebinding would send. Write IPv6 addresses in brackets, e.g. "[::1]".
+   * @default localhost, 127.0.0.1 and [::1] when `host` is a loopback address; any otherwise
+   */
+  allowedHosts?: string[];
+  /**
    * Where refused calls and queue operations are logged, one entry each.
    * @default one JSON object per line on stderr
    */
@@ -94,6 +112,8 @@ export interface ResolvedGatewayOptions {
   typeRegistry: Registry | undefined;
   auth: GatewayAuthOptions | undefined;
   auditLog: AuditLog;
+  limits: ResolvedGatewayLimits;
+  allowedHosts: ReadonlySet<string> | undefined;
 }
 
 /** Applies the defaults of {@link GatewayOptions} and checks the numbers. */
@@ -112,6 +132,12 @@ export function resolveGatewayOptions(options: GatewayOptions): ResolvedGatewayO
     interceptors: options.interceptors ?? [],
     auth: options.auth,
     auditLog: options.auditLog ?? stderrAuditLog,
+    limits: resolveGatewayLimits(options.limits),
+    allowedHosts: options.allowedHosts
+      ? new Set(options.allowedHosts.map((name) => name.toLowerCase()))
+      : isLoopback(options.host ?? "127.0.0.1")
+        ? new Set(loopbackHosts)
+        : undefined,
     typeRegistry:
       options.services?.length && options.typeRegistry
         ? createRegistry(options.typeRegistry, registryOf(options.services))

@@ -2,6 +2,7 @@ import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
 import type { connectNodeAdapter } from "@connectrpc/connect-node";
+import { hostAllowed, type ResolvedGatewayLimits } from "./gateway-limits.ts";
 
 /** What every HTTP/2 connection opens with (RFC 9113, section 3.4). */
 const http2Preface = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
@@ -16,6 +17,16 @@ const resetPollLimit = 1000;
 type NodeHandlerFn = ReturnType<typeof connectNodeAdapter>;
 
 type ListenerState = "idle" | "listening" | "closing" | "closed";
+
+/** What {@link HttpListener} bounds and checks. */
+export interface ListenerOptions {
+  readonly limits: ResolvedGatewayLimits;
+  /** The Host names (any port) requests may carry; undefined accepts any. */
+  readonly allowedHosts: ReadonlySet<string> | undefined;
+}
+
+/** Seconds a client refused for load is asked to wait before it tries again. */
+const retryAfterSeconds = 1;
 
 /**
  * One TCP port that speaks HTTP/1.1 and cleartext HTTP/2 with prior knowledge
@@ -35,24 +46,122 @@ export class HttpListener {
   readonly #sessions = new Set<http2.ServerHttp2Session>();
   /** HTTP/1 connections and how many requests each has in flight. */
   readonly #http1Requests = new Map<net.Socket, number>();
+  /** Connections accepted past `maxConnections`: refused once their protocol is known. */
+  readonly #overLimit = new WeakSet<net.Socket>();
+  /** HTTP/2 sessions of such connections: each request is refused, then the session closed. */
+  readonly #sessionsOverLimit = new WeakSet<http2.ServerHttp2Session>();
+  /** Set while the HTTP/2 server takes a connection past the limit. */
+  #sessionOverLimit = false;
+  readonly #options: ListenerOptions;
+  /** Requests in flight on every connection. */
+  #inFlight = 0;
   #closed: Promise<void> | undefined;
 
-  constructor(handler: NodeHandlerFn) {
-    this.#http1 = http.createServer((request, response) => this.#serveHttp1(handler, request, response));
-    // Longer than clients keep idle sockets (Node's agent: 5 s, as the server's
-    // default): otherwise a client may reuse a socket the server is closing.
-    this.#http1.keepAliveTimeout = 65_000;
-    this.#http1.headersTimeout = 66_000;
-    this.#http2 = http2.createServer({}, (request, response) => {
-      response.stream.once("finish", () => resetOnceSent(response.stream, resetPollLimit));
-      escapeGrpcMessageAsSpecified(response);
-      handler(request, response);
-    });
-    this.#http2.on("session", (session: http2.ServerHttp2Session) => {
-      this.#sessions.add(session);
-      session.once("close", () => this.#sessions.delete(session));
-    });
+  constructor(handler: NodeHandlerFn, options: ListenerOptions) {
+    this.#options = options;
+    const { limits } = options;
+    const guarded = (request: http.IncomingMessage | http2.Http2ServerRequest, response: Response) => {
+      if (this.#refused(request, response)) return;
+      this.#inFlight++;
+      response.once("close", () => this.#inFlight--);
+      handler(request as http.IncomingMessage, response as http.ServerResponse);
+    };
+    this.#http1 = http.createServer(
+      {
+        // Node checks both on every connection each interval: a tenth of the shorter.
+        headersTimeout: limits.headersTimeoutMs,
+        requestTimeout: limits.requestTimeoutMs,
+        connectionsCheckingInterval: Math.max(10, Math.min(1000, Math.floor(limits.headersTimeoutMs / 10))),
+      },
+      (request, response) => this.#serveHttp1(guarded, request, response),
+    );
+    // Clients keep idle sockets shorter than this (Node's agent: 5 s): otherwise a
+    // client may reuse a socket the server is closing.
+    this.#http1.keepAliveTimeout = limits.idleTimeoutMs;
+    this.#http2 = http2.createServer(
+      { settings: { maxConcurrentStreams: limits.maxStreamsPerConnection } },
+      (request, response) => {
+        response.stream.once("finish", () => resetOnceSent(response.stream, resetPollLimit));
+        escapeGrpcMessageAsSpecified(response);
+        guarded(request, response);
+      },
+    );
+    this.#http2.on("session", (session: http2.ServerHttp2Session) => this.#track(session));
     this.#net = net.createServer((socket) => this.#accept(socket));
+  }
+
+  /**
+   * Answers a request the gateway will not serve: a Host it does not answer to
+   * (403, as DNS rebinding would send), or one past `maxStreams` (503 with
+   * retry-after). Clients read 403 as PERMISSION_DENIED, 503 as UNAVAILABLE.
+   */
+  #refused(request: http.IncomingMessage | http2.Http2ServerRequest, response: Response): boolean {
+    const { allowedHosts, limits } = this.#options;
+    if ("stream" in request && this.#sessionsOverLimit.has(request.stream.session as http2.ServerHttp2Session)) {
+      refuse(
+        request,
+        response,
+        503,
+        `the gateway has ${limits.maxConnections} connections open (limits.maxConnections): retry later`,
+      );
+      request.stream.session?.close();
+      return true;
+    }
+    const authority = "authority" in request ? request.authority : request.headers.host;
+    if (allowedHosts && !hostAllowed(authority, allowedHosts)) {
+      refuse(
+        request,
+        response,
+        403,
+        `this gateway does not answer to host "${authority ?? ""}": add it to the gateway's allowedHosts`,
+      );
+      return true;
+    }
+    if (this.#inFlight >= limits.maxStreams) {
+      refuse(
+        request,
+        response,
+        503,
+        `the gateway has ${limits.maxStreams} requests in flight (limits.maxStreams): retry later`,
+      );
+      return true;
+    }
+    return false;
+  }
+
+  /**
+   * Follows an HTTP/2 session: closed (GOAWAY) after `idleTimeoutMs` without a
+   * stream, each stream reset if its request has not all arrived within
+   * `requestTimeoutMs`.
+   */
+  #track(session: http2.ServerHttp2Session): void {
+    this.#sessions.add(session);
+    if (this.#sessionOverLimit) this.#sessionsOverLimit.add(session);
+    const { idleTimeoutMs, requestTimeoutMs } = this.#options.limits;
+    let streams = 0;
+    let idle: NodeJS.Timeout | undefined;
+    const arm = () => {
+      idle = setTimeout(() => session.close(), idleTimeoutMs);
+      idle.unref();
+    };
+    arm();
+    session.on("stream", (stream) => {
+      streams++;
+      clearTimeout(idle);
+      const late = setTimeout(() => {
+        // The client has not finished sending its request.
+        if (stream.state?.remoteClose === 0) stream.close(http2.constants.NGHTTP2_CANCEL);
+      }, requestTimeoutMs);
+      late.unref();
+      stream.once("close", () => {
+        clearTimeout(late);
+        if (--streams === 0 && !session.closed) arm();
+      });
+    });
+    session.once("close", () => {
+      clearTimeout(idle);
+      this.#sessions.delete(session);
+    });
   }
 
   /** Starts listening; resolves to the port, which is random when `port` is 0. */
@@ -68,6 +177,9 @@ export class HttpListener {
       // concurrent request) overflowing Node's default of 511 is refused.
       this.#net.listen({ host, port, backlog: 4096 }, () => {
         this.#net.removeAllListeners("error");
+        // The HTTP/1 server is handed sockets and never listens itself; "listening"
+        // starts its header and request timeout checks, as listen() would.
+        this.#http1.emit("listening");
         resolve((this.#net.address() as net.AddressInfo).port);
       });
     });
@@ -88,6 +200,8 @@ export class HttpListener {
     const wasListening = this.#state === "listening";
     this.#state = "closing";
     const allGone = wasListening ? new Promise<void>((resolve) => this.#net.close(() => resolve())) : Promise.resolve();
+    // Stops its timeout checks (it reports, harmlessly, that it never listened).
+    this.#http1.close(() => {});
     for (const session of this.#sessions) {
       try {
         session.close();
@@ -109,7 +223,11 @@ export class HttpListener {
 
   // Node's own idle tracking (closeIdleConnections) only covers servers that listen
   // themselves, so the listener counts requests per HTTP/1 connection instead.
-  #serveHttp1(handler: NodeHandlerFn, request: http.IncomingMessage, response: http.ServerResponse): void {
+  #serveHttp1(
+    handler: (request: http.IncomingMessage, response: http.ServerResponse) => void,
+    request: http.IncomingMessage,
+    response: http.ServerResponse,
+  ): void {
     const socket = request.socket;
     this.#http1Requests.set(socket, (this.#http1Requests.get(socket) ?? 0) + 1);
     // Once closing, no connection is kept alive for another request.
@@ -130,6 +248,7 @@ export class HttpListener {
       socket.destroy();
       return;
     }
+    if (this.#sockets.size > this.#options.limits.maxConnections) this.#overLimit.add(socket);
     let head: Buffer = Buffer.alloc(0);
     const onError = () => socket.destroy();
     const onTimeout = () => socket.destroy();
@@ -147,7 +266,15 @@ export class HttpListener {
       // Both servers take over a socket that already has data buffered: HTTP/2
       // sessions read what is buffered first, the HTTP/1 parser reads on resume.
       if (looksLikeHttp2) {
+        // The session is made, and #track called, as the server takes the socket.
+        this.#sessionOverLimit = this.#overLimit.has(socket);
         this.#http2.emit("connection", socket);
+        this.#sessionOverLimit = false;
+      } else if (this.#overLimit.has(socket)) {
+        const message = `the gateway has ${this.#options.limits.maxConnections} connections open (limits.maxConnections): retry later`;
+        socket.end(
+          `HTTP/1.1 503 Service Unavailable\r\nretry-after: ${retryAfterSeconds}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(message)}\r\nconnection: close\r\n\r\n${message}`,
+        );
       } else {
         this.#http1Requests.set(socket, 0);
         socket.once("close", () => this.#http1Requests.delete(socket));
@@ -158,6 +285,37 @@ export class HttpListener {
     socket.on("data", onData);
     socket.on("error", onError);
     socket.setTimeout(sniffTimeoutMs, onTimeout);
+  }
+}
+
+/** A response of either HTTP version. */
+type Response = http.ServerResponse | http2.Http2ServerResponse;
+
+/**
+ * Answers a refused request in its own protocol: gRPC and gRPC-Web get a
+ * trailers-only answer (PERMISSION_DENIED or UNAVAILABLE), Connect and others
+ * a 403 or 503 with Connect's JSON error. 503 asks the client to retry after a second.
+ */
+function refuse(
+  request: http.IncomingMessage | http2.Http2ServerRequest,
+  response: Response,
+  status: 403 | 503,
+  message: string,
+): void {
+  const headers: http.OutgoingHttpHeaders = status === 503 ? { "retry-after": String(retryAfterSeconds) } : {};
+  const type = String(request.headers["content-type"] ?? "");
+  const reply = response as http.ServerResponse;
+  if (type.startsWith("application/grpc")) {
+    reply.writeHead(200, {
+      ...headers,
+      "content-type": type,
+      "grpc-status": status === 403 ? "7" : "14",
+      "grpc-message": escapeGrpcMessage(message),
+    });
+    reply.end();
+  } else {
+    reply.writeHead(status, { ...headers, "content-type": "application/json" });
+    reply.end(JSON.stringify({ code: status === 403 ? "permission_denied" : "unavailable", message }));
   }
 }
 

@@ -23,6 +23,7 @@ export type { Gateway } from "./create-gateway.ts";
 export { createGateway } from "./create-gateway.ts";
 export type { ApiKeyOptions, AuditEntry, AuditLog, GatewayAuthOptions, JwtOptions } from "./gateway-auth.ts";
 export { apiKeyHash, principalOf } from "./gateway-auth.ts";
+export type { GatewayLimits } from "./gateway-limits.ts";
 export type { GatewayOptions } from "./gateway-options.ts";
 export { healthRoutes } from "./health-routes.ts";
 export type { HealthCheckRequest, HealthCheckResponse } from "./health-service.ts";

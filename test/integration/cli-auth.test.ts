@@ -140,7 +140,7 @@ ${entry
     expect(output).not.toContain(key);
   });
 
-  it("a gateway whose configuration grants an unknown permission does not start, and names it", async () => {
+  it("a gateway whose configuration grants an unknown permission, or sets a limit of 0, does not start", async () => {
     await writeFile(
       join(dir, "bad.yaml"),
       `nats:
@@ -158,6 +158,22 @@ gateway:
     );
     const started = await taskwire(dir, {}, "gateway", "--config", "bad.yaml");
     expect(started.code).not.toBe(0);
+    await writeFile(
+      join(dir, "bad-limits.yaml"),
+      `nats:
+  url: ${nats.url}
+gateway:
+  port: ${await freePort()}
+  services:
+    - ${join(repoRoot, "examples/gen/example/v1/hash_taskwire.ts")}
+  limits:
+    maxStreams: 0
+`,
+    );
+    const limited = await taskwire(dir, {}, "gateway", "--config", "bad-limits.yaml");
+    expect(limited.stderr).toContain(
+      `${join(dir, "bad-limits.yaml")}: gateway.limits.maxStreams must be an integer from 1 to 2147483647, got 0`,
+    );
     expect(started.stderr).toContain(
       `${join(dir, "bad.yaml")}: gateway.auth.apiKeys[0].permissions[0] "delete:hasher"`,
     );
