@@ -1,7 +1,8 @@
-import { execFileSync } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { type NatsConnection, nkeys } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -20,6 +21,7 @@ import { operatorMode } from "../support/nats-jwt.ts";
 import { type NatsServer, startNatsServer } from "../support/nats-server.ts";
 import { repoRoot } from "../support/tools.ts";
 
+const run = promisify(execFile);
 const password = "pw-7f3a9c1e";
 const token = "tok-51be0d2a";
 
@@ -294,6 +296,41 @@ worker:
         await client.close();
         await supervisor.stop();
       }
+    }, 60_000);
+
+    it("taskwire gateway names the server and the cause of a refused login, never the secret", async () => {
+      const configDir = join(dir, "cli");
+      await mkdir(configDir, { recursive: true });
+      await writeFile(join(configDir, "nats-password"), `wrong-${password}\n`);
+      await writeFile(
+        join(configDir, "taskwire.yaml"),
+        `nats:
+  url: ${nats.url}
+  user: app
+  password: { file: nats-password }
+gateway:
+  port: 0
+  services: [${join(repoRoot, "examples/gen/example/v1/hash_taskwire.ts")}]
+`,
+      );
+      const gateway = (env: NodeJS.ProcessEnv) =>
+        run(
+          process.execPath,
+          ["--conditions=taskwire-source", "cli/main.ts", "gateway", "--config", join(configDir, "taskwire.yaml")],
+          { cwd: repoRoot, env: { ...process.env, ...env } },
+        ).then(
+          () => "started",
+          (e: { stderr: string }) => e.stderr,
+        );
+      const fromFile = await gateway({});
+      expect(fromFile).toContain(`cannot connect to NATS at ${nats.url}: Authorization Violation`);
+      expect(fromFile).not.toContain(password);
+      // TASKWIRE_NATS replaces the URL; credentials in it as well as in the file are refused, not printed.
+      const twice = await gateway({ TASKWIRE_NATS: `nats://app:other-${password}@127.0.0.1:${nats.port}` });
+      expect(twice).toContain(
+        `cannot connect to NATS at nats://127.0.0.1:${nats.port}: NATS servers: nats://127.0.0.1:${nats.port} carries credentials and user/password or token are set too`,
+      );
+      expect(twice).not.toContain(password);
     }, 60_000);
 
     it("createSupervisor refuses to hand a plain-string secret to worker processes", () => {
