@@ -64,7 +64,8 @@ export function parseNatsConfig(value: unknown, file: string, env: NodeJS.Proces
       return fail(key, `is a secret: it cannot be written in the file; ${how}`);
     const ref = v as Record<string, unknown>;
     const names = Object.keys(ref);
-    if (names.length !== 1 || !(names[0] === "env" || names[0] === "file")) return fail(key, `must be ${how}`);
+    if (names.length !== 1 || !(names[0] === "env" || names[0] === "file"))
+      return fail(key, `must be { env: NAME } or { file: PATH } (relative to ${file})`);
     if (names[0] === "env") {
       const name = str(ref.env, `${key}.env`) as string;
       if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) fail(`${key}.env`, "must be an environment variable name");

@@ -80,7 +80,8 @@ export function isNatsConnection(value: unknown): value is NatsConnection {
 
 /** A URL without the credentials it may carry, for messages and logs. */
 export function redactUrl(url: string): string {
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)?[^@/]*@/i, (_, scheme: string | undefined) => `${scheme ?? ""}`);
+  // Up to the last "@": a password may hold "@" or "/" unencoded, and NATS URLs have no path.
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)?.*@/is, (_, scheme: string | undefined) => `${scheme ?? ""}`);
 }
 
 /** The servers of `settings` as a list, credentials removed: what messages may show. */
@@ -165,7 +166,7 @@ export async function toConnectionOptions(
   const s: NatsConnectionSettings = typeof settings === "string" ? { servers: settings } : settings;
   let fromUrl: { user?: string; password?: string; token?: string } | undefined;
   const servers = serverList(s).map((server) => {
-    const match = /^([a-z][a-z0-9+.-]*:\/\/)?([^@/]*)@(.*)$/i.exec(server);
+    const match = /^([a-z][a-z0-9+.-]*:\/\/)?(.*)@([^@]*)$/is.exec(server);
     if (!match) return server;
     const [, scheme = "", userinfo = "", rest = ""] = match;
     const colon = userinfo.indexOf(":");
