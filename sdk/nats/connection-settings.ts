@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import type { JetStreamOptions } from "@nats-io/jetstream";
@@ -195,15 +196,16 @@ export async function toConnectionOptions(
   const user = s.user ?? fromUrl?.user;
   if (user !== undefined) {
     const password = fromUrl?.password ?? (await resolveSecret(s.password as NatsSecret, "password"));
-    authenticators.push(usernamePasswordAuthenticator(user, password));
+    authenticators.push(usernamePasswordAuthenticator(user, rereadFile(s.password, password)));
   }
   const token = fromUrl?.token ?? (s.token === undefined ? undefined : await resolveSecret(s.token, "token"));
-  if (token !== undefined) authenticators.push(tokenAuthenticator(token));
+  if (token !== undefined) authenticators.push(tokenAuthenticator(rereadFile(s.token, token)));
   if (s.nkeySeed !== undefined) {
     const seed = await resolveSecret(s.nkeySeed, "nkeySeed");
     if (!/^S[A-Z2-7]{57}$/.test(seed))
       throw new Error("NATS nkeySeed: not an nkey seed (S followed by 57 base32 characters)");
-    authenticators.push(nkeyAuthenticator(new TextEncoder().encode(seed)));
+    const current = rereadFile(s.nkeySeed, seed);
+    authenticators.push(nkeyAuthenticator(() => new TextEncoder().encode(current())));
   }
   if (s.creds !== undefined) {
     let creds: Buffer;
@@ -212,7 +214,8 @@ export async function toConnectionOptions(
     } catch (error) {
       throw new Error(`NATS creds: cannot read ${s.creds}: ${(error as NodeJS.ErrnoException).code ?? "error"}`);
     }
-    authenticators.push(credsAuthenticator(new Uint8Array(creds)));
+    const current = rereadFile({ file: s.creds }, creds.toString("utf8"), false);
+    authenticators.push(credsAuthenticator(() => new TextEncoder().encode(current())));
   }
 
   let tls: ConnectionOptions["tls"];
@@ -249,6 +252,26 @@ export async function toConnectionOptions(
       ...(s.jetstream?.domain !== undefined ? { domain: s.jetstream.domain } : {}),
       ...(s.jetstream?.apiPrefix !== undefined ? { apiPrefix: s.jetstream.apiPrefix } : {}),
     },
+  };
+}
+
+/**
+ * The secret as of each (re)connect: a `{ file }` secret is read again, so that a
+ * rotated file is used when the connection is next made; an unreadable or empty
+ * file keeps the last value. Other secrets stay as first read.
+ */
+function rereadFile(secret: NatsSecret | undefined, first: string, trim = true): () => string {
+  if (secret === undefined || typeof secret === "string" || !("file" in secret)) return () => first;
+  let last = first;
+  return () => {
+    try {
+      const text = readFileSync(secret.file, "utf8");
+      const value = trim ? text.trim() : text;
+      if (value.trim() !== "") last = value;
+    } catch {
+      // Keep the last value: the file may be mid-rotation.
+    }
+    return last;
   };
 }
 

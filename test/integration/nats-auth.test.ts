@@ -151,6 +151,35 @@ describe("NATS connection settings", () => {
     });
   });
 
+  describe("a rotated password file", () => {
+    let nats: NatsServer;
+    const users = (pw: string) => `authorization { users = [ { user: app, password: "${pw}" } ] }`;
+    beforeAll(async () => {
+      nats = await startNatsServer({ config: users(password) });
+    }, 30_000);
+    afterAll(() => nats?.stop());
+
+    it("is read again when the connection is made again", async () => {
+      const file = join(dir, "rotated-password");
+      await writeFile(file, password);
+      const { nc } = await openConnection({ servers: nats.url, user: "app", password: { file } });
+      try {
+        const reconnected = (async () => {
+          for await (const status of nc.status()) if (status.type === "reconnect") return true;
+          return false;
+        })();
+        // The new password goes to the file, then to the server, which drops the
+        // connection that logged in with the old one.
+        await writeFile(file, `rotated-${password}\n`);
+        await nats.reconfigure(users(`rotated-${password}`));
+        expect(await reconnected).toBe(true);
+        await (await jetstreamManager(nc)).getAccountInfo();
+      } finally {
+        await nc.close();
+      }
+    }, 30_000);
+  });
+
   describe("operator mode, .creds file", () => {
     const mode = operatorMode();
     let nats: NatsServer;

@@ -59,6 +59,11 @@ export interface NatsServer {
   kill(signal?: NodeJS.Signals): Promise<void>;
   /** Stops the process if it runs, then starts it again on the same port and store directory. */
   restart(): Promise<void>;
+  /**
+   * Replaces the extra configuration text ({@link NatsServerOptions.config}) and has the
+   * running server reload it (SIGHUP); the reload itself completes shortly after.
+   */
+  reconfigure(config: string): Promise<void>;
 }
 
 /** A JetStream cluster of nats-servers on loopback. */
@@ -96,6 +101,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   const storeDir = options.storeDir ?? join(dir, "store");
   const configFile = join(dir, "nats.conf");
   const startTimeoutMs = options.startTimeoutMs ?? 15_000;
+  let extra = options.config ?? "";
   const render = (port: number, httpPort: number | undefined) =>
     [
       `listen: "127.0.0.1:${port}"`,
@@ -105,7 +111,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
         : `jetstream { store_dir: ${JSON.stringify(storeDir)}${options.syncAlways ? ", sync_interval: always" : ""}${
             options.jetstreamDomain === undefined ? "" : `, domain: ${JSON.stringify(options.jetstreamDomain)}`
           } }`,
-      options.config ?? "",
+      extra,
       "",
     ].join("\n");
 
@@ -145,6 +151,11 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
       if (stopped) throw new Error("nats-server was stopped; it cannot restart");
       await terminate(child, "SIGTERM");
       child = (await launch(configFile, dir, startTimeoutMs, options.threads)).child;
+    },
+    async reconfigure(config: string) {
+      extra = config;
+      await writeFile(configFile, render(port, httpPort));
+      if (isRunning(child)) child.kill("SIGHUP");
     },
     stop() {
       stopped ??= (async () => {
