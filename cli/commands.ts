@@ -27,7 +27,7 @@ export interface Stoppable {
 export async function runGateway(
   config: TaskwireConfig,
   log = console.log,
-): Promise<Stoppable & { url: string; firstService: TaskServiceDefinition | undefined }> {
+): Promise<Stoppable & { url: string; firstService: TaskServiceDefinition | undefined; reloadTls(): void }> {
   if (config.gateway.services.length === 0) {
     throw new Error(
       `${config.path}: gateway.services lists no generated *_taskwire modules: the gateway would accept nothing`,
@@ -50,6 +50,7 @@ export async function runGateway(
     services: definitions,
     ...(config.gateway.auth ? { auth: config.gateway.auth } : {}),
     limits: config.gateway.limits,
+    ...(config.gateway.tls ? { tls: config.gateway.tls } : {}),
     ...(config.gateway.allowedHosts ? { allowedHosts: config.gateway.allowedHosts } : {}),
   }).catch((error: Error) => {
     // The gateway checks permissions as it starts: say which file and block they are in.
@@ -61,6 +62,7 @@ export async function runGateway(
     url: gateway.url,
     // The configuration's own first service, for the banner's example.
     firstService: definitions[0],
+    reloadTls: () => gateway.reloadTls(),
     async stop() {
       await gateway.close();
       await nc.drain();
@@ -86,15 +88,18 @@ export interface ClientTarget {
   readonly gateway: string;
   /** The credential sent with each call (TASKWIRE_TOKEN or --token-file), if any. */
   readonly token: string | undefined;
+  /** The CA an https:// gateway's certificate is checked against (--ca or TASKWIRE_CA), else the system's. */
+  readonly ca: Buffer | undefined;
   /** Learnt when first needed: `watch` needs none. */
   types(): Promise<TaskTypes>;
 }
 
 /** The config's gateway, and the task types of its generated modules. */
-export function targetOfConfig(config: TaskwireConfig, token?: string): ClientTarget {
+export function targetOfConfig(config: TaskwireConfig, token?: string, ca?: Buffer): ClientTarget {
   return {
-    gateway: `http://${config.gateway.host}:${config.gateway.port}`,
+    gateway: `${config.gateway.tls ? "https" : "http"}://${config.gateway.host}:${config.gateway.port}`,
     token,
+    ca,
     async types() {
       const definitions = await loadDefinitions(config.gateway.services);
       const registry = createTaskRegistry(definitions);
@@ -112,11 +117,11 @@ export function targetOfConfig(config: TaskwireConfig, token?: string): ClientTa
 }
 
 /** A gateway named on the command line: the task types come from its reflection. */
-export function targetOfGateway(gateway: string, token?: string): ClientTarget {
+export function targetOfGateway(gateway: string, token?: string, ca?: Buffer): ClientTarget {
   if (!URL.canParse(gateway) || !/^https?:$/.test(new URL(gateway).protocol))
     throw new Error(`--gateway "${gateway}" is not an http:// or https:// URL, e.g. http://127.0.0.1:8080`);
   let types: Promise<TaskTypes> | undefined;
-  return { gateway, token, types: () => (types ??= taskTypesOfGateway(gateway, token)) };
+  return { gateway, token, ca, types: () => (types ??= taskTypesOfGateway(gateway, token, ca)) };
 }
 
 /** `taskwire submit <type>/<Method> --json '{...}' [--wait]`: prints the task id, or the result with --wait. */
@@ -159,7 +164,7 @@ export async function submitFileCommand(
 ): Promise<void> {
   const method = (await target.types()).resolve(task);
   let client: TaskwireClient;
-  if (checkpoint === undefined) client = await createClient({ gateway: target.gateway, token: target.token });
+  if (checkpoint === undefined) client = await createClient(gatewayClientOptions(target));
   else if (config)
     client = await createClient({
       nats: config.nats.connection,
@@ -195,7 +200,7 @@ export async function watchCommand(target: ClientTarget, id: string, out = conso
 }
 
 async function withClient(target: ClientTarget, run: (client: TaskwireClient) => Promise<void>) {
-  const client = await createClient({ gateway: target.gateway, token: target.token });
+  const client = await createClient(gatewayClientOptions(target));
   try {
     await run(client);
   } catch (error) {
@@ -206,4 +211,13 @@ async function withClient(target: ClientTarget, run: (client: TaskwireClient) =>
   } finally {
     await client.close();
   }
+}
+
+/** The SDK's options for the target's gateway: its URL, credential and CA. */
+function gatewayClientOptions(target: ClientTarget) {
+  return {
+    gateway: target.gateway,
+    ...(target.token === undefined ? {} : { token: target.token }),
+    ...(target.ca === undefined ? {} : { tls: { ca: target.ca } }),
+  };
 }

@@ -32,11 +32,12 @@ export interface TaskTypes {
  * marked `(taskwire.v1.worker)`, with their files and imports. The gateway
  * applies each method's defaults itself, so none are needed here.
  */
-export async function taskTypesOfGateway(gateway: string, token?: string): Promise<TaskTypes> {
+export async function taskTypesOfGateway(gateway: string, token?: string, ca?: Buffer): Promise<TaskTypes> {
   // The transport the SDK's client speaks to a gateway (createClient's), in gRPC as grpcurl.
   const transport = createGatewayTransport(gateway, {
     protocol: "grpc",
     ...(token === undefined ? {} : { headers: { authorization: `Bearer ${token}` } }),
+    ...(ca === undefined ? {} : { tls: { ca } }),
   });
   const client = createClient(ServerReflection, oneMessageStreams(transport));
   const ask = async (request: ServerReflectionRequest["messageRequest"]) => {

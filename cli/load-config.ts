@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { parse } from "yaml";
-import type { GatewayAuthOptions, GatewayLimits } from "../server/index.ts";
+import type { GatewayAuthOptions, GatewayLimits, GatewayTlsFiles } from "../server/index.ts";
 import type { PoolOptions } from "../worker-runtime/index.ts";
 import { httpWorkerModule } from "../worker-runtime/index.ts";
 import { parseGatewayAuth } from "./gateway-auth-config.ts";
@@ -25,6 +25,8 @@ export interface TaskwireConfig {
     readonly limits: GatewayLimits;
     /** Host names requests may carry. @default loopback names on a loopback host, any otherwise */
     readonly allowedHosts: string[] | undefined;
+    /** TLS files (absolute paths): the gateway serves https. */
+    readonly tls: GatewayTlsFiles | undefined;
   };
   readonly worker: {
     /** @default 30000 */
@@ -78,6 +80,21 @@ export async function loadConfig(path: string): Promise<TaskwireConfig> {
     return value;
   };
 
+  /** gateway.tls: cert, key and an optional clientCa, paths from the file's folder. */
+  const gatewayTls = (value: unknown): GatewayTlsFiles | undefined => {
+    if (value === undefined || value === null) return undefined;
+    const tls = obj(value, "gateway.tls");
+    for (const name of Object.keys(tls)) {
+      if (!["cert", "key", "clientCa"].includes(name))
+        fail("gateway.tls", `has an unknown key "${name}" (known: cert, key, clientCa)`);
+    }
+    return {
+      cert: resolve(root, str(tls.cert, "gateway.tls.cert")),
+      key: resolve(root, str(tls.key, "gateway.tls.key")),
+      ...(tls.clientCa !== undefined ? { clientCa: resolve(root, str(tls.clientCa, "gateway.tls.clientCa")) } : {}),
+    };
+  };
+
   const top = obj(raw, "the document");
   const nats = parseNatsConfig(top.nats, file);
   const gateway = obj(top.gateway, "gateway");
@@ -129,6 +146,7 @@ export async function loadConfig(path: string): Promise<TaskwireConfig> {
       services,
       auth: parseGatewayAuth(gateway.auth, root, fail),
       limits: obj(gateway.limits, "gateway.limits") as GatewayLimits,
+      tls: gatewayTls(gateway.tls),
       allowedHosts:
         gateway.allowedHosts === undefined
           ? undefined

@@ -57,7 +57,9 @@ flags:
   --config <file>      the configuration (default: taskwire.yaml)
   --gateway <url>      the gateway, for submit/status/watch (default: from the configuration)
   --token-file <file>  the gateway credential (API key or JWT) for submit/status/watch;
-                       TASKWIRE_TOKEN holds one too`;
+                       TASKWIRE_TOKEN holds one too
+  --ca <file>          the CA (PEM) an https:// gateway's certificate is checked against,
+                       for submit/status/watch; TASKWIRE_CA names one too`;
 
 async function main(argv: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
@@ -71,6 +73,7 @@ async function main(argv: string[]): Promise<void> {
       checkpoint: { type: "string" },
       wait: { type: "boolean", default: false },
       "token-file": { type: "string" },
+      ca: { type: "string" },
       name: { type: "string" },
       permission: { type: "string", multiple: true },
       expires: { type: "string" },
@@ -107,10 +110,11 @@ async function main(argv: string[]): Promise<void> {
       throw noConfig("pass --gateway <url> (e.g. http://127.0.0.1:8080) or --config <file>");
     const config = hasConfig ? await loadConfig(values.config) : undefined;
     const token = await tokenOf(values["token-file"]);
+    const ca = await caOf(values.ca);
     const target =
       values.gateway !== undefined
-        ? targetOfGateway(values.gateway, token)
-        : targetOfConfig(config as TaskwireConfig, token);
+        ? targetOfGateway(values.gateway, token, ca)
+        : targetOfConfig(config as TaskwireConfig, token, ca);
     return clientCommand(command, arg, target, config, values);
   }
   if (!hasConfig) throw noConfig("pass --config <file>");
@@ -140,8 +144,20 @@ async function main(argv: string[]): Promise<void> {
       }
       return untilSignal(parts);
     }
-    case "gateway":
-      return untilSignal([await runGateway(config)]);
+    case "gateway": {
+      const gateway = await runGateway(config);
+      const reload = config.gateway.tls
+        ? () => {
+            try {
+              gateway.reloadTls();
+              console.log("taskwire: SIGHUP: TLS certificate reloaded");
+            } catch (error) {
+              console.error(`taskwire: SIGHUP: keeping the TLS certificate in use: ${(error as Error).message}`);
+            }
+          }
+        : undefined;
+      return untilSignal([gateway], reload);
+    }
     case "worker": {
       const supervisor = runWorkers(config);
       const stopped = untilSignal([supervisor]);
@@ -196,7 +212,7 @@ function describePools(config: TaskwireConfig, supervisor: Supervisor): string {
 /** This process's parent when it started: npm's `sh -c` when npm started it. */
 const parentAtStart = process.ppid;
 
-function untilSignal(parts: Stoppable[]): Promise<void> {
+function untilSignal(parts: Stoppable[], onHangUp?: () => void): Promise<void> {
   return new Promise((resolve) => {
     let stopping = false;
     // Handlers stay installed: one Ctrl-C can arrive twice (from the terminal and
@@ -212,7 +228,9 @@ function untilSignal(parts: Stoppable[]): Promise<void> {
     };
     process.on("SIGINT", stop);
     process.on("SIGTERM", stop);
-    process.on("SIGHUP", stop); // the terminal closed: nats-server, in a group of its own, did not hear it
+    // The terminal closed: nats-server, in a group of its own, did not hear it. A TLS
+    // gateway reads its certificate files again instead, as servers do on SIGHUP.
+    process.on("SIGHUP", onHangUp ?? stop);
     // Started by npm (npx, npm exec, npm run): a SIGTERM to npm ends the `sh -c` between
     // them and never reaches this process, which sees only its parent end. Elsewhere a
     // parent may end on purpose (nohup, a shell script's `&`), so only under npm.
@@ -254,4 +272,18 @@ async function tokenOf(file: string | undefined): Promise<string | undefined> {
   const token = text.split("\n")[0]?.trim();
   if (!token) throw new Error(`--token-file ${file} is empty`);
   return token;
+}
+
+/** The CA of --ca, else of the file TASKWIRE_CA names; none: the system's CAs. */
+async function caOf(file: string | undefined): Promise<Buffer | undefined> {
+  const path = file ?? (process.env.TASKWIRE_CA || undefined);
+  if (path === undefined) return undefined;
+  try {
+    return await readFile(path);
+  } catch (error) {
+    const from = file === undefined ? "TASKWIRE_CA" : "--ca";
+    throw new Error(
+      `cannot read the CA of ${from}, ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+    );
+  }
 }

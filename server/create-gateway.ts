@@ -46,6 +46,12 @@ export interface Gateway {
   /** The status the gRPC health service reports: NOT_SERVING while the backend is unavailable and once close() starts. */
   readonly health: HealthStatus;
   /**
+   * Reads the TLS files again; new connections use them, open ones keep theirs.
+   * Throws, keeping the certificate in use, when a file cannot be read or used,
+   * or when the gateway serves no TLS.
+   */
+  reloadTls(): void;
+  /**
    * Stops accepting connections, reports NOT_SERVING, ends open streams with
    * UNAVAILABLE, lets unary requests in flight finish within `shutdownGraceMs`,
    * then closes every HTTP/2 session and HTTP/1 connection. Returns the same
@@ -58,7 +64,7 @@ export interface Gateway {
  * Starts the Connect gateway: TaskService, QueueService (given `queues`), a typed
  * route per task service of `services`, the gRPC health service and server
  * reflection (plus any extra `routes`) on one port, over Connect, gRPC and
- * gRPC-Web, on HTTP/1.1 and cleartext HTTP/2 alike.
+ * gRPC-Web, on HTTP/1.1 and HTTP/2 alike (cleartext, or TLS with `tls`).
  *
  * ```ts
  * const gateway = await createGateway({ backend, port: 8080 });
@@ -121,7 +127,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       if (fastPath.serve(request, response) || refuseUnspokenContentType(request, response, paths)) return;
       connectHandler(request, response);
     },
-    { limits: opts.limits, allowedHosts: opts.allowedHosts },
+    { limits: opts.limits, allowedHosts: opts.allowedHosts, ...(opts.tls ? { tls: opts.tls } : {}) },
   );
   const port = await listener.listen(opts.host, opts.port);
   const host = opts.host.includes(":") ? `[${opts.host}]` : opts.host;
@@ -131,9 +137,12 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   );
   let closed: Promise<void> | undefined;
   return {
-    url: `http://${host}:${port}`,
+    url: `${listener.secure ? "https" : "http"}://${host}:${port}`,
     port,
     health,
+    reloadTls() {
+      listener.reloadTls();
+    },
     close() {
       closed ??= (async () => {
         unfollow?.();

@@ -10,6 +10,7 @@ import {
   resolveGatewayLimits,
 } from "./gateway-limits.ts";
 import type { HealthStatus } from "./health-status.ts";
+import type { GatewayTlsFiles } from "./http-listener.ts";
 
 /** Options of {@link createGateway}. */
 export interface GatewayOptions {
@@ -72,6 +73,12 @@ export interface GatewayOptions {
    */
   auth?: GatewayAuthOptions;
   /**
+   * Serve TLS with these PEM files: HTTP/2 (ALPN "h2") and HTTP/1.1 on the port,
+   * `url` https://. With `clientCa`, clients may present certificates it signed.
+   * `Gateway.reloadTls()` reads the files again (the CLI does on SIGHUP).
+   */
+  tls?: GatewayTlsFiles;
+  /**
    * What one client can hold: timeouts, connections, streams, JSON depth
    * ({@link GatewayLimits} gives each default).
    */
@@ -114,6 +121,7 @@ export interface ResolvedGatewayOptions {
   auditLog: AuditLog;
   limits: ResolvedGatewayLimits;
   allowedHosts: ReadonlySet<string> | undefined;
+  tls: GatewayTlsFiles | undefined;
 }
 
 /** Applies the defaults of {@link GatewayOptions} and checks the numbers. */
@@ -133,6 +141,7 @@ export function resolveGatewayOptions(options: GatewayOptions): ResolvedGatewayO
     auth: options.auth,
     auditLog: options.auditLog ?? stderrAuditLog,
     limits: resolveGatewayLimits(options.limits),
+    tls: options.tls,
     allowedHosts: options.allowedHosts
       ? new Set(options.allowedHosts.map((name) => name.toLowerCase()))
       : isLoopback(options.host ?? "127.0.0.1")

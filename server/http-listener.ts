@@ -1,6 +1,8 @@
+import { readFileSync } from "node:fs";
 import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
+import * as tls from "node:tls";
 import type { connectNodeAdapter } from "@connectrpc/connect-node";
 import { hostAllowed, type ResolvedGatewayLimits } from "./gateway-limits.ts";
 
@@ -18,8 +20,46 @@ type NodeHandlerFn = ReturnType<typeof connectNodeAdapter>;
 
 type ListenerState = "idle" | "listening" | "closing" | "closed";
 
+/** The gateway's TLS files, PEM: its certificate chain and key, and a CA for client certificates. */
+export interface GatewayTlsFiles {
+  /** The certificate chain's file. */
+  readonly cert: string;
+  /** The private key's file. */
+  readonly key: string;
+  /** Client certificates signed by this CA are verified (mTLS); others are not asked to present one. */
+  readonly clientCa?: string;
+}
+
+/** The files' contents as tls options; a file that cannot be read, or used, names itself. */
+function readTlsFiles(files: GatewayTlsFiles): tls.SecureContextOptions {
+  const read = (path: string, what: string) => {
+    try {
+      return readFileSync(path);
+    } catch (error) {
+      throw new Error(
+        `cannot read the gateway's TLS ${what} ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+      );
+    }
+  };
+  const options: tls.SecureContextOptions = {
+    cert: read(files.cert, "certificate"),
+    key: read(files.key, "key"),
+    ...(files.clientCa ? { ca: read(files.clientCa, "client CA") } : {}),
+  };
+  try {
+    tls.createSecureContext(options);
+  } catch (error) {
+    throw new Error(
+      `the gateway's TLS files ${files.cert} and ${files.key} cannot be used: ${(error as Error).message}`,
+    );
+  }
+  return options;
+}
+
 /** What {@link HttpListener} bounds and checks. */
 export interface ListenerOptions {
+  /** Serve TLS (HTTP/2 by ALPN, and HTTP/1.1) with these files; cleartext without. */
+  readonly tls?: GatewayTlsFiles;
   readonly limits: ResolvedGatewayLimits;
   /** The Host names (any port) requests may carry; undefined accepts any. */
   readonly allowedHosts: ReadonlySet<string> | undefined;
@@ -29,17 +69,19 @@ export interface ListenerOptions {
 const retryAfterSeconds = 1;
 
 /**
- * One TCP port that speaks HTTP/1.1 and cleartext HTTP/2 with prior knowledge
- * (h2c, as `grpcurl -plaintext` and `curl --http2-prior-knowledge` use), both
- * answered by the same request handler.
+ * One TCP port that speaks HTTP/1.1 and HTTP/2, both answered by the same request
+ * handler: cleartext HTTP/2 with prior knowledge (h2c, as `grpcurl -plaintext` and
+ * `curl --http2-prior-knowledge` use), or TLS with ALPN choosing the protocol.
  *
  * Node's HTTP/2 server has no fallback to HTTP/1.1 without TLS (ALPN), so a plain
  * `net.Server` reads the first bytes of each connection and hands the socket to an
  * HTTP/2 server when they are the HTTP/2 preface, to an HTTP/1 server otherwise.
+ * With TLS a `tls.Server` ends the handshake and hands the socket on by its ALPN
+ * protocol, so both versions keep the same servers, limits and tracking.
  */
 export class HttpListener {
   #state: ListenerState = "idle";
-  readonly #net: net.Server;
+  readonly #net: net.Server | tls.Server;
   readonly #http1: http.Server;
   readonly #http2: http2.Http2Server;
   readonly #sockets = new Set<net.Socket>();
@@ -87,7 +129,36 @@ export class HttpListener {
       },
     );
     this.#http2.on("session", (session: http2.ServerHttp2Session) => this.#track(session));
-    this.#net = net.createServer((socket) => this.#accept(socket));
+    this.#net = options.tls
+      ? tls.createServer(
+          {
+            ...readTlsFiles(options.tls),
+            ALPNProtocols: ["h2", "http/1.1"],
+            handshakeTimeout: sniffTimeoutMs,
+            // Client certificates are asked for and checked against clientCa; a client
+            // without one may still authenticate otherwise (a bearer token).
+            requestCert: options.tls.clientCa !== undefined,
+            rejectUnauthorized: false,
+          },
+          (socket) => this.#accept(socket),
+        )
+      : net.createServer((socket) => this.#accept(socket));
+  }
+
+  /** Whether the listener speaks TLS (https://). */
+  get secure(): boolean {
+    return this.#net instanceof tls.Server;
+  }
+
+  /**
+   * Reads the TLS files again and uses them for new connections; connections
+   * already open keep theirs. A file that cannot be read or used is an error,
+   * and the certificate in use stays.
+   */
+  reloadTls(): void {
+    const files = this.#options.tls;
+    if (!files || !(this.#net instanceof tls.Server)) throw new Error("the gateway does not serve TLS");
+    this.#net.setSecureContext(readTlsFiles(files));
   }
 
   /**
@@ -249,6 +320,11 @@ export class HttpListener {
       return;
     }
     if (this.#sockets.size > this.#options.limits.maxConnections) this.#overLimit.add(socket);
+    // Over TLS, ALPN has said which protocol the client speaks ("h2", else HTTP/1.1).
+    if (socket instanceof tls.TLSSocket) {
+      this.#route(socket, socket.alpnProtocol === "h2");
+      return;
+    }
     let head: Buffer = Buffer.alloc(0);
     const onError = () => socket.destroy();
     const onTimeout = () => socket.destroy();
@@ -263,28 +339,35 @@ export class HttpListener {
       socket.setTimeout(0);
       socket.pause();
       socket.unshift(head);
-      // Both servers take over a socket that already has data buffered: HTTP/2
-      // sessions read what is buffered first, the HTTP/1 parser reads on resume.
-      if (looksLikeHttp2) {
-        // The session is made, and #track called, as the server takes the socket.
-        this.#sessionOverLimit = this.#overLimit.has(socket);
-        this.#http2.emit("connection", socket);
-        this.#sessionOverLimit = false;
-      } else if (this.#overLimit.has(socket)) {
-        const message = `the gateway has ${this.#options.limits.maxConnections} connections open (limits.maxConnections): retry later`;
-        socket.end(
-          `HTTP/1.1 503 Service Unavailable\r\nretry-after: ${retryAfterSeconds}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(message)}\r\nconnection: close\r\n\r\n${message}`,
-        );
-      } else {
-        this.#http1Requests.set(socket, 0);
-        socket.once("close", () => this.#http1Requests.delete(socket));
-        this.#http1.emit("connection", socket);
-        socket.resume();
-      }
+      this.#route(socket, looksLikeHttp2);
     };
     socket.on("data", onData);
     socket.on("error", onError);
     socket.setTimeout(sniffTimeoutMs, onTimeout);
+  }
+
+  /**
+   * Hands a connection to the server of its protocol. Both take over a socket that
+   * already has data buffered: HTTP/2 sessions read what is buffered first, the
+   * HTTP/1 parser reads on resume.
+   */
+  #route(socket: net.Socket, isHttp2: boolean): void {
+    if (isHttp2) {
+      // The session is made, and #track called, as the server takes the socket.
+      this.#sessionOverLimit = this.#overLimit.has(socket);
+      this.#http2.emit("connection", socket);
+      this.#sessionOverLimit = false;
+    } else if (this.#overLimit.has(socket)) {
+      const message = `the gateway has ${this.#options.limits.maxConnections} connections open (limits.maxConnections): retry later`;
+      socket.end(
+        `HTTP/1.1 503 Service Unavailable\r\nretry-after: ${retryAfterSeconds}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(message)}\r\nconnection: close\r\n\r\n${message}`,
+      );
+    } else {
+      this.#http1Requests.set(socket, 0);
+      socket.once("close", () => this.#http1Requests.delete(socket));
+      this.#http1.emit("connection", socket);
+      socket.resume();
+    }
   }
 }
 

@@ -1,6 +1,6 @@
 /**
  * The Taskwire gateway: TaskService and the gRPC health service over Connect,
- * gRPC and gRPC-Web, on HTTP/1.1 and cleartext HTTP/2, on one port.
+ * gRPC and gRPC-Web, on HTTP/1.1 and HTTP/2 (cleartext or TLS), on one port.
  *
  * ```ts
  * import { connect } from "@nats-io/transport-node";
@@ -35,6 +35,7 @@ export {
   ServingStatusSchema,
 } from "./health-service.ts";
 export { HealthStatus } from "./health-status.ts";
+export type { GatewayTlsFiles } from "./http-listener.ts";
 export type { Action, Permission, PermissionSet, Principal } from "./permissions.ts";
 export { parsePermissions } from "./permissions.ts";
 export { reflectionRoutes } from "./reflection-routes.ts";

@@ -6,7 +6,8 @@
 //
 // The gateway's address is TASKWIRE_GATEWAY, host:port (default 127.0.0.1:8080). A
 // gateway with authentication takes the credential in TASKWIRE_TOKEN (an API key or a
-// JWT), sent with every call as "Authorization: Bearer <token>".
+// JWT), sent with every call as "Authorization: Bearer <token>". A gateway serving TLS
+// is reached with the CA (PEM file) named by TASKWIRE_CA.
 // Generate the code first, from the repository root:
 //
 //	npx buf generate --template examples/go/buf.gen.yaml
@@ -14,6 +15,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -44,6 +47,22 @@ func run() error {
 		address = "127.0.0.1:8080"
 	}
 	baseURL := "http://" + address
+	httpClient := http.DefaultClient
+	if ca := os.Getenv("TASKWIRE_CA"); ca != "" {
+		pem, err := os.ReadFile(ca)
+		if err != nil {
+			return err
+		}
+		roots := x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("%s holds no PEM certificate", ca)
+		}
+		baseURL = "https://" + address
+		httpClient = &http.Client{Transport: &http.Transport{
+			TLSClientConfig:   &tls.Config{RootCAs: roots},
+			ForceAttemptHTTP2: true,
+		}}
+	}
 	// A deadline for the whole program: WaitTask and the typed route wait for the task.
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -52,7 +71,7 @@ func run() error {
 	if token := os.Getenv("TASKWIRE_TOKEN"); token != "" {
 		options = append(options, connect.WithInterceptors(bearer(token)))
 	}
-	tasks := taskwirev1connect.NewTaskServiceClient(http.DefaultClient, baseURL, options...)
+	tasks := taskwirev1connect.NewTaskServiceClient(httpClient, baseURL, options...)
 	request := &examplev1.DigestRequest{Text: "hello", Rounds: 3}
 
 	// (a) TaskService: submit the request packed in an Any, wait for the terminal
@@ -83,7 +102,7 @@ func run() error {
 	emit(line{Via: "task_service", TaskID: taskID, Hex: result.GetHex(), Rounds: result.GetRounds()})
 
 	// (b) The typed route: the task service's own rpc, answered with the task's result.
-	hashes := examplev1connect.NewHashServiceClient(http.DefaultClient, baseURL, options...)
+	hashes := examplev1connect.NewHashServiceClient(httpClient, baseURL, options...)
 	typed, err := hashes.Digest(ctx, connect.NewRequest(request))
 	if err != nil {
 		return fmt.Errorf("HashService.Digest: %w", err)

@@ -10,8 +10,10 @@
  *   TASKWIRE_GATEWAY=127.0.0.1:8080 node examples/grpc-js/client.ts
  *
  * A gateway with authentication takes the credential in TASKWIRE_TOKEN (an API key or a
- * JWT), sent with every call as "authorization: Bearer <token>".
+ * JWT), sent with every call as "authorization: Bearer <token>". A gateway serving TLS is
+ * reached with the CA (PEM file) named by TASKWIRE_CA.
  */
+import { readFileSync } from "node:fs";
 import {
   type CallOptions,
   type ClientUnaryCall,
@@ -63,9 +65,11 @@ const pack = (typeName: string, value: Uint8Array): Any => ({
 const emit = (line: Record<string, unknown>) => console.log(JSON.stringify(line));
 
 const address = process.env.TASKWIRE_GATEWAY || "127.0.0.1:8080";
-// The gateway serves gRPC over plaintext HTTP/2 (h2c) on its one port.
-const tasks = new TaskServiceClient(address, credentials.createInsecure());
-const hashes = new HashServiceClient(address, credentials.createInsecure());
+// Without TLS the gateway serves gRPC over plaintext HTTP/2 (h2c) on its one port.
+const ca = process.env.TASKWIRE_CA;
+const channel = ca ? credentials.createSsl(readFileSync(ca)) : credentials.createInsecure();
+const tasks = new TaskServiceClient(address, channel);
+const hashes = new HashServiceClient(address, channel);
 const request = DigestRequest.fromPartial({ text: "hello", rounds: 3 });
 const hashTask = (payload: Any): SubmitRequest =>
   SubmitRequest.fromPartial({ task: { workerType: "hasher", method: "Digest", payload } });

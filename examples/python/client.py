@@ -6,7 +6,8 @@ type, and prints one JSON object per line for each.
 
 The gateway's address is TASKWIRE_GATEWAY, host:port (default 127.0.0.1:8080). A gateway
 with authentication takes the credential in TASKWIRE_TOKEN (an API key or a JWT), sent
-with every call as "authorization: Bearer <token>".
+with every call as "authorization: Bearer <token>". A gateway serving TLS is reached with
+the CA (PEM file) named by TASKWIRE_CA.
 Generate the code first and put it on the import path, from the repository root:
 
     npx buf generate --template examples/python/buf.gen.yaml
@@ -40,8 +41,14 @@ def main() -> None:
     address = os.environ.get("TASKWIRE_GATEWAY", "127.0.0.1:8080")
     token = os.environ.get("TASKWIRE_TOKEN")
     auth = [("authorization", f"Bearer {token}")] if token else []
-    # The gateway serves gRPC over plaintext HTTP/2 (h2c) on its one port.
-    with grpc.insecure_channel(address) as channel:
+    ca = os.environ.get("TASKWIRE_CA")
+    if ca:
+        with open(ca, "rb") as file:
+            channel = grpc.secure_channel(address, grpc.ssl_channel_credentials(root_certificates=file.read()))
+    else:
+        # Without TLS the gateway serves gRPC over plaintext HTTP/2 (h2c) on its one port.
+        channel = grpc.insecure_channel(address)
+    with channel:
         tasks = task_service_pb2_grpc.TaskServiceStub(channel)
         request = hash_pb2.DigestRequest(text="hello", rounds=3)
 

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, it } from "vitest";
 import { hashService } from "../../examples/gen/example/v1/hash_taskwire.ts";
 import { reportService } from "../../examples/gen/example/v1/report_taskwire.ts";
 import { apiKeyHash } from "../../server/gateway-auth.ts";
+import { type Certificates, makeCertificates } from "../support/certificates.ts";
 import { exampleDigest, startDeployment, type TestDeployment } from "../support/deployment.ts";
 import { isExecutable } from "../support/find-binary.ts";
 import { repoRoot } from "../support/tools.ts";
@@ -26,19 +27,23 @@ const expectedHex = exampleDigest("hello", 3);
 describe("clients in other languages", () => {
   let tmp: string;
   let deployment: TestDeployment;
+  let certificates: Certificates | undefined;
 
   beforeAll(async () => {
     tmp = await mkdtemp(join(tmpdir(), "taskwire-languages-"));
+    certificates = await makeCertificates(join(tmp, "pki"), ["gateway"]);
     // The code generation and the servers start side by side.
     await Promise.all([
       generate("python", "examples/python/buf.gen.yaml"),
       generate("go", "examples/go/buf.gen.yaml"),
-      // A gateway with authentication: each example sends TASKWIRE_TOKEN, or is refused.
+      // A gateway with TLS and authentication: each example trusts TASKWIRE_CA and sends
+      // TASKWIRE_TOKEN, or fails.
       startDeployment(services, [{ name: "hasher", module: "examples/hash/hash-worker.ts", processes: 2 }], {
         auth: {
           apiKeys: [{ name: "examples", sha256: apiKeyHash(token), permissions: ["submit:hasher", "read:hasher"] }],
         },
         auditLog: () => {},
+        tls: (certificates as Certificates).issued.gateway,
       }).then((started) => {
         deployment = started;
       }),
@@ -83,7 +88,7 @@ describe("clients in other languages", () => {
   };
 
   for (const name of Object.keys(examples) as (keyof typeof examples)[]) {
-    it.concurrent(`${name}: with a credential, a typed result through TaskService and the typed route; INVALID_ARGUMENT for a wrong payload`, async ({
+    it.concurrent(`${name}: over TLS with a credential, a typed result through TaskService and the typed route; INVALID_ARGUMENT for a wrong payload`, async ({
       expect,
     }) => {
       const { command, args, cwd, env } = examples[name]();
@@ -94,6 +99,7 @@ describe("clients in other languages", () => {
           ...env,
           TASKWIRE_GATEWAY: `127.0.0.1:${deployment.gateway.port}`,
           TASKWIRE_TOKEN: token,
+          TASKWIRE_CA: (certificates as Certificates).ca,
         },
         timeout: 120_000,
       });
