@@ -13,6 +13,7 @@ import type { ApiKeyOptions, GatewayAuthOptions } from "../server/index.ts";
  *       permissions: [submit:billing, read:billing]
  *       expires: 2027-06-01
  *   jwt: { jwks: https://id.example.com/.well-known/jwks.json, issuer: https://id.example.com, audience: taskwire }
+ *   clientCerts: [ { commonName: ops, permissions: [admin] } ]   # with gateway.tls.clientCa
  *   anonymous: []
  * ```
  */
@@ -22,7 +23,7 @@ export function parseGatewayAuth(
   fail: (key: string, problem: string) => never,
 ): GatewayAuthOptions | undefined {
   if (raw === undefined || raw === null) return undefined;
-  const auth = mapping(raw, "gateway.auth", ["apiKeys", "jwt", "anonymous"], fail);
+  const auth = mapping(raw, "gateway.auth", ["apiKeys", "jwt", "clientCerts", "anonymous"], fail);
   const strings = (value: unknown, key: string): string[] => {
     if (value === undefined || value === null) return [];
     if (!Array.isArray(value) || value.some((v) => typeof v !== "string"))
@@ -73,7 +74,22 @@ export function parseGatewayAuth(
         : {}),
     };
   }
-  return { apiKeys, ...(jwt ? { jwt } : {}), anonymous: strings(auth.anonymous, "gateway.auth.anonymous") };
+  const certsRaw = auth.clientCerts ?? [];
+  if (!Array.isArray(certsRaw)) return fail("gateway.auth.clientCerts", "must be a list");
+  const clientCerts = certsRaw.map((entry, i) => {
+    const key = `gateway.auth.clientCerts[${i}]`;
+    const cert = mapping(entry, key, ["commonName", "permissions"], fail);
+    return {
+      commonName: text(cert.commonName, `${key}.commonName`),
+      permissions: strings(cert.permissions, `${key}.permissions`),
+    };
+  });
+  return {
+    apiKeys,
+    ...(jwt ? { jwt } : {}),
+    clientCerts,
+    anonymous: strings(auth.anonymous, "gateway.auth.anonymous"),
+  };
 }
 
 /** A YAML mapping with only `known` keys. */

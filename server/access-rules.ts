@@ -4,7 +4,7 @@ import { QueueService } from "../gen/taskwire/v1/queue_service_pb.ts";
 import { TaskService } from "../gen/taskwire/v1/task_service_pb.ts";
 import type { TaskServiceDefinition } from "../sdk/core/index.ts";
 import { workerTypeOf } from "../sdk/core/index.ts";
-import { type AuditLog, type Authenticator, principalKey, requirePermission } from "./gateway-auth.ts";
+import { type AuditLog, type Authenticator, peerKey, principalKey, requirePermission } from "./gateway-auth.ts";
 import type { Action, Principal } from "./permissions.ts";
 
 /** What a call needs: an action on worker types, any authenticated caller, or nothing. */
@@ -103,7 +103,7 @@ export function authInterceptor(
       } else message = request.message;
       access = accessOf(request.method, message, byService);
       if (access.includes("open")) return await next(request);
-      principal = await authenticator.authenticate(request.header);
+      principal = await authenticator.authenticate(request.header, request.contextValues.get(peerKey));
       for (const needed of access) {
         if (typeof needed === "object") requirePermission(principal, needed.action, needed.workerTypes);
       }

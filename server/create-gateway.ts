@@ -1,11 +1,11 @@
 import { setMaxListeners } from "node:events";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { QueueService } from "../gen/taskwire/v1/queue_service_pb.ts";
 import { TaskService } from "../gen/taskwire/v1/task_service_pb.ts";
 import { authInterceptor } from "./access-rules.ts";
 import { FastPath } from "./fast-path.ts";
-import { Authenticator } from "./gateway-auth.ts";
+import { Authenticator, peerKey, verifiedPeerOf } from "./gateway-auth.ts";
 import { checkJsonDepth } from "./gateway-limits.ts";
 import { type GatewayOptions, resolveGatewayOptions } from "./gateway-options.ts";
 import { healthRoutes } from "./health-routes.ts";
@@ -90,8 +90,13 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   const interceptors = opts.auth
     ? [authInterceptor(new Authenticator(opts.auth), opts.services, opts.auditLog), ...opts.interceptors]
     : opts.interceptors;
+  // A verified client certificate's name, for authentication by certificate (mTLS).
+  const contextValues = opts.auth?.clientCerts?.length
+    ? (request: { readonly socket: unknown }) => createContextValues().set(peerKey, verifiedPeerOf(request))
+    : undefined;
   // Unary and server-streaming calls in binary Protobuf skip connect-node's machinery (see FastPath).
   const fastPath = new FastPath({
+    ...(contextValues ? { contextValues } : {}),
     maxMessageBytes: opts.maxMessageBytes,
     shutdownSignal: shutdown.signal,
     jsonOptions,
@@ -100,6 +105,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   /** Every call's path, e.g. "/taskwire.v1.TaskService/GetTask". */
   const paths = new Set<string>();
   const connectHandler = connectNodeAdapter({
+    ...(contextValues ? { contextValues } : {}),
     routes: (connectRouter) => {
       const router = fastPath.recording(connectRouter);
       taskServiceRoutes(opts.backend)(router);

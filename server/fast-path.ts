@@ -11,6 +11,7 @@ import {
   Code,
   ConnectError,
   type ConnectRouter,
+  type ContextValues,
   createContextValues,
   type HandlerContext,
   type Interceptor,
@@ -53,6 +54,8 @@ export interface FastPathOptions {
   readonly jsonOptions?: Partial<JsonWriteOptions>;
   /** The gateway's interceptors, run around each implementation as connect's handlers run them. */
   readonly interceptors: Interceptor[];
+  /** A call's first context values, as connect-node's `contextValues` option makes them. */
+  readonly contextValues?: (request: Request) => ContextValues;
 }
 
 /** The wire format of a call the fast path takes. */
@@ -209,7 +212,14 @@ export class FastPath {
       protocol,
       request,
       response,
-      context: handlerContext(route, protocol, request, timeoutMs, call.signal),
+      context: handlerContext(
+        route,
+        protocol,
+        request,
+        timeoutMs,
+        call.signal,
+        this.options.contextValues?.(request) ?? createContextValues(),
+      ),
       open,
     };
     try {
@@ -334,6 +344,7 @@ function handlerContext(
   request: Request,
   timeoutMs: number | undefined,
   signal: AbortSignal,
+  values: ContextValues,
 ): HandlerContext {
   // Whole milliseconds, as connect's context keeps it (a Date): a gRPC timeout in
   // microseconds ("199916u") is a fraction of a millisecond.
@@ -353,7 +364,7 @@ function handlerContext(
     },
     responseHeader: new Headers(),
     responseTrailer: new Headers(),
-    values: createContextValues(),
+    values,
   };
 }
 

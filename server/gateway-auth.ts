@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
+import type * as tls from "node:tls";
 import { Code, ConnectError, createContextKey, type HandlerContext } from "@connectrpc/connect";
 import { createLocalJWKSet, createRemoteJWKSet, type JWTVerifyGetKey, errors as joseErrors, jwtVerify } from "jose";
 import {
@@ -25,6 +26,14 @@ export interface ApiKeyOptions {
   expires?: Date;
 }
 
+/** A client certificate's permissions. */
+export interface ClientCertOptions {
+  /** The verified certificate's subject CN, recorded as the caller, e.g. "ops". */
+  commonName: string;
+  /** What it may do. */
+  permissions: Permission[];
+}
+
 /** JWT bearer tokens, checked against the issuer's public keys. */
 export interface JwtOptions {
   /** Where the issuer's keys are: an `https://` (or `http://`) URL of a JWKS, or a JWKS file's path. */
@@ -47,6 +56,12 @@ export interface GatewayAuthOptions {
   apiKeys?: ApiKeyOptions[];
   /** JWTs accepted, from one issuer. */
   jwt?: JwtOptions;
+  /**
+   * Client certificates (mTLS) accepted, by their subject's common name: the
+   * gateway must serve TLS with a `clientCa` that verifies them. A call with a
+   * bearer token is authenticated by the token.
+   */
+  clientCerts?: ClientCertOptions[];
   /** What a caller without credentials may do. @default [] (nothing: credentials required) */
   anonymous?: Permission[];
 }
@@ -85,6 +100,20 @@ const everything = parsePermissions(["admin"], "open");
 /** The caller of a gateway without `auth`: anyone, allowed everything (for a developer's loopback gateway). */
 export const openPrincipal: Principal = { name: "anonymous", via: "open", permissions: everything };
 
+/** The subject CN of the call's verified client certificate, if any (mTLS). */
+export const peerKey = createContextKey<string | undefined>(undefined, { description: "taskwire peer certificate" });
+
+/**
+ * The common name of the client certificate of the request's connection, if it
+ * has one that the gateway's `clientCa` verified.
+ */
+export function verifiedPeerOf(request: { readonly socket: unknown }): string | undefined {
+  const socket = request.socket as Partial<tls.TLSSocket> | undefined;
+  if (!socket?.authorized || typeof socket.getPeerCertificate !== "function") return undefined;
+  const commonName = socket.getPeerCertificate().subject?.CN;
+  return typeof commonName === "string" && commonName !== "" ? commonName : undefined;
+}
+
 /** The call's principal, set by the authentication interceptor. */
 export const principalKey = createContextKey<Principal>(openPrincipal, { description: "taskwire principal" });
 
@@ -121,8 +150,10 @@ interface JwtCheck {
 export class Authenticator {
   readonly #keys = new Map<string, { name: string; permissions: PermissionSet; expires: Date | undefined }>();
   readonly #jwt: JwtCheck | undefined;
+  readonly #certs = new Map<string, PermissionSet>();
   readonly #anonymous: Principal | undefined;
   readonly #accepted: string;
+  readonly #acceptsCerts: boolean;
 
   constructor(options: GatewayAuthOptions) {
     (options.apiKeys ?? []).forEach((key, i) => {
@@ -143,21 +174,37 @@ export class Authenticator {
         : createLocalJWKSet(JSON.parse(readFileSync(jwks, "utf8")));
       this.#jwt = { keys, options: options.jwt, claim: options.jwt.permissionsClaim ?? "permissions" };
     }
+    (options.clientCerts ?? []).forEach((cert, i) => {
+      if (this.#certs.has(cert.commonName)) throw new Error(`auth.clientCerts[${i}] names "${cert.commonName}" twice`);
+      this.#certs.set(cert.commonName, parsePermissions(cert.permissions, `auth.clientCerts[${i}].permissions`));
+    });
     const anonymous = parsePermissions(options.anonymous ?? [], "auth.anonymous");
     if (grantsAnything(anonymous)) this.#anonymous = { name: "anonymous", via: "anonymous", permissions: anonymous };
     this.#accepted = [
       ...(this.#keys.size > 0 ? ["an API key"] : []),
       ...(this.#jwt ? [`a JWT from ${this.#jwt.options.issuer}`] : []),
     ].join(" or ");
+    this.#acceptsCerts = this.#certs.size > 0;
   }
 
-  /** The principal of a call with these request headers. */
-  async authenticate(headers: Headers): Promise<Principal> {
+  /**
+   * The principal of a call with these request headers, over a connection whose
+   * verified client certificate has subject CN `peer` (mTLS), if any.
+   */
+  async authenticate(headers: Headers, peer?: string): Promise<Principal> {
     const authorization = headers.get("authorization");
     if (authorization === null) {
+      if (peer !== undefined) {
+        const permissions = this.#certs.get(peer);
+        if (permissions) return { name: peer, via: "client-cert", permissions };
+        if (this.#acceptsCerts) {
+          throw new ConnectError(`client certificate "${peer}" is not one this gateway accepts`, Code.Unauthenticated);
+        }
+      }
       if (this.#anonymous) return this.#anonymous;
+      const accepted = this.#accepted || "credential";
       throw new ConnectError(
-        `this gateway requires credentials: send "authorization: Bearer <${this.#accepted || "credential"}>"`,
+        `this gateway requires credentials: send "authorization: Bearer <${accepted}>"${this.#acceptsCerts ? " or a client certificate" : ""}`,
         Code.Unauthenticated,
       );
     }

@@ -16,7 +16,7 @@ export interface Principal {
   /** The API key's name, the JWT's subject, or "anonymous". */
   readonly name: string;
   /** How it was authenticated. */
-  readonly via: "api-key" | "jwt" | "anonymous" | "open";
+  readonly via: "api-key" | "jwt" | "client-cert" | "anonymous" | "open";
   /** Its permissions, by action. */
   readonly permissions: PermissionSet;
 }

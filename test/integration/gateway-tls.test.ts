@@ -6,11 +6,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as tls from "node:tls";
 import { promisify } from "node:util";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hashService } from "../../examples/gen/example/v1/hash_taskwire.ts";
 import { reportService } from "../../examples/gen/example/v1/report_taskwire.ts";
 import { createClient } from "../../sdk/client/create-client.ts";
+import { createGateway } from "../../server/create-gateway.ts";
 import { apiKeyHash } from "../../server/gateway-auth.ts";
+import { FakeTaskBackend } from "../../server/test-support/fake-task-backend.ts";
 import { type Certificates, makeCertificates } from "../support/certificates.ts";
 import { exampleDigest, startDeployment, type TestDeployment } from "../support/deployment.ts";
 import { freePort } from "../support/nats-server.ts";
@@ -49,7 +52,7 @@ describe("gateway TLS", () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), "taskwire-tls-"));
-    certificates = await makeCertificates(join(dir, "pki"), ["gateway", "renewed"]);
+    certificates = await makeCertificates(join(dir, "pki"), ["gateway", "renewed", "ops", "stranger"]);
     ca = readFileSync(certificates.ca);
     served = { cert: join(dir, "served.pem"), key: join(dir, "served-key.pem") };
     await copyFile(certificates.issued.gateway?.cert as string, served.cert);
@@ -170,6 +173,68 @@ describe("gateway TLS", () => {
       expect(await servedName(gateway.port, ca)).toBe("renewed");
     } finally {
       await client.close();
+    }
+  });
+
+  it("authenticates a client certificate its clientCa verified, by its common name (mTLS)", async () => {
+    const backend = new FakeTaskBackend();
+    const gateway = await createGateway({
+      backend,
+      tls: { ...(certificates.issued.gateway as { cert: string; key: string }), clientCa: certificates.ca },
+      auth: { clientCerts: [{ commonName: "ops", permissions: ["submit:hasher", "read:hasher"] }] },
+      auditLog: () => {},
+    });
+    const pem = (name: string) => ({
+      cert: readFileSync(certificates.issued[name]?.cert as string),
+      key: readFileSync(certificates.issued[name]?.key as string),
+    });
+    const as = async (tlsOptions: { ca: Buffer; cert?: Buffer; key?: Buffer }) => {
+      const client = await createClient({ gateway: gateway.url, tls: tlsOptions });
+      try {
+        const { id } = await client.submitTask(hashService.methods.digest, { text: "x" });
+        return id;
+      } catch (error) {
+        return ConnectError.from(error);
+      } finally {
+        await client.close();
+      }
+    };
+    try {
+      // The SDK's calls take the binary fast path; the principal is the certificate's CN.
+      const id = await as({ ca, ...pem("ops") });
+      expect(typeof id).toBe("string");
+      expect(backend.tasks.get(id as string)?.task.submittedBy).toBe("ops");
+      const stranger = await as({ ca, ...pem("stranger") });
+      expect(stranger).toMatchObject({
+        code: Code.Unauthenticated,
+        rawMessage: 'client certificate "stranger" is not one this gateway accepts',
+      });
+      const none = await as({ ca });
+      expect(none).toMatchObject({
+        code: Code.Unauthenticated,
+        rawMessage:
+          'this gateway requires credentials: send "authorization: Bearer <credential>" or a client certificate',
+      });
+      // Connect JSON over HTTP/1.1 goes through connect-node: the same principal.
+      const listed = await new Promise<number>((resolve, reject) => {
+        const request = https.request(
+          `${gateway.url}/taskwire.v1.TaskService/ListTasks`,
+          {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            agent: new https.Agent({ ca, ...pem("ops") }),
+          },
+          (response) => {
+            response.resume();
+            resolve(response.statusCode ?? 0);
+          },
+        );
+        request.on("error", reject);
+        request.end(JSON.stringify({ workerType: "hasher" }));
+      });
+      expect(listed).toBe(200);
+    } finally {
+      await gateway.close();
     }
   });
 
