@@ -21,7 +21,14 @@
 
 export type { Gateway } from "./create-gateway.ts";
 export { createGateway } from "./create-gateway.ts";
-export type { ApiKeyOptions, AuditEntry, AuditLog, GatewayAuthOptions, JwtOptions } from "./gateway-auth.ts";
+export type {
+  ApiKeyOptions,
+  AuditEntry,
+  AuditLog,
+  ClientCertOptions,
+  GatewayAuthOptions,
+  JwtOptions,
+} from "./gateway-auth.ts";
 export { apiKeyHash, principalOf } from "./gateway-auth.ts";
 export type { GatewayLimits } from "./gateway-limits.ts";
 export type { GatewayOptions } from "./gateway-options.ts";
