@@ -483,17 +483,25 @@ class NatsTaskBackend implements TaskBackend {
       .reverse()
       .filter((id) => !request.pageToken || id < request.pageToken);
     const tasks: TaskStatus[] = [];
-    let last = "";
-    for (const id of sorted) {
-      if (tasks.length === pageSize) {
-        return create(ListTasksResponseSchema, { tasks, nextPageToken: last });
-      }
-      last = id;
-      const status = await this.load(id).then(
-        (s) => s.status,
-        () => undefined, // finished and expired between listing and reading
+    // Read at once as many as the page still lacks: no more can be taken, so the
+    // page fills, if it does, at a chunk's end, and its last id is the token.
+    for (let at = 0; at < sorted.length; ) {
+      const chunk = sorted.slice(at, at + pageSize - tasks.length);
+      at += chunk.length;
+      const statuses = await Promise.all(
+        chunk.map((id) =>
+          this.load(id).then(
+            (s) => s.status,
+            () => undefined, // finished and expired between listing and reading
+          ),
+        ),
       );
-      if (status && (states.size === 0 || states.has(status.state))) tasks.push(status);
+      for (const status of statuses) {
+        if (status && (states.size === 0 || states.has(status.state))) tasks.push(status);
+      }
+      if (tasks.length === pageSize && at < sorted.length) {
+        return create(ListTasksResponseSchema, { tasks, nextPageToken: chunk[chunk.length - 1] });
+      }
     }
     return create(ListTasksResponseSchema, { tasks });
   }
