@@ -92,8 +92,8 @@ export function parseGatewayAuth(
   };
 }
 
-/** A YAML mapping with only `known` keys. */
-function mapping(
+/** A YAML mapping with only `known` keys; anything else fails naming `key`. */
+export function mapping(
   value: unknown,
   key: string,
   known: readonly string[],

@@ -4,7 +4,7 @@ import { parse } from "yaml";
 import type { GatewayAuthOptions, GatewayLimits, GatewayTlsFiles } from "../server/index.ts";
 import type { PoolOptions } from "../worker-runtime/index.ts";
 import { httpWorkerModule } from "../worker-runtime/index.ts";
-import { parseGatewayAuth } from "./gateway-auth-config.ts";
+import { mapping, parseGatewayAuth } from "./gateway-auth-config.ts";
 import { type NatsConfig, parseNatsConfig } from "./nats-config.ts";
 
 /** taskwire.yaml, resolved: paths absolute, defaults filled. */
@@ -83,11 +83,7 @@ export async function loadConfig(path: string): Promise<TaskwireConfig> {
   /** gateway.tls: cert, key and an optional clientCa, paths from the file's folder. */
   const gatewayTls = (value: unknown): GatewayTlsFiles | undefined => {
     if (value === undefined || value === null) return undefined;
-    const tls = obj(value, "gateway.tls");
-    for (const name of Object.keys(tls)) {
-      if (!["cert", "key", "clientCa"].includes(name))
-        fail("gateway.tls", `has an unknown key "${name}" (known: cert, key, clientCa)`);
-    }
+    const tls = mapping(value, "gateway.tls", ["cert", "key", "clientCa"], fail);
     return {
       cert: resolve(root, str(tls.cert, "gateway.tls.cert")),
       key: resolve(root, str(tls.key, "gateway.tls.key")),

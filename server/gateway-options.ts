@@ -126,12 +126,13 @@ export interface ResolvedGatewayOptions {
 
 /** Applies the defaults of {@link GatewayOptions} and checks the numbers. */
 export function resolveGatewayOptions(options: GatewayOptions): ResolvedGatewayOptions {
+  const host = options.host ?? "127.0.0.1";
   const resolved: ResolvedGatewayOptions = {
     backend: options.backend,
     queues: options.queues,
     services: options.services ?? [],
     reflection: options.reflection ?? true,
-    host: options.host ?? "127.0.0.1",
+    host,
     port: options.port ?? 0,
     maxMessageBytes: options.maxMessageBytes ?? 4 * 1024 * 1024,
     shutdownGraceMs: options.shutdownGraceMs ?? 5000,
@@ -144,7 +145,7 @@ export function resolveGatewayOptions(options: GatewayOptions): ResolvedGatewayO
     tls: options.tls,
     allowedHosts: options.allowedHosts
       ? new Set(options.allowedHosts.map((name) => name.toLowerCase()))
-      : isLoopback(options.host ?? "127.0.0.1")
+      : isLoopback(host)
         ? new Set(loopbackHosts)
         : undefined,
     typeRegistry:

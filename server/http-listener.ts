@@ -169,12 +169,7 @@ export class HttpListener {
   #refused(request: http.IncomingMessage | http2.Http2ServerRequest, response: Response): boolean {
     const { allowedHosts, limits } = this.#options;
     if ("stream" in request && this.#sessionsOverLimit.has(request.stream.session as http2.ServerHttp2Session)) {
-      refuse(
-        request,
-        response,
-        503,
-        `the gateway has ${limits.maxConnections} connections open (limits.maxConnections): retry later`,
-      );
+      refuse(request, response, 503, this.#connectionsFull());
       request.stream.session?.close();
       return true;
     }
@@ -198,6 +193,11 @@ export class HttpListener {
       return true;
     }
     return false;
+  }
+
+  /** Why a connection past `maxConnections` is refused. */
+  #connectionsFull(): string {
+    return `the gateway has ${this.#options.limits.maxConnections} connections open (limits.maxConnections): retry later`;
   }
 
   /**
@@ -358,7 +358,7 @@ export class HttpListener {
       this.#http2.emit("connection", socket);
       this.#sessionOverLimit = false;
     } else if (this.#overLimit.has(socket)) {
-      const message = `the gateway has ${this.#options.limits.maxConnections} connections open (limits.maxConnections): retry later`;
+      const message = this.#connectionsFull();
       socket.end(
         `HTTP/1.1 503 Service Unavailable\r\nretry-after: ${retryAfterSeconds}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(message)}\r\nconnection: close\r\n\r\n${message}`,
       );

@@ -42,6 +42,19 @@ describe("gateway credentials from the command line", () => {
     nats = await startNatsServer();
   }, 30_000);
 
+  /** A taskwire.yaml in the test's directory: the hasher's gateway on `port`, then `gatewayKeys` under gateway:. */
+  const writeGatewayConfig = (name: string, port: number, gatewayKeys: string) =>
+    writeFile(
+      join(dir, name),
+      `nats:
+  url: ${nats.url}
+gateway:
+  port: ${port}
+  services:
+    - ${join(repoRoot, "examples/gen/example/v1/hash_taskwire.ts")}
+${gatewayKeys}`,
+    );
+
   afterAll(async () => {
     gateway?.kill("SIGKILL");
     await nats?.stop();
@@ -90,15 +103,10 @@ describe("gateway credentials from the command line", () => {
 
     const port = await freePort();
     gatewayUrl = `http://127.0.0.1:${port}`;
-    await writeFile(
-      join(dir, "taskwire.yaml"),
-      `nats:
-  url: ${nats.url}
-gateway:
-  port: ${port}
-  services:
-    - ${join(repoRoot, "examples/gen/example/v1/hash_taskwire.ts")}
-  auth:
+    await writeGatewayConfig(
+      "taskwire.yaml",
+      port,
+      `  auth:
     apiKeys:
 ${entry
   .split("\n")
@@ -141,15 +149,10 @@ ${entry
   });
 
   it("a gateway whose configuration grants an unknown permission, or sets a limit of 0, does not start", async () => {
-    await writeFile(
-      join(dir, "bad.yaml"),
-      `nats:
-  url: ${nats.url}
-gateway:
-  port: ${await freePort()}
-  services:
-    - ${join(repoRoot, "examples/gen/example/v1/hash_taskwire.ts")}
-  auth:
+    await writeGatewayConfig(
+      "bad.yaml",
+      await freePort(),
+      `  auth:
     apiKeys:
       - name: x
         sha256: "${"0".repeat(64)}"
@@ -158,15 +161,10 @@ gateway:
     );
     const started = await taskwire(dir, {}, "gateway", "--config", "bad.yaml");
     expect(started.code).not.toBe(0);
-    await writeFile(
-      join(dir, "bad-limits.yaml"),
-      `nats:
-  url: ${nats.url}
-gateway:
-  port: ${await freePort()}
-  services:
-    - ${join(repoRoot, "examples/gen/example/v1/hash_taskwire.ts")}
-  limits:
+    await writeGatewayConfig(
+      "bad-limits.yaml",
+      await freePort(),
+      `  limits:
     maxStreams: 0
 `,
     );
