@@ -52,7 +52,7 @@ async function listRun(tasks: number): Promise<string[]> {
   }
 }
 
-const counts = taskCounts([1_000, 20_000]);
+const counts = taskCounts([1_000, 20_000, 100_000]);
 const rows: string[][] = [];
 for (const tasks of counts) {
   console.error(`bench:list: ${tasks} tasks...`);

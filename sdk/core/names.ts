@@ -27,6 +27,8 @@ const statusBucket = "taskwire_status";
  * - KV bucket `taskwire_workers`: `<type>.<worker id>` per live worker instance.
  * - `taskwire.limit.<type>.{run,rate}.<n>`: leases of the type's limits, in
  *   stream `LIMITS_<type>` (per-message TTL).
+ * - `taskwire.index.<type>`: the ids of the type's tasks in submit order, one
+ *   message per submitter and event-loop turn, in stream `INDEX_<type>`.
  */
 export const topology = {
   /** Priorities, highest first: the order workers take them in. */
@@ -83,6 +85,10 @@ export const topology = {
   endpointConsumerName: (workerType: string, endpoint: string) => `${workerType}_ep_${endpoint}`,
   /** KV bucket of live worker instances: key `<type>.<worker id>`, refreshed while the worker runs. */
   workersBucket: "taskwire_workers",
+  /** The ids of the type's tasks in submit order: ListTasks reads it, newest first. */
+  indexStream: (workerType: string) => `INDEX_${workerType}`,
+  /** A message of that stream: the ids of tasks submitted together, newline-separated, oldest first. */
+  indexSubject: (workerType: string) => `taskwire.index.${workerType}`,
   /** The stream of the type's dead letters. */
   deadLetterStream: (workerType: string) => `DEAD_${workerType}`,
   /** A dead task's DeadLetter. */

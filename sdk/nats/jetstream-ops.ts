@@ -60,20 +60,29 @@ export async function directGet(
   return storedMessage(reply, stream);
 }
 
+/** A message of a batched direct get: where it was stored, and when. */
+export interface BatchedMessage extends StoredMessage {
+  readonly subject: string;
+  /** When the server stored it, in µs since the epoch. */
+  readonly storedAtUs: number;
+}
+
 /**
- * A batched direct get (`multi_last`; nats-server 2.11 or later): the last
- * message on each of `subjects` that has one, by subject. One request, answered
- * by a message per subject found and an end-of-batch status; rejects when that
- * end has not come within `timeoutMs` (a connection lost halfway through).
+ * A batched direct get (ADR-31, nats-server 2.11 or later): `{ seq, batch }`
+ * reads up to `batch` messages from sequence `seq` on; `{ multi_last }` the last
+ * message on each of some subjects that has one. One request, answered by a
+ * message each and an end-of-batch status; rejects when that end has not come
+ * within `timeoutMs` (a connection lost halfway through). A stream that does
+ * not exist on the server: a `JetStreamApiError` of status 503.
  */
-export function directGetLast(
+export function directGetBatch(
   nc: NatsConnection,
   stream: string,
-  subjects: readonly string[],
+  query: { readonly seq: number; readonly batch: number } | { readonly multi_last: readonly string[] },
   timeoutMs = 10_000,
-): Promise<Map<string, StoredMessage>> {
+): Promise<BatchedMessage[]> {
   return new Promise((resolve, reject) => {
-    const found = new Map<string, StoredMessage>();
+    const found: BatchedMessage[] = [];
     let timer: NodeJS.Timeout | undefined;
     let ended = false;
     const end = (error?: Error) => {
@@ -88,10 +97,14 @@ export function directGetLast(
       callback: (error, reply) => {
         if (error) return end(error);
         const code = reply.headers?.code ?? 0;
-        // 204: the end of the batch; 404: none of the subjects has a message.
+        // 204: the end of the batch; 404: no message matches. (503: no such stream.)
         if (code === 204 || code === 404) return end();
         if (code !== 0) return end(apiError(reply, stream));
-        found.set(reply.headers?.get("Nats-Subject") ?? "", stored(reply));
+        found.push({
+          ...stored(reply),
+          subject: reply.headers?.get("Nats-Subject") ?? "",
+          storedAtUs: microsecondsOf(reply.headers?.get("Nats-Time-Stamp") ?? ""),
+        });
       },
     });
     timer = setTimeout(
@@ -99,13 +112,35 @@ export function directGetLast(
       timeoutMs,
     ).unref();
     try {
-      nc.publish(`${jsApiPrefix(nc)}.DIRECT.GET.${stream}`, encoder.encode(JSON.stringify({ multi_last: subjects })), {
+      nc.publish(`${jsApiPrefix(nc)}.DIRECT.GET.${stream}`, encoder.encode(JSON.stringify(query)), {
         reply: subscription.getSubject(),
       });
     } catch (error) {
       end(error as Error);
     }
   });
+}
+
+/** True for the refusal of a direct get on a stream the server does not have (no responders). */
+export function isNoSuchStream(error: unknown): boolean {
+  return error instanceof JetStreamApiError && error.status === 503;
+}
+
+/** The last message on each of `subjects` that has one, by subject (see {@link directGetBatch}). */
+export async function directGetLast(
+  nc: NatsConnection,
+  stream: string,
+  subjects: readonly string[],
+  timeoutMs = 10_000,
+): Promise<Map<string, StoredMessage>> {
+  const found = await directGetBatch(nc, stream, { multi_last: subjects }, timeoutMs);
+  return new Map(found.map((message) => [message.subject, message]));
+}
+
+/** An RFC 3339 time with up to nanoseconds ("2026-12-05T11:44:29.123456789Z"), in µs since the epoch. */
+function microsecondsOf(time: string): number {
+  const fraction = /\.(\d+)/.exec(time)?.[1] ?? "";
+  return Date.parse(time.replace(/\.\d+/, "")) * 1000 + Number(fraction.slice(0, 6).padEnd(6, "0"));
 }
 
 const empty = new Uint8Array(0);

@@ -17,7 +17,6 @@ import {
   BatchSubmitResultSchema,
   type ListTasksRequest,
   type ListTasksResponse,
-  ListTasksResponseSchema,
   type SubmitResponse,
   SubmitResponseSchema,
 } from "../../gen/taskwire/v1/task_service_pb.ts";
@@ -37,7 +36,6 @@ import {
   type SubmitLimits,
   TaskError,
   type TaskOutcome,
-  taskIdOfSubject,
   taskIdToken,
   topology,
   workerTypeOf,
@@ -45,12 +43,14 @@ import {
 import { concatMessages, decodeMessage, encodeMessage } from "../wire/index.ts";
 import { liveEndpoints, openWorkersBucket } from "./broadcast.ts";
 import { jetStreamOptionsOf } from "./connection-settings.ts";
-import { directGet, directGetLast, publishToStream, type StoredMessage } from "./jetstream-ops.ts";
+import { directGet, publishToStream, type StoredMessage } from "./jetstream-ops.ts";
+import { listTasks } from "./list-tasks.ts";
 import { fromNatsError } from "./nats-error.ts";
 import {
   checkServerVersion,
   keepProvisioned,
   provisionStatusBucket,
+  provisionTaskIndex,
   provisionWorkerType,
   type StatusTopologyOptions,
   type WorkerTypeTopologyOptions,
@@ -66,6 +66,8 @@ import {
   type StoredStatus,
   writeStatus,
 } from "./status-store.ts";
+import { TaskIndexWriter } from "./task-index.ts";
+import { unstartedOf } from "./unstarted.ts";
 
 /** Options of {@link createNatsTaskBackend}. */
 export interface NatsTaskBackendOptions {
@@ -90,7 +92,10 @@ export async function createNatsTaskBackend(options: NatsTaskBackendOptions): Pr
   checkServerVersion(nc);
   const jsm = await jetstreamManager(nc, jetStreamOptionsOf(nc));
   const provision = async () => {
-    for (const definition of registry.definitions) await provisionWorkerType(jsm, definition, options.topology);
+    for (const definition of registry.definitions) {
+      await provisionWorkerType(jsm, definition, options.topology);
+      await provisionTaskIndex(jsm, definition, options.topology);
+    }
     return provisionStatusBucket(nc, options.topology);
   };
   try {
@@ -119,6 +124,7 @@ class NatsTaskBackend implements TaskBackend {
   /** Live worker instances, for broadcasts to all; opened on the first broadcast. */
   private workers: Promise<KV> | undefined;
   private readonly statusFeed: StatusFeed;
+  private readonly index: TaskIndexWriter;
 
   private readonly nc: NatsConnection;
   private readonly jsm: JetStreamManager;
@@ -141,6 +147,7 @@ class NatsTaskBackend implements TaskBackend {
     this.limits = limits;
     this.results = results;
     this.statusFeed = new StatusFeed(jetstream(nc, jetStreamOptionsOf(nc)));
+    this.index = new TaskIndexWriter(bucket.requests);
     void this.followConnection();
   }
 
@@ -226,6 +233,9 @@ class NatsTaskBackend implements TaskBackend {
     // Before the publish: the outcome may be notified before the PubAck arrives.
     // A keyed task submitted again here is tracked already: its waiter stays.
     const tracked = notify && this.results.track(taskId);
+    // An unkeyed id is new: it is indexed alongside its publish. A keyed one only once
+    // stored, as its publish may be a duplicate (already indexed).
+    const indexed = task.idempotencyKey ? undefined : this.index.add(task.workerType, taskId);
     return publishToStream(this.bucket.requests, prepared.subject, prepared.bytes, publishHeaders(task, prepared)).then(
       (ack) => {
         if (ack.duplicate) {
@@ -234,12 +244,13 @@ class NatsTaskBackend implements TaskBackend {
         }
         if (tracked) this.results.accepted(taskId);
         // As create(SubmitResponseSchema, ...) makes it: this runs once per task.
-        return {
+        const accepted: SubmitResponse = {
           $typeName: SubmitResponseSchema.typeName,
           taskId,
           duplicate: false,
           state: prepared.schedule ? TaskState.SCHEDULED : TaskState.PENDING,
         };
+        return (indexed ?? this.index.add(task.workerType, taskId)).then(() => accepted);
       },
       (error: unknown) => {
         if (tracked) this.results.untrack(taskId);
@@ -309,6 +320,7 @@ class NatsTaskBackend implements TaskBackend {
         }),
       );
       if (tracked) this.results.accepted(taskId);
+      await this.index.add(workerType, taskId);
       return create(SubmitResponseSchema, { taskId, state: TaskState.PENDING });
     } catch (error) {
       if (tracked) this.results.untrack(taskId);
@@ -449,61 +461,13 @@ class NatsTaskBackend implements TaskBackend {
     const pageSize = request.pageSize === 0 ? 100 : request.pageSize;
     if (pageSize > 1000) throw new TaskError(`page_size must be at most 1000, got ${pageSize}`, Code.InvalidArgument);
     if (request.workerType) checkWorkerType(request.workerType);
-    // A page token is the last task id of the page before.
-    if (request.pageToken) {
-      try {
-        workerTypeOf(request.pageToken);
-      } catch {
-        throw new TaskError(
-          `page_token "${request.pageToken}" is not one a ListTasks answer gave`,
-          Code.InvalidArgument,
-        );
-      }
-    }
     this.ensureAvailable("listing tasks");
-    const types = request.workerType ? [request.workerType] : this.registry.workerTypes();
-    const ids = new Set<string>();
+    const types = request.workerType ? [request.workerType] : this.registry.workerTypes().toSorted();
     try {
-      for (const type of types) {
-        for await (const key of await this.bucket.kv.keys(`${type}.>`)) ids.add(key);
-        for (const stream of [topology.streamName(type), topology.schedulerStream(type)]) {
-          const info = await this.jsm.streams.info(stream, { subjects_filter: ">" });
-          for (const subject of Object.keys(info.state.subjects ?? {})) ids.add(taskIdOfSubject(type, subject));
-        }
-      }
+      return await listTasks(this.nc, types, request, pageSize);
     } catch (error) {
-      if (error instanceof JetStreamApiError && error.code === 10059) {
-        throw new TaskError(`unknown worker type "${request.workerType}"`, Code.NotFound);
-      }
       throw fromNatsError(error, "listing tasks");
     }
-    const states = new Set(request.states);
-    const sorted = [...ids]
-      .sort()
-      .reverse()
-      .filter((id) => !request.pageToken || id < request.pageToken);
-    const tasks: TaskStatus[] = [];
-    // Read at once as many as the page still lacks: no more can be taken, so the
-    // page fills, if it does, at a chunk's end, and its last id is the token.
-    for (let at = 0; at < sorted.length; ) {
-      const chunk = sorted.slice(at, at + pageSize - tasks.length);
-      at += chunk.length;
-      const statuses = await Promise.all(
-        chunk.map((id) =>
-          this.load(id).then(
-            (s) => s.status,
-            () => undefined, // finished and expired between listing and reading
-          ),
-        ),
-      );
-      for (const status of statuses) {
-        if (status && (states.size === 0 || states.has(status.state))) tasks.push(status);
-      }
-      if (tasks.length === pageSize && at < sorted.length) {
-        return create(ListTasksResponseSchema, { tasks, nextPageToken: chunk[chunk.length - 1] });
-      }
-    }
-    return create(ListTasksResponseSchema, { tasks });
   }
 
   private async duplicate(taskId: string, state?: TaskState): Promise<SubmitResponse> {
@@ -610,42 +574,6 @@ function publishHeaders(task: Task, prepared: PreparedTask): MsgHdrs | undefined
     h.set("Nats-Schedule-Target", prepared.schedule.target);
   }
   return h;
-}
-
-/**
- * Of these tasks, those still queued or scheduled: their WorkItem is in the
- * type's stream or scheduler stream. One batched direct get per stream and
- * worker type (the subjects' priority or phase a wildcard).
- */
-export async function unstartedOf(nc: NatsConnection, taskIds: readonly string[]): Promise<Set<string>> {
-  const byType = new Map<string, string[]>();
-  for (const taskId of taskIds) {
-    const type = workerTypeOf(taskId);
-    const ids = byType.get(type);
-    if (ids) ids.push(taskId);
-    else byType.set(type, [taskId]);
-  }
-  const unstarted = new Set<string>();
-  for (const [type, ids] of byType) {
-    const tokens = ids.map(taskIdToken);
-    // The schedule first, as in findUnstarted.
-    for (const [stream, subject] of [
-      [topology.schedulerStream(type), topology.scheduledSubject],
-      [topology.streamName(type), topology.taskSubjectAnyPriority],
-    ] as const) {
-      const found = await directGetLast(
-        nc,
-        stream,
-        tokens.map((token) => subject(type, token)),
-      ).catch((error: unknown) => {
-        // The type has no such stream on this server: none of its tasks is there.
-        if (error instanceof JetStreamApiError && error.status === 503) return new Map();
-        throw error;
-      });
-      for (const subject of found.keys()) unstarted.add(taskIdOfSubject(type, subject));
-    }
-  }
-  return unstarted;
 }
 
 /** Pushed bytes decoded, or undefined when they are not a TaskStatus (the record is read instead). */

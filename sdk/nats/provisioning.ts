@@ -45,6 +45,8 @@ export interface StatusTopologyOptions extends StorageOptions {
   statusTtlMs?: number;
 }
 
+const defaultStatusTtlMs = 7 * 24 * 3600 * 1000;
+
 /** The lowest nats-server version Taskwire runs on (direct get, consumer pause, message schedules). */
 export const minimumServerVersion = "2.12.0";
 
@@ -160,6 +162,27 @@ export async function provisionWorkerType(
   }
 }
 
+/**
+ * Creates or updates a worker type's task index (task-index.ts), kept as long
+ * as task statuses are. Idempotent: every process that submits calls it at start-up.
+ */
+export async function provisionTaskIndex(
+  jsm: JetStreamManager,
+  definition: Pick<TaskServiceDefinition, "workerType" | "storage">,
+  options: StatusTopologyOptions = {},
+): Promise<void> {
+  const ttlMs = options.statusTtlMs ?? defaultStatusTtlMs;
+  await addOrUpdateStream(jsm, {
+    name: topology.indexStream(definition.workerType),
+    subjects: [topology.indexSubject(definition.workerType)],
+    retention: RetentionPolicy.Limits,
+    storage: (options.storage ?? definition.storage) === "memory" ? StorageType.Memory : StorageType.File,
+    num_replicas: options.replicas ?? 1,
+    max_age: ttlMs === 0 ? 0 : nanos(ttlMs),
+    allow_direct: true,
+  });
+}
+
 /** Creates (or updates) the consumer of one endpoint's broadcast copies: its worker calls it at start. */
 export async function provisionEndpointConsumer(
   jsm: JetStreamManager,
@@ -212,7 +235,7 @@ export async function provisionStatusBucket(nc: NatsConnection, options: StatusT
     history: 1,
     storage: options.storage === "memory" ? StorageType.Memory : StorageType.File,
     replicas: options.replicas ?? 1,
-    ttl: options.statusTtlMs ?? 7 * 24 * 3600 * 1000,
+    ttl: options.statusTtlMs ?? defaultStatusTtlMs,
     republish: statusRepublish,
   });
   const { config } = (await kv.status()).streamInfo;

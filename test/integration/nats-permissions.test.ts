@@ -101,6 +101,8 @@ authorization { users = [
     expect((await plain.result()).hex).toMatch(/^[0-9a-f]{64}$/);
     expect((await keyed.result()).hex).toMatch(/^[0-9a-f]{64}$/);
     expect((await client.getTask(plain.id)).state).toBe(TaskState.SUCCEEDED);
+    const listed = await client.listTasks({ workerType: "hasher" });
+    expect(listed.tasks.map((t) => t.taskId)).toEqual(expect.arrayContaining([plain.id, keyed.id]));
     expect(w.violations).toEqual([]);
     expect(s.violations).toEqual([]);
   });
@@ -139,7 +141,7 @@ authorization { users = [
     expect(p.violations).toEqual([]);
   });
 
-  it("lets the gateway's backends submit, read, cancel and pause every type", async () => {
+  it("lets the gateway's backends submit, read, list, cancel and pause every type", async () => {
     const g = await connectAs(nats, "gateway", "_INBOX_gateway");
     open.push(g.nc);
     const registry = createTaskRegistry([hashService, probeService]);
@@ -152,6 +154,7 @@ authorization { users = [
     const task = await client.submitTask(probeService.methods.run, { label: "to cancel" });
     await client.cancelTask(task.id);
     await poll(async () => ((await client.getTask(task.id)).state === TaskState.CANCELLED ? true : undefined), 10_000);
+    expect((await client.listTasks({})).tasks[0]?.taskId).toBe(task.id);
     expect((await queue.resumeQueue("probe")).paused).toBe(false);
     expect(g.violations).toEqual([]);
   });

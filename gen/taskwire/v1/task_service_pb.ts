@@ -391,13 +391,15 @@ export const CancelTaskResponseSchema: GenMessage<CancelTaskResponse> = /*@__PUR
   messageDesc(file_taskwire_v1_task_service, 14);
 
 /**
- * Request of TaskService.ListTasks.
+ * Request of TaskService.ListTasks. Tasks come newest first (by when they were
+ * submitted), read from each type's index: a page costs the same whatever the number
+ * of tasks held. Tasks whose status has expired are left out.
  *
  * @generated from message taskwire.v1.ListTasksRequest
  */
 export type ListTasksRequest = Message<"taskwire.v1.ListTasksRequest"> & {
   /**
-   * Only tasks of this worker type. Empty: all types.
+   * Only tasks of this worker type. Empty: all types, merged newest first.
    *
    * @generated from field: string worker_type = 1;
    */
@@ -439,14 +441,16 @@ export const ListTasksRequestSchema: GenMessage<ListTasksRequest> = /*@__PURE__*
  */
 export type ListTasksResponse = Message<"taskwire.v1.ListTasksResponse"> & {
   /**
-   * The page of tasks.
+   * The page of tasks. With a `states` filter a page may be short, or empty, while
+   * more remain: a call looks at 1000 tasks at most.
    *
    * @generated from field: repeated taskwire.v1.TaskStatus tasks = 1;
    */
   tasks: TaskStatus[];
 
   /**
-   * Pass to get the next page; empty on the last page.
+   * Pass to get the next page; empty on the last page. Tasks submitted after the
+   * first page are not in the pages that follow it.
    *
    * @generated from field: string next_page_token = 2;
    */

@@ -135,9 +135,13 @@ export interface CancelTaskResponse {
   status: TaskStatus | undefined;
 }
 
-/** Request of TaskService.ListTasks. */
+/**
+ * Request of TaskService.ListTasks. Tasks come newest first (by when they were
+ * submitted), read from each type's index: a page costs the same whatever the number
+ * of tasks held. Tasks whose status has expired are left out.
+ */
 export interface ListTasksRequest {
-  /** Only tasks of this worker type. Empty: all types. */
+  /** Only tasks of this worker type. Empty: all types, merged newest first. */
   workerType: string;
   /** Only tasks in one of these states. Empty: all states. */
   states: TaskState[];
@@ -149,9 +153,15 @@ export interface ListTasksRequest {
 
 /** Response of TaskService.ListTasks. */
 export interface ListTasksResponse {
-  /** The page of tasks. */
+  /**
+   * The page of tasks. With a `states` filter a page may be short, or empty, while
+   * more remain: a call looks at 1000 tasks at most.
+   */
   tasks: TaskStatus[];
-  /** Pass to get the next page; empty on the last page. */
+  /**
+   * Pass to get the next page; empty on the last page. Tasks submitted after the
+   * first page are not in the pages that follow it.
+   */
   nextPageToken: string;
 }
 

@@ -1,0 +1,56 @@
+import type { NatsConnection } from "@nats-io/transport-node";
+import { TaskState } from "../../gen/taskwire/v1/task_pb.ts";
+import { taskIdOfSubject, taskIdToken, topology, workerTypeOf } from "../core/index.ts";
+import { directGetLast, isNoSuchStream } from "./jetstream-ops.ts";
+
+/** A task that has not started: its WorkItem, and whether it is queued or waiting for its time. */
+export interface Unstarted {
+  readonly state: TaskState;
+  readonly workItem: Uint8Array;
+}
+
+/**
+ * Of these tasks, those still queued (PENDING) or waiting for their start time
+ * (SCHEDULED), with their WorkItem: it is in the type's stream or scheduler
+ * stream. One batched direct get per stream and worker type (the subjects'
+ * priority or phase a wildcard).
+ */
+export async function unstartedTasks(nc: NatsConnection, taskIds: readonly string[]): Promise<Map<string, Unstarted>> {
+  const byType = new Map<string, string[]>();
+  for (const taskId of taskIds) {
+    const type = workerTypeOf(taskId);
+    const ids = byType.get(type);
+    if (ids) ids.push(taskId);
+    else byType.set(type, [taskId]);
+  }
+  const unstarted = new Map<string, Unstarted>();
+  for (const [type, ids] of byType) {
+    const tokens = ids.map(taskIdToken);
+    // The schedule first (as NatsTaskBackend.findUnstarted): a due task is on its task
+    // subject before it leaves the schedule, so this order cannot miss it between the two.
+    for (const [stream, subject, state] of [
+      [topology.schedulerStream(type), topology.scheduledSubject, TaskState.SCHEDULED],
+      [topology.streamName(type), topology.taskSubjectAnyPriority, TaskState.PENDING],
+    ] as const) {
+      const found = await directGetLast(
+        nc,
+        stream,
+        tokens.map((token) => subject(type, token)),
+      ).catch((error: unknown) => {
+        // The type has no such stream on this server: none of its tasks is there.
+        if (isNoSuchStream(error)) return new Map<string, never>();
+        throw error;
+      });
+      for (const [at, message] of found) {
+        const taskId = taskIdOfSubject(type, at);
+        if (!unstarted.has(taskId)) unstarted.set(taskId, { state, workItem: message.data });
+      }
+    }
+  }
+  return unstarted;
+}
+
+/** Of these tasks, the ids of those still queued or scheduled (see {@link unstartedTasks}). */
+export async function unstartedOf(nc: NatsConnection, taskIds: readonly string[]): Promise<Set<string>> {
+  return new Set((await unstartedTasks(nc, taskIds)).keys());
+}
