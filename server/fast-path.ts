@@ -16,8 +16,9 @@ import {
   type HandlerContext,
   type Interceptor,
 } from "@connectrpc/connect";
-import type { connectNodeAdapter } from "@connectrpc/connect-node";
+import { compressionBrotli, compressionGzip, type connectNodeAdapter } from "@connectrpc/connect-node";
 import {
+  type Compression,
   codeToHttpStatus,
   decodeBody,
   EnvelopeSplitter,
@@ -30,7 +31,9 @@ import {
   parseConnectTimeout,
   parseGrpcTimeout,
   setTrailerStatus,
+  trailerFlag,
   trailerMux,
+  trailerSerialize,
   transformInvokeImplementation,
   webHeaders,
 } from "../sdk/wire/index.ts";
@@ -59,7 +62,7 @@ export interface FastPathOptions {
 }
 
 /** The wire format of a call the fast path takes. */
-type Protocol = "connect" | "grpc";
+type Protocol = "connect" | "grpc" | "grpc-web";
 
 /** A call the fast path serves. */
 interface Exchange {
@@ -68,6 +71,8 @@ interface Exchange {
   readonly request: Request;
   readonly response: Response;
   readonly context: HandlerContext;
+  /** How the request's message is compressed, when it is (connect-node's own gzip and brotli). */
+  readonly compression: Compression | undefined;
   /** Whether the answer can still be written: the client is there, and it has not ended. */
   readonly open: () => boolean;
 }
@@ -82,7 +87,7 @@ const utf8 = new TextEncoder();
 
 /**
  * Serves unary and server-streaming calls in binary Protobuf, over the Connect
- * protocol (HTTP/1.1 and 2) and gRPC (HTTP/2), straight from Node's request and
+ * protocol and gRPC-Web (HTTP/1.1 and 2) and gRPC (HTTP/2), straight from Node's request and
  * response: the body is read and decoded, the method's implementation called
  * with a Connect HandlerContext, and its answer (or each message it yields)
  * written. connect-node's handlers turn each call into a universal request and
@@ -90,12 +95,15 @@ const utf8 = new TextEncoder();
  * about 190 µs of CPU per unary call here, four times Node's HTTP/2 itself
  * (docs/decisions/gateway-fast-path.md).
  *
- * Only what this path does exactly as connect-node does is taken: POST, the
- * binary content types, identity encoding, methods registered without
- * per-service options. Everything else (JSON, gRPC-Web, GET, compression,
- * client and bidi streams, unknown paths, malformed headers) is left to
- * connect-node, whose error encoding (`errorToJsonBytes`, `endStreamToJson`,
- * `setTrailerStatus`) this path also uses.
+ * Only what this path does as connect-node does is taken: POST, the binary
+ * content types, requests in identity, gzip or brotli (decompressed by
+ * connect-node's own functions), methods registered without per-service
+ * options. Everything else (JSON, GET, other compressions, client and bidi
+ * streams, unknown paths, malformed headers) is left to connect-node, whose
+ * error encoding (`errorToJsonBytes`, `endStreamToJson`, `setTrailerStatus`,
+ * `trailerSerialize`) this path also uses. Two differences, both within the
+ * protocols: answers are not compressed, and a body that does not decode is
+ * INVALID_ARGUMENT naming the field (connect-node: INTERNAL, "parse binary").
  */
 export class FastPath {
   private readonly routes = new Map<string, Route>();
@@ -157,21 +165,27 @@ export class FastPath {
     const headers = request.headers;
     const type = headers["content-type"];
     let protocol: Protocol;
+    let encoding: string | string[] | undefined;
     if (type === (route.streaming ? "application/connect+proto" : "application/proto")) {
       protocol = "connect";
-      if (!identity(headers[route.streaming ? "connect-content-encoding" : "content-encoding"])) return false;
+      encoding = headers[route.streaming ? "connect-content-encoding" : "content-encoding"];
       const version = headers["connect-protocol-version"];
       if (version !== undefined && version !== "1") return false;
     } else if ((type === "application/grpc" || type === "application/grpc+proto") && request.httpVersionMajor === 2) {
       protocol = "grpc";
-      if (!identity(headers["grpc-encoding"])) return false;
+      encoding = headers["grpc-encoding"];
+    } else if (type === "application/grpc-web" || type === "application/grpc-web+proto") {
+      protocol = "grpc-web";
+      encoding = headers["grpc-encoding"];
     } else return false;
+    const compression = compressionOf(encoding);
+    if (compression === false) return false;
     const timeout =
-      protocol === "grpc"
-        ? parseGrpcTimeout(stringHeader(headers["grpc-timeout"]), maxTimeoutMs)
-        : parseConnectTimeout(stringHeader(headers["connect-timeout-ms"]), maxTimeoutMs);
+      protocol === "connect"
+        ? parseConnectTimeout(stringHeader(headers["connect-timeout-ms"]), maxTimeoutMs)
+        : parseGrpcTimeout(stringHeader(headers["grpc-timeout"]), maxTimeoutMs);
     if (timeout.error) return false;
-    this.run(route, protocol, timeout.timeoutMs, request, response).catch(() => {
+    this.run(route, protocol, compression, timeout.timeoutMs, request, response).catch(() => {
       // Only a write can fail here, to a client that is gone: free its stream.
       if ("stream" in response) response.stream.destroy();
       else response.destroy();
@@ -182,6 +196,7 @@ export class FastPath {
   private async run(
     route: Route,
     protocol: Protocol,
+    compression: Compression | undefined,
     timeoutMs: number | undefined,
     request: Request,
     response: Response,
@@ -220,6 +235,7 @@ export class FastPath {
         call.signal,
         this.options.contextValues?.(request) ?? createContextValues(),
       ),
+      compression,
       open,
     };
     try {
@@ -233,13 +249,16 @@ export class FastPath {
     }
   }
 
-  private async unary({ route, protocol, request, response, context, open }: Exchange): Promise<void> {
+  private async unary({ route, protocol, request, response, context, compression, open }: Exchange): Promise<void> {
     let body: Uint8Array;
     let error: ConnectError | undefined;
     try {
-      const received = await readBody(request, this.options.maxMessageBytes, protocol === "grpc", context.signal);
-      const bytes = protocol === "grpc" ? unwrapEnvelope(received, route, protocol) : received;
-      const input = decodeBody(route.method.input, bytes);
+      const enveloped = protocol !== "connect";
+      const received = await readBody(request, this.options.maxMessageBytes, enveloped, context.signal);
+      const input = decodeBody(
+        route.method.input,
+        await this.message(enveloped ? unwrapEnvelope(received, route, protocol) : received, compression),
+      );
       const { interceptors } = this.options;
       const output =
         interceptors.length === 0
@@ -256,11 +275,28 @@ export class FastPath {
       body = new Uint8Array(0);
     }
     if (!open()) return;
-    if (protocol === "grpc") {
-      writeGrpcHead(response, context);
-      if (!error) response.write(envelope(0, body));
-      endGrpc(response, context, error);
-    } else writeConnect(response, context, body, error, this.options.jsonOptions);
+    if (protocol === "connect") return writeConnect(response, context, body, error, this.options.jsonOptions);
+    writeGrpcHead(response, context, protocol);
+    if (!error) response.write(envelope(0, body));
+    endGrpc(response, context, protocol, error);
+  }
+
+  /**
+   * A request's message, decompressed as connect-node does it: a Connect unary
+   * body is compressed whole when the call names a compression; an envelope
+   * when its flag says so.
+   */
+  private message(
+    received: Uint8Array | { readonly flags: number; readonly data: Uint8Array },
+    compression: Compression | undefined,
+  ): Uint8Array | Promise<Uint8Array> {
+    const [bytes, compressed] =
+      received instanceof Uint8Array ? [received, compression !== undefined] : [received.data, received.flags & 1];
+    if (!compressed) return bytes;
+    // As connect answers it, and the conformance suite expects: INTERNAL.
+    if (!compression)
+      throw new ConnectError("received compressed envelope, but do not know how to decompress", Code.Internal);
+    return compression.decompress(bytes, this.options.maxMessageBytes);
   }
 
   /**
@@ -269,12 +305,12 @@ export class FastPath {
    * then), and its end: trailers (gRPC), or an end-stream envelope (Connect).
    * A client slower than the stream holds it back (the write waits to drain).
    */
-  private async stream({ route, protocol, request, response, context, open }: Exchange): Promise<void> {
+  private async stream({ route, protocol, request, response, context, compression, open }: Exchange): Promise<void> {
     let started = false;
     const start = () => {
       if (started) return;
       started = true;
-      if (protocol === "grpc") writeGrpcHead(response, context);
+      if (protocol !== "connect") writeGrpcHead(response, context, protocol);
       else {
         context.responseHeader.set("content-type", "application/connect+proto");
         response.writeHead(200, nodeHeaders(context.responseHeader));
@@ -282,12 +318,12 @@ export class FastPath {
     };
     let error: ConnectError | undefined;
     try {
-      const bytes = unwrapEnvelope(
+      const received = unwrapEnvelope(
         await readBody(request, this.options.maxMessageBytes, true, context.signal),
         route,
         protocol,
       );
-      const input = decodeBody(route.method.input, bytes);
+      const input = decodeBody(route.method.input, await this.message(received, compression));
       const { interceptors } = this.options;
       const outputs =
         interceptors.length === 0
@@ -314,7 +350,7 @@ export class FastPath {
     }
     if (!open()) return;
     start();
-    if (protocol === "grpc") return endGrpc(response, context, error);
+    if (protocol !== "connect") return endGrpc(response, context, protocol, error);
     const end = endStreamToJson(context.responseTrailer, error, this.options.jsonOptions);
     response.end(envelope(endStreamFlag, utf8.encode(JSON.stringify(end))));
   }
@@ -395,10 +431,6 @@ function drained(response: Response, signal: AbortSignal): Promise<void> {
   });
 }
 
-function identity(encoding: string | string[] | undefined): boolean {
-  return encoding === undefined || encoding === "identity";
-}
-
 function stringHeader(value: string | string[] | undefined): string | null {
   return typeof value === "string" ? value : null;
 }
@@ -458,18 +490,22 @@ function tooLarge(maxBytes: number, size?: number): ConnectError {
  * stream's end-stream envelope is passed over; none, two, a compressed one
  * (refused by the splitter) or a cut one are refused.
  */
-function unwrapEnvelope(body: Buffer, route: Route, protocol: Protocol): Uint8Array {
+function unwrapEnvelope(
+  body: Buffer,
+  route: Route,
+  protocol: Protocol,
+): { readonly flags: number; readonly data: Uint8Array } {
   const kind = route.streaming ? "server-streaming" : "unary";
-  const envelopes = new EnvelopeSplitter();
+  const envelopes = new EnvelopeSplitter({ acceptCompressed: true });
   const received = envelopes.push(body);
   if (envelopes.pending) throw new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument);
-  let message: Uint8Array | undefined;
-  for (const { flags, data } of received) {
-    if (protocol === "connect" && (flags & endStreamFlag) === endStreamFlag) continue;
+  let message: { readonly flags: number; readonly data: Uint8Array } | undefined;
+  for (const envelope of received) {
+    if (protocol === "connect" && (envelope.flags & endStreamFlag) === endStreamFlag) continue;
     if (message !== undefined) {
       throw new ConnectError(`protocol error: received extra input message for ${kind} method`, Code.Unimplemented);
     }
-    message = data;
+    message = envelope;
   }
   if (message === undefined) {
     throw new ConnectError(`protocol error: missing input message for ${kind} method`, Code.Unimplemented);
@@ -500,14 +536,33 @@ function writeConnect(
   response.end(body);
 }
 
-function writeGrpcHead(response: Response, context: HandlerContext): void {
-  context.responseHeader.set("content-type", "application/grpc+proto");
+function writeGrpcHead(response: Response, context: HandlerContext, protocol: "grpc" | "grpc-web"): void {
+  context.responseHeader.set(
+    "content-type",
+    protocol === "grpc" ? "application/grpc+proto" : "application/grpc-web+proto",
+  );
   response.writeHead(200, nodeHeaders(context.responseHeader));
 }
 
-function endGrpc(response: Response, context: HandlerContext, error: ConnectError | undefined): void {
-  response.addTrailers(nodeHeaders(setTrailerStatus(context.responseTrailer, error)));
+/** A gRPC call's end: its status in HTTP/2 trailers, or (gRPC-Web) in a last envelope, flagged as trailers. */
+function endGrpc(
+  response: Response,
+  context: HandlerContext,
+  protocol: "grpc" | "grpc-web",
+  error: ConnectError | undefined,
+): void {
+  const trailer = setTrailerStatus(context.responseTrailer, error);
+  if (protocol === "grpc-web") return void response.end(envelope(trailerFlag, trailerSerialize(trailer)));
+  response.addTrailers(nodeHeaders(trailer));
   response.end();
+}
+
+/** The compression a request names: none, one of connect-node's, or false for one this path leaves to it. */
+function compressionOf(encoding: string | string[] | undefined): Compression | undefined | false {
+  if (encoding === undefined || encoding === "identity") return undefined;
+  if (encoding === compressionGzip.name) return compressionGzip;
+  if (encoding === compressionBrotli.name) return compressionBrotli;
+  return false;
 }
 
 /** Web Headers as Node's outgoing headers; a repeated one (set-cookie) as a list. */

@@ -6,7 +6,7 @@
  * a minor release may change them. The gateway's fast path (server/fast-path.ts)
  * and the SDK's gateway transport (sdk/gateway-client/gateway-transport.ts) speak
  * the Connect and gRPC protocols on Node's HTTP/2 streams themselves, for speed,
- * and use these functions so that what they write and read is exactly what
+ * (the fast path gRPC-Web too), and use these functions so that what they write and read is exactly what
  * connect-node writes and reads: the same status codes, error bodies, trailers
  * and timeouts. An upgrade of connect-es has this one file to check; the
  * behaviour relied on is tested byte for byte against connect-node
@@ -16,6 +16,8 @@
  * @module
  */
 
+/** A compression (gzip, brotli) as connect-node's handlers take it. */
+export type { Compression } from "@connectrpc/connect/protocol";
 export {
   /**
    * Calls a unary method's implementation through the handler interceptors, as
@@ -58,3 +60,9 @@ export {
   /** Reads the status from a gRPC answer's trailers. */
   validateTrailer,
 } from "@connectrpc/connect/protocol-grpc";
+export {
+  /** The flag of a gRPC-Web answer's last envelope: its trailers. */
+  trailerFlag,
+  /** Writes gRPC-Web trailers as that envelope's body. */
+  trailerSerialize,
+} from "@connectrpc/connect/protocol-grpc-web";

@@ -19,6 +19,12 @@ export function envelope(flags: number, message: Uint8Array): Buffer {
  * message comes in many frames.
  */
 export class EnvelopeSplitter {
+  /** Whether a compressed envelope is handed on (its caller decompresses it) rather than refused. */
+  private readonly acceptCompressed: boolean;
+  constructor(options: { acceptCompressed?: boolean } = {}) {
+    this.acceptCompressed = options.acceptCompressed ?? false;
+  }
+
   private held: Buffer[] = [];
   private heldBytes = 0;
   /** The whole length of the envelope held, once its five-byte head came. */
@@ -48,7 +54,7 @@ export class EnvelopeSplitter {
       const length = buffer.readUInt32BE(at + 1);
       if (buffer.byteLength - at < 5 + length) break;
       const flags = buffer[at] ?? 0;
-      if (flags & 0b1) {
+      if (flags & 0b1 && !this.acceptCompressed) {
         throw new ConnectError("received compressed envelope, but do not know how to decompress", Code.Internal);
       }
       complete.push({ flags, data: buffer.subarray(at + 5, at + 5 + length) });

@@ -7,6 +7,7 @@
 
 export { decodeBody, encodeBody } from "./binary-body.ts";
 export {
+  type Compression,
   codeToHttpStatus,
   endStreamFlag,
   endStreamFromJson,
@@ -18,7 +19,9 @@ export {
   parseGrpcTimeout,
   setTrailerStatus,
   trailerDemux,
+  trailerFlag,
   trailerMux,
+  trailerSerialize,
   transformInvokeImplementation,
   validateConnectResponse,
   validateGrpcResponse,
