@@ -176,7 +176,7 @@ describe("gateway TLS", () => {
     }
   });
 
-  it("authenticates a client certificate its clientCa verified, by its common name (mTLS)", async () => {
+  it("authenticates a client certificate its clientCa verified, by its common name (mTLS), for the SDK, HTTPS and grpcurl", async () => {
     const backend = new FakeTaskBackend();
     const gateway = await createGateway({
       backend,
@@ -233,6 +233,19 @@ describe("gateway TLS", () => {
         request.end(JSON.stringify({ workerType: "hasher" }));
       });
       expect(listed).toBe(200);
+      // grpcurl with the certificate: reflection needs a caller, and the CN is one.
+      const address = gateway.url.replace("https://", "");
+      const ops = certificates.issued.ops as { cert: string; key: string };
+      const listedServices = await run(
+        grpcurlBinary(),
+        ["-cacert", certificates.ca, "-cert", ops.cert, "-key", ops.key, address, "list"],
+        { timeout: 30_000 },
+      );
+      expect(listedServices.stdout).toContain("taskwire.v1.TaskService");
+      const anonymous = await run(grpcurlBinary(), ["-cacert", certificates.ca, address, "list"], {
+        timeout: 30_000,
+      }).catch((error: { stderr: string }) => error);
+      expect((anonymous as { stderr: string }).stderr).toMatch(/Unauthenticated/);
     } finally {
       await gateway.close();
     }

@@ -245,6 +245,36 @@ describe("NATS connection settings", () => {
     });
   });
 
+  describe("TLS first (the server's handshake_first)", () => {
+    let nats: NatsServer;
+    let pki: string;
+    beforeAll(async () => {
+      pki = join(dir, "pki-first");
+      execFileSync(
+        "bash",
+        [
+          "-ec",
+          `mkdir -p pki-first && cd pki-first
+        openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=test-ca -keyout ca-key.pem -out ca.pem
+        openssl req -newkey rsa:2048 -nodes -subj /CN=server -keyout server-key.pem -out server.csr
+        printf 'subjectAltName=IP:127.0.0.1\\n' > server.ext
+        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 1 -extfile server.ext -out server.pem`,
+        ],
+        { cwd: dir, stdio: "pipe" },
+      );
+      nats = await startNatsServer({
+        config: `tls { cert_file: "${pki}/server.pem", key_file: "${pki}/server-key.pem", handshake_first: true }`,
+      });
+    }, 60_000);
+    afterAll(() => nats?.stop());
+
+    it("runs a task with handshakeFirst; without it the connection is refused, naming the server", async () => {
+      await runsATask({ servers: nats.url, tls: { ca: `${pki}/ca.pem`, handshakeFirst: true } });
+      const message = await refusal({ servers: nats.url, tls: { ca: `${pki}/ca.pem` } }, []);
+      expect(message).toContain(`cannot connect to NATS at ${nats.url}`);
+    });
+  });
+
   describe("JetStream domain", () => {
     let nats: NatsServer;
     beforeAll(async () => {
