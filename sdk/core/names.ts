@@ -62,6 +62,8 @@ export const topology = {
   resultSubject: (workerType: string) => `taskwire.result.${workerType}`,
   /** The stream of the type's delayed tasks, waiting or due. */
   schedulerStream: (workerType: string) => `SCHED_${workerType}`,
+  /** The subjects of that stream: every delayed task of the type, waiting or due. */
+  schedulerSubjects: (workerType: string) => `taskwire.sched.${workerType}.>`,
   /** A delayed task's WorkItem, carrying the `Nats-Schedule` headers, until it is due. */
   waitingSubject: (workerType: string, idToken: string) => `taskwire.sched.${workerType}.wait.${idToken}`,
   /** Where the server puts a delayed task when it is due; workers move it to its task subject. */

@@ -123,22 +123,29 @@ class NatsQueueBackend implements QueueBackend {
   }
 
   async purgeQueue(workerType: string, reason = ""): Promise<number> {
-    const stream = topology.streamName(workerType);
-    // Only what was there when the purge began: later submits stay.
-    const last = await this.nats(workerType, `purging the ${workerType} queue`, async () => {
-      return (await this.jsm.streams.info(stream)).state.last_seq;
-    });
-    let cancelled = 0;
-    for (let from = 0; ; ) {
-      const message = await this.nats(workerType, `purging the ${workerType} queue`, () =>
-        directGet(this.bucket.requests, stream, { nextBySubject: topology.streamSubjects(workerType), from }),
-      );
-      if (!message || message.seq > last) return cancelled;
-      from = message.seq + 1;
-      const { taskId } = fromBinary(WorkItemSchema, message.data);
-      const status = await this.tasks.cancelTask(taskId, reason || "purged with its queue");
-      if (status.state === TaskState.CANCELLED) cancelled++;
+    const doing = `purging the ${workerType} queue`;
+    const cancelled = new Set<string>();
+    // Delayed tasks (and broadcast deadlines) first, then the queue: a delayed task
+    // that falls due meanwhile moves to the queue and is found there.
+    for (const [stream, subjects] of [
+      [topology.schedulerStream(workerType), topology.schedulerSubjects(workerType)],
+      [topology.streamName(workerType), topology.streamSubjects(workerType)],
+    ] as const) {
+      // Only what was there when the purge began: later submits stay.
+      const last = await this.nats(workerType, doing, async () => (await this.jsm.streams.info(stream)).state.last_seq);
+      for (let from = 0; ; ) {
+        const message = await this.nats(workerType, doing, () =>
+          directGet(this.bucket.requests, stream, { nextBySubject: subjects, from }),
+        );
+        if (!message || message.seq > last) break;
+        from = message.seq + 1;
+        const { taskId } = fromBinary(WorkItemSchema, message.data);
+        if (cancelled.has(taskId)) continue;
+        const status = await this.tasks.cancelTask(taskId, reason || "purged with its queue");
+        if (status.state === TaskState.CANCELLED) cancelled.add(taskId);
+      }
     }
+    return cancelled.size;
   }
 
   async listDeadLetters(

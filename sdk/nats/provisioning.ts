@@ -111,7 +111,7 @@ export async function provisionWorkerType(
   });
   await addOrUpdateStream(jsm, {
     name: topology.schedulerStream(workerType),
-    subjects: [`taskwire.sched.${workerType}.>`],
+    subjects: [topology.schedulerSubjects(workerType)],
     retention: RetentionPolicy.Workqueue,
     storage: stream.storage,
     num_replicas: stream.num_replicas,

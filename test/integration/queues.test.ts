@@ -165,13 +165,15 @@ describe("queues: dead letters, pause, resume and purge", () => {
     expect((await client.queues.getQueue("probe")).paused).toBe(false);
   });
 
-  it("purge cancels every unfinished task of the type; later submits are kept", async () => {
+  it("purge cancels every unfinished task of the type, delayed ones too; later submits are kept", async () => {
     const queued = await Promise.all(
       Array.from({ length: 5 }, (_, i) => client.submitTask(run, { label: `purged-${i}` })),
     );
+    const delayed = await client.submitTask(run, { label: "purged-delayed" }, { delayMs: 600_000 });
+    expect((await delayed.status()).state).toBe(TaskState.SCHEDULED);
     expect((await client.queues.getQueue("probe")).queued).toBe(5n);
-    expect(await client.queues.purgeQueue("probe", "clearing the backlog")).toBe(5);
-    for (const task of queued) {
+    expect(await client.queues.purgeQueue("probe", "clearing the backlog")).toBe(6);
+    for (const task of [...queued, delayed]) {
       const status = await task.status();
       expect(status.state).toBe(TaskState.CANCELLED);
       expect(status.error?.message).toBe("clearing the backlog");

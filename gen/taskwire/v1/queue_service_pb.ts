@@ -539,8 +539,8 @@ export const QueueService: GenService<{
     output: typeof ResumeQueueResponseSchema;
   },
   /**
-   * Cancels every unfinished task of the type (queued, waiting to retry or
-   * running) as CancelTask would: each ends CANCELLED with the given reason.
+   * Cancels every unfinished task of the type (delayed, queued, waiting to retry
+   * or running) as CancelTask would: each ends CANCELLED with the given reason.
    * Tasks submitted after the purge started are kept.
    *
    * @generated from rpc taskwire.v1.QueueService.PurgeQueue
