@@ -40,7 +40,7 @@ export async function runGateway(
   const backend = await createNatsTaskBackend({
     nc,
     registry: createTaskRegistry(definitions),
-    topology: { ackWaitMs: config.worker.ackWaitMs },
+    topology: { ackWaitMs: config.worker.ackWaitMs, replicas: config.nats.replicas },
   });
   const gateway = await createGateway({
     backend,
@@ -79,6 +79,7 @@ export function runWorkers(config: TaskwireConfig): Supervisor {
     pools: config.worker.pools,
     shutdownGraceMs: config.worker.shutdownGraceMs,
     ackWaitMs: config.worker.ackWaitMs,
+    replicas: config.nats.replicas,
   });
 }
 

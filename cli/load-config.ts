@@ -31,8 +31,11 @@ export interface TaskwireConfig {
   readonly worker: {
     /** @default 30000 */
     readonly shutdownGraceMs: number;
-    /** Ack wait of the consumers: a task held this long without a heartbeat is redelivered. @default 30000 */
-    readonly ackWaitMs: number;
+    /**
+     * Ack wait of the consumers: a task held this long without a heartbeat is
+     * redelivered. Unset: the one in place, else 30000 (`taskwire migrate` applies 30000).
+     */
+    readonly ackWaitMs: number | undefined;
     readonly pools: PoolOptions[];
   };
 }
@@ -150,7 +153,7 @@ export async function loadConfig(path: string): Promise<TaskwireConfig> {
     },
     worker: {
       shutdownGraceMs: int(worker.shutdownGraceMs, "worker.shutdownGraceMs", 30_000, 0),
-      ackWaitMs: int(worker.ackWaitMs, "worker.ackWaitMs", 30_000, 100),
+      ackWaitMs: worker.ackWaitMs === undefined ? undefined : int(worker.ackWaitMs, "worker.ackWaitMs", 30_000, 100),
       pools,
     },
   };

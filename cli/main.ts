@@ -10,6 +10,7 @@
  *   taskwire submit <type>/<Method> --from tasks.jsonl [--checkpoint NAME]
  *   taskwire status <id>
  *   taskwire watch <id>
+ *   taskwire migrate [--dry-run]
  *
  * Common flags: --config <file> (default taskwire.yaml), --gateway <url>.
  */
@@ -35,6 +36,7 @@ import {
 import { devBanner } from "./dev-banner.ts";
 import { initProject } from "./init-project.ts";
 import { loadConfig, type TaskwireConfig } from "./load-config.ts";
+import { migrate } from "./migrate.ts";
 import { whenParentEnds } from "./parent-watch.ts";
 
 const usage = `usage: taskwire <command> [flags]
@@ -49,6 +51,9 @@ commands:
                                    --checkpoint NAME makes a rerun resume where it stopped
   status <id>                      print a task's status
   watch <id>                       follow a task until it ends
+  migrate [--dry-run]              change the streams and buckets in place to the settings of
+                                   taskwire.yaml and the task types (replicas, ack_wait, limits);
+                                   processes never change them by themselves
   key create --name N --permission P...
                                    write a new gateway API key to a file (--out, mode 600;
                                    --expires DATE) and print its taskwire.yaml entry
@@ -78,6 +83,7 @@ async function main(argv: string[]): Promise<void> {
       permission: { type: "string", multiple: true },
       expires: { type: "string" },
       out: { type: "string" },
+      "dry-run": { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -157,6 +163,10 @@ async function main(argv: string[]): Promise<void> {
           }
         : undefined;
       return untilSignal([gateway], reload);
+    }
+    case "migrate": {
+      for (const line of await migrate(config, values["dry-run"])) console.log(line);
+      return;
     }
     case "worker": {
       const supervisor = runWorkers(config);

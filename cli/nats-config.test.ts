@@ -41,6 +41,11 @@ describe("taskwire.yaml nats:", () => {
     expect(parse(undefined).url).toBe("nats://127.0.0.1:4222");
   });
 
+  it("reads the replicas of a deployment, unset by default", () => {
+    expect(parse({ replicas: 3 }).replicas).toBe(3);
+    expect(parse(undefined).replicas).toBeUndefined();
+  });
+
   it("refuses, naming the file and the key", () => {
     const refuses = (value: unknown, message: string) => expect(() => parse(value)).toThrow(`${file}: ${message}`);
     refuses({ token: "hunter2" }, "nats.token is a secret: it cannot be written in the file");
@@ -53,6 +58,8 @@ describe("taskwire.yaml nats:", () => {
     refuses({ tls: { verify: true } }, "nats.tls.verify is not a setting");
     refuses({ jetstream: { domain: "a", apiPrefix: "b" } }, "nats.jetstream has both domain and apiPrefix");
     refuses({ servers: ["nats://u:p@a:1"] }, "nats.servers[0] carries credentials");
+    refuses({ replicas: 2 }, "nats.replicas must be 1, 3 or 5, got 2");
+    refuses({ replicas: "3" }, 'nats.replicas must be 1, 3 or 5, got "3"');
     expect(() => parse({ token: "hunter2" })).not.toThrow(/hunter2/);
   });
 });

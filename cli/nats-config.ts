@@ -9,6 +9,8 @@ export interface NatsConfig {
   readonly dataDir: string;
   /** How every process connects: secrets as { env } or { file } references, paths absolute. */
   readonly connection: NatsConnectionSettings;
+  /** Copies a cluster keeps of every stream and bucket Taskwire creates (1, 3 or 5); unset: each type's, else 1. */
+  readonly replicas: number | undefined;
 }
 
 const keys = [
@@ -24,6 +26,7 @@ const keys = [
   "creds",
   "tls",
   "jetstream",
+  "replicas",
 ];
 const tlsKeys = ["ca", "cert", "key", "serverName", "handshakeFirst"];
 const jetstreamKeys = ["domain", "apiPrefix"];
@@ -128,8 +131,11 @@ export function parseNatsConfig(value: unknown, file: string, env: NodeJS.Proces
       },
     ),
   };
+  if (nats.replicas !== undefined && ![1, 3, 5].includes(nats.replicas as number))
+    fail("nats.replicas", `must be 1, 3 or 5, got ${JSON.stringify(nats.replicas)}`);
   return {
     url: servers[0] as string,
+    replicas: nats.replicas as number | undefined,
     dataDir: resolve(root, str(nats.dataDir, "nats.dataDir") ?? ".taskwire/nats"),
     connection,
   };

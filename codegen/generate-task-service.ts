@@ -43,6 +43,7 @@ export function generateTaskService(
   if (settings.maxRate) f.print("  maxRate: ", settings.maxRate, ",");
   if (settings.maxQueued) f.print("  maxQueued: ", settings.maxQueued, ",");
   if (settings.storage === "memory") f.print('  storage: "memory",');
+  if (settings.replicas) f.print("  replicas: ", settings.replicas, ",");
   if (sourceInfo) f.print("  sourceInfo: ", sourceInfo, ",");
   f.print("  methods: {");
   for (const method of methods) {

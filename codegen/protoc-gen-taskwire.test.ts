@@ -65,6 +65,7 @@ service MailService {
   option (taskwire.v1.worker) = {
     type: "mailer"
     concurrency: 4
+    replicas: 3
     defaults: { timeout: { seconds: 20 } retry: { max_attempts: 5 multiplier: 3 } priority: PRIORITY_LOW }
   };
   // Sends one receipt by email.
@@ -101,6 +102,7 @@ describe("protoc-gen-taskwire", () => {
     expect(code).toContain(`export const mailService = defineTaskService({\n  generatorVersion: "${taskwireVersion}",`);
     expect(code).toContain('workerType: "mailer"');
     expect(code).toContain("concurrency: 4");
+    expect(code).toContain("replicas: 3");
     // Method options override the service defaults field by field, in milliseconds.
     expect(code).toContain(
       'defaults: { timeoutMs: 1500, priority: "low", retry: { maxAttempts: 5, multiplier: 3, initialBackoffMs: 2000 } }',
@@ -322,6 +324,11 @@ ${service}
         "a worker type that cannot be a subject token",
         'service S {\n  option (taskwire.v1.worker) = { type: "Bad.Type" };\n  rpc Do(Req) returns (Res);\n}',
         /bad\/v1\/x\.proto:6:1: .*worker type "Bad\.Type" must match/,
+      ],
+      [
+        "replicas other than 1, 3 or 5",
+        'service S {\n  option (taskwire.v1.worker) = { type: "s", replicas: 2 };\n  rpc Do(Req) returns (Res);\n}',
+        /bad\/v1\/x\.proto:6:1: bad\.v1\.S: \(taskwire\.v1\.worker\)\.replicas must be 1, 3 or 5 \(or unset\), got 2/,
       ],
       [
         "a streaming rpc",

@@ -13,6 +13,7 @@ export interface WorkerSettings {
   readonly maxRate: number;
   readonly maxQueued: number;
   readonly storage: "file" | "memory";
+  readonly replicas: number;
 }
 
 const workerTypePattern = /^[a-z][a-z0-9_-]{0,63}$/;
@@ -39,6 +40,12 @@ export function workerSettings(service: DescService): WorkerSettings | undefined
   if (!(options.maxRate >= 0) || !Number.isFinite(options.maxRate)) {
     throw new PluginError(service, `${service.typeName}: (taskwire.v1.worker).max_rate must be zero or more`);
   }
+  if (![0, 1, 3, 5].includes(options.replicas)) {
+    throw new PluginError(
+      service,
+      `${service.typeName}: (taskwire.v1.worker).replicas must be 1, 3 or 5 (or unset), got ${options.replicas}`,
+    );
+  }
   return {
     workerType: options.type,
     concurrency: options.concurrency,
@@ -46,6 +53,7 @@ export function workerSettings(service: DescService): WorkerSettings | undefined
     maxRate: options.maxRate,
     maxQueued: Number(options.maxQueued),
     storage: options.storage === Storage.MEMORY ? "memory" : "file",
+    replicas: options.replicas,
   };
 }
 

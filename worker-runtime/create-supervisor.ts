@@ -35,6 +35,8 @@ export interface SupervisorOptions {
   shutdownGraceMs?: number;
   /** Ack wait of the worker types' consumers, passed to every worker. */
   ackWaitMs?: number;
+  /** Copies a cluster keeps of what the workers create (1, 3 or 5), passed to every worker. */
+  replicas?: number;
   /** Delay before the first restart of a crashed process; doubles per crash. @default 500 */
   restartBackoffMs?: number;
   /** Upper bound of the restart delay. @default 30000 */
@@ -243,6 +245,7 @@ function forkWorker(
       ...(pool.concurrency ? { TASKWIRE_CONCURRENCY: String(pool.concurrency) } : {}),
       TASKWIRE_SHUTDOWN_GRACE_MS: String(options.shutdownGraceMs ?? 30_000),
       ...(options.ackWaitMs ? { TASKWIRE_ACK_WAIT_MS: String(options.ackWaitMs) } : {}),
+      ...(options.replicas ? { TASKWIRE_REPLICAS: String(options.replicas) } : {}),
     },
     stdio: ["ignore", "inherit", "inherit", "ipc"],
     ...identity,

@@ -140,7 +140,7 @@ class TaskWorker implements Worker {
   async start(): Promise<void> {
     const js = jetstream(this.nc, jetStreamOptionsOf(this.nc));
     const jsm = await jetstreamManager(this.nc, jetStreamOptionsOf(this.nc));
-    const presence = await openWorkersBucket(this.nc);
+    const presence = await openWorkersBucket(this.nc, this.options.topology ?? {});
     this.presence = presence;
     this.presenceTimer = setInterval(() => {
       for (const key of this.presenceKeys) presence.put(key, this.id).catch(() => undefined);

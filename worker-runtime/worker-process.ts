@@ -48,7 +48,7 @@ const worker = await createWorker({
   workerId,
   concurrency: optionalNumber("TASKWIRE_CONCURRENCY"),
   shutdownGraceMs,
-  topology: { ackWaitMs: optionalNumber("TASKWIRE_ACK_WAIT_MS") },
+  topology: { ackWaitMs: optionalNumber("TASKWIRE_ACK_WAIT_MS"), replicas: optionalNumber("TASKWIRE_REPLICAS") },
 }).catch((error: Error) => {
   // One line, not a stack: the supervisor restarts the process with a backoff.
   console.error(`worker ${workerId}: could not start: ${error.message}`);

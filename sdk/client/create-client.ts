@@ -83,6 +83,12 @@ export interface DirectClientOptions {
    * worker dies right after the write, or another client cancels it). @default 5_000
    */
   resultGraceMs?: number;
+  /**
+   * Copies a NATS cluster keeps of the streams and buckets this client creates
+   * (1, 3 or 5). Those in place keep theirs: `taskwire migrate` changes them.
+   * @default each type's `(taskwire.v1.worker).replicas`, else 1
+   */
+  replicas?: number;
 }
 
 /** The Taskwire client: typed submits through generated clients, plus task queries. */
@@ -153,9 +159,10 @@ export async function createClient(
       registry: createTaskRegistry(options.services),
       limits: options.limits,
       resultGraceMs: options.resultGraceMs,
+      ...(options.replicas === undefined ? {} : { topology: { replicas: options.replicas } }),
     });
     const queues = await createNatsQueueBackend({ nc, tasks: backend });
-    return clientOf(backend, queues, kvCheckpoints(nc), async () => {
+    return clientOf(backend, queues, kvCheckpoints(nc, { replicas: options.replicas }), async () => {
       await backend.close();
       if (owned) await nc.close();
     });

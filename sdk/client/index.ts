@@ -12,5 +12,6 @@ export {
   type TaskwireClient,
   type TransportClientOptions,
 } from "./create-client.ts";
+export { checkpointBucket } from "./kv-checkpoints.ts";
 export type { SubmitItem, SubmitManyOptions, SubmitManyProgress, SubmitManySummary } from "./submit-many.ts";
 export { decodeResult } from "./task-handle.ts";

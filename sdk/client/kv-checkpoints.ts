@@ -1,20 +1,19 @@
 import { Code } from "@connectrpc/connect";
-import { jetstream } from "@nats-io/jetstream";
-import { type KV, Kvm } from "@nats-io/kv";
+import type { KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { TaskError } from "../core/index.ts";
-import { jetStreamOptionsOf } from "../nats/index.ts";
+import { provisionBucket, type StorageOptions } from "../nats/index.ts";
 import type { CheckpointStore } from "./submit-many.ts";
 
 /** The bucket of bulk-submit checkpoints: one key per name, the index to resume at. */
 export const checkpointBucket = "taskwire_checkpoints";
 const namePattern = /^[-/_=.a-zA-Z0-9]{1,200}$/;
 
-/** Checkpoints of `submitMany` in a JetStream KV bucket, created on first use. */
-export function kvCheckpoints(nc: NatsConnection): CheckpointStore {
+/** Checkpoints of `submitMany` in a JetStream KV bucket, created on first use (with the deployment's replicas). */
+export function kvCheckpoints(nc: NatsConnection, options: StorageOptions = {}): CheckpointStore {
   let bucket: Promise<KV> | undefined;
   const open = () => {
-    bucket ??= new Kvm(jetstream(nc, jetStreamOptionsOf(nc))).create(checkpointBucket, { history: 1 });
+    bucket ??= provisionBucket(nc, checkpointBucket, { ttlMs: undefined, defaultTtlMs: 0 }, options);
     return bucket;
   };
   const check = (name: string) => {

@@ -83,6 +83,8 @@ export interface TaskServiceDefinition<M extends Record<string, TaskMethod> = Re
   readonly maxQueued?: number;
   /** Where the broker keeps the type's tasks, from `(taskwire.v1.worker).storage`. @default "file" */
   readonly storage?: "file" | "memory";
+  /** Copies a NATS cluster keeps of the type's streams, from `(taskwire.v1.worker).replicas`; absent: the deployment's, else 1. */
+  readonly replicas?: number;
   /** The task kinds, by local name. */
   readonly methods: M;
 }
@@ -110,6 +112,7 @@ export function defineTaskService<M extends Record<string, Omit<TaskMethod, "wor
   maxRate?: number;
   maxQueued?: number;
   storage?: "file" | "memory";
+  replicas?: number;
   /** The proto file's SourceCodeInfo (the locations that carry a comment), in base64. */
   sourceInfo?: string;
   methods: M;

@@ -1,8 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
-import { jetstream } from "@nats-io/jetstream";
-import { type KV, Kvm } from "@nats-io/kv";
+import type { KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import {
   type EndpointResult,
@@ -13,18 +12,15 @@ import {
   type TaskStatus,
 } from "../../gen/taskwire/v1/task_pb.ts";
 import { isTerminal, stateName, TaskError, topology } from "../core/index.ts";
-import { jetStreamOptionsOf } from "./connection-settings.ts";
+import { provisionBucket, type StorageOptions } from "./provisioning.ts";
 import { readStatus, type StatusBucket, type WrittenStatus, writeStatus } from "./status-store.ts";
 
 /** How long a worker instance counts as live after its last refresh. */
 export const presenceTtlMs = 15_000;
 
-/** The bucket of live worker instances, created on first use. */
-export function openWorkersBucket(nc: NatsConnection): Promise<KV> {
-  return new Kvm(jetstream(nc, jetStreamOptionsOf(nc))).create(topology.workersBucket, {
-    history: 1,
-    ttl: presenceTtlMs,
-  });
+/** The bucket of live worker instances, created on first use with the deployment's replicas and storage. */
+export function openWorkersBucket(nc: NatsConnection, options: StorageOptions = {}): Promise<KV> {
+  return provisionBucket(nc, topology.workersBucket, { ttlMs: undefined, defaultTtlMs: presenceTtlMs }, options);
 }
 
 /** The live worker instances of a type, sorted: the endpoints of a broadcast to all. */

@@ -16,6 +16,12 @@ export {
   type NatsSecret,
   redactUrl,
 } from "./connection-settings.ts";
+export {
+  describeDifference,
+  type ProvisionContext,
+  type ProvisionMode,
+  type SettingDifference,
+} from "./ensure.ts";
 export { publishToStream } from "./jetstream-ops.ts";
 export { fromNatsError } from "./nats-error.ts";
 export { createNatsQueueBackend, type NatsQueueBackendOptions } from "./nats-queue-backend.ts";
@@ -24,8 +30,10 @@ export { openConnection } from "./open-connection.ts";
 export {
   checkServerVersion,
   keepProvisioned,
+  provisionBucket,
   provisionEndpointConsumer,
   provisionStatusBucket,
+  provisionTaskIndex,
   provisionWorkerType,
   type StatusTopologyOptions,
   type StorageOptions,

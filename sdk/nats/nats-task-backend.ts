@@ -53,6 +53,7 @@ import {
   provisionTaskIndex,
   provisionWorkerType,
   type StatusTopologyOptions,
+  type StorageOptions,
   type WorkerTypeTopologyOptions,
 } from "./provisioning.ts";
 import { RequestPipeline } from "./request-pipeline.ts";
@@ -112,6 +113,7 @@ export async function createNatsTaskBackend(options: NatsTaskBackendOptions): Pr
         { records: (taskIds) => readStatusRecords(nc, taskIds), unstarted: (taskIds) => unstartedOf(nc, taskIds) },
         { graceMs: options.resultGraceMs },
       ),
+      options.topology ?? {},
     );
   } catch (error) {
     throw fromNatsError(error, "provisioning JetStream");
@@ -132,6 +134,8 @@ class NatsTaskBackend implements TaskBackend {
   private readonly registry: TaskRegistry;
   private readonly limits: SubmitLimits;
   private readonly results: ResultInbox;
+  /** Replicas and storage of the buckets it creates later (the live workers'). */
+  private readonly storage: StorageOptions;
   constructor(
     nc: NatsConnection,
     jsm: JetStreamManager,
@@ -139,6 +143,7 @@ class NatsTaskBackend implements TaskBackend {
     registry: TaskRegistry,
     limits: SubmitLimits,
     results: ResultInbox,
+    storage: StorageOptions,
   ) {
     this.nc = nc;
     this.jsm = jsm;
@@ -146,6 +151,7 @@ class NatsTaskBackend implements TaskBackend {
     this.registry = registry;
     this.limits = limits;
     this.results = results;
+    this.storage = storage;
     this.statusFeed = new StatusFeed(jetstream(nc, jetStreamOptionsOf(nc)));
     this.index = new TaskIndexWriter(bucket.requests);
     void this.followConnection();
@@ -284,7 +290,7 @@ class NatsTaskBackend implements TaskBackend {
     const doing = `broadcasting ${taskId}`;
     let tracked = false;
     try {
-      this.workers ??= openWorkersBucket(this.nc);
+      this.workers ??= openWorkersBucket(this.nc, this.storage);
       const endpoints =
         broadcast.endpoints.length > 0 ? broadcast.endpoints : await liveEndpoints(await this.workers, workerType);
       if (endpoints.length === 0) {

@@ -16,6 +16,7 @@ import { type NatsConnection, nanos } from "@nats-io/transport-node";
 import type { TaskServiceDefinition } from "../core/index.ts";
 import { routeLength, TaskError, topology } from "../core/index.ts";
 import { jetStreamOptionsOf } from "./connection-settings.ts";
+import { ensureConsumer, ensureStream, keepAndWarn, type ProvisionContext, type StreamSpec } from "./ensure.ts";
 
 /** Where and how durably the broker stores tasks. */
 export interface StorageOptions {
@@ -71,116 +72,224 @@ export function checkServerVersion(nc: NatsConnection): void {
   }
 }
 
+/** A setting's value and whether it was asked for (not a default). */
+interface Setting<T> {
+  readonly value: T;
+  readonly explicit: boolean;
+}
+
+function setting<T>(...candidates: (T | undefined)[]): (fallback: T) => Setting<T> {
+  const given = candidates.find((c) => c !== undefined);
+  return (fallback) => (given === undefined ? { value: fallback, explicit: false } : { value: given, explicit: true });
+}
+
+/** A stream's spec: the code's own configuration, and its settings. */
+function streamSpec(
+  structural: Partial<StreamConfig> & { name: string },
+  settings: Partial<Record<keyof StreamConfig, Setting<unknown>>>,
+): StreamSpec {
+  const config: Record<string, unknown> = { ...structural };
+  const explicit = new Set<keyof StreamConfig>();
+  for (const [key, { value, explicit: asked }] of Object.entries(settings) as [
+    keyof StreamConfig,
+    Setting<unknown>,
+  ][]) {
+    config[key] = value;
+    if (asked) explicit.add(key);
+  }
+  return {
+    config: config as Partial<StreamConfig> & { name: string },
+    settings: Object.keys(settings) as (keyof StreamConfig)[],
+    explicit,
+  };
+}
+
 /**
- * Creates or updates the stream and the per-priority consumers of a worker
- * type. Idempotent: every gateway and worker calls it at start-up.
+ * Copies kept of a stream or bucket: the deployment's setting, else the worker
+ * type's, else those of the status bucket in place (what the deployment made
+ * first), else 1. Only the first two are asked for: a process that says
+ * nothing creates what is missing as the deployment did.
+ */
+async function replicasOf(
+  jsm: JetStreamManager,
+  options: StorageOptions,
+  definition?: Pick<TaskServiceDefinition, "replicas">,
+): Promise<Setting<number>> {
+  const asked = options.replicas ?? (definition?.replicas || undefined);
+  if (asked !== undefined) {
+    checkReplicas(asked);
+    return { value: asked, explicit: true };
+  }
+  const status = await jsm.streams.info(topology.statusStream).catch(() => undefined);
+  return { value: status?.config.num_replicas || 1, explicit: false };
+}
+
+/** Refuses a replica count other than 1, 3 or 5, naming it. */
+function checkReplicas(replicas: number): void {
+  if (![1, 3, 5].includes(replicas)) {
+    throw new TaskError(`replicas must be 1, 3 or 5, got ${replicas}`, Code.InvalidArgument);
+  }
+}
+
+function storageOf(options: StorageOptions, definition?: Pick<TaskServiceDefinition, "storage">): Setting<StorageType> {
+  const storage = setting(options.storage, definition?.storage)("file");
+  return { value: storage.value === "memory" ? StorageType.Memory : StorageType.File, explicit: storage.explicit };
+}
+
+/**
+ * Creates the streams and consumers of a worker type that are missing, and
+ * brings those in place up to date with what the code relies on. Their settings
+ * (replicas, ack_wait, limits, storage) are left as they are unless `context`
+ * applies them (`taskwire migrate`): a process started with other values keeps
+ * what exists, and says so for those it asked for explicitly. Every gateway and
+ * worker calls it at start-up.
  */
 export async function provisionWorkerType(
   jsm: JetStreamManager,
-  definition: Pick<TaskServiceDefinition, "workerType" | "maxQueued" | "storage">,
+  definition: Pick<TaskServiceDefinition, "workerType" | "maxQueued" | "storage" | "replicas">,
   options: WorkerTypeTopologyOptions = {},
+  context: ProvisionContext = keepAndWarn,
 ): Promise<void> {
   const { workerType } = definition;
-  const stream: Partial<StreamConfig> & { name: string } = {
-    name: topology.streamName(workerType),
-    subjects: [topology.streamSubjects(workerType)],
-    retention: RetentionPolicy.Workqueue,
-    storage: (options.storage ?? definition.storage) === "memory" ? StorageType.Memory : StorageType.File,
-    num_replicas: options.replicas ?? 1,
-    discard: DiscardPolicy.New,
-    // One message per subject, and each task has its own subject: a task id can
-    // never be queued twice, whatever the duplicate window.
-    max_msgs_per_subject: 1,
-    discard_new_per_subject: true,
-    max_msgs: options.maxQueueLength ?? (definition.maxQueued || -1),
-    max_msg_size: options.maxMessageBytes ?? -1,
-    duplicate_window: nanos(options.duplicateWindowMs ?? 120_000),
-    allow_direct: true,
-  };
-  await addOrUpdateStream(jsm, stream);
-  await addOrUpdateStream(jsm, {
-    name: topology.deadLetterStream(workerType),
-    subjects: [topology.deadLetterSubject(workerType, "*")],
-    retention: RetentionPolicy.Limits,
-    storage: stream.storage,
-    num_replicas: stream.num_replicas,
-    // A task fails for good once per retry of its dead letter: its latest letter replaces any older one.
-    max_msgs_per_subject: 1,
-    max_age: nanos(options.deadLetterTtlMs ?? 7 * 24 * 3600 * 1000),
-    allow_direct: true,
-  });
-  await addOrUpdateStream(jsm, {
-    name: topology.schedulerStream(workerType),
-    subjects: [topology.schedulerSubjects(workerType)],
-    retention: RetentionPolicy.Workqueue,
-    storage: stream.storage,
-    num_replicas: stream.num_replicas,
-    // The server turns each waiting message into a due one at its time (ADR-51).
-    allow_msg_schedules: true,
-    duplicate_window: stream.duplicate_window,
-    allow_direct: true,
-  } as Partial<StreamConfig> & { name: string });
-  await addOrUpdateStream(jsm, {
-    name: topology.limitStream(workerType),
-    subjects: [`taskwire.limit.${workerType}.>`],
-    retention: RetentionPolicy.Limits,
-    storage: stream.storage,
-    num_replicas: stream.num_replicas,
-    // A lease is taken only where none is held (expected last subject sequence 0),
-    // and lapses by itself when its holder stops renewing it.
-    max_msgs_per_subject: 1,
-    allow_msg_ttl: true,
-    allow_direct: true,
-  } as Partial<StreamConfig> & { name: string });
-  await addOrUpdateStream(jsm, {
-    name: topology.broadcastStream(workerType),
-    subjects: [`taskwire.bcast.${workerType}.>`],
-    retention: RetentionPolicy.Workqueue,
-    storage: stream.storage,
-    num_replicas: stream.num_replicas,
-    duplicate_window: stream.duplicate_window,
-    allow_direct: true,
-  });
-  await addOrUpdateConsumer(jsm, topology.schedulerStream(workerType), {
-    durable_name: topology.dueConsumerName(workerType),
-    filter_subject: topology.dueSubject(workerType, "*"),
-    ack_policy: AckPolicy.Explicit,
-    ack_wait: nanos(30_000),
-    max_deliver: -1,
-  });
+  const replicas = await replicasOf(jsm, options, definition);
+  const storage = storageOf(options, definition);
+  const duplicateWindow = setting(options.duplicateWindowMs)(120_000);
+  const duplicate_window = { ...duplicateWindow, value: nanos(duplicateWindow.value) };
+  const ensure = (
+    structural: Partial<StreamConfig> & { name: string },
+    settings: Partial<Record<keyof StreamConfig, Setting<unknown>>>,
+  ) => ensureStream(jsm, streamSpec(structural, { num_replicas: replicas, storage, ...settings }), context);
+  await ensure(
+    {
+      name: topology.streamName(workerType),
+      subjects: [topology.streamSubjects(workerType)],
+      retention: RetentionPolicy.Workqueue,
+      discard: DiscardPolicy.New,
+      // One message per subject, and each task has its own subject: a task id can
+      // never be queued twice, whatever the duplicate window.
+      max_msgs_per_subject: 1,
+      discard_new_per_subject: true,
+      allow_direct: true,
+    },
+    {
+      max_msgs: setting(options.maxQueueLength, definition.maxQueued || undefined)(-1),
+      max_msg_size: setting(options.maxMessageBytes)(-1),
+      duplicate_window,
+    },
+  );
+  const deadLetterTtl = setting(options.deadLetterTtlMs)(7 * 24 * 3600 * 1000);
+  await ensure(
+    {
+      name: topology.deadLetterStream(workerType),
+      subjects: [topology.deadLetterSubject(workerType, "*")],
+      retention: RetentionPolicy.Limits,
+      // A task fails for good once per retry of its dead letter: its latest letter replaces any older one.
+      max_msgs_per_subject: 1,
+      allow_direct: true,
+    },
+    { max_age: { ...deadLetterTtl, value: nanos(deadLetterTtl.value) } },
+  );
+  await ensure(
+    {
+      name: topology.schedulerStream(workerType),
+      subjects: [topology.schedulerSubjects(workerType)],
+      retention: RetentionPolicy.Workqueue,
+      // The server turns each waiting message into a due one at its time (ADR-51).
+      allow_msg_schedules: true,
+      allow_direct: true,
+    } as Partial<StreamConfig> & { name: string },
+    { duplicate_window },
+  );
+  await ensure(
+    {
+      name: topology.limitStream(workerType),
+      subjects: [`taskwire.limit.${workerType}.>`],
+      retention: RetentionPolicy.Limits,
+      // A lease is taken only where none is held (expected last subject sequence 0),
+      // and lapses by itself when its holder stops renewing it.
+      max_msgs_per_subject: 1,
+      allow_msg_ttl: true,
+      allow_direct: true,
+    } as Partial<StreamConfig> & { name: string },
+    {},
+  );
+  await ensure(
+    {
+      name: topology.broadcastStream(workerType),
+      subjects: [`taskwire.bcast.${workerType}.>`],
+      retention: RetentionPolicy.Workqueue,
+      allow_direct: true,
+    },
+    { duplicate_window },
+  );
+  await ensureConsumer(
+    jsm,
+    {
+      stream: topology.schedulerStream(workerType),
+      config: {
+        durable_name: topology.dueConsumerName(workerType),
+        filter_subject: topology.dueSubject(workerType, "*"),
+        ack_policy: AckPolicy.Explicit,
+        ack_wait: nanos(30_000),
+        max_deliver: -1,
+      },
+      settings: [],
+      explicit: new Set(),
+    },
+    context,
+  );
+  const ackWait = setting(options.ackWaitMs)(30_000);
   for (const priority of topology.priorities) {
-    const consumer: Partial<ConsumerConfig> = {
-      durable_name: topology.consumerName(workerType, priority),
-      filter_subject: topology.consumerFilter(workerType, priority),
-      ack_policy: AckPolicy.Explicit,
-      ack_wait: nanos(options.ackWaitMs ?? 30_000),
-      // Attempts are counted by the runtime against the task's retry policy.
-      max_deliver: -1,
-      max_ack_pending: 10_000,
-    };
-    await addOrUpdateConsumer(jsm, stream.name, consumer);
+    await ensureConsumer(
+      jsm,
+      {
+        stream: topology.streamName(workerType),
+        config: {
+          durable_name: topology.consumerName(workerType, priority),
+          filter_subject: topology.consumerFilter(workerType, priority),
+          ack_policy: AckPolicy.Explicit,
+          ack_wait: nanos(ackWait.value),
+          // Attempts are counted by the runtime against the task's retry policy.
+          max_deliver: -1,
+          max_ack_pending: 10_000,
+        },
+        settings: ["ack_wait"],
+        explicit: new Set(ackWait.explicit ? ["ack_wait"] : []),
+      },
+      context,
+    );
   }
 }
 
 /**
- * Creates or updates a worker type's task index (task-index.ts), kept as long
- * as task statuses are. Idempotent: every process that submits calls it at start-up.
+ * Creates a worker type's task index (task-index.ts), kept as long as task
+ * statuses are, as {@link provisionWorkerType} does its streams. Every process
+ * that submits calls it at start-up.
  */
 export async function provisionTaskIndex(
   jsm: JetStreamManager,
-  definition: Pick<TaskServiceDefinition, "workerType" | "storage">,
+  definition: Pick<TaskServiceDefinition, "workerType" | "storage" | "replicas">,
   options: StatusTopologyOptions = {},
+  context: ProvisionContext = keepAndWarn,
 ): Promise<void> {
-  const ttlMs = options.statusTtlMs ?? defaultStatusTtlMs;
-  await addOrUpdateStream(jsm, {
-    name: topology.indexStream(definition.workerType),
-    subjects: [topology.indexSubject(definition.workerType)],
-    retention: RetentionPolicy.Limits,
-    storage: (options.storage ?? definition.storage) === "memory" ? StorageType.Memory : StorageType.File,
-    num_replicas: options.replicas ?? 1,
-    max_age: ttlMs === 0 ? 0 : nanos(ttlMs),
-    allow_direct: true,
-  });
+  const ttl = setting(options.statusTtlMs)(defaultStatusTtlMs);
+  await ensureStream(
+    jsm,
+    streamSpec(
+      {
+        name: topology.indexStream(definition.workerType),
+        subjects: [topology.indexSubject(definition.workerType)],
+        retention: RetentionPolicy.Limits,
+        allow_direct: true,
+      },
+      {
+        num_replicas: await replicasOf(jsm, options, definition),
+        storage: storageOf(options, definition),
+        max_age: { ...ttl, value: ttl.value === 0 ? 0 : nanos(ttl.value) },
+      },
+    ),
+    context,
+  );
 }
 
 /** Creates (or updates) the consumer of one endpoint's broadcast copies: its worker calls it at start. */
@@ -190,13 +299,23 @@ export async function provisionEndpointConsumer(
   endpoint: string,
   ackWaitMs: number,
 ): Promise<void> {
-  await addOrUpdateConsumer(jsm, topology.broadcastStream(workerType), {
-    durable_name: topology.endpointConsumerName(workerType, endpoint),
-    filter_subject: topology.broadcastSubject(workerType, endpoint, "*"),
-    ack_policy: AckPolicy.Explicit,
-    ack_wait: nanos(ackWaitMs),
-    max_deliver: -1,
-  });
+  await ensureConsumer(
+    jsm,
+    {
+      stream: topology.broadcastStream(workerType),
+      config: {
+        durable_name: topology.endpointConsumerName(workerType, endpoint),
+        filter_subject: topology.broadcastSubject(workerType, endpoint, "*"),
+        ack_policy: AckPolicy.Explicit,
+        ack_wait: nanos(ackWaitMs),
+        max_deliver: -1,
+      },
+      settings: [],
+      explicit: new Set(),
+    },
+    // Its own consumer: the worker's ack_wait is the one in place on the type's.
+    { mode: "apply", report: () => {} },
+  );
 }
 
 /**
@@ -227,52 +346,68 @@ const statusRepublish = {
 };
 
 /**
- * Creates or opens the task status bucket, and gives a bucket made before its
- * status events existed their republish. Idempotent.
+ * Creates or opens the task status bucket, as {@link provisionBucket} does,
+ * with the republish that makes its status events.
  */
-export async function provisionStatusBucket(nc: NatsConnection, options: StatusTopologyOptions = {}): Promise<KV> {
-  const kv = await new Kvm(jetstream(nc, jetStreamOptionsOf(nc))).create(topology.statusBucket, {
-    history: 1,
-    storage: options.storage === "memory" ? StorageType.Memory : StorageType.File,
-    replicas: options.replicas ?? 1,
-    ttl: options.statusTtlMs ?? defaultStatusTtlMs,
-    republish: statusRepublish,
-  });
-  const { config } = (await kv.status()).streamInfo;
-  if (config.republish?.src !== statusRepublish.src || config.republish.dest !== statusRepublish.dest) {
-    const jsm = await jetstreamManager(nc, jetStreamOptionsOf(nc));
-    await jsm.streams.update(topology.statusStream, { ...config, republish: statusRepublish });
-  }
-  return kv;
+export async function provisionStatusBucket(
+  nc: NatsConnection,
+  options: StatusTopologyOptions = {},
+  context: ProvisionContext = keepAndWarn,
+): Promise<KV> {
+  return provisionBucket(
+    nc,
+    topology.statusBucket,
+    { ttlMs: options.statusTtlMs, defaultTtlMs: defaultStatusTtlMs, republish: statusRepublish },
+    options,
+    context,
+  );
 }
 
-async function addOrUpdateStream(jsm: JetStreamManager, config: Partial<StreamConfig> & { name: string }) {
-  try {
-    await jsm.streams.add(config);
-  } catch (error) {
-    if (!isAlreadyInUse(error)) throw error;
-    await jsm.streams.update(config.name, config);
-  }
-}
-
-async function addOrUpdateConsumer(jsm: JetStreamManager, stream: string, config: Partial<ConsumerConfig>) {
-  try {
-    await jsm.consumers.add(stream, config);
-  } catch (error) {
-    if (!isAlreadyInUse(error) || !config.durable_name) throw error;
-    // A paused queue stays paused when a worker or gateway starts.
-    const current = await jsm.consumers.info(stream, config.durable_name);
-    await jsm.consumers.update(stream, config.durable_name, {
-      ...config,
-      pause_until: current.config.pause_until,
-    } as Partial<ConsumerConfig>);
-  }
-}
-
-// JetStream answers "already in use" (10058 stream, 10148 consumer) when the name
-// exists with another configuration; then the update below applies ours.
-function isAlreadyInUse(error: unknown): boolean {
-  return error instanceof JetStreamApiError && (error.code === 10058 || error.code === 10148);
+/**
+ * Creates or opens a KV bucket of Taskwire's (one record per key), as
+ * {@link provisionWorkerType} does its streams: replicas, storage and TTL are
+ * settings; `republish` is what the code relies on.
+ */
+export async function provisionBucket(
+  nc: NatsConnection,
+  bucket: string,
+  shape: {
+    /** How long a record is kept after its last write; asked for when given. 0: forever. */
+    readonly ttlMs: number | undefined;
+    readonly defaultTtlMs: number;
+    readonly republish?: { src: string; dest: string };
+  },
+  options: StorageOptions = {},
+  context: ProvisionContext = keepAndWarn,
+): Promise<KV> {
+  const js = jetstream(nc, jetStreamOptionsOf(nc));
+  const jsm = await jetstreamManager(nc, jetStreamOptionsOf(nc));
+  const replicas = await replicasOf(jsm, options);
+  const storage = storageOf(options);
+  const ttlMs = setting(shape.ttlMs)(shape.defaultTtlMs);
+  const kvm = new Kvm(js);
+  await ensureStream(
+    jsm,
+    streamSpec(
+      { name: `KV_${bucket}`, ...(shape.republish ? { republish: shape.republish } : {}) },
+      {
+        num_replicas: replicas,
+        storage,
+        max_age: { ...ttlMs, value: ttlMs.value === 0 ? 0 : nanos(ttlMs.value) },
+      },
+    ),
+    context,
+    (metadata) =>
+      kvm.create(bucket, {
+        metadata,
+        history: 1,
+        replicas: replicas.value,
+        storage: storage.value,
+        ttl: ttlMs.value,
+        ...(shape.republish ? { republish: shape.republish } : {}),
+      }),
+  );
+  return kvm.open(bucket);
 }
 
 function compareVersions(a: string, b: string): number {

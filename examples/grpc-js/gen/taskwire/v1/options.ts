@@ -119,6 +119,12 @@ export interface WorkerOptions {
   maxQueued: number;
   /** Where the broker keeps the type's tasks (see docs/semantics.md). */
   storage: Storage;
+  /**
+   * Copies a NATS cluster keeps of the type's streams: 1, 3 or 5. Zero: the
+   * deployment's `nats.replicas` (taskwire.yaml), else 1; the deployment's, when
+   * set, wins. See docs/operations.md.
+   */
+  replicas: number;
 }
 
 /** Defaults of one task kind. Every field may be overridden per task at submit. */
@@ -154,7 +160,16 @@ export interface FieldOptions {
 }
 
 function createBaseWorkerOptions(): WorkerOptions {
-  return { type: "", concurrency: 0, defaults: undefined, maxConcurrency: 0, maxRate: 0, maxQueued: 0, storage: 0 };
+  return {
+    type: "",
+    concurrency: 0,
+    defaults: undefined,
+    maxConcurrency: 0,
+    maxRate: 0,
+    maxQueued: 0,
+    storage: 0,
+    replicas: 0,
+  };
 }
 
 export const WorkerOptions: MessageFns<WorkerOptions> = {
@@ -179,6 +194,9 @@ export const WorkerOptions: MessageFns<WorkerOptions> = {
     }
     if (message.storage !== 0) {
       writer.uint32(56).int32(message.storage);
+    }
+    if (message.replicas !== 0) {
+      writer.uint32(64).uint32(message.replicas);
     }
     return writer;
   },
@@ -252,6 +270,14 @@ export const WorkerOptions: MessageFns<WorkerOptions> = {
             message.storage = reader.int32() as any;
             continue;
           }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.replicas = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -285,6 +311,7 @@ export const WorkerOptions: MessageFns<WorkerOptions> = {
         ? globalThis.Number(object.max_queued)
         : 0,
       storage: isSet(object.storage) ? storageFromJSON(object.storage) : 0,
+      replicas: isSet(object.replicas) ? globalThis.Number(object.replicas) : 0,
     };
   },
 
@@ -311,6 +338,9 @@ export const WorkerOptions: MessageFns<WorkerOptions> = {
     if (message.storage !== 0) {
       obj.storage = storageToJSON(message.storage);
     }
+    if (message.replicas !== 0) {
+      obj.replicas = Math.round(message.replicas);
+    }
     return obj;
   },
 
@@ -328,6 +358,7 @@ export const WorkerOptions: MessageFns<WorkerOptions> = {
     message.maxRate = object.maxRate ?? 0;
     message.maxQueued = object.maxQueued ?? 0;
     message.storage = object.storage ?? 0;
+    message.replicas = object.replicas ?? 0;
     return message;
   },
 };
