@@ -5,13 +5,14 @@ import { createClient, type TaskwireClient } from "../sdk/client/index.ts";
 import type { TaskServiceDefinition } from "../sdk/core/index.ts";
 import {
   createTaskRegistry,
+  deferredBackends,
   isTerminal,
   loadDefinitions,
   registryOf,
   stateName,
   TaskError,
 } from "../sdk/core/index.ts";
-import { createNatsQueueBackend, createNatsTaskBackend, openConnection } from "../sdk/nats/index.ts";
+import { createNatsQueueBackend, createNatsTaskBackend, describeServers, openConnection } from "../sdk/nats/index.ts";
 import { createGateway } from "../server/index.ts";
 import { createSupervisor, type Supervisor } from "../worker-runtime/index.ts";
 import { type TaskTypes, taskTypesOfGateway } from "./gateway-task-types.ts";
@@ -21,9 +22,16 @@ import { submitFromFile } from "./submit-from-file.ts";
 /** A running part of Taskwire that a command stops on SIGINT/SIGTERM. */
 export interface Stoppable {
   stop(): Promise<void>;
+  /** Rejects when the part fails by itself (a pool given up, NATS refusing the gateway): the command stops and exits 1. */
+  readonly failed?: Promise<never>;
 }
 
-/** Starts the gateway of the config; resolves once it listens. */
+/**
+ * Starts the gateway of the config; resolves once it listens. NATS that does
+ * not answer yet is waited for: meanwhile calls fail UNAVAILABLE and health is
+ * NOT_SERVING. A NATS that refuses the gateway (its login, its permissions)
+ * rejects `failed`.
+ */
 export async function runGateway(
   config: TaskwireConfig,
   log = console.log,
@@ -34,17 +42,31 @@ export async function runGateway(
     );
   }
   const definitions = await loadDefinitions(config.gateway.services);
-  const { nc } = await openConnection(config.nats.connection, "taskwire-gateway").catch((error: TaskError) => {
-    throw new TaskError(`${error.rawMessage} (is nats-server running? "taskwire dev" starts one)`, error.code);
+  const where = describeServers(config.nats.connection);
+  const closing = new AbortController();
+  const connected = openConnection(config.nats.connection, "taskwire-gateway", {
+    signal: closing.signal,
+    onWaiting: (reason, attempt) => {
+      if (attempt === 1 || attempt % 12 === 0) log(`taskwire gateway: waiting for NATS at ${where}: ${reason}`);
+    },
   });
-  const backend = await createNatsTaskBackend({
-    nc,
-    registry: createTaskRegistry(definitions),
-    topology: { ackWaitMs: config.worker.ackWaitMs, replicas: config.nats.replicas },
+  const ready = connected.then(async ({ nc }) => {
+    try {
+      const tasks = await createNatsTaskBackend({
+        nc,
+        registry: createTaskRegistry(definitions),
+        topology: { ackWaitMs: config.worker.ackWaitMs, replicas: config.nats.replicas },
+      });
+      return { tasks, queues: await createNatsQueueBackend({ nc, tasks }) };
+    } catch (error) {
+      await nc.close();
+      throw error;
+    }
   });
+  const backends = deferredBackends(ready, `not connected to NATS at ${where} yet`);
   const gateway = await createGateway({
-    backend,
-    queues: await createNatsQueueBackend({ nc, tasks: backend }),
+    backend: backends.tasks,
+    queues: backends.queues,
     host: config.gateway.host,
     port: config.gateway.port,
     services: definitions,
@@ -53,19 +75,33 @@ export async function runGateway(
     ...(config.gateway.tls ? { tls: config.gateway.tls } : {}),
     ...(config.gateway.allowedHosts ? { allowedHosts: config.gateway.allowedHosts } : {}),
   }).catch((error: Error) => {
+    closing.abort();
     // The gateway checks permissions as it starts: say which file and block they are in.
     if (/^(auth|limits)\./.test(error.message)) throw new Error(`${config.path}: gateway.${error.message}`);
     throw error;
   });
   log(`taskwire gateway on ${gateway.url} (worker types: ${definitions.map((d) => d.workerType).join(", ")})`);
+  const failed = ready.then(
+    () => new Promise<never>(() => {}),
+    (error: TaskError) => {
+      throw new TaskError(`${error.rawMessage} (is nats-server running? "taskwire dev" starts one)`, error.code);
+    },
+  );
+  failed.catch(() => undefined); // read by the command; never an unhandled rejection
   return {
     url: gateway.url,
     // The configuration's own first service, for the banner's example.
     firstService: definitions[0],
     reloadTls: () => gateway.reloadTls(),
+    failed,
     async stop() {
+      closing.abort();
       await gateway.close();
-      await nc.drain();
+      const nc = await connected.then(
+        ({ nc }) => nc,
+        () => undefined,
+      );
+      if (nc && !nc.isClosed()) await nc.drain();
     },
   };
 }
@@ -80,6 +116,7 @@ export function runWorkers(config: TaskwireConfig): Supervisor {
     shutdownGraceMs: config.worker.shutdownGraceMs,
     ackWaitMs: config.worker.ackWaitMs,
     replicas: config.nats.replicas,
+    ...config.worker.restarts,
   });
 }
 

@@ -2,7 +2,7 @@ import { readFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { parse } from "yaml";
 import type { GatewayAuthOptions, GatewayLimits, GatewayTlsFiles } from "../server/index.ts";
-import type { PoolOptions } from "../worker-runtime/index.ts";
+import type { PoolOptions, SupervisorOptions } from "../worker-runtime/index.ts";
 import { httpWorkerModule } from "../worker-runtime/index.ts";
 import { mapping, parseGatewayAuth } from "./gateway-auth-config.ts";
 import { type NatsConfig, parseNatsConfig } from "./nats-config.ts";
@@ -36,6 +36,11 @@ export interface TaskwireConfig {
      * redelivered. Unset: the one in place, else 30000 (`taskwire migrate` applies 30000).
      */
     readonly ackWaitMs: number | undefined;
+    /** How the supervisor restarts crashed processes, and when it gives one up (see SupervisorOptions). */
+    readonly restarts: Pick<
+      SupervisorOptions,
+      "restartBackoffMs" | "maxRestartBackoffMs" | "crashLoopLimit" | "crashLoopWindowMs"
+    >;
     readonly pools: PoolOptions[];
   };
 }
@@ -154,6 +159,18 @@ export async function loadConfig(path: string): Promise<TaskwireConfig> {
     worker: {
       shutdownGraceMs: int(worker.shutdownGraceMs, "worker.shutdownGraceMs", 30_000, 0),
       ackWaitMs: worker.ackWaitMs === undefined ? undefined : int(worker.ackWaitMs, "worker.ackWaitMs", 30_000, 100),
+      restarts: Object.fromEntries(
+        (
+          [
+            ["restartBackoffMs", 1],
+            ["maxRestartBackoffMs", 1],
+            ["crashLoopLimit", 0],
+            ["crashLoopWindowMs", 1],
+          ] as const
+        )
+          .filter(([key]) => worker[key] !== undefined)
+          .map(([key, min]) => [key, int(worker[key], `worker.${key}`, 0, min)]),
+      ),
       pools,
     },
   };

@@ -172,6 +172,7 @@ async function main(argv: string[]): Promise<void> {
       const supervisor = runWorkers(config);
       const stopped = untilSignal([supervisor]);
       await supervisor.ready.catch(async (error: unknown) => {
+        stopped.catch(() => undefined); // the same failure, said once
         await supervisor.stop();
         throw error;
       });
@@ -223,19 +224,23 @@ function describePools(config: TaskwireConfig, supervisor: Supervisor): string {
 const parentAtStart = process.ppid;
 
 function untilSignal(parts: Stoppable[], onHangUp?: () => void): Promise<void> {
-  return new Promise((resolve) => {
+  return new Promise((resolve, reject) => {
     let stopping = false;
     // Handlers stay installed: one Ctrl-C can arrive twice (from the terminal and
     // relayed by a wrapper such as npm or tsx), and a second must not kill the stop.
-    const stop = (reason: string) => {
+    const end = (reason: string, failure: Error | undefined) => {
       if (stopping) return;
       stopping = true;
       console.log(`taskwire: ${reason}: stopping`);
       void stopAll(parts).then(() => {
         console.log("taskwire: stopped");
-        resolve();
+        // A part that failed by itself: exit non-zero, so that a service manager starts it again.
+        if (failure) reject(failure);
+        else resolve();
       });
     };
+    const stop = (reason: string) => end(reason, undefined);
+    for (const part of parts) part.failed?.catch((error: Error) => end(error.message, error));
     process.on("SIGINT", stop);
     process.on("SIGTERM", stop);
     // The terminal closed: nats-server, in a group of its own, did not hear it. A TLS

@@ -124,9 +124,17 @@ export interface Supervisor {
   readonly processes: ReadonlyMap<string, ChildProcess>;
   /**
    * Resolves once every process has reported ready once; rejects when a pool's
-   * handler module cannot load (its processes are not restarted).
+   * handler module cannot load, or a process crashes in a loop before it is
+   * ready (neither is restarted).
    */
   readonly ready: Promise<void>;
+  /**
+   * Rejects when the supervisor gives a process up (a crash loop, or a handler
+   * module that no longer loads), with an error naming the pool and why; never
+   * resolves. `taskwire worker` then stops and exits non-zero, so that a service
+   * manager starts it again.
+   */
+  readonly failed: Promise<never>;
   /** The worker types each pool serves, by pool name, as its processes reported them once ready. */
   readonly workerTypes: ReadonlyMap<string, readonly string[]>;
   /**
@@ -161,8 +169,13 @@ export function createSupervisor(options: SupervisorOptions): Supervisor {
   const workerTypes = new Map<string, readonly string[]>();
   let stopping: Promise<void> | undefined;
   const readiness: Promise<void>[] = [];
+  let giveUp: (error: Error) => void = () => {};
+  const failed = new Promise<never>((_, reject) => {
+    giveUp = reject;
+  });
+  failed.catch(() => undefined); // for callers that never wait for it: no unhandled rejection
 
-  const start = (pool: PoolOptions, workerId: string, onReady?: () => void, onUnloadable?: (error: Error) => void) => {
+  const start = (pool: PoolOptions, workerId: string, onReady?: () => void, onGivenUp?: (error: Error) => void) => {
     const child = forkWorker(options, pool, workerId, identities.get(pool.name));
     processes.set(workerId, child);
     emit({ type: "started", workerId, pid: child.pid ?? 0 });
@@ -177,21 +190,28 @@ export function createSupervisor(options: SupervisorOptions): Supervisor {
       processes.delete(workerId);
       emit({ type: "exited", workerId, pid: child.pid ?? 0, code, signal });
       if (stopping) return;
+      const givenUp = (error: Error) => {
+        onGivenUp?.(error);
+        giveUp(error);
+      };
       if (code === unloadableExitCode) {
         emit({ type: "unloadable", workerId, module: pool.module });
-        onUnloadable?.(new Error(`pool "${pool.name}": its handler module ${pool.module} cannot load (see above)`));
-        return;
+        return givenUp(new Error(`pool "${pool.name}": its handler module ${pool.module} cannot load (see above)`));
       }
       const next = afterCrash(crashes.get(workerId) ?? [], Date.now(), options);
       crashes.set(workerId, next.recent);
       if (next.delayMs === undefined) {
         emit({ type: "crash-loop", workerId, crashes: next.recent.length, windowMs: next.windowMs });
-        return;
+        return givenUp(
+          new Error(
+            `pool "${pool.name}": ${workerId} crashed ${next.recent.length} times within ${next.windowMs} ms: it is not restarted`,
+          ),
+        );
       }
       emit({ type: "restarting", workerId, delayMs: next.delayMs, crashes: next.recent.length });
       const timer = setTimeout(() => {
         timers.delete(timer);
-        if (!stopping) start(pool, workerId);
+        if (!stopping) start(pool, workerId, onReady, onGivenUp);
       }, next.delayMs);
       timers.add(timer);
     });
@@ -212,6 +232,7 @@ export function createSupervisor(options: SupervisorOptions): Supervisor {
     processes,
     workerTypes,
     ready,
+    failed,
     stop() {
       stopping ??= (async () => {
         for (const timer of timers) clearTimeout(timer);

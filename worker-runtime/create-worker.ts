@@ -72,7 +72,7 @@ export interface Worker {
  */
 export async function createWorker(options: WorkerOptions): Promise<Worker> {
   const resolved = resolveWorkerOptions(options);
-  const { nc, owned } = await openConnection(resolved.nats);
+  const { nc, owned } = await openConnection(resolved.nats, undefined, { onWaiting: resolved.onWaitingForNats });
   try {
     checkServerVersion(nc);
     const jsm = await jetstreamManager(nc, jetStreamOptionsOf(nc));

@@ -14,6 +14,12 @@ import type { WorkerEvent } from "./worker-event.ts";
 export interface WorkerOptions {
   /** A server URL or connection settings (the worker connects and closes it), or an open connection (left open). */
   nats: string | NatsConnectionSettings | NatsConnection;
+  /**
+   * Wait for NATS when it does not answer at start (refused, timed out), trying
+   * again until it does and calling this on each try; a refused login still
+   * fails at once. Without it, createWorker fails when NATS does not answer.
+   */
+  onWaitingForNats?: (reason: string, attempt: number) => void;
   /** The task services to run, from generated `implement<Service>()` functions. */
   services: TaskServiceImplementation[];
   /** Handlers run at once per worker type. @default the service's `(taskwire.v1.worker).concurrency`, else 16 */
@@ -52,6 +58,7 @@ export interface ServedType {
 /** {@link WorkerOptions} with every default applied and every value checked. */
 export interface ResolvedWorkerOptions {
   readonly nats: string | NatsConnectionSettings | NatsConnection;
+  readonly onWaitingForNats: ((reason: string, attempt: number) => void) | undefined;
   readonly types: readonly ServedType[];
   readonly workerId: string;
   readonly shutdownGraceMs: number;
@@ -90,6 +97,7 @@ export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOpti
   });
   return {
     nats: options.nats,
+    onWaitingForNats: options.onWaitingForNats,
     types,
     workerId,
     shutdownGraceMs: milliseconds("shutdownGraceMs", options.shutdownGraceMs, 0) ?? 30_000,

@@ -5,9 +5,10 @@
  *
  * Environment: TASKWIRE_NATS (a URL) or TASKWIRE_NATS_SETTINGS (connection
  * settings as JSON, secrets as references), TASKWIRE_WORKER_MODULE, TASKWIRE_WORKER_ID,
- * optional TASKWIRE_CONCURRENCY, TASKWIRE_SHUTDOWN_GRACE_MS, TASKWIRE_ACK_WAIT_MS.
+ * optional TASKWIRE_CONCURRENCY, TASKWIRE_SHUTDOWN_GRACE_MS, TASKWIRE_ACK_WAIT_MS,
+ * TASKWIRE_REPLICAS. A NATS that does not answer yet is waited for.
  */
-import type { NatsConnectionSettings } from "../sdk/nats/index.ts";
+import { describeServers, type NatsConnectionSettings } from "../sdk/nats/index.ts";
 import { createWorker } from "./create-worker.ts";
 import { loadImplementations, unloadableExitCode } from "./load-implementations.ts";
 
@@ -40,12 +41,19 @@ const services = await loadImplementations(env("TASKWIRE_WORKER_MODULE")).catch(
   console.error(`worker ${workerId}: ${error.message}`);
   process.exit(unloadableExitCode);
 });
+const nats = process.env.TASKWIRE_NATS_SETTINGS
+  ? (JSON.parse(process.env.TASKWIRE_NATS_SETTINGS) as NatsConnectionSettings)
+  : env("TASKWIRE_NATS");
 const worker = await createWorker({
-  nats: process.env.TASKWIRE_NATS_SETTINGS
-    ? (JSON.parse(process.env.TASKWIRE_NATS_SETTINGS) as NatsConnectionSettings)
-    : env("TASKWIRE_NATS"),
+  nats,
   services,
   workerId,
+  // A NATS that does not answer yet is waited for: not a crash for the supervisor to count.
+  onWaitingForNats: (reason, attempt) => {
+    if (attempt === 1 || attempt % 12 === 0) {
+      console.error(`worker ${workerId}: waiting for NATS at ${describeServers(nats)}: ${reason}`);
+    }
+  },
   concurrency: optionalNumber("TASKWIRE_CONCURRENCY"),
   shutdownGraceMs,
   topology: { ackWaitMs: optionalNumber("TASKWIRE_ACK_WAIT_MS"), replicas: optionalNumber("TASKWIRE_REPLICAS") },

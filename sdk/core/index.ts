@@ -8,6 +8,7 @@
  */
 
 export { onAbort } from "./abort-fanout.ts";
+export { type Backends, deferredBackends } from "./deferred-backends.ts";
 export type { HandlerResult, ResultFields, ResultMessage } from "./handler-result.ts";
 export { endpointPattern, maxBatchSize, maxReasonLength } from "./limits.ts";
 export { loadDefinitions } from "./load-definitions.ts";

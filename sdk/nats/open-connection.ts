@@ -1,5 +1,6 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import { Code } from "@connectrpc/connect";
-import { type ConnectionOptions, connect, createInbox, type NatsConnection } from "@nats-io/transport-node";
+import { type ConnectionOptions, connect, createInbox, errors, type NatsConnection } from "@nats-io/transport-node";
 import { TaskError } from "../core/index.ts";
 import {
   describeServers,
@@ -8,6 +9,19 @@ import {
   setJetStreamOptions,
   toConnectionOptions,
 } from "./connection-settings.ts";
+
+/** Options of {@link openConnection}. */
+export interface OpenConnectionOptions {
+  /**
+   * Wait for servers that do not answer yet (refused, timed out, a name not
+   * resolved): try again, every second at first and every 5 s at most, until one
+   * answers, calling this with why and the attempt's number. Any other failure
+   * (a refused login, a TLS error) is final. Without it, the first failure is.
+   */
+  readonly onWaiting?: (reason: string, attempt: number) => void;
+  /** Stops the waiting: the call rejects with the signal's reason. */
+  readonly signal?: AbortSignal;
+}
 
 /**
  * A URL or {@link NatsConnectionSettings} is connected to (and `owned`: the
@@ -22,6 +36,7 @@ import {
 export async function openConnection(
   nats: string | NatsConnectionSettings | NatsConnection,
   name?: string,
+  options: OpenConnectionOptions = {},
 ): Promise<{ nc: NatsConnection; owned: boolean }> {
   if (isNatsConnection(nats)) return { nc: nats, owned: false };
   const where = describeServers(nats);
@@ -31,22 +46,35 @@ export async function openConnection(
   } catch (error) {
     throw new TaskError(`cannot connect to NATS at ${where}: ${(error as Error).message}`, Code.InvalidArgument);
   }
-  try {
-    // noAsyncTraces: nats.js otherwise builds an Error per request for its stack, a
-    // fifth of a busy client's CPU.
-    const nc = await connect({
-      name,
-      ...resolved.options,
-      maxReconnectAttempts: -1,
-      noAsyncTraces: true,
-    });
-    setJetStreamOptions(nc, resolved.jetstream);
-    return { nc, owned: true };
-  } catch (error) {
-    throw new TaskError(`cannot connect to NATS at ${where}: ${connectFailure(error)}`, Code.Unavailable, {
-      cause: error,
-    });
+  for (let attempt = 1; ; attempt++) {
+    try {
+      // noAsyncTraces: nats.js otherwise builds an Error per request for its stack, a
+      // fifth of a busy client's CPU.
+      const nc = await connect({
+        name,
+        ...resolved.options,
+        maxReconnectAttempts: -1,
+        noAsyncTraces: true,
+      });
+      setJetStreamOptions(nc, resolved.jetstream);
+      return { nc, owned: true };
+    } catch (error) {
+      const reason = connectFailure(error);
+      if (!options.onWaiting || !unanswered(error)) {
+        throw new TaskError(`cannot connect to NATS at ${where}: ${reason}`, Code.Unavailable, { cause: error });
+      }
+      options.onWaiting(reason, attempt);
+      await sleep(Math.min(1_000 * attempt, 5_000), undefined, { signal: options.signal });
+    }
   }
+}
+
+/** A failure that a server starting, or coming back, ends: refused, timed out, a name not resolved yet. */
+function unanswered(error: unknown): boolean {
+  if (error instanceof errors.TimeoutError) return true;
+  const code = ((error as Error).cause as { code?: string } | undefined)?.code;
+  if (code && ["ECONNREFUSED", "ECONNRESET", "EHOSTUNREACH", "ENETUNREACH"].includes(code)) return true;
+  return /ENOTFOUND|EAI_AGAIN/.test((error as Error).message);
 }
 
 /** nats.js' message, with the server's reason when it is wrapped (e.g. "Authorization Violation"). */

@@ -13,6 +13,7 @@ import type { TaskHandle } from "../../sdk/core/task-client.ts";
 import { createGateway } from "../../server/create-gateway.ts";
 import { FakeTaskBackend } from "../../server/test-support/fake-task-backend.ts";
 import { createWorker } from "../../worker-runtime/create-worker.ts";
+import { follow } from "../support/follow.ts";
 import { freePort, type NatsServer, startNatsServer } from "../support/nats-server.ts";
 import { poll } from "../support/poll.ts";
 import { environmentVariable, processWithArgs } from "../support/proc.ts";
@@ -50,28 +51,6 @@ worker:
 `,
   );
   return { path, gatewayUrl: `http://127.0.0.1:${gatewayPort}` };
-}
-
-/** Collects a child's output and resolves `until(text)` once it has printed `text`. */
-function follow(child: ChildProcess) {
-  let output = "";
-  const onData = (chunk: Buffer) => {
-    output += chunk.toString();
-  };
-  child.stdout?.on("data", onData);
-  child.stderr?.on("data", onData);
-  const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) =>
-    child.once("exit", (code, signal) => resolve({ code, signal })),
-  );
-  return {
-    exited,
-    output: () => output,
-    until: (text: string) =>
-      poll(async () => {
-        if (child.exitCode !== null) throw new Error(`exited early:\n${output}`);
-        return output.includes(text) ? true : undefined;
-      }, 60_000),
-  };
 }
 
 const isListening = (url: string) =>
@@ -269,17 +248,6 @@ describe("the taskwire command", () => {
     expect(await isListening(natsUrl.replace("nats:", "http:"))).toBe(false);
     expect(await isListening(config.gatewayUrl)).toBe(false);
   }, 120_000);
-
-  it("says NATS is unreachable, and how to start it, when nothing listens at nats.url", async () => {
-    const config = await writeConfig(dir, `nats://127.0.0.1:${await freePort()}`, { processes: 1 });
-    const gateway = run(process.execPath, taskwireArgs("gateway", "--config", config.path), { cwd: repoRoot });
-    await expect(gateway).rejects.toMatchObject({
-      code: 1,
-      stderr: expect.stringMatching(
-        /taskwire: cannot connect to NATS at nats:\/\/127\.0\.0\.1:\d+: .*\(is nats-server running\? "taskwire dev" starts one\)/,
-      ),
-    });
-  }, 30_000);
 
   it("says nats-server is missing, and how to get it", async () => {
     const config = await writeConfig(dir, `nats://127.0.0.1:${await freePort()}`, { processes: 1 });
