@@ -3,7 +3,7 @@
  * The `taskwire` command.
  *
  *   taskwire init [directory]    a new project: proto, handler, client, test, taskwire.yaml
- *   taskwire dev                 nats-server + gateway + workers of taskwire.yaml
+ *   taskwire dev [--cluster N]   nats-server (or a cluster of N) + gateway + workers of taskwire.yaml
  *   taskwire gateway             the Connect gateway
  *   taskwire worker              the worker supervisor
  *   taskwire submit <type>/<Method> --json '{...}' [--wait]
@@ -18,7 +18,7 @@ import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { ConnectError } from "@connectrpc/connect";
-import { startNatsServer } from "../testing/index.ts";
+import { startNatsCluster, startNatsServer } from "../testing/index.ts";
 import type { Supervisor } from "../worker-runtime/index.ts";
 import { createApiKey } from "./api-key.ts";
 import {
@@ -43,7 +43,9 @@ const usage = `usage: taskwire <command> [flags]
 
 commands:
   init [directory]                 write a new project (proto, handler, client, test, taskwire.yaml)
-  dev                              run nats-server, the gateway and the workers of taskwire.yaml
+  dev                              run nats-server, the gateway and the workers of taskwire.yaml;
+                                   --cluster 3 runs a local cluster of three nats-servers
+                                   instead, with every stream and bucket on three of them
   gateway                          run the Connect gateway
   worker                           run the worker supervisor
   submit <type>/<Method> --json J  submit a task; --wait prints its result
@@ -84,6 +86,7 @@ async function main(argv: string[]): Promise<void> {
       expires: { type: "string" },
       out: { type: "string" },
       "dry-run": { type: "boolean", default: false },
+      cluster: { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -127,20 +130,40 @@ async function main(argv: string[]): Promise<void> {
   const config = await loadConfig(values.config);
   switch (command) {
     case "dev": {
-      const nats = await startNatsServer(config.nats.url, config.nats.dataDir);
-      console.log(`nats-server on ${nats.url} (data in ${config.nats.dataDir})`);
-      const parts: Stoppable[] = [nats];
+      const nodes = values.cluster === undefined ? 1 : Number(values.cluster);
+      let parts: Stoppable[];
+      let deployment = config;
+      if (nodes === 1) {
+        const nats = await startNatsServer(config.nats.url, config.nats.dataDir);
+        console.log(`nats-server on ${nats.url} (data in ${config.nats.dataDir})`);
+        parts = [nats];
+      } else {
+        const cluster = await startNatsCluster(config.nats.url, config.nats.dataDir, nodes);
+        console.log(
+          `nats-server cluster of ${nodes} on ${cluster.urls.join(", ")} (data in ${config.nats.dataDir}/n*)`,
+        );
+        parts = [cluster];
+        // Every process on every node, and every stream and bucket on `nodes` of them (unless the config says).
+        deployment = {
+          ...config,
+          nats: {
+            ...config.nats,
+            replicas: config.nats.replicas ?? Math.min(nodes, 5),
+            connection: { ...config.nats.connection, servers: [...cluster.urls] },
+          },
+        };
+      }
       try {
-        const gateway = await runGateway(config);
+        const gateway = await runGateway(deployment);
         parts.unshift(gateway);
-        const supervisor = runWorkers(config);
+        const supervisor = runWorkers(deployment);
         parts.unshift(supervisor);
         await supervisor.ready;
         // In a project the command is the installed package's; in this repository, the npm script.
         const cli = import.meta.url.includes("/node_modules/") ? "npx taskwire" : "npm run taskwire --";
         console.log(
           [
-            `workers ready: ${describePools(config, supervisor)}`,
+            `workers ready: ${describePools(deployment, supervisor)}`,
             ...devBanner(cli, gateway.url, gateway.firstService),
           ].join("\n"),
         );

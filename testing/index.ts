@@ -25,7 +25,7 @@ export type { HandlerRun, RunTaskHandlerOptions } from "../worker-runtime/index.
 export { runTaskHandler } from "../worker-runtime/index.ts";
 export type { FindNatsServerOptions } from "./nats-server-binary.ts";
 export { findNatsServer, howToInstall, pinnedNatsServer } from "./nats-server-binary.ts";
-export type { ManagedNatsServer, StartNatsServerOptions } from "./start-nats-server.ts";
-export { startNatsServer } from "./start-nats-server.ts";
+export type { ManagedNatsCluster, ManagedNatsServer, StartNatsServerOptions } from "./start-nats-server.ts";
+export { startNatsCluster, startNatsServer } from "./start-nats-server.ts";
 export type { TestEnvironment, TestEnvironmentOptions } from "./test-environment.ts";
 export { createTestEnvironment } from "./test-environment.ts";

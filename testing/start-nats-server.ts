@@ -2,6 +2,8 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdir } from "node:fs/promises";
 import { type Socket, connect as tcpConnect } from "node:net";
 import { availableParallelism } from "node:os";
+import { join } from "node:path";
+import { connect } from "@nats-io/transport-node";
 import { type FindNatsServerOptions, findNatsServer } from "./nats-server-binary.ts";
 
 /** A nats-server that `taskwire dev` started and owns. */
@@ -18,6 +20,17 @@ export interface ManagedNatsServer {
 export interface StartNatsServerOptions extends FindNatsServerOptions {
   /** How long it may take to accept connections. @default 15000 */
   timeoutMs?: number;
+  /** Run as one node of a cluster ({@link startNatsCluster} sets it). */
+  cluster?: {
+    /** The cluster's name, the same on every node. */
+    readonly name: string;
+    /** This node's name (`server_name`), unique in the cluster. */
+    readonly serverName: string;
+    /** This node's route URL, `nats://host:port`. */
+    readonly listen: string;
+    /** Every node's route URL. */
+    readonly routes: readonly string[];
+  };
 }
 
 /**
@@ -38,7 +51,20 @@ export async function startNatsServer(
   const { hostname, port } = new URL(url);
   const binary = await findNatsServer(options);
   await mkdir(dataDir, { recursive: true });
-  const child = spawn(binary, ["-js", "-sd", dataDir, "-a", hostname, "-p", port || "4222"], {
+  const { cluster } = options;
+  const clusterArgs = cluster
+    ? [
+        "--name",
+        cluster.serverName,
+        "--cluster_name",
+        cluster.name,
+        "--cluster",
+        cluster.listen,
+        "--routes",
+        cluster.routes.join(","),
+      ]
+    : [];
+  const child = spawn(binary, ["-js", "-sd", dataDir, "-a", hostname, "-p", port || "4222", ...clusterArgs], {
     stdio: ["ignore", "ignore", "pipe"],
     env: { GOMAXPROCS: String(Math.max(1, Math.floor(availableParallelism() / 2))), ...process.env },
     // Its own process group: a terminal's Ctrl-C signals the whole foreground group, and
@@ -88,6 +114,76 @@ export async function startNatsServer(
       return stopping;
     },
   };
+}
+
+/** A local cluster that `taskwire dev --cluster N` started and owns. */
+export interface ManagedNatsCluster {
+  /** Every node's client URL. */
+  readonly urls: readonly string[];
+  /** Its nodes, named n0, n1, ... */
+  readonly servers: readonly ManagedNatsServer[];
+  /** Stops every node. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts a JetStream cluster of `size` nats-servers on the URL's host: client
+ * ports from the URL's port up, route ports after them (a cluster of 3 from
+ * port 4222 takes 4222-4227), each node's data in `dataDir/n<i>`. Resolves once
+ * JetStream has a leader, so streams of 3 replicas can be created at once.
+ */
+export async function startNatsCluster(
+  url: string,
+  dataDir: string,
+  size: number,
+  options: StartNatsServerOptions = {},
+): Promise<ManagedNatsCluster> {
+  if (!Number.isInteger(size) || size < 3 || size % 2 === 0) {
+    throw new Error(`a cluster has an odd number of nodes, 3 or more (a majority must survive), got ${size}`);
+  }
+  const { hostname, port } = new URL(url);
+  const base = Number(port || 4222);
+  const urls = Array.from({ length: size }, (_, i) => `nats://${hostname}:${base + i}`);
+  const routes = Array.from({ length: size }, (_, i) => `nats://${hostname}:${base + size + i}`);
+  const started = await Promise.allSettled(
+    urls.map((nodeUrl, i) =>
+      startNatsServer(nodeUrl, join(dataDir, `n${i}`), {
+        ...options,
+        cluster: { name: "taskwire-dev", serverName: `n${i}`, listen: routes[i] as string, routes },
+      }),
+    ),
+  );
+  const servers = started.flatMap((result) => (result.status === "fulfilled" ? [result.value] : []));
+  const stop = async () => void (await Promise.all(servers.map((server) => server.stop())));
+  try {
+    const failed = started.find((result) => result.status === "rejected");
+    if (failed) throw failed.reason;
+    await jetStreamLeader(urls, options.timeoutMs ?? 30_000);
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { urls, servers, stop };
+}
+
+/** Resolves once the cluster's JetStream answers (it has elected its meta leader). */
+async function jetStreamLeader(urls: readonly string[], timeoutMs: number): Promise<void> {
+  const nc = await connect({ servers: [...urls], maxReconnectAttempts: -1 });
+  try {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const error = await nc.request("$JS.API.INFO", "", { timeout: 1_000 }).then(
+        (reply) => reply.json<{ error?: { description?: string } }>().error?.description ?? undefined,
+        (e: Error) => e.message,
+      );
+      if (error === undefined) return;
+      if (Date.now() > deadline)
+        throw new Error(`the cluster's JetStream did not start within ${timeoutMs}ms: ${error}`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  } finally {
+    await nc.close();
+  }
 }
 
 /**
