@@ -1,28 +1,25 @@
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hashService } from "../../examples/gen/example/v1/hash_taskwire.ts";
-import { TaskState } from "../../gen/taskwire/v1/task_pb.ts";
 import { createClient, type TaskwireClient } from "../../sdk/client/create-client.ts";
-import { isTerminal, stateName } from "../../sdk/core/status.ts";
 import { TaskError } from "../../sdk/core/task-error.ts";
 import { createSupervisor, type Supervisor } from "../../worker-runtime/create-supervisor.ts";
+import {
+  accountFaults,
+  describeAccount,
+  noShortfalls,
+  shortfalls,
+  submitUntilAcknowledged,
+} from "../support/fault-accounting.ts";
 import { type NatsServer, startNatsServer } from "../support/nats-server.ts";
 import { poll } from "../support/poll.ts";
 
 const tasks = 3000;
 const workerProcesses = 3;
-/**
- * This suite checks that no task is lost, so its retry budget is one no kill
- * rate can spend. (A kill spends an attempt of each task its process had
- * started; with the example's 3 attempts and four busy loops beside it, three
- * runs had no task FAILED and none above attempt 2. Counted by deliveries, as
- * attempts were before, 17 of 3000 tasks that never ran ended FAILED.)
- */
-const maxAttempts = 1000;
 
 /**
  * The fault suite: thousands of tasks with unique ids while worker processes
@@ -90,21 +87,14 @@ describe("fault suite: kill -9 of workers and of nats-server", () => {
     let submitRetries = 0;
     const submitOne = async (i: number) => {
       const key = `fault-${i}`;
-      for (;;) {
-        try {
-          const handle = await client.submitTask(
-            hashService.methods.digest,
-            { text: key },
-            { idempotencyKey: key, retry: { maxAttempts } },
-          );
-          acknowledged.set(handle.id, key);
-          return;
-        } catch (error) {
-          if (!(error instanceof TaskError) || error.code !== Code.Unavailable) throw error;
-          submitRetries++;
-          await sleep(50);
-        }
-      }
+      const { id, retries } = await submitUntilAcknowledged(
+        client,
+        key,
+        (error) => error instanceof TaskError && error.code === Code.Unavailable,
+        50,
+      );
+      acknowledged.set(id, key);
+      submitRetries += retries;
     };
     // The faults must strike while tasks are still being submitted, however fast the
     // first ones go: the second half waits until each kind has struck once.
@@ -121,52 +111,18 @@ describe("fault suite: kill -9 of workers and of nats-server", () => {
     faulting = false;
     await Promise.all([killWorkers, restartNats]);
 
-    // Every acknowledged task must reach a terminal state.
-    const final = new Map<string, TaskState>();
-    let highestAttempt = 0;
-    const deadline = Date.now() + 90_000;
-    while (final.size < acknowledged.size && Date.now() < deadline) {
-      for (const id of acknowledged.keys()) {
-        if (final.has(id)) continue;
-        const status = await client.getTask(id).catch(() => undefined);
-        if (status && isTerminal(status.state)) {
-          final.set(id, status.state);
-          highestAttempt = Math.max(highestAttempt, status.attempt);
-        }
-      }
-      if (final.size < acknowledged.size) await sleep(250);
-    }
-
-    const executions = new Map<string, number>();
-    for (const line of (await readFile(join(dir, "executions.log"), "utf8")).split("\n")) {
-      if (line) executions.set(line, (executions.get(line) ?? 0) + 1);
-    }
-    const lost = [...acknowledged.keys()].filter((id) => final.get(id) === undefined);
-    const failed: string[] = [];
-    for (const [id, state] of final) {
-      if (state === TaskState.SUCCEEDED) continue;
-      const status = await client.getTask(id);
-      failed.push(`${id}: ${stateName(state)} at attempt ${status.attempt}: ${status.error?.message}`);
-    }
-    const neverAcknowledged = [...executions.keys()].filter((id) => !acknowledged.has(id));
-    const neverRan = [...final].filter(([id, state]) => state === TaskState.SUCCEEDED && !executions.has(id));
-    const duplicated = [...executions.values()].filter((n) => n > 1).length;
-    const extraRuns = [...executions.values()].reduce((sum, n) => sum + n - 1, 0);
-    const unexpected = failed.length + neverAcknowledged.length + neverRan.length;
+    const account = await accountFaults(
+      new Set(acknowledged.keys()),
+      (id) => client.getTask(id),
+      join(dir, "executions.log"),
+    );
     console.log(
       `fault suite: ${tasks} tasks, ${acknowledged.size} acknowledged (${submitRetries} submit retries), ` +
-        `${workerKills} worker kills, ${natsRestarts} nats-server kills; ` +
-        `lost ${lost.length}, unexpected ${unexpected}, duplicated executions ${duplicated} (${extraRuns} extra runs), ` +
-        `highest attempt ${highestAttempt}`,
+        `${workerKills} worker kills, ${natsRestarts} nats-server kills; ${describeAccount(account)}`,
     );
     expect(acknowledged.size).toBe(tasks);
     expect(natsRestarts).toBeGreaterThan(0);
     expect(workerKills).toBeGreaterThan(0);
-    expect({ lost: lost.slice(0, 5), failed: failed.slice(0, 5), neverAcknowledged, neverRan }).toEqual({
-      lost: [],
-      failed: [],
-      neverAcknowledged: [],
-      neverRan: [],
-    });
+    expect(shortfalls(account)).toEqual(noShortfalls);
   }, 240_000);
 });
