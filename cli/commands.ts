@@ -35,7 +35,15 @@ export interface Stoppable {
 export async function runGateway(
   config: TaskwireConfig,
   log = console.log,
-): Promise<Stoppable & { url: string; firstService: TaskServiceDefinition | undefined; reloadTls(): void }> {
+): Promise<
+  Stoppable & {
+    url: string;
+    firstService: TaskServiceDefinition | undefined;
+    reloadTls(): void;
+    /** Resolves once NATS is reached and the types provisioned: the gateway serves. */
+    connected: Promise<void>;
+  }
+> {
   if (config.gateway.services.length === 0) {
     throw new Error(
       `${config.path}: gateway.services lists no generated *_taskwire modules: the gateway would accept nothing`,
@@ -81,6 +89,10 @@ export async function runGateway(
     throw error;
   });
   log(`taskwire gateway on ${gateway.url} (worker types: ${definitions.map((d) => d.workerType).join(", ")})`);
+  void ready.then(
+    () => log(`taskwire gateway: connected to NATS at ${where}: serving`),
+    () => undefined,
+  );
   const failed = ready.then(
     () => new Promise<never>(() => {}),
     (error: TaskError) => {
@@ -93,6 +105,7 @@ export async function runGateway(
     // The configuration's own first service, for the banner's example.
     firstService: definitions[0],
     reloadTls: () => gateway.reloadTls(),
+    connected: ready.then(() => undefined),
     failed,
     async stop() {
       closing.abort();

@@ -158,7 +158,7 @@ async function main(argv: string[]): Promise<void> {
         parts.unshift(gateway);
         const supervisor = runWorkers(deployment);
         parts.unshift(supervisor);
-        await supervisor.ready;
+        await Promise.all([supervisor.ready, Promise.race([gateway.connected, gateway.failed])]);
         // In a project the command is the installed package's; in this repository, the npm script.
         const cli = import.meta.url.includes("/node_modules/") ? "npx taskwire" : "npm run taskwire --";
         console.log(

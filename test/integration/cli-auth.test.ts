@@ -124,7 +124,8 @@ ${entry
     });
     await poll(async () => {
       if (gateway?.exitCode !== null) throw new Error(`gateway exited:\n${output}`);
-      return output.includes("taskwire gateway on") ? true : undefined;
+      // Listening, and connected to NATS: it serves.
+      return output.includes("taskwire gateway: connected to NATS") ? true : undefined;
     }, 60_000);
   }, 90_000);
 

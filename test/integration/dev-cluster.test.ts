@@ -109,6 +109,8 @@ worker:
       expect(JSON.parse((await submit("second")).stdout)).toMatchObject({ hex: exampleDigest("second", 2) });
     } finally {
       dev.kill();
+      // Its nats-servers stop before it exits: then their data may be removed.
+      await dev.exited;
     }
     expect(await dev.exited, dev.output()).toEqual({ code: 0, signal: null });
   }, 180_000);

@@ -280,7 +280,10 @@ gateway:
     try {
       await poll(async () => {
         if (gateway.exitCode !== null) throw new Error(`exited:\n${output}`);
-        return output.includes(`taskwire gateway on https://127.0.0.1:${port}`) ? true : undefined;
+        return output.includes(`taskwire gateway on https://127.0.0.1:${port}`) &&
+          output.includes("taskwire gateway: connected to NATS")
+          ? true
+          : undefined;
       }, 60_000);
       expect(await servedName(port, ca)).toBe("gateway");
       await copyFile(certificates.issued.renewed?.cert as string, files.cert);

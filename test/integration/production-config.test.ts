@@ -126,7 +126,7 @@ describe("the production configuration of docs/security.md", () => {
           await writeFile(join(cwd, name), yaml);
         }
       } else if (args[0] === "gateway") {
-        await until(background(process.execPath, taskwire(args)), "taskwire gateway on https://");
+        await until(background(process.execPath, taskwire(args)), "taskwire gateway: connected to NATS");
       } else if (args[0] === "worker") {
         await until(background(process.execPath, taskwire(args)), "taskwire worker: ready");
       } else {
