@@ -10,6 +10,7 @@ import { createHashServiceClient, hashService } from "../../examples/gen/example
 import { hasher } from "../../examples/hash/hash-worker.ts";
 import { TaskState } from "../../gen/taskwire/v1/task_pb.ts";
 import { createClient } from "../../sdk/client/create-client.ts";
+import { provisionWorkerType } from "../../sdk/nats/provisioning.ts";
 import { createWorker } from "../../worker-runtime/create-worker.ts";
 import { probeService } from "../gen/probe/v1/probe_taskwire.ts";
 import { type NatsCluster, startNatsCluster } from "../support/nats-server.ts";
@@ -183,6 +184,15 @@ gateway:
       await reader.close();
     }
   }, 120_000);
+
+  it("takes a type's own replicas option where the deployment says nothing; the deployment's wins", async () => {
+    const jsm = await jetstreamManager(nc);
+    // As generated code defines them: `(taskwire.v1.worker).replicas: 3`.
+    await provisionWorkerType(jsm, { workerType: "replicated", replicas: 3 });
+    expect(await replicasOf("TASKS_replicated")).toBe(3);
+    await provisionWorkerType(jsm, { workerType: "overridden", replicas: 3 }, { replicas: 1 });
+    expect(await replicasOf("TASKS_overridden")).toBe(1);
+  });
 
   it("refuses a replica count other than 1, 3 or 5, naming it", async () => {
     await expect(
