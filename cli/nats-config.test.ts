@@ -59,6 +59,7 @@ describe("taskwire.yaml nats:", () => {
     refuses({ jetstream: { domain: "a", apiPrefix: "b" } }, "nats.jetstream has both domain and apiPrefix");
     refuses({ servers: ["nats://u:p@a:1"] }, "nats.servers[0] carries credentials");
     refuses({ replicas: 2 }, "nats.replicas must be 1, 3 or 5, got 2");
+    refuses({ pingIntervalMs: 0 }, "nats.pingIntervalMs must be a whole number of milliseconds, 100 or more, got 0");
     refuses({ replicas: "3" }, 'nats.replicas must be 1, 3 or 5, got "3"');
     expect(() => parse({ token: "hunter2" })).not.toThrow(/hunter2/);
   });

@@ -27,6 +27,7 @@ const keys = [
   "tls",
   "jetstream",
   "replicas",
+  "pingIntervalMs",
 ];
 const tlsKeys = ["ca", "cert", "key", "serverName", "handshakeFirst"];
 const jetstreamKeys = ["domain", "apiPrefix"];
@@ -103,11 +104,18 @@ export function parseNatsConfig(value: unknown, file: string, env: NodeJS.Proces
   const password = secret(nats.password, "nats.password");
   if ((user === undefined) !== (password === undefined)) fail("nats", "needs user and password together");
 
+  const pingIntervalMs = nats.pingIntervalMs as number | undefined;
+  if (pingIntervalMs !== undefined && !(Number.isInteger(pingIntervalMs) && pingIntervalMs >= 100))
+    fail(
+      "nats.pingIntervalMs",
+      `must be a whole number of milliseconds, 100 or more, got ${JSON.stringify(pingIntervalMs)}`,
+    );
   const optional = <T>(key: string, v: T | undefined) => (v === undefined ? {} : { [key]: v });
   const connection: NatsConnectionSettings = {
     servers,
     ...optional("name", str(nats.name, "nats.name")),
     ...optional("inboxPrefix", str(nats.inboxPrefix, "nats.inboxPrefix")),
+    ...optional("pingIntervalMs", pingIntervalMs),
     ...optional("user", user),
     ...optional("password", password),
     ...optional("token", secret(nats.token, "nats.token")),

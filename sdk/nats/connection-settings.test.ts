@@ -42,4 +42,12 @@ describe("NATS connection settings", () => {
     expect(options.inboxPrefix).toBe("_INBOX_a");
     expect(options.tls).toEqual({ servername: "nats.internal", handshakeFirst: true });
   });
+
+  it("pings a quiet server every 10 s, two unanswered and it moves on: a partition shows in seconds", async () => {
+    expect((await toConnectionOptions("nats://a:1")).options).toMatchObject({ pingInterval: 10_000, maxPingOut: 2 });
+    expect((await toConnectionOptions({ pingIntervalMs: 1_000 })).options.pingInterval).toBe(1_000);
+    await expect(toConnectionOptions({ pingIntervalMs: 5 })).rejects.toThrow(
+      "NATS pingIntervalMs: must be a whole number of milliseconds, 100 or more, got 5",
+    );
+  });
 });

@@ -63,6 +63,13 @@ export interface NatsConnectionSettings {
     /** TLS before the NATS INFO (the server's `handshake_first`). @default false */
     readonly handshakeFirst?: boolean;
   };
+  /**
+   * How often the client pings a quiet server; two unanswered pings and it
+   * reconnects to another. A process connected to a server cut off by a
+   * partition notices within two to three of these (nats.js alone: 2 minutes).
+   * @default 10000
+   */
+  readonly pingIntervalMs?: number;
   /** The JetStream domain or API prefix every JetStream and KV call uses. */
   readonly jetstream?: {
     /** The JetStream domain (`$JS.<domain>.API`). */
@@ -73,6 +80,7 @@ export interface NatsConnectionSettings {
 }
 
 const defaultServer = "nats://127.0.0.1:4222";
+const defaultPingIntervalMs = 10_000;
 
 /** True for an open connection, false for a URL or settings. */
 export function isNatsConnection(value: unknown): value is NatsConnection {
@@ -191,6 +199,9 @@ export async function toConnectionOptions(
   if (s.user !== undefined && s.password === undefined) throw new Error(`NATS user ${s.user}: set password too`);
   if (s.jetstream?.domain !== undefined && s.jetstream.apiPrefix !== undefined)
     throw new Error("NATS jetstream: set domain or apiPrefix, not both");
+  const pingInterval = s.pingIntervalMs ?? defaultPingIntervalMs;
+  if (!Number.isInteger(pingInterval) || pingInterval < 100)
+    throw new Error(`NATS pingIntervalMs: must be a whole number of milliseconds, 100 or more, got ${pingInterval}`);
 
   const authenticators: Authenticator[] = [];
   const user = s.user ?? fromUrl?.user;
@@ -243,6 +254,8 @@ export async function toConnectionOptions(
       servers,
       ...(s.name !== undefined ? { name: s.name } : {}),
       ...(s.inboxPrefix !== undefined ? { inboxPrefix: s.inboxPrefix } : {}),
+      pingInterval,
+      maxPingOut: 2,
       ...(authenticators.length === 0
         ? {}
         : { authenticator: authenticators.length === 1 ? authenticators[0] : authenticators }),
