@@ -66,10 +66,10 @@ export async function loadConfig(path: string): Promise<TaskwireConfig> {
   const fail = (key: string, problem: string): never => {
     throw new Error(`${file}: ${key} ${problem}`);
   };
-  const obj = (value: unknown, key: string): Record<string, unknown> => {
+  /** A mapping (empty when absent); with `known`, a key it does not list is refused, naming it. */
+  const obj = (value: unknown, key: string, known?: readonly string[]): Record<string, unknown> => {
     if (value === undefined || value === null) return {};
-    if (typeof value !== "object" || Array.isArray(value)) return fail(key, "must be a mapping");
-    return value as Record<string, unknown>;
+    return known ? mapping(value, key, known, fail) : mapping(value, key, Object.keys(value as object), fail);
   };
   const str = (value: unknown, key: string, fallback?: string): string => {
     if (value === undefined || value === null) return fallback ?? fail(key, "is required");
@@ -99,17 +99,25 @@ export async function loadConfig(path: string): Promise<TaskwireConfig> {
     };
   };
 
-  const top = obj(raw, "the document");
+  const top = obj(raw, "the document", ["nats", "gateway", "worker"]);
   const nats = parseNatsConfig(top.nats, file);
-  const gateway = obj(top.gateway, "gateway");
-  const worker = obj(top.worker, "worker");
+  const gateway = obj(top.gateway, "gateway", ["host", "port", "services", "auth", "limits", "tls", "allowedHosts"]);
+  const worker = obj(top.worker, "worker", [
+    "shutdownGraceMs",
+    "ackWaitMs",
+    "restartBackoffMs",
+    "maxRestartBackoffMs",
+    "crashLoopLimit",
+    "crashLoopWindowMs",
+    "pools",
+  ]);
   const services = list(gateway.services, "gateway.services").map((s, i) =>
     resolve(root, str(s, `gateway.services[${i}]`)),
   );
   const poolNames = new Set<string>();
   const pools = list(worker.pools, "worker.pools").map((entry, i) => {
     const key = `worker.pools[${i}]`;
-    const pool = obj(entry, key);
+    const pool = obj(entry, key, ["name", "module", "http", "processes", "concurrency", "user", "group"]);
     const name = str(pool.name, `${key}.name`);
     if (!/^[a-z][a-z0-9_-]*$/.test(name))
       fail(`${key}.name`, `"${name}" must be lower case letters, digits, '-' or '_'`);
