@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import {
   type ConsumerConfig,
   JetStreamApiError,
@@ -176,15 +177,31 @@ async function inPlaceOrCreate<T>(
   const found = await find();
   if (found) return found;
   if (context.mode === "plan") return void planned();
-  try {
-    await create();
-    return undefined;
-  } catch (error) {
-    if (!isAlreadyInUse(error)) throw error;
-    const again = await find();
-    if (!again) throw error;
-    return again;
+  for (let tries = 1; ; tries++) {
+    try {
+      await create();
+      return undefined;
+    } catch (error) {
+      // A cluster starting, or a node restarting, has peers its leader does not see yet.
+      if (isPeerOffline(error) && tries < placementTries) {
+        await sleep(500);
+        continue;
+      }
+      if (!isAlreadyInUse(error)) throw error;
+      const again = await find();
+      if (!again) throw error;
+      return again;
+    }
   }
+}
+
+/** Tries at creating a replicated stream whose peers are not all seen yet: 15 s. */
+const placementTries = 30;
+
+// JetStream answers 10005 "no suitable peers for placement" (with "peer offline"
+// while a peer is down or not yet known to the meta leader).
+function isPeerOffline(error: unknown): boolean {
+  return error instanceof JetStreamApiError && error.code === 10005 && /offline/i.test(error.message);
 }
 
 /**
