@@ -148,7 +148,9 @@ describe("startNatsCluster", () => {
   it("stores an R3 stream on all three servers", async () => {
     expect(cluster.servers).toHaveLength(3);
     expect(new Set(cluster.urls).size).toBe(3);
-    const jsm = await jetstreamManager(nc);
+    // A new R3 stream's and consumer's groups elect their leaders first: on a busy machine
+    // (other clusters of the suite run beside this one) that outlasts the default 5 s.
+    const jsm = await jetstreamManager(nc, { timeout: 30_000 });
     const stream = uniqueName("R3");
     const subject = stream.toLowerCase();
     await jsm.streams.add({ name: stream, subjects: [`${subject}.>`], num_replicas: 3 });
