@@ -54,9 +54,7 @@ export async function runGateway(
   const closing = new AbortController();
   const connected = openConnection(config.nats.connection, "taskwire-gateway", {
     signal: closing.signal,
-    onWaiting: (reason, attempt) => {
-      if (attempt === 1 || attempt % 12 === 0) log(`taskwire gateway: waiting for NATS at ${where}: ${reason}`);
-    },
+    onWaiting: (reason) => log(`taskwire gateway: waiting for NATS at ${where}: ${reason}`),
   });
   const ready = connected.then(async ({ nc }) => {
     try {

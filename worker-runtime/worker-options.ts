@@ -16,10 +16,11 @@ export interface WorkerOptions {
   nats: string | NatsConnectionSettings | NatsConnection;
   /**
    * Wait for NATS when it does not answer at start (refused, timed out), trying
-   * again until it does and calling this on each try; a refused login still
-   * fails at once. Without it, createWorker fails when NATS does not answer.
+   * again until it does and calling this with why on the first try and about once
+   * a minute after; a refused login still fails at once. Without it, createWorker
+   * fails when NATS does not answer.
    */
-  onWaitingForNats?: (reason: string, attempt: number) => void;
+  onWaitingForNats?: (reason: string) => void;
   /** The task services to run, from generated `implement<Service>()` functions. */
   services: TaskServiceImplementation[];
   /** Handlers run at once per worker type. @default the service's `(taskwire.v1.worker).concurrency`, else 16 */
@@ -58,7 +59,7 @@ export interface ServedType {
 /** {@link WorkerOptions} with every default applied and every value checked. */
 export interface ResolvedWorkerOptions {
   readonly nats: string | NatsConnectionSettings | NatsConnection;
-  readonly onWaitingForNats: ((reason: string, attempt: number) => void) | undefined;
+  readonly onWaitingForNats: ((reason: string) => void) | undefined;
   readonly types: readonly ServedType[];
   readonly workerId: string;
   readonly shutdownGraceMs: number;

@@ -49,11 +49,8 @@ const worker = await createWorker({
   services,
   workerId,
   // A NATS that does not answer yet is waited for: not a crash for the supervisor to count.
-  onWaitingForNats: (reason, attempt) => {
-    if (attempt === 1 || attempt % 12 === 0) {
-      console.error(`worker ${workerId}: waiting for NATS at ${describeServers(nats)}: ${reason}`);
-    }
-  },
+  onWaitingForNats: (reason) =>
+    console.error(`worker ${workerId}: waiting for NATS at ${describeServers(nats)}: ${reason}`),
   concurrency: optionalNumber("TASKWIRE_CONCURRENCY"),
   shutdownGraceMs,
   topology: { ackWaitMs: optionalNumber("TASKWIRE_ACK_WAIT_MS"), replicas: optionalNumber("TASKWIRE_REPLICAS") },

@@ -68,7 +68,7 @@ import {
   writeStatus,
 } from "./status-store.ts";
 import { TaskIndexWriter } from "./task-index.ts";
-import { unstartedOf } from "./unstarted.ts";
+import { unstartedOf, unstartedPlaces } from "./unstarted.ts";
 
 /** Options of {@link createNatsTaskBackend}. */
 export interface NatsTaskBackendOptions {
@@ -545,15 +545,9 @@ class NatsTaskBackend implements TaskBackend {
     taskId: string,
   ): Promise<{ stream: string; message: StoredMessage; state: TaskState } | undefined> {
     const token = taskIdToken(taskId);
-    // The schedule first: a due task is published on its task subject before it leaves
-    // the schedule, so a read in this order cannot miss it on its way between the two.
-    const places = [
-      [topology.schedulerStream(workerType), topology.scheduledSubject(workerType, token), TaskState.SCHEDULED],
-      [topology.streamName(workerType), topology.taskSubjectAnyPriority(workerType, token), TaskState.PENDING],
-    ] as const;
-    for (const [stream, subject, state] of places) {
+    for (const { stream, subject, state } of unstartedPlaces(workerType)) {
       try {
-        const message = await directGet(this.bucket.requests, stream, { nextBySubject: subject });
+        const message = await directGet(this.bucket.requests, stream, { nextBySubject: subject(token) });
         if (message) return { stream, message, state };
       } catch (error) {
         // The worker type has no stream on this server: nothing of it is there.

@@ -15,10 +15,11 @@ export interface OpenConnectionOptions {
   /**
    * Wait for servers that do not answer yet (refused, timed out, a name not
    * resolved): try again, every second at first and every 5 s at most, until one
-   * answers, calling this with why and the attempt's number. Any other failure
-   * (a refused login, a TLS error) is final. Without it, the first failure is.
+   * answers, calling this with why on the first failed try and about once a
+   * minute after. Any other failure (a refused login, a TLS error) is final.
+   * Without it, the first failure is.
    */
-  readonly onWaiting?: (reason: string, attempt: number) => void;
+  readonly onWaiting?: (reason: string) => void;
   /** Stops the waiting: the call rejects with the signal's reason. */
   readonly signal?: AbortSignal;
 }
@@ -63,7 +64,8 @@ export async function openConnection(
       if (!options.onWaiting || !unanswered(error)) {
         throw new TaskError(`cannot connect to NATS at ${where}: ${reason}`, Code.Unavailable, { cause: error });
       }
-      options.onWaiting(reason, attempt);
+      // Once a minute at the longest delay: a log line, not a stream of them.
+      if (attempt === 1 || attempt % 12 === 0) options.onWaiting(reason);
       await sleep(Math.min(1_000 * attempt, 5_000), undefined, { signal: options.signal });
     }
   }

@@ -1,9 +1,7 @@
 import { Code } from "@connectrpc/connect";
 import {
   AckPolicy,
-  type ConsumerConfig,
   DiscardPolicy,
-  JetStreamApiError,
   type JetStreamManager,
   jetstream,
   jetstreamManager,

@@ -10,6 +10,27 @@ export interface Unstarted {
 }
 
 /**
+ * Where a task of the type that has not started is, in the order to look: the
+ * schedule first, for a due task is published on its task subject before it
+ * leaves the schedule, so a read in this order cannot miss it on its way
+ * between the two. Each place's subject matches the task with an id token.
+ */
+export function unstartedPlaces(workerType: string) {
+  return [
+    {
+      stream: topology.schedulerStream(workerType),
+      subject: (token: string) => topology.scheduledSubject(workerType, token),
+      state: TaskState.SCHEDULED,
+    },
+    {
+      stream: topology.streamName(workerType),
+      subject: (token: string) => topology.taskSubjectAnyPriority(workerType, token),
+      state: TaskState.PENDING,
+    },
+  ] as const;
+}
+
+/**
  * Of these tasks, those still queued (PENDING) or waiting for their start time
  * (SCHEDULED), with their WorkItem: it is in the type's stream or scheduler
  * stream. One batched direct get per stream and worker type (the subjects'
@@ -26,17 +47,8 @@ export async function unstartedTasks(nc: NatsConnection, taskIds: readonly strin
   const unstarted = new Map<string, Unstarted>();
   for (const [type, ids] of byType) {
     const tokens = ids.map(taskIdToken);
-    // The schedule first (as NatsTaskBackend.findUnstarted): a due task is on its task
-    // subject before it leaves the schedule, so this order cannot miss it between the two.
-    for (const [stream, subject, state] of [
-      [topology.schedulerStream(type), topology.scheduledSubject, TaskState.SCHEDULED],
-      [topology.streamName(type), topology.taskSubjectAnyPriority, TaskState.PENDING],
-    ] as const) {
-      const found = await directGetLast(
-        nc,
-        stream,
-        tokens.map((token) => subject(type, token)),
-      ).catch((error: unknown) => {
+    for (const { stream, subject, state } of unstartedPlaces(type)) {
+      const found = await directGetLast(nc, stream, tokens.map(subject)).catch((error: unknown) => {
         // The type has no such stream on this server: none of its tasks is there.
         if (isNoSuchStream(error)) return new Map<string, never>();
         throw error;
