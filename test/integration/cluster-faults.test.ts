@@ -2,7 +2,6 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { Code, ConnectError } from "@connectrpc/connect";
 import { type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -16,7 +15,9 @@ import { createSupervisor, type Supervisor } from "../../worker-runtime/create-s
 import {
   accountFaults,
   describeAccount,
+  isRetried,
   noShortfalls,
+  readUntilAnswered,
   shortfalls,
   submitUntilAcknowledged,
 } from "../support/fault-accounting.ts";
@@ -24,7 +25,6 @@ import { type NatsCluster, startNatsCluster } from "../support/nats-server.ts";
 
 const tasks = 2000;
 /** Codes after which a keyed submit's outcome is unknown, or nothing was done: it is sent again. */
-const retried = new Set([Code.Unavailable, Code.DeadlineExceeded, Code.Unknown, Code.Internal, Code.Aborted]);
 
 /**
  * The cluster fault suite, in the durable profile (fsync before every ack), on
@@ -138,12 +138,7 @@ describe("cluster fault suite: leaders killed, a node frozen, on three nodes", (
     let submitRetries = 0;
     const submitOne = async (i: number) => {
       const client = clients[i % clients.length] as TaskwireClient;
-      const { id, retries } = await submitUntilAcknowledged(
-        client,
-        `cluster-fault-${i}`,
-        (error) => retried.has(ConnectError.from(error).code),
-        100,
-      );
+      const { id, retries } = await submitUntilAcknowledged(client, `cluster-fault-${i}`, isRetried, 100);
       acknowledged.add(id);
       submitRetries += retries;
     };
@@ -166,17 +161,12 @@ describe("cluster fault suite: leaders killed, a node frozen, on three nodes", (
     faulting = false;
     await faults;
 
-    const read = async (taskId: string) => {
-      for (;;) {
-        try {
-          return await (clients[0] as TaskwireClient).getTask(taskId);
-        } catch (error) {
-          if (!retried.has(ConnectError.from(error).code)) throw error;
-          await sleep(200);
-        }
-      }
-    };
-    const account = await accountFaults(acknowledged, read, join(dir, "executions.log"), 120_000);
+    const account = await accountFaults(
+      acknowledged,
+      (id) => readUntilAnswered(clients[0] as TaskwireClient, id),
+      join(dir, "executions.log"),
+      120_000,
+    );
     console.log(
       `cluster fault suite: ${tasks} tasks through 2 gateways, ${acknowledged.size} acknowledged ` +
         `(${submitRetries} submit retries); ${kills.length} node kills (${kills.join(", ")}), ${freezes} node freezes; ` +

@@ -1,5 +1,6 @@
 import { readFile } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { hashService } from "../../examples/gen/example/v1/hash_taskwire.ts";
 import { TaskState, type TaskStatus } from "../../gen/taskwire/v1/task_pb.ts";
 import type { TaskwireClient } from "../../sdk/client/create-client.ts";
@@ -108,6 +109,26 @@ export async function submitUntilAcknowledged(
     } catch (error) {
       if (!retryable(error)) throw error;
       await sleep(pauseMs);
+    }
+  }
+}
+
+/** Codes after which a call's outcome is unknown, or nothing was done: a keyed submit or a read is sent again. */
+const retriedCodes = new Set([Code.Unavailable, Code.DeadlineExceeded, Code.Unknown, Code.Internal, Code.Aborted]);
+
+/** Whether a failed call is sent again while a cluster elects leaders or a node is away. */
+export function isRetried(error: unknown): boolean {
+  return retriedCodes.has(ConnectError.from(error).code);
+}
+
+/** A task's status, read again (every 200 ms) for as long as the failure {@link isRetried}. */
+export async function readUntilAnswered(client: TaskwireClient, taskId: string): Promise<TaskStatus> {
+  for (;;) {
+    try {
+      return await client.getTask(taskId);
+    } catch (error) {
+      if (!isRetried(error)) throw error;
+      await sleep(200);
     }
   }
 }
