@@ -61,7 +61,7 @@ export async function runGateway(
       const tasks = await createNatsTaskBackend({
         nc,
         registry: createTaskRegistry(definitions),
-        topology: { ackWaitMs: config.worker.ackWaitMs, replicas: config.nats.replicas },
+        topology: { ackWaitMs: config.worker.ackWaitMs, replicas: config.nats.replicas, ...config.retention },
       });
       return { tasks, queues: await createNatsQueueBackend({ nc, tasks }) };
     } catch (error) {
@@ -127,6 +127,7 @@ export function runWorkers(config: TaskwireConfig): Supervisor {
     shutdownGraceMs: config.worker.shutdownGraceMs,
     ackWaitMs: config.worker.ackWaitMs,
     replicas: config.nats.replicas,
+    retention: config.retention,
     ...config.worker.restarts,
   });
 }

@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { parse } from "yaml";
+import type { RetentionSettings } from "../sdk/core/index.ts";
 import type { GatewayAuthOptions, GatewayLimits, GatewayTlsFiles } from "../server/index.ts";
 import type { PoolOptions, SupervisorOptions } from "../worker-runtime/index.ts";
 import { httpWorkerModule } from "../worker-runtime/index.ts";
@@ -28,6 +29,8 @@ export interface TaskwireConfig {
     /** TLS files (absolute paths): the gateway serves https. */
     readonly tls: GatewayTlsFiles | undefined;
   };
+  /** What finished tasks leave in the broker, for how long (docs/operations.md); a type's own retention wins. */
+  readonly retention: RetentionSettings;
   readonly worker: {
     /** @default 30000 */
     readonly shutdownGraceMs: number;
@@ -99,7 +102,21 @@ export async function loadConfig(path: string): Promise<TaskwireConfig> {
     };
   };
 
-  const top = obj(raw, "the document", ["nats", "gateway", "worker"]);
+  /** A duration: "30s", "15m", "12h", "7d", or 0 (forever). */
+  const duration = (value: unknown, key: string): number => {
+    if (value === 0) return 0;
+    const match = typeof value === "string" ? /^(\d+)(ms|s|m|h|d)$/.exec(value) : null;
+    if (!match)
+      return fail(
+        key,
+        `must be a duration such as "30s", "15m", "12h" or "7d" (0: forever), got ${JSON.stringify(value)}`,
+      );
+    const unit = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[match[2] as "ms"];
+    return Number(match[1]) * unit;
+  };
+
+  const top = obj(raw, "the document", ["nats", "gateway", "worker", "retention"]);
+  const retention = obj(top.retention, "retention", ["status", "deadLetters", "maxResultBytes"]);
   const nats = parseNatsConfig(top.nats, file);
   const gateway = obj(top.gateway, "gateway", ["host", "port", "services", "auth", "limits", "tls", "allowedHosts"]);
   const worker = obj(top.worker, "worker", [
@@ -163,6 +180,15 @@ export async function loadConfig(path: string): Promise<TaskwireConfig> {
         gateway.allowedHosts === undefined
           ? undefined
           : list(gateway.allowedHosts, "gateway.allowedHosts").map((h, i) => str(h, `gateway.allowedHosts[${i}]`)),
+    },
+    retention: {
+      ...(retention.status !== undefined ? { statusTtlMs: duration(retention.status, "retention.status") } : {}),
+      ...(retention.deadLetters !== undefined
+        ? { deadLetterTtlMs: duration(retention.deadLetters, "retention.deadLetters") }
+        : {}),
+      ...(retention.maxResultBytes !== undefined
+        ? { maxResultBytes: int(retention.maxResultBytes, "retention.maxResultBytes", 0, 1) }
+        : {}),
     },
     worker: {
       shutdownGraceMs: int(worker.shutdownGraceMs, "worker.shutdownGraceMs", 30_000, 0),

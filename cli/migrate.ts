@@ -26,7 +26,7 @@ export async function migrate(config: TaskwireConfig, dryRun: boolean): Promise<
   const { nc } = await openConnection(config.nats.connection, "taskwire-migrate");
   const differences: SettingDifference[] = [];
   const context = { mode: dryRun ? "plan" : "apply", report: (d: SettingDifference) => differences.push(d) } as const;
-  const options = { ackWaitMs: config.worker.ackWaitMs, replicas: config.nats.replicas };
+  const options = { ackWaitMs: config.worker.ackWaitMs, replicas: config.nats.replicas, ...config.retention };
   try {
     const jsm = await jetstreamManager(nc, jetStreamOptionsOf(nc));
     // The status bucket first: what a process that says nothing of replicas follows.

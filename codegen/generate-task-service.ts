@@ -44,6 +44,7 @@ export function generateTaskService(
   if (settings.maxQueued) f.print("  maxQueued: ", settings.maxQueued, ",");
   if (settings.storage === "memory") f.print('  storage: "memory",');
   if (settings.replicas) f.print("  replicas: ", settings.replicas, ",");
+  if (Object.keys(settings.retention).length > 0) f.print("  retention: ", literal(settings.retention), ",");
   if (sourceInfo) f.print("  sourceInfo: ", sourceInfo, ",");
   f.print("  methods: {");
   for (const method of methods) {

@@ -66,6 +66,7 @@ service MailService {
     type: "mailer"
     concurrency: 4
     replicas: 3
+    retention: { status: { seconds: 86400 } max_result_bytes: 2048 }
     defaults: { timeout: { seconds: 20 } retry: { max_attempts: 5 multiplier: 3 } priority: PRIORITY_LOW }
   };
   // Sends one receipt by email.
@@ -103,6 +104,7 @@ describe("protoc-gen-taskwire", () => {
     expect(code).toContain('workerType: "mailer"');
     expect(code).toContain("concurrency: 4");
     expect(code).toContain("replicas: 3");
+    expect(code).toContain("retention: { statusTtlMs: 86400000, maxResultBytes: 2048 }");
     // Method options override the service defaults field by field, in milliseconds.
     expect(code).toContain(
       'defaults: { timeoutMs: 1500, priority: "low", retry: { maxAttempts: 5, multiplier: 3, initialBackoffMs: 2000 } }',
@@ -329,6 +331,11 @@ ${service}
         "replicas other than 1, 3 or 5",
         'service S {\n  option (taskwire.v1.worker) = { type: "s", replicas: 2 };\n  rpc Do(Req) returns (Res);\n}',
         /bad\/v1\/x\.proto:6:1: bad\.v1\.S: \(taskwire\.v1\.worker\)\.replicas must be 1, 3 or 5 \(or unset\), got 2/,
+      ],
+      [
+        "a retention of zero or less",
+        'service S {\n  option (taskwire.v1.worker) = { type: "s", retention: { dead_letters: { seconds: -5 } } };\n  rpc Do(Req) returns (Res);\n}',
+        /bad\/v1\/x\.proto:6:1: bad\.v1\.S: \(taskwire\.v1\.worker\)\.retention\.dead_letters must be positive, got -5000ms/,
       ],
       [
         "a streaming rpc",

@@ -1,8 +1,8 @@
 import { type DescMethod, type DescService, getOption, hasOption } from "@bufbuild/protobuf";
 import type { Duration } from "@bufbuild/protobuf/wkt";
-import { Storage, type TaskOptions, task, worker } from "../gen/taskwire/v1/options_pb.ts";
+import { type Retention, Storage, type TaskOptions, task, worker } from "../gen/taskwire/v1/options_pb.ts";
 import { DeliveryMode, Priority, type RetryPolicy } from "../gen/taskwire/v1/task_pb.ts";
-import type { TaskDefaults } from "../sdk/core/index.ts";
+import type { RetentionSettings, TaskDefaults } from "../sdk/core/index.ts";
 import { PluginError } from "./plugin-error.ts";
 
 /** The worker option of a service, or undefined when it is not a task service. */
@@ -14,6 +14,7 @@ export interface WorkerSettings {
   readonly maxQueued: number;
   readonly storage: "file" | "memory";
   readonly replicas: number;
+  readonly retention: RetentionSettings;
 }
 
 const workerTypePattern = /^[a-z][a-z0-9_-]{0,63}$/;
@@ -54,6 +55,20 @@ export function workerSettings(service: DescService): WorkerSettings | undefined
     maxQueued: Number(options.maxQueued),
     storage: options.storage === Storage.MEMORY ? "memory" : "file",
     replicas: options.replicas,
+    retention: retentionSettings(service, options.retention),
+  };
+}
+
+/** `(taskwire.v1.worker).retention` in the SDK's units; unset fields are left out. */
+function retentionSettings(service: DescService, retention: Retention | undefined): RetentionSettings {
+  if (!retention) return {};
+  const where = `${service.typeName}: (taskwire.v1.worker).retention`;
+  return {
+    ...(retention.status ? { statusTtlMs: positiveMs(service, retention.status, `${where}.status`) } : {}),
+    ...(retention.deadLetters
+      ? { deadLetterTtlMs: positiveMs(service, retention.deadLetters, `${where}.dead_letters`) }
+      : {}),
+    ...(retention.maxResultBytes ? { maxResultBytes: retention.maxResultBytes } : {}),
   };
 }
 
@@ -104,7 +119,7 @@ function retry(method: DescMethod, policy: RetryPolicy, where: string): TaskDefa
   return out;
 }
 
-function positiveMs(method: DescMethod, duration: Duration, what: string): number {
+function positiveMs(method: DescMethod | DescService, duration: Duration, what: string): number {
   const ms = Number(duration.seconds) * 1000 + Math.round(duration.nanos / 1e6);
   if (ms <= 0) throw new PluginError(method, `${what} must be positive, got ${ms}ms`);
   return ms;

@@ -31,6 +31,7 @@ export type {
   QueueBackend,
   ResultFields,
   ResultMessage,
+  RetentionSettings,
   RetryOptions,
   StatusStream,
   SubmitLimits,

@@ -48,6 +48,8 @@ const rules: Record<string, Rule> = {
   [`${QueueService.typeName}/PurgeQueue`]: ofType("operate"),
   [`${QueueService.typeName}/RetryDeadLetter`]: ofTask("operate"),
   [`${QueueService.typeName}/PurgeDeadLetters`]: ofType("operate"),
+  // The store holds every type's statuses: its size is read:*.
+  [`${QueueService.typeName}/GetStore`]: () => ({ action: "read", workerTypes: ["*"] }),
 };
 
 /**

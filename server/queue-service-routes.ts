@@ -59,6 +59,7 @@ export function queueServiceRoutes(backend: QueueBackend, log: AuditLog): (route
         operation(context, workerType, async () => ({
           purged: BigInt(await backend.purgeDeadLetters(workerType, taskIds)),
         })),
+      getStore: () => backend.getStore(),
     });
   };
 }

@@ -23,6 +23,8 @@ export interface AttemptEnvironment {
   readonly heartbeatMs: number;
   /** The consumers' ack_wait: silent for longer, a delivery may be redelivered elsewhere. */
   readonly ackWaitMs: number;
+  /** The largest result kept: a larger one fails its task (the type's retention, else the deployment's). */
+  readonly maxResultBytes: number;
   /** The handler of an rpc of this worker type. */
   readonly bind: (methodName: string) => BoundMethod | undefined;
   /** Attempts running now, by task id: cancellation and shutdown abort them. */

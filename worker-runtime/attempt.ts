@@ -257,6 +257,13 @@ export class Attempt {
       const result = await bound.handler(decodeRequest(bound.method.input, workItem.payload), ctx);
       if (ctx.abortReason) throw ctx.abortReason; // a result after cancel or deadline does not count
       this.packed = packMessage(bound.method.output, create(bound.method.output, result));
+      if (this.packed.value.length > env.maxResultBytes) {
+        throw new TaskError(
+          `its result is ${this.packed.value.length} bytes, over the ${env.maxResultBytes} kept (retention.maxResultBytes)`,
+          Code.ResourceExhausted,
+          { retryable: false },
+        );
+      }
       return undefined;
     } catch (thrown) {
       return ctx.abortReason ?? TaskError.from(thrown);

@@ -1,5 +1,6 @@
 import { type ChildProcess, execFileSync, fork } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import type { RetentionSettings } from "../sdk/core/index.ts";
 import { absolutePaths, assertSecretReferences, type NatsConnectionSettings } from "../sdk/nats/index.ts";
 import { unloadableExitCode } from "./load-implementations.ts";
 
@@ -37,6 +38,8 @@ export interface SupervisorOptions {
   ackWaitMs?: number;
   /** Copies a cluster keeps of what the workers create (1, 3 or 5), passed to every worker. */
   replicas?: number;
+  /** The deployment's retention (taskwire.yaml), passed to every worker. */
+  retention?: RetentionSettings;
   /** Delay before the first restart of a crashed process; doubles per crash. @default 500 */
   restartBackoffMs?: number;
   /** Upper bound of the restart delay. @default 30000 */
@@ -267,6 +270,7 @@ function forkWorker(
       TASKWIRE_SHUTDOWN_GRACE_MS: String(options.shutdownGraceMs ?? 30_000),
       ...(options.ackWaitMs ? { TASKWIRE_ACK_WAIT_MS: String(options.ackWaitMs) } : {}),
       ...(options.replicas ? { TASKWIRE_REPLICAS: String(options.replicas) } : {}),
+      ...(options.retention ? { TASKWIRE_RETENTION: JSON.stringify(options.retention) } : {}),
     },
     stdio: ["ignore", "inherit", "inherit", "ipc"],
     ...identity,

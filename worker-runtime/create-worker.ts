@@ -11,6 +11,7 @@ import type { TaskStatus } from "../gen/taskwire/v1/task_pb.ts";
 import { isTerminal, TaskError, taskIdToken, topology } from "../sdk/core/index.ts";
 import {
   checkServerVersion,
+  defaultMaxResultBytes,
   fromNatsError,
   jetStreamOptionsOf,
   keepProvisioned,
@@ -22,6 +23,7 @@ import {
   provisionWorkerType,
   RequestPipeline,
   type StatusBucket,
+  statusTtls,
 } from "../sdk/nats/index.ts";
 import type { AttemptEnvironment } from "./attempt-environment.ts";
 import { DuePromoter } from "./due-promoter.ts";
@@ -81,7 +83,11 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
       return provisionStatusBucket(nc, resolved.topology);
     };
     const kv = await provision();
-    const worker = new TaskWorker(nc, owned, { kv, requests: new RequestPipeline(nc) }, resolved);
+    const ttls = await statusTtls(
+      jsm,
+      resolved.types.map((t) => t.definition),
+    );
+    const worker = new TaskWorker(nc, owned, { kv, requests: new RequestPipeline(nc), ttls }, resolved);
     await worker.start();
     keepProvisioned(nc, provision, (error) =>
       resolved.emit({ type: "error", error: fromNatsError(error, "provisioning after a reconnect") }),
@@ -174,6 +180,8 @@ class TaskWorker implements Worker {
       statusIntervalMs: this.options.statusIntervalMs,
       heartbeatMs,
       ackWaitMs,
+      maxResultBytes:
+        type.definition.retention?.maxResultBytes ?? this.options.topology?.maxResultBytes ?? defaultMaxResultBytes,
       bind: (name) => type.methods.get(name),
       running: this.running,
       cancelled: this.cancelled,

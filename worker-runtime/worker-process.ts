@@ -6,8 +6,9 @@
  * Environment: TASKWIRE_NATS (a URL) or TASKWIRE_NATS_SETTINGS (connection
  * settings as JSON, secrets as references), TASKWIRE_WORKER_MODULE, TASKWIRE_WORKER_ID,
  * optional TASKWIRE_CONCURRENCY, TASKWIRE_SHUTDOWN_GRACE_MS, TASKWIRE_ACK_WAIT_MS,
- * TASKWIRE_REPLICAS. A NATS that does not answer yet is waited for.
+ * TASKWIRE_REPLICAS, TASKWIRE_RETENTION (RetentionSettings as JSON). A NATS that does not answer yet is waited for.
  */
+import type { RetentionSettings } from "../sdk/core/index.ts";
 import { describeServers, type NatsConnectionSettings } from "../sdk/nats/index.ts";
 import { createWorker } from "./create-worker.ts";
 import { loadImplementations, unloadableExitCode } from "./load-implementations.ts";
@@ -53,7 +54,11 @@ const worker = await createWorker({
     console.error(`worker ${workerId}: waiting for NATS at ${describeServers(nats)}: ${reason}`),
   concurrency: optionalNumber("TASKWIRE_CONCURRENCY"),
   shutdownGraceMs,
-  topology: { ackWaitMs: optionalNumber("TASKWIRE_ACK_WAIT_MS"), replicas: optionalNumber("TASKWIRE_REPLICAS") },
+  topology: {
+    ackWaitMs: optionalNumber("TASKWIRE_ACK_WAIT_MS"),
+    replicas: optionalNumber("TASKWIRE_REPLICAS"),
+    ...(process.env.TASKWIRE_RETENTION ? (JSON.parse(process.env.TASKWIRE_RETENTION) as RetentionSettings) : {}),
+  },
 }).catch((error: Error) => {
   // One line, not a stack: the supervisor restarts the process with a backoff.
   console.error(`worker ${workerId}: could not start: ${error.message}`);

@@ -5,6 +5,7 @@ import { type Task, TaskErrorSchema, type TaskStatus } from "../../gen/taskwire/
 import type { ListTasksRequest, ListTasksResponse } from "../../gen/taskwire/v1/task_service_pb.ts";
 import type {
   QueueBackend,
+  RetentionSettings,
   StatusStream,
   SubmitLimits,
   TaskBackend,
@@ -89,6 +90,12 @@ export interface DirectClientOptions {
    * @default each type's `(taskwire.v1.worker).replicas`, else 1
    */
   replicas?: number;
+  /**
+   * The deployment's retention, for the streams and buckets this client creates
+   * (those in place keep theirs). A type's own `(taskwire.v1.worker).retention` wins.
+   * @default statuses and dead letters 7 days
+   */
+  retention?: RetentionSettings;
 }
 
 /** The Taskwire client: typed submits through generated clients, plus task queries. */
@@ -159,7 +166,7 @@ export async function createClient(
       registry: createTaskRegistry(options.services),
       limits: options.limits,
       resultGraceMs: options.resultGraceMs,
-      ...(options.replicas === undefined ? {} : { topology: { replicas: options.replicas } }),
+      topology: { replicas: options.replicas, ...options.retention },
     });
     const queues = await createNatsQueueBackend({ nc, tasks: backend });
     return clientOf(backend, queues, kvCheckpoints(nc, { replicas: options.replicas }), async () => {

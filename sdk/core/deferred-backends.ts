@@ -74,6 +74,7 @@ export function deferredBackends(ready: Promise<Backends>, waiting: string): Bac
     getDeadLetter: (taskId) => now().then((b) => b.queues.getDeadLetter(taskId)),
     retryDeadLetter: (taskId) => now().then((b) => b.queues.retryDeadLetter(taskId)),
     purgeDeadLetters: (workerType, taskIds) => now().then((b) => b.queues.purgeDeadLetters(workerType, taskIds)),
+    getStore: () => now().then((b) => b.queues.getStore()),
   };
   return { tasks, queues };
 }

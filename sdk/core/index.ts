@@ -35,6 +35,7 @@ export {
   type DeliveryName,
   defineTaskService,
   type PriorityName,
+  type RetentionSettings,
   type RetryOptions,
   type TaskDefaults,
   type TaskMethod,

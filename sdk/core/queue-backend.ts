@@ -1,4 +1,9 @@
-import type { DeadLetter, ListDeadLettersResponse, QueueInfo } from "../../gen/taskwire/v1/queue_service_pb.ts";
+import type {
+  DeadLetter,
+  GetStoreResponse,
+  ListDeadLettersResponse,
+  QueueInfo,
+} from "../../gen/taskwire/v1/queue_service_pb.ts";
 import type { TaskStatus } from "../../gen/taskwire/v1/task_pb.ts";
 
 /**
@@ -28,4 +33,6 @@ export interface QueueBackend {
   retryDeadLetter(taskId: string): Promise<TaskStatus>;
   /** Removes the listed tasks' dead letters, or every one of the type; resolves with how many. */
   purgeDeadLetters(workerType: string, taskIds?: string[]): Promise<number>;
+  /** The shared store of task statuses: records held, bytes, and how long it keeps them. */
+  getStore(): Promise<GetStoreResponse>;
 }

@@ -60,6 +60,21 @@ export interface TaskMethod<I extends DescMessage = DescMessage, O extends DescM
 }
 
 /**
+ * How long the broker keeps what finished tasks leave behind, and how large a
+ * result it keeps: taskwire.yaml's `retention` for a deployment, a type's
+ * `(taskwire.v1.worker).retention` for its own tasks. docs/operations.md gives
+ * the store's size per million tasks.
+ */
+export interface RetentionSettings {
+  /** How long a task's status record, result and index entries are kept after its last change. 0: forever. @default 7 days */
+  readonly statusTtlMs?: number;
+  /** How long a dead letter is kept. 0: until purged. @default 7 days */
+  readonly deadLetterTtlMs?: number;
+  /** The largest result kept, in bytes; a larger one fails its task with RESOURCE_EXHAUSTED. @default 1000000 */
+  readonly maxResultBytes?: number;
+}
+
+/**
  * A task service as the code generator describes it: its worker type and one
  * {@link TaskMethod} per rpc, keyed by the rpc's local (lowerCamelCase) name.
  */
@@ -85,6 +100,8 @@ export interface TaskServiceDefinition<M extends Record<string, TaskMethod> = Re
   readonly storage?: "file" | "memory";
   /** Copies a NATS cluster keeps of the type's streams, from `(taskwire.v1.worker).replicas`; absent: the deployment's, else 1. */
   readonly replicas?: number;
+  /** What the type's finished tasks leave in the broker, from `(taskwire.v1.worker).retention`; absent fields: the deployment's. */
+  readonly retention?: RetentionSettings;
   /** The task kinds, by local name. */
   readonly methods: M;
 }
@@ -113,6 +130,7 @@ export function defineTaskService<M extends Record<string, Omit<TaskMethod, "wor
   maxQueued?: number;
   storage?: "file" | "memory";
   replicas?: number;
+  retention?: RetentionSettings;
   /** The proto file's SourceCodeInfo (the locations that carry a comment), in base64. */
   sourceInfo?: string;
   methods: M;

@@ -23,5 +23,6 @@ export function createConnectQueueBackend(transport: Transport): QueueBackend {
       call(client.retryDeadLetter({ taskId })).then((r) => required(r.status, "RetryDeadLetter")),
     purgeDeadLetters: (workerType, taskIds = []) =>
       call(client.purgeDeadLetters({ workerType, taskIds })).then((r) => Number(r.purged)),
+    getStore: () => call(client.getStore({})),
   };
 }

@@ -29,6 +29,7 @@ export { createNatsTaskBackend, type NatsTaskBackendOptions } from "./nats-task-
 export { openConnection } from "./open-connection.ts";
 export {
   checkServerVersion,
+  defaultMaxResultBytes,
   keepProvisioned,
   provisionBucket,
   provisionEndpointConsumer,
@@ -37,6 +38,7 @@ export {
   provisionWorkerType,
   type StatusTopologyOptions,
   type StorageOptions,
+  statusTtls,
   type WorkerTypeTopologyOptions,
 } from "./provisioning.ts";
 export { RequestPipeline } from "./request-pipeline.ts";

@@ -1,12 +1,14 @@
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { type Duration, durationFromMs, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
 import { JetStreamApiError, type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
-import { headers, type NatsConnection } from "@nats-io/transport-node";
+import { headers, millis, type NatsConnection } from "@nats-io/transport-node";
 import {
   type DeadLetter,
   DeadLetterSchema,
+  type GetStoreResponse,
+  GetStoreResponseSchema,
   type ListDeadLettersResponse,
   ListDeadLettersResponseSchema,
   type QueueInfo,
@@ -78,6 +80,8 @@ class NatsQueueBackend implements QueueBackend {
       }
       const dead = await this.jsm.streams.info(topology.deadLetterStream(workerType));
       const scheduled = await this.jsm.streams.info(topology.schedulerStream(workerType));
+      // A type only ever worked on (no process that submits has started) has no index yet.
+      const index = await this.jsm.streams.info(topology.indexStream(workerType)).catch(() => undefined);
       const forever = pausedUntil !== undefined && pausedUntil.getTime() - Date.now() > pauseForeverMs / 2;
       return create(QueueInfoSchema, {
         workerType,
@@ -88,6 +92,15 @@ class NatsQueueBackend implements QueueBackend {
         pausedUntil: pausedUntil && !forever ? timestampFromDate(pausedUntil) : undefined,
         maxQueued: BigInt(Math.max(0, stream.config.max_msgs)),
         scheduled: BigInt(scheduled.state.messages),
+        storage: {
+          queuedBytes: BigInt(stream.state.bytes),
+          scheduledBytes: BigInt(scheduled.state.bytes),
+          deadLetterBytes: BigInt(dead.state.bytes),
+          indexBytes: BigInt(index?.state.bytes ?? 0),
+          deadLetterTtl: durationOfNanos(dead.config.max_age),
+          indexTtl: index && durationOfNanos(index.config.max_age),
+          replicas: stream.config.num_replicas,
+        },
       });
     });
   }
@@ -278,6 +291,21 @@ class NatsQueueBackend implements QueueBackend {
   }
 
   /** Runs a NATS operation on a worker type's streams: a missing stream is an unknown type. */
+  async getStore(): Promise<GetStoreResponse> {
+    try {
+      const { state, config } = await this.jsm.streams.info(topology.statusStream);
+      return create(GetStoreResponseSchema, {
+        statuses: BigInt(state.messages),
+        bytes: BigInt(state.bytes),
+        statusTtl: durationOfNanos(config.max_age),
+        replicas: config.num_replicas,
+        storage: config.storage,
+      });
+    } catch (error) {
+      throw fromNatsError(error, "reading the status store");
+    }
+  }
+
   private async nats<T>(workerType: string, doing: string, operation: () => Promise<T>): Promise<T> {
     if (!workerType) throw new TaskError(`${doing}: worker_type is required`, Code.InvalidArgument);
     checkWorkerType(workerType);
@@ -291,4 +319,9 @@ class NatsQueueBackend implements QueueBackend {
       throw fromNatsError(error, doing);
     }
   }
+}
+
+/** A stream's max_age as a Duration; undefined for 0 (kept until removed). */
+function durationOfNanos(nanos: number): Duration | undefined {
+  return nanos > 0 ? durationFromMs(millis(nanos)) : undefined;
 }

@@ -54,6 +54,7 @@ import {
   provisionWorkerType,
   type StatusTopologyOptions,
   type StorageOptions,
+  statusTtls,
   type WorkerTypeTopologyOptions,
 } from "./provisioning.ts";
 import { RequestPipeline } from "./request-pipeline.ts";
@@ -105,7 +106,7 @@ export async function createNatsTaskBackend(options: NatsTaskBackendOptions): Pr
     return new NatsTaskBackend(
       nc,
       jsm,
-      { kv, requests: new RequestPipeline(nc) },
+      { kv, requests: new RequestPipeline(nc), ttls: await statusTtls(jsm, registry.definitions) },
       registry,
       options.limits ?? {},
       new ResultInbox(

@@ -10,7 +10,7 @@ import {
   type StreamConfig,
 } from "@nats-io/jetstream";
 import { type KV, Kvm } from "@nats-io/kv";
-import { type NatsConnection, nanos } from "@nats-io/transport-node";
+import { millis, type NatsConnection, nanos } from "@nats-io/transport-node";
 import type { TaskServiceDefinition } from "../core/index.ts";
 import { routeLength, TaskError, topology } from "../core/index.ts";
 import { jetStreamOptionsOf } from "./connection-settings.ts";
@@ -42,9 +42,15 @@ export interface WorkerTypeTopologyOptions extends StorageOptions {
 export interface StatusTopologyOptions extends StorageOptions {
   /** How long a task's status is kept after its last change. 0: forever. @default 7 days */
   statusTtlMs?: number;
+  /** The largest result kept in a status record, in bytes: workers fail a task whose result is larger. @default {@link defaultMaxResultBytes} */
+  maxResultBytes?: number;
 }
 
-const defaultStatusTtlMs = 7 * 24 * 3600 * 1000;
+/** The largest result kept when nothing says: a status record must fit in NATS' default 1 MiB max_payload. */
+export const defaultMaxResultBytes = 1_000_000;
+
+/** How long statuses, index entries and dead letters are kept when nothing says. */
+const defaultTtlMs = 7 * 24 * 3600 * 1000;
 
 /** The lowest nats-server version Taskwire runs on (direct get, consumer pause, message schedules). */
 export const minimumServerVersion = "2.12.0";
@@ -144,7 +150,7 @@ function storageOf(options: StorageOptions, definition?: Pick<TaskServiceDefinit
  */
 export async function provisionWorkerType(
   jsm: JetStreamManager,
-  definition: Pick<TaskServiceDefinition, "workerType" | "maxQueued" | "storage" | "replicas">,
+  definition: Pick<TaskServiceDefinition, "workerType" | "maxQueued" | "storage" | "replicas" | "retention">,
   options: WorkerTypeTopologyOptions = {},
   context: ProvisionContext = keepAndWarn,
 ): Promise<void> {
@@ -175,7 +181,8 @@ export async function provisionWorkerType(
       duplicate_window,
     },
   );
-  const deadLetterTtl = setting(options.deadLetterTtlMs)(7 * 24 * 3600 * 1000);
+  // A type's own retention wins over the deployment's, which is the default of the types that say nothing.
+  const deadLetterTtl = setting(definition.retention?.deadLetterTtlMs, options.deadLetterTtlMs)(defaultTtlMs);
   await ensure(
     {
       name: topology.deadLetterStream(workerType),
@@ -260,17 +267,17 @@ export async function provisionWorkerType(
 }
 
 /**
- * Creates a worker type's task index (task-index.ts), kept as long as task
- * statuses are, as {@link provisionWorkerType} does its streams. Every process
+ * Creates a worker type's task index (task-index.ts), kept as long as the
+ * type's task statuses are, as {@link provisionWorkerType} does its streams. Every process
  * that submits calls it at start-up.
  */
 export async function provisionTaskIndex(
   jsm: JetStreamManager,
-  definition: Pick<TaskServiceDefinition, "workerType" | "storage" | "replicas">,
+  definition: Pick<TaskServiceDefinition, "workerType" | "storage" | "replicas" | "retention">,
   options: StatusTopologyOptions = {},
   context: ProvisionContext = keepAndWarn,
 ): Promise<void> {
-  const ttl = setting(options.statusTtlMs)(defaultStatusTtlMs);
+  const ttl = setting(definition.retention?.statusTtlMs, options.statusTtlMs)(defaultTtlMs);
   await ensureStream(
     jsm,
     streamSpec(
@@ -355,7 +362,7 @@ export async function provisionStatusBucket(
   return provisionBucket(
     nc,
     topology.statusBucket,
-    { ttlMs: options.statusTtlMs, defaultTtlMs: defaultStatusTtlMs, republish: statusRepublish },
+    { ttlMs: options.statusTtlMs, defaultTtlMs: defaultTtlMs, republish: statusRepublish },
     options,
     context,
   );
@@ -387,7 +394,12 @@ export async function provisionBucket(
   await ensureStream(
     jsm,
     streamSpec(
-      { name: `KV_${bucket}`, ...(shape.republish ? { republish: shape.republish } : {}) },
+      {
+        name: `KV_${bucket}`,
+        ...(shape.republish ? { republish: shape.republish } : {}),
+        // A record may be kept for less than the bucket does (a `Nats-TTL` on its write).
+        allow_msg_ttl: true,
+      } as Partial<StreamConfig> & { name: string },
       {
         num_replicas: replicas,
         storage,
@@ -406,6 +418,35 @@ export async function provisionBucket(
       }),
   );
   return kvm.open(bucket);
+}
+
+/**
+ * The `Nats-TTL` header value of each type whose `retention.status` is shorter
+ * than the status bucket's TTL in place: its status writes carry it. A type
+ * that asks for longer than the bucket keeps is warned of, as a setting kept.
+ */
+export async function statusTtls(
+  jsm: JetStreamManager,
+  definitions: readonly Pick<TaskServiceDefinition, "workerType" | "retention">[],
+  context: ProvisionContext = keepAndWarn,
+): Promise<Map<string, string>> {
+  const ttls = new Map<string, string>();
+  const asking = definitions.filter((d) => d.retention?.statusTtlMs !== undefined);
+  if (asking.length === 0) return ttls;
+  const bucketMs = millis((await jsm.streams.info(topology.statusStream)).config.max_age);
+  for (const { workerType, retention } of asking) {
+    const ttlMs = retention?.statusTtlMs as number;
+    if (bucketMs === 0 || ttlMs < bucketMs) ttls.set(workerType, `${Math.max(1, Math.ceil(ttlMs / 1000))}s`);
+    else if (ttlMs > bucketMs)
+      context.report({
+        resource: `bucket ${topology.statusBucket}`,
+        setting: `retention.status (of worker type ${workerType})`,
+        existing: `${bucketMs} ms`,
+        asked: `${ttlMs} ms`,
+        outcome: "kept",
+      });
+  }
+  return ttls;
 }
 
 function compareVersions(a: string, b: string): number {

@@ -3,7 +3,7 @@ import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import { headers, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
 import { type TaskStatus, TaskStatusSchema } from "../../gen/taskwire/v1/task_pb.ts";
-import { decodeStatus, topology } from "../core/index.ts";
+import { decodeStatus, topology, workerTypeOf } from "../core/index.ts";
 import { encodeMessage } from "../wire/index.ts";
 import { directGet, directGetLast, publishToStream } from "./jetstream-ops.ts";
 import type { RequestPipeline } from "./request-pipeline.ts";
@@ -18,6 +18,11 @@ export interface StoredStatus {
 export interface StatusBucket {
   readonly kv: KV;
   readonly requests: RequestPipeline;
+  /**
+   * The `Nats-TTL` of the worker types that keep their records for less than the
+   * bucket does (provisioning's `statusTtls`); the others' records take the bucket's TTL.
+   */
+  readonly ttls?: ReadonlyMap<string, string>;
 }
 
 /** Reads a task's status record; undefined when there is none. */
@@ -80,12 +85,13 @@ export function writeStatus(
   status.updatedAt = timestampNow();
   const bytes = encodeMessage(TaskStatusSchema, status);
   // A chain, not an async function, as every hot-path publish (see NatsTaskBackend.submit).
-  return publishToStream(
-    bucket.requests,
-    topology.statusSubject(status.taskId),
-    bytes,
-    expectedRevision === 0 ? createOnly : expectRevision(expectedRevision),
-  ).then(
+  const ttl = bucket.ttls?.size ? bucket.ttls.get(workerTypeOf(status.taskId)) : undefined;
+  let expect = expectedRevision === 0 ? createOnly : expectRevision(expectedRevision);
+  if (ttl) {
+    expect = expectRevision(expectedRevision);
+    expect.set("Nats-TTL", ttl);
+  }
+  return publishToStream(bucket.requests, topology.statusSubject(status.taskId), bytes, expect).then(
     (ack) => ({ revision: ack.seq, bytes }),
     (error: unknown) => {
       if (isWrongRevision(error)) return undefined;

@@ -14,7 +14,7 @@ import type { Message, UnknownEnum } from "@bufbuild/protobuf";
  * Describes the file taskwire/v1/options.proto.
  */
 export const file_taskwire_v1_options: GenFile = /*@__PURE__*/
-  fileDesc("Chl0YXNrd2lyZS92MS9vcHRpb25zLnByb3RvEgt0YXNrd2lyZS52MSLWAQoNV29ya2VyT3B0aW9ucxIMCgR0eXBlGAEgASgJEhMKC2NvbmN1cnJlbmN5GAIgASgNEioKCGRlZmF1bHRzGAMgASgLMhgudGFza3dpcmUudjEuVGFza09wdGlvbnMSFwoPbWF4X2NvbmN1cnJlbmN5GAQgASgNEhAKCG1heF9yYXRlGAUgASgBEhIKCm1heF9xdWV1ZWQYBiABKAQSJQoHc3RvcmFnZRgHIAEoDjIULnRhc2t3aXJlLnYxLlN0b3JhZ2USEAoIcmVwbGljYXMYCCABKA0i6gEKC1Rhc2tPcHRpb25zEioKB3RpbWVvdXQYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SJwoFcmV0cnkYAiABKAsyGC50YXNrd2lyZS52MS5SZXRyeVBvbGljeRInCghwcmlvcml0eRgDIAEoDjIVLnRhc2t3aXJlLnYxLlByaW9yaXR5EisKCGRlbGl2ZXJ5GAQgASgOMhkudGFza3dpcmUudjEuRGVsaXZlcnlNb2RlEjAKDWV4cGlyZXNfYWZ0ZXIYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iIAoMRmllbGRPcHRpb25zEhAKCHJlcXVpcmVkGAEgASgIKkgKB1N0b3JhZ2USFwoTU1RPUkFHRV9VTlNQRUNJRklFRBAAEhAKDFNUT1JBR0VfRklMRRABEhIKDlNUT1JBR0VfTUVNT1JZEAI6VQoGd29ya2VyEh8uZ29vZ2xlLnByb3RvYnVmLlNlcnZpY2VPcHRpb25zGLqUAyABKAsyGi50YXNrd2lyZS52MS5Xb3JrZXJPcHRpb25zUgZ3b3JrZXI6TgoEdGFzaxIeLmdvb2dsZS5wcm90b2J1Zi5NZXRob2RPcHRpb25zGLqUAyABKAsyGC50YXNrd2lyZS52MS5UYXNrT3B0aW9uc1IEdGFzazpQCgVmaWVsZBIdLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE9wdGlvbnMYupQDIAEoCzIZLnRhc2t3aXJlLnYxLkZpZWxkT3B0aW9uc1IFZmllbGRiBnByb3RvMw", [file_google_protobuf_descriptor, file_google_protobuf_duration, file_taskwire_v1_task]);
+  fileDesc("Chl0YXNrd2lyZS92MS9vcHRpb25zLnByb3RvEgt0YXNrd2lyZS52MSKBAgoNV29ya2VyT3B0aW9ucxIMCgR0eXBlGAEgASgJEhMKC2NvbmN1cnJlbmN5GAIgASgNEioKCGRlZmF1bHRzGAMgASgLMhgudGFza3dpcmUudjEuVGFza09wdGlvbnMSFwoPbWF4X2NvbmN1cnJlbmN5GAQgASgNEhAKCG1heF9yYXRlGAUgASgBEhIKCm1heF9xdWV1ZWQYBiABKAQSJQoHc3RvcmFnZRgHIAEoDjIULnRhc2t3aXJlLnYxLlN0b3JhZ2USEAoIcmVwbGljYXMYCCABKA0SKQoJcmV0ZW50aW9uGAkgASgLMhYudGFza3dpcmUudjEuUmV0ZW50aW9uIoEBCglSZXRlbnRpb24SKQoGc3RhdHVzGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi8KDGRlYWRfbGV0dGVycxgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIYChBtYXhfcmVzdWx0X2J5dGVzGAMgASgNIuoBCgtUYXNrT3B0aW9ucxIqCgd0aW1lb3V0GAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEicKBXJldHJ5GAIgASgLMhgudGFza3dpcmUudjEuUmV0cnlQb2xpY3kSJwoIcHJpb3JpdHkYAyABKA4yFS50YXNrd2lyZS52MS5Qcmlvcml0eRIrCghkZWxpdmVyeRgEIAEoDjIZLnRhc2t3aXJlLnYxLkRlbGl2ZXJ5TW9kZRIwCg1leHBpcmVzX2FmdGVyGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIiAKDEZpZWxkT3B0aW9ucxIQCghyZXF1aXJlZBgBIAEoCCpICgdTdG9yYWdlEhcKE1NUT1JBR0VfVU5TUEVDSUZJRUQQABIQCgxTVE9SQUdFX0ZJTEUQARISCg5TVE9SQUdFX01FTU9SWRACOlUKBndvcmtlchIfLmdvb2dsZS5wcm90b2J1Zi5TZXJ2aWNlT3B0aW9ucxi6lAMgASgLMhoudGFza3dpcmUudjEuV29ya2VyT3B0aW9uc1IGd29ya2VyOk4KBHRhc2sSHi5nb29nbGUucHJvdG9idWYuTWV0aG9kT3B0aW9ucxi6lAMgASgLMhgudGFza3dpcmUudjEuVGFza09wdGlvbnNSBHRhc2s6UAoFZmllbGQSHS5nb29nbGUucHJvdG9idWYuRmllbGRPcHRpb25zGLqUAyABKAsyGS50YXNrd2lyZS52MS5GaWVsZE9wdGlvbnNSBWZpZWxkYgZwcm90bzM", [file_google_protobuf_descriptor, file_google_protobuf_duration, file_taskwire_v1_task]);
 
 /**
  * Marks a service as a task service: each of its unary rpcs is a task kind whose
@@ -92,6 +92,14 @@ export type WorkerOptions = Message<"taskwire.v1.WorkerOptions"> & {
    * @generated from field: uint32 replicas = 8;
    */
   replicas: number;
+
+  /**
+   * How long the broker keeps what the type's tasks leave behind; unset fields
+   * take the deployment's `retention` (taskwire.yaml). See docs/operations.md.
+   *
+   * @generated from field: taskwire.v1.Retention retention = 9;
+   */
+  retention?: Retention | undefined;
 };
 
 /**
@@ -100,6 +108,44 @@ export type WorkerOptions = Message<"taskwire.v1.WorkerOptions"> & {
  */
 export const WorkerOptionsSchema: GenMessage<WorkerOptions> = /*@__PURE__*/
   messageDesc(file_taskwire_v1_options, 0);
+
+/**
+ * What a worker type's finished tasks leave in the broker, and for how long.
+ *
+ * @generated from message taskwire.v1.Retention
+ */
+export type Retention = Message<"taskwire.v1.Retention"> & {
+  /**
+   * How long a task's status record (with its result) and its index entries are
+   * kept after its last change. At most the deployment's `retention.status`: the
+   * status bucket is shared, and keeps no record longer. Unset: the deployment's.
+   *
+   * @generated from field: google.protobuf.Duration status = 1;
+   */
+  status?: Duration | undefined;
+
+  /**
+   * How long a dead letter is kept. Unset: the deployment's.
+   *
+   * @generated from field: google.protobuf.Duration dead_letters = 2;
+   */
+  deadLetters?: Duration | undefined;
+
+  /**
+   * The largest result kept, in bytes: a handler's result over it fails the task
+   * with RESOURCE_EXHAUSTED, saying so. Zero: the deployment's.
+   *
+   * @generated from field: uint32 max_result_bytes = 3;
+   */
+  maxResultBytes: number;
+};
+
+/**
+ * Describes the message taskwire.v1.Retention.
+ * Use `create(RetentionSchema)` to create a new message.
+ */
+export const RetentionSchema: GenMessage<Retention> = /*@__PURE__*/
+  messageDesc(file_taskwire_v1_options, 1);
 
 /**
  * Defaults of one task kind. Every field may be overridden per task at submit.
@@ -148,7 +194,7 @@ export type TaskOptions = Message<"taskwire.v1.TaskOptions"> & {
  * Use `create(TaskOptionsSchema)` to create a new message.
  */
 export const TaskOptionsSchema: GenMessage<TaskOptions> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_options, 1);
+  messageDesc(file_taskwire_v1_options, 2);
 
 /**
  * Constraints on a field of a task payload, checked at submit: a task that breaks
@@ -173,7 +219,7 @@ export type FieldOptions = Message<"taskwire.v1.FieldOptions"> & {
  * Use `create(FieldOptionsSchema)` to create a new message.
  */
 export const FieldOptionsSchema: GenMessage<FieldOptions> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_options, 2);
+  messageDesc(file_taskwire_v1_options, 3);
 
 /**
  * Where the broker keeps a worker type's queued, delayed and dead-lettered tasks.

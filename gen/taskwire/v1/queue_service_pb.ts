@@ -4,8 +4,8 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { TaskStatus, WorkItem } from "./task_pb.ts";
 import { file_taskwire_v1_task } from "./task_pb.ts";
 import type { Message } from "@bufbuild/protobuf";
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file taskwire/v1/queue_service.proto.
  */
 export const file_taskwire_v1_queue_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch90YXNrd2lyZS92MS9xdWV1ZV9zZXJ2aWNlLnByb3RvEgt0YXNrd2lyZS52MSLAAQoJUXVldWVJbmZvEhMKC3dvcmtlcl90eXBlGAEgASgJEg4KBnF1ZXVlZBgCIAEoBBIPCgdydW5uaW5nGAMgASgEEhQKDGRlYWRfbGV0dGVycxgEIAEoBBIOCgZwYXVzZWQYBSABKAgSMAoMcGF1c2VkX3VudGlsGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgptYXhfcXVldWVkGAcgASgEEhEKCXNjaGVkdWxlZBgIIAEoBCKMAQoKRGVhZExldHRlchInCgZzdGF0dXMYASABKAsyFy50YXNrd2lyZS52MS5UYXNrU3RhdHVzEigKCXdvcmtfaXRlbRgCIAEoCzIVLnRhc2t3aXJlLnYxLldvcmtJdGVtEisKB2RlYWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIiYKD0dldFF1ZXVlUmVxdWVzdBITCgt3b3JrZXJfdHlwZRgBIAEoCSI5ChBHZXRRdWV1ZVJlc3BvbnNlEiUKBXF1ZXVlGAEgASgLMhYudGFza3dpcmUudjEuUXVldWVJbmZvIlMKEVBhdXNlUXVldWVSZXF1ZXN0EhMKC3dvcmtlcl90eXBlGAEgASgJEikKBXVudGlsGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI7ChJQYXVzZVF1ZXVlUmVzcG9uc2USJQoFcXVldWUYASABKAsyFi50YXNrd2lyZS52MS5RdWV1ZUluZm8iKQoSUmVzdW1lUXVldWVSZXF1ZXN0EhMKC3dvcmtlcl90eXBlGAEgASgJIjwKE1Jlc3VtZVF1ZXVlUmVzcG9uc2USJQoFcXVldWUYASABKAsyFi50YXNrd2lyZS52MS5RdWV1ZUluZm8iOAoRUHVyZ2VRdWV1ZVJlcXVlc3QSEwoLd29ya2VyX3R5cGUYASABKAkSDgoGcmVhc29uGAIgASgJIiQKElB1cmdlUXVldWVSZXNwb25zZRIOCgZwdXJnZWQYASABKAQiVAoWTGlzdERlYWRMZXR0ZXJzUmVxdWVzdBITCgt3b3JrZXJfdHlwZRgBIAEoCRIRCglwYWdlX3NpemUYAiABKA0SEgoKcGFnZV90b2tlbhgDIAEoCSJhChdMaXN0RGVhZExldHRlcnNSZXNwb25zZRItCgxkZWFkX2xldHRlcnMYASADKAsyFy50YXNrd2lyZS52MS5EZWFkTGV0dGVyEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSInChRHZXREZWFkTGV0dGVyUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJIkUKFUdldERlYWRMZXR0ZXJSZXNwb25zZRIsCgtkZWFkX2xldHRlchgBIAEoCzIXLnRhc2t3aXJlLnYxLkRlYWRMZXR0ZXIiKQoWUmV0cnlEZWFkTGV0dGVyUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJIkIKF1JldHJ5RGVhZExldHRlclJlc3BvbnNlEicKBnN0YXR1cxgBIAEoCzIXLnRhc2t3aXJlLnYxLlRhc2tTdGF0dXMiQAoXUHVyZ2VEZWFkTGV0dGVyc1JlcXVlc3QSEwoLd29ya2VyX3R5cGUYASABKAkSEAoIdGFza19pZHMYAiADKAkiKgoYUHVyZ2VEZWFkTGV0dGVyc1Jlc3BvbnNlEg4KBnB1cmdlZBgBIAEoBDK8BQoMUXVldWVTZXJ2aWNlEkcKCEdldFF1ZXVlEhwudGFza3dpcmUudjEuR2V0UXVldWVSZXF1ZXN0Gh0udGFza3dpcmUudjEuR2V0UXVldWVSZXNwb25zZRJNCgpQYXVzZVF1ZXVlEh4udGFza3dpcmUudjEuUGF1c2VRdWV1ZVJlcXVlc3QaHy50YXNrd2lyZS52MS5QYXVzZVF1ZXVlUmVzcG9uc2USUAoLUmVzdW1lUXVldWUSHy50YXNrd2lyZS52MS5SZXN1bWVRdWV1ZVJlcXVlc3QaIC50YXNrd2lyZS52MS5SZXN1bWVRdWV1ZVJlc3BvbnNlEk0KClB1cmdlUXVldWUSHi50YXNrd2lyZS52MS5QdXJnZVF1ZXVlUmVxdWVzdBofLnRhc2t3aXJlLnYxLlB1cmdlUXVldWVSZXNwb25zZRJcCg9MaXN0RGVhZExldHRlcnMSIy50YXNrd2lyZS52MS5MaXN0RGVhZExldHRlcnNSZXF1ZXN0GiQudGFza3dpcmUudjEuTGlzdERlYWRMZXR0ZXJzUmVzcG9uc2USVgoNR2V0RGVhZExldHRlchIhLnRhc2t3aXJlLnYxLkdldERlYWRMZXR0ZXJSZXF1ZXN0GiIudGFza3dpcmUudjEuR2V0RGVhZExldHRlclJlc3BvbnNlElwKD1JldHJ5RGVhZExldHRlchIjLnRhc2t3aXJlLnYxLlJldHJ5RGVhZExldHRlclJlcXVlc3QaJC50YXNrd2lyZS52MS5SZXRyeURlYWRMZXR0ZXJSZXNwb25zZRJfChBQdXJnZURlYWRMZXR0ZXJzEiQudGFza3dpcmUudjEuUHVyZ2VEZWFkTGV0dGVyc1JlcXVlc3QaJS50YXNrd2lyZS52MS5QdXJnZURlYWRMZXR0ZXJzUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp, file_taskwire_v1_task]);
+  fileDesc("Ch90YXNrd2lyZS92MS9xdWV1ZV9zZXJ2aWNlLnByb3RvEgt0YXNrd2lyZS52MSLsAQoJUXVldWVJbmZvEhMKC3dvcmtlcl90eXBlGAEgASgJEg4KBnF1ZXVlZBgCIAEoBBIPCgdydW5uaW5nGAMgASgEEhQKDGRlYWRfbGV0dGVycxgEIAEoBBIOCgZwYXVzZWQYBSABKAgSMAoMcGF1c2VkX3VudGlsGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgptYXhfcXVldWVkGAcgASgEEhEKCXNjaGVkdWxlZBgIIAEoBBIqCgdzdG9yYWdlGAkgASgLMhkudGFza3dpcmUudjEuUXVldWVTdG9yYWdlIuEBCgxRdWV1ZVN0b3JhZ2USFAoMcXVldWVkX2J5dGVzGAEgASgEEhcKD3NjaGVkdWxlZF9ieXRlcxgCIAEoBBIZChFkZWFkX2xldHRlcl9ieXRlcxgDIAEoBBITCgtpbmRleF9ieXRlcxgEIAEoBBIyCg9kZWFkX2xldHRlcl90dGwYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLAoJaW5kZXhfdHRsGAYgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhAKCHJlcGxpY2FzGAcgASgNIowBCgpEZWFkTGV0dGVyEicKBnN0YXR1cxgBIAEoCzIXLnRhc2t3aXJlLnYxLlRhc2tTdGF0dXMSKAoJd29ya19pdGVtGAIgASgLMhUudGFza3dpcmUudjEuV29ya0l0ZW0SKwoHZGVhZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiJgoPR2V0UXVldWVSZXF1ZXN0EhMKC3dvcmtlcl90eXBlGAEgASgJIjkKEEdldFF1ZXVlUmVzcG9uc2USJQoFcXVldWUYASABKAsyFi50YXNrd2lyZS52MS5RdWV1ZUluZm8iUwoRUGF1c2VRdWV1ZVJlcXVlc3QSEwoLd29ya2VyX3R5cGUYASABKAkSKQoFdW50aWwYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjsKElBhdXNlUXVldWVSZXNwb25zZRIlCgVxdWV1ZRgBIAEoCzIWLnRhc2t3aXJlLnYxLlF1ZXVlSW5mbyIpChJSZXN1bWVRdWV1ZVJlcXVlc3QSEwoLd29ya2VyX3R5cGUYASABKAkiPAoTUmVzdW1lUXVldWVSZXNwb25zZRIlCgVxdWV1ZRgBIAEoCzIWLnRhc2t3aXJlLnYxLlF1ZXVlSW5mbyI4ChFQdXJnZVF1ZXVlUmVxdWVzdBITCgt3b3JrZXJfdHlwZRgBIAEoCRIOCgZyZWFzb24YAiABKAkiJAoSUHVyZ2VRdWV1ZVJlc3BvbnNlEg4KBnB1cmdlZBgBIAEoBCJUChZMaXN0RGVhZExldHRlcnNSZXF1ZXN0EhMKC3dvcmtlcl90eXBlGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoDRISCgpwYWdlX3Rva2VuGAMgASgJImEKF0xpc3REZWFkTGV0dGVyc1Jlc3BvbnNlEi0KDGRlYWRfbGV0dGVycxgBIAMoCzIXLnRhc2t3aXJlLnYxLkRlYWRMZXR0ZXISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIicKFEdldERlYWRMZXR0ZXJSZXF1ZXN0Eg8KB3Rhc2tfaWQYASABKAkiRQoVR2V0RGVhZExldHRlclJlc3BvbnNlEiwKC2RlYWRfbGV0dGVyGAEgASgLMhcudGFza3dpcmUudjEuRGVhZExldHRlciIpChZSZXRyeURlYWRMZXR0ZXJSZXF1ZXN0Eg8KB3Rhc2tfaWQYASABKAkiQgoXUmV0cnlEZWFkTGV0dGVyUmVzcG9uc2USJwoGc3RhdHVzGAEgASgLMhcudGFza3dpcmUudjEuVGFza1N0YXR1cyJAChdQdXJnZURlYWRMZXR0ZXJzUmVxdWVzdBITCgt3b3JrZXJfdHlwZRgBIAEoCRIQCgh0YXNrX2lkcxgCIAMoCSIqChhQdXJnZURlYWRMZXR0ZXJzUmVzcG9uc2USDgoGcHVyZ2VkGAEgASgEIhEKD0dldFN0b3JlUmVxdWVzdCKFAQoQR2V0U3RvcmVSZXNwb25zZRIQCghzdGF0dXNlcxgBIAEoBBINCgVieXRlcxgCIAEoBBItCgpzdGF0dXNfdHRsGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhAKCHJlcGxpY2FzGAQgASgNEg8KB3N0b3JhZ2UYBSABKAkyhQYKDFF1ZXVlU2VydmljZRJHCghHZXRRdWV1ZRIcLnRhc2t3aXJlLnYxLkdldFF1ZXVlUmVxdWVzdBodLnRhc2t3aXJlLnYxLkdldFF1ZXVlUmVzcG9uc2USTQoKUGF1c2VRdWV1ZRIeLnRhc2t3aXJlLnYxLlBhdXNlUXVldWVSZXF1ZXN0Gh8udGFza3dpcmUudjEuUGF1c2VRdWV1ZVJlc3BvbnNlElAKC1Jlc3VtZVF1ZXVlEh8udGFza3dpcmUudjEuUmVzdW1lUXVldWVSZXF1ZXN0GiAudGFza3dpcmUudjEuUmVzdW1lUXVldWVSZXNwb25zZRJNCgpQdXJnZVF1ZXVlEh4udGFza3dpcmUudjEuUHVyZ2VRdWV1ZVJlcXVlc3QaHy50YXNrd2lyZS52MS5QdXJnZVF1ZXVlUmVzcG9uc2USXAoPTGlzdERlYWRMZXR0ZXJzEiMudGFza3dpcmUudjEuTGlzdERlYWRMZXR0ZXJzUmVxdWVzdBokLnRhc2t3aXJlLnYxLkxpc3REZWFkTGV0dGVyc1Jlc3BvbnNlElYKDUdldERlYWRMZXR0ZXISIS50YXNrd2lyZS52MS5HZXREZWFkTGV0dGVyUmVxdWVzdBoiLnRhc2t3aXJlLnYxLkdldERlYWRMZXR0ZXJSZXNwb25zZRJcCg9SZXRyeURlYWRMZXR0ZXISIy50YXNrd2lyZS52MS5SZXRyeURlYWRMZXR0ZXJSZXF1ZXN0GiQudGFza3dpcmUudjEuUmV0cnlEZWFkTGV0dGVyUmVzcG9uc2USXwoQUHVyZ2VEZWFkTGV0dGVycxIkLnRhc2t3aXJlLnYxLlB1cmdlRGVhZExldHRlcnNSZXF1ZXN0GiUudGFza3dpcmUudjEuUHVyZ2VEZWFkTGV0dGVyc1Jlc3BvbnNlEkcKCEdldFN0b3JlEhwudGFza3dpcmUudjEuR2V0U3RvcmVSZXF1ZXN0Gh0udGFza3dpcmUudjEuR2V0U3RvcmVSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_taskwire_v1_task]);
 
 /**
  * The state of one worker type's queue.
@@ -77,6 +77,13 @@ export type QueueInfo = Message<"taskwire.v1.QueueInfo"> & {
    * @generated from field: uint64 scheduled = 8;
    */
   scheduled: bigint;
+
+  /**
+   * What the type holds in the broker, and for how long.
+   *
+   * @generated from field: taskwire.v1.QueueStorage storage = 9;
+   */
+  storage?: QueueStorage | undefined;
 };
 
 /**
@@ -85,6 +92,70 @@ export type QueueInfo = Message<"taskwire.v1.QueueInfo"> & {
  */
 export const QueueInfoSchema: GenMessage<QueueInfo> = /*@__PURE__*/
   messageDesc(file_taskwire_v1_queue_service, 0);
+
+/**
+ * The bytes a worker type's streams hold in the broker (one copy: a cluster
+ * keeps one per replica), and how long what finishes is kept.
+ *
+ * @generated from message taskwire.v1.QueueStorage
+ */
+export type QueueStorage = Message<"taskwire.v1.QueueStorage"> & {
+  /**
+   * Queued and running tasks.
+   *
+   * @generated from field: uint64 queued_bytes = 1;
+   */
+  queuedBytes: bigint;
+
+  /**
+   * Delayed tasks.
+   *
+   * @generated from field: uint64 scheduled_bytes = 2;
+   */
+  scheduledBytes: bigint;
+
+  /**
+   * Dead letters.
+   *
+   * @generated from field: uint64 dead_letter_bytes = 3;
+   */
+  deadLetterBytes: bigint;
+
+  /**
+   * The task index (ListTasks).
+   *
+   * @generated from field: uint64 index_bytes = 4;
+   */
+  indexBytes: bigint;
+
+  /**
+   * How long a dead letter is kept; unset: until purged.
+   *
+   * @generated from field: google.protobuf.Duration dead_letter_ttl = 5;
+   */
+  deadLetterTtl?: Duration | undefined;
+
+  /**
+   * How long the type's index entries are kept (its status TTL); unset: forever.
+   *
+   * @generated from field: google.protobuf.Duration index_ttl = 6;
+   */
+  indexTtl?: Duration | undefined;
+
+  /**
+   * Copies kept by a cluster.
+   *
+   * @generated from field: uint32 replicas = 7;
+   */
+  replicas: number;
+};
+
+/**
+ * Describes the message taskwire.v1.QueueStorage.
+ * Use `create(QueueStorageSchema)` to create a new message.
+ */
+export const QueueStorageSchema: GenMessage<QueueStorage> = /*@__PURE__*/
+  messageDesc(file_taskwire_v1_queue_service, 1);
 
 /**
  * A task that failed for good: its final status and what was submitted.
@@ -119,7 +190,7 @@ export type DeadLetter = Message<"taskwire.v1.DeadLetter"> & {
  * Use `create(DeadLetterSchema)` to create a new message.
  */
 export const DeadLetterSchema: GenMessage<DeadLetter> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_queue_service, 1);
+  messageDesc(file_taskwire_v1_queue_service, 2);
 
 /**
  * Request of QueueService.GetQueue.
@@ -140,7 +211,7 @@ export type GetQueueRequest = Message<"taskwire.v1.GetQueueRequest"> & {
  * Use `create(GetQueueRequestSchema)` to create a new message.
  */
 export const GetQueueRequestSchema: GenMessage<GetQueueRequest> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_queue_service, 2);
+  messageDesc(file_taskwire_v1_queue_service, 3);
 
 /**
  * Response of QueueService.GetQueue.
@@ -161,7 +232,7 @@ export type GetQueueResponse = Message<"taskwire.v1.GetQueueResponse"> & {
  * Use `create(GetQueueResponseSchema)` to create a new message.
  */
 export const GetQueueResponseSchema: GenMessage<GetQueueResponse> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_queue_service, 3);
+  messageDesc(file_taskwire_v1_queue_service, 4);
 
 /**
  * Request of QueueService.PauseQueue.
@@ -189,7 +260,7 @@ export type PauseQueueRequest = Message<"taskwire.v1.PauseQueueRequest"> & {
  * Use `create(PauseQueueRequestSchema)` to create a new message.
  */
 export const PauseQueueRequestSchema: GenMessage<PauseQueueRequest> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_queue_service, 4);
+  messageDesc(file_taskwire_v1_queue_service, 5);
 
 /**
  * Response of QueueService.PauseQueue.
@@ -210,7 +281,7 @@ export type PauseQueueResponse = Message<"taskwire.v1.PauseQueueResponse"> & {
  * Use `create(PauseQueueResponseSchema)` to create a new message.
  */
 export const PauseQueueResponseSchema: GenMessage<PauseQueueResponse> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_queue_service, 5);
+  messageDesc(file_taskwire_v1_queue_service, 6);
 
 /**
  * Request of QueueService.ResumeQueue.
@@ -231,7 +302,7 @@ export type ResumeQueueRequest = Message<"taskwire.v1.ResumeQueueRequest"> & {
  * Use `create(ResumeQueueRequestSchema)` to create a new message.
  */
 export const ResumeQueueRequestSchema: GenMessage<ResumeQueueRequest> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_queue_service, 6);
+  messageDesc(file_taskwire_v1_queue_service, 7);
 
 /**
  * Response of QueueService.ResumeQueue.
@@ -252,7 +323,7 @@ export type ResumeQueueResponse = Message<"taskwire.v1.ResumeQueueResponse"> & {
  * Use `create(ResumeQueueResponseSchema)` to create a new message.
  */
 export const ResumeQueueResponseSchema: GenMessage<ResumeQueueResponse> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_queue_service, 7);
+  messageDesc(file_taskwire_v1_queue_service, 8);
 
 /**
  * Request of QueueService.PurgeQueue.
@@ -280,7 +351,7 @@ export type PurgeQueueRequest = Message<"taskwire.v1.PurgeQueueRequest"> & {
  * Use `create(PurgeQueueRequestSchema)` to create a new message.
  */
 export const PurgeQueueRequestSchema: GenMessage<PurgeQueueRequest> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_queue_service, 8);
+  messageDesc(file_taskwire_v1_queue_service, 9);
 
 /**
  * Response of QueueService.PurgeQueue.
@@ -301,7 +372,7 @@ export type PurgeQueueResponse = Message<"taskwire.v1.PurgeQueueResponse"> & {
  * Use `create(PurgeQueueResponseSchema)` to create a new message.
  */
 export const PurgeQueueResponseSchema: GenMessage<PurgeQueueResponse> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_queue_service, 9);
+  messageDesc(file_taskwire_v1_queue_service, 10);
 
 /**
  * Request of QueueService.ListDeadLetters.
@@ -336,7 +407,7 @@ export type ListDeadLettersRequest = Message<"taskwire.v1.ListDeadLettersRequest
  * Use `create(ListDeadLettersRequestSchema)` to create a new message.
  */
 export const ListDeadLettersRequestSchema: GenMessage<ListDeadLettersRequest> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_queue_service, 10);
+  messageDesc(file_taskwire_v1_queue_service, 11);
 
 /**
  * Response of QueueService.ListDeadLetters.
@@ -364,7 +435,7 @@ export type ListDeadLettersResponse = Message<"taskwire.v1.ListDeadLettersRespon
  * Use `create(ListDeadLettersResponseSchema)` to create a new message.
  */
 export const ListDeadLettersResponseSchema: GenMessage<ListDeadLettersResponse> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_queue_service, 11);
+  messageDesc(file_taskwire_v1_queue_service, 12);
 
 /**
  * Request of QueueService.GetDeadLetter.
@@ -385,7 +456,7 @@ export type GetDeadLetterRequest = Message<"taskwire.v1.GetDeadLetterRequest"> &
  * Use `create(GetDeadLetterRequestSchema)` to create a new message.
  */
 export const GetDeadLetterRequestSchema: GenMessage<GetDeadLetterRequest> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_queue_service, 12);
+  messageDesc(file_taskwire_v1_queue_service, 13);
 
 /**
  * Response of QueueService.GetDeadLetter.
@@ -406,7 +477,7 @@ export type GetDeadLetterResponse = Message<"taskwire.v1.GetDeadLetterResponse">
  * Use `create(GetDeadLetterResponseSchema)` to create a new message.
  */
 export const GetDeadLetterResponseSchema: GenMessage<GetDeadLetterResponse> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_queue_service, 13);
+  messageDesc(file_taskwire_v1_queue_service, 14);
 
 /**
  * Request of QueueService.RetryDeadLetter.
@@ -427,7 +498,7 @@ export type RetryDeadLetterRequest = Message<"taskwire.v1.RetryDeadLetterRequest
  * Use `create(RetryDeadLetterRequestSchema)` to create a new message.
  */
 export const RetryDeadLetterRequestSchema: GenMessage<RetryDeadLetterRequest> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_queue_service, 14);
+  messageDesc(file_taskwire_v1_queue_service, 15);
 
 /**
  * Response of QueueService.RetryDeadLetter.
@@ -448,7 +519,7 @@ export type RetryDeadLetterResponse = Message<"taskwire.v1.RetryDeadLetterRespon
  * Use `create(RetryDeadLetterResponseSchema)` to create a new message.
  */
 export const RetryDeadLetterResponseSchema: GenMessage<RetryDeadLetterResponse> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_queue_service, 15);
+  messageDesc(file_taskwire_v1_queue_service, 16);
 
 /**
  * Request of QueueService.PurgeDeadLetters.
@@ -476,7 +547,7 @@ export type PurgeDeadLettersRequest = Message<"taskwire.v1.PurgeDeadLettersReque
  * Use `create(PurgeDeadLettersRequestSchema)` to create a new message.
  */
 export const PurgeDeadLettersRequestSchema: GenMessage<PurgeDeadLettersRequest> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_queue_service, 16);
+  messageDesc(file_taskwire_v1_queue_service, 17);
 
 /**
  * Response of QueueService.PurgeDeadLetters.
@@ -497,7 +568,72 @@ export type PurgeDeadLettersResponse = Message<"taskwire.v1.PurgeDeadLettersResp
  * Use `create(PurgeDeadLettersResponseSchema)` to create a new message.
  */
 export const PurgeDeadLettersResponseSchema: GenMessage<PurgeDeadLettersResponse> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_queue_service, 17);
+  messageDesc(file_taskwire_v1_queue_service, 18);
+
+/**
+ * Request of QueueService.GetStore.
+ *
+ * @generated from message taskwire.v1.GetStoreRequest
+ */
+export type GetStoreRequest = Message<"taskwire.v1.GetStoreRequest"> & {
+};
+
+/**
+ * Describes the message taskwire.v1.GetStoreRequest.
+ * Use `create(GetStoreRequestSchema)` to create a new message.
+ */
+export const GetStoreRequestSchema: GenMessage<GetStoreRequest> = /*@__PURE__*/
+  messageDesc(file_taskwire_v1_queue_service, 19);
+
+/**
+ * Response of QueueService.GetStore.
+ *
+ * @generated from message taskwire.v1.GetStoreResponse
+ */
+export type GetStoreResponse = Message<"taskwire.v1.GetStoreResponse"> & {
+  /**
+   * Status records held: one per task whose status has not expired.
+   *
+   * @generated from field: uint64 statuses = 1;
+   */
+  statuses: bigint;
+
+  /**
+   * Their bytes (one copy: a cluster keeps one per replica).
+   *
+   * @generated from field: uint64 bytes = 2;
+   */
+  bytes: bigint;
+
+  /**
+   * How long a record is kept after its last change (a type's own retention may
+   * be shorter); unset: forever.
+   *
+   * @generated from field: google.protobuf.Duration status_ttl = 3;
+   */
+  statusTtl?: Duration | undefined;
+
+  /**
+   * Copies kept by a cluster.
+   *
+   * @generated from field: uint32 replicas = 4;
+   */
+  replicas: number;
+
+  /**
+   * The bucket's storage: "file" or "memory".
+   *
+   * @generated from field: string storage = 5;
+   */
+  storage: string;
+};
+
+/**
+ * Describes the message taskwire.v1.GetStoreResponse.
+ * Use `create(GetStoreResponseSchema)` to create a new message.
+ */
+export const GetStoreResponseSchema: GenMessage<GetStoreResponse> = /*@__PURE__*/
+  messageDesc(file_taskwire_v1_queue_service, 20);
 
 /**
  * Operates the queue of a worker type: its counts, pause and resume, purge, and
@@ -591,6 +727,17 @@ export const QueueService: GenService<{
     methodKind: "unary";
     input: typeof PurgeDeadLettersRequestSchema;
     output: typeof PurgeDeadLettersResponseSchema;
+  },
+  /**
+   * The shared store of task statuses: how many records it holds, their bytes,
+   * and how long it keeps them. Needs read permission on every worker type.
+   *
+   * @generated from rpc taskwire.v1.QueueService.GetStore
+   */
+  getStore: {
+    methodKind: "unary";
+    input: typeof GetStoreRequestSchema;
+    output: typeof GetStoreResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_taskwire_v1_queue_service, 0);

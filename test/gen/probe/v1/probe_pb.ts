@@ -11,7 +11,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file probe/v1/probe.proto.
  */
 export const file_probe_v1_probe: GenFile = /*@__PURE__*/
-  fileDesc("ChRwcm9iZS92MS9wcm9iZS5wcm90bxIIcHJvYmUudjEihQEKClJ1blJlcXVlc3QSDQoFbGFiZWwYASABKAkSEAoIc2xlZXBfbXMYAiABKA0SFQoNZmFpbF9hdHRlbXB0cxgDIAEoDRIVCg1ub25fcmV0cnlhYmxlGAQgASgIEhEKCWhlYXJ0YmVhdBgFIAEoCBIVCg1pZ25vcmVfc2lnbmFsGAYgASgIIkAKC1J1blJlc3BvbnNlEg0KBWxhYmVsGAEgASgJEg8KB2F0dGVtcHQYAiABKA0SEQoJd29ya2VyX2lkGAMgASgJMoABCgxQcm9iZVNlcnZpY2USYQoDUnVuEhQucHJvYmUudjEuUnVuUmVxdWVzdBoVLnByb2JlLnYxLlJ1blJlc3BvbnNlIi3SoxkpCgIIChIjCAMSBRCA4esXGgYQgIjevgEhAAAAAAAAAEApexSuR+F6hD8aDdKjGQkKBXByb2JlEAQyZwoTTGltaXRlZFByb2JlU2VydmljZRIyCgNSdW4SFC5wcm9iZS52MS5SdW5SZXF1ZXN0GhUucHJvYmUudjEuUnVuUmVzcG9uc2UaHNKjGRgKB2xpbWl0ZWQQBCACKQAAAAAAACRAMB4yXAoUVm9sYXRpbGVQcm9iZVNlcnZpY2USMgoDUnVuEhQucHJvYmUudjEuUnVuUmVxdWVzdBoVLnByb2JlLnYxLlJ1blJlc3BvbnNlGhDSoxkMCgh2b2xhdGlsZTgCYgZwcm90bzM", [file_taskwire_v1_options]);
+  fileDesc("ChRwcm9iZS92MS9wcm9iZS5wcm90bxIIcHJvYmUudjEihQEKClJ1blJlcXVlc3QSDQoFbGFiZWwYASABKAkSEAoIc2xlZXBfbXMYAiABKA0SFQoNZmFpbF9hdHRlbXB0cxgDIAEoDRIVCg1ub25fcmV0cnlhYmxlGAQgASgIEhEKCWhlYXJ0YmVhdBgFIAEoCBIVCg1pZ25vcmVfc2lnbmFsGAYgASgIIkAKC1J1blJlc3BvbnNlEg0KBWxhYmVsGAEgASgJEg8KB2F0dGVtcHQYAiABKA0SEQoJd29ya2VyX2lkGAMgASgJMoABCgxQcm9iZVNlcnZpY2USYQoDUnVuEhQucHJvYmUudjEuUnVuUmVxdWVzdBoVLnByb2JlLnYxLlJ1blJlc3BvbnNlIi3SoxkpCgIIChIjCAMSBRCA4esXGgYQgIjevgEhAAAAAAAAAEApexSuR+F6hD8aDdKjGQkKBXByb2JlEAQyZwoTTGltaXRlZFByb2JlU2VydmljZRIyCgNSdW4SFC5wcm9iZS52MS5SdW5SZXF1ZXN0GhUucHJvYmUudjEuUnVuUmVzcG9uc2UaHNKjGRgKB2xpbWl0ZWQQBCACKQAAAAAAACRAMB4yXAoUVm9sYXRpbGVQcm9iZVNlcnZpY2USMgoDUnVuEhQucHJvYmUudjEuUnVuUmVxdWVzdBoVLnByb2JlLnYxLlJ1blJlc3BvbnNlGhDSoxkMCgh2b2xhdGlsZTgCMmAKEUJyaWVmUHJvYmVTZXJ2aWNlEjIKA1J1bhIULnByb2JlLnYxLlJ1blJlcXVlc3QaFS5wcm9iZS52MS5SdW5SZXNwb25zZRoX0qMZEwoFYnJpZWZKCgoCCAISAgg8GEBiBnByb3RvMw", [file_taskwire_v1_options]);
 
 /**
  * Request of ProbeService.Run.
@@ -162,4 +162,24 @@ export const VolatileProbeService: GenService<{
   },
 }> = /*@__PURE__*/
   serviceDesc(file_probe_v1_probe, 2);
+
+/**
+ * The same probe as a worker type that keeps little: statuses for 2 seconds,
+ * dead letters for a minute, results of 64 bytes at most.
+ *
+ * @generated from service probe.v1.BriefProbeService
+ */
+export const BriefProbeService: GenService<{
+  /**
+   * Runs as the request says.
+   *
+   * @generated from rpc probe.v1.BriefProbeService.Run
+   */
+  run: {
+    methodKind: "unary";
+    input: typeof RunRequestSchema;
+    output: typeof RunResponseSchema;
+  },
+}> = /*@__PURE__*/
+  serviceDesc(file_probe_v1_probe, 3);
 

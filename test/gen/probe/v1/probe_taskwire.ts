@@ -5,7 +5,7 @@
 import type { HandlerResult, SubmitOptions, TaskClient, TaskHandle } from "taskwire";
 import { defineTaskService } from "taskwire";
 import type { RunRequest, RunResponse } from "./probe_pb.ts";
-import { LimitedProbeService, ProbeService, RunRequestSchema, RunResponseSchema, VolatileProbeService } from "./probe_pb.ts";
+import { BriefProbeService, LimitedProbeService, ProbeService, RunRequestSchema, RunResponseSchema, VolatileProbeService } from "./probe_pb.ts";
 import type { TaskContext, TaskServiceImplementation } from "taskwire/worker";
 import { implementTaskService } from "taskwire/worker";
 import type { MessageInitShape } from "@bufbuild/protobuf";
@@ -13,7 +13,7 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 /**
  * The comments of probe/v1/probe.proto, which gRPC reflection serves with the file's descriptor: its SourceCodeInfo (the locations that carry a comment), in base64.
  */
-export const file_probe_v1_probe_sourceInfo = "CrIBCgIGABIECQAcARqlASBUaGUgd29ya2VyIHR5cGUgb2YgdGhlIGRlbGl2ZXJ5LXNlbWFudGljcyB0ZXN0czogZWFjaCByZXF1ZXN0IHNheXMgaG93IGl0cwogYXR0ZW1wdHMgYmVoYXZlLCBzbyBvbmUgaGFuZGxlciBjYW4gc2hvdyByZXRyaWVzLCB0aW1lb3V0cywgaGVhcnRiZWF0cyBhbmQKIHByaW9yaXRpZXMuCgpXCgQGAAIAEgQQAhsDGkkgUnVucyBhcyB0aGUgcmVxdWVzdCBzYXlzLiBGYXN0IHJldHJpZXMsIHNvIHRlc3RzIG9mIGJhY2tvZmYgc3RheSBzaG9ydC4KCioKAgQAEgQfACwBGh4gUmVxdWVzdCBvZiBQcm9iZVNlcnZpY2UuUnVuLgoKSgoEBAACABIDIQITGj0gRWNob2VkIGluIHRoZSByZXNwb25zZSwgYW5kIHJlY29yZGVkIGJ5IHRoZSB0ZXN0J3MgaGFuZGxlci4KCjwKBAQAAgESAyMCFhovIEhvdyBsb25nIGVhY2ggYXR0ZW1wdCB3b3JrcywgaW4gbWlsbGlzZWNvbmRzLgoKQwoEBAACAhIDJQIbGjYgQXR0ZW1wdHMgMSB0byBmYWlsX2F0dGVtcHRzIHRocm93IGEgcmV0cnlhYmxlIGVycm9yLgoKOAoEBAACAxIDJwIZGisgRXZlcnkgYXR0ZW1wdCB0aHJvd3MgYSBOb25SZXRyeWFibGVFcnJvci4KCj8KBAQAAgQSAykCFRoyIENhbGwgY3R4LmhlYXJ0YmVhdCgpIGV2ZXJ5IDEwMCBtcyB3aGlsZSB3b3JraW5nLgoKWgoEBAACBRIDKwIZGk0gS2VlcCB3b3JraW5nIGFmdGVyIHRoZSBzaWduYWwgYWJvcnRzIChhIGhhbmRsZXIgdGhhdCBpZ25vcmVzIGl0cyBkZWFkbGluZSkuCgpRCgIGARIELwA6ARpFIFRoZSBzYW1lIHByb2JlIGFzIGEgd29ya2VyIHR5cGUgd2l0aCBsaW1pdHMgYWNyb3NzIGFsbCBpdHMgd29ya2Vycy4KCigKBAYBAgASAzkCLBobIFJ1bnMgYXMgdGhlIHJlcXVlc3Qgc2F5cy4KClUKAgYCEgQ9AEUBGkkgVGhlIHNhbWUgcHJvYmUgYXMgYSB3b3JrZXIgdHlwZSB3aG9zZSB0YXNrcyB0aGUgYnJva2VyIGtlZXBzIGluIG1lbW9yeS4KCigKBAYCAgASA0QCLBobIFJ1bnMgYXMgdGhlIHJlcXVlc3Qgc2F5cy4KCisKAgQBEgRIAE8BGh8gUmVzcG9uc2Ugb2YgUHJvYmVTZXJ2aWNlLlJ1bi4KCiMKBAQBAgASA0oCExoWIFRoZSByZXF1ZXN0J3MgbGFiZWwuCgoqCgQEAQIBEgNMAhUaHSBUaGUgYXR0ZW1wdCB0aGF0IHN1Y2NlZWRlZC4KCi8KBAQBAgISA04CFxoiIFRoZSB3b3JrZXIgaW5zdGFuY2UgdGhhdCByYW4gaXQuCg";
+export const file_probe_v1_probe_sourceInfo = "CrIBCgIGABIECQAcARqlASBUaGUgd29ya2VyIHR5cGUgb2YgdGhlIGRlbGl2ZXJ5LXNlbWFudGljcyB0ZXN0czogZWFjaCByZXF1ZXN0IHNheXMgaG93IGl0cwogYXR0ZW1wdHMgYmVoYXZlLCBzbyBvbmUgaGFuZGxlciBjYW4gc2hvdyByZXRyaWVzLCB0aW1lb3V0cywgaGVhcnRiZWF0cyBhbmQKIHByaW9yaXRpZXMuCgpXCgQGAAIAEgQQAhsDGkkgUnVucyBhcyB0aGUgcmVxdWVzdCBzYXlzLiBGYXN0IHJldHJpZXMsIHNvIHRlc3RzIG9mIGJhY2tvZmYgc3RheSBzaG9ydC4KCioKAgQAEgQfACwBGh4gUmVxdWVzdCBvZiBQcm9iZVNlcnZpY2UuUnVuLgoKSgoEBAACABIDIQITGj0gRWNob2VkIGluIHRoZSByZXNwb25zZSwgYW5kIHJlY29yZGVkIGJ5IHRoZSB0ZXN0J3MgaGFuZGxlci4KCjwKBAQAAgESAyMCFhovIEhvdyBsb25nIGVhY2ggYXR0ZW1wdCB3b3JrcywgaW4gbWlsbGlzZWNvbmRzLgoKQwoEBAACAhIDJQIbGjYgQXR0ZW1wdHMgMSB0byBmYWlsX2F0dGVtcHRzIHRocm93IGEgcmV0cnlhYmxlIGVycm9yLgoKOAoEBAACAxIDJwIZGisgRXZlcnkgYXR0ZW1wdCB0aHJvd3MgYSBOb25SZXRyeWFibGVFcnJvci4KCj8KBAQAAgQSAykCFRoyIENhbGwgY3R4LmhlYXJ0YmVhdCgpIGV2ZXJ5IDEwMCBtcyB3aGlsZSB3b3JraW5nLgoKWgoEBAACBRIDKwIZGk0gS2VlcCB3b3JraW5nIGFmdGVyIHRoZSBzaWduYWwgYWJvcnRzIChhIGhhbmRsZXIgdGhhdCBpZ25vcmVzIGl0cyBkZWFkbGluZSkuCgpRCgIGARIELwA6ARpFIFRoZSBzYW1lIHByb2JlIGFzIGEgd29ya2VyIHR5cGUgd2l0aCBsaW1pdHMgYWNyb3NzIGFsbCBpdHMgd29ya2Vycy4KCigKBAYBAgASAzkCLBobIFJ1bnMgYXMgdGhlIHJlcXVlc3Qgc2F5cy4KClUKAgYCEgQ9AEUBGkkgVGhlIHNhbWUgcHJvYmUgYXMgYSB3b3JrZXIgdHlwZSB3aG9zZSB0YXNrcyB0aGUgYnJva2VyIGtlZXBzIGluIG1lbW9yeS4KCigKBAYCAgASA0QCLBobIFJ1bnMgYXMgdGhlIHJlcXVlc3Qgc2F5cy4KCpIBCgIGAxIESQBVARqFASBUaGUgc2FtZSBwcm9iZSBhcyBhIHdvcmtlciB0eXBlIHRoYXQga2VlcHMgbGl0dGxlOiBzdGF0dXNlcyBmb3IgMiBzZWNvbmRzLAogZGVhZCBsZXR0ZXJzIGZvciBhIG1pbnV0ZSwgcmVzdWx0cyBvZiA2NCBieXRlcyBhdCBtb3N0LgoKKAoEBgMCABIDVAIsGhsgUnVucyBhcyB0aGUgcmVxdWVzdCBzYXlzLgoKKwoCBAESBFgAXwEaHyBSZXNwb25zZSBvZiBQcm9iZVNlcnZpY2UuUnVuLgoKIwoEBAECABIDWgITGhYgVGhlIHJlcXVlc3QncyBsYWJlbC4KCioKBAQBAgESA1wCFRodIFRoZSBhdHRlbXB0IHRoYXQgc3VjY2VlZGVkLgoKLwoEBAECAhIDXgIXGiIgVGhlIHdvcmtlciBpbnN0YW5jZSB0aGF0IHJhbiBpdC4K";
 
 /**
  * The task service probe.v1.ProbeService, run by workers of type "probe".
@@ -207,5 +207,70 @@ export interface VolatileProbeServiceClient {
 export function createVolatileProbeServiceClient(client: TaskClient): VolatileProbeServiceClient {
   return {
     run: (request, options) => client.submitTask(volatileProbeService.methods.run, request, options),
+  };
+}
+
+/**
+ * The task service probe.v1.BriefProbeService, run by workers of type "brief".
+ */
+export const briefProbeService = defineTaskService({
+  generatorVersion: "0.1.0",
+  workerType: "brief",
+  service: BriefProbeService,
+  concurrency: 0,
+  retention: { statusTtlMs: 2000, deadLetterTtlMs: 60000, maxResultBytes: 64 },
+  sourceInfo: file_probe_v1_probe_sourceInfo,
+  methods: {
+    run: {
+      name: "Run",
+      input: RunRequestSchema,
+      output: RunResponseSchema,
+      defaults: {},
+    },
+  },
+});
+
+/**
+ * The same probe as a worker type that keeps little: statuses for 2 seconds,
+ * dead letters for a minute, results of 64 bytes at most.
+ *
+ * @generated from service probe.v1.BriefProbeService
+ */
+export interface BriefProbeServiceHandler {
+  /**
+   * Runs as the request says.
+   *
+   * @generated from rpc probe.v1.BriefProbeService.Run
+   */
+  run(request: RunRequest, ctx: TaskContext): Promise<HandlerResult<RunResponse>>;
+}
+
+/**
+ * Binds a BriefProbeServiceHandler for the worker runtime: export the result from a handler module.
+ */
+export function implementBriefProbeService(handler: BriefProbeServiceHandler): TaskServiceImplementation<typeof briefProbeService.methods> {
+  return implementTaskService(briefProbeService, {
+    run: (request, ctx) => handler.run(request, ctx),
+  });
+}
+
+/**
+ * Submits tasks of probe.v1.BriefProbeService; each call resolves once the task is durably accepted.
+ */
+export interface BriefProbeServiceClient {
+  /**
+   * Runs as the request says.
+   *
+   * @generated from rpc probe.v1.BriefProbeService.Run
+   */
+  run(request: MessageInitShape<typeof RunRequestSchema>, options?: SubmitOptions): Promise<TaskHandle<typeof RunResponseSchema>>;
+}
+
+/**
+ * A typed BriefProbeServiceClient over a Taskwire client (gateway or direct mode).
+ */
+export function createBriefProbeServiceClient(client: TaskClient): BriefProbeServiceClient {
+  return {
+    run: (request, options) => client.submitTask(briefProbeService.methods.run, request, options),
   };
 }

@@ -125,6 +125,32 @@ export interface WorkerOptions {
    * set, wins. See docs/operations.md.
    */
   replicas: number;
+  /**
+   * How long the broker keeps what the type's tasks leave behind; unset fields
+   * take the deployment's `retention` (taskwire.yaml). See docs/operations.md.
+   */
+  retention: Retention | undefined;
+}
+
+/** What a worker type's finished tasks leave in the broker, and for how long. */
+export interface Retention {
+  /**
+   * How long a task's status record (with its result) and its index entries are
+   * kept after its last change. At most the deployment's `retention.status`: the
+   * status bucket is shared, and keeps no record longer. Unset: the deployment's.
+   */
+  status:
+    | Duration
+    | undefined;
+  /** How long a dead letter is kept. Unset: the deployment's. */
+  deadLetters:
+    | Duration
+    | undefined;
+  /**
+   * The largest result kept, in bytes: a handler's result over it fails the task
+   * with RESOURCE_EXHAUSTED, saying so. Zero: the deployment's.
+   */
+  maxResultBytes: number;
 }
 
 /** Defaults of one task kind. Every field may be overridden per task at submit. */
@@ -169,6 +195,7 @@ function createBaseWorkerOptions(): WorkerOptions {
     maxQueued: 0,
     storage: 0,
     replicas: 0,
+    retention: undefined,
   };
 }
 
@@ -197,6 +224,9 @@ export const WorkerOptions: MessageFns<WorkerOptions> = {
     }
     if (message.replicas !== 0) {
       writer.uint32(64).uint32(message.replicas);
+    }
+    if (message.retention !== undefined) {
+      Retention.encode(message.retention, writer.uint32(74).fork()).join();
     }
     return writer;
   },
@@ -278,6 +308,14 @@ export const WorkerOptions: MessageFns<WorkerOptions> = {
             message.replicas = reader.uint32();
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.retention = Retention.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -312,6 +350,7 @@ export const WorkerOptions: MessageFns<WorkerOptions> = {
         : 0,
       storage: isSet(object.storage) ? storageFromJSON(object.storage) : 0,
       replicas: isSet(object.replicas) ? globalThis.Number(object.replicas) : 0,
+      retention: isSet(object.retention) ? Retention.fromJSON(object.retention) : undefined,
     };
   },
 
@@ -341,6 +380,9 @@ export const WorkerOptions: MessageFns<WorkerOptions> = {
     if (message.replicas !== 0) {
       obj.replicas = Math.round(message.replicas);
     }
+    if (message.retention !== undefined) {
+      obj.retention = Retention.toJSON(message.retention);
+    }
     return obj;
   },
 
@@ -359,6 +401,122 @@ export const WorkerOptions: MessageFns<WorkerOptions> = {
     message.maxQueued = object.maxQueued ?? 0;
     message.storage = object.storage ?? 0;
     message.replicas = object.replicas ?? 0;
+    message.retention = (object.retention !== undefined && object.retention !== null)
+      ? Retention.fromPartial(object.retention)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseRetention(): Retention {
+  return { status: undefined, deadLetters: undefined, maxResultBytes: 0 };
+}
+
+export const Retention: MessageFns<Retention> = {
+  encode(message: Retention, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.status !== undefined) {
+      Duration.encode(message.status, writer.uint32(10).fork()).join();
+    }
+    if (message.deadLetters !== undefined) {
+      Duration.encode(message.deadLetters, writer.uint32(18).fork()).join();
+    }
+    if (message.maxResultBytes !== 0) {
+      writer.uint32(24).uint32(message.maxResultBytes);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Retention {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRetention();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.status = Duration.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.deadLetters = Duration.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.maxResultBytes = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Retention {
+    return {
+      status: isSet(object.status) ? Duration.fromJSON(object.status) : undefined,
+      deadLetters: isSet(object.deadLetters)
+        ? Duration.fromJSON(object.deadLetters)
+        : isSet(object.dead_letters)
+        ? Duration.fromJSON(object.dead_letters)
+        : undefined,
+      maxResultBytes: isSet(object.maxResultBytes)
+        ? globalThis.Number(object.maxResultBytes)
+        : isSet(object.max_result_bytes)
+        ? globalThis.Number(object.max_result_bytes)
+        : 0,
+    };
+  },
+
+  toJSON(message: Retention): unknown {
+    const obj: any = {};
+    if (message.status !== undefined) {
+      obj.status = Duration.toJSON(message.status);
+    }
+    if (message.deadLetters !== undefined) {
+      obj.deadLetters = Duration.toJSON(message.deadLetters);
+    }
+    if (message.maxResultBytes !== 0) {
+      obj.maxResultBytes = Math.round(message.maxResultBytes);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Retention>, I>>(base?: I): Retention {
+    return Retention.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Retention>, I>>(object: I): Retention {
+    const message = createBaseRetention();
+    message.status = (object.status !== undefined && object.status !== null)
+      ? Duration.fromPartial(object.status)
+      : undefined;
+    message.deadLetters = (object.deadLetters !== undefined && object.deadLetters !== null)
+      ? Duration.fromPartial(object.deadLetters)
+      : undefined;
+    message.maxResultBytes = object.maxResultBytes ?? 0;
     return message;
   },
 };
