@@ -10,6 +10,7 @@ import { millis, type NatsConnection, type Subscription } from "@nats-io/transpo
 import type { TaskStatus } from "../gen/taskwire/v1/task_pb.ts";
 import { isTerminal, TaskError, taskIdToken, topology } from "../sdk/core/index.ts";
 import {
+  bucketOf,
   checkServerVersion,
   defaultMaxResultBytes,
   fromNatsError,
@@ -87,7 +88,7 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
       jsm,
       resolved.types.map((t) => t.definition),
     );
-    const worker = new TaskWorker(nc, owned, { kv, requests: new RequestPipeline(nc), ttls }, resolved);
+    const worker = new TaskWorker(nc, owned, bucketOf(kv, new RequestPipeline(nc), ttls), resolved);
     await worker.start();
     keepProvisioned(nc, provision, (error) =>
       resolved.emit({ type: "error", error: fromNatsError(error, "provisioning after a reconnect") }),

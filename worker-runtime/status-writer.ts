@@ -1,4 +1,4 @@
-import type { TaskStatus } from "../gen/taskwire/v1/task_pb.ts";
+import { TaskState, type TaskStatus } from "../gen/taskwire/v1/task_pb.ts";
 import { isTerminal } from "../sdk/core/index.ts";
 import { readStatusEntry, type StatusBucket, type WrittenStatus, writeStatus } from "../sdk/nats/index.ts";
 import { overtaken } from "./attempt-rules.ts";
@@ -26,6 +26,8 @@ export class StatusWriter {
    */
   private lost: "superseded" | "overtaken" | undefined;
   private finished = false;
+  /** Whether this attempt was added to the running tasks' index entries. */
+  private listedRunning = false;
 
   private readonly bucket: StatusBucket;
   /** The record as this attempt sees it; mutate, then call `touch()`. */
@@ -113,6 +115,11 @@ export class StatusWriter {
     const written = await writeStatus(this.bucket, this.status, this.revision);
     if (written !== undefined) {
       this.revision = written.revision;
+      // The attempt's first stored RUNNING lists it among the type's running tasks.
+      if (this.status.state === TaskState.RUNNING && !this.listedRunning) {
+        this.listedRunning = true;
+        this.bucket.index?.addState(this.status);
+      }
       return written;
     }
     // With no record, the revision is a purge marker's: the next write goes over it.

@@ -2,7 +2,11 @@ import { create, type DescMessage } from "@bufbuild/protobuf";
 import type { Interceptor, Transport } from "@connectrpc/connect";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { type Task, TaskErrorSchema, type TaskStatus } from "../../gen/taskwire/v1/task_pb.ts";
-import type { ListTasksRequest, ListTasksResponse } from "../../gen/taskwire/v1/task_service_pb.ts";
+import {
+  type ListTasksRequest,
+  ListTasksRequestSchema,
+  type ListTasksResponse,
+} from "../../gen/taskwire/v1/task_service_pb.ts";
 import type {
   QueueBackend,
   RetentionSettings,
@@ -110,7 +114,9 @@ export interface TaskwireClient extends TaskClient {
   cancelTask(id: string, reason?: string): Promise<TaskStatus>;
   /** Lists tasks, newest first. */
   listTasks(
-    request?: Partial<Pick<ListTasksRequest, "workerType" | "states" | "pageSize" | "pageToken">>,
+    request?: Partial<
+      Pick<ListTasksRequest, "workerType" | "states" | "pageSize" | "pageToken" | "since" | "until" | "idempotencyKey">
+    >,
   ): Promise<ListTasksResponse>;
   /**
    * Submits every item of a (possibly endless, lazily produced) sequence, with
@@ -215,14 +221,7 @@ function clientOf(
     getTask: (id) => backend.getTask(id),
     watchTask: (id) => watchStatus(backend, id),
     cancelTask: (id, reason = "") => backend.cancelTask(id, reason),
-    listTasks: (request = {}) =>
-      backend.listTasks({
-        $typeName: "taskwire.v1.ListTasksRequest",
-        workerType: request.workerType ?? "",
-        states: request.states ?? [],
-        pageSize: request.pageSize ?? 0,
-        pageToken: request.pageToken ?? "",
-      }),
+    listTasks: (request = {}) => backend.listTasks(create(ListTasksRequestSchema, request)),
     close: () => {
       closing ??= closeResources();
       return closing;

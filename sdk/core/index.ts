@@ -30,7 +30,15 @@ export type { TaskBackend } from "./task-backend.ts";
 export type { StatusStream, SubmitOptions, TaskClient, TaskHandle } from "./task-client.ts";
 export { NonRetryableError, TaskError } from "./task-error.ts";
 export { taskFromOptions } from "./task-from-options.ts";
-export { checkWorkerType, newRoute, routeLength, taskIdOfSubject, taskIdToken, workerTypeOf } from "./task-id.ts";
+export {
+  checkWorkerType,
+  keyedTaskId,
+  newRoute,
+  routeLength,
+  taskIdOfSubject,
+  taskIdToken,
+  workerTypeOf,
+} from "./task-id.ts";
 export {
   type DeliveryName,
   defineTaskService,

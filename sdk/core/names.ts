@@ -28,7 +28,9 @@ const statusBucket = "taskwire_status";
  * - `taskwire.limit.<type>.{run,rate}.<n>`: leases of the type's limits, in
  *   stream `LIMITS_<type>` (per-message TTL).
  * - `taskwire.index.<type>`: the ids of the type's tasks in submit order, one
- *   message per submitter and event-loop turn, in stream `INDEX_<type>`.
+ *   message per submitter and event-loop turn, in stream `INDEX_<type>`;
+ *   `taskwire.index.<type>.<state>` (running, succeeded, failed, cancelled,
+ *   expired, incomplete) the ids of those that entered the state, as written.
  */
 export const topology = {
   /** Priorities, highest first: the order workers take them in. */
@@ -91,6 +93,10 @@ export const topology = {
   indexStream: (workerType: string) => `INDEX_${workerType}`,
   /** A message of that stream: the ids of tasks submitted together, newline-separated, oldest first. */
   indexSubject: (workerType: string) => `taskwire.index.${workerType}`,
+  /** The subjects of that stream: submits, and each state's entries. */
+  indexSubjects: (workerType: string) => [`taskwire.index.${workerType}`, `taskwire.index.${workerType}.>`],
+  /** A message of that stream: the ids of tasks that entered `state` together (a lower-case state name). */
+  indexStateSubject: (workerType: string, state: string) => `taskwire.index.${workerType}.${state}`,
   /** The stream of the type's dead letters. */
   deadLetterStream: (workerType: string) => `DEAD_${workerType}`,
   /** A dead task's DeadLetter. */

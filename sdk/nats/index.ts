@@ -43,6 +43,7 @@ export {
 } from "./provisioning.ts";
 export { RequestPipeline } from "./request-pipeline.ts";
 export {
+  bucketOf,
   readStatus,
   readStatusEntry,
   type StatusBucket,

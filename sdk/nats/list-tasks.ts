@@ -1,4 +1,5 @@
 import { create } from "@bufbuild/protobuf";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { type TaskState, type TaskStatus, WorkItemSchema } from "../../gen/taskwire/v1/task_pb.ts";
@@ -7,10 +8,10 @@ import {
   type ListTasksResponse,
   ListTasksResponseSchema,
 } from "../../gen/taskwire/v1/task_service_pb.ts";
-import { decodeStatus, queuedStatus, TaskError } from "../core/index.ts";
+import { decodeStatus, keyedTaskId, queuedStatus, TaskError, topology } from "../core/index.ts";
 import { decodeMessage } from "../wire/index.ts";
 import { readStatusRecords } from "./status-store.ts";
-import { type IndexEntry, type IndexPosition, IndexReader } from "./task-index.ts";
+import { type IndexEntry, IndexReader, indexedStates, stateIndexSubject } from "./task-index.ts";
 import { unstartedTasks } from "./unstarted.ts";
 
 /** Index entries a call looks at, at most: a `states` filter that matches little ends a page early, with a token. */
@@ -22,21 +23,45 @@ const statusesPerRead = 100;
 /**
  * A page of tasks, newest first, from the types' indexes (task-index.ts): its
  * cost is that of the page, whatever the number of tasks held. Without a worker
- * type the types are merged by the time their tasks were indexed. A task whose
- * status is gone (expired) is skipped. A page ends when full, when every index
- * is read, or when {@link listBudget} entries were looked at (a `states` filter
- * that matches few): then it may be short, or empty, and still carry a token.
+ * type the types are merged by the time their tasks were indexed. With a
+ * `states` filter of indexed states only (running and the terminal ones) the
+ * pages come from those states' entries, else from the submits'; either way
+ * each task's status is read, and a task in another state now is left out. A
+ * task whose status is gone (expired) is skipped. A page ends when full, when
+ * every index is read, or when {@link listBudget} entries were looked at (a
+ * filter that matches few): then it may be short, or empty, and still carry a token.
  */
 export async function listTasks(
   nc: NatsConnection,
   workerTypes: readonly string[],
-  request: Pick<ListTasksRequest, "pageToken" | "states">,
+  request: Pick<ListTasksRequest, "pageToken" | "states" | "since" | "until" | "idempotencyKey">,
   pageSize: number,
 ): Promise<ListTasksResponse> {
-  const readers = request.pageToken
-    ? readersFromToken(nc, workerTypes, request.pageToken)
-    : workerTypes.map((type) => new IndexReader(nc, type));
   const states = new Set<TaskState>(request.states);
+  if (request.idempotencyKey) return keyedTask(nc, workerTypes, request.idempotencyKey, states);
+  const since = request.since && timestampDate(request.since);
+  const until = request.until && timestampDate(request.until);
+  if (since && until && since >= until) {
+    throw new TaskError(
+      `since (${since.toISOString()}) must be before until (${until.toISOString()})`,
+      Code.InvalidArgument,
+    );
+  }
+  const subjects = subjectsOf(workerTypes, states);
+  const positions = request.pageToken ? positionsOf(request.pageToken, subjects) : undefined;
+  const readers: IndexReader[] = [];
+  for (const [key, { workerType, subject }] of subjects) {
+    const at = positions?.get(key);
+    // A subject the token does not name was read through.
+    if (positions && !at) continue;
+    readers.push(
+      new IndexReader(nc, workerType, subject, {
+        ...(at ? { from: { seq: at[0], skip: at[1] }, spacing: at[2] } : {}),
+        ...(since ? { since } : {}),
+        ...(until ? { until } : {}),
+      }),
+    );
+  }
   const tasks: TaskStatus[] = [];
   const seen = new Set<string>();
   let examined = 0;
@@ -57,13 +82,48 @@ export async function listTasks(
     );
     for (const { taskId } of batch) {
       const status = statuses.get(taskId);
-      // An id indexed twice (an index write retried) is listed once.
+      // An id indexed twice (an index write retried, a task started twice) is listed once.
       if (!status || seen.has(taskId)) continue;
       seen.add(taskId);
       if (states.size === 0 || states.has(status.state)) tasks.push(status);
     }
   }
   return create(ListTasksResponseSchema, { tasks, nextPageToken: tokenOf(readers) });
+}
+
+/** An index subject a listing reads, by its key in page tokens (the subject past `taskwire.index.`). */
+type Subjects = Map<string, { readonly workerType: string; readonly subject: string }>;
+
+/** The subjects a listing reads: each state's of each type when every state asked for has them, else the submits'. */
+function subjectsOf(workerTypes: readonly string[], states: ReadonlySet<TaskState>): Subjects {
+  const byState = states.size > 0 && [...states].every((state) => indexedStates.has(state));
+  const subjects: Subjects = new Map();
+  for (const workerType of workerTypes) {
+    const all = byState
+      ? [...states].map((state) => stateIndexSubject(workerType, state))
+      : [topology.indexSubject(workerType)];
+    for (const subject of all) subjects.set(subject.slice(subjectPrefix.length), { workerType, subject });
+  }
+  return subjects;
+}
+
+const subjectPrefix = "taskwire.index.";
+
+/** The one task of a type submitted with `key`, if it exists and is in one of `states`. */
+async function keyedTask(
+  nc: NatsConnection,
+  workerTypes: readonly string[],
+  key: string,
+  states: ReadonlySet<TaskState>,
+): Promise<ListTasksResponse> {
+  const [workerType] = workerTypes;
+  // The backend refuses a key without a worker type: a key is unique within its type.
+  if (!workerType || workerTypes.length > 1)
+    throw new TaskError("idempotency_key needs one worker_type", Code.InvalidArgument);
+  const taskId = keyedTaskId(workerType, key);
+  const status = (await statusesOf(nc, [taskId])).get(taskId);
+  const tasks = status && (states.size === 0 || states.has(status.state)) ? [status] : [];
+  return create(ListTasksResponseSchema, { tasks });
 }
 
 /** The reader whose next entry is the newest of all; undefined when every one is read through. */
@@ -101,8 +161,8 @@ async function statusesOf(nc: NatsConnection, taskIds: readonly string[]): Promi
 }
 
 /**
- * A page token: where each type's listing stands, as JSON in base64url,
- * `{"<type>":[seq, skip, ids per message]}`; a type read through is left out.
+ * A page token: where each subject's listing stands, as JSON in base64url,
+ * `{"<type>[.<state>]":[seq, skip, sequences per id]}`; a subject read through is left out.
  */
 function tokenOf(readers: readonly IndexReader[]): string {
   const at: Record<string, [number, number, number]> = {};
@@ -110,16 +170,17 @@ function tokenOf(readers: readonly IndexReader[]): string {
   for (const reader of readers) {
     const position = reader.position();
     if (!position) continue;
-    at[reader.workerType] = [position.seq, position.skip, reader.perMessage];
+    at[reader.subject.slice(subjectPrefix.length)] = [position.seq, position.skip, reader.spacing];
     any = true;
   }
   return any ? Buffer.from(JSON.stringify(at)).toString("base64url") : "";
 }
 
-/** Longest page token accepted: a position per type is a few dozen characters. */
+/** Longest page token accepted: a position per subject is a few dozen characters. */
 const maxTokenLength = 8_192;
 
-function readersFromToken(nc: NatsConnection, workerTypes: readonly string[], token: string): IndexReader[] {
+/** The positions a page token holds, each of a subject this request reads. */
+function positionsOf(token: string, subjects: Subjects): Map<string, [number, number, number]> {
   const shown = token.length > 64 ? `${token.slice(0, 64)}...` : token;
   const refuse = (why: string) =>
     new TaskError(`page_token "${shown}" is not one a ListTasks answer gave: ${why}`, Code.InvalidArgument);
@@ -131,21 +192,25 @@ function readersFromToken(nc: NatsConnection, workerTypes: readonly string[], to
     throw refuse("it does not decode");
   }
   if (typeof at !== "object" || at === null || Array.isArray(at)) throw refuse("it does not decode");
-  const readers: IndexReader[] = [];
-  for (const [type, value] of Object.entries(at)) {
-    if (!workerTypes.includes(type)) throw refuse(`it lists worker type "${type}", which this request does not`);
-    if (!isPosition(value)) throw refuse(`its position of "${type}" is malformed`);
-    const [seq, skip, perMessage] = value;
-    readers.push(new IndexReader(nc, type, { seq, skip } satisfies IndexPosition, perMessage));
+  const positions = new Map<string, [number, number, number]>();
+  for (const [key, value] of Object.entries(at)) {
+    if (!subjects.has(key)) throw refuse(`it lists "${key}", which this request does not`);
+    if (!isPosition(value)) throw refuse(`its position of "${key}" is malformed`);
+    positions.set(key, value);
   }
-  return readers;
+  return positions;
 }
 
 function isPosition(value: unknown): value is [number, number, number] {
   return (
     Array.isArray(value) &&
     value.length === 3 &&
-    value.every((n) => Number.isSafeInteger(n) && n >= 0) &&
-    (value[2] as number) >= 1
+    Number.isSafeInteger(value[0]) &&
+    Number.isSafeInteger(value[1]) &&
+    (value[0] as number) >= 0 &&
+    (value[1] as number) >= 0 &&
+    typeof value[2] === "number" &&
+    Number.isFinite(value[2]) &&
+    value[2] > 0
   );
 }

@@ -29,7 +29,7 @@ import { jetStreamOptionsOf } from "./connection-settings.ts";
 import { directGet, publishToStream, type StoredMessage } from "./jetstream-ops.ts";
 import { fromNatsError } from "./nats-error.ts";
 import { RequestPipeline } from "./request-pipeline.ts";
-import { readStatus, type StatusBucket, writeStatus } from "./status-store.ts";
+import { bucketOf, readStatus, type StatusBucket, writeStatus } from "./status-store.ts";
 
 /** Options of {@link createNatsQueueBackend}. */
 export interface NatsQueueBackendOptions {
@@ -50,7 +50,7 @@ export async function createNatsQueueBackend(options: NatsQueueBackendOptions): 
   const { nc, tasks } = options;
   const jsm = await jetstreamManager(nc, jetStreamOptionsOf(nc));
   const kv = await new Kvm(jetstream(nc, jetStreamOptionsOf(nc))).open(topology.statusBucket);
-  return new NatsQueueBackend(nc, jsm, { kv, requests: new RequestPipeline(nc) }, tasks);
+  return new NatsQueueBackend(nc, jsm, bucketOf(kv, new RequestPipeline(nc)), tasks);
 }
 
 class NatsQueueBackend implements QueueBackend {

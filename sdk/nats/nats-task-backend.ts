@@ -61,6 +61,7 @@ import { RequestPipeline } from "./request-pipeline.ts";
 import { ResultInbox } from "./result-inbox.ts";
 import { StatusFeed } from "./status-feed.ts";
 import {
+  bucketOf,
   readStatus,
   readStatusEntry,
   readStatusRecords,
@@ -106,7 +107,7 @@ export async function createNatsTaskBackend(options: NatsTaskBackendOptions): Pr
     return new NatsTaskBackend(
       nc,
       jsm,
-      { kv, requests: new RequestPipeline(nc), ttls: await statusTtls(jsm, registry.definitions) },
+      bucketOf(kv, new RequestPipeline(nc), await statusTtls(jsm, registry.definitions)),
       registry,
       options.limits ?? {},
       new ResultInbox(
@@ -154,7 +155,7 @@ class NatsTaskBackend implements TaskBackend {
     this.results = results;
     this.storage = storage;
     this.statusFeed = new StatusFeed(jetstream(nc, jetStreamOptionsOf(nc)));
-    this.index = new TaskIndexWriter(bucket.requests);
+    this.index = bucket.index ?? new TaskIndexWriter(bucket.requests);
     void this.followConnection();
   }
 
@@ -242,7 +243,7 @@ class NatsTaskBackend implements TaskBackend {
     const tracked = notify && this.results.track(taskId);
     // An unkeyed id is new: it is indexed alongside its publish. A keyed one only once
     // stored, as its publish may be a duplicate (already indexed).
-    const indexed = task.idempotencyKey ? undefined : this.index.add(task.workerType, taskId);
+    const indexed = task.idempotencyKey ? undefined : this.index.add(topology.indexSubject(task.workerType), taskId);
     return publishToStream(this.bucket.requests, prepared.subject, prepared.bytes, publishHeaders(task, prepared)).then(
       (ack) => {
         if (ack.duplicate) {
@@ -257,7 +258,7 @@ class NatsTaskBackend implements TaskBackend {
           duplicate: false,
           state: prepared.schedule ? TaskState.SCHEDULED : TaskState.PENDING,
         };
-        return (indexed ?? this.index.add(task.workerType, taskId)).then(() => accepted);
+        return (indexed ?? this.index.add(topology.indexSubject(task.workerType), taskId)).then(() => accepted);
       },
       (error: unknown) => {
         if (tracked) this.results.untrack(taskId);
@@ -327,7 +328,7 @@ class NatsTaskBackend implements TaskBackend {
         }),
       );
       if (tracked) this.results.accepted(taskId);
-      await this.index.add(workerType, taskId);
+      await this.index.add(topology.indexSubject(workerType), taskId);
       return create(SubmitResponseSchema, { taskId, state: TaskState.PENDING });
     } catch (error) {
       if (tracked) this.results.untrack(taskId);
@@ -468,6 +469,9 @@ class NatsTaskBackend implements TaskBackend {
     const pageSize = request.pageSize === 0 ? 100 : request.pageSize;
     if (pageSize > 1000) throw new TaskError(`page_size must be at most 1000, got ${pageSize}`, Code.InvalidArgument);
     if (request.workerType) checkWorkerType(request.workerType);
+    else if (request.idempotencyKey) {
+      throw new TaskError("idempotency_key needs worker_type: a key is unique within its type", Code.InvalidArgument);
+    }
     this.ensureAvailable("listing tasks");
     const types = request.workerType ? [request.workerType] : this.registry.workerTypes().toSorted();
     try {

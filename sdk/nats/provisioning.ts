@@ -283,7 +283,7 @@ export async function provisionTaskIndex(
     streamSpec(
       {
         name: topology.indexStream(definition.workerType),
-        subjects: [topology.indexSubject(definition.workerType)],
+        subjects: topology.indexSubjects(definition.workerType),
         retention: RetentionPolicy.Limits,
         allow_direct: true,
       },

@@ -3,10 +3,11 @@ import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import { headers, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
 import { type TaskStatus, TaskStatusSchema } from "../../gen/taskwire/v1/task_pb.ts";
-import { decodeStatus, topology, workerTypeOf } from "../core/index.ts";
+import { decodeStatus, isTerminal, topology, workerTypeOf } from "../core/index.ts";
 import { encodeMessage } from "../wire/index.ts";
 import { directGet, directGetLast, publishToStream } from "./jetstream-ops.ts";
 import type { RequestPipeline } from "./request-pipeline.ts";
+import { TaskIndexWriter } from "./task-index.ts";
 
 /** A status record as read from the status bucket, with its revision for conditional writes. */
 export interface StoredStatus {
@@ -23,6 +24,13 @@ export interface StatusBucket {
    * bucket does (provisioning's `statusTtls`); the others' records take the bucket's TTL.
    */
   readonly ttls?: ReadonlyMap<string, string>;
+  /** Where a terminal record's task is added to its state's entries (task-index.ts); without it, nowhere. */
+  readonly index?: TaskIndexWriter;
+}
+
+/** The status bucket of a process: its writes of terminal records go to the index. */
+export function bucketOf(kv: KV, requests: RequestPipeline, ttls?: ReadonlyMap<string, string>): StatusBucket {
+  return { kv, requests, index: new TaskIndexWriter(requests), ...(ttls ? { ttls } : {}) };
 }
 
 /** Reads a task's status record; undefined when there is none. */
@@ -92,7 +100,10 @@ export function writeStatus(
     expect.set("Nats-TTL", ttl);
   }
   return publishToStream(bucket.requests, topology.statusSubject(status.taskId), bytes, expect).then(
-    (ack) => ({ revision: ack.seq, bytes }),
+    (ack) => {
+      if (isTerminal(status.state)) bucket.index?.addState(status);
+      return { revision: ack.seq, bytes };
+    },
     (error: unknown) => {
       if (isWrongRevision(error)) return undefined;
       throw error;

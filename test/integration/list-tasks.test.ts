@@ -1,10 +1,15 @@
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hashService } from "../../examples/gen/example/v1/hash_taskwire.ts";
 import { reportService } from "../../examples/gen/example/v1/report_taskwire.ts";
-import { TaskState } from "../../gen/taskwire/v1/task_pb.ts";
+import { TaskState, type TaskStatus } from "../../gen/taskwire/v1/task_pb.ts";
 import { createClient, type TaskwireClient } from "../../sdk/client/create-client.ts";
+import { createWorker, type Worker } from "../../worker-runtime/create-worker.ts";
+import { probeHandler } from "../fixtures/probe-worker.ts";
+import { implementProbeService, probeService } from "../gen/probe/v1/probe_taskwire.ts";
 import { type NatsServer, startNatsServer } from "../support/nats-server.ts";
+import { poll } from "../support/poll.ts";
 
 describe("ListTasks pages", () => {
   let nats: NatsServer;
@@ -112,17 +117,23 @@ describe("ListTasks reads an index, not every task", () => {
     expect(page.tasks.map((t) => t.taskId)).toEqual(newest.slice(-100).reverse());
   }, 120_000);
 
-  it("a states filter that matches nothing ends a page after 1,000 tasks looked at, with a token to go on", async () => {
+  it("a filter by a state without entries of its own ends a page after 1,000 tasks looked at, with a token to go on", async () => {
     const pages: number[] = [];
     let pageToken = "";
     do {
-      const page = await client.listTasks({ workerType: "reports", states: [TaskState.FAILED], pageToken });
+      const page = await client.listTasks({ workerType: "reports", states: [TaskState.RETRYING], pageToken });
       pages.push(page.tasks.length);
       pageToken = page.nextPageToken;
     } while (pageToken);
     // 6,600 tasks: seven calls, each bounded, none of them a whole scan.
     expect(pages).toEqual([0, 0, 0, 0, 0, 0, 0]);
   }, 60_000);
+
+  it("a filter by finished states reads their entries: none failed is one empty page", async () => {
+    const page = await client.listTasks({ workerType: "reports", states: [TaskState.FAILED] });
+    expect(page.tasks).toEqual([]);
+    expect(page.nextPageToken).toBe("");
+  });
 
   it("without a worker type, merges the types newest first, and the token resumes each", async () => {
     const own = await createClient({ nats: nats.url, services: [hashService] });
@@ -159,7 +170,7 @@ describe("ListTasks reads an index, not every task", () => {
   it("refuses a token it did not give, or one given for other worker types, with INVALID_ARGUMENT", async () => {
     const reports = await client.listTasks({ workerType: "reports", pageSize: 1 });
     await expect(client.listTasks({ workerType: "hasher", pageToken: reports.nextPageToken })).rejects.toThrow(
-      /\[invalid_argument\] page_token ".*" is not one a ListTasks answer gave: it lists worker type "reports", which this request does not/,
+      /\[invalid_argument\] page_token ".*" is not one a ListTasks answer gave: it lists "reports", which this request does not/,
     );
     const taskIdToken = reports.tasks[0]?.taskId ?? "";
     await expect(client.listTasks({ workerType: "reports", pageToken: taskIdToken })).rejects.toThrow(
@@ -167,3 +178,109 @@ describe("ListTasks reads an index, not every task", () => {
     );
   });
 });
+
+describe("ListTasks by state, time and key", () => {
+  let nats: NatsServer;
+  let nc: NatsConnection;
+  let client: TaskwireClient;
+  let worker: Worker;
+
+  beforeAll(async () => {
+    nats = await startNatsServer();
+    nc = await connect({ servers: nats.url });
+    client = await createClient({ nats: nc, services: [probeService] });
+    worker = await createWorker({ nats: nats.url, services: [implementProbeService({ run: probeHandler() })] });
+  }, 30_000);
+
+  afterAll(async () => {
+    await worker?.close();
+    await client?.close();
+    await nc?.close();
+    await nats?.stop();
+  });
+
+  const ids = async (request: Parameters<TaskwireClient["listTasks"]>[0]) => {
+    const seen: string[] = [];
+    let pageToken = "";
+    do {
+      const page = await client.listTasks({ workerType: "probe", pageSize: 2, ...request, pageToken });
+      seen.push(...page.tasks.map((t) => t.taskId));
+      pageToken = page.nextPageToken;
+    } while (pageToken);
+    return seen;
+  };
+
+  it("lists running and finished tasks from their states' entries, the latest to enter first", async () => {
+    const succeeded: string[] = [];
+    const failed: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const ok = await client.submitTask(probeService.methods.run, { label: `ok${i}` });
+      await ok.result();
+      succeeded.unshift(ok.id);
+      const bad = await client.submitTask(probeService.methods.run, { label: `bad${i}`, nonRetryable: true });
+      await bad.result().catch(() => undefined);
+      failed.unshift(bad.id);
+    }
+    // Three that run for a minute (the worker runs four at once): RUNNING until cancelled.
+    const running: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const task = await client.submitTask(probeService.methods.run, { label: `long${i}`, sleepMs: 60_000 });
+      await poll(async () => ((await task.status()).state === TaskState.RUNNING ? true : undefined));
+      running.unshift(task.id);
+    }
+    expect(await ids({ states: [TaskState.SUCCEEDED] })).toEqual(succeeded);
+    expect(await ids({ states: [TaskState.FAILED] })).toEqual(failed);
+    expect(await ids({ states: [TaskState.RUNNING] })).toEqual(running);
+    // Two states merge by when their tasks entered them.
+    expect(await ids({ states: [TaskState.SUCCEEDED, TaskState.FAILED] })).toEqual(
+      succeeded.flatMap((id, i) => [failed[i] as string, id]),
+    );
+    for (const id of running) await client.cancelTask(id, "test");
+    expect(await ids({ states: [TaskState.RUNNING] })).toEqual([]);
+    // Cancelled newest first: the one cancelled last leads.
+    expect(await ids({ states: [TaskState.CANCELLED] })).toEqual(running.toReversed());
+  }, 60_000);
+
+  it("reads few bytes for a state whose tasks are rare among many", async () => {
+    function* items() {
+      for (let i = 0; i < 3_000; i++) yield { request: { label: `bulk${i}` } };
+    }
+    await client.submitMany(probeService.methods.run, items(), { maxInFlight: 500 });
+    await poll(async () => ((await client.queues.getQueue("probe")).queued === 0n ? true : undefined), 60_000);
+    const before = nc.stats().inBytes;
+    const failed = await client.listTasks({ workerType: "probe", states: [TaskState.FAILED], pageSize: 5 });
+    const read = nc.stats().inBytes - before;
+    expect(failed.tasks).toHaveLength(5);
+    // Five statuses of about 400 bytes, a few windows of index messages: not 3,000 entries.
+    expect(read).toBeLessThan(20_000);
+  }, 90_000);
+
+  it("lists the tasks submitted since or until a time", async () => {
+    const early = await client.submitTask(probeService.methods.run, { label: "early" });
+    await poll(async () => (Date.now() > timestampMs(await early.status()) + 5 ? true : undefined));
+    const boundary = new Date();
+    await poll(async () => (Date.now() > boundary.getTime() + 5 ? true : undefined));
+    const late = await client.submitTask(probeService.methods.run, { label: "late" });
+    const since = await ids({ since: timestampFromDate(boundary) });
+    expect(since).toEqual([late.id]);
+    const until = await client.listTasks({ workerType: "probe", until: timestampFromDate(boundary), pageSize: 1 });
+    expect(until.tasks.map((t) => t.taskId)).toEqual([early.id]);
+    await expect(
+      client.listTasks({ workerType: "probe", since: timestampFromDate(boundary), until: timestampFromDate(boundary) }),
+    ).rejects.toThrow(/\[invalid_argument\] since \(.*\) must be before until/);
+  });
+
+  it("finds a task by its idempotency key", async () => {
+    const keyed = await client.submitTask(probeService.methods.run, { label: "keyed" }, { idempotencyKey: "order-7" });
+    const found = await client.listTasks({ workerType: "probe", idempotencyKey: "order-7" });
+    expect(found.tasks.map((t) => t.taskId)).toEqual([keyed.id]);
+    expect((await client.listTasks({ workerType: "probe", idempotencyKey: "order-8" })).tasks).toEqual([]);
+    await expect(client.listTasks({ idempotencyKey: "order-7" })).rejects.toThrow(
+      /\[invalid_argument\] idempotency_key needs worker_type/,
+    );
+  });
+});
+
+function timestampMs(status: TaskStatus): number {
+  return status.createdAt ? Number(status.createdAt.seconds) * 1000 + status.createdAt.nanos / 1e6 : 0;
+}

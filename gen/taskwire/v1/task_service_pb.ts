@@ -4,6 +4,8 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Task, TaskError, TaskState, TaskStatus } from "./task_pb.ts";
 import { file_taskwire_v1_task } from "./task_pb.ts";
 import type { Message } from "@bufbuild/protobuf";
@@ -12,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file taskwire/v1/task_service.proto.
  */
 export const file_taskwire_v1_task_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch50YXNrd2lyZS92MS90YXNrX3NlcnZpY2UucHJvdG8SC3Rhc2t3aXJlLnYxIjAKDVN1Ym1pdFJlcXVlc3QSHwoEdGFzaxgBIAEoCzIRLnRhc2t3aXJlLnYxLlRhc2siWwoOU3VibWl0UmVzcG9uc2USDwoHdGFza19pZBgBIAEoCRIRCglkdXBsaWNhdGUYAiABKAgSJQoFc3RhdGUYAyABKA4yFi50YXNrd2lyZS52MS5UYXNrU3RhdGUiNgoSQmF0Y2hTdWJtaXRSZXF1ZXN0EiAKBXRhc2tzGAEgAygLMhEudGFza3dpcmUudjEuVGFzayJ4ChFCYXRjaFN1Ym1pdFJlc3VsdBIvCghhY2NlcHRlZBgBIAEoCzIbLnRhc2t3aXJlLnYxLlN1Ym1pdFJlc3BvbnNlSAASJwoFZXJyb3IYAiABKAsyFi50YXNrd2lyZS52MS5UYXNrRXJyb3JIAEIJCgdvdXRjb21lIkYKE0JhdGNoU3VibWl0UmVzcG9uc2USLwoHcmVzdWx0cxgBIAMoCzIeLnRhc2t3aXJlLnYxLkJhdGNoU3VibWl0UmVzdWx0IiEKDkdldFRhc2tSZXF1ZXN0Eg8KB3Rhc2tfaWQYASABKAkiOgoPR2V0VGFza1Jlc3BvbnNlEicKBnN0YXR1cxgBIAEoCzIXLnRhc2t3aXJlLnYxLlRhc2tTdGF0dXMiIwoQV2F0Y2hUYXNrUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJIjwKEVdhdGNoVGFza1Jlc3BvbnNlEicKBnN0YXR1cxgBIAEoCzIXLnRhc2t3aXJlLnYxLlRhc2tTdGF0dXMiIgoPV2FpdFRhc2tSZXF1ZXN0Eg8KB3Rhc2tfaWQYASABKAkiOwoQV2FpdFRhc2tSZXNwb25zZRInCgZzdGF0dXMYASABKAsyFy50YXNrd2lyZS52MS5UYXNrU3RhdHVzIiQKEFdhaXRUYXNrc1JlcXVlc3QSEAoIdGFza19pZHMYASADKAkigwEKEVdhaXRUYXNrc1Jlc3BvbnNlEg8KB3Rhc2tfaWQYASABKAkSKQoGc3RhdHVzGAIgASgLMhcudGFza3dpcmUudjEuVGFza1N0YXR1c0gAEicKBWVycm9yGAMgASgLMhYudGFza3dpcmUudjEuVGFza0Vycm9ySABCCQoHb3V0Y29tZSI0ChFDYW5jZWxUYXNrUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSI9ChJDYW5jZWxUYXNrUmVzcG9uc2USJwoGc3RhdHVzGAEgASgLMhcudGFza3dpcmUudjEuVGFza1N0YXR1cyJ2ChBMaXN0VGFza3NSZXF1ZXN0EhMKC3dvcmtlcl90eXBlGAEgASgJEiYKBnN0YXRlcxgCIAMoDjIWLnRhc2t3aXJlLnYxLlRhc2tTdGF0ZRIRCglwYWdlX3NpemUYAyABKA0SEgoKcGFnZV90b2tlbhgEIAEoCSJUChFMaXN0VGFza3NSZXNwb25zZRImCgV0YXNrcxgBIAMoCzIXLnRhc2t3aXJlLnYxLlRhc2tTdGF0dXMSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJMugECgtUYXNrU2VydmljZRJBCgZTdWJtaXQSGi50YXNrd2lyZS52MS5TdWJtaXRSZXF1ZXN0GhsudGFza3dpcmUudjEuU3VibWl0UmVzcG9uc2USUAoLQmF0Y2hTdWJtaXQSHy50YXNrd2lyZS52MS5CYXRjaFN1Ym1pdFJlcXVlc3QaIC50YXNrd2lyZS52MS5CYXRjaFN1Ym1pdFJlc3BvbnNlEkQKB0dldFRhc2sSGy50YXNrd2lyZS52MS5HZXRUYXNrUmVxdWVzdBocLnRhc2t3aXJlLnYxLkdldFRhc2tSZXNwb25zZRJMCglXYXRjaFRhc2sSHS50YXNrd2lyZS52MS5XYXRjaFRhc2tSZXF1ZXN0Gh4udGFza3dpcmUudjEuV2F0Y2hUYXNrUmVzcG9uc2UwARJHCghXYWl0VGFzaxIcLnRhc2t3aXJlLnYxLldhaXRUYXNrUmVxdWVzdBodLnRhc2t3aXJlLnYxLldhaXRUYXNrUmVzcG9uc2USTAoJV2FpdFRhc2tzEh0udGFza3dpcmUudjEuV2FpdFRhc2tzUmVxdWVzdBoeLnRhc2t3aXJlLnYxLldhaXRUYXNrc1Jlc3BvbnNlMAESTQoKQ2FuY2VsVGFzaxIeLnRhc2t3aXJlLnYxLkNhbmNlbFRhc2tSZXF1ZXN0Gh8udGFza3dpcmUudjEuQ2FuY2VsVGFza1Jlc3BvbnNlEkoKCUxpc3RUYXNrcxIdLnRhc2t3aXJlLnYxLkxpc3RUYXNrc1JlcXVlc3QaHi50YXNrd2lyZS52MS5MaXN0VGFza3NSZXNwb25zZWIGcHJvdG8z", [file_taskwire_v1_task]);
+  fileDesc("Ch50YXNrd2lyZS92MS90YXNrX3NlcnZpY2UucHJvdG8SC3Rhc2t3aXJlLnYxIjAKDVN1Ym1pdFJlcXVlc3QSHwoEdGFzaxgBIAEoCzIRLnRhc2t3aXJlLnYxLlRhc2siWwoOU3VibWl0UmVzcG9uc2USDwoHdGFza19pZBgBIAEoCRIRCglkdXBsaWNhdGUYAiABKAgSJQoFc3RhdGUYAyABKA4yFi50YXNrd2lyZS52MS5UYXNrU3RhdGUiNgoSQmF0Y2hTdWJtaXRSZXF1ZXN0EiAKBXRhc2tzGAEgAygLMhEudGFza3dpcmUudjEuVGFzayJ4ChFCYXRjaFN1Ym1pdFJlc3VsdBIvCghhY2NlcHRlZBgBIAEoCzIbLnRhc2t3aXJlLnYxLlN1Ym1pdFJlc3BvbnNlSAASJwoFZXJyb3IYAiABKAsyFi50YXNrd2lyZS52MS5UYXNrRXJyb3JIAEIJCgdvdXRjb21lIkYKE0JhdGNoU3VibWl0UmVzcG9uc2USLwoHcmVzdWx0cxgBIAMoCzIeLnRhc2t3aXJlLnYxLkJhdGNoU3VibWl0UmVzdWx0IiEKDkdldFRhc2tSZXF1ZXN0Eg8KB3Rhc2tfaWQYASABKAkiOgoPR2V0VGFza1Jlc3BvbnNlEicKBnN0YXR1cxgBIAEoCzIXLnRhc2t3aXJlLnYxLlRhc2tTdGF0dXMiIwoQV2F0Y2hUYXNrUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJIjwKEVdhdGNoVGFza1Jlc3BvbnNlEicKBnN0YXR1cxgBIAEoCzIXLnRhc2t3aXJlLnYxLlRhc2tTdGF0dXMiIgoPV2FpdFRhc2tSZXF1ZXN0Eg8KB3Rhc2tfaWQYASABKAkiOwoQV2FpdFRhc2tSZXNwb25zZRInCgZzdGF0dXMYASABKAsyFy50YXNrd2lyZS52MS5UYXNrU3RhdHVzIiQKEFdhaXRUYXNrc1JlcXVlc3QSEAoIdGFza19pZHMYASADKAkigwEKEVdhaXRUYXNrc1Jlc3BvbnNlEg8KB3Rhc2tfaWQYASABKAkSKQoGc3RhdHVzGAIgASgLMhcudGFza3dpcmUudjEuVGFza1N0YXR1c0gAEicKBWVycm9yGAMgASgLMhYudGFza3dpcmUudjEuVGFza0Vycm9ySABCCQoHb3V0Y29tZSI0ChFDYW5jZWxUYXNrUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSI9ChJDYW5jZWxUYXNrUmVzcG9uc2USJwoGc3RhdHVzGAEgASgLMhcudGFza3dpcmUudjEuVGFza1N0YXR1cyLlAQoQTGlzdFRhc2tzUmVxdWVzdBITCgt3b3JrZXJfdHlwZRgBIAEoCRImCgZzdGF0ZXMYAiADKA4yFi50YXNrd2lyZS52MS5UYXNrU3RhdGUSEQoJcGFnZV9zaXplGAMgASgNEhIKCnBhZ2VfdG9rZW4YBCABKAkSKQoFc2luY2UYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKBXVudGlsGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIXCg9pZGVtcG90ZW5jeV9rZXkYByABKAkiVAoRTGlzdFRhc2tzUmVzcG9uc2USJgoFdGFza3MYASADKAsyFy50YXNrd2lyZS52MS5UYXNrU3RhdHVzEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCTLoBAoLVGFza1NlcnZpY2USQQoGU3VibWl0EhoudGFza3dpcmUudjEuU3VibWl0UmVxdWVzdBobLnRhc2t3aXJlLnYxLlN1Ym1pdFJlc3BvbnNlElAKC0JhdGNoU3VibWl0Eh8udGFza3dpcmUudjEuQmF0Y2hTdWJtaXRSZXF1ZXN0GiAudGFza3dpcmUudjEuQmF0Y2hTdWJtaXRSZXNwb25zZRJECgdHZXRUYXNrEhsudGFza3dpcmUudjEuR2V0VGFza1JlcXVlc3QaHC50YXNrd2lyZS52MS5HZXRUYXNrUmVzcG9uc2USTAoJV2F0Y2hUYXNrEh0udGFza3dpcmUudjEuV2F0Y2hUYXNrUmVxdWVzdBoeLnRhc2t3aXJlLnYxLldhdGNoVGFza1Jlc3BvbnNlMAESRwoIV2FpdFRhc2sSHC50YXNrd2lyZS52MS5XYWl0VGFza1JlcXVlc3QaHS50YXNrd2lyZS52MS5XYWl0VGFza1Jlc3BvbnNlEkwKCVdhaXRUYXNrcxIdLnRhc2t3aXJlLnYxLldhaXRUYXNrc1JlcXVlc3QaHi50YXNrd2lyZS52MS5XYWl0VGFza3NSZXNwb25zZTABEk0KCkNhbmNlbFRhc2sSHi50YXNrd2lyZS52MS5DYW5jZWxUYXNrUmVxdWVzdBofLnRhc2t3aXJlLnYxLkNhbmNlbFRhc2tSZXNwb25zZRJKCglMaXN0VGFza3MSHS50YXNrd2lyZS52MS5MaXN0VGFza3NSZXF1ZXN0Gh4udGFza3dpcmUudjEuTGlzdFRhc2tzUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp, file_taskwire_v1_task]);
 
 /**
  * Request of TaskService.Submit.
@@ -406,7 +408,10 @@ export type ListTasksRequest = Message<"taskwire.v1.ListTasksRequest"> & {
   workerType: string;
 
   /**
-   * Only tasks in one of these states. Empty: all states.
+   * Only tasks in one of these states. Empty: all states. Tasks are listed in
+   * the order they were submitted, newest first; but when every state named is
+   * RUNNING or terminal, in the order they entered those states (the most
+   * recently started or finished first), from an index of each state.
    *
    * @generated from field: repeated taskwire.v1.TaskState states = 2;
    */
@@ -420,11 +425,35 @@ export type ListTasksRequest = Message<"taskwire.v1.ListTasksRequest"> & {
   pageSize: number;
 
   /**
-   * The next_page_token of the previous page; empty for the first.
+   * The next_page_token of the previous page; empty for the first. The other
+   * fields must be those of the first page's request.
    *
    * @generated from field: string page_token = 4;
    */
   pageToken: string;
+
+  /**
+   * Only tasks listed at or after this time: submitted, or (see `states`) entered
+   * their state.
+   *
+   * @generated from field: google.protobuf.Timestamp since = 5;
+   */
+  since?: Timestamp | undefined;
+
+  /**
+   * Only tasks listed before this time.
+   *
+   * @generated from field: google.protobuf.Timestamp until = 6;
+   */
+  until?: Timestamp | undefined;
+
+  /**
+   * Only the task submitted with this idempotency key (needs worker_type): a
+   * page of one task, or none.
+   *
+   * @generated from field: string idempotency_key = 7;
+   */
+  idempotencyKey: string;
 };
 
 /**

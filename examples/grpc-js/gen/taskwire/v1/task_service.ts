@@ -20,6 +20,7 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
+import { Timestamp } from "../../google/protobuf/timestamp.ts";
 import { Task, TaskError, TaskState, taskStateFromJSON, taskStateToJSON, TaskStatus } from "./task.ts";
 
 export const protobufPackage = "taskwire.v1";
@@ -143,12 +144,36 @@ export interface CancelTaskResponse {
 export interface ListTasksRequest {
   /** Only tasks of this worker type. Empty: all types, merged newest first. */
   workerType: string;
-  /** Only tasks in one of these states. Empty: all states. */
+  /**
+   * Only tasks in one of these states. Empty: all states. Tasks are listed in
+   * the order they were submitted, newest first; but when every state named is
+   * RUNNING or terminal, in the order they entered those states (the most
+   * recently started or finished first), from an index of each state.
+   */
   states: TaskState[];
   /** Tasks per page, 1 to 1000. Zero: 100. */
   pageSize: number;
-  /** The next_page_token of the previous page; empty for the first. */
+  /**
+   * The next_page_token of the previous page; empty for the first. The other
+   * fields must be those of the first page's request.
+   */
   pageToken: string;
+  /**
+   * Only tasks listed at or after this time: submitted, or (see `states`) entered
+   * their state.
+   */
+  since:
+    | Date
+    | undefined;
+  /** Only tasks listed before this time. */
+  until:
+    | Date
+    | undefined;
+  /**
+   * Only the task submitted with this idempotency key (needs worker_type): a
+   * page of one task, or none.
+   */
+  idempotencyKey: string;
 }
 
 /** Response of TaskService.ListTasks. */
@@ -1331,7 +1356,15 @@ export const CancelTaskResponse: MessageFns<CancelTaskResponse> = {
 };
 
 function createBaseListTasksRequest(): ListTasksRequest {
-  return { workerType: "", states: [], pageSize: 0, pageToken: "" };
+  return {
+    workerType: "",
+    states: [],
+    pageSize: 0,
+    pageToken: "",
+    since: undefined,
+    until: undefined,
+    idempotencyKey: "",
+  };
 }
 
 export const ListTasksRequest: MessageFns<ListTasksRequest> = {
@@ -1351,6 +1384,15 @@ export const ListTasksRequest: MessageFns<ListTasksRequest> = {
     }
     if (message.pageToken !== "") {
       writer.uint32(34).string(message.pageToken);
+    }
+    if (message.since !== undefined) {
+      Timestamp.encode(toTimestamp(message.since), writer.uint32(42).fork()).join();
+    }
+    if (message.until !== undefined) {
+      Timestamp.encode(toTimestamp(message.until), writer.uint32(50).fork()).join();
+    }
+    if (message.idempotencyKey !== "") {
+      writer.uint32(58).string(message.idempotencyKey);
     }
     return writer;
   },
@@ -1410,6 +1452,30 @@ export const ListTasksRequest: MessageFns<ListTasksRequest> = {
             message.pageToken = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.since = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.until = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.idempotencyKey = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1440,6 +1506,13 @@ export const ListTasksRequest: MessageFns<ListTasksRequest> = {
         : isSet(object.page_token)
         ? globalThis.String(object.page_token)
         : "",
+      since: isSet(object.since) ? fromJsonTimestamp(object.since) : undefined,
+      until: isSet(object.until) ? fromJsonTimestamp(object.until) : undefined,
+      idempotencyKey: isSet(object.idempotencyKey)
+        ? globalThis.String(object.idempotencyKey)
+        : isSet(object.idempotency_key)
+        ? globalThis.String(object.idempotency_key)
+        : "",
     };
   },
 
@@ -1457,6 +1530,15 @@ export const ListTasksRequest: MessageFns<ListTasksRequest> = {
     if (message.pageToken !== "") {
       obj.pageToken = message.pageToken;
     }
+    if (message.since !== undefined) {
+      obj.since = message.since.toISOString();
+    }
+    if (message.until !== undefined) {
+      obj.until = message.until.toISOString();
+    }
+    if (message.idempotencyKey !== "") {
+      obj.idempotencyKey = message.idempotencyKey;
+    }
     return obj;
   },
 
@@ -1469,6 +1551,9 @@ export const ListTasksRequest: MessageFns<ListTasksRequest> = {
     message.states = object.states?.map((e) => e) || [];
     message.pageSize = object.pageSize ?? 0;
     message.pageToken = object.pageToken ?? "";
+    message.since = object.since ?? undefined;
+    message.until = object.until ?? undefined;
+    message.idempotencyKey = object.idempotencyKey ?? "";
     return message;
   },
 };
@@ -1868,6 +1953,28 @@ export type DeepPartial<T> = T extends Builtin ? T
 type KeysOfUnion<T> = T extends T ? keyof T : never;
 export type Exact<P, I extends P> = P extends Builtin ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };
+
+function toTimestamp(date: Date): Timestamp {
+  const seconds = Math.trunc(date.getTime() / 1_000);
+  const nanos = (date.getTime() % 1_000) * 1_000_000;
+  return { seconds, nanos };
+}
+
+function fromTimestamp(t: Timestamp): Date {
+  let millis = (t.seconds || 0) * 1_000;
+  millis += (t.nanos || 0) / 1_000_000;
+  return new globalThis.Date(millis);
+}
+
+function fromJsonTimestamp(o: any): Date {
+  if (o instanceof globalThis.Date) {
+    return o;
+  } else if (typeof o === "string") {
+    return new globalThis.Date(o);
+  } else {
+    return fromTimestamp(Timestamp.fromJSON(o));
+  }
+}
 
 function isSet(value: any): boolean {
   return value !== null && value !== undefined;
