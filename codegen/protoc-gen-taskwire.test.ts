@@ -338,6 +338,11 @@ ${service}
         /bad\/v1\/x\.proto:6:1: bad\.v1\.S: \(taskwire\.v1\.worker\)\.retention\.dead_letters must be positive, got -5000ms/,
       ],
       [
+        "a searchable field that is not a scalar",
+        'service S {\n  option (taskwire.v1.worker) = { type: "s" };\n  rpc Do(Tags) returns (Res);\n}\nmessage Tags { repeated string tag = 1 [(taskwire.v1.field) = { searchable: true }]; }',
+        /bad\/v1\/x\.proto:8:3: bad\.v1\.Tags\.tag: \(taskwire\.v1\.field\)\.searchable needs a singular string, integer, bool or enum field, but it is a list field/,
+      ],
+      [
         "a streaming rpc",
         'service S {\n  option (taskwire.v1.worker) = { type: "s" };\n  rpc Do(Req) returns (stream Res);\n}',
         /bad\/v1\/x\.proto:8:3: bad\.v1\.S\.Do is server-streaming: task rpcs must be unary/,

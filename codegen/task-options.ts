@@ -1,8 +1,15 @@
 import { type DescMethod, type DescService, getOption, hasOption } from "@bufbuild/protobuf";
 import type { Duration } from "@bufbuild/protobuf/wkt";
-import { type Retention, Storage, type TaskOptions, task, worker } from "../gen/taskwire/v1/options_pb.ts";
+import {
+  field as fieldOption,
+  type Retention,
+  Storage,
+  type TaskOptions,
+  task,
+  worker,
+} from "../gen/taskwire/v1/options_pb.ts";
 import { DeliveryMode, Priority, type RetryPolicy } from "../gen/taskwire/v1/task_pb.ts";
-import type { RetentionSettings, TaskDefaults } from "../sdk/core/index.ts";
+import { type RetentionSettings, searchableKind, type TaskDefaults } from "../sdk/core/index.ts";
 import { PluginError } from "./plugin-error.ts";
 
 /** The worker option of a service, or undefined when it is not a task service. */
@@ -36,6 +43,18 @@ export function workerSettings(service: DescService): WorkerSettings | undefined
         method,
         `${method.parent.typeName}.${method.name} is ${method.methodKind.replace("_", "-")}: task rpcs must be unary`,
       );
+    }
+  }
+  for (const method of service.methods) {
+    for (const field of method.input.fields) {
+      if (!hasOption(field, fieldOption) || !getOption(field, fieldOption).searchable) continue;
+      const why = searchableKind(field);
+      if (why) {
+        throw new PluginError(
+          method,
+          `${method.input.typeName}.${field.name}: (taskwire.v1.field).searchable needs a singular string, integer, bool or enum field, but ${why}`,
+        );
+      }
     }
   }
   if (!(options.maxRate >= 0) || !Number.isFinite(options.maxRate)) {

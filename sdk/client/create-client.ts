@@ -113,11 +113,7 @@ export interface TaskwireClient extends TaskClient {
   /** Cancels a task. */
   cancelTask(id: string, reason?: string): Promise<TaskStatus>;
   /** Lists tasks, newest first. */
-  listTasks(
-    request?: Partial<
-      Pick<ListTasksRequest, "workerType" | "states" | "pageSize" | "pageToken" | "since" | "until" | "idempotencyKey">
-    >,
-  ): Promise<ListTasksResponse>;
+  listTasks(request?: Partial<Omit<ListTasksRequest, "$typeName" | "$unknown">>): Promise<ListTasksResponse>;
   /**
    * Submits every item of a (possibly endless, lazily produced) sequence, with
    * at most `maxInFlight` unacknowledged, optionally resumable under a

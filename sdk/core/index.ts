@@ -16,6 +16,7 @@ export { Mailbox } from "./mailbox.ts";
 export { topology } from "./names.ts";
 export { type PreparedTask, prepareTask, priorityNames, type ResultRoute, type SubmitLimits } from "./prepare-task.ts";
 export type { QueueBackend } from "./queue-backend.ts";
+export { searchableFields, searchableKind, searchTerm, searchText } from "./searchable-fields.ts";
 export { recordSourceInfo, sourceInfoOf } from "./source-info.ts";
 export {
   decodeOutcome,

@@ -30,7 +30,9 @@ const statusBucket = "taskwire_status";
  * - `taskwire.index.<type>`: the ids of the type's tasks in submit order, one
  *   message per submitter and event-loop turn, in stream `INDEX_<type>`;
  *   `taskwire.index.<type>.<state>` (running, succeeded, failed, cancelled,
- *   expired, incomplete) the ids of those that entered the state, as written.
+ *   expired, incomplete) the ids of those that entered the state, as written;
+ *   `taskwire.index.<type>.field.<name>.<hash>` those whose request field `name`
+ *   (marked searchable) has the value of that hash.
  */
 export const topology = {
   /** Priorities, highest first: the order workers take them in. */
@@ -95,6 +97,8 @@ export const topology = {
   indexSubject: (workerType: string) => `taskwire.index.${workerType}`,
   /** The subjects of that stream: submits, and each state's entries. */
   indexSubjects: (workerType: string) => [`taskwire.index.${workerType}`, `taskwire.index.${workerType}.>`],
+  /** A message of that stream: the ids of tasks whose request has a searchable field's value (its term: `<name>.<hash>`). */
+  indexFieldSubject: (workerType: string, term: string) => `taskwire.index.${workerType}.field.${term}`,
   /** A message of that stream: the ids of tasks that entered `state` together (a lower-case state name). */
   indexStateSubject: (workerType: string, state: string) => `taskwire.index.${workerType}.${state}`,
   /** The stream of the type's dead letters. */

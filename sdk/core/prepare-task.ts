@@ -23,6 +23,7 @@ import { concatMessages, decodeMessage, encodeMessage, packMessage } from "../wi
 import { endpointPattern } from "./limits.ts";
 import { topology } from "./names.ts";
 import { missingRequiredFields } from "./required-fields.ts";
+import { searchTermsOf } from "./searchable-fields.ts";
 import { TaskError } from "./task-error.ts";
 import { keyedTaskId, newTaskId, taskIdToken } from "./task-id.ts";
 import type { PriorityName, TaskMethod } from "./task-method.ts";
@@ -49,6 +50,8 @@ export interface PreparedTask {
    * worker instance), all answered by `deadline` or the task ends INCOMPLETE.
    */
   readonly broadcast?: { readonly endpoints: readonly string[]; readonly deadline: Date };
+  /** The index terms of its searchable fields (searchable-fields.ts); absent when it has none set. */
+  readonly searchTerms?: readonly string[];
 }
 
 /** Limits checked before anything reaches NATS. */
@@ -121,6 +124,8 @@ export function prepareTask(
       Code.InvalidArgument,
     );
   }
+  const terms = searchTermsOf(method.input, request);
+  const searchTerms = terms.length > 0 ? { searchTerms: terms } : {};
   // A start time that has come already is no delay at all.
   let notBefore: number | undefined;
   if (task.schedule.case === "notBefore") notBefore = timeWithinRange(task.schedule.value, "task.not_before");
@@ -244,6 +249,7 @@ export function prepareTask(
         endpoints: [...new Set(task.endpoints)],
         deadline: new Date(expiresAt ? timestampMs(expiresAt) : now + timeoutMs),
       },
+      ...searchTerms,
     };
   }
   if (notBefore !== undefined) {
@@ -252,9 +258,10 @@ export function prepareTask(
       subject: topology.waitingSubject(method.workerType, token),
       bytes,
       schedule: { at: new Date(notBefore), target: topology.dueSubject(method.workerType, token) },
+      ...searchTerms,
     };
   }
-  return { taskId, subject: topology.taskSubject(method.workerType, priority, token), bytes };
+  return { taskId, subject: topology.taskSubject(method.workerType, priority, token), bytes, ...searchTerms };
 }
 
 /** Payloads packed by {@link packPayload}, with the message each was encoded from. */

@@ -36,6 +36,8 @@ export async function listTasks(
   workerTypes: readonly string[],
   request: Pick<ListTasksRequest, "pageToken" | "states" | "since" | "until" | "idempotencyKey">,
   pageSize: number,
+  /** A search's index subject (searchable-fields.ts), of the one type listed. */
+  search?: string,
 ): Promise<ListTasksResponse> {
   const states = new Set<TaskState>(request.states);
   if (request.idempotencyKey) return keyedTask(nc, workerTypes, request.idempotencyKey, states);
@@ -47,7 +49,9 @@ export async function listTasks(
       Code.InvalidArgument,
     );
   }
-  const subjects = subjectsOf(workerTypes, states);
+  const subjects = search
+    ? new Map([[search.slice(subjectPrefix.length), { workerType: workerTypes[0] as string, subject: search }]])
+    : subjectsOf(workerTypes, states);
   const positions = request.pageToken ? positionsOf(request.pageToken, subjects) : undefined;
   const readers: IndexReader[] = [];
   for (const [key, { workerType, subject }] of subjects) {

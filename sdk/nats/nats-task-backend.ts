@@ -34,6 +34,9 @@ import {
   prepareTask,
   queuedStatus,
   type SubmitLimits,
+  searchableFields,
+  searchTerm,
+  searchText,
   TaskError,
   type TaskOutcome,
   taskIdToken,
@@ -243,7 +246,7 @@ class NatsTaskBackend implements TaskBackend {
     const tracked = notify && this.results.track(taskId);
     // An unkeyed id is new: it is indexed alongside its publish. A keyed one only once
     // stored, as its publish may be a duplicate (already indexed).
-    const indexed = task.idempotencyKey ? undefined : this.index.add(topology.indexSubject(task.workerType), taskId);
+    const indexed = task.idempotencyKey ? undefined : this.indexSubmit(task.workerType, prepared);
     return publishToStream(this.bucket.requests, prepared.subject, prepared.bytes, publishHeaders(task, prepared)).then(
       (ack) => {
         if (ack.duplicate) {
@@ -258,7 +261,7 @@ class NatsTaskBackend implements TaskBackend {
           duplicate: false,
           state: prepared.schedule ? TaskState.SCHEDULED : TaskState.PENDING,
         };
-        return (indexed ?? this.index.add(topology.indexSubject(task.workerType), taskId)).then(() => accepted);
+        return (indexed ?? this.indexSubmit(task.workerType, prepared)).then(() => accepted);
       },
       (error: unknown) => {
         if (tracked) this.results.untrack(taskId);
@@ -328,12 +331,24 @@ class NatsTaskBackend implements TaskBackend {
         }),
       );
       if (tracked) this.results.accepted(taskId);
-      await this.index.add(topology.indexSubject(workerType), taskId);
+      await this.indexSubmit(workerType, prepared);
       return create(SubmitResponseSchema, { taskId, state: TaskState.PENDING });
     } catch (error) {
       if (tracked) this.results.untrack(taskId);
       throw fromNatsError(error, doing);
     }
+  }
+
+  /** Adds a stored task to its type's submits, and to the entries of its searchable fields' values. */
+  private indexSubmit(workerType: string, prepared: PreparedTask): Promise<unknown> {
+    const submitted = this.index.add(topology.indexSubject(workerType), prepared.taskId);
+    if (!prepared.searchTerms) return submitted;
+    return Promise.all([
+      submitted,
+      ...prepared.searchTerms.map((term) =>
+        this.index.add(topology.indexFieldSubject(workerType, term), prepared.taskId),
+      ),
+    ]);
   }
 
   async batchSubmit(tasks: Task[], options: { notify?: boolean } = {}): Promise<BatchSubmitResult[]> {
@@ -472,13 +487,30 @@ class NatsTaskBackend implements TaskBackend {
     else if (request.idempotencyKey) {
       throw new TaskError("idempotency_key needs worker_type: a key is unique within its type", Code.InvalidArgument);
     }
+    const search = request.fieldName || request.fieldValue ? this.searchSubject(request) : undefined;
     this.ensureAvailable("listing tasks");
     const types = request.workerType ? [request.workerType] : this.registry.workerTypes().toSorted();
     try {
-      return await listTasks(this.nc, types, request, pageSize);
+      return await listTasks(this.nc, types, request, pageSize, search);
     } catch (error) {
       throw fromNatsError(error, "listing tasks");
     }
+  }
+
+  /** The index subject of a `field_name`/`field_value` search; INVALID_ARGUMENT, naming why, when there is none. */
+  private searchSubject({ workerType, fieldName, fieldValue }: ListTasksRequest): string {
+    if (!workerType) throw new TaskError("field_name needs worker_type", Code.InvalidArgument);
+    const methods = this.registry.definitions.find((d) => d.workerType === workerType)?.methods ?? {};
+    const fields = Object.values(methods).flatMap((method) => searchableFields(method.input));
+    const field = fields.find((f) => f.name === fieldName || f.jsonName === fieldName);
+    if (!field) {
+      const names = [...new Set(fields.map((f) => f.name))];
+      throw new TaskError(
+        `worker type "${workerType}" has no searchable field "${fieldName}" (${names.length > 0 ? `searchable: ${names.join(", ")}` : "none is marked (taskwire.v1.field).searchable"})`,
+        Code.InvalidArgument,
+      );
+    }
+    return topology.indexFieldSubject(workerType, searchTerm(field.name, searchText(field, fieldValue)));
   }
 
   private async duplicate(taskId: string, state?: TaskState): Promise<SubmitResponse> {

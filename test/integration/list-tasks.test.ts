@@ -1,4 +1,5 @@
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hashService } from "../../examples/gen/example/v1/hash_taskwire.ts";
@@ -165,6 +166,41 @@ describe("ListTasks reads an index, not every task", () => {
     const page = await client.listTasks({ workerType: "reports", pageSize: 5 });
     expect(page.tasks.map((t) => t.taskId).filter((id) => id === first.id)).toHaveLength(1);
     expect(page.tasks[0]?.taskId).toBe(first.id);
+  });
+
+  it("finds tasks by a searchable request field, newest first, keeping only a hash of the value", async () => {
+    const quarterly: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      quarterly.unshift(
+        (await client.submitTask(reportService.methods.generate, { title: "quarterly", sections: 1 })).id,
+      );
+      await client.submitTask(reportService.methods.generate, { title: `other ${i}`, sections: 1 });
+    }
+    const seen: string[] = [];
+    let pageToken = "";
+    do {
+      const page = await client.listTasks({
+        workerType: "reports",
+        fieldName: "title",
+        fieldValue: "quarterly",
+        pageSize: 2,
+        pageToken,
+      });
+      seen.push(...page.tasks.map((t) => t.taskId));
+      pageToken = page.nextPageToken;
+    } while (pageToken);
+    expect(seen).toEqual(quarterly);
+    const jsm = await jetstreamManager(nc);
+    const info = await jsm.streams.info("INDEX_reports", { subjects_filter: "taskwire.index.reports.field.>" });
+    const subjects = Object.keys(info.state.subjects ?? {});
+    expect(subjects.length).toBeGreaterThan(0);
+    expect(subjects.join(" ")).not.toMatch(/quarterly|other/);
+    await expect(client.listTasks({ workerType: "reports", fieldName: "sections", fieldValue: "1" })).rejects.toThrow(
+      /\[invalid_argument\] worker type "reports" has no searchable field "sections" \(searchable: title\)/,
+    );
+    await expect(client.listTasks({ fieldName: "title", fieldValue: "quarterly" })).rejects.toThrow(
+      /\[invalid_argument\] field_name needs worker_type/,
+    );
   });
 
   it("refuses a token it did not give, or one given for other worker types, with INVALID_ARGUMENT", async () => {

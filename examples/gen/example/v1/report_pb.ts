@@ -11,7 +11,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file example/v1/report.proto.
  */
 export const file_example_v1_report: GenFile = /*@__PURE__*/
-  fileDesc("ChdleGFtcGxlL3YxL3JlcG9ydC5wcm90bxIKZXhhbXBsZS52MSJWCg9HZW5lcmF0ZVJlcXVlc3QSFQoFdGl0bGUYASABKAlCBtKjGQIIARIYCghzZWN0aW9ucxgCIAEoDUIG0qMZAggBEhIKCnNlY3Rpb25fbXMYAyABKA0iMgoQR2VuZXJhdGVSZXNwb25zZRIMCgRib2R5GAEgASgJEhAKCHNlY3Rpb25zGAIgASgNMnoKDVJlcG9ydFNlcnZpY2USWAoIR2VuZXJhdGUSGy5leGFtcGxlLnYxLkdlbmVyYXRlUmVxdWVzdBocLmV4YW1wbGUudjEuR2VuZXJhdGVSZXNwb25zZSIR0qMZDQoDCKwCEgYIBRICCAEaD9KjGQsKB3JlcG9ydHMQBGIGcHJvdG8z", [file_taskwire_v1_options]);
+  fileDesc("ChdleGFtcGxlL3YxL3JlcG9ydC5wcm90bxIKZXhhbXBsZS52MSJYCg9HZW5lcmF0ZVJlcXVlc3QSFwoFdGl0bGUYASABKAlCCNKjGQQIARABEhgKCHNlY3Rpb25zGAIgASgNQgbSoxkCCAESEgoKc2VjdGlvbl9tcxgDIAEoDSIyChBHZW5lcmF0ZVJlc3BvbnNlEgwKBGJvZHkYASABKAkSEAoIc2VjdGlvbnMYAiABKA0yegoNUmVwb3J0U2VydmljZRJYCghHZW5lcmF0ZRIbLmV4YW1wbGUudjEuR2VuZXJhdGVSZXF1ZXN0GhwuZXhhbXBsZS52MS5HZW5lcmF0ZVJlc3BvbnNlIhHSoxkNCgMIrAISBggFEgIIARoP0qMZCwoHcmVwb3J0cxAEYgZwcm90bzM", [file_taskwire_v1_options]);
 
 /**
  * Request of ReportService.Generate.
@@ -20,7 +20,7 @@ export const file_example_v1_report: GenFile = /*@__PURE__*/
  */
 export type GenerateRequest = Message<"example.v1.GenerateRequest"> & {
   /**
-   * The report's title.
+   * The report's title: ListTasks finds reports by it.
    *
    * @generated from field: string title = 1;
    */

@@ -25,7 +25,7 @@ export const protobufFileName = "example/v1/report.proto";
 
 /** Request of ReportService.Generate. */
 export interface GenerateRequest {
-  /** The report's title. */
+  /** The report's title: ListTasks finds reports by it. */
   title: string;
   /** Sections to build, 1 to 1000. */
   sections: number;

@@ -183,6 +183,13 @@ export interface FieldOptions {
    * a present message, a non-empty list or map.
    */
   required: boolean;
+  /**
+   * ListTasks finds tasks by this field's value (`field_name`, `field_value`).
+   * Only singular scalar fields of the request (string, integer, bool, enum);
+   * a task whose field is unset (empty, zero) is not indexed. The index keeps a
+   * hash of the value, never the value itself.
+   */
+  searchable: boolean;
 }
 
 function createBaseWorkerOptions(): WorkerOptions {
@@ -665,13 +672,16 @@ export const TaskOptions: MessageFns<TaskOptions> = {
 };
 
 function createBaseFieldOptions(): FieldOptions {
-  return { required: false };
+  return { required: false, searchable: false };
 }
 
 export const FieldOptions: MessageFns<FieldOptions> = {
   encode(message: FieldOptions, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.required !== false) {
       writer.uint32(8).bool(message.required);
+    }
+    if (message.searchable !== false) {
+      writer.uint32(16).bool(message.searchable);
     }
     return writer;
   },
@@ -697,6 +707,14 @@ export const FieldOptions: MessageFns<FieldOptions> = {
             message.required = reader.bool();
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.searchable = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -710,13 +728,19 @@ export const FieldOptions: MessageFns<FieldOptions> = {
   },
 
   fromJSON(object: any): FieldOptions {
-    return { required: isSet(object.required) ? globalThis.Boolean(object.required) : false };
+    return {
+      required: isSet(object.required) ? globalThis.Boolean(object.required) : false,
+      searchable: isSet(object.searchable) ? globalThis.Boolean(object.searchable) : false,
+    };
   },
 
   toJSON(message: FieldOptions): unknown {
     const obj: any = {};
     if (message.required !== false) {
       obj.required = message.required;
+    }
+    if (message.searchable !== false) {
+      obj.searchable = message.searchable;
     }
     return obj;
   },
@@ -727,6 +751,7 @@ export const FieldOptions: MessageFns<FieldOptions> = {
   fromPartial<I extends Exact<DeepPartial<FieldOptions>, I>>(object: I): FieldOptions {
     const message = createBaseFieldOptions();
     message.required = object.required ?? false;
+    message.searchable = object.searchable ?? false;
     return message;
   },
 };

@@ -174,6 +174,16 @@ export interface ListTasksRequest {
    * page of one task, or none.
    */
   idempotencyKey: string;
+  /**
+   * Only tasks whose request field of this name, marked
+   * `(taskwire.v1.field).searchable`, has `field_value` (needs worker_type).
+   */
+  fieldName: string;
+  /**
+   * The value: as text for a string; decimal for a number; "true" or "false";
+   * an enum value's name.
+   */
+  fieldValue: string;
 }
 
 /** Response of TaskService.ListTasks. */
@@ -1364,6 +1374,8 @@ function createBaseListTasksRequest(): ListTasksRequest {
     since: undefined,
     until: undefined,
     idempotencyKey: "",
+    fieldName: "",
+    fieldValue: "",
   };
 }
 
@@ -1393,6 +1405,12 @@ export const ListTasksRequest: MessageFns<ListTasksRequest> = {
     }
     if (message.idempotencyKey !== "") {
       writer.uint32(58).string(message.idempotencyKey);
+    }
+    if (message.fieldName !== "") {
+      writer.uint32(66).string(message.fieldName);
+    }
+    if (message.fieldValue !== "") {
+      writer.uint32(74).string(message.fieldValue);
     }
     return writer;
   },
@@ -1476,6 +1494,22 @@ export const ListTasksRequest: MessageFns<ListTasksRequest> = {
             message.idempotencyKey = reader.string();
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.fieldName = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.fieldValue = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1513,6 +1547,16 @@ export const ListTasksRequest: MessageFns<ListTasksRequest> = {
         : isSet(object.idempotency_key)
         ? globalThis.String(object.idempotency_key)
         : "",
+      fieldName: isSet(object.fieldName)
+        ? globalThis.String(object.fieldName)
+        : isSet(object.field_name)
+        ? globalThis.String(object.field_name)
+        : "",
+      fieldValue: isSet(object.fieldValue)
+        ? globalThis.String(object.fieldValue)
+        : isSet(object.field_value)
+        ? globalThis.String(object.field_value)
+        : "",
     };
   },
 
@@ -1539,6 +1583,12 @@ export const ListTasksRequest: MessageFns<ListTasksRequest> = {
     if (message.idempotencyKey !== "") {
       obj.idempotencyKey = message.idempotencyKey;
     }
+    if (message.fieldName !== "") {
+      obj.fieldName = message.fieldName;
+    }
+    if (message.fieldValue !== "") {
+      obj.fieldValue = message.fieldValue;
+    }
     return obj;
   },
 
@@ -1554,6 +1604,8 @@ export const ListTasksRequest: MessageFns<ListTasksRequest> = {
     message.since = object.since ?? undefined;
     message.until = object.until ?? undefined;
     message.idempotencyKey = object.idempotencyKey ?? "";
+    message.fieldName = object.fieldName ?? "";
+    message.fieldValue = object.fieldValue ?? "";
     return message;
   },
 };
