@@ -8,7 +8,7 @@ import {
   type ListTasksResponse,
   ListTasksResponseSchema,
 } from "../../gen/taskwire/v1/task_service_pb.ts";
-import { decodeStatus, keyedTaskId, queuedStatus, TaskError, topology } from "../core/index.ts";
+import { decodeStatus, encodedOutcome, keyedTaskId, queuedStatus, TaskError, topology } from "../core/index.ts";
 import { decodeMessage } from "../wire/index.ts";
 import { readStatusRecords } from "./status-store.ts";
 import { type IndexEntry, IndexReader, indexedStates, stateIndexSubject } from "./task-index.ts";
@@ -66,6 +66,7 @@ export async function listTasks(
       }),
     );
   }
+  const inStates = (state: TaskState) => states.size === 0 || states.has(state);
   const tasks: TaskStatus[] = [];
   const seen = new Set<string>();
   let examined = 0;
@@ -83,13 +84,14 @@ export async function listTasks(
     const statuses = await statusesOf(
       nc,
       batch.map((entry) => entry.taskId),
+      inStates,
     );
     for (const { taskId } of batch) {
       const status = statuses.get(taskId);
       // An id indexed twice (an index write retried, a task started twice) is listed once.
-      if (!status || seen.has(taskId)) continue;
+      if (status === undefined || seen.has(taskId)) continue;
       seen.add(taskId);
-      if (states.size === 0 || states.has(status.state)) tasks.push(status);
+      if (status) tasks.push(status);
     }
   }
   return create(ListTasksResponseSchema, { tasks, nextPageToken: tokenOf(readers) });
@@ -125,8 +127,8 @@ async function keyedTask(
   if (!workerType || workerTypes.length > 1)
     throw new TaskError("idempotency_key needs one worker_type", Code.InvalidArgument);
   const taskId = keyedTaskId(workerType, key);
-  const status = (await statusesOf(nc, [taskId])).get(taskId);
-  const tasks = status && (states.size === 0 || states.has(status.state)) ? [status] : [];
+  const status = (await statusesOf(nc, [taskId], (state) => states.size === 0 || states.has(state))).get(taskId);
+  const tasks = status ? [status] : [];
   return create(ListTasksResponseSchema, { tasks });
 }
 
@@ -146,18 +148,26 @@ async function newest(readers: readonly IndexReader[], want: number): Promise<In
  * The statuses of some tasks by id: the status records, then the queued or
  * scheduled WorkItems of those without one, then the records again of those
  * found in neither (a task that finished between the two reads). A task found
- * nowhere (its status expired, or its submit failed after it was indexed) is absent.
+ * nowhere (its status expired, or its submit failed after it was indexed) is absent;
+ * one found in a state `wanted` refuses is null, and not decoded (most of a
+ * filtered listing's cost).
  */
-async function statusesOf(nc: NatsConnection, taskIds: readonly string[]): Promise<Map<string, TaskStatus>> {
-  const statuses = new Map<string, TaskStatus>();
+async function statusesOf(
+  nc: NatsConnection,
+  taskIds: readonly string[],
+  wanted: (state: TaskState) => boolean = () => true,
+): Promise<Map<string, TaskStatus | null>> {
+  const statuses = new Map<string, TaskStatus | null>();
   const records = async (ids: readonly string[]) => {
-    for (const [taskId, bytes] of await readStatusRecords(nc, ids)) statuses.set(taskId, decodeStatus(bytes));
+    for (const [taskId, bytes] of await readStatusRecords(nc, ids)) {
+      statuses.set(taskId, wanted(encodedOutcome(bytes).state) ? decodeStatus(bytes) : null);
+    }
   };
   await records(taskIds);
   const missing = taskIds.filter((id) => !statuses.has(id));
   if (missing.length === 0) return statuses;
   for (const [taskId, { state, workItem }] of await unstartedTasks(nc, missing)) {
-    statuses.set(taskId, queuedStatus(decodeMessage(WorkItemSchema, workItem), state));
+    statuses.set(taskId, wanted(state) ? queuedStatus(decodeMessage(WorkItemSchema, workItem), state) : null);
   }
   const finished = missing.filter((id) => !statuses.has(id));
   if (finished.length > 0) await records(finished);
