@@ -234,6 +234,14 @@ function row(m: number): string[] {
   ];
 }
 
+/** The store's bytes per task kept (status record and index entries), at the last sample. */
+function storeLine(): string {
+  const last = samples.at(-1);
+  if (!last || last.statuses === 0) return "store: no statuses sampled";
+  const perTask = last.storeBytes / last.statuses;
+  return `store: ${last.statuses} statuses kept, ${perTask.toFixed(0)} bytes per task with its index entries: ${mib(perTask * 1e6).toFixed(0)} MiB per million tasks`;
+}
+
 /** MiB per minute, least squares over the samples after the warm-up. */
 function slope(role: keyof Sample["rss"]): number {
   const points = samples.filter((s) => s.atMin >= warmupMinutes).map((s) => [s.atMin, mib(s.rss[role])] as const);
@@ -261,6 +269,7 @@ const verdicts = [
       `${role === "server" ? "nats-server" : role} memory after minute ${warmupMinutes}: ${value >= 0 ? "+" : ""}${value.toFixed(2)} MiB/min: ${Math.abs(value) <= 1 ? "under 1 MiB/min" : "MISSED"}`,
   ),
   `errors: ${errors}${firstError.length > 0 ? ` (first: ${firstError.join("; ")})` : ""}`,
+  storeLine(),
 ];
 for (const line of verdicts) console.log(line);
 

@@ -42,7 +42,7 @@ export interface WorkerTypeTopologyOptions extends StorageOptions {
 export interface StatusTopologyOptions extends StorageOptions {
   /** How long a task's status is kept after its last change. 0: forever. @default 7 days */
   statusTtlMs?: number;
-  /** The largest result kept in a status record, in bytes: workers fail a task whose result is larger. @default {@link defaultMaxResultBytes} */
+  /** The largest result kept in a status record, in bytes: workers fail a task whose result is larger. @default 1000000 */
   maxResultBytes?: number;
 }
 

@@ -557,6 +557,8 @@ describe("attempts of a task", () => {
   it("a result too large to store fails the task at once, saying so, instead of running it again", async () => {
     const ran: string[] = [];
     await startWorker("big-results", {
+      // Past the kept size a worker refuses the result itself (retention.test.ts): here the server does.
+      topology: { ...topology, maxResultBytes: 2_000_000 },
       services: [
         implementProbeService({
           async run({ label }) {

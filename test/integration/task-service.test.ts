@@ -270,7 +270,7 @@ describe("TaskService over JetStream", () => {
   });
 
   it("ListTasks filters by worker type and state, newest first, in pages", async () => {
-    const submitted = [];
+    const submitted: string[] = [];
     for (let i = 0; i < 5; i++)
       submitted.push((await client.submitTask(reportService.methods.generate, { title: `l${i}`, sections: 1 })).id);
     const seen: string[] = [];
@@ -293,8 +293,12 @@ describe("TaskService over JetStream", () => {
 
     await startWorker();
     await Promise.all(submitted.map((id) => client.task(id, reportService.methods.generate.output).result()));
-    const done = await client.listTasks({ workerType: "reports", states: [TaskState.SUCCEEDED] });
-    expect(done.tasks.map((t) => t.taskId)).toEqual(expect.arrayContaining(submitted));
+    // A state's entries are written just after the record: a list may lag a result by that write.
+    await poll(async () => {
+      const done = await client.listTasks({ workerType: "reports", states: [TaskState.SUCCEEDED] });
+      const ids = new Set(done.tasks.map((t) => t.taskId));
+      return submitted.every((id) => ids.has(id)) ? true : undefined;
+    });
     const pending = await client.listTasks({ workerType: "reports", states: [TaskState.PENDING] });
     expect(pending.tasks.map((t) => t.taskId)).not.toEqual(expect.arrayContaining([submitted[0]]));
     await expect(client.listTasks({ workerType: "nope" })).rejects.toThrow(/\[not_found\] unknown worker type "nope"/);
