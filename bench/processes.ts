@@ -25,6 +25,8 @@ export interface ChildOptions {
   readonly env?: Record<string, string>;
   /** Write a V8 CPU profile into this directory on exit. */
   readonly cpuProfDir?: string;
+  /** More Node options for the child, such as `--import` of a compiled preload. */
+  readonly execArgv?: string[];
 }
 
 const readyTimeoutMs = 60_000;
@@ -39,7 +41,7 @@ export async function startChild(script: string, options: ChildOptions = {}): Pr
   const profile = options.cpuProfDir ? ["--cpu-prof", `--cpu-prof-dir=${options.cpuProfDir}`] : [];
   const child = fork(compiled(script), options.args ?? [], {
     cwd: repoRoot,
-    execArgv: profile,
+    execArgv: [...profile, ...(options.execArgv ?? [])],
     env: { ...process.env, ...options.env },
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });

@@ -11,8 +11,9 @@
  * every second. Statuses are kept `retention` (the deployment's), so the store
  * reaches its steady size within the run.
  *
- * Every 30 s it samples each process's resident memory and the store; each
- * minute it reports throughput, p50 and p99, errors and memory. After the
+ * Every 30 s it samples each process's resident memory (a Node process's after
+ * a full collection, see memory-probe.ts) and the store; each minute it reports
+ * throughput, p50 and p99, errors and memory. After the
  * warm-up minutes, each process's memory slope is fitted (least squares). The
  * targets: p50 and p99 of the last minute within 20% of the third's; no
  * process's memory growing faster than 1 MiB a minute after the warm-up.
@@ -20,15 +21,17 @@
  */
 import { readFile } from "node:fs/promises";
 import { availableParallelism } from "node:os";
+import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { createClient, TaskError } from "taskwire";
-import { compileBench } from "./compile.ts";
+import { compileBench, compiled } from "./compile.ts";
+import { cpuMicros } from "./cpu-time.ts";
 import { Deployment } from "./deployment.ts";
 import { writeSection } from "./doc-section.ts";
 import { createEchoServiceClient } from "./gen/bench/v1/bench_taskwire.ts";
-import { echoWorker } from "./processes.ts";
+import { type BenchChild, echoWorker } from "./processes.ts";
 import { markdownTable } from "./report.ts";
 import { payloadText } from "./target.ts";
 
@@ -77,6 +80,10 @@ const firstError: string[] = [];
 interface Sample {
   readonly atMin: number;
   readonly rss: Record<"gateway" | "worker" | "server", number>;
+  /** The Node processes' JS heap in use after the collection. */
+  readonly heap: Record<"gateway" | "worker", number>;
+  /** CPU time each process has used so far, µs. */
+  readonly cpu: Record<"gateway" | "worker" | "server", number>;
   readonly statuses: number;
   readonly storeBytes: number;
 }
@@ -88,8 +95,13 @@ const deployment = new Deployment("soak", undefined, {
 });
 try {
   const nats = await deployment.nats();
-  const gateway = await deployment.child("gateway", "bench/systems/gateway-process.ts", { args: [nats.url] });
-  await deployment.child("worker", echoWorker.script, { env: echoWorker.env(nats.url) });
+  // Each Node process answers the parent's memory samples after a full collection.
+  const execArgv = ["--expose-gc", `--import=${pathToFileURL(compiled("bench/systems/memory-probe.ts")).href}`];
+  const gateway = await deployment.child("gateway", "bench/systems/gateway-process.ts", {
+    args: [nats.url],
+    execArgv,
+  });
+  const worker = await deployment.child("worker", echoWorker.script, { env: echoWorker.env(nats.url), execArgv });
   const pids = deployment.pids();
   const nc = await connect({ servers: nats.url });
   const jsm = await jetstreamManager(nc);
@@ -150,15 +162,26 @@ try {
     const status = await readFile(`/proc/${pid}/status`, "utf8");
     return Number(/^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1] ?? Number.NaN) * 1024;
   };
+  /** A Node child's resident memory after a full collection (memory-probe.ts). */
+  const collected = async (child: BenchChild) => {
+    child.send({ type: "memory" });
+    for (;;) {
+      const message = (await child.message()) as { type?: string; rss?: number; heapUsed?: number };
+      if (message.type === "memory") return { rss: message.rss ?? Number.NaN, heap: message.heapUsed ?? Number.NaN };
+    }
+  };
   const sample = async () => {
     const info = await jsm.streams.info("KV_taskwire_status");
     const index = await jsm.streams.info("INDEX_bench");
+    const [g, w] = [await collected(gateway), await collected(worker)];
     samples.push({
       atMin: (performance.now() - started) / minuteMs,
-      rss: {
-        gateway: await rss(pids.gateway?.[0]),
-        worker: await rss(pids.worker?.[0]),
-        server: await rss(pids.server?.[0]),
+      rss: { gateway: g.rss, worker: w.rss, server: await rss(pids.server?.[0]) },
+      heap: { gateway: g.heap, worker: w.heap },
+      cpu: {
+        gateway: await cpuMicros(gateway.pid),
+        worker: await cpuMicros(worker.pid),
+        server: await cpuMicros(pids.server?.[0] ?? 0),
       },
       statuses: info.state.messages,
       storeBytes: info.state.bytes + index.state.bytes,
@@ -226,9 +249,10 @@ function row(m: number): string[] {
     percentile(minute.latencies, 99).toFixed(1),
     String(minute.errors),
     percentile(minute.listMs, 50).toFixed(1),
-    s ? mib(s.rss.gateway).toFixed(0) : "",
-    s ? mib(s.rss.worker).toFixed(0) : "",
+    s ? `${mib(s.rss.gateway).toFixed(0)} (${mib(s.heap.gateway).toFixed(0)})` : "",
+    s ? `${mib(s.rss.worker).toFixed(0)} (${mib(s.heap.worker).toFixed(0)})` : "",
     s ? mib(s.rss.server).toFixed(0) : "",
+    cpuPerTask(m),
     s ? String(s.statuses) : "",
     s ? mib(s.storeBytes).toFixed(1) : "",
   ];
@@ -240,6 +264,17 @@ function storeLine(): string {
   if (!last || last.statuses === 0) return "store: no statuses sampled";
   const perTask = last.storeBytes / last.statuses;
   return `store: ${last.statuses} statuses kept, ${perTask.toFixed(0)} bytes per task with its index entries: ${mib(perTask * 1e6).toFixed(0)} MiB per million tasks`;
+}
+
+/** CPU µs per finished task of the gateway, worker and nats-server within minute `m`, from the samples around it. */
+function cpuPerTask(m: number): string {
+  const [from, to] = [m === 0 ? samples[0] : sampleOf(m - 1), sampleOf(m)];
+  const tasks = perMinute[m]?.latencies.length ?? 0;
+  if (!from || !to || to === from || tasks === 0) return "";
+  const share = (to.atMin - from.atMin) * tasks;
+  return (["gateway", "worker", "server"] as const)
+    .map((role) => ((to.cpu[role] - from.cpu[role]) / share).toFixed(0))
+    .join(" / ");
 }
 
 /** MiB per minute, least squares over the samples after the warm-up. */
@@ -281,7 +316,9 @@ Written by \`npm run bench:soak\` on ${new Date().toISOString()} (${availablePar
 ${minutes} minutes of ${rate} echo tasks a second through one gateway to one worker, each waited for
 (latency is submit to result), with a WatchTask every 2 s and a GetTask or a 100-task ListTasks page
 every second; statuses and dead letters kept ${values.retention}. Memory is each process's resident
-size at the minute's last 30 s sample; the store is the status bucket and the task index.
+size at the minute's last 30 s sample, a Node process's after a full collection (taken then, for
+the sample), with its JS heap in use; CPU is each process's per task finished in the minute; the
+store is the status bucket and the task index.
 
 ${markdownTable(
   [
@@ -291,9 +328,10 @@ ${markdownTable(
     "p99 ms",
     "errors",
     "list p50 ms",
-    "gateway MiB",
-    "worker MiB",
+    "gateway MiB (heap)",
+    "worker MiB (heap)",
     "nats-server MiB",
+    "CPU µs/task gw / wk / srv",
     "statuses",
     "store MiB",
   ],
