@@ -397,9 +397,7 @@ export async function provisionBucket(
       {
         name: `KV_${bucket}`,
         ...(shape.republish ? { republish: shape.republish } : {}),
-        // A record may be kept for less than the bucket does (a `Nats-TTL` on its write).
-        allow_msg_ttl: true,
-      } as Partial<StreamConfig> & { name: string },
+      },
       {
         num_replicas: replicas,
         storage,
@@ -433,7 +431,8 @@ export async function statusTtls(
   const ttls = new Map<string, string>();
   const asking = definitions.filter((d) => d.retention?.statusTtlMs !== undefined);
   if (asking.length === 0) return ttls;
-  const bucketMs = millis((await jsm.streams.info(topology.statusStream)).config.max_age);
+  const { config } = await jsm.streams.info(topology.statusStream);
+  const bucketMs = millis(config.max_age);
   for (const { workerType, retention } of asking) {
     const ttlMs = retention?.statusTtlMs as number;
     if (bucketMs === 0 || ttlMs < bucketMs) ttls.set(workerType, `${Math.max(1, Math.ceil(ttlMs / 1000))}s`);
@@ -445,6 +444,10 @@ export async function statusTtls(
         asked: `${ttlMs} ms`,
         outcome: "kept",
       });
+  }
+  // Only a bucket whose records may be kept for less than it keeps them takes per-message TTLs.
+  if (ttls.size > 0 && !(config as { allow_msg_ttl?: boolean }).allow_msg_ttl) {
+    await jsm.streams.update(topology.statusStream, { ...config, allow_msg_ttl: true } as StreamConfig);
   }
   return ttls;
 }
