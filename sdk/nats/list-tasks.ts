@@ -40,7 +40,8 @@ export async function listTasks(
   search?: string,
 ): Promise<ListTasksResponse> {
   const states = new Set<TaskState>(request.states);
-  if (request.idempotencyKey) return keyedTask(nc, workerTypes, request.idempotencyKey, states);
+  const inStates = (state: TaskState) => states.size === 0 || states.has(state);
+  if (request.idempotencyKey) return keyedTask(nc, workerTypes[0] as string, request.idempotencyKey, inStates);
   const since = request.since && timestampDate(request.since);
   const until = request.until && timestampDate(request.until);
   if (since && until && since >= until) {
@@ -66,7 +67,6 @@ export async function listTasks(
       }),
     );
   }
-  const inStates = (state: TaskState) => states.size === 0 || states.has(state);
   const tasks: TaskStatus[] = [];
   const seen = new Set<string>();
   let examined = 0;
@@ -113,21 +113,21 @@ function subjectsOf(workerTypes: readonly string[], states: ReadonlySet<TaskStat
   return subjects;
 }
 
-const subjectPrefix = "taskwire.index.";
+/** What an index subject's key in page tokens leaves out. */
+const subjectPrefix = topology.indexSubject("");
 
-/** The one task of a type submitted with `key`, if it exists and is in one of `states`. */
+/**
+ * The one task of a type submitted with `key`, if it exists and is in a state
+ * `wanted`. (The backend refuses a key without a worker type: a key is unique within its type.)
+ */
 async function keyedTask(
   nc: NatsConnection,
-  workerTypes: readonly string[],
+  workerType: string,
   key: string,
-  states: ReadonlySet<TaskState>,
+  wanted: (state: TaskState) => boolean,
 ): Promise<ListTasksResponse> {
-  const [workerType] = workerTypes;
-  // The backend refuses a key without a worker type: a key is unique within its type.
-  if (!workerType || workerTypes.length > 1)
-    throw new TaskError("idempotency_key needs one worker_type", Code.InvalidArgument);
   const taskId = keyedTaskId(workerType, key);
-  const status = (await statusesOf(nc, [taskId], (state) => states.size === 0 || states.has(state))).get(taskId);
+  const status = (await statusesOf(nc, [taskId], wanted)).get(taskId);
   const tasks = status ? [status] : [];
   return create(ListTasksResponseSchema, { tasks });
 }

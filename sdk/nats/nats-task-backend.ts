@@ -72,7 +72,7 @@ import {
   type StoredStatus,
   writeStatus,
 } from "./status-store.ts";
-import { TaskIndexWriter } from "./task-index.ts";
+import type { TaskIndexWriter } from "./task-index.ts";
 import { unstartedOf, unstartedPlaces } from "./unstarted.ts";
 
 /** Options of {@link createNatsTaskBackend}. */
@@ -144,7 +144,7 @@ class NatsTaskBackend implements TaskBackend {
   constructor(
     nc: NatsConnection,
     jsm: JetStreamManager,
-    bucket: StatusBucket,
+    bucket: StatusBucket & { readonly index: TaskIndexWriter },
     registry: TaskRegistry,
     limits: SubmitLimits,
     results: ResultInbox,
@@ -158,7 +158,7 @@ class NatsTaskBackend implements TaskBackend {
     this.results = results;
     this.storage = storage;
     this.statusFeed = new StatusFeed(jetstream(nc, jetStreamOptionsOf(nc)));
-    this.index = bucket.index ?? new TaskIndexWriter(bucket.requests);
+    this.index = bucket.index;
     void this.followConnection();
   }
 

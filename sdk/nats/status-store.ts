@@ -29,7 +29,11 @@ export interface StatusBucket {
 }
 
 /** The status bucket of a process: its writes of terminal records go to the index. */
-export function bucketOf(kv: KV, requests: RequestPipeline, ttls?: ReadonlyMap<string, string>): StatusBucket {
+export function bucketOf(
+  kv: KV,
+  requests: RequestPipeline,
+  ttls?: ReadonlyMap<string, string>,
+): StatusBucket & { readonly index: TaskIndexWriter } {
   return { kv, requests, index: new TaskIndexWriter(requests), ...(ttls ? { ttls } : {}) };
 }
 
@@ -94,11 +98,11 @@ export function writeStatus(
   const bytes = encodeMessage(TaskStatusSchema, status);
   // A chain, not an async function, as every hot-path publish (see NatsTaskBackend.submit).
   const ttl = bucket.ttls?.size ? bucket.ttls.get(workerTypeOf(status.taskId)) : undefined;
-  let expect = expectedRevision === 0 ? createOnly : expectRevision(expectedRevision);
-  if (ttl) {
-    expect = expectRevision(expectedRevision);
-    expect.set("Nats-TTL", ttl);
-  }
+  const expect = ttl
+    ? expectRevision(expectedRevision, ttl)
+    : expectedRevision === 0
+      ? createOnly
+      : expectRevision(expectedRevision);
   return publishToStream(bucket.requests, topology.statusSubject(status.taskId), bytes, expect).then(
     (ack) => {
       if (isTerminal(status.state)) bucket.index?.addState(status);
@@ -111,9 +115,10 @@ export function writeStatus(
   );
 }
 
-function expectRevision(revision: number): MsgHdrs {
+function expectRevision(revision: number, ttl?: string): MsgHdrs {
   const expect = headers();
   expect.set("Nats-Expected-Last-Subject-Sequence", String(revision));
+  if (ttl) expect.set("Nats-TTL", ttl);
   return expect;
 }
 
