@@ -9,6 +9,7 @@ import {
   provisionBucket,
   provisionStatusBucket,
   provisionTaskIndex,
+  provisionThroughputStream,
   provisionWorkerType,
   type SettingDifference,
 } from "../sdk/nats/index.ts";
@@ -43,6 +44,7 @@ export async function migrate(config: TaskwireConfig, dryRun: boolean): Promise<
       context,
     );
     await provisionBucket(nc, checkpointBucket, { ttlMs: undefined, defaultTtlMs: 0 }, options, context);
+    await provisionThroughputStream(jsm, options, context);
   } finally {
     await nc.close();
   }

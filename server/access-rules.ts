@@ -1,7 +1,9 @@
 import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { GatewayService } from "../gen/taskwire/v1/gateway_service_pb.ts";
 import { QueueService } from "../gen/taskwire/v1/queue_service_pb.ts";
 import { TaskService } from "../gen/taskwire/v1/task_service_pb.ts";
+import { WorkerService } from "../gen/taskwire/v1/worker_service_pb.ts";
 import type { TaskServiceDefinition } from "../sdk/core/index.ts";
 import { workerTypeOf } from "../sdk/core/index.ts";
 import { type AuditLog, type Authenticator, peerKey, principalKey, requirePermission } from "./gateway-auth.ts";
@@ -19,7 +21,7 @@ const ofType =
   (action: Action): Rule =>
   (m) => ({ action, workerTypes: [m.workerType as string] });
 
-/** Each method of TaskService and QueueService and what it needs, from its request. */
+/** Each method of Taskwire's services and what it needs, from its request. */
 const rules: Record<string, Rule> = {
   // A submit without a task is refused by the service (INVALID_ARGUMENT), to a known caller.
   [`${TaskService.typeName}/Submit`]: (m) => {
@@ -50,6 +52,14 @@ const rules: Record<string, Rule> = {
   [`${QueueService.typeName}/PurgeDeadLetters`]: ofType("operate"),
   // The store holds every type's statuses: its size is read:*.
   [`${QueueService.typeName}/GetStore`]: () => ({ action: "read", workerTypes: ["*"] }),
+  [`${QueueService.typeName}/GetThroughput`]: ofType("read"),
+  // These answer with what the caller may read, or nothing.
+  [`${QueueService.typeName}/ListQueues`]: () => "authenticated",
+  [`${QueueService.typeName}/WatchQueues`]: () => "authenticated",
+  [`${WorkerService.typeName}/ListWorkers`]: () => "authenticated",
+  [`${WorkerService.typeName}/WatchWorkers`]: () => "authenticated",
+  [`${GatewayService.typeName}/WhoAmI`]: () => "authenticated",
+  [`${GatewayService.typeName}/ListTaskTypes`]: () => "authenticated",
 };
 
 /**

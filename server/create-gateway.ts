@@ -1,13 +1,16 @@
 import { setMaxListeners } from "node:events";
 import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { GatewayService } from "../gen/taskwire/v1/gateway_service_pb.ts";
 import { QueueService } from "../gen/taskwire/v1/queue_service_pb.ts";
 import { TaskService } from "../gen/taskwire/v1/task_service_pb.ts";
+import { WorkerService } from "../gen/taskwire/v1/worker_service_pb.ts";
 import { authInterceptor } from "./access-rules.ts";
 import { FastPath } from "./fast-path.ts";
 import { Authenticator, peerKey, verifiedPeerOf } from "./gateway-auth.ts";
 import { checkJsonDepth } from "./gateway-limits.ts";
 import { type GatewayOptions, resolveGatewayOptions } from "./gateway-options.ts";
+import { gatewayServiceRoutes } from "./gateway-service-routes.ts";
 import { healthRoutes } from "./health-routes.ts";
 import { ServingStatus } from "./health-service.ts";
 import { HealthStatus } from "./health-status.ts";
@@ -17,6 +20,7 @@ import { queueServiceRoutes } from "./queue-service-routes.ts";
 import { reflectionRoutes } from "./reflection-routes.ts";
 import { taskServiceRoutes } from "./task-service-routes.ts";
 import { typedTaskRoutes } from "./typed-task-routes.ts";
+import { workerServiceRoutes } from "./worker-service-routes.ts";
 
 /**
  * The decoder of JSON bodies: UTF-8 that fails on invalid bytes (connect's own
@@ -79,7 +83,8 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     opts.health ??
     new HealthStatus([
       TaskService.typeName,
-      ...(opts.queues ? [QueueService.typeName] : []),
+      GatewayService.typeName,
+      ...(opts.queues ? [QueueService.typeName, WorkerService.typeName] : []),
       ...opts.services.map((definition) => definition.service.typeName),
     ]);
   const shutdown = new AbortController();
@@ -109,7 +114,11 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     routes: (connectRouter) => {
       const router = fastPath.recording(connectRouter);
       taskServiceRoutes(opts.backend)(router);
-      if (opts.queues) queueServiceRoutes(opts.queues, opts.auditLog)(router);
+      gatewayServiceRoutes(opts.services)(router);
+      if (opts.queues) {
+        queueServiceRoutes(opts.queues, opts.auditLog)(router);
+        workerServiceRoutes(opts.queues)(router);
+      }
       healthRoutes(health)(router);
       typedTaskRoutes(opts.backend, opts.services)(router);
       opts.routes?.(router);

@@ -1,14 +1,23 @@
-import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { timestampDate, timestampNow } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
-import { QueueService } from "../gen/taskwire/v1/queue_service_pb.ts";
+import { QueueService, type QueueSnapshot } from "../gen/taskwire/v1/queue_service_pb.ts";
 import type { QueueBackend } from "../sdk/core/index.ts";
-import { workerTypeOf } from "../sdk/core/index.ts";
+import { combineSnapshots, workerTypeOf } from "../sdk/core/index.ts";
 import { type AuditLog, principalOf } from "./gateway-auth.ts";
+import { allows } from "./permissions.ts";
+import { SharedFeed } from "./shared-feed.ts";
+
+/** Whether the caller may read a worker type's queue and tasks. */
+export function readable(context: HandlerContext): (workerType: string) => boolean {
+  const { permissions } = principalOf(context);
+  return (workerType) => allows(permissions, "read", workerType);
+}
 
 /**
  * Serves `taskwire.v1.QueueService` by delegating each call to a {@link QueueBackend}.
  * Each operation that changes a queue (pause, resume, purge, dead letters retried
- * or purged) is logged to `log` with its caller and outcome.
+ * or purged) is logged to `log` with its caller and outcome. Every WatchQueues
+ * caller follows one watch of the backend's, with the last hour's throughput.
  */
 export function queueServiceRoutes(backend: QueueBackend, log: AuditLog): (router: ConnectRouter) => void {
   /** Runs a queue operation, then logs who did it to which worker type, and how it ended. */
@@ -37,6 +46,11 @@ export function queueServiceRoutes(backend: QueueBackend, log: AuditLog): (route
       throw error;
     }
   };
+  const hourMs = 3_600_000;
+  const queues = new SharedFeed<QueueSnapshot[]>(
+    (signal) => backend.watchQueues(signal),
+    (earlier, later) => combineSnapshots(earlier, later, Date.now() - hourMs),
+  );
   return (router) => {
     router.service(QueueService, {
       getQueue: async ({ workerType }) => ({ queue: await backend.getQueue(workerType) }),
@@ -60,6 +74,18 @@ export function queueServiceRoutes(backend: QueueBackend, log: AuditLog): (route
           purged: BigInt(await backend.purgeDeadLetters(workerType, taskIds)),
         })),
       getStore: () => backend.getStore(),
+      listQueues: async (_, context) => ({
+        queues: (await backend.listQueues()).filter((q) => readable(context)(q.workerType)),
+      }),
+      async *watchQueues(_, context) {
+        const mayRead = readable(context);
+        for await (const snapshots of queues.follow(context.signal)) {
+          yield { queues: snapshots.filter((s) => mayRead(s.queue?.workerType ?? "")), at: timestampNow() };
+        }
+      },
+      getThroughput: async ({ workerType, since }) => ({
+        points: await backend.getThroughput(workerType, since && timestampDate(since)),
+      }),
     });
   };
 }

@@ -10,12 +10,14 @@ import {
   toBinary,
 } from "@bufbuild/protobuf";
 import { base64Decode } from "@bufbuild/protobuf/wire";
-import { FileDescriptorProtoSchema, SourceCodeInfoSchema } from "@bufbuild/protobuf/wkt";
+import { type FileDescriptorProto, FileDescriptorProtoSchema, SourceCodeInfoSchema } from "@bufbuild/protobuf/wkt";
 import { Code, type ConnectRouter } from "@connectrpc/connect";
 import * as v1 from "../gen/grpc/reflection/v1/reflection_pb.ts";
 import { file_grpc_reflection_v1_reflection_sourceInfo } from "../gen/grpc/reflection/v1/reflection_taskwire.ts";
 import * as v1alpha from "../gen/grpc/reflection/v1alpha/reflection_pb.ts";
 import { file_grpc_reflection_v1alpha_reflection_sourceInfo } from "../gen/grpc/reflection/v1alpha/reflection_taskwire.ts";
+import { file_taskwire_v1_gateway_service } from "../gen/taskwire/v1/gateway_service_pb.ts";
+import { file_taskwire_v1_gateway_service_sourceInfo } from "../gen/taskwire/v1/gateway_service_taskwire.ts";
 import { file_taskwire_v1_options } from "../gen/taskwire/v1/options_pb.ts";
 import { file_taskwire_v1_options_sourceInfo } from "../gen/taskwire/v1/options_taskwire.ts";
 import { file_taskwire_v1_queue_service } from "../gen/taskwire/v1/queue_service_pb.ts";
@@ -24,6 +26,8 @@ import { file_taskwire_v1_task } from "../gen/taskwire/v1/task_pb.ts";
 import { file_taskwire_v1_task_service } from "../gen/taskwire/v1/task_service_pb.ts";
 import { file_taskwire_v1_task_service_sourceInfo } from "../gen/taskwire/v1/task_service_taskwire.ts";
 import { file_taskwire_v1_task_sourceInfo } from "../gen/taskwire/v1/task_taskwire.ts";
+import { file_taskwire_v1_worker_service } from "../gen/taskwire/v1/worker_service_pb.ts";
+import { file_taskwire_v1_worker_service_sourceInfo } from "../gen/taskwire/v1/worker_service_taskwire.ts";
 import { sourceInfoOf } from "../sdk/core/index.ts";
 
 type Request = v1.ServerReflectionRequest;
@@ -81,7 +85,21 @@ const protocolSourceInfo = new Map<DescFile, string>([
   [file_taskwire_v1_queue_service, file_taskwire_v1_queue_service_sourceInfo],
   [file_taskwire_v1_task, file_taskwire_v1_task_sourceInfo],
   [file_taskwire_v1_task_service, file_taskwire_v1_task_service_sourceInfo],
+  [file_taskwire_v1_worker_service, file_taskwire_v1_worker_service_sourceInfo],
+  [file_taskwire_v1_gateway_service, file_taskwire_v1_gateway_service_sourceInfo],
 ]);
+
+/**
+ * The file's descriptor as generated code embeds it, with its comments put back
+ * where its generated code carries them (grpcurl's describe, a console's help).
+ */
+export function describedFile(file: DescFile): FileDescriptorProto {
+  const sourceInfo = protocolSourceInfo.get(file) ?? sourceInfoOf(file);
+  if (!sourceInfo) return file.proto;
+  const proto = clone(FileDescriptorProtoSchema, file.proto);
+  proto.sourceCodeInfo = fromBinary(SourceCodeInfoSchema, base64Decode(sourceInfo));
+  return proto;
+}
 
 /** What reflection can tell of a fixed set of services. */
 class ReflectionIndex {
@@ -166,13 +184,7 @@ class ReflectionIndex {
   private encode(file: DescFile): Uint8Array {
     let bytes = this.encoded.get(file.proto.name);
     if (!bytes) {
-      const sourceInfo = protocolSourceInfo.get(file) ?? sourceInfoOf(file);
-      let proto = file.proto;
-      if (sourceInfo) {
-        proto = clone(FileDescriptorProtoSchema, file.proto);
-        proto.sourceCodeInfo = fromBinary(SourceCodeInfoSchema, base64Decode(sourceInfo));
-      }
-      bytes = toBinary(FileDescriptorProtoSchema, proto);
+      bytes = toBinary(FileDescriptorProtoSchema, describedFile(file));
       this.encoded.set(file.proto.name, bytes);
     }
     return bytes;

@@ -1,3 +1,6 @@
+import { hostname } from "node:os";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { timestampNow } from "@bufbuild/protobuf/wkt";
 import {
   type JetStreamClient,
   type JetStreamManager,
@@ -8,7 +11,8 @@ import {
 import type { KV } from "@nats-io/kv";
 import { millis, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import type { TaskStatus } from "../gen/taskwire/v1/task_pb.ts";
-import { isTerminal, TaskError, taskIdToken, topology } from "../sdk/core/index.ts";
+import { WorkerInstanceSchema } from "../gen/taskwire/v1/worker_service_pb.ts";
+import { isTerminal, TaskError, taskIdToken, topology, workerTypeOf } from "../sdk/core/index.ts";
 import {
   bucketOf,
   checkServerVersion,
@@ -21,6 +25,7 @@ import {
   presenceTtlMs,
   provisionEndpointConsumer,
   provisionStatusBucket,
+  provisionThroughputStream,
   provisionWorkerType,
   RequestPipeline,
   type StatusBucket,
@@ -35,6 +40,7 @@ import { resultPublisher } from "./result-events.ts";
 import { runAttempt } from "./run-attempt.ts";
 import type { TaskContextController } from "./task-context-controller.ts";
 import { TaskFeed } from "./task-feed.ts";
+import { ThroughputCounter } from "./throughput.ts";
 import type { WorkerEvent } from "./worker-event.ts";
 import {
   type ResolvedWorkerOptions,
@@ -81,6 +87,7 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
     const jsm = await jetstreamManager(nc, jetStreamOptionsOf(nc));
     const provision = async () => {
       for (const { definition } of resolved.types) await provisionWorkerType(jsm, definition, resolved.topology);
+      await provisionThroughputStream(jsm, resolved.topology);
       return provisionStatusBucket(nc, resolved.topology);
     };
     const kv = await provision();
@@ -125,6 +132,8 @@ class TaskWorker implements Worker {
   private readonly attempts = new Set<Promise<void>>();
   private closing: Promise<void> | undefined;
   private readonly emit: (event: WorkerEvent) => void;
+  private readonly throughput: ThroughputCounter;
+  private readonly startedAt = timestampNow();
   private readonly nc: NatsConnection;
   private readonly ownsConnection: boolean;
   private readonly bucket: StatusBucket;
@@ -136,7 +145,11 @@ class TaskWorker implements Worker {
     this.bucket = bucket;
     this.options = options;
     this.id = options.workerId;
-    this.emit = options.emit;
+    this.throughput = new ThroughputCounter((subject, data) => nc.publish(subject, data));
+    this.emit = (event) => {
+      this.throughput.count(event);
+      options.emit(event);
+    };
     this.workerTypes = options.types.map((type) => type.definition.workerType);
   }
 
@@ -150,7 +163,8 @@ class TaskWorker implements Worker {
     const presence = await openWorkersBucket(this.nc, this.options.topology ?? {});
     this.presence = presence;
     this.presenceTimer = setInterval(() => {
-      for (const key of this.presenceKeys) presence.put(key, this.id).catch(() => undefined);
+      const instance = this.instance();
+      for (const key of this.presenceKeys) presence.put(key, instance).catch(() => undefined);
     }, presenceTtlMs / 3);
     this.presenceTimer.unref();
     for (const type of this.options.types) await this.serve(type, js, jsm);
@@ -216,8 +230,34 @@ class TaskWorker implements Worker {
     }
     // Live while it runs: broadcasts to "every worker" include it.
     const key = `${workerType}.${this.id}`;
-    await this.presence?.put(key, this.id);
     this.presenceKeys.push(key);
+    await this.presence?.put(key, this.instance());
+  }
+
+  /** This instance as its presence tells it (WorkerService): where it runs, and its load per type. */
+  private instance(): Uint8Array {
+    const running = new Map<string, number>();
+    for (const taskId of this.running.keys()) {
+      const type = workerTypeOf(taskId);
+      running.set(type, (running.get(type) ?? 0) + 1);
+    }
+    return toBinary(
+      WorkerInstanceSchema,
+      create(WorkerInstanceSchema, {
+        workerId: this.id,
+        host: hostname(),
+        pid: process.pid,
+        types: this.options.types
+          .filter((type) => this.presenceKeys.includes(`${type.definition.workerType}.${this.id}`))
+          .map((type) => ({
+            workerType: type.definition.workerType,
+            running: running.get(type.definition.workerType) ?? 0,
+            concurrency: type.concurrency,
+          })),
+        startedAt: this.startedAt,
+        runtime: `node ${process.versions.node}`,
+      }),
+    );
   }
 
   /** One feed per priority, and one for this instance's broadcast copies (served with "high"). */
@@ -333,6 +373,7 @@ class TaskWorker implements Worker {
     for (const ctx of this.running.values()) ctx.abort("shutdown");
     await Promise.allSettled([...this.attempts]);
     // Stage 3: release everything, each step on its own.
+    this.throughput.close();
     this.bucket.requests.close();
     for (const sub of this.subscriptions) {
       try {

@@ -75,6 +75,15 @@ export function deferredBackends(ready: Promise<Backends>, waiting: string): Bac
     retryDeadLetter: (taskId) => now().then((b) => b.queues.retryDeadLetter(taskId)),
     purgeDeadLetters: (workerType, taskIds) => now().then((b) => b.queues.purgeDeadLetters(workerType, taskIds)),
     getStore: () => now().then((b) => b.queues.getStore()),
+    listQueues: () => now().then((b) => b.queues.listQueues()),
+    watchQueues: (signal) => ({
+      [Symbol.asyncIterator]: () => real().queues.watchQueues(signal)[Symbol.asyncIterator](),
+    }),
+    getThroughput: (workerType, since) => now().then((b) => b.queues.getThroughput(workerType, since)),
+    listWorkers: (workerType) => now().then((b) => b.queues.listWorkers(workerType)),
+    watchWorkers: (workerType, signal) => ({
+      [Symbol.asyncIterator]: () => real().queues.watchWorkers(workerType, signal)[Symbol.asyncIterator](),
+    }),
   };
   return { tasks, queues };
 }

@@ -51,4 +51,5 @@ export {
   type TaskServiceDefinition,
 } from "./task-method.ts";
 export { createTaskRegistry, registryOf, type TaskRegistry } from "./task-registry.ts";
+export { addPoint, combineSnapshots, throughputStepMs } from "./throughput.ts";
 export { checkGeneratorVersion, compatibleVersions, taskwireVersion } from "./version.ts";

@@ -91,6 +91,10 @@ export const topology = {
   endpointConsumerName: (workerType: string, endpoint: string) => `${workerType}_ep_${endpoint}`,
   /** KV bucket of live worker instances: key `<type>.<worker id>`, refreshed while the worker runs. */
   workersBucket: "taskwire_workers",
+  /** Workers' counts of the tasks they finished, per type and 10-second step: QueueService.GetThroughput reads it. */
+  throughputStream: "TASKWIRE_THROUGHPUT",
+  /** A message of that stream: one worker's ThroughputPoint of a type for one step. */
+  throughputSubject: (workerType: string) => `taskwire.throughput.${workerType}`,
   /** The ids of the type's tasks in submit order: ListTasks reads it, newest first. */
   indexStream: (workerType: string) => `INDEX_${workerType}`,
   /** A message of that stream: the ids of tasks submitted together, newline-separated, oldest first. */

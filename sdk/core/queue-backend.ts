@@ -3,11 +3,14 @@ import type {
   GetStoreResponse,
   ListDeadLettersResponse,
   QueueInfo,
+  QueueSnapshot,
+  ThroughputPoint,
 } from "../../gen/taskwire/v1/queue_service_pb.ts";
 import type { TaskStatus } from "../../gen/taskwire/v1/task_pb.ts";
+import type { WorkerInstance } from "../../gen/taskwire/v1/worker_service_pb.ts";
 
 /**
- * The operations of QueueService, independent of transport, as
+ * The operations of QueueService and WorkerService, independent of transport, as
  * {@link TaskBackend} is for TaskService: the gateway serves the NATS
  * implementation; clients call it directly or through the gateway
  * (`client.queues`). Every failure is a TaskError; an unknown worker type is
@@ -35,4 +38,23 @@ export interface QueueBackend {
   purgeDeadLetters(workerType: string, taskIds?: string[]): Promise<number>;
   /** The shared store of task statuses: records held, bytes, and how long it keeps them. */
   getStore(): Promise<GetStoreResponse>;
+  /** Every worker type's queue, by type name. */
+  listQueues(): Promise<QueueInfo[]>;
+  /**
+   * Follows every queue: all of them first, each with the last hour's
+   * throughput; then, every second or two while anything changed, all of them
+   * again, each with the throughput counted since the previous message (add it
+   * to the points of the same start). Ends when `signal` aborts.
+   */
+  watchQueues(signal?: AbortSignal): AsyncIterable<QueueSnapshot[]>;
+  /** A type's finished attempts per 10-second step since `since` (default: an hour ago, at most a day), oldest first. */
+  getThroughput(workerType: string, since?: Date): Promise<ThroughputPoint[]>;
+  /** The live worker instances serving `workerType`, or all, by worker id. */
+  listWorkers(workerType?: string): Promise<WorkerInstance[]>;
+  /**
+   * Follows the live worker instances (serving `workerType`, or all): all of
+   * them first, then all again after each change, at most once a second.
+   * Ends when `signal` aborts.
+   */
+  watchWorkers(workerType?: string, signal?: AbortSignal): AsyncIterable<WorkerInstance[]>;
 }

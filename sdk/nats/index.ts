@@ -22,6 +22,12 @@ export {
   type ProvisionMode,
   type SettingDifference,
 } from "./ensure.ts";
+export {
+  readThroughput,
+  readWorkers,
+  type ThroughputRead,
+  watchWorkers,
+} from "./fleet.ts";
 export { publishToStream } from "./jetstream-ops.ts";
 export { fromNatsError } from "./nats-error.ts";
 export { createNatsQueueBackend, type NatsQueueBackendOptions } from "./nats-queue-backend.ts";
@@ -35,6 +41,7 @@ export {
   provisionEndpointConsumer,
   provisionStatusBucket,
   provisionTaskIndex,
+  provisionThroughputStream,
   provisionWorkerType,
   type StatusTopologyOptions,
   type StorageOptions,

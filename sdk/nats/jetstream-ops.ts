@@ -71,7 +71,7 @@ export interface BatchedMessage extends StoredMessage {
  * A batched direct get (ADR-31, nats-server 2.11 or later): `{ seq, batch }`
  * reads up to `batch` messages from sequence `seq` on (only those on
  * `next_by_subj`, when given); `{ start_time, batch }` from the first message
- * stored at or after that time; `{ multi_last }` the last
+ * stored at or after that time (also filtered by `next_by_subj`); `{ multi_last }` the last
  * message on each of some subjects that has one. One request, answered by a
  * message each and an end-of-batch status; rejects when that end has not come
  * within `timeoutMs` (a connection lost halfway through). A stream that does
@@ -82,7 +82,7 @@ export function directGetBatch(
   stream: string,
   query:
     | { readonly seq: number; readonly batch: number; readonly next_by_subj?: string }
-    | { readonly start_time: string; readonly batch: number }
+    | { readonly start_time: string; readonly batch: number; readonly next_by_subj?: string }
     | { readonly multi_last: readonly string[] },
   timeoutMs = 10_000,
 ): Promise<BatchedMessage[]> {

@@ -1,5 +1,6 @@
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { type Duration, durationFromMs, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { setTimeout as sleep } from "node:timers/promises";
+import { create, fromBinary, toBinary, toJsonString } from "@bufbuild/protobuf";
+import { type Duration, durationFromMs, timestampFromDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
 import { JetStreamApiError, type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
@@ -11,10 +12,15 @@ import {
   GetStoreResponseSchema,
   type ListDeadLettersResponse,
   ListDeadLettersResponseSchema,
+  ListQueuesResponseSchema,
   type QueueInfo,
   QueueInfoSchema,
+  type QueueSnapshot,
+  QueueSnapshotSchema,
+  type ThroughputPoint,
 } from "../../gen/taskwire/v1/queue_service_pb.ts";
 import { Priority, TaskState, type TaskStatus, WorkItemSchema } from "../../gen/taskwire/v1/task_pb.ts";
+import type { WorkerInstance } from "../../gen/taskwire/v1/worker_service_pb.ts";
 import type { QueueBackend, TaskBackend } from "../core/index.ts";
 import {
   checkWorkerType,
@@ -22,11 +28,13 @@ import {
   stateName,
   TaskError,
   taskIdToken,
+  throughputStepMs,
   topology,
   workerTypeOf,
 } from "../core/index.ts";
 import { jetStreamOptionsOf } from "./connection-settings.ts";
-import { directGet, publishToStream, type StoredMessage } from "./jetstream-ops.ts";
+import { readThroughput, readWorkers, watchWorkers } from "./fleet.ts";
+import { directGet, directGetBatch, publishToStream, type StoredMessage } from "./jetstream-ops.ts";
 import { fromNatsError } from "./nats-error.ts";
 import { RequestPipeline } from "./request-pipeline.ts";
 import { bucketOf, readStatus, type StatusBucket, writeStatus } from "./status-store.ts";
@@ -38,6 +46,12 @@ export interface NatsQueueBackendOptions {
   /** Cancels the tasks a purge finds: usually the gateway's or client's own backend. */
   tasks: TaskBackend;
 }
+
+const tasksPrefix = topology.streamName("");
+const hourMs = 3_600_000;
+const dayMs = 24 * hourMs;
+/** How often WatchQueues reads the queues. */
+const queuesIntervalMs = 2_000;
 
 /** A pause "until resumed" is a pause of a century: JetStream pauses always have an end. */
 const pauseForeverMs = 100 * 365 * 24 * 3600 * 1000;
@@ -70,6 +84,7 @@ class NatsQueueBackend implements QueueBackend {
       const stream = await this.jsm.streams.info(topology.streamName(workerType));
       let running = 0;
       let pausedUntil: Date | undefined;
+      let oldestUs = Number.POSITIVE_INFINITY;
       for (const priority of topology.priorities) {
         const consumer = await this.jsm.consumers.info(
           topology.streamName(workerType),
@@ -77,7 +92,15 @@ class NatsQueueBackend implements QueueBackend {
         );
         running += consumer.num_ack_pending;
         if (consumer.paused && consumer.config.pause_until) pausedUntil = new Date(consumer.config.pause_until);
+        // The first task of the priority the consumer has not delivered yet.
+        const [next] = await directGetBatch(this.nc, topology.streamName(workerType), {
+          seq: consumer.delivered.stream_seq + 1,
+          batch: 1,
+          next_by_subj: consumer.config.filter_subject ?? topology.streamSubjects(workerType),
+        });
+        if (next) oldestUs = Math.min(oldestUs, next.storedAtUs);
       }
+      const workers = await readWorkers(this.nc, workerType);
       const dead = await this.jsm.streams.info(topology.deadLetterStream(workerType));
       const scheduled = await this.jsm.streams.info(topology.schedulerStream(workerType));
       // A type only ever worked on (no process that submits has started) has no index yet.
@@ -92,6 +115,8 @@ class NatsQueueBackend implements QueueBackend {
         pausedUntil: pausedUntil && !forever ? timestampFromDate(pausedUntil) : undefined,
         maxQueued: BigInt(Math.max(0, stream.config.max_msgs)),
         scheduled: BigInt(scheduled.state.messages),
+        oldestQueuedAt: Number.isFinite(oldestUs) ? timestampFromMs(Math.floor(oldestUs / 1000)) : undefined,
+        workers: workers.length,
         storage: {
           queuedBytes: BigInt(stream.state.bytes),
           scheduledBytes: BigInt(scheduled.state.bytes),
@@ -288,6 +313,87 @@ class NatsQueueBackend implements QueueBackend {
     await this.nats(workerType, `reading the ${workerType} queue`, () =>
       this.jsm.streams.info(topology.deadLetterStream(workerType)),
     );
+  }
+
+  async listQueues(): Promise<QueueInfo[]> {
+    const types: string[] = [];
+    try {
+      for await (const name of this.jsm.streams.names()) {
+        const type = name.startsWith(tasksPrefix) ? name.slice(tasksPrefix.length) : "";
+        if (type) types.push(type);
+      }
+    } catch (error) {
+      throw fromNatsError(error, "listing the worker types");
+    }
+    const queues = await Promise.all(
+      types.map((type) =>
+        // A type deleted between the listing and the read is no longer a queue.
+        this.getQueue(type).catch((error) => {
+          if (error instanceof TaskError && error.code === Code.NotFound) return undefined;
+          throw error;
+        }),
+      ),
+    );
+    return queues.filter((q) => q !== undefined).sort((a, b) => a.workerType.localeCompare(b.workerType));
+  }
+
+  async *watchQueues(signal = new AbortController().signal): AsyncGenerator<QueueSnapshot[]> {
+    const after = new Map<string, number>();
+    let last = "";
+    while (!signal.aborted) {
+      const queues = await this.listQueues();
+      const snapshots: QueueSnapshot[] = [];
+      for (const queue of queues) {
+        const seen = after.get(queue.workerType);
+        const read = await readThroughput(
+          this.nc,
+          queue.workerType,
+          seen === undefined ? { sinceMs: Date.now() - hourMs } : { after: seen },
+        ).catch((error) => Promise.reject(fromNatsError(error, `reading the ${queue.workerType} throughput`)));
+        after.set(queue.workerType, read.lastSeq);
+        snapshots.push(create(QueueSnapshotSchema, { queue, throughput: read.points }));
+      }
+      const state = toJsonString(ListQueuesResponseSchema, create(ListQueuesResponseSchema, { queues }));
+      if (state !== last || snapshots.some((s) => s.throughput.length > 0)) {
+        last = state;
+        yield snapshots;
+      }
+      await sleep(queuesIntervalMs, undefined, { signal }).catch(() => undefined);
+    }
+  }
+
+  async getThroughput(workerType: string, since = new Date(Date.now() - hourMs)): Promise<ThroughputPoint[]> {
+    if (Date.now() - since.getTime() > dayMs) {
+      throw new TaskError(
+        `since ${since.toISOString()} is more than a day ago: throughput is kept a day`,
+        Code.InvalidArgument,
+      );
+    }
+    await this.ensureType(workerType);
+    const doing = `reading the ${workerType} throughput`;
+    return this.nats(workerType, doing, async () => {
+      const { points } = await readThroughput(this.nc, workerType, { sinceMs: since.getTime() });
+      // The step a point starts in: one starting before `since` ends after it.
+      return points.filter((p) => Number(p.start?.seconds ?? 0) * 1000 + throughputStepMs > since.getTime());
+    });
+  }
+
+  async listWorkers(workerType?: string): Promise<WorkerInstance[]> {
+    if (workerType) checkWorkerType(workerType);
+    try {
+      return await readWorkers(this.nc, workerType);
+    } catch (error) {
+      throw fromNatsError(error, "reading the live workers");
+    }
+  }
+
+  async *watchWorkers(workerType?: string, signal = new AbortController().signal): AsyncGenerator<WorkerInstance[]> {
+    if (workerType) checkWorkerType(workerType);
+    try {
+      yield* watchWorkers(this.nc, workerType, signal);
+    } catch (error) {
+      throw fromNatsError(error, "watching the live workers");
+    }
   }
 
   /** Runs a NATS operation on a worker type's streams: a missing stream is an unknown type. */

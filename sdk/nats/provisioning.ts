@@ -297,6 +297,35 @@ export async function provisionTaskIndex(
   );
 }
 
+/** How long workers' throughput counts are kept: a day. */
+export const throughputKeptMs = 24 * 3600 * 1000;
+
+/**
+ * Creates the stream of throughput counts (one per worker, type and 10-second
+ * step, kept a day) as {@link provisionWorkerType} does its streams. Workers and
+ * the gateway call it at start-up.
+ */
+export async function provisionThroughputStream(
+  jsm: JetStreamManager,
+  options: StorageOptions = {},
+  context: ProvisionContext = keepAndWarn,
+): Promise<void> {
+  await ensureStream(
+    jsm,
+    streamSpec(
+      {
+        name: topology.throughputStream,
+        subjects: [topology.throughputSubject(">")],
+        retention: RetentionPolicy.Limits,
+        max_age: nanos(throughputKeptMs),
+        allow_direct: true,
+      },
+      { num_replicas: await replicasOf(jsm, options), storage: storageOf(options) },
+    ),
+    context,
+  );
+}
+
 /** Creates (or updates) the consumer of one endpoint's broadcast copies: its worker calls it at start. */
 export async function provisionEndpointConsumer(
   jsm: JetStreamManager,

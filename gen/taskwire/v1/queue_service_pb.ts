@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file taskwire/v1/queue_service.proto.
  */
 export const file_taskwire_v1_queue_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch90YXNrd2lyZS92MS9xdWV1ZV9zZXJ2aWNlLnByb3RvEgt0YXNrd2lyZS52MSLsAQoJUXVldWVJbmZvEhMKC3dvcmtlcl90eXBlGAEgASgJEg4KBnF1ZXVlZBgCIAEoBBIPCgdydW5uaW5nGAMgASgEEhQKDGRlYWRfbGV0dGVycxgEIAEoBBIOCgZwYXVzZWQYBSABKAgSMAoMcGF1c2VkX3VudGlsGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgptYXhfcXVldWVkGAcgASgEEhEKCXNjaGVkdWxlZBgIIAEoBBIqCgdzdG9yYWdlGAkgASgLMhkudGFza3dpcmUudjEuUXVldWVTdG9yYWdlIuEBCgxRdWV1ZVN0b3JhZ2USFAoMcXVldWVkX2J5dGVzGAEgASgEEhcKD3NjaGVkdWxlZF9ieXRlcxgCIAEoBBIZChFkZWFkX2xldHRlcl9ieXRlcxgDIAEoBBITCgtpbmRleF9ieXRlcxgEIAEoBBIyCg9kZWFkX2xldHRlcl90dGwYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLAoJaW5kZXhfdHRsGAYgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhAKCHJlcGxpY2FzGAcgASgNIowBCgpEZWFkTGV0dGVyEicKBnN0YXR1cxgBIAEoCzIXLnRhc2t3aXJlLnYxLlRhc2tTdGF0dXMSKAoJd29ya19pdGVtGAIgASgLMhUudGFza3dpcmUudjEuV29ya0l0ZW0SKwoHZGVhZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiJgoPR2V0UXVldWVSZXF1ZXN0EhMKC3dvcmtlcl90eXBlGAEgASgJIjkKEEdldFF1ZXVlUmVzcG9uc2USJQoFcXVldWUYASABKAsyFi50YXNrd2lyZS52MS5RdWV1ZUluZm8iUwoRUGF1c2VRdWV1ZVJlcXVlc3QSEwoLd29ya2VyX3R5cGUYASABKAkSKQoFdW50aWwYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjsKElBhdXNlUXVldWVSZXNwb25zZRIlCgVxdWV1ZRgBIAEoCzIWLnRhc2t3aXJlLnYxLlF1ZXVlSW5mbyIpChJSZXN1bWVRdWV1ZVJlcXVlc3QSEwoLd29ya2VyX3R5cGUYASABKAkiPAoTUmVzdW1lUXVldWVSZXNwb25zZRIlCgVxdWV1ZRgBIAEoCzIWLnRhc2t3aXJlLnYxLlF1ZXVlSW5mbyI4ChFQdXJnZVF1ZXVlUmVxdWVzdBITCgt3b3JrZXJfdHlwZRgBIAEoCRIOCgZyZWFzb24YAiABKAkiJAoSUHVyZ2VRdWV1ZVJlc3BvbnNlEg4KBnB1cmdlZBgBIAEoBCJUChZMaXN0RGVhZExldHRlcnNSZXF1ZXN0EhMKC3dvcmtlcl90eXBlGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoDRISCgpwYWdlX3Rva2VuGAMgASgJImEKF0xpc3REZWFkTGV0dGVyc1Jlc3BvbnNlEi0KDGRlYWRfbGV0dGVycxgBIAMoCzIXLnRhc2t3aXJlLnYxLkRlYWRMZXR0ZXISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIicKFEdldERlYWRMZXR0ZXJSZXF1ZXN0Eg8KB3Rhc2tfaWQYASABKAkiRQoVR2V0RGVhZExldHRlclJlc3BvbnNlEiwKC2RlYWRfbGV0dGVyGAEgASgLMhcudGFza3dpcmUudjEuRGVhZExldHRlciIpChZSZXRyeURlYWRMZXR0ZXJSZXF1ZXN0Eg8KB3Rhc2tfaWQYASABKAkiQgoXUmV0cnlEZWFkTGV0dGVyUmVzcG9uc2USJwoGc3RhdHVzGAEgASgLMhcudGFza3dpcmUudjEuVGFza1N0YXR1cyJAChdQdXJnZURlYWRMZXR0ZXJzUmVxdWVzdBITCgt3b3JrZXJfdHlwZRgBIAEoCRIQCgh0YXNrX2lkcxgCIAMoCSIqChhQdXJnZURlYWRMZXR0ZXJzUmVzcG9uc2USDgoGcHVyZ2VkGAEgASgEIhEKD0dldFN0b3JlUmVxdWVzdCKFAQoQR2V0U3RvcmVSZXNwb25zZRIQCghzdGF0dXNlcxgBIAEoBBINCgVieXRlcxgCIAEoBBItCgpzdGF0dXNfdHRsGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhAKCHJlcGxpY2FzGAQgASgNEg8KB3N0b3JhZ2UYBSABKAkyhQYKDFF1ZXVlU2VydmljZRJHCghHZXRRdWV1ZRIcLnRhc2t3aXJlLnYxLkdldFF1ZXVlUmVxdWVzdBodLnRhc2t3aXJlLnYxLkdldFF1ZXVlUmVzcG9uc2USTQoKUGF1c2VRdWV1ZRIeLnRhc2t3aXJlLnYxLlBhdXNlUXVldWVSZXF1ZXN0Gh8udGFza3dpcmUudjEuUGF1c2VRdWV1ZVJlc3BvbnNlElAKC1Jlc3VtZVF1ZXVlEh8udGFza3dpcmUudjEuUmVzdW1lUXVldWVSZXF1ZXN0GiAudGFza3dpcmUudjEuUmVzdW1lUXVldWVSZXNwb25zZRJNCgpQdXJnZVF1ZXVlEh4udGFza3dpcmUudjEuUHVyZ2VRdWV1ZVJlcXVlc3QaHy50YXNrd2lyZS52MS5QdXJnZVF1ZXVlUmVzcG9uc2USXAoPTGlzdERlYWRMZXR0ZXJzEiMudGFza3dpcmUudjEuTGlzdERlYWRMZXR0ZXJzUmVxdWVzdBokLnRhc2t3aXJlLnYxLkxpc3REZWFkTGV0dGVyc1Jlc3BvbnNlElYKDUdldERlYWRMZXR0ZXISIS50YXNrd2lyZS52MS5HZXREZWFkTGV0dGVyUmVxdWVzdBoiLnRhc2t3aXJlLnYxLkdldERlYWRMZXR0ZXJSZXNwb25zZRJcCg9SZXRyeURlYWRMZXR0ZXISIy50YXNrd2lyZS52MS5SZXRyeURlYWRMZXR0ZXJSZXF1ZXN0GiQudGFza3dpcmUudjEuUmV0cnlEZWFkTGV0dGVyUmVzcG9uc2USXwoQUHVyZ2VEZWFkTGV0dGVycxIkLnRhc2t3aXJlLnYxLlB1cmdlRGVhZExldHRlcnNSZXF1ZXN0GiUudGFza3dpcmUudjEuUHVyZ2VEZWFkTGV0dGVyc1Jlc3BvbnNlEkcKCEdldFN0b3JlEhwudGFza3dpcmUudjEuR2V0U3RvcmVSZXF1ZXN0Gh0udGFza3dpcmUudjEuR2V0U3RvcmVSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_taskwire_v1_task]);
+  fileDesc("Ch90YXNrd2lyZS92MS9xdWV1ZV9zZXJ2aWNlLnByb3RvEgt0YXNrd2lyZS52MSKzAgoJUXVldWVJbmZvEhMKC3dvcmtlcl90eXBlGAEgASgJEg4KBnF1ZXVlZBgCIAEoBBIPCgdydW5uaW5nGAMgASgEEhQKDGRlYWRfbGV0dGVycxgEIAEoBBIOCgZwYXVzZWQYBSABKAgSMAoMcGF1c2VkX3VudGlsGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgptYXhfcXVldWVkGAcgASgEEhEKCXNjaGVkdWxlZBgIIAEoBBIqCgdzdG9yYWdlGAkgASgLMhkudGFza3dpcmUudjEuUXVldWVTdG9yYWdlEjQKEG9sZGVzdF9xdWV1ZWRfYXQYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3dvcmtlcnMYCyABKA0igwEKD1Rocm91Z2hwdXRQb2ludBIpCgVzdGFydBgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJc3VjY2VlZGVkGAIgASgEEg4KBmZhaWxlZBgDIAEoBBIPCgdyZXRyaWVkGAQgASgEEhEKCWNhbmNlbGxlZBgFIAEoBCLhAQoMUXVldWVTdG9yYWdlEhQKDHF1ZXVlZF9ieXRlcxgBIAEoBBIXCg9zY2hlZHVsZWRfYnl0ZXMYAiABKAQSGQoRZGVhZF9sZXR0ZXJfYnl0ZXMYAyABKAQSEwoLaW5kZXhfYnl0ZXMYBCABKAQSMgoPZGVhZF9sZXR0ZXJfdHRsGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEiwKCWluZGV4X3R0bBgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIQCghyZXBsaWNhcxgHIAEoDSKMAQoKRGVhZExldHRlchInCgZzdGF0dXMYASABKAsyFy50YXNrd2lyZS52MS5UYXNrU3RhdHVzEigKCXdvcmtfaXRlbRgCIAEoCzIVLnRhc2t3aXJlLnYxLldvcmtJdGVtEisKB2RlYWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIiYKD0dldFF1ZXVlUmVxdWVzdBITCgt3b3JrZXJfdHlwZRgBIAEoCSI5ChBHZXRRdWV1ZVJlc3BvbnNlEiUKBXF1ZXVlGAEgASgLMhYudGFza3dpcmUudjEuUXVldWVJbmZvIlMKEVBhdXNlUXVldWVSZXF1ZXN0EhMKC3dvcmtlcl90eXBlGAEgASgJEikKBXVudGlsGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI7ChJQYXVzZVF1ZXVlUmVzcG9uc2USJQoFcXVldWUYASABKAsyFi50YXNrd2lyZS52MS5RdWV1ZUluZm8iKQoSUmVzdW1lUXVldWVSZXF1ZXN0EhMKC3dvcmtlcl90eXBlGAEgASgJIjwKE1Jlc3VtZVF1ZXVlUmVzcG9uc2USJQoFcXVldWUYASABKAsyFi50YXNrd2lyZS52MS5RdWV1ZUluZm8iOAoRUHVyZ2VRdWV1ZVJlcXVlc3QSEwoLd29ya2VyX3R5cGUYASABKAkSDgoGcmVhc29uGAIgASgJIiQKElB1cmdlUXVldWVSZXNwb25zZRIOCgZwdXJnZWQYASABKAQiVAoWTGlzdERlYWRMZXR0ZXJzUmVxdWVzdBITCgt3b3JrZXJfdHlwZRgBIAEoCRIRCglwYWdlX3NpemUYAiABKA0SEgoKcGFnZV90b2tlbhgDIAEoCSJhChdMaXN0RGVhZExldHRlcnNSZXNwb25zZRItCgxkZWFkX2xldHRlcnMYASADKAsyFy50YXNrd2lyZS52MS5EZWFkTGV0dGVyEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSInChRHZXREZWFkTGV0dGVyUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJIkUKFUdldERlYWRMZXR0ZXJSZXNwb25zZRIsCgtkZWFkX2xldHRlchgBIAEoCzIXLnRhc2t3aXJlLnYxLkRlYWRMZXR0ZXIiKQoWUmV0cnlEZWFkTGV0dGVyUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJIkIKF1JldHJ5RGVhZExldHRlclJlc3BvbnNlEicKBnN0YXR1cxgBIAEoCzIXLnRhc2t3aXJlLnYxLlRhc2tTdGF0dXMiQAoXUHVyZ2VEZWFkTGV0dGVyc1JlcXVlc3QSEwoLd29ya2VyX3R5cGUYASABKAkSEAoIdGFza19pZHMYAiADKAkiKgoYUHVyZ2VEZWFkTGV0dGVyc1Jlc3BvbnNlEg4KBnB1cmdlZBgBIAEoBCIRCg9HZXRTdG9yZVJlcXVlc3QihQEKEEdldFN0b3JlUmVzcG9uc2USEAoIc3RhdHVzZXMYASABKAQSDQoFYnl0ZXMYAiABKAQSLQoKc3RhdHVzX3R0bBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIQCghyZXBsaWNhcxgEIAEoDRIPCgdzdG9yYWdlGAUgASgJIhMKEUxpc3RRdWV1ZXNSZXF1ZXN0IjwKEkxpc3RRdWV1ZXNSZXNwb25zZRImCgZxdWV1ZXMYASADKAsyFi50YXNrd2lyZS52MS5RdWV1ZUluZm8iFAoSV2F0Y2hRdWV1ZXNSZXF1ZXN0ImgKDVF1ZXVlU25hcHNob3QSJQoFcXVldWUYASABKAsyFi50YXNrd2lyZS52MS5RdWV1ZUluZm8SMAoKdGhyb3VnaHB1dBgCIAMoCzIcLnRhc2t3aXJlLnYxLlRocm91Z2hwdXRQb2ludCJpChNXYXRjaFF1ZXVlc1Jlc3BvbnNlEioKBnF1ZXVlcxgBIAMoCzIaLnRhc2t3aXJlLnYxLlF1ZXVlU25hcHNob3QSJgoCYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlYKFEdldFRocm91Z2hwdXRSZXF1ZXN0EhMKC3dvcmtlcl90eXBlGAEgASgJEikKBXNpbmNlGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJFChVHZXRUaHJvdWdocHV0UmVzcG9uc2USLAoGcG9pbnRzGAEgAygLMhwudGFza3dpcmUudjEuVGhyb3VnaHB1dFBvaW50MoAICgxRdWV1ZVNlcnZpY2USRwoIR2V0UXVldWUSHC50YXNrd2lyZS52MS5HZXRRdWV1ZVJlcXVlc3QaHS50YXNrd2lyZS52MS5HZXRRdWV1ZVJlc3BvbnNlEk0KClBhdXNlUXVldWUSHi50YXNrd2lyZS52MS5QYXVzZVF1ZXVlUmVxdWVzdBofLnRhc2t3aXJlLnYxLlBhdXNlUXVldWVSZXNwb25zZRJQCgtSZXN1bWVRdWV1ZRIfLnRhc2t3aXJlLnYxLlJlc3VtZVF1ZXVlUmVxdWVzdBogLnRhc2t3aXJlLnYxLlJlc3VtZVF1ZXVlUmVzcG9uc2USTQoKUHVyZ2VRdWV1ZRIeLnRhc2t3aXJlLnYxLlB1cmdlUXVldWVSZXF1ZXN0Gh8udGFza3dpcmUudjEuUHVyZ2VRdWV1ZVJlc3BvbnNlElwKD0xpc3REZWFkTGV0dGVycxIjLnRhc2t3aXJlLnYxLkxpc3REZWFkTGV0dGVyc1JlcXVlc3QaJC50YXNrd2lyZS52MS5MaXN0RGVhZExldHRlcnNSZXNwb25zZRJWCg1HZXREZWFkTGV0dGVyEiEudGFza3dpcmUudjEuR2V0RGVhZExldHRlclJlcXVlc3QaIi50YXNrd2lyZS52MS5HZXREZWFkTGV0dGVyUmVzcG9uc2USXAoPUmV0cnlEZWFkTGV0dGVyEiMudGFza3dpcmUudjEuUmV0cnlEZWFkTGV0dGVyUmVxdWVzdBokLnRhc2t3aXJlLnYxLlJldHJ5RGVhZExldHRlclJlc3BvbnNlEl8KEFB1cmdlRGVhZExldHRlcnMSJC50YXNrd2lyZS52MS5QdXJnZURlYWRMZXR0ZXJzUmVxdWVzdBolLnRhc2t3aXJlLnYxLlB1cmdlRGVhZExldHRlcnNSZXNwb25zZRJHCghHZXRTdG9yZRIcLnRhc2t3aXJlLnYxLkdldFN0b3JlUmVxdWVzdBodLnRhc2t3aXJlLnYxLkdldFN0b3JlUmVzcG9uc2USTQoKTGlzdFF1ZXVlcxIeLnRhc2t3aXJlLnYxLkxpc3RRdWV1ZXNSZXF1ZXN0Gh8udGFza3dpcmUudjEuTGlzdFF1ZXVlc1Jlc3BvbnNlElIKC1dhdGNoUXVldWVzEh8udGFza3dpcmUudjEuV2F0Y2hRdWV1ZXNSZXF1ZXN0GiAudGFza3dpcmUudjEuV2F0Y2hRdWV1ZXNSZXNwb25zZTABElYKDUdldFRocm91Z2hwdXQSIS50YXNrd2lyZS52MS5HZXRUaHJvdWdocHV0UmVxdWVzdBoiLnRhc2t3aXJlLnYxLkdldFRocm91Z2hwdXRSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_taskwire_v1_task]);
 
 /**
  * The state of one worker type's queue.
@@ -84,6 +84,21 @@ export type QueueInfo = Message<"taskwire.v1.QueueInfo"> & {
    * @generated from field: taskwire.v1.QueueStorage storage = 9;
    */
   storage?: QueueStorage | undefined;
+
+  /**
+   * When the oldest task not yet delivered to a worker was queued (or, delayed,
+   * fell due); unset when none waits.
+   *
+   * @generated from field: google.protobuf.Timestamp oldest_queued_at = 10;
+   */
+  oldestQueuedAt?: Timestamp | undefined;
+
+  /**
+   * Live worker instances serving the type.
+   *
+   * @generated from field: uint32 workers = 11;
+   */
+  workers: number;
 };
 
 /**
@@ -92,6 +107,56 @@ export type QueueInfo = Message<"taskwire.v1.QueueInfo"> & {
  */
 export const QueueInfoSchema: GenMessage<QueueInfo> = /*@__PURE__*/
   messageDesc(file_taskwire_v1_queue_service, 0);
+
+/**
+ * The tasks of a worker type that ended in one step of time, as its workers
+ * counted them.
+ *
+ * @generated from message taskwire.v1.ThroughputPoint
+ */
+export type ThroughputPoint = Message<"taskwire.v1.ThroughputPoint"> & {
+  /**
+   * The step's start; it lasts 10 seconds.
+   *
+   * @generated from field: google.protobuf.Timestamp start = 1;
+   */
+  start?: Timestamp | undefined;
+
+  /**
+   * Attempts that succeeded.
+   *
+   * @generated from field: uint64 succeeded = 2;
+   */
+  succeeded: bigint;
+
+  /**
+   * Attempts that failed for good.
+   *
+   * @generated from field: uint64 failed = 3;
+   */
+  failed: bigint;
+
+  /**
+   * Attempts that failed and will be retried.
+   *
+   * @generated from field: uint64 retried = 4;
+   */
+  retried: bigint;
+
+  /**
+   * Attempts that ended CANCELLED while running, or EXPIRED.
+   *
+   * @generated from field: uint64 cancelled = 5;
+   */
+  cancelled: bigint;
+};
+
+/**
+ * Describes the message taskwire.v1.ThroughputPoint.
+ * Use `create(ThroughputPointSchema)` to create a new message.
+ */
+export const ThroughputPointSchema: GenMessage<ThroughputPoint> = /*@__PURE__*/
+  messageDesc(file_taskwire_v1_queue_service, 1);
 
 /**
  * The bytes a worker type's streams hold in the broker (one copy: a cluster
@@ -155,7 +220,7 @@ export type QueueStorage = Message<"taskwire.v1.QueueStorage"> & {
  * Use `create(QueueStorageSchema)` to create a new message.
  */
 export const QueueStorageSchema: GenMessage<QueueStorage> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_queue_service, 1);
+  messageDesc(file_taskwire_v1_queue_service, 2);
 
 /**
  * A task that failed for good: its final status and what was submitted.
@@ -190,7 +255,7 @@ export type DeadLetter = Message<"taskwire.v1.DeadLetter"> & {
  * Use `create(DeadLetterSchema)` to create a new message.
  */
 export const DeadLetterSchema: GenMessage<DeadLetter> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_queue_service, 2);
+  messageDesc(file_taskwire_v1_queue_service, 3);
 
 /**
  * Request of QueueService.GetQueue.
@@ -211,7 +276,7 @@ export type GetQueueRequest = Message<"taskwire.v1.GetQueueRequest"> & {
  * Use `create(GetQueueRequestSchema)` to create a new message.
  */
 export const GetQueueRequestSchema: GenMessage<GetQueueRequest> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_queue_service, 3);
+  messageDesc(file_taskwire_v1_queue_service, 4);
 
 /**
  * Response of QueueService.GetQueue.
@@ -232,7 +297,7 @@ export type GetQueueResponse = Message<"taskwire.v1.GetQueueResponse"> & {
  * Use `create(GetQueueResponseSchema)` to create a new message.
  */
 export const GetQueueResponseSchema: GenMessage<GetQueueResponse> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_queue_service, 4);
+  messageDesc(file_taskwire_v1_queue_service, 5);
 
 /**
  * Request of QueueService.PauseQueue.
@@ -260,7 +325,7 @@ export type PauseQueueRequest = Message<"taskwire.v1.PauseQueueRequest"> & {
  * Use `create(PauseQueueRequestSchema)` to create a new message.
  */
 export const PauseQueueRequestSchema: GenMessage<PauseQueueRequest> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_queue_service, 5);
+  messageDesc(file_taskwire_v1_queue_service, 6);
 
 /**
  * Response of QueueService.PauseQueue.
@@ -281,7 +346,7 @@ export type PauseQueueResponse = Message<"taskwire.v1.PauseQueueResponse"> & {
  * Use `create(PauseQueueResponseSchema)` to create a new message.
  */
 export const PauseQueueResponseSchema: GenMessage<PauseQueueResponse> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_queue_service, 6);
+  messageDesc(file_taskwire_v1_queue_service, 7);
 
 /**
  * Request of QueueService.ResumeQueue.
@@ -302,7 +367,7 @@ export type ResumeQueueRequest = Message<"taskwire.v1.ResumeQueueRequest"> & {
  * Use `create(ResumeQueueRequestSchema)` to create a new message.
  */
 export const ResumeQueueRequestSchema: GenMessage<ResumeQueueRequest> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_queue_service, 7);
+  messageDesc(file_taskwire_v1_queue_service, 8);
 
 /**
  * Response of QueueService.ResumeQueue.
@@ -323,7 +388,7 @@ export type ResumeQueueResponse = Message<"taskwire.v1.ResumeQueueResponse"> & {
  * Use `create(ResumeQueueResponseSchema)` to create a new message.
  */
 export const ResumeQueueResponseSchema: GenMessage<ResumeQueueResponse> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_queue_service, 8);
+  messageDesc(file_taskwire_v1_queue_service, 9);
 
 /**
  * Request of QueueService.PurgeQueue.
@@ -351,7 +416,7 @@ export type PurgeQueueRequest = Message<"taskwire.v1.PurgeQueueRequest"> & {
  * Use `create(PurgeQueueRequestSchema)` to create a new message.
  */
 export const PurgeQueueRequestSchema: GenMessage<PurgeQueueRequest> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_queue_service, 9);
+  messageDesc(file_taskwire_v1_queue_service, 10);
 
 /**
  * Response of QueueService.PurgeQueue.
@@ -372,7 +437,7 @@ export type PurgeQueueResponse = Message<"taskwire.v1.PurgeQueueResponse"> & {
  * Use `create(PurgeQueueResponseSchema)` to create a new message.
  */
 export const PurgeQueueResponseSchema: GenMessage<PurgeQueueResponse> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_queue_service, 10);
+  messageDesc(file_taskwire_v1_queue_service, 11);
 
 /**
  * Request of QueueService.ListDeadLetters.
@@ -407,7 +472,7 @@ export type ListDeadLettersRequest = Message<"taskwire.v1.ListDeadLettersRequest
  * Use `create(ListDeadLettersRequestSchema)` to create a new message.
  */
 export const ListDeadLettersRequestSchema: GenMessage<ListDeadLettersRequest> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_queue_service, 11);
+  messageDesc(file_taskwire_v1_queue_service, 12);
 
 /**
  * Response of QueueService.ListDeadLetters.
@@ -435,7 +500,7 @@ export type ListDeadLettersResponse = Message<"taskwire.v1.ListDeadLettersRespon
  * Use `create(ListDeadLettersResponseSchema)` to create a new message.
  */
 export const ListDeadLettersResponseSchema: GenMessage<ListDeadLettersResponse> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_queue_service, 12);
+  messageDesc(file_taskwire_v1_queue_service, 13);
 
 /**
  * Request of QueueService.GetDeadLetter.
@@ -456,7 +521,7 @@ export type GetDeadLetterRequest = Message<"taskwire.v1.GetDeadLetterRequest"> &
  * Use `create(GetDeadLetterRequestSchema)` to create a new message.
  */
 export const GetDeadLetterRequestSchema: GenMessage<GetDeadLetterRequest> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_queue_service, 13);
+  messageDesc(file_taskwire_v1_queue_service, 14);
 
 /**
  * Response of QueueService.GetDeadLetter.
@@ -477,7 +542,7 @@ export type GetDeadLetterResponse = Message<"taskwire.v1.GetDeadLetterResponse">
  * Use `create(GetDeadLetterResponseSchema)` to create a new message.
  */
 export const GetDeadLetterResponseSchema: GenMessage<GetDeadLetterResponse> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_queue_service, 14);
+  messageDesc(file_taskwire_v1_queue_service, 15);
 
 /**
  * Request of QueueService.RetryDeadLetter.
@@ -498,7 +563,7 @@ export type RetryDeadLetterRequest = Message<"taskwire.v1.RetryDeadLetterRequest
  * Use `create(RetryDeadLetterRequestSchema)` to create a new message.
  */
 export const RetryDeadLetterRequestSchema: GenMessage<RetryDeadLetterRequest> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_queue_service, 15);
+  messageDesc(file_taskwire_v1_queue_service, 16);
 
 /**
  * Response of QueueService.RetryDeadLetter.
@@ -519,7 +584,7 @@ export type RetryDeadLetterResponse = Message<"taskwire.v1.RetryDeadLetterRespon
  * Use `create(RetryDeadLetterResponseSchema)` to create a new message.
  */
 export const RetryDeadLetterResponseSchema: GenMessage<RetryDeadLetterResponse> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_queue_service, 16);
+  messageDesc(file_taskwire_v1_queue_service, 17);
 
 /**
  * Request of QueueService.PurgeDeadLetters.
@@ -547,7 +612,7 @@ export type PurgeDeadLettersRequest = Message<"taskwire.v1.PurgeDeadLettersReque
  * Use `create(PurgeDeadLettersRequestSchema)` to create a new message.
  */
 export const PurgeDeadLettersRequestSchema: GenMessage<PurgeDeadLettersRequest> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_queue_service, 17);
+  messageDesc(file_taskwire_v1_queue_service, 18);
 
 /**
  * Response of QueueService.PurgeDeadLetters.
@@ -568,7 +633,7 @@ export type PurgeDeadLettersResponse = Message<"taskwire.v1.PurgeDeadLettersResp
  * Use `create(PurgeDeadLettersResponseSchema)` to create a new message.
  */
 export const PurgeDeadLettersResponseSchema: GenMessage<PurgeDeadLettersResponse> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_queue_service, 18);
+  messageDesc(file_taskwire_v1_queue_service, 19);
 
 /**
  * Request of QueueService.GetStore.
@@ -583,7 +648,7 @@ export type GetStoreRequest = Message<"taskwire.v1.GetStoreRequest"> & {
  * Use `create(GetStoreRequestSchema)` to create a new message.
  */
 export const GetStoreRequestSchema: GenMessage<GetStoreRequest> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_queue_service, 19);
+  messageDesc(file_taskwire_v1_queue_service, 20);
 
 /**
  * Response of QueueService.GetStore.
@@ -633,7 +698,163 @@ export type GetStoreResponse = Message<"taskwire.v1.GetStoreResponse"> & {
  * Use `create(GetStoreResponseSchema)` to create a new message.
  */
 export const GetStoreResponseSchema: GenMessage<GetStoreResponse> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_queue_service, 20);
+  messageDesc(file_taskwire_v1_queue_service, 21);
+
+/**
+ * Request of QueueService.ListQueues.
+ *
+ * @generated from message taskwire.v1.ListQueuesRequest
+ */
+export type ListQueuesRequest = Message<"taskwire.v1.ListQueuesRequest"> & {
+};
+
+/**
+ * Describes the message taskwire.v1.ListQueuesRequest.
+ * Use `create(ListQueuesRequestSchema)` to create a new message.
+ */
+export const ListQueuesRequestSchema: GenMessage<ListQueuesRequest> = /*@__PURE__*/
+  messageDesc(file_taskwire_v1_queue_service, 22);
+
+/**
+ * Response of QueueService.ListQueues.
+ *
+ * @generated from message taskwire.v1.ListQueuesResponse
+ */
+export type ListQueuesResponse = Message<"taskwire.v1.ListQueuesResponse"> & {
+  /**
+   * The queues, by worker type name.
+   *
+   * @generated from field: repeated taskwire.v1.QueueInfo queues = 1;
+   */
+  queues: QueueInfo[];
+};
+
+/**
+ * Describes the message taskwire.v1.ListQueuesResponse.
+ * Use `create(ListQueuesResponseSchema)` to create a new message.
+ */
+export const ListQueuesResponseSchema: GenMessage<ListQueuesResponse> = /*@__PURE__*/
+  messageDesc(file_taskwire_v1_queue_service, 23);
+
+/**
+ * Request of QueueService.WatchQueues.
+ *
+ * @generated from message taskwire.v1.WatchQueuesRequest
+ */
+export type WatchQueuesRequest = Message<"taskwire.v1.WatchQueuesRequest"> & {
+};
+
+/**
+ * Describes the message taskwire.v1.WatchQueuesRequest.
+ * Use `create(WatchQueuesRequestSchema)` to create a new message.
+ */
+export const WatchQueuesRequestSchema: GenMessage<WatchQueuesRequest> = /*@__PURE__*/
+  messageDesc(file_taskwire_v1_queue_service, 24);
+
+/**
+ * One queue's state in a WatchQueuesResponse.
+ *
+ * @generated from message taskwire.v1.QueueSnapshot
+ */
+export type QueueSnapshot = Message<"taskwire.v1.QueueSnapshot"> & {
+  /**
+   * The queue's state.
+   *
+   * @generated from field: taskwire.v1.QueueInfo queue = 1;
+   */
+  queue?: QueueInfo | undefined;
+
+  /**
+   * The steps finished since the previous message (the last hour's in the first).
+   *
+   * @generated from field: repeated taskwire.v1.ThroughputPoint throughput = 2;
+   */
+  throughput: ThroughputPoint[];
+};
+
+/**
+ * Describes the message taskwire.v1.QueueSnapshot.
+ * Use `create(QueueSnapshotSchema)` to create a new message.
+ */
+export const QueueSnapshotSchema: GenMessage<QueueSnapshot> = /*@__PURE__*/
+  messageDesc(file_taskwire_v1_queue_service, 25);
+
+/**
+ * Response of QueueService.WatchQueues.
+ *
+ * @generated from message taskwire.v1.WatchQueuesResponse
+ */
+export type WatchQueuesResponse = Message<"taskwire.v1.WatchQueuesResponse"> & {
+  /**
+   * Every queue the caller may read, by worker type name.
+   *
+   * @generated from field: repeated taskwire.v1.QueueSnapshot queues = 1;
+   */
+  queues: QueueSnapshot[];
+
+  /**
+   * When the gateway read them.
+   *
+   * @generated from field: google.protobuf.Timestamp at = 2;
+   */
+  at?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message taskwire.v1.WatchQueuesResponse.
+ * Use `create(WatchQueuesResponseSchema)` to create a new message.
+ */
+export const WatchQueuesResponseSchema: GenMessage<WatchQueuesResponse> = /*@__PURE__*/
+  messageDesc(file_taskwire_v1_queue_service, 26);
+
+/**
+ * Request of QueueService.GetThroughput.
+ *
+ * @generated from message taskwire.v1.GetThroughputRequest
+ */
+export type GetThroughputRequest = Message<"taskwire.v1.GetThroughputRequest"> & {
+  /**
+   * The worker type.
+   *
+   * @generated from field: string worker_type = 1;
+   */
+  workerType: string;
+
+  /**
+   * From this time, at most 24 hours ago. Unset: an hour ago.
+   *
+   * @generated from field: google.protobuf.Timestamp since = 2;
+   */
+  since?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message taskwire.v1.GetThroughputRequest.
+ * Use `create(GetThroughputRequestSchema)` to create a new message.
+ */
+export const GetThroughputRequestSchema: GenMessage<GetThroughputRequest> = /*@__PURE__*/
+  messageDesc(file_taskwire_v1_queue_service, 27);
+
+/**
+ * Response of QueueService.GetThroughput.
+ *
+ * @generated from message taskwire.v1.GetThroughputResponse
+ */
+export type GetThroughputResponse = Message<"taskwire.v1.GetThroughputResponse"> & {
+  /**
+   * One point per 10 seconds in which anything was counted, oldest first.
+   *
+   * @generated from field: repeated taskwire.v1.ThroughputPoint points = 1;
+   */
+  points: ThroughputPoint[];
+};
+
+/**
+ * Describes the message taskwire.v1.GetThroughputResponse.
+ * Use `create(GetThroughputResponseSchema)` to create a new message.
+ */
+export const GetThroughputResponseSchema: GenMessage<GetThroughputResponse> = /*@__PURE__*/
+  messageDesc(file_taskwire_v1_queue_service, 28);
 
 /**
  * Operates the queue of a worker type: its counts, pause and resume, purge, and
@@ -738,6 +959,40 @@ export const QueueService: GenService<{
     methodKind: "unary";
     input: typeof GetStoreRequestSchema;
     output: typeof GetStoreResponseSchema;
+  },
+  /**
+   * Every worker type the caller may read, with its queue's state, by type name.
+   *
+   * @generated from rpc taskwire.v1.QueueService.ListQueues
+   */
+  listQueues: {
+    methodKind: "unary";
+    input: typeof ListQueuesRequestSchema;
+    output: typeof ListQueuesResponseSchema;
+  },
+  /**
+   * Streams the queues the caller may read: all of them first, then every
+   * second or two while anything changed, each with the tasks finished since the
+   * previous message. However many callers watch, the gateway reads the broker
+   * once for them all.
+   *
+   * @generated from rpc taskwire.v1.QueueService.WatchQueues
+   */
+  watchQueues: {
+    methodKind: "server_streaming";
+    input: typeof WatchQueuesRequestSchema;
+    output: typeof WatchQueuesResponseSchema;
+  },
+  /**
+   * The tasks of a worker type finished, by outcome, in steps of 10 seconds:
+   * reported by its workers, kept 24 hours.
+   *
+   * @generated from rpc taskwire.v1.QueueService.GetThroughput
+   */
+  getThroughput: {
+    methodKind: "unary";
+    input: typeof GetThroughputRequestSchema;
+    output: typeof GetThroughputResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_taskwire_v1_queue_service, 0);
