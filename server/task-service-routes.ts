@@ -29,8 +29,9 @@ export function taskServiceRoutes(backend: TaskBackend): (router: ConnectRouter)
         for (const task of tasks) task.submittedBy = submitter;
         return { results: await backend.batchSubmit(tasks) };
       },
-      async getTask({ taskId }) {
-        return { status: await backend.getTask(taskId) };
+      async getTask({ taskId, includePayload }) {
+        const status = await backend.getTask(taskId);
+        return { status, payload: includePayload ? await backend.getPayload(taskId) : undefined };
       },
       // The context's signal fires when the client hangs up, the deadline passes or
       // the gateway shuts down; the backend stops following the task then. A watch cut

@@ -46,6 +46,7 @@ export function deferredBackends(ready: Promise<Backends>, waiting: string): Bac
     submit: (task) => now().then((b) => b.tasks.submit(task)),
     batchSubmit: (list, options) => now().then((b) => b.tasks.batchSubmit(list, options)),
     getTask: (taskId) => now().then((b) => b.tasks.getTask(taskId)),
+    getPayload: (taskId) => now().then((b) => b.tasks.getPayload(taskId)),
     watchTask: (taskId, signal) => ({
       [Symbol.asyncIterator]: () => real().tasks.watchTask(taskId, signal)[Symbol.asyncIterator](),
     }),

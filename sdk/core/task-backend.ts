@@ -1,3 +1,4 @@
+import type { Any } from "@bufbuild/protobuf/wkt";
 import type { Task, TaskStatus } from "../../gen/taskwire/v1/task_pb.ts";
 import type {
   BatchSubmitResult,
@@ -24,6 +25,12 @@ export interface TaskBackend {
   batchSubmit(tasks: Task[], options?: { notify?: boolean }): Promise<BatchSubmitResult[]>;
   /** The task's current status; NOT_FOUND for an unknown id. */
   getTask(taskId: string): Promise<TaskStatus>;
+  /**
+   * The task's payload (its request message) where the broker still keeps it:
+   * while it is delayed, queued or running, and in its dead letter; undefined
+   * once it finished.
+   */
+  getPayload(taskId: string): Promise<Any | undefined>;
   /** The current status, then every change, ending after a terminal state. */
   watchTask(taskId: string, signal?: AbortSignal): AsyncIterable<TaskStatus>;
   /** Resolves with the task's terminal status, whenever it comes. */

@@ -17,6 +17,7 @@ export function createConnectTaskBackend(transport: Transport): TaskBackend {
     submit: (task) => call(client.submit({ task })),
     batchSubmit: (tasks) => call(client.batchSubmit({ tasks })).then((r) => r.results),
     getTask: (taskId) => call(client.getTask({ taskId })).then((r) => status(r.status, "GetTask")),
+    getPayload: (taskId) => call(client.getTask({ taskId, includePayload: true })).then((r) => r.payload),
     cancelTask: (taskId, reason) =>
       call(client.cancelTask({ taskId, reason })).then((r) => status(r.status, "CancelTask")),
     listTasks: (request) => call(client.listTasks(request)),

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { create } from "@bufbuild/protobuf";
-import { timestampNow } from "@bufbuild/protobuf/wkt";
+import { type Any, timestampNow } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
 import { JetStreamApiError, type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
@@ -73,7 +73,7 @@ import {
   writeStatus,
 } from "./status-store.ts";
 import type { TaskIndexWriter } from "./task-index.ts";
-import { unstartedOf, unstartedPlaces } from "./unstarted.ts";
+import { keptPayload, unstartedOf, unstartedPlaces } from "./unstarted.ts";
 
 /** Options of {@link createNatsTaskBackend}. */
 export interface NatsTaskBackendOptions {
@@ -369,6 +369,12 @@ class NatsTaskBackend implements TaskBackend {
 
   async getTask(taskId: string): Promise<TaskStatus> {
     return (await this.load(taskId)).status;
+  }
+
+  async getPayload(taskId: string): Promise<Any | undefined> {
+    return keptPayload(this.nc, taskId).catch((error) =>
+      Promise.reject(fromNatsError(error, `reading the payload of ${taskId}`)),
+    );
   }
 
   awaitTerminal(taskId: string, signal?: AbortSignal): Promise<TaskStatus> {

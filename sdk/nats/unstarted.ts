@@ -1,5 +1,8 @@
+import { create, fromBinary } from "@bufbuild/protobuf";
+import { type Any, AnySchema } from "@bufbuild/protobuf/wkt";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { TaskState } from "../../gen/taskwire/v1/task_pb.ts";
+import { DeadLetterSchema } from "../../gen/taskwire/v1/queue_service_pb.ts";
+import { TaskState, type WorkItem, WorkItemSchema } from "../../gen/taskwire/v1/task_pb.ts";
 import { taskIdOfSubject, taskIdToken, topology, workerTypeOf } from "../core/index.ts";
 import { directGetLast, isNoSuchStream } from "./jetstream-ops.ts";
 
@@ -65,4 +68,37 @@ export async function unstartedTasks(nc: NatsConnection, taskIds: readonly strin
 /** Of these tasks, the ids of those still queued or scheduled (see {@link unstartedTasks}). */
 export async function unstartedOf(nc: NatsConnection, taskIds: readonly string[]): Promise<Set<string>> {
   return new Set((await unstartedTasks(nc, taskIds)).keys());
+}
+
+/**
+ * A task's payload where the broker still keeps it: its message while delayed,
+ * queued or running (the queue keeps it until acked), else its dead letter's
+ * WorkItem. Undefined for a task that finished (or never was).
+ */
+export async function keptPayload(nc: NatsConnection, taskId: string): Promise<Any | undefined> {
+  const type = workerTypeOf(taskId);
+  const token = taskIdToken(taskId);
+  const lastOf = (stream: string, subject: string) =>
+    directGetLast(nc, stream, [subject]).then(
+      // One subject asked for: its message is the only one.
+      (found) => [...found.values()][0],
+      (error: unknown) => {
+        if (isNoSuchStream(error)) return undefined;
+        throw error;
+      },
+    );
+  let workItem: WorkItem | undefined;
+  for (const { stream, subject } of unstartedPlaces(type)) {
+    const message = await lastOf(stream, subject(token));
+    if (message) {
+      workItem = fromBinary(WorkItemSchema, message.data);
+      break;
+    }
+  }
+  if (!workItem) {
+    const letter = await lastOf(topology.deadLetterStream(type), topology.deadLetterSubject(type, token));
+    workItem = letter && fromBinary(DeadLetterSchema, letter.data).workItem;
+  }
+  if (!workItem || workItem.taskId !== taskId) return undefined;
+  return create(AnySchema, { typeUrl: `type.googleapis.com/${workItem.payloadType}`, value: workItem.payload });
 }

@@ -6,6 +6,7 @@ import {
   ListTasksResponseSchema,
   SubmitResponseSchema,
 } from "../../gen/taskwire/v1/task_service_pb.ts";
+import { isTerminal } from "../../sdk/core/status.ts";
 import type { TaskBackend } from "../../sdk/core/task-backend.ts";
 import { TaskError } from "../../sdk/core/task-error.ts";
 
@@ -55,6 +56,12 @@ export class FakeTaskBackend implements TaskBackend {
     const entry = this.tasks.get(taskId);
     if (entry === undefined) throw new TaskError(`task ${taskId} not found`, Code.NotFound, { taskId });
     return entry.status;
+  }
+
+  /** The payload as submitted, kept until the task is terminal (as the broker keeps it). */
+  async getPayload(taskId: string) {
+    const entry = this.tasks.get(taskId);
+    return entry && !isTerminal(entry.status.state) ? entry.task.payload : undefined;
   }
 
   async awaitTerminal(taskId: string, signal?: AbortSignal) {

@@ -1,5 +1,5 @@
 import { hostname } from "node:os";
-import { createFileRegistry } from "@bufbuild/protobuf";
+import { createFileRegistry, fromBinary } from "@bufbuild/protobuf";
 import { timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient as createConnectClient, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
@@ -8,6 +8,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { hashService } from "../../examples/gen/example/v1/hash_taskwire.ts";
 import { GatewayService } from "../../gen/taskwire/v1/gateway_service_pb.ts";
 import { QueueService, type QueueSnapshot } from "../../gen/taskwire/v1/queue_service_pb.ts";
+import { TaskService } from "../../gen/taskwire/v1/task_service_pb.ts";
 import { WorkerService } from "../../gen/taskwire/v1/worker_service_pb.ts";
 import { createClient, type TaskwireClient } from "../../sdk/client/create-client.ts";
 import { NonRetryableError } from "../../sdk/core/task-error.ts";
@@ -17,11 +18,18 @@ import { createNatsTaskBackend } from "../../sdk/nats/nats-task-backend.ts";
 import { createGateway, type Gateway } from "../../server/create-gateway.ts";
 import { apiKeyHash } from "../../server/gateway-auth.ts";
 import { createWorker, type Worker } from "../../worker-runtime/create-worker.ts";
-import { implementProbeService, probeService } from "../gen/probe/v1/probe_taskwire.ts";
+import type { TaskContext } from "../../worker-runtime/task-context.ts";
+import { type RunRequest, RunRequestSchema } from "../gen/probe/v1/probe_pb.ts";
+import {
+  implementProbeService,
+  implementVolatileProbeService,
+  probeService,
+  volatileProbeService,
+} from "../gen/probe/v1/probe_taskwire.ts";
 import { type NatsServer, startNatsServer } from "../support/nats-server.ts";
 import { poll } from "../support/poll.ts";
 
-const services = [probeService, hashService];
+const services = [probeService, volatileProbeService, hashService];
 const run = probeService.methods.run;
 const keys = {
   probeReader: "tw_probe_0123456789abcdefghijklmnopqrstuv",
@@ -77,20 +85,20 @@ describe("workers, queues over time, and the caller", () => {
     await nats?.stop();
   });
 
-  const startWorker = async () => {
+  /** A worker of the probe type, or of the volatile one (whose counts no other test touches). */
+  const startWorker = async (type: "probe" | "volatile" = "probe") => {
+    const handler = {
+      async run({ label, failAttempts, nonRetryable }: RunRequest, ctx: TaskContext) {
+        if (label.startsWith("hold")) await new Promise<void>((resolve) => held.set(label, resolve));
+        if (nonRetryable) throw new NonRetryableError(`${label} cannot work`);
+        if (ctx.attempt <= failAttempts) throw new Error(`${label} failed attempt ${ctx.attempt}`);
+        return { label, attempt: ctx.attempt, workerId: ctx.workerId };
+      },
+    };
     const worker = await createWorker({
       nats: nats.url,
       concurrency: 4,
-      services: [
-        implementProbeService({
-          async run({ label, failAttempts, nonRetryable }, ctx) {
-            if (label.startsWith("hold")) await new Promise<void>((resolve) => held.set(label, resolve));
-            if (nonRetryable) throw new NonRetryableError(`${label} cannot work`);
-            if (ctx.attempt <= failAttempts) throw new Error(`${label} failed attempt ${ctx.attempt}`);
-            return { label, attempt: ctx.attempt, workerId: ctx.workerId };
-          },
-        }),
-      ],
+      services: [type === "probe" ? implementProbeService(handler) : implementVolatileProbeService(handler)],
     });
     workers.push(worker);
     return worker;
@@ -160,25 +168,52 @@ describe("workers, queues over time, and the caller", () => {
     expect(drained.oldestQueuedAt).toBeUndefined();
   });
 
+  it("gives a task's payload while the broker keeps it: queued, running or dead-lettered", async () => {
+    const tasks = createConnectClient(
+      TaskService,
+      createConnectTransport({ baseUrl: gateway.url, httpVersion: "1.1" }),
+    );
+    const payloadOf = async (taskId: string) => {
+      const { payload } = await tasks.getTask({ taskId, includePayload: true });
+      return payload && fromBinary(RunRequestSchema, payload.value).label;
+    };
+    await client.queues.pauseQueue("probe");
+    const queued = await client.submitTask(run, { label: "hold-payload" });
+    const doomed = await client.submitTask(run, { label: "doomed-payload", nonRetryable: true });
+    expect(await payloadOf(queued.id)).toBe("hold-payload");
+    expect((await tasks.getTask({ taskId: queued.id })).payload).toBeUndefined();
+    await client.queues.resumeQueue("probe");
+    await startWorker();
+    await poll(async () => (held.has("hold-payload") ? true : undefined));
+    expect(await payloadOf(queued.id)).toBe("hold-payload");
+    held.get("hold-payload")?.();
+    await queued.result();
+    // Finished and acked: the broker no longer keeps it.
+    expect(await payloadOf(queued.id)).toBeUndefined();
+    await expect(doomed.result()).rejects.toThrow(/cannot work/);
+    expect(await payloadOf(doomed.id)).toBe("doomed-payload");
+  });
+
   it("counts finished attempts by outcome, per 10-second step", async () => {
     const since = new Date();
-    const worker = await startWorker();
+    const worker = await startWorker("volatile");
+    const runVolatile = volatileProbeService.methods.run;
     const handles = await Promise.all([
-      client.submitTask(run, { label: "ok-1" }),
-      client.submitTask(run, { label: "ok-2" }),
-      client.submitTask(run, { label: "retried", failAttempts: 1 }),
-      client.submitTask(run, { label: "doomed", nonRetryable: true }),
+      client.submitTask(runVolatile, { label: "ok-1" }),
+      client.submitTask(runVolatile, { label: "ok-2" }),
+      client.submitTask(runVolatile, { label: "retried", failAttempts: 1 }),
+      client.submitTask(runVolatile, { label: "doomed", nonRetryable: true }),
     ]);
     await Promise.allSettled(handles.map((h) => h.result()));
     // Closing publishes what the worker counted in the step not yet over.
     await worker.close();
     const points = await poll(async () => {
-      const read = await client.queues.getThroughput("probe", since);
+      const read = await client.queues.getThroughput("volatile", since);
       const sum = (key: "succeeded" | "failed" | "retried") => read.reduce((n, p) => n + p[key], 0n);
       return sum("succeeded") === 3n ? { succeeded: 3n, failed: sum("failed"), retried: sum("retried") } : undefined;
     });
     expect(points).toEqual({ succeeded: 3n, failed: 1n, retried: 1n });
-    await expect(client.queues.getThroughput("probe", new Date(Date.now() - 25 * 3_600_000))).rejects.toThrow(
+    await expect(client.queues.getThroughput("volatile", new Date(Date.now() - 25 * 3_600_000))).rejects.toThrow(
       /more than a day ago/,
     );
   });
@@ -191,7 +226,7 @@ describe("workers, queues over time, and the caller", () => {
     });
     const probeOf = (snapshots: QueueSnapshot[] | undefined) => snapshots?.find((s) => s.queue?.workerType === "probe");
     await poll(async () => (seen.every((s) => s.length > 0) ? true : undefined));
-    expect(seen[0]?.[0]?.map((s) => s.queue?.workerType)).toEqual(["hasher", "probe"]);
+    expect(seen[0]?.[0]?.map((s) => s.queue?.workerType)).toEqual(["hasher", "probe", "volatile"]);
     await client.queues.pauseQueue("probe");
     try {
       await client.submitTask(run, { label: "watched" });
