@@ -33,7 +33,10 @@ export interface TaskFeedOptions {
 export class TaskFeed {
   private readonly waiting = new Set<JsMsg>();
   private readonly heartbeat: NodeJS.Timeout;
-  private batch: ConsumerMessages | undefined;
+  /** The pull requests in flight: the loop's, and a resume's. */
+  private readonly batches = new Set<ConsumerMessages>();
+  /** Pulls made by resumes, until their requests end. */
+  private readonly extra = new Set<Promise<void>>();
   private stopped = false;
   private wake: (() => void) | undefined;
   private readonly done: Promise<void>;
@@ -52,20 +55,29 @@ export class TaskFeed {
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.heartbeat);
-    this.batch?.stop();
+    for (const batch of this.batches) batch.stop();
     this.wake?.();
     for (const msg of this.waiting) this.giveBack(msg);
     this.waiting.clear();
-    await this.done;
+    await Promise.all([this.done, ...this.extra]);
     await Promise.all(this.givingBack);
   }
 
   /**
-   * Ends the pull request in flight and sends a new one: a paused consumer
-   * keeps old requests unserved after it resumes, until they expire.
+   * Sends one more pull request, beside the one in flight: a request made
+   * while the consumer was paused may stay unserved after it resumes, until it
+   * expires. The one in flight is not ended: the server may be delivering to
+   * it already, and a message sent to a request that is gone would wait its
+   * whole ack_wait for redelivery. Up to twice the prefetch may then wait.
    */
   repull(): void {
-    this.batch?.stop();
+    if (this.stopped) return;
+    const room = Math.max(1, this.options.prefetch - this.waiting.size);
+    const pulled = this.pull(room).catch((error: unknown) => {
+      if (!this.stopped) this.options.onError(error);
+    });
+    this.extra.add(pulled);
+    void pulled.finally(() => this.extra.delete(pulled));
   }
 
   private async loop(): Promise<void> {
@@ -79,18 +91,25 @@ export class TaskFeed {
         continue;
       }
       try {
-        this.batch = await this.options.consumer.fetch({
-          max_messages: room,
-          expires: this.options.expiresMs ?? 10_000,
-        });
-        if (this.stopped) this.batch.stop();
-        for await (const msg of this.batch) this.admit(msg);
+        await this.pull(room);
         failures = 0;
       } catch (error) {
         if (this.stopped) return;
         this.options.onError(error);
         await this.sleep(Math.min(100 * 2 ** failures++, 5_000));
       }
+    }
+  }
+
+  /** One pull request for up to `room` messages, each admitted as it comes, until the request ends. */
+  private async pull(room: number): Promise<void> {
+    const batch = await this.options.consumer.fetch({ max_messages: room, expires: this.options.expiresMs ?? 10_000 });
+    this.batches.add(batch);
+    try {
+      if (this.stopped) batch.stop();
+      for await (const msg of batch) this.admit(msg);
+    } finally {
+      this.batches.delete(batch);
     }
   }
 

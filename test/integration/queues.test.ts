@@ -165,6 +165,21 @@ describe("queues: dead letters, pause, resume and purge", () => {
     expect((await client.queues.getQueue("probe")).paused).toBe(false);
   });
 
+  it("a task queued while paused runs on its first delivery after resume, with two workers pulling", async () => {
+    await Promise.all([startWorker(), startWorker()]);
+    for (let round = 0; round < 8; round++) {
+      await client.queues.pauseQueue("probe");
+      const task = await client.submitTask(run, { label: `resumed-${round}` });
+      await client.queues.resumeQueue("probe");
+      // Well within ack_wait (30 s): a delivery lost to a request the worker dropped would wait that long.
+      const status = await poll(async () => {
+        const current = await client.getTask(task.id);
+        return current.state === TaskState.SUCCEEDED ? current : undefined;
+      }, 10_000);
+      expect(status.deliveryCount).toBe(1);
+    }
+  });
+
   it("purge cancels every unfinished task of the type, delayed ones too; later submits are kept", async () => {
     const queued = await Promise.all(
       Array.from({ length: 5 }, (_, i) => client.submitTask(run, { label: `purged-${i}` })),
