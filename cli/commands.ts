@@ -14,7 +14,7 @@ import {
 } from "../sdk/core/index.ts";
 import { createNatsQueueBackend, createNatsTaskBackend, describeServers, openConnection } from "../sdk/nats/index.ts";
 import { createGateway } from "../server/index.ts";
-import { createSupervisor, type Supervisor } from "../worker-runtime/index.ts";
+import { createSupervisor, type Supervisor, serveSupervisorMetrics } from "../worker-runtime/index.ts";
 import { type TaskTypes, taskTypesOfGateway } from "./gateway-task-types.ts";
 import type { TaskwireConfig } from "./load-config.ts";
 import { submitFromFile } from "./submit-from-file.ts";
@@ -38,6 +38,8 @@ export async function runGateway(
 ): Promise<
   Stoppable & {
     url: string;
+    /** The web console's address, or undefined when the gateway serves none. */
+    consoleUrl: string | undefined;
     firstService: TaskServiceDefinition | undefined;
     reloadTls(): void;
     /** Resolves once NATS is reached and the types provisioned: the gateway serves. */
@@ -80,6 +82,7 @@ export async function runGateway(
     limits: config.gateway.limits,
     ...(config.gateway.tls ? { tls: config.gateway.tls } : {}),
     ...(config.gateway.allowedHosts ? { allowedHosts: config.gateway.allowedHosts } : {}),
+    ...(config.gateway.console ? {} : { console: false }),
   }).catch((error: Error) => {
     closing.abort();
     // The gateway checks permissions as it starts: say which file and block they are in.
@@ -100,6 +103,7 @@ export async function runGateway(
   failed.catch(() => undefined); // read by the command; never an unhandled rejection
   return {
     url: gateway.url,
+    consoleUrl: gateway.consoleUrl,
     // The configuration's own first service, for the banner's example.
     firstService: definitions[0],
     reloadTls: () => gateway.reloadTls(),
@@ -130,6 +134,22 @@ export function runWorkers(config: TaskwireConfig): Supervisor {
     retention: config.retention,
     ...config.worker.restarts,
   });
+}
+
+/**
+ * Serves the supervisor's worker processes' metrics where `where` says (the
+ * config's `worker.metrics`); an address it cannot listen on is an error
+ * naming that key.
+ */
+export async function serveWorkerMetrics(
+  config: TaskwireConfig,
+  supervisor: Supervisor,
+  where: { readonly host: string; readonly port: number },
+): Promise<Stoppable & { readonly url: string }> {
+  const server = await serveSupervisorMetrics(supervisor, where).catch((error: Error) => {
+    throw new Error(`${config.path}: worker.metrics: ${error.message}`);
+  });
+  return { url: server.url, stop: () => server.close() };
 }
 
 /** Where the client-side commands send their calls, and what they know of the task types. */
@@ -249,7 +269,11 @@ export async function watchCommand(target: ClientTarget, id: string, out = conso
   });
 }
 
-async function withClient(target: ClientTarget, run: (client: TaskwireClient) => Promise<void>) {
+/**
+ * Runs `run` with a client of the target's gateway, and closes it. A gateway
+ * that cannot be reached (or is without NATS) is an error naming it.
+ */
+export async function withClient(target: ClientTarget, run: (client: TaskwireClient) => Promise<void>) {
   const client = await createClient(gatewayClientOptions(target));
   try {
     await run(client);

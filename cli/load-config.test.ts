@@ -30,10 +30,45 @@ describe("loadConfig", () => {
     );
   });
 
+  it("serves the console unless gateway.console is false, and refuses another value", async () => {
+    expect((await load("gateway:\n  port: 8080\n")).gateway.console).toBe(true);
+    expect((await load("gateway:\n  console: false\n")).gateway.console).toBe(false);
+    await expect(load("gateway:\n  console: off\n")).rejects.toThrow(
+      /gateway.console must be true or false \(false: the gateway serves no console\)/,
+    );
+  });
+
   it("reads the supervisor's restart settings, leaving the unset ones to its defaults", async () => {
     const config = await load("worker:\n  crashLoopLimit: 0\n  restartBackoffMs: 50\n");
     expect(config.worker.restarts).toEqual({ crashLoopLimit: 0, restartBackoffMs: 50 });
     expect(config.worker.ackWaitMs).toBeUndefined();
+  });
+
+  it("reads where the supervisor serves metrics, and refuses a bad port or host, naming the key", async () => {
+    expect((await load("worker:\n  pools: []\n")).worker.metrics).toBeUndefined();
+    expect((await load("worker:\n  metrics:\n    port: 9464\n")).worker.metrics).toEqual({
+      host: "127.0.0.1",
+      port: 9464,
+    });
+    expect((await load("worker:\n  metrics: { host: 0.0.0.0, port: 0 }\n")).worker.metrics).toEqual({
+      host: "0.0.0.0",
+      port: 0,
+    });
+    await expect(load("worker:\n  metrics:\n    host: 0.0.0.0\n")).rejects.toThrow(
+      /worker.metrics.port is required: the port Prometheus scrapes, e.g. 9464/,
+    );
+    await expect(load("worker:\n  metrics:\n    port: 70000\n")).rejects.toThrow(
+      /worker.metrics.port must be a port from 0 to 65535, got 70000/,
+    );
+    await expect(load("worker:\n  metrics:\n    port: http\n")).rejects.toThrow(
+      /worker.metrics.port must be an integer >= 0/,
+    );
+    await expect(load("worker:\n  metrics:\n    port: 9464\n    path: /m\n")).rejects.toThrow(
+      /worker.metrics has an unknown key "path"/,
+    );
+    await expect(load('worker:\n  metrics:\n    host: ""\n    port: 9464\n')).rejects.toThrow(
+      /worker.metrics.host must be a non-empty string/,
+    );
   });
 
   it("reads retention as durations, and refuses what is not one, naming the key", async () => {

@@ -28,6 +28,8 @@ export interface TaskwireConfig {
     readonly allowedHosts: string[] | undefined;
     /** TLS files (absolute paths): the gateway serves https. */
     readonly tls: GatewayTlsFiles | undefined;
+    /** Whether the gateway serves the web console at /. @default true */
+    readonly console: boolean;
   };
   /** What finished tasks leave in the broker, for how long (docs/operations.md); a type's own retention wins. */
   readonly retention: RetentionSettings;
@@ -45,6 +47,8 @@ export interface TaskwireConfig {
       "restartBackoffMs" | "maxRestartBackoffMs" | "crashLoopLimit" | "crashLoopWindowMs"
     >;
     readonly pools: PoolOptions[];
+    /** Where the supervisor serves its processes' Prometheus metrics; absent, `taskwire worker` serves none. */
+    readonly metrics: { readonly host: string; readonly port: number } | undefined;
   };
 }
 
@@ -115,10 +119,27 @@ export async function loadConfig(path: string): Promise<TaskwireConfig> {
     return Number(match[1]) * unit;
   };
 
+  /** worker.metrics.port: required, a TCP port (0: any free one). */
+  const metricsPort = (value: unknown): number => {
+    const key = "worker.metrics.port";
+    if (value === undefined || value === null) return fail(key, "is required: the port Prometheus scrapes, e.g. 9464");
+    const port = int(value, key, 0, 0);
+    return port > 65_535 ? fail(key, `must be a port from 0 to 65535, got ${port}`) : port;
+  };
+
   const top = obj(raw, "the document", ["nats", "gateway", "worker", "retention"]);
   const retention = obj(top.retention, "retention", ["status", "deadLetters", "maxResultBytes"]);
   const nats = parseNatsConfig(top.nats, file);
-  const gateway = obj(top.gateway, "gateway", ["host", "port", "services", "auth", "limits", "tls", "allowedHosts"]);
+  const gateway = obj(top.gateway, "gateway", [
+    "host",
+    "port",
+    "services",
+    "auth",
+    "limits",
+    "tls",
+    "allowedHosts",
+    "console",
+  ]);
   const worker = obj(top.worker, "worker", [
     "shutdownGraceMs",
     "ackWaitMs",
@@ -127,7 +148,9 @@ export async function loadConfig(path: string): Promise<TaskwireConfig> {
     "crashLoopLimit",
     "crashLoopWindowMs",
     "pools",
+    "metrics",
   ]);
+  const metrics = worker.metrics === undefined ? undefined : obj(worker.metrics, "worker.metrics", ["host", "port"]);
   const services = list(gateway.services, "gateway.services").map((s, i) =>
     resolve(root, str(s, `gateway.services[${i}]`)),
   );
@@ -180,6 +203,12 @@ export async function loadConfig(path: string): Promise<TaskwireConfig> {
         gateway.allowedHosts === undefined
           ? undefined
           : list(gateway.allowedHosts, "gateway.allowedHosts").map((h, i) => str(h, `gateway.allowedHosts[${i}]`)),
+      console:
+        gateway.console === undefined || gateway.console === null
+          ? true
+          : typeof gateway.console === "boolean"
+            ? gateway.console
+            : fail("gateway.console", "must be true or false (false: the gateway serves no console)"),
     },
     retention: {
       ...(retention.status !== undefined ? { statusTtlMs: duration(retention.status, "retention.status") } : {}),
@@ -206,6 +235,10 @@ export async function loadConfig(path: string): Promise<TaskwireConfig> {
           .map(([key, min]) => [key, int(worker[key], `worker.${key}`, 0, min)]),
       ),
       pools,
+      metrics: metrics && {
+        host: str(metrics.host, "worker.metrics.host", "127.0.0.1"),
+        port: metricsPort(metrics.port),
+      },
     },
   };
 }

@@ -10,14 +10,23 @@
  *   taskwire submit <type>/<Method> --from tasks.jsonl [--checkpoint NAME]
  *   taskwire status <id>
  *   taskwire watch <id>
+ *   taskwire tasks list|get|cancel       tasks: list and filter, one in full, cancel
+ *   taskwire queues list|pause|resume|purge
+ *   taskwire dlq list|show|retry|purge   dead letters
+ *   taskwire workers [--type T]          live worker instances
  *   taskwire migrate [--dry-run]
  *
- * Common flags: --config <file> (default taskwire.yaml), --gateway <url>.
+ * Common flags: --config <file> (default taskwire.yaml), --gateway <url>; the
+ * operations (tasks, queues, dlq, workers) print tables, or JSON with --json,
+ * and their destructive commands ask first at a terminal, or take --yes. They
+ * exit 0 done, 1 failed, 2 wrong usage or not confirmed (nothing done); the
+ * other commands 0 or 1.
  */
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { ConnectError } from "@connectrpc/connect";
+import { flushTraces } from "../sdk/core/index.ts";
 import { startNatsCluster, startNatsServer } from "../testing/index.ts";
 import type { Supervisor } from "../worker-runtime/index.ts";
 import { createApiKey } from "./api-key.ts";
@@ -26,6 +35,7 @@ import {
   runGateway,
   runWorkers,
   type Stoppable,
+  serveWorkerMetrics,
   statusCommand,
   submitCommand,
   submitFileCommand,
@@ -33,11 +43,16 @@ import {
   targetOfGateway,
   watchCommand,
 } from "./commands.ts";
+import { buildConsoleIfStale } from "./console-build.ts";
 import { devBanner } from "./dev-banner.ts";
 import { initProject } from "./init-project.ts";
 import { loadConfig, type TaskwireConfig } from "./load-config.ts";
 import { migrate } from "./migrate.ts";
+import type { TargetFlags } from "./operation.ts";
+import { operationCommand } from "./operation-command.ts";
 import { whenParentEnds } from "./parent-watch.ts";
+import { processTerminal } from "./terminal.ts";
+import { UsageError } from "./usage-error.ts";
 
 const usage = `usage: taskwire <command> [flags]
 
@@ -53,6 +68,16 @@ commands:
                                    --checkpoint NAME makes a rerun resume where it stopped
   status <id>                      print a task's status
   watch <id>                       follow a task until it ends
+  tasks list [filters]             list tasks (--type, --state, --since, --until, --key,
+                                   --field name=value, --limit); "tasks --help" says more
+  tasks get <id>                   a task's state, attempts, times, errors and result
+  tasks cancel <id>... [--reason R]
+                                   cancel tasks
+  queues list                      every worker type's queue: counts, paused, oldest, workers
+  queues pause|resume <type>       stop and restart a type's workers (pause --until T)
+  queues purge <type>              cancel every unfinished task of the type
+  dlq list|show|retry|purge        dead letters: "dlq --help" says more
+  workers [--type T]               the live worker instances and their load
   migrate [--dry-run]              change the streams and buckets in place to the settings of
                                    taskwire.yaml and the task types (replicas, ack_wait, limits);
                                    processes never change them by themselves
@@ -62,13 +87,24 @@ commands:
 
 flags:
   --config <file>      the configuration (default: taskwire.yaml)
-  --gateway <url>      the gateway, for submit/status/watch (default: from the configuration)
-  --token-file <file>  the gateway credential (API key or JWT) for submit/status/watch;
-                       TASKWIRE_TOKEN holds one too
-  --ca <file>          the CA (PEM) an https:// gateway's certificate is checked against,
-                       for submit/status/watch; TASKWIRE_CA names one too`;
+  --gateway <url>      the gateway, for the commands that call one (default: from the
+                       configuration)
+  --token-file <file>  the gateway credential (API key or JWT); TASKWIRE_TOKEN holds one too
+  --ca <file>          the CA (PEM) an https:// gateway's certificate is checked against;
+                       TASKWIRE_CA names one too
+  --json               tasks, queues, dlq, workers: one Protobuf JSON document, not a table
+  --yes                tasks cancel, queues purge, dlq retry (several), dlq purge: do it
+                       without asking; without a terminal they refuse unless given
+
+exit codes: 0 done, 1 failed; tasks, queues, dlq and workers: 2 wrong usage or not confirmed
+(nothing was done)`;
 
 async function main(argv: string[]): Promise<void> {
+  const operation = operationCommand(argv, {
+    terminal: processTerminal(),
+    targetOf: (flags) => clientTargetOf(flags).then(({ target }) => target),
+  });
+  if (operation) return operation;
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -110,23 +146,11 @@ async function main(argv: string[]): Promise<void> {
     for (const line of await initProject(arg ?? ".")) console.log(line);
     return;
   }
-  const hasConfig = existsSync(values.config);
-  const noConfig = (advice: string) =>
-    new Error(`no ${values.config} in ${process.cwd()}: ${advice}, or write a new project with "taskwire init"`);
   if (command === "submit" || command === "status" || command === "watch") {
-    // Given the gateway, they need no configuration: the gateway describes its task types.
-    if (values.gateway === undefined && !hasConfig)
-      throw noConfig("pass --gateway <url> (e.g. http://127.0.0.1:8080) or --config <file>");
-    const config = hasConfig ? await loadConfig(values.config) : undefined;
-    const token = await tokenOf(values["token-file"]);
-    const ca = await caOf(values.ca);
-    const target =
-      values.gateway !== undefined
-        ? targetOfGateway(values.gateway, token, ca)
-        : targetOfConfig(config as TaskwireConfig, token, ca);
+    const { target, config } = await clientTargetOf(values);
     return clientCommand(command, arg, target, config, values);
   }
-  if (!hasConfig) throw noConfig("pass --config <file>");
+  if (!existsSync(values.config)) throw noConfig(values.config, "pass --config <file>");
   const config = await loadConfig(values.config);
   switch (command) {
     case "dev": {
@@ -154,15 +178,31 @@ async function main(argv: string[]): Promise<void> {
         };
       }
       try {
+        // From this repository's sources, the console is built on first use (an installed package
+        // ships it). Without it the gateway serves everything else.
+        if (deployment.gateway.console) {
+          await buildConsoleIfStale().catch((error: Error) =>
+            console.error(`taskwire: the web console is not served: ${error.message}`),
+          );
+        }
         const gateway = await runGateway(deployment);
         parts.unshift(gateway);
         const supervisor = runWorkers(deployment);
         parts.unshift(supervisor);
+        // Without worker.metrics, on a free port: several `taskwire dev` may run on one machine.
+        const metrics = await serveWorkerMetrics(
+          deployment,
+          supervisor,
+          deployment.worker.metrics ?? { host: "127.0.0.1", port: 0 },
+        );
+        parts.unshift(metrics);
         await Promise.all([supervisor.ready, Promise.race([gateway.connected, gateway.failed])]);
         // In a project the command is the installed package's; in this repository, the npm script.
         const cli = import.meta.url.includes("/node_modules/") ? "npx taskwire" : "npm run taskwire --";
         console.log(
           [
+            ...(gateway.consoleUrl ? [`console: ${gateway.consoleUrl}`] : []),
+            `metrics: ${gateway.url}/metrics (gateway), ${metrics.url} (workers)`,
             `workers ready: ${describePools(deployment, supervisor)}`,
             ...devBanner(cli, gateway.url, gateway.firstService),
           ].join("\n"),
@@ -193,18 +233,54 @@ async function main(argv: string[]): Promise<void> {
     }
     case "worker": {
       const supervisor = runWorkers(config);
-      const stopped = untilSignal([supervisor]);
+      const where = config.worker.metrics;
+      const metrics =
+        where &&
+        (await serveWorkerMetrics(config, supervisor, where).catch(async (error: unknown) => {
+          await supervisor.stop();
+          throw error;
+        }));
+      const stopped = untilSignal(metrics ? [metrics, supervisor] : [supervisor]);
       await supervisor.ready.catch(async (error: unknown) => {
         stopped.catch(() => undefined); // the same failure, said once
+        await metrics?.stop();
         await supervisor.stop();
         throw error;
       });
       console.log(`taskwire worker: ready: ${describePools(config, supervisor)}`);
+      if (metrics) console.log(`taskwire worker: metrics on ${metrics.url}`);
       return stopped;
     }
     default:
       throw new Error(`unknown command "${command}"\n\n${usage}`);
   }
+}
+
+/** The error of a command that needs the configuration `path`, which is not there. */
+function noConfig(path: string, advice: string): Error {
+  return new Error(`no ${path} in ${process.cwd()}: ${advice}, or write a new project with "taskwire init"`);
+}
+
+/**
+ * The gateway the commands that call one call: --gateway, else the
+ * configuration's; with the credential and the CA. The configuration, when
+ * there is one, comes too.
+ */
+async function clientTargetOf(
+  flags: TargetFlags,
+): Promise<{ target: ClientTarget; config: TaskwireConfig | undefined }> {
+  const hasConfig = existsSync(flags.config);
+  // Given the gateway, they need no configuration: the gateway describes its task types.
+  if (flags.gateway === undefined && !hasConfig)
+    throw noConfig(flags.config, "pass --gateway <url> (e.g. http://127.0.0.1:8080) or --config <file>");
+  const config = hasConfig ? await loadConfig(flags.config) : undefined;
+  const token = await tokenOf(flags["token-file"]);
+  const ca = await caOf(flags.ca);
+  const target =
+    flags.gateway !== undefined
+      ? targetOfGateway(flags.gateway, token, ca)
+      : targetOfConfig(config as TaskwireConfig, token, ca);
+  return { target, config };
 }
 
 /** `submit`, `status` and `watch`: calls to the gateway. */
@@ -288,13 +364,16 @@ async function stopAll(parts: Stoppable[]): Promise<void> {
   }
 }
 
-main(process.argv.slice(2)).then(
-  () => process.exit(0),
-  (error: Error) => {
-    console.error(`taskwire: ${error instanceof ConnectError ? error.rawMessage : error.message}`);
-    process.exit(1);
-  },
-);
+main(process.argv.slice(2))
+  .then(
+    () => 0,
+    (error: Error) => {
+      console.error(`taskwire: ${error instanceof ConnectError ? error.rawMessage : error.message}`);
+      return error instanceof UsageError ? 2 : 1;
+    },
+  )
+  // Spans a batching span processor still holds (docs/operations.md#traces) go before the exit.
+  .then((code) => flushTraces().then(() => process.exit(code)));
 
 /** The gateway credential: the first line of --token-file, else TASKWIRE_TOKEN; never printed. */
 async function tokenOf(file: string | undefined): Promise<string | undefined> {

@@ -26,6 +26,8 @@ const allowed = {
   "worker-runtime": sdkLayers.map((layer) => `sdk/${layer}`),
   testing: [...sdkLayers.map((layer) => `sdk/${layer}`), "worker-runtime"],
   cli: [...sdkLayers.map((layer) => `sdk/${layer}`), "server", "worker-runtime", "testing"],
+  // The web console runs in a browser: the protocol's generated code, and nothing else of ours.
+  console: [],
 };
 
 /** The one module that imports connect-es' private exports (they follow no semver). */
@@ -116,7 +118,7 @@ function* walk(dir) {
   for (const entry of entries) {
     const path = join(dir, entry.name);
     if (entry.isDirectory() && !["node_modules", ".tmp", "gen"].includes(entry.name)) yield* walk(path);
-    else if (entry.isFile() && entry.name.endsWith(".ts")) yield path;
+    else if (entry.isFile() && /\.tsx?$/.test(entry.name)) yield path;
   }
 }
 

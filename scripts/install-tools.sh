@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Installs the pinned tools Taskwire runs, on first use: `install-tools.sh [NAME...]`
-# with NAME one of nats-server, grpcurl, go-plugins, conformance, python (all when none
-# is named). scripts/run.mjs calls it before `npm start`, `npm test` and the rest.
+# with NAME one of nats-server, grpcurl, go-plugins, conformance, python, chromium (all
+# when none is named). scripts/run.mjs calls it before `npm start`, `npm test` and the rest.
 # - nats-server, grpcurl: built with `go install` into <repo>/.tools/bin;
 # - go-plugins: protoc-gen-go and protoc-gen-connect-go for the Go example, whose
 #   modules are downloaded and compiled once so that the tests' first `go run` is quick;
-# - python: a virtualenv in <repo>/.tools/venv with examples/python/requirements.txt.
+# - python: a virtualenv in <repo>/.tools/venv with examples/python/requirements.txt;
+# - chromium: Debian's chromium package (apt-get) for the console's browser tests, where
+#   /usr/bin/chromium is missing; it needs root (CI runs as root) or passwordless sudo.
 # A tool already at its pinned version is left alone, silently; one being installed
 # says so in one line, and the installer's own output is shown only if it fails.
-# Uses Go's default GOPATH, GOCACHE and GOPROXY, and PyPI.
+# Uses Go's default GOPATH, GOCACHE and GOPROXY, PyPI, and the machine's apt sources.
 set -euo pipefail
 
 NATS_SERVER_VERSION=v2.15.2
@@ -107,7 +109,26 @@ install_python() {
   cp "$requirements" "$venv/requirements.txt"
 }
 
-[ $# -gt 0 ] || set -- nats-server grpcurl go-plugins conformance python
+install_chromium() {
+  [ -x /usr/bin/chromium ] && return
+  local sudo=()
+  if [ "$(id -u)" -ne 0 ]; then
+    if ! command -v sudo >/dev/null 2>&1 || ! sudo -n true 2>/dev/null; then
+      say "/usr/bin/chromium not found. The console's browser tests drive Debian's chromium: install it as root (apt-get install chromium) and run again."
+      exit 1
+    fi
+    sudo=(sudo -n)
+  fi
+  if ! command -v apt-get >/dev/null 2>&1; then
+    say "/usr/bin/chromium not found and there is no apt-get: install Chromium at /usr/bin/chromium and run again."
+    exit 1
+  fi
+  say "installing chromium (apt-get, once)"
+  quietly "${sudo[@]}" apt-get update
+  quietly "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
+}
+
+[ $# -gt 0 ] || set -- nats-server grpcurl go-plugins conformance python chromium
 for tool in "$@"; do
   case "$tool" in
     nats-server) install_nats_server ;;
@@ -115,6 +136,7 @@ for tool in "$@"; do
     go-plugins) install_go_plugins ;;
     conformance) install_conformance ;;
     python) install_python ;;
-    *) say "unknown tool '$tool' (nats-server, grpcurl, go-plugins, conformance, python)"; exit 1 ;;
+    chromium) install_chromium ;;
+    *) say "unknown tool '$tool' (nats-server, grpcurl, go-plugins, conformance, python, chromium)"; exit 1 ;;
   esac
 done

@@ -10,7 +10,9 @@
  * @module taskwire/protocol
  */
 
+export * from "../gen/taskwire/v1/gateway_service_pb.ts";
 export * from "../gen/taskwire/v1/options_pb.ts";
 export * from "../gen/taskwire/v1/queue_service_pb.ts";
 export * from "../gen/taskwire/v1/task_pb.ts";
 export * from "../gen/taskwire/v1/task_service_pb.ts";
+export * from "../gen/taskwire/v1/worker_service_pb.ts";

@@ -6,9 +6,11 @@ import { QueueService } from "../gen/taskwire/v1/queue_service_pb.ts";
 import { TaskService } from "../gen/taskwire/v1/task_service_pb.ts";
 import { WorkerService } from "../gen/taskwire/v1/worker_service_pb.ts";
 import { authInterceptor } from "./access-rules.ts";
+import { loadConsole, serveConsole } from "./console-route.ts";
 import { FastPath } from "./fast-path.ts";
 import { Authenticator, peerKey, verifiedPeerOf } from "./gateway-auth.ts";
 import { checkJsonDepth } from "./gateway-limits.ts";
+import { GatewayMetrics } from "./gateway-metrics.ts";
 import { type GatewayOptions, resolveGatewayOptions } from "./gateway-options.ts";
 import { gatewayServiceRoutes } from "./gateway-service-routes.ts";
 import { healthRoutes } from "./health-routes.ts";
@@ -16,8 +18,10 @@ import { ServingStatus } from "./health-service.ts";
 import { HealthStatus } from "./health-status.ts";
 import { HttpListener } from "./http-listener.ts";
 import { refuseUnspokenContentType } from "./media-types.ts";
+import { serveMetrics } from "./metrics-route.ts";
 import { queueServiceRoutes } from "./queue-service-routes.ts";
 import { reflectionRoutes } from "./reflection-routes.ts";
+import { tracingInterceptor } from "./rpc-spans.ts";
 import { taskServiceRoutes } from "./task-service-routes.ts";
 import { typedTaskRoutes } from "./typed-task-routes.ts";
 import { workerServiceRoutes } from "./worker-service-routes.ts";
@@ -47,6 +51,8 @@ export interface Gateway {
   readonly url: string;
   /** The port the gateway listens on. */
   readonly port: number;
+  /** The web console's address (`url` + "/"), or undefined when the gateway serves none. */
+  readonly consoleUrl: string | undefined;
   /** The status the gRPC health service reports: NOT_SERVING while the backend is unavailable and once close() starts. */
   readonly health: HealthStatus;
   /**
@@ -68,7 +74,9 @@ export interface Gateway {
  * Starts the Connect gateway: TaskService, QueueService (given `queues`), a typed
  * route per task service of `services`, the gRPC health service and server
  * reflection (plus any extra `routes`) on one port, over Connect, gRPC and
- * gRPC-Web, on HTTP/1.1 and HTTP/2 alike (cleartext, or TLS with `tls`).
+ * gRPC-Web, on HTTP/1.1 and HTTP/2 alike (cleartext, or TLS with `tls`);
+ * Prometheus metrics on `GET /metrics` (with `auth`, for callers with `read:*`);
+ * and the web console at `/` (see `console`).
  *
  * ```ts
  * const gateway = await createGateway({ backend, port: 8080 });
@@ -92,9 +100,13 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   setMaxListeners(0, shutdown.signal);
   const jsonOptions = opts.typeRegistry ? { registry: opts.typeRegistry } : undefined;
   // Authentication and authorization run first, outside the caller's interceptors.
-  const interceptors = opts.auth
-    ? [authInterceptor(new Authenticator(opts.auth), opts.services, opts.auditLog), ...opts.interceptors]
+  const authenticator = opts.auth ? new Authenticator(opts.auth) : undefined;
+  const interceptors = authenticator
+    ? [authInterceptor(authenticator, opts.services, opts.auditLog), ...opts.interceptors]
     : opts.interceptors;
+  const metrics = new GatewayMetrics(opts.services, opts.queues);
+  const metricsRoute = serveMetrics(metrics, authenticator && { authenticator, log: opts.auditLog });
+  const backend = metrics.countingSubmits(opts.backend);
   // A verified client certificate's name, for authentication by certificate (mTLS).
   const contextValues = opts.auth?.clientCerts?.length
     ? (request: { readonly socket: unknown }) => createContextValues().set(peerKey, verifiedPeerOf(request))
@@ -113,14 +125,14 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     ...(contextValues ? { contextValues } : {}),
     routes: (connectRouter) => {
       const router = fastPath.recording(connectRouter);
-      taskServiceRoutes(opts.backend)(router);
+      taskServiceRoutes(backend)(router);
       gatewayServiceRoutes(opts.services)(router);
       if (opts.queues) {
         queueServiceRoutes(opts.queues, opts.auditLog)(router);
         workerServiceRoutes(opts.queues)(router);
       }
       healthRoutes(health)(router);
-      typedTaskRoutes(opts.backend, opts.services)(router);
+      typedTaskRoutes(backend, opts.services)(router);
       opts.routes?.(router);
       if (opts.reflection) reflectionRoutes()(router);
       for (const handler of connectRouter.handlers) paths.add(handler.requestPath);
@@ -129,7 +141,9 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     // "notBefor") or enum name is an error, not a field silently left unset; and
     // bytes that are not UTF-8 are refused, not read as U+FFFD.
     jsonOptions: { ...jsonOptions, ignoreUnknownFields: false, ...jsonTextDecoder(opts.limits.maxJsonDepth) },
-    interceptors,
+    // A span per call, outermost. The fast path makes its own: as an interceptor there, it
+    // would cost every binary call connect's interceptor machinery (docs/decisions/traces.md).
+    interceptors: [tracingInterceptor, ...interceptors],
     readMaxBytes: opts.maxMessageBytes,
     writeMaxBytes: opts.maxMessageBytes,
     shutdownSignal: shutdown.signal,
@@ -137,9 +151,16 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
     grpcWeb: true,
     connect: true,
   });
+  const consoleRoute = opts.console ? serveConsole(await loadConsole(opts.console), paths) : undefined;
   const listener = new HttpListener(
     (request, response) => {
-      if (fastPath.serve(request, response) || refuseUnspokenContentType(request, response, paths)) return;
+      if (
+        fastPath.serve(request, response) ||
+        metricsRoute(request, response) ||
+        consoleRoute?.(request, response) ||
+        refuseUnspokenContentType(request, response, paths)
+      )
+        return;
       connectHandler(request, response);
     },
     { limits: opts.limits, allowedHosts: opts.allowedHosts, ...(opts.tls ? { tls: opts.tls } : {}) },
@@ -147,13 +168,16 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
   const port = await listener.listen(opts.host, opts.port);
   const host = opts.host.includes(":") ? `[${opts.host}]` : opts.host;
   // Healthy while the backend reaches its broker.
-  const unfollow = opts.backend.onAvailabilityChange?.((available) =>
-    health.setAll(available ? ServingStatus.SERVING : ServingStatus.NOT_SERVING),
-  );
+  const unfollow = opts.backend.onAvailabilityChange?.((available) => {
+    health.setAll(available ? ServingStatus.SERVING : ServingStatus.NOT_SERVING);
+    metrics.setConnected(available);
+  });
   let closed: Promise<void> | undefined;
+  const url = `${listener.secure ? "https" : "http"}://${host}:${port}`;
   return {
-    url: `${listener.secure ? "https" : "http"}://${host}:${port}`,
+    url,
     port,
+    consoleUrl: consoleRoute && `${url}/`,
     health,
     reloadTls() {
       listener.reloadTls();

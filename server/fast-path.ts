@@ -17,6 +17,7 @@ import {
   type Interceptor,
 } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip, type connectNodeAdapter } from "@connectrpc/connect-node";
+import { context as activeContext, defaultTextMapGetter } from "@opentelemetry/api";
 import {
   type Compression,
   codeToHttpStatus,
@@ -37,6 +38,7 @@ import {
   transformInvokeImplementation,
   webHeaders,
 } from "../sdk/wire/index.ts";
+import { endRpcSpan, startRpcSpan } from "./rpc-spans.ts";
 
 // connect-node's request and response types (Node's http and http2 ones), as its handler takes them.
 type Request = Parameters<ReturnType<typeof connectNodeAdapter>>[0];
@@ -238,10 +240,18 @@ export class FastPath {
       compression,
       open,
     };
+    // The call's span, around its interceptors: authentication's refusals are calls too.
+    const traced = startRpcSpan(route.method, request.headers, defaultTextMapGetter);
+    let outcome: unknown;
     try {
-      if (route.streaming) await this.stream(exchange);
-      else await this.unary(exchange);
+      outcome = await activeContext.with(traced.context, () =>
+        route.streaming ? this.stream(exchange) : this.unary(exchange),
+      );
+    } catch (thrown) {
+      outcome = thrown;
+      throw thrown;
     } finally {
+      endRpcSpan(traced.span, outcome);
       clearTimeout(timer);
       this.calls.delete(call);
       call.abort(callEnded);
@@ -249,7 +259,16 @@ export class FastPath {
     }
   }
 
-  private async unary({ route, protocol, request, response, context, compression, open }: Exchange): Promise<void> {
+  /** Answers a unary call; resolves its error, if it failed. */
+  private async unary({
+    route,
+    protocol,
+    request,
+    response,
+    context,
+    compression,
+    open,
+  }: Exchange): Promise<ConnectError | undefined> {
     let body: Uint8Array;
     let error: ConnectError | undefined;
     try {
@@ -274,11 +293,14 @@ export class FastPath {
       error = connectErrorOf(thrown);
       body = new Uint8Array(0);
     }
-    if (!open()) return;
-    if (protocol === "connect") return writeConnect(response, context, body, error, this.options.jsonOptions);
-    writeGrpcHead(response, context, protocol);
-    if (!error) response.write(envelope(0, body));
-    endGrpc(response, context, protocol, error);
+    if (!open()) return error;
+    if (protocol === "connect") writeConnect(response, context, body, error, this.options.jsonOptions);
+    else {
+      writeGrpcHead(response, context, protocol);
+      if (!error) response.write(envelope(0, body));
+      endGrpc(response, context, protocol, error);
+    }
+    return error;
   }
 
   /**
@@ -304,8 +326,17 @@ export class FastPath {
    * the headers with the first one (so the implementation may set them until
    * then), and its end: trailers (gRPC), or an end-stream envelope (Connect).
    * A client slower than the stream holds it back (the write waits to drain).
+   * Resolves the error it ended with, if any.
    */
-  private async stream({ route, protocol, request, response, context, compression, open }: Exchange): Promise<void> {
+  private async stream({
+    route,
+    protocol,
+    request,
+    response,
+    context,
+    compression,
+    open,
+  }: Exchange): Promise<ConnectError | undefined> {
     let started = false;
     const start = () => {
       if (started) return;
@@ -348,11 +379,14 @@ export class FastPath {
     } catch (thrown) {
       error = connectErrorOf(thrown);
     }
-    if (!open()) return;
+    if (!open()) return error;
     start();
-    if (protocol !== "connect") return endGrpc(response, context, protocol, error);
-    const end = endStreamToJson(context.responseTrailer, error, this.options.jsonOptions);
-    response.end(envelope(endStreamFlag, utf8.encode(JSON.stringify(end))));
+    if (protocol !== "connect") endGrpc(response, context, protocol, error);
+    else {
+      const end = endStreamToJson(context.responseTrailer, error, this.options.jsonOptions);
+      response.end(envelope(endStreamFlag, utf8.encode(JSON.stringify(end))));
+    }
+    return error;
   }
 
   /** An implementation's answer, encoded within the message size limit. */

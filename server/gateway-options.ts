@@ -2,6 +2,7 @@ import { createRegistry, type Registry } from "@bufbuild/protobuf";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import type { QueueBackend, TaskBackend, TaskServiceDefinition } from "../sdk/core/index.ts";
 import { registryOf } from "../sdk/core/index.ts";
+import { consoleDirectoryOf } from "./console-route.ts";
 import { type AuditLog, type GatewayAuthOptions, stderrAuditLog } from "./gateway-auth.ts";
 import {
   type GatewayLimits,
@@ -101,6 +102,13 @@ export interface GatewayOptions {
    * `services`. A JSON request with an `Any` of a type in neither is refused.
    */
   typeRegistry?: Registry;
+  /**
+   * The web console, served at `/` on the gateway's port: the directory of its
+   * built files, or false to serve none. Its pages call the gateway's services,
+   * with the caller's credentials and permissions.
+   * @default the package's own build (dist/console), when it exists
+   */
+  console?: string | false;
 }
 
 /** {@link GatewayOptions} with every default applied. */
@@ -122,6 +130,8 @@ export interface ResolvedGatewayOptions {
   limits: ResolvedGatewayLimits;
   allowedHosts: ReadonlySet<string> | undefined;
   tls: GatewayTlsFiles | undefined;
+  /** The console's directory, or undefined when none is served. */
+  console: string | undefined;
 }
 
 /** Applies the defaults of {@link GatewayOptions} and checks the numbers. */
@@ -143,6 +153,7 @@ export function resolveGatewayOptions(options: GatewayOptions): ResolvedGatewayO
     auditLog: options.auditLog ?? stderrAuditLog,
     limits: resolveGatewayLimits(options.limits),
     tls: options.tls,
+    console: consoleDirectoryOf(options.console),
     allowedHosts: options.allowedHosts
       ? new Set(options.allowedHosts.map((name) => name.toLowerCase()))
       : isLoopback(host)

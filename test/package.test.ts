@@ -12,11 +12,13 @@ import { repoRoot } from "./support/tools.ts";
 
 const run = promisify(execFile);
 const tsc = join(repoRoot, "node_modules/typescript/bin/tsc");
+const vite = join(repoRoot, "node_modules/vite/bin/vite.js");
 
 beforeAll(async () => {
   // As `npm run build` does: dist/ afresh, so that nothing of an older layout lingers.
   await rm(join(repoRoot, "dist"), { recursive: true, force: true });
   await run(process.execPath, [tsc, "-p", "tsconfig.build.json"], { cwd: repoRoot });
+  await run(process.execPath, [vite, "build", "console"], { cwd: repoRoot });
 }, 60_000);
 
 /**
@@ -116,6 +118,22 @@ await supervisor.stop();
   it("ships no test support", () => {
     expect(existsSync(join(repoRoot, "dist/server/test-support"))).toBe(false);
     expect(existsSync(join(repoRoot, "dist/server/create-gateway.js"))).toBe(true);
+  });
+
+  it("ships the web console built, where the compiled gateway serves it from", async () => {
+    const index = await readFile(join(repoRoot, "dist/console/index.html"), "utf8");
+    const script = /src="\.\/(assets\/index-[\w-]+\.js)"/.exec(index)?.[1];
+    expect(script && existsSync(join(repoRoot, "dist/console", script))).toBe(true);
+    const { createGateway } = (await import(
+      join(repoRoot, "dist/server/index.js")
+    )) as typeof import("../server/index.ts");
+    const gateway = await createGateway({ backend: {} as never, reflection: false });
+    try {
+      expect(gateway.consoleUrl).toBe(`${gateway.url}/`);
+      expect(await (await fetch(`${gateway.url}/${script}`)).text()).toContain("taskwire.credential");
+    } finally {
+      await gateway.close();
+    }
   });
 
   it("type-checks a consumer against the declarations, and runs it with plain node", async () => {

@@ -17,6 +17,7 @@ import {
   failureVerdict,
   markReturned,
   overtaken,
+  queueWaitMs,
   recordsStart,
   redeliveryVerdict,
   settlement,
@@ -127,6 +128,15 @@ describe("the decisions of one attempt", () => {
     });
     markReturned(retried, 1);
     expect(retried.state).toBe(TaskState.RETRYING);
+  });
+
+  it("measures the queue wait of a first delivery from its not_before, else from its storing", () => {
+    expect(queueWaitMs(workItem(), 1, now - 1_500, now)).toBe(1_500);
+    expect(queueWaitMs(workItem({ notBefore: timestampFromMs(now - 200) }), 1, now - 60_000, now)).toBe(200);
+    // A retry or a redelivery also waited for earlier attempts: no queue wait.
+    expect(queueWaitMs(workItem(), 2, now - 1_500, now)).toBeUndefined();
+    // Clocks apart: a message stored "after" its start waited no time, not a negative one.
+    expect(queueWaitMs(workItem(), 1, now + 30, now)).toBe(0);
   });
 
   it("tells a write refused for its size from other failures", () => {

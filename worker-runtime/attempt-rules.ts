@@ -173,3 +173,22 @@ export function markReturned(status: TaskStatus, spent: number): void {
   }
   status.workerId = "";
 }
+
+/**
+ * How long a task waited in its queue before the attempt that starts at
+ * `nowMs`: from when it became due, its `not_before` for a delayed task, else
+ * when the broker stored its message at `storedAtMs` (its submit, or a dead
+ * letter's retry). Only a message's first delivery waited in the queue alone:
+ * a later one (a retry, a redelivery) also waited for earlier attempts and
+ * backoffs, so it has none. Never negative, whatever the clocks' skew.
+ */
+export function queueWaitMs(
+  workItem: WorkItem,
+  deliveries: number,
+  storedAtMs: number,
+  nowMs: number,
+): number | undefined {
+  if (deliveries !== 1) return undefined;
+  const dueMs = workItem.notBefore ? timestampMs(workItem.notBefore) : storedAtMs;
+  return Math.max(0, nowMs - dueMs);
+}

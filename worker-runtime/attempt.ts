@@ -18,6 +18,7 @@ import {
   settlement,
   tooLargeToStore,
 } from "./attempt-rules.ts";
+import { AttemptSpan } from "./attempt-span.ts";
 import { backoffMs } from "./backoff-ms.ts";
 import { deadLetter } from "./dead-letter.ts";
 import { giveBack } from "./give-back.ts";
@@ -26,29 +27,51 @@ import { StatusWriter } from "./status-writer.ts";
 import { TaskContextController } from "./task-context-controller.ts";
 import type { AttemptOutcome } from "./worker-event.ts";
 
-/** What one attempt reports when it ends: its number and how long it took. */
+/** What one attempt reports when it starts and when it ends: its number and how long it took. */
 export class AttemptReport {
   private readonly env: AttemptEnvironment;
   private readonly workItem: WorkItem;
   readonly started = Date.now();
+  /** When its handler started, once it has. */
+  private ranFrom: number | undefined;
   /** The delivery count at first; a queued task's attempt once its record is read (see spentAttempts). */
   attempt: number;
+  /** The attempt's trace span, ended with its end event. */
+  readonly span: AttemptSpan;
 
-  constructor(env: AttemptEnvironment, workItem: WorkItem, deliveries: number) {
+  constructor(env: AttemptEnvironment, workItem: WorkItem, msg: JsMsg) {
     this.env = env;
     this.workItem = workItem;
-    this.attempt = deliveries;
+    this.attempt = msg.info.deliveryCount;
+    this.span = new AttemptSpan(msg, workItem, env.workerId);
   }
 
-  /** Emits the attempt's event. */
+  /** Emits the attempt's start: its handler runs from now, after `queueWaitMs` in the queue where known. */
+  emitStart(queueWaitMs: number | undefined): void {
+    this.ranFrom = Date.now();
+    this.env.emit({
+      type: "start",
+      taskId: this.workItem.taskId,
+      workerType: this.workItem.workerType,
+      method: this.workItem.method,
+      attempt: this.attempt,
+      queueWaitMs,
+    });
+  }
+
+  /** Emits the attempt's end, and ends its span. */
   emit(outcome: AttemptOutcome, error?: TaskError): void {
+    this.span.end(this.attempt, outcome, error);
+    const now = Date.now();
     this.env.emit({
       type: "attempt",
       taskId: this.workItem.taskId,
+      workerType: this.workItem.workerType,
       method: this.workItem.method,
       attempt: this.attempt,
       outcome,
-      durationMs: Date.now() - this.started,
+      durationMs: now - this.started,
+      runMs: this.ranFrom === undefined ? undefined : now - this.ranFrom,
       error,
     });
   }
@@ -254,7 +277,8 @@ export class Attempt {
           { retryable: false },
         );
       }
-      const result = await bound.handler(decodeRequest(bound.method.input, workItem.payload), ctx);
+      const request = decodeRequest(bound.method.input, workItem.payload);
+      const result = await this.report.span.run(() => bound.handler(request, ctx));
       if (ctx.abortReason) throw ctx.abortReason; // a result after cancel or deadline does not count
       this.packed = packMessage(bound.method.output, create(bound.method.output, result));
       if (this.packed.value.length > env.maxResultBytes) {

@@ -129,6 +129,8 @@ class TaskWorker implements Worker {
   /** When each paused type's pause ends by itself. */
   private readonly pauseEnds = new Map<string, NodeJS.Timeout>();
   private readonly subscriptions: Subscription[] = [];
+  /** Stops showing this worker in its metrics registry. */
+  private unfollowMetrics: (() => void) | undefined;
   private readonly attempts = new Set<Promise<void>>();
   private closing: Promise<void> | undefined;
   private readonly emit: (event: WorkerEvent) => void;
@@ -148,6 +150,7 @@ class TaskWorker implements Worker {
     this.throughput = new ThroughputCounter((subject, data) => nc.publish(subject, data));
     this.emit = (event) => {
       this.throughput.count(event);
+      options.metrics?.observe(event);
       options.emit(event);
     };
     this.workerTypes = options.types.map((type) => type.definition.workerType);
@@ -168,6 +171,13 @@ class TaskWorker implements Worker {
     }, presenceTtlMs / 3);
     this.presenceTimer.unref();
     for (const type of this.options.types) await this.serve(type, js, jsm);
+    this.unfollowMetrics = this.options.metrics?.follow({
+      nc: this.nc,
+      running: this.running,
+      methods: this.options.types.flatMap(({ definition, methods }) =>
+        [...methods.keys()].map((method) => [definition.workerType, method] as const),
+      ),
+    });
   }
 
   /** Starts serving one worker type: its promoter, cancel and control subjects, feeds, and presence. */
@@ -373,6 +383,7 @@ class TaskWorker implements Worker {
     for (const ctx of this.running.values()) ctx.abort("shutdown");
     await Promise.allSettled([...this.attempts]);
     // Stage 3: release everything, each step on its own.
+    this.unfollowMetrics?.();
     this.throughput.close();
     this.bucket.requests.close();
     for (const sub of this.subscriptions) {

@@ -3,13 +3,20 @@ import type { ConsumerMessages, JetStreamClient, JsMsg } from "@nats-io/jetstrea
 import { headers } from "@nats-io/transport-node";
 import { DeliveryMode, type TaskStatus, type WorkItem, WorkItemSchema } from "../gen/taskwire/v1/task_pb.ts";
 import { isTerminal, priorityNames, taskIdToken, topology } from "../sdk/core/index.ts";
-import { expireBroadcast, publishToStream, readStatus, type StatusBucket } from "../sdk/nats/index.ts";
+import {
+  expireBroadcast,
+  extractTraceContext,
+  publishWorkItem,
+  readStatus,
+  type StatusBucket,
+} from "../sdk/nats/index.ts";
 
 /**
  * Moves a worker type's delayed tasks onto their task subjects as they come
  * due. The server republishes each waiting task to its due subject at its
  * time (a message schedule); this pulls those, publishes each to the queue
- * (the same `Nats-Msg-Id`, so a repeat is a duplicate) and acks only then. A
+ * (the same `Nats-Msg-Id`, so a repeat is a duplicate; a span `send` whose
+ * parent is the submit's, carried by the due message) and acks only then. A
  * crash in between redelivers the due message: at-least-once, never lost.
  * A task cancelled or already finished (a keyed twin ran) is dropped. A
  * broadcast's deadline comes the same way: unanswered, the task ends INCOMPLETE.
@@ -73,7 +80,8 @@ async function promote(
     taskIdToken(workItem.taskId),
   );
   try {
-    await publishToStream(bucket.requests, subject, msg.data, id);
+    // Its send span continues the trace of the submit, whose context the due message kept.
+    await publishWorkItem(bucket.requests, subject, msg.data, id, workItem, extractTraceContext(msg.headers));
   } catch (error) {
     // Already queued (a keyed twin submitted without delay): nothing to move.
     if (!(error instanceof Error && /per subject/i.test(error.message))) throw error;

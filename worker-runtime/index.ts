@@ -29,6 +29,8 @@ export type { ResultEventOptions, ResultHook } from "./result-events.ts";
 export { taskResultOf } from "./result-events.ts";
 export type { HandlerRun, RunTaskHandlerOptions } from "./run-task-handler.ts";
 export { runTaskHandler } from "./run-task-handler.ts";
+export type { MetricsServer, MetricsServerOptions } from "./supervisor-metrics.ts";
+export { serveSupervisorMetrics } from "./supervisor-metrics.ts";
 export type { TaskContext } from "./task-context.ts";
 export type {
   TaskMethodHandler,
@@ -37,4 +39,5 @@ export type {
 } from "./task-service-implementation.ts";
 export { implementTaskService, isTaskServiceImplementation } from "./task-service-implementation.ts";
 export type { AttemptOutcome, WorkerEvent } from "./worker-event.ts";
+export { workerMetricsRegistry } from "./worker-metrics.ts";
 export type { WorkerOptions } from "./worker-options.ts";

@@ -6,7 +6,7 @@ import { readStatus, type StoredStatus } from "../sdk/nats/index.ts";
 import { decodeMessage, encodeMessage } from "../sdk/wire/index.ts";
 import { Attempt, AttemptReport, wasCancelled } from "./attempt.ts";
 import type { AttemptEnvironment } from "./attempt-environment.ts";
-import { copyDone, deliveryOf, redeliveryVerdict, spentAttempts, startRefusal } from "./attempt-rules.ts";
+import { copyDone, deliveryOf, queueWaitMs, redeliveryVerdict, spentAttempts, startRefusal } from "./attempt-rules.ts";
 import { deadLetter } from "./dead-letter.ts";
 import { giveBack } from "./give-back.ts";
 import type { Lease } from "./leases.ts";
@@ -20,13 +20,26 @@ import type { AttemptOutcome } from "./worker-event.ts";
  *
  * The steps: decode; admit (draining, cancelled, already done, overtaken); refuse
  * a start that may not happen (expired, attempts spent); take the type's limits;
- * begin (a recorded start); run the handler; conclude (record, then settle). The
- * concurrency lease taken is released in one place, once the handler is done.
+ * begin (a recorded start, then the `start` event); run the handler; conclude
+ * (record, then settle). The concurrency lease taken is released in one place,
+ * once the handler is done. The attempt's trace span ends with its end event,
+ * or, when a step throws before there is one, as "unrecorded".
  */
 export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<void> {
   const workItem = decodeWorkItem(env, msg);
   if (!workItem) return;
-  const report = new AttemptReport(env, workItem, msg.info.deliveryCount);
+  const report = new AttemptReport(env, workItem, msg);
+  try {
+    await runSteps(env, msg, workItem, report);
+  } catch (error) {
+    // No outcome was recorded: the message stays unacked, and the worker reports the error.
+    report.span.end(report.attempt, "unrecorded", error);
+    throw error;
+  }
+}
+
+/** The steps of a decoded delivery; each step that ends the attempt reports how (see runAttempt). */
+async function runSteps(env: AttemptEnvironment, msg: JsMsg, workItem: WorkItem, report: AttemptReport): Promise<void> {
   const admission = await admit(env, msg, workItem, report);
   if (admission.kind === "ended") return;
   const attempt = new Attempt(env, msg, workItem, report, admission.stored);
@@ -37,6 +50,7 @@ export async function runAttempt(env: AttemptEnvironment, msg: JsMsg): Promise<v
   try {
     if (!(await attempt.takeLimits(held))) return;
     if (!(await attempt.begin())) return;
+    report.emitStart(queueWaitMs(workItem, msg.info.deliveryCount, msg.info.timestampNanos / 1e6, Date.now()));
     failure = await attempt.execute(held[0]);
   } finally {
     for (const lease of held) void lease.release();

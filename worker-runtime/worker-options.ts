@@ -2,6 +2,7 @@ import { hostname } from "node:os";
 import type { DescMessage } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import type { NatsConnection } from "@nats-io/transport-node";
+import type { Registry } from "prom-client";
 import { endpointPattern, TaskError, type TaskServiceDefinition } from "../sdk/core/index.ts";
 import type { NatsConnectionSettings, StatusTopologyOptions, WorkerTypeTopologyOptions } from "../sdk/nats/index.ts";
 import type { BoundMethod } from "./attempt-environment.ts";
@@ -9,6 +10,7 @@ import { type TaskMiddleware, withMiddleware } from "./middleware.ts";
 import type { ResultEventOptions } from "./result-events.ts";
 import type { TaskMethodHandler, TaskServiceImplementation } from "./task-service-implementation.ts";
 import type { WorkerEvent } from "./worker-event.ts";
+import { WorkerMetrics, workerMetricsRegistry } from "./worker-metrics.ts";
 
 /** Options of {@link createWorker}. */
 export interface WorkerOptions {
@@ -45,6 +47,11 @@ export interface WorkerOptions {
    * 10 µs of CPU per task). @default events on `taskwire.result.<type>`
    */
   results?: ResultEventOptions | false;
+  /**
+   * The Prometheus registry the worker records its metrics in (docs/operations.md#metrics);
+   * `false` records none. @default workerMetricsRegistry
+   */
+  metrics?: Registry | false;
 }
 
 /** A worker type as a worker serves it. */
@@ -67,6 +74,7 @@ export interface ResolvedWorkerOptions {
   readonly topology: (WorkerTypeTopologyOptions & StatusTopologyOptions) | undefined;
   readonly emit: (event: WorkerEvent) => void;
   readonly results: ResultEventOptions | false;
+  readonly metrics: WorkerMetrics | undefined;
 }
 
 /** The longest delay a Node timer takes: a longer one fires at once. */
@@ -110,6 +118,7 @@ export function resolveWorkerOptions(options: WorkerOptions): ResolvedWorkerOpti
         if (event.type === "error") console.error(`taskwire worker ${workerId}: ${event.error.message}`);
       }),
     results: options.results ?? {},
+    metrics: options.metrics === false ? undefined : WorkerMetrics.of(options.metrics ?? workerMetricsRegistry),
   };
 }
 

@@ -1,17 +1,21 @@
 /**
  * The entry point of a worker process started by the supervisor. Reads its
  * job from the environment, runs the handler module's services, reports
- * "ready" over IPC and drains on SIGTERM.
+ * "ready" over IPC, answers the supervisor's requests for its metrics, and
+ * drains on SIGTERM.
  *
  * Environment: TASKWIRE_NATS (a URL) or TASKWIRE_NATS_SETTINGS (connection
  * settings as JSON, secrets as references), TASKWIRE_WORKER_MODULE, TASKWIRE_WORKER_ID,
  * optional TASKWIRE_CONCURRENCY, TASKWIRE_SHUTDOWN_GRACE_MS, TASKWIRE_ACK_WAIT_MS,
  * TASKWIRE_REPLICAS, TASKWIRE_RETENTION (RetentionSettings as JSON). A NATS that does not answer yet is waited for.
  */
-import type { RetentionSettings } from "../sdk/core/index.ts";
+import { collectDefaultMetrics } from "prom-client";
+import { flushTraces, type RetentionSettings } from "../sdk/core/index.ts";
 import { describeServers, type NatsConnectionSettings } from "../sdk/nats/index.ts";
 import { createWorker } from "./create-worker.ts";
 import { loadImplementations, unloadableExitCode } from "./load-implementations.ts";
+import { answerMetricsRequests } from "./metrics-ipc.ts";
+import { workerMetricsRegistry } from "./worker-metrics.ts";
 
 const env = (name: string) => {
   const value = process.env[name];
@@ -21,6 +25,9 @@ const env = (name: string) => {
 const optionalNumber = (name: string) => (process.env[name] ? Number(process.env[name]) : undefined);
 
 const workerId = env("TASKWIRE_WORKER_ID");
+// The supervisor serves every process's metrics, this one's process metrics with them.
+collectDefaultMetrics({ register: workerMetricsRegistry });
+answerMetricsRequests(workerMetricsRegistry);
 const shutdownGraceMs = optionalNumber("TASKWIRE_SHUTDOWN_GRACE_MS");
 // The supervisor is gone (killed, even by SIGKILL, which it cannot pass on): nobody
 // will stop this process. Listened for from the start, for it may end while the
@@ -66,13 +73,17 @@ const worker = await createWorker({
 });
 process.send?.({ type: "ready", workerId: worker.id, workerTypes: worker.workerTypes });
 const stop = () => {
-  worker.close().then(
-    () => process.exit(0),
-    (error) => {
-      console.error(`worker ${worker.id}: ${(error as Error).message}`);
-      process.exit(1);
-    },
-  );
+  worker
+    .close()
+    .then(
+      () => 0,
+      (error) => {
+        console.error(`worker ${worker.id}: ${(error as Error).message}`);
+        return 1;
+      },
+    )
+    // The last attempts' spans, which a batching span processor may still hold, go first.
+    .then((code) => flushTraces().then(() => process.exit(code)));
 };
 // `on`, not `once`: a second signal (the supervisor's SIGTERM after a terminal's
 // SIGINT to the whole group) must not kill the drain. close() is idempotent.

@@ -51,5 +51,6 @@ export {
   type TaskServiceDefinition,
 } from "./task-method.ts";
 export { createTaskRegistry, registryOf, type TaskRegistry } from "./task-registry.ts";
+export { codeName, flushTraces, recordFailure, taskwireTracer } from "./taskwire-tracer.ts";
 export { addPoint, combineSnapshots, throughputStepMs } from "./throughput.ts";
 export { checkGeneratorVersion, compatibleVersions, taskwireVersion } from "./version.ts";

@@ -14,6 +14,7 @@ import {
   type Transport,
   type UnaryResponse,
 } from "@connectrpc/connect";
+import { context, propagation } from "@opentelemetry/api";
 import { onAbort } from "../core/index.ts";
 import {
   decodeBody,
@@ -215,12 +216,14 @@ export function createGatewayTransport(baseUrl: string, options: GatewayTranspor
     // As connect-node: a timeout of zero or less is none.
     const deadlineMs = timeoutMs !== undefined && timeoutMs > 0 ? Math.ceil(timeoutMs) : undefined;
     const path = `${prefix}/${method.parent.typeName}/${method.name}`;
-    // The client's default headers, the call's, and then the protocol's, which win (as in
-    // connect's transports).
+    // The client's default headers, the caller's trace context (traceparent, by the
+    // registered propagator: the gateway's span of the call is its child), the call's,
+    // and then the protocol's, which win (as in connect's transports).
     const headers: http2.OutgoingHttpHeaders = {};
     defaultHeaders?.forEach((value, name) => {
       headers[name] = value;
     });
+    propagation.inject(context.active(), headers);
     if (header !== undefined) {
       new Headers(header).forEach((value, name) => {
         headers[name] = value;

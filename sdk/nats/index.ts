@@ -48,6 +48,7 @@ export {
   statusTtls,
   type WorkerTypeTopologyOptions,
 } from "./provisioning.ts";
+export { destinationTemplate, type PublishedTask, publishWorkItem } from "./publish-work-item.ts";
 export { RequestPipeline } from "./request-pipeline.ts";
 export {
   bucketOf,
@@ -58,3 +59,4 @@ export {
   type WrittenStatus,
   writeStatus,
 } from "./status-store.ts";
+export { extractTraceContext } from "./trace-headers.ts";

@@ -34,8 +34,9 @@ import {
 } from "../core/index.ts";
 import { jetStreamOptionsOf } from "./connection-settings.ts";
 import { readThroughput, readWorkers, watchWorkers } from "./fleet.ts";
-import { directGet, directGetBatch, publishToStream, type StoredMessage } from "./jetstream-ops.ts";
+import { directGet, directGetBatch, type StoredMessage } from "./jetstream-ops.ts";
 import { fromNatsError } from "./nats-error.ts";
+import { publishWorkItem } from "./publish-work-item.ts";
 import { RequestPipeline } from "./request-pipeline.ts";
 import { bucketOf, readStatus, type StatusBucket, writeStatus } from "./status-store.ts";
 
@@ -270,7 +271,7 @@ class NatsQueueBackend implements QueueBackend {
       taskIdToken(taskId),
     );
     try {
-      await publishToStream(this.bucket.requests, subject, toBinary(WorkItemSchema, workItem), id);
+      await publishWorkItem(this.bucket.requests, subject, toBinary(WorkItemSchema, workItem), id, workItem);
     } catch (error) {
       // Not queued: put the FAILED record back, so the letter and the status agree.
       await writeStatus(this.bucket, failed, written.revision).catch(() => undefined);

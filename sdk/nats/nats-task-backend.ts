@@ -60,6 +60,7 @@ import {
   statusTtls,
   type WorkerTypeTopologyOptions,
 } from "./provisioning.ts";
+import { publishWorkItem } from "./publish-work-item.ts";
 import { RequestPipeline } from "./request-pipeline.ts";
 import { ResultInbox } from "./result-inbox.ts";
 import { StatusFeed } from "./status-feed.ts";
@@ -235,7 +236,7 @@ class NatsTaskBackend implements TaskBackend {
 
   /** Publishes a task that passed its checks (and its key lookup): a copy per endpoint for a broadcast. */
   private enqueue(task: Task, prepared: PreparedTask, notify: boolean): Promise<SubmitResponse> {
-    if (prepared.broadcast) return this.submitBroadcast(task.workerType, prepared, prepared.broadcast, notify);
+    if (prepared.broadcast) return this.submitBroadcast(task, prepared, prepared.broadcast, notify);
     return this.publishTask(task, prepared, notify);
   }
 
@@ -247,7 +248,11 @@ class NatsTaskBackend implements TaskBackend {
     // An unkeyed id is new: it is indexed alongside its publish. A keyed one only once
     // stored, as its publish may be a duplicate (already indexed).
     const indexed = task.idempotencyKey ? undefined : this.indexSubmit(task.workerType, prepared);
-    return publishToStream(this.bucket.requests, prepared.subject, prepared.bytes, publishHeaders(task, prepared)).then(
+    return publishWorkItem(this.bucket.requests, prepared.subject, prepared.bytes, publishHeaders(task, prepared), {
+      taskId,
+      workerType: task.workerType,
+      method: task.method,
+    }).then(
       (ack) => {
         if (ack.duplicate) {
           if (tracked) this.results.untrack(taskId);
@@ -285,11 +290,12 @@ class NatsTaskBackend implements TaskBackend {
    * The deadline goes first, so a submit that fails halfway still ends.
    */
   private async submitBroadcast(
-    workerType: string,
+    task: Task,
     prepared: PreparedTask,
     broadcast: NonNullable<PreparedTask["broadcast"]>,
     notify: boolean,
   ): Promise<SubmitResponse> {
+    const { workerType, method } = task;
     const { taskId } = prepared;
     const token = taskIdToken(taskId);
     const doing = `broadcasting ${taskId}`;
@@ -322,11 +328,12 @@ class NatsTaskBackend implements TaskBackend {
           const id = headers();
           id.set("Nats-Msg-Id", `${taskId}/${endpoint}`);
           const own = encodeMessage(WorkItemSchema, create(WorkItemSchema, { endpoint }));
-          return publishToStream(
+          return publishWorkItem(
             this.bucket.requests,
             topology.broadcastSubject(workerType, endpoint, token),
             concatMessages(prepared.bytes, own),
             id,
+            { taskId, workerType, method },
           );
         }),
       );

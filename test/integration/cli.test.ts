@@ -143,6 +143,20 @@ describe("the taskwire command", () => {
       expect(devOut.output()).toContain(
         'workers ready: hasher (1 process: hasher), reports (1 process: reports)\nTry:\n  npm run taskwire -- submit hasher/Digest --json \'{"text":"hello"}\' --wait',
       );
+      // It serves the web console on the gateway's port (built on first use), and says where.
+      expect(devOut.output()).toContain(`\nconsole: ${config.gatewayUrl}/\n`);
+      const page = await fetch(`${config.gatewayUrl}/`);
+      expect(page.headers.get("content-security-policy")).toContain("script-src 'self'");
+      expect(await page.text()).toContain('<div id="app"></div>');
+      // It serves the workers' metrics (on a free port: the config names none), and says where, with the gateway's.
+      const metrics = /^metrics: (\S+) \(gateway\), (\S+) \(workers\)$/m.exec(devOut.output());
+      expect(metrics?.[1]).toBe(`${config.gatewayUrl}/metrics`);
+      expect(await (await fetch(metrics?.[2] ?? "")).text()).toMatch(
+        /^taskwire_tasks_started_total\{worker_type="hasher",method="Digest"\} 0$/m,
+      );
+      expect(await (await fetch(metrics?.[1] ?? "")).text()).toMatch(
+        /^taskwire_tasks_submitted_total\{worker_type="reports",method="Generate"\} 0$/m,
+      );
       // It shares the machine with the gateway and workers: Go code on half the cores.
       const server = await processWithArgs("-js", "-p", new URL(natsUrl).port);
       expect(await environmentVariable(server, "GOMAXPROCS")).toBe(

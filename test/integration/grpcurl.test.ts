@@ -90,9 +90,23 @@ describe("grpcurl against the gateway, with no proto files at hand", () => {
       "grpc.health.v1.Health",
       "grpc.reflection.v1.ServerReflection",
       "grpc.reflection.v1alpha.ServerReflection",
+      "taskwire.v1.GatewayService",
       "taskwire.v1.QueueService",
       "taskwire.v1.TaskService",
+      "taskwire.v1.WorkerService",
     ]);
+  });
+
+  it("reads the live workers, the queues and the caller, as the console does", async () => {
+    const [workers] = await call("taskwire.v1.WorkerService/ListWorkers", {});
+    const instances = (workers?.workers ?? []) as { types: { workerType: string }[]; pid: number }[];
+    expect(instances.flatMap((w) => w.types.map((t) => t.workerType)).sort()).toEqual(["hasher", "reports"]);
+    expect(instances.every((w) => w.pid > 0)).toBe(true);
+    const [queues] = await call("taskwire.v1.QueueService/ListQueues", {});
+    const types = ((queues?.queues ?? []) as { workerType: string }[]).map((q) => q.workerType);
+    expect(types).toEqual(["hasher", "reports"]);
+    const [caller] = await call("taskwire.v1.GatewayService/WhoAmI", {});
+    expect(caller).toEqual({ name: "anonymous", via: "open", permissions: ["admin:*"] });
   });
 
   it("describes a user task service, its messages and their options", async () => {

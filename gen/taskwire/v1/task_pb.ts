@@ -279,7 +279,9 @@ export type WorkItem = Message<"taskwire.v1.WorkItem"> & {
   metadata: { [key: string]: string };
 
   /**
-   * W3C trace context of the submitter, e.g. "00-<trace>-<span>-01". Empty if none.
+   * Unused, and left empty. The trace context travels in the NATS message's
+   * headers instead (W3C `traceparent` and `tracestate`), which redeliveries,
+   * retries and a delayed task's schedule keep.
    *
    * @generated from field: string traceparent = 12;
    */

@@ -538,7 +538,11 @@ export interface WorkItem {
     | undefined;
   /** The task's metadata. */
   metadata: { [key: string]: string };
-  /** W3C trace context of the submitter, e.g. "00-<trace>-<span>-01". Empty if none. */
+  /**
+   * Unused, and left empty. The trace context travels in the NATS message's
+   * headers instead (W3C `traceparent` and `tracestate`), which redeliveries,
+   * retries and a delayed task's schedule keep.
+   */
   traceparent: string;
   /** The task's priority, fully resolved. */
   priority: Priority;

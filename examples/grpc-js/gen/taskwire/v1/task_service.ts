@@ -20,6 +20,7 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
+import { Any } from "../../google/protobuf/any.ts";
 import { Timestamp } from "../../google/protobuf/timestamp.ts";
 import { Task, TaskError, TaskState, taskStateFromJSON, taskStateToJSON, TaskStatus } from "./task.ts";
 
@@ -69,12 +70,22 @@ export interface BatchSubmitResponse {
 export interface GetTaskRequest {
   /** The task's id. */
   taskId: string;
+  /**
+   * Also give the task's payload (its request message), where the broker still
+   * keeps it: while the task is delayed, queued or running, and in its dead
+   * letter. A task that finished is not kept with its payload.
+   */
+  includePayload: boolean;
 }
 
 /** Response of TaskService.GetTask. */
 export interface GetTaskResponse {
   /** The task's current status. */
-  status: TaskStatus | undefined;
+  status:
+    | TaskStatus
+    | undefined;
+  /** Its payload, when asked for and still kept; unset otherwise. */
+  payload: Any | undefined;
 }
 
 /** Request of TaskService.WatchTask. */
@@ -600,13 +611,16 @@ export const BatchSubmitResponse: MessageFns<BatchSubmitResponse> = {
 };
 
 function createBaseGetTaskRequest(): GetTaskRequest {
-  return { taskId: "" };
+  return { taskId: "", includePayload: false };
 }
 
 export const GetTaskRequest: MessageFns<GetTaskRequest> = {
   encode(message: GetTaskRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.taskId !== "") {
       writer.uint32(10).string(message.taskId);
+    }
+    if (message.includePayload !== false) {
+      writer.uint32(16).bool(message.includePayload);
     }
     return writer;
   },
@@ -632,6 +646,14 @@ export const GetTaskRequest: MessageFns<GetTaskRequest> = {
             message.taskId = reader.string();
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.includePayload = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -651,6 +673,11 @@ export const GetTaskRequest: MessageFns<GetTaskRequest> = {
         : isSet(object.task_id)
         ? globalThis.String(object.task_id)
         : "",
+      includePayload: isSet(object.includePayload)
+        ? globalThis.Boolean(object.includePayload)
+        : isSet(object.include_payload)
+        ? globalThis.Boolean(object.include_payload)
+        : false,
     };
   },
 
@@ -658,6 +685,9 @@ export const GetTaskRequest: MessageFns<GetTaskRequest> = {
     const obj: any = {};
     if (message.taskId !== "") {
       obj.taskId = message.taskId;
+    }
+    if (message.includePayload !== false) {
+      obj.includePayload = message.includePayload;
     }
     return obj;
   },
@@ -668,18 +698,22 @@ export const GetTaskRequest: MessageFns<GetTaskRequest> = {
   fromPartial<I extends Exact<DeepPartial<GetTaskRequest>, I>>(object: I): GetTaskRequest {
     const message = createBaseGetTaskRequest();
     message.taskId = object.taskId ?? "";
+    message.includePayload = object.includePayload ?? false;
     return message;
   },
 };
 
 function createBaseGetTaskResponse(): GetTaskResponse {
-  return { status: undefined };
+  return { status: undefined, payload: undefined };
 }
 
 export const GetTaskResponse: MessageFns<GetTaskResponse> = {
   encode(message: GetTaskResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.status !== undefined) {
       TaskStatus.encode(message.status, writer.uint32(10).fork()).join();
+    }
+    if (message.payload !== undefined) {
+      Any.encode(message.payload, writer.uint32(18).fork()).join();
     }
     return writer;
   },
@@ -705,6 +739,14 @@ export const GetTaskResponse: MessageFns<GetTaskResponse> = {
             message.status = TaskStatus.decode(reader, reader.uint32());
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.payload = Any.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -718,13 +760,19 @@ export const GetTaskResponse: MessageFns<GetTaskResponse> = {
   },
 
   fromJSON(object: any): GetTaskResponse {
-    return { status: isSet(object.status) ? TaskStatus.fromJSON(object.status) : undefined };
+    return {
+      status: isSet(object.status) ? TaskStatus.fromJSON(object.status) : undefined,
+      payload: isSet(object.payload) ? Any.fromJSON(object.payload) : undefined,
+    };
   },
 
   toJSON(message: GetTaskResponse): unknown {
     const obj: any = {};
     if (message.status !== undefined) {
       obj.status = TaskStatus.toJSON(message.status);
+    }
+    if (message.payload !== undefined) {
+      obj.payload = Any.toJSON(message.payload);
     }
     return obj;
   },
@@ -736,6 +784,9 @@ export const GetTaskResponse: MessageFns<GetTaskResponse> = {
     const message = createBaseGetTaskResponse();
     message.status = (object.status !== undefined && object.status !== null)
       ? TaskStatus.fromPartial(object.status)
+      : undefined;
+    message.payload = (object.payload !== undefined && object.payload !== null)
+      ? Any.fromPartial(object.payload)
       : undefined;
     return message;
   },
