@@ -215,6 +215,7 @@ async function main(argv: string[]): Promise<void> {
     }
     case "gateway": {
       const gateway = await runGateway(config);
+      if (gateway.consoleUrl) console.log(`taskwire gateway: console on ${gateway.consoleUrl}`);
       const reload = config.gateway.tls
         ? () => {
             try {
