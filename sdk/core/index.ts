@@ -16,6 +16,18 @@ export { Mailbox } from "./mailbox.ts";
 export { topology } from "./names.ts";
 export { type PreparedTask, prepareTask, priorityNames, type ResultRoute, type SubmitLimits } from "./prepare-task.ts";
 export type { QueueBackend } from "./queue-backend.ts";
+export {
+  type CronSchedule,
+  type CronSpec,
+  type IntervalSchedule,
+  type IntervalSpec,
+  nextTimes,
+  parseScheduleSpec,
+  type Schedule,
+  type ScheduleBounds,
+  type ScheduleSpec,
+  timesBetween,
+} from "./schedule-times.ts";
 export { searchableFields, searchableKind, searchTerm, searchText } from "./searchable-fields.ts";
 export { recordSourceInfo, sourceInfoOf } from "./source-info.ts";
 export {
