@@ -48,6 +48,17 @@ describe("tables", () => {
   });
 });
 
+describe("what submitters and handlers wrote", () => {
+  it("reaches the terminal without its control characters", () => {
+    const hostile = "ok\u001b]52;c;aGk=\u0007\u001b[2J\u009bdone\tend";
+    expect(layoutTable([{ header: "NOTE" }], [[hostile]], 80)).toEqual(["NOTE", "ok]52;c;aGk=[2Jdone end"]);
+    expect(formatFields([["error", `line one\u001b[31m\nline two\u0007`]])).toEqual([
+      "error  line one[31m",
+      "       line two",
+    ]);
+  });
+});
+
 describe("confirmation", () => {
   it("proceeds with --yes, asks at a terminal, and refuses otherwise", () => {
     expect(confirmationRule({ yes: true, interactive: false })).toBe("proceed");

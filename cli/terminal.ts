@@ -24,7 +24,7 @@ const shrinkFloor = 8;
  * cells (newlines of an error message) becomes single spaces.
  */
 export function layoutTable(columns: readonly Column[], rows: readonly (readonly string[])[], width: number): string[] {
-  const cells = rows.map((row) => columns.map((_, i) => (row[i] ?? "").replace(/\s+/g, " ").trim()));
+  const cells = rows.map((row) => columns.map((_, i) => printable((row[i] ?? "").replace(/\s+/g, " ").trim())));
   const widths = columns.map((column, i) => Math.max(column.header.length, ...cells.map((row) => row[i]?.length ?? 0)));
   const floors = columns.map((column, i) =>
     column.shrink ? Math.min(widths[i] ?? 0, Math.max(column.header.length, shrinkFloor)) : (widths[i] ?? 0),
@@ -70,8 +70,24 @@ export function formatFields(fields: readonly (readonly [string, string | undefi
   const shown = fields.filter((field): field is readonly [string, string] => Boolean(field[1]));
   const width = Math.max(0, ...shown.map(([label]) => label.length)) + 2;
   return shown.flatMap(([label, value]) =>
-    value.split("\n").map((text, i) => `${i === 0 ? label.padEnd(width) : " ".repeat(width)}${text}`.trimEnd()),
+    value
+      .split("\n")
+      .map((text, i) => `${i === 0 ? label.padEnd(width) : " ".repeat(width)}${printable(text)}`.trimEnd()),
   );
+}
+
+/**
+ * Text without the control characters a terminal would act on (escape
+ * sequences that move the cursor, retitle the window or write the clipboard):
+ * cells and values hold what submitters and handlers wrote. Tabs stay.
+ */
+export function printable(text: string): string {
+  let clean = "";
+  for (const char of text) {
+    const code = char.codePointAt(0) ?? 0;
+    if (code === 9 || (code >= 32 && code < 127) || code > 159) clean += char;
+  }
+  return clean;
 }
 
 /**

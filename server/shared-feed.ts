@@ -61,6 +61,8 @@ export class SharedFeed<T> {
     void (async () => {
       try {
         for await (const value of this.upstream(running.signal)) {
+          // A stopped run may still yield the read it had under way: it belongs to no follower now.
+          if (this.running !== running) return;
           this.state = this.state === undefined ? value : this.combine(this.state, value);
           for (const f of this.followers) {
             f.pending = f.pending === undefined ? value : this.combine(f.pending, value);

@@ -71,7 +71,8 @@ export class TaskFeed {
    * whole ack_wait for redelivery. Up to twice the prefetch may then wait.
    */
   repull(): void {
-    if (this.stopped) return;
+    // One extra request at a time: a burst of resumes takes one more batch, not one each.
+    if (this.stopped || this.extra.size > 0) return;
     const room = Math.max(1, this.options.prefetch - this.waiting.size);
     const pulled = this.pull(room).catch((error: unknown) => {
       if (!this.stopped) this.options.onError(error);

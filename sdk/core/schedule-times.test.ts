@@ -101,6 +101,22 @@ describe("day-of-month and day-of-week", () => {
   });
 });
 
+describe("rare and bad inputs", () => {
+  it("finds Feb 29 on a Sunday, decades apart", () => {
+    const schedule = parseScheduleSpec({ cron: "0 0 29 2 */7" });
+    expect(nextTimes(schedule, new Date("2026-01-01T00:00:00Z"), 2).map((d) => d.toISOString())).toEqual([
+      "2032-02-29T00:00:00.000Z",
+      "2060-02-29T00:00:00.000Z",
+    ]);
+  });
+
+  it("refuses an invalid Date to start from, naming it", () => {
+    const schedule = parseScheduleSpec({ every: 60_000 });
+    expect(() => nextTimes(schedule, new Date("not a date"), 1)).toThrow(/after "Invalid Date": must be a valid Date/);
+    expect(() => timesBetween(schedule, new Date(0), new Date(Number.NaN), 1)).toThrow(/to "Invalid Date"/);
+  });
+});
+
 describe("bounds and catch-up", () => {
   it("fires at or after start and before end", () => {
     const spec = { cron: "0 0 1 * *", start: at("2025-03-01T00:00:00Z"), end: at("2025-05-01T00:00:00Z") };

@@ -108,8 +108,11 @@ export type Schedule = CronSchedule | IntervalSchedule;
 const secondMs = 1000;
 const dayMs = 86_400_000;
 const weekMs = 7 * dayMs;
-/** Longest wall-clock search for one match; a valid expression matches at least every 8 years (Feb 29). */
-const searchHorizonMs = 10 * 366 * dayMs;
+/**
+ * Longest wall-clock search for one match. A valid expression matches at least every 8
+ * years (Feb 29), but Feb 29 on a given weekday only every 28 (or 40 around a century).
+ */
+const searchHorizonMs = 50 * 366 * dayMs;
 
 const macros: Readonly<Record<string, string>> = {
   "@yearly": "0 0 0 1 1 *",
@@ -181,7 +184,7 @@ export function parseScheduleSpec(spec: ScheduleSpec): Schedule {
  */
 export function nextTimes(schedule: Schedule, after: Date, count: number): Date[] {
   if (!Number.isInteger(count) || count < 0) throw new Error(`count "${count}": must be a whole number, 0 or more`);
-  return collect(schedule, after.getTime() + 1, Number.POSITIVE_INFINITY, count);
+  return collect(schedule, boundMs("after", after, 0) + 1, Number.POSITIVE_INFINITY, count);
 }
 
 /**
@@ -190,7 +193,7 @@ export function nextTimes(schedule: Schedule, after: Date, count: number): Date[
  */
 export function timesBetween(schedule: Schedule, from: Date, to: Date, limit: number): Date[] {
   if (!Number.isInteger(limit) || limit < 0) throw new Error(`limit "${limit}": must be a whole number, 0 or more`);
-  return collect(schedule, from.getTime() + 1, to.getTime(), limit);
+  return collect(schedule, boundMs("from", from, 0) + 1, boundMs("to", to, 0), limit);
 }
 
 function collect(schedule: Schedule, fromMs: number, toMs: number, limit: number): Date[] {
@@ -420,7 +423,7 @@ function nextWall(schedule: CronSchedule, from: number): number {
     }
     return t;
   }
-  throw new Error(`cron "${schedule.cron}" never matches within 10 years of ${new Date(from).toISOString()}`);
+  throw new Error(`cron "${schedule.cron}" never matches within 50 years of ${new Date(from).toISOString()}`);
 }
 
 function dayMatches(fields: CronFields, d: Date): boolean {

@@ -351,7 +351,8 @@ class NatsQueueBackend implements QueueBackend {
           queue.workerType,
           seen === undefined ? { sinceMs: Date.now() - hourMs } : { after: seen },
         ).catch((error) => Promise.reject(fromNatsError(error, `reading the ${queue.workerType} throughput`)));
-        after.set(queue.workerType, read.lastSeq);
+        // Nothing reported in the last hour: read from an hour ago again next time, not the whole day.
+        if (read.lastSeq > 0) after.set(queue.workerType, read.lastSeq);
         snapshots.push(create(QueueSnapshotSchema, { queue, throughput: read.points }));
       }
       const state = toJsonString(ListQueuesResponseSchema, create(ListQueuesResponseSchema, { queues }));

@@ -1,4 +1,4 @@
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import type { DeadLetter } from "../../../gen/taskwire/v1/queue_service_pb.ts";
 import { errorMessage, queueService, refusedCredential } from "../api.ts";
 import { useConfirm } from "../components/confirm-dialog.tsx";
@@ -33,12 +33,16 @@ export function DeadLettersPage({ workerType }: { readonly workerType: string })
   const [round, setRound] = useState(0);
   const [dialog, confirm] = useConfirm();
 
+  /** The latest load: an answer to an older one (another type's, a page superseded) is dropped. */
+  const latest = useRef(0);
   const load = async (pageToken: string, before: readonly DeadLetter[]) => {
+    const mine = ++latest.current;
     try {
       const [page, { queue }] = await Promise.all([
         queueService.listDeadLetters({ workerType, pageSize, pageToken }),
         queueService.getQueue({ workerType }),
       ]);
+      if (mine !== latest.current) return;
       setData({
         letters: [...before, ...page.deadLetters],
         nextPageToken: page.nextPageToken,
@@ -46,7 +50,7 @@ export function DeadLettersPage({ workerType }: { readonly workerType: string })
       });
       setProblem(undefined);
     } catch (error) {
-      if (!refusedCredential(error)) setProblem(errorMessage(error));
+      if (mine === latest.current && !refusedCredential(error)) setProblem(errorMessage(error));
     }
   };
   useEffect(() => {
