@@ -76,27 +76,16 @@ export async function unstartedOf(nc: NatsConnection, taskIds: readonly string[]
  * WorkItem. Undefined for a task that finished (or never was).
  */
 export async function keptPayload(nc: NatsConnection, taskId: string): Promise<Any | undefined> {
-  const type = workerTypeOf(taskId);
-  const token = taskIdToken(taskId);
-  const lastOf = (stream: string, subject: string) =>
-    directGetLast(nc, stream, [subject]).then(
-      // One subject asked for: its message is the only one.
-      (found) => [...found.values()][0],
-      (error: unknown) => {
-        if (isNoSuchStream(error)) return undefined;
-        throw error;
-      },
-    );
-  let workItem: WorkItem | undefined;
-  for (const { stream, subject } of unstartedPlaces(type)) {
-    const message = await lastOf(stream, subject(token));
-    if (message) {
-      workItem = fromBinary(WorkItemSchema, message.data);
-      break;
-    }
-  }
+  const unstarted = (await unstartedTasks(nc, [taskId])).get(taskId);
+  let workItem: WorkItem | undefined = unstarted && fromBinary(WorkItemSchema, unstarted.workItem);
   if (!workItem) {
-    const letter = await lastOf(topology.deadLetterStream(type), topology.deadLetterSubject(type, token));
+    const type = workerTypeOf(taskId);
+    const subject = topology.deadLetterSubject(type, taskIdToken(taskId));
+    const found = await directGetLast(nc, topology.deadLetterStream(type), [subject]).catch((error: unknown) => {
+      if (isNoSuchStream(error)) return new Map<string, never>();
+      throw error;
+    });
+    const letter = found.get(subject);
     workItem = letter && fromBinary(DeadLetterSchema, letter.data).workItem;
   }
   if (!workItem || workItem.taskId !== taskId) return undefined;
