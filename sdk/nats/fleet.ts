@@ -21,18 +21,32 @@ const presencePrefix = `$KV.${topology.workersBucket}.`;
  * One batched read, whatever the number of instances.
  */
 export async function readWorkers(nc: NatsConnection, workerType?: string): Promise<WorkerInstance[]> {
+  return (await readFleet(nc, workerType)).instances(Date.now());
+}
+
+/**
+ * The number of live instances serving each worker type (types with none left
+ * out), from one batched read of every presence: as many as
+ * {@link readWorkers} of each type would give.
+ */
+export async function liveWorkerCounts(nc: NatsConnection): Promise<Map<string, number>> {
+  return (await readFleet(nc)).liveByType(Date.now());
+}
+
+/** The last presence of every key (of `workerType`'s, or all). */
+async function readFleet(nc: NatsConnection, workerType?: string): Promise<Fleet> {
   let found: BatchedMessage[];
   try {
     found = await directGetBatch(nc, workersStream, { multi_last: [`${presencePrefix}${workerType ?? "*"}.*`] });
   } catch (error) {
-    if (isNoSuchStream(error)) return [];
+    if (isNoSuchStream(error)) return new Fleet();
     throw error;
   }
   const live = new Fleet();
   for (const message of found) {
     live.record(message.subject.slice(presencePrefix.length), message.data, message.storedAtUs / 1000);
   }
-  return live.instances(Date.now());
+  return live;
 }
 
 /**
@@ -66,6 +80,17 @@ class Fleet {
   record(key: string, data: Uint8Array, atMs: number): void {
     if (data.length === 0) this.byKey.delete(key);
     else this.byKey.set(key, { data, atMs });
+  }
+
+  /** Per worker type, its keys heard from within the presence TTL: one per instance serving it. */
+  liveByType(nowMs: number): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const [key, { atMs }] of this.byKey) {
+      if (nowMs - atMs > presenceTtlMs) continue;
+      const type = key.slice(0, key.indexOf("."));
+      counts.set(type, (counts.get(type) ?? 0) + 1);
+    }
+    return counts;
   }
 
   /** The instances heard from within the presence TTL, by worker id. */

@@ -33,7 +33,7 @@ import {
   workerTypeOf,
 } from "../core/index.ts";
 import { jetStreamOptionsOf } from "./connection-settings.ts";
-import { readThroughput, readWorkers, watchWorkers } from "./fleet.ts";
+import { liveWorkerCounts, readThroughput, readWorkers, watchWorkers } from "./fleet.ts";
 import { directGet, directGetBatch, type StoredMessage } from "./jetstream-ops.ts";
 import { fromNatsError } from "./nats-error.ts";
 import { publishWorkItem } from "./publish-work-item.ts";
@@ -80,7 +80,12 @@ class NatsQueueBackend implements QueueBackend {
     this.tasks = tasks;
   }
 
-  async getQueue(workerType: string): Promise<QueueInfo> {
+  getQueue(workerType: string): Promise<QueueInfo> {
+    return this.queueOf(workerType, () => readWorkers(this.nc, workerType).then((live) => live.length));
+  }
+
+  /** A type's queue, with its live workers counted by `liveWorkers` (one read for a listing of every type). */
+  private async queueOf(workerType: string, liveWorkers: () => Promise<number>): Promise<QueueInfo> {
     return this.nats(workerType, `reading the ${workerType} queue`, async () => {
       const stream = await this.jsm.streams.info(topology.streamName(workerType));
       let running = 0;
@@ -101,7 +106,7 @@ class NatsQueueBackend implements QueueBackend {
         });
         if (next) oldestUs = Math.min(oldestUs, next.storedAtUs);
       }
-      const workers = await readWorkers(this.nc, workerType);
+      const workers = await liveWorkers();
       const dead = await this.jsm.streams.info(topology.deadLetterStream(workerType));
       const scheduled = await this.jsm.streams.info(topology.schedulerStream(workerType));
       // A type only ever worked on (no process that submits has started) has no index yet.
@@ -117,7 +122,7 @@ class NatsQueueBackend implements QueueBackend {
         maxQueued: BigInt(Math.max(0, stream.config.max_msgs)),
         scheduled: BigInt(scheduled.state.messages),
         oldestQueuedAt: Number.isFinite(oldestUs) ? timestampFromMs(Math.floor(oldestUs / 1000)) : undefined,
-        workers: workers.length,
+        workers,
         storage: {
           queuedBytes: BigInt(stream.state.bytes),
           scheduledBytes: BigInt(scheduled.state.bytes),
@@ -326,10 +331,16 @@ class NatsQueueBackend implements QueueBackend {
     } catch (error) {
       throw fromNatsError(error, "listing the worker types");
     }
+    // Every type's live workers from one read of the presence bucket.
+    let counts: Promise<Map<string, number>> | undefined;
+    const liveWorkers = (type: string) => async () => {
+      counts ??= liveWorkerCounts(this.nc);
+      return (await counts).get(type) ?? 0;
+    };
     const queues = await Promise.all(
       types.map((type) =>
         // A type deleted between the listing and the read is no longer a queue.
-        this.getQueue(type).catch((error) => {
+        this.queueOf(type, liveWorkers(type)).catch((error) => {
           if (error instanceof TaskError && error.code === Code.NotFound) return undefined;
           throw error;
         }),

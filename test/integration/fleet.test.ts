@@ -158,6 +158,13 @@ describe("workers, queues over time, and the caller", () => {
       await startWorker();
       queue = await client.queues.getQueue("probe");
       expect(queue.workers).toBe(1);
+      // A listing counts every type's workers from one read: the same counts.
+      const listed = await client.queues.listQueues();
+      expect(listed.map((q) => [q.workerType, q.workers])).toEqual([
+        ["hasher", 0],
+        ["probe", 1],
+        ["volatile", 0],
+      ]);
     } finally {
       await client.queues.resumeQueue("probe");
     }
