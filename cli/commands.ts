@@ -1,5 +1,7 @@
-import { fromJson, type JsonValue, toJson, toJsonString } from "@bufbuild/protobuf";
+import { create, fromJson, type JsonValue, toJson, toJsonString } from "@bufbuild/protobuf";
+import { anyPack, durationFromMs, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { OverlapPolicy, type Schedule, ScheduleSchema } from "../gen/taskwire/v1/schedule_service_pb.ts";
 import { TaskStatusSchema } from "../gen/taskwire/v1/task_pb.ts";
 import { createClient, type TaskwireClient } from "../sdk/client/index.ts";
 import type { TaskServiceDefinition } from "../sdk/core/index.ts";
@@ -8,11 +10,20 @@ import {
   deferredBackends,
   isTerminal,
   loadDefinitions,
+  planOf,
   registryOf,
   stateName,
   TaskError,
+  type TaskRegistry,
 } from "../sdk/core/index.ts";
-import { createNatsQueueBackend, createNatsTaskBackend, describeServers, openConnection } from "../sdk/nats/index.ts";
+import {
+  createNatsQueueBackend,
+  createNatsTaskBackend,
+  describeServers,
+  openConnection,
+  type Scheduling,
+  startScheduling,
+} from "../sdk/nats/index.ts";
 import { createGateway } from "../server/index.ts";
 import { createSupervisor, type Supervisor, serveSupervisorMetrics } from "../worker-runtime/index.ts";
 import { type TaskTypes, taskTypesOfGateway } from "./gateway-task-types.ts";
@@ -52,20 +63,28 @@ export async function runGateway(
     );
   }
   const definitions = await loadDefinitions(config.gateway.services);
+  const registry = createTaskRegistry(definitions);
+  // Checked before anything starts: a bad entry stops the gateway, naming it.
+  const declared = declaredInConfig(config, registry);
   const where = describeServers(config.nats.connection);
   const closing = new AbortController();
   const connected = openConnection(config.nats.connection, "taskwire-gateway", {
     signal: closing.signal,
     onWaiting: (reason) => log(`taskwire gateway: waiting for NATS at ${where}: ${reason}`),
   });
+  let scheduling: Scheduling | undefined;
   const ready = connected.then(async ({ nc }) => {
     try {
-      const tasks = await createNatsTaskBackend({
-        nc,
-        registry: createTaskRegistry(definitions),
-        topology: { ackWaitMs: config.worker.ackWaitMs, replicas: config.nats.replicas, ...config.retention },
+      const topology = { ackWaitMs: config.worker.ackWaitMs, replicas: config.nats.replicas, ...config.retention };
+      const tasks = await createNatsTaskBackend({ nc, registry, topology });
+      // The gateway fires a share of its types' schedules too: they fire while any gateway or worker runs.
+      scheduling = await startScheduling(nc, registry, {
+        tasks,
+        topology,
+        declared,
+        onError: (error) => log(`taskwire gateway: firing a schedule: ${TaskError.from(error).rawMessage}`),
       });
-      return { tasks, queues: await createNatsQueueBackend({ nc, tasks }) };
+      return { tasks, queues: await createNatsQueueBackend({ nc, tasks }), schedules: scheduling.store };
     } catch (error) {
       await nc.close();
       throw error;
@@ -75,6 +94,7 @@ export async function runGateway(
   const gateway = await createGateway({
     backend: backends.tasks,
     queues: backends.queues,
+    schedules: backends.schedules,
     host: config.gateway.host,
     port: config.gateway.port,
     services: definitions,
@@ -112,6 +132,7 @@ export async function runGateway(
     async stop() {
       closing.abort();
       await gateway.close();
+      await scheduling?.close();
       const nc = await connected.then(
         ({ nc }) => nc,
         () => undefined,
@@ -294,4 +315,42 @@ function gatewayClientOptions(target: ClientTarget) {
     ...(target.token === undefined ? {} : { token: target.token }),
     ...(target.ca === undefined ? {} : { tls: { ca: target.ca } }),
   };
+}
+
+/**
+ * taskwire.yaml's schedules as definitions, each checked against the gateway's
+ * task types; an error names the entry and what is wrong with it.
+ */
+export function declaredInConfig(config: TaskwireConfig, registry: TaskRegistry): Schedule[] {
+  return config.schedules.map((entry) => {
+    try {
+      const method = registry.resolve(entry.workerType, entry.method);
+      const schedule = create(ScheduleSchema, {
+        workerType: entry.workerType,
+        scheduleId: entry.id,
+        spec: {
+          cron: entry.cron,
+          timeZone: entry.timeZone,
+          every: entry.everyMs === undefined ? undefined : durationFromMs(entry.everyMs),
+          startAt: entry.startAt && timestampFromDate(entry.startAt),
+          endAt: entry.endAt && timestampFromDate(entry.endAt),
+          jitter: entry.jitterMs === undefined ? undefined : durationFromMs(entry.jitterMs),
+        },
+        task: {
+          workerType: entry.workerType,
+          method: entry.method,
+          payload: anyPack(method.input, fromJson(method.input, entry.payload as JsonValue)),
+        },
+        overlap: { skip: OverlapPolicy.SKIP, buffer_one: OverlapPolicy.BUFFER_ONE, allow_all: OverlapPolicy.ALLOW_ALL }[
+          entry.overlap ?? "skip"
+        ],
+        catchupWindow: entry.catchupWindowMs === undefined ? undefined : durationFromMs(entry.catchupWindowMs),
+        description: entry.description,
+      });
+      planOf(schedule);
+      return schedule;
+    } catch (error) {
+      throw new Error(`${entry.where}: ${TaskError.from(error).rawMessage}`);
+    }
+  });
 }

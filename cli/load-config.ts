@@ -33,6 +33,8 @@ export interface TaskwireConfig {
   };
   /** What finished tasks leave in the broker, for how long (docs/operations.md); a type's own retention wins. */
   readonly retention: RetentionSettings;
+  /** Schedules the gateway declares (docs/operations.md#schedules), checked against the types when it starts. */
+  readonly schedules: readonly ConfiguredSchedule[];
   readonly worker: {
     /** @default 30000 */
     readonly shutdownGraceMs: number;
@@ -50,6 +52,26 @@ export interface TaskwireConfig {
     /** Where the supervisor serves its processes' Prometheus metrics; absent, `taskwire worker` serves none. */
     readonly metrics: { readonly host: string; readonly port: number } | undefined;
   };
+}
+
+/** One entry of taskwire.yaml's `schedules`, its shape checked (its task and spec are checked at start). */
+export interface ConfiguredSchedule {
+  /** Where it is written, for errors: "taskwire.yaml: schedules[0]". */
+  readonly where: string;
+  readonly id: string;
+  readonly workerType: string;
+  readonly method: string;
+  readonly cron: string;
+  readonly timeZone: string;
+  readonly everyMs: number | undefined;
+  readonly startAt: Date | undefined;
+  readonly endAt: Date | undefined;
+  readonly jitterMs: number | undefined;
+  readonly overlap: "skip" | "buffer_one" | "allow_all" | undefined;
+  readonly catchupWindowMs: number | undefined;
+  /** The request, in Protobuf JSON. */
+  readonly payload: unknown;
+  readonly description: string;
 }
 
 /**
@@ -127,7 +149,53 @@ export async function loadConfig(path: string): Promise<TaskwireConfig> {
     return port > 65_535 ? fail(key, `must be a port from 0 to 65535, got ${port}`) : port;
   };
 
-  const top = obj(raw, "the document", ["nats", "gateway", "worker", "retention"]);
+  const top = obj(raw, "the document", ["nats", "gateway", "worker", "retention", "schedules"]);
+  const instant = (value: unknown, key: string): Date | undefined => {
+    if (value === undefined || value === null) return undefined;
+    const date = value instanceof Date ? value : new Date(typeof value === "string" ? value : Number.NaN);
+    return Number.isNaN(date.getTime()) ? fail(key, 'must be an RFC 3339 time such as "2027-01-01T00:00:00Z"') : date;
+  };
+  const schedules = list(top.schedules, "schedules").map((value, i): ConfiguredSchedule => {
+    const key = `schedules[${i}]`;
+    const entry = obj(value, key, [
+      "id",
+      "task",
+      "cron",
+      "timeZone",
+      "every",
+      "startAt",
+      "endAt",
+      "jitter",
+      "overlap",
+      "catchupWindow",
+      "payload",
+      "description",
+    ]);
+    const task = str(entry.task, `${key}.task`);
+    const [workerType, method, ...rest] = task.split("/");
+    if (!workerType || !method || rest.length > 0)
+      fail(`${key}.task`, `must be "<worker type>/<Method>", e.g. "reports/Generate", got "${task}"`);
+    const overlap = entry.overlap;
+    if (overlap !== undefined && !["skip", "buffer_one", "allow_all"].includes(overlap as string))
+      fail(`${key}.overlap`, `must be skip, buffer_one or allow_all, got ${JSON.stringify(overlap)}`);
+    const optionalDuration = (v: unknown, k: string) => (v === undefined ? undefined : duration(v, `${key}.${k}`));
+    return {
+      where: `${file}: ${key}`,
+      id: str(entry.id, `${key}.id`),
+      workerType: workerType as string,
+      method: method as string,
+      cron: entry.cron === undefined ? "" : str(entry.cron, `${key}.cron`),
+      timeZone: entry.timeZone === undefined ? "" : str(entry.timeZone, `${key}.timeZone`),
+      everyMs: optionalDuration(entry.every, "every"),
+      startAt: instant(entry.startAt, `${key}.startAt`),
+      endAt: instant(entry.endAt, `${key}.endAt`),
+      jitterMs: optionalDuration(entry.jitter, "jitter"),
+      overlap: overlap as ConfiguredSchedule["overlap"],
+      catchupWindowMs: optionalDuration(entry.catchupWindow, "catchupWindow"),
+      payload: entry.payload ?? {},
+      description: entry.description === undefined ? "" : str(entry.description, `${key}.description`),
+    };
+  });
   const retention = obj(top.retention, "retention", ["status", "deadLetters", "maxResultBytes"]);
   const nats = parseNatsConfig(top.nats, file);
   const gateway = obj(top.gateway, "gateway", [
@@ -219,6 +287,7 @@ export async function loadConfig(path: string): Promise<TaskwireConfig> {
         ? { maxResultBytes: int(retention.maxResultBytes, "retention.maxResultBytes", 0, 1) }
         : {}),
     },
+    schedules,
     worker: {
       shutdownGraceMs: int(worker.shutdownGraceMs, "worker.shutdownGraceMs", 30_000, 0),
       ackWaitMs: worker.ackWaitMs === undefined ? undefined : int(worker.ackWaitMs, "worker.ackWaitMs", 30_000, 100),

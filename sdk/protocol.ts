@@ -13,6 +13,7 @@
 export * from "../gen/taskwire/v1/gateway_service_pb.ts";
 export * from "../gen/taskwire/v1/options_pb.ts";
 export * from "../gen/taskwire/v1/queue_service_pb.ts";
+export * from "../gen/taskwire/v1/schedule_service_pb.ts";
 export * from "../gen/taskwire/v1/task_pb.ts";
 export * from "../gen/taskwire/v1/task_service_pb.ts";
 export * from "../gen/taskwire/v1/worker_service_pb.ts";

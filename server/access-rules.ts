@@ -2,6 +2,7 @@ import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { GatewayService } from "../gen/taskwire/v1/gateway_service_pb.ts";
 import { QueueService } from "../gen/taskwire/v1/queue_service_pb.ts";
+import { ScheduleService } from "../gen/taskwire/v1/schedule_service_pb.ts";
 import { TaskService } from "../gen/taskwire/v1/task_service_pb.ts";
 import { WorkerService } from "../gen/taskwire/v1/worker_service_pb.ts";
 import type { TaskServiceDefinition } from "../sdk/core/index.ts";
@@ -20,6 +21,14 @@ const ofTask =
 const ofType =
   (action: Action): Rule =>
   (m) => ({ action, workerTypes: [m.workerType as string] });
+
+const ofSchedule =
+  (action: Action): Rule =>
+  (m) => {
+    const schedule = m.schedule as { workerType: string } | undefined;
+    // Without one, the service refuses it (INVALID_ARGUMENT), to a known caller.
+    return schedule ? { action, workerTypes: [schedule.workerType] } : "authenticated";
+  };
 
 /** Each method of Taskwire's services and what it needs, from its request. */
 const rules: Record<string, Rule> = {
@@ -58,6 +67,20 @@ const rules: Record<string, Rule> = {
   [`${QueueService.typeName}/WatchQueues`]: () => "authenticated",
   [`${WorkerService.typeName}/ListWorkers`]: () => "authenticated",
   [`${WorkerService.typeName}/WatchWorkers`]: () => "authenticated",
+  // A schedule submits tasks of its type: defining one is operating the type.
+  [`${ScheduleService.typeName}/CreateSchedule`]: ofSchedule("operate"),
+  [`${ScheduleService.typeName}/UpdateSchedule`]: ofSchedule("operate"),
+  [`${ScheduleService.typeName}/DeleteSchedule`]: ofType("operate"),
+  [`${ScheduleService.typeName}/PauseSchedule`]: ofType("operate"),
+  [`${ScheduleService.typeName}/ResumeSchedule`]: ofType("operate"),
+  [`${ScheduleService.typeName}/TriggerSchedule`]: ofType("submit"),
+  [`${ScheduleService.typeName}/GetSchedule`]: ofType("read"),
+  // Without a worker type it answers with the schedules the caller may read.
+  [`${ScheduleService.typeName}/ListSchedules`]: (m) =>
+    m.workerType ? { action: "read", workerTypes: [m.workerType as string] } : "authenticated",
+  // A spec alone reads nothing stored.
+  [`${ScheduleService.typeName}/PreviewSchedule`]: (m) =>
+    m.workerType ? { action: "read", workerTypes: [m.workerType as string] } : "authenticated",
   [`${GatewayService.typeName}/WhoAmI`]: () => "authenticated",
   [`${GatewayService.typeName}/ListTaskTypes`]: () => "authenticated",
 };

@@ -3,6 +3,7 @@ import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { GatewayService } from "../gen/taskwire/v1/gateway_service_pb.ts";
 import { QueueService } from "../gen/taskwire/v1/queue_service_pb.ts";
+import { ScheduleService } from "../gen/taskwire/v1/schedule_service_pb.ts";
 import { TaskService } from "../gen/taskwire/v1/task_service_pb.ts";
 import { WorkerService } from "../gen/taskwire/v1/worker_service_pb.ts";
 import { authInterceptor } from "./access-rules.ts";
@@ -22,6 +23,7 @@ import { serveMetrics } from "./metrics-route.ts";
 import { queueServiceRoutes } from "./queue-service-routes.ts";
 import { reflectionRoutes } from "./reflection-routes.ts";
 import { tracingInterceptor } from "./rpc-spans.ts";
+import { scheduleServiceRoutes } from "./schedule-service-routes.ts";
 import { taskServiceRoutes } from "./task-service-routes.ts";
 import { typedTaskRoutes } from "./typed-task-routes.ts";
 import { workerServiceRoutes } from "./worker-service-routes.ts";
@@ -93,6 +95,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
       TaskService.typeName,
       GatewayService.typeName,
       ...(opts.queues ? [QueueService.typeName, WorkerService.typeName] : []),
+      ...(opts.schedules ? [ScheduleService.typeName] : []),
       ...opts.services.map((definition) => definition.service.typeName),
     ]);
   const shutdown = new AbortController();
@@ -131,6 +134,7 @@ export async function createGateway(options: GatewayOptions): Promise<Gateway> {
         queueServiceRoutes(opts.queues, opts.auditLog)(router);
         workerServiceRoutes(opts.queues)(router);
       }
+      if (opts.schedules) scheduleServiceRoutes(opts.schedules, opts.auditLog)(router);
       healthRoutes(health)(router);
       typedTaskRoutes(backend, opts.services)(router);
       opts.routes?.(router);

@@ -1,6 +1,6 @@
 import { createRegistry, type Registry } from "@bufbuild/protobuf";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
-import type { QueueBackend, TaskBackend, TaskServiceDefinition } from "../sdk/core/index.ts";
+import type { QueueBackend, ScheduleBackend, TaskBackend, TaskServiceDefinition } from "../sdk/core/index.ts";
 import { registryOf } from "../sdk/core/index.ts";
 import { consoleDirectoryOf } from "./console-route.ts";
 import { type AuditLog, type GatewayAuthOptions, stderrAuditLog } from "./gateway-auth.ts";
@@ -19,6 +19,8 @@ export interface GatewayOptions {
   backend: TaskBackend;
   /** Serves QueueService too when given, usually `createNatsQueueBackend(...)`. */
   queues?: QueueBackend;
+  /** Serves ScheduleService too when given, usually `startScheduling(...).store`. */
+  schedules?: ScheduleBackend;
   /**
    * Task services to serve under their own names (typed routes: a call submits
    * the task and returns its result), e.g. `[hashService]`. Their payload and
@@ -115,6 +117,7 @@ export interface GatewayOptions {
 export interface ResolvedGatewayOptions {
   backend: TaskBackend;
   queues: QueueBackend | undefined;
+  schedules: ScheduleBackend | undefined;
   services: readonly TaskServiceDefinition[];
   reflection: boolean;
   host: string;
@@ -140,6 +143,7 @@ export function resolveGatewayOptions(options: GatewayOptions): ResolvedGatewayO
   const resolved: ResolvedGatewayOptions = {
     backend: options.backend,
     queues: options.queues,
+    schedules: options.schedules,
     services: options.services ?? [],
     reflection: options.reflection ?? true,
     host,

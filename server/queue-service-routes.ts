@@ -14,14 +14,13 @@ export function readable(context: HandlerContext): (workerType: string) => boole
 }
 
 /**
- * Serves `taskwire.v1.QueueService` by delegating each call to a {@link QueueBackend}.
- * Each operation that changes a queue (pause, resume, purge, dead letters retried
- * or purged) is logged to `log` with its caller and outcome. Every WatchQueues
- * caller follows one watch of the backend's, with the last hour's throughput.
+ * Runs an operation that changes something of a worker type, then logs who did
+ * it to which type, and how it ended.
  */
-export function queueServiceRoutes(backend: QueueBackend, log: AuditLog): (router: ConnectRouter) => void {
-  /** Runs a queue operation, then logs who did it to which worker type, and how it ended. */
-  const operation = async <T>(context: HandlerContext, workerType: string, run: () => Promise<T>): Promise<T> => {
+export function audited(
+  log: AuditLog,
+): <T>(context: HandlerContext, workerType: string, run: () => Promise<T>) => Promise<T> {
+  return async (context, workerType, run) => {
     const principal = principalOf(context);
     const entry = {
       principal: principal.name,
@@ -46,6 +45,16 @@ export function queueServiceRoutes(backend: QueueBackend, log: AuditLog): (route
       throw error;
     }
   };
+}
+
+/**
+ * Serves `taskwire.v1.QueueService` by delegating each call to a {@link QueueBackend}.
+ * Each operation that changes a queue (pause, resume, purge, dead letters retried
+ * or purged) is logged to `log` with its caller and outcome. Every WatchQueues
+ * caller follows one watch of the backend's, with the last hour's throughput.
+ */
+export function queueServiceRoutes(backend: QueueBackend, log: AuditLog): (router: ConnectRouter) => void {
+  const operation = audited(log);
   const hourMs = 3_600_000;
   const queues = new SharedFeed<QueueSnapshot[]>(
     (signal) => backend.watchQueues(signal),

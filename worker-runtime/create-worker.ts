@@ -12,7 +12,7 @@ import type { KV } from "@nats-io/kv";
 import { millis, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import type { TaskStatus } from "../gen/taskwire/v1/task_pb.ts";
 import { WorkerInstanceSchema } from "../gen/taskwire/v1/worker_service_pb.ts";
-import { isTerminal, TaskError, taskIdToken, topology, workerTypeOf } from "../sdk/core/index.ts";
+import { createTaskRegistry, isTerminal, TaskError, taskIdToken, topology, workerTypeOf } from "../sdk/core/index.ts";
 import {
   bucketOf,
   checkServerVersion,
@@ -28,7 +28,9 @@ import {
   provisionThroughputStream,
   provisionWorkerType,
   RequestPipeline,
+  type Scheduling,
   type StatusBucket,
+  startScheduling,
   statusTtls,
 } from "../sdk/nats/index.ts";
 import type { AttemptEnvironment } from "./attempt-environment.ts";
@@ -122,6 +124,7 @@ class TaskWorker implements Worker {
   private readonly cancelled = new Set<string>();
   private readonly feeds: TaskFeed[] = [];
   private readonly promoters: DuePromoter[] = [];
+  private scheduling: Scheduling | undefined;
   /** Live worker instances; this one's keys are refreshed while it runs. */
   private presence: KV | undefined;
   private readonly presenceKeys: string[] = [];
@@ -171,6 +174,15 @@ class TaskWorker implements Worker {
     }, presenceTtlMs / 3);
     this.presenceTimer.unref();
     for (const type of this.options.types) await this.serve(type, js, jsm);
+    // Its types' schedules: the declared ones applied, and a share of their ticks fired.
+    this.scheduling = await startScheduling(
+      this.nc,
+      createTaskRegistry(this.options.types.map((type) => type.definition)),
+      {
+        topology: this.options.topology,
+        onError: (error) => this.emit({ type: "error", error: fromNatsError(error, "firing a schedule") }),
+      },
+    );
     this.unfollowMetrics = this.options.metrics?.follow({
       nc: this.nc,
       running: this.running,
@@ -367,6 +379,7 @@ class TaskWorker implements Worker {
     this.state = "draining";
     // Stage 1: stop pulling; tasks pulled but not started go back to the stream at once.
     for (const promoter of this.promoters) promoter.stop();
+    await this.scheduling?.close().catch((error) => this.emit({ type: "error", error: TaskError.from(error) }));
     // No longer live: broadcasts to "every worker" leave it out from now on.
     clearInterval(this.presenceTimer);
     await Promise.all(this.presenceKeys.map((key) => this.presence?.delete(key).catch(() => undefined)));

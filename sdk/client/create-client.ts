@@ -10,6 +10,7 @@ import {
 import type {
   QueueBackend,
   RetentionSettings,
+  ScheduleBackend,
   StatusStream,
   SubmitLimits,
   TaskBackend,
@@ -21,6 +22,7 @@ import type {
 import { createTaskRegistry, TaskError, taskFromOptions } from "../core/index.ts";
 import {
   createConnectQueueBackend,
+  createConnectScheduleBackend,
   createConnectTaskBackend,
   createGatewayTransport,
   type GatewayProtocol,
@@ -32,6 +34,7 @@ import {
   createNatsTaskBackend,
   type NatsConnectionSettings,
   openConnection,
+  ScheduleStore,
 } from "../nats/index.ts";
 import { kvCheckpoints } from "./kv-checkpoints.ts";
 import {
@@ -126,6 +129,8 @@ export interface TaskwireClient extends TaskClient {
   ): Promise<SubmitManySummary>;
   /** Operates worker types' queues: counts, pause and resume, purge, dead letters. */
   readonly queues: QueueBackend;
+  /** Recurring tasks: create, change, pause, trigger and preview schedules. */
+  readonly schedules: ScheduleBackend;
   /** Closes what the client opened. Idempotent. */
   close(): Promise<void>;
 }
@@ -150,6 +155,7 @@ export async function createClient(
     return clientOf(
       createConnectTaskBackend(transport),
       createConnectQueueBackend(transport),
+      createConnectScheduleBackend(transport),
       undefined,
       async () => {},
     );
@@ -157,8 +163,12 @@ export async function createClient(
   if ("gateway" in options) {
     const own = createGatewayTransport(options.gateway, withToken(options));
     const transport = withInterceptors(own, options.interceptors ?? [], options.gateway);
-    return clientOf(createConnectTaskBackend(transport), createConnectQueueBackend(transport), undefined, async () =>
-      own.close(),
+    return clientOf(
+      createConnectTaskBackend(transport),
+      createConnectQueueBackend(transport),
+      createConnectScheduleBackend(transport),
+      undefined,
+      async () => own.close(),
     );
   }
   const { nc, owned } = await openConnection(options.nats);
@@ -171,7 +181,9 @@ export async function createClient(
       topology: { replicas: options.replicas, ...options.retention },
     });
     const queues = await createNatsQueueBackend({ nc, tasks: backend });
-    return clientOf(backend, queues, kvCheckpoints(nc, { replicas: options.replicas }), async () => {
+    const registry = createTaskRegistry(options.services);
+    const schedules = await ScheduleStore.open(nc, registry, backend, { replicas: options.replicas });
+    return clientOf(backend, queues, schedules, kvCheckpoints(nc, { replicas: options.replicas }), async () => {
       await backend.close();
       if (owned) await nc.close();
     });
@@ -184,6 +196,7 @@ export async function createClient(
 function clientOf(
   backend: TaskBackend,
   queues: QueueBackend,
+  schedules: ScheduleBackend,
   checkpoints: CheckpointStore | undefined,
   closeResources: () => Promise<void>,
 ): TaskwireClient {
@@ -212,6 +225,7 @@ function clientOf(
       );
     },
     queues,
+    schedules,
     submitMany: (method, items, options) => submitMany(backend, checkpoints, method, items, options),
     task: (id, output) => createTaskHandle(backend, id, output),
     getTask: (id) => backend.getTask(id),

@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import { TaskStatusSchema } from "../../gen/taskwire/v1/task_pb.ts";
 import { type Backends, deferredBackends } from "./deferred-backends.ts";
 import type { QueueBackend } from "./queue-backend.ts";
+import type { ScheduleBackend } from "./schedule-backend.ts";
 import type { TaskBackend } from "./task-backend.ts";
 import { TaskError } from "./task-error.ts";
 
@@ -19,7 +20,7 @@ function realBackends() {
     },
     close: async () => {},
   } as unknown as TaskBackend;
-  const backends: Backends = { tasks, queues: {} as QueueBackend };
+  const backends: Backends = { tasks, queues: {} as QueueBackend, schedules: {} as ScheduleBackend };
   const setAvailable = (available: boolean) => {
     for (const listener of listeners) listener(available);
   };

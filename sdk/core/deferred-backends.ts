@@ -1,5 +1,6 @@
 import { Code } from "@connectrpc/connect";
 import type { QueueBackend } from "./queue-backend.ts";
+import type { ScheduleBackend } from "./schedule-backend.ts";
 import type { TaskBackend } from "./task-backend.ts";
 import { TaskError } from "./task-error.ts";
 
@@ -7,6 +8,7 @@ import { TaskError } from "./task-error.ts";
 export interface Backends {
   readonly tasks: TaskBackend;
   readonly queues: QueueBackend;
+  readonly schedules: ScheduleBackend;
 }
 
 /**
@@ -86,7 +88,18 @@ export function deferredBackends(ready: Promise<Backends>, waiting: string): Bac
       [Symbol.asyncIterator]: () => real().queues.watchWorkers(workerType, signal)[Symbol.asyncIterator](),
     }),
   };
-  return { tasks, queues };
+  const schedules: ScheduleBackend = {
+    createSchedule: (schedule, options) => now().then((b) => b.schedules.createSchedule(schedule, options)),
+    updateSchedule: (schedule, options) => now().then((b) => b.schedules.updateSchedule(schedule, options)),
+    deleteSchedule: (workerType, id) => now().then((b) => b.schedules.deleteSchedule(workerType, id)),
+    pauseSchedule: (workerType, id, options) => now().then((b) => b.schedules.pauseSchedule(workerType, id, options)),
+    resumeSchedule: (workerType, id, options) => now().then((b) => b.schedules.resumeSchedule(workerType, id, options)),
+    getSchedule: (workerType, id) => now().then((b) => b.schedules.getSchedule(workerType, id)),
+    listSchedules: (workerType) => now().then((b) => b.schedules.listSchedules(workerType)),
+    triggerSchedule: (workerType, id) => now().then((b) => b.schedules.triggerSchedule(workerType, id)),
+    previewSchedule: (of, count, after) => now().then((b) => b.schedules.previewSchedule(of, count, after)),
+  };
+  return { tasks, queues, schedules };
 }
 
 /** Follows the real backend's availability; a backend without a broker of its own is always available. */

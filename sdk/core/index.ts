@@ -8,6 +8,7 @@
  */
 
 export { onAbort } from "./abort-fanout.ts";
+export { declaredSchedules } from "./declared-schedules.ts";
 export { type Backends, deferredBackends } from "./deferred-backends.ts";
 export type { HandlerResult, ResultFields, ResultMessage } from "./handler-result.ts";
 export { endpointPattern, maxBatchSize, maxReasonLength } from "./limits.ts";
@@ -16,6 +17,21 @@ export { Mailbox } from "./mailbox.ts";
 export { topology } from "./names.ts";
 export { type PreparedTask, prepareTask, priorityNames, type ResultRoute, type SubmitLimits } from "./prepare-task.ts";
 export type { QueueBackend } from "./queue-backend.ts";
+export type { ScheduleBackend, ScheduleChange } from "./schedule-backend.ts";
+export {
+  bufferRecheckMs,
+  checkScheduleId,
+  compileSpec,
+  decideTick,
+  jitterMsOf,
+  type NextTime,
+  nextTime,
+  planOf,
+  type SchedulePlan,
+  scheduledTaskKey,
+  scheduleKey,
+  type TickDecision,
+} from "./schedule-plan.ts";
 export {
   type CronSchedule,
   type CronSpec,

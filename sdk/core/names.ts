@@ -21,6 +21,11 @@ const statusBucket = "taskwire_status";
  *   schedule, in stream `SCHED_<type>`; the server republishes it to
  *   `taskwire.sched.<type>.due.<id-token>` when due, and consumer `<type>_due`
  *   (pulled by workers) moves it to its task subject.
+ * - `taskwire.sched.<type>.cron.<schedule id>`: a schedule's next time, armed
+ *   (a message schedule `@at` it) in stream `SCHED_<type>`; the server puts a
+ *   tick on `taskwire.sched.<type>.tick.<schedule id>` then, and consumer
+ *   `<type>_ticks` (pulled by workers and gateways) fires it.
+ * - KV bucket `taskwire_schedules`: a ScheduleInfo per `<type>.<schedule id>`.
  * - `taskwire.dead.<type>.<id-token>`: a DeadLetter, in stream `DEAD_<type>`.
  * - `taskwire.bcast.<type>.<endpoint>.<id-token>`: a broadcast task's copy for
  *   one worker instance, in stream `BCAST_<type>`; consumer `<type>_ep_<endpoint>`.
@@ -76,6 +81,14 @@ export const topology = {
   scheduledSubject: (workerType: string, idToken: string) => `taskwire.sched.${workerType}.*.${idToken}`,
   /** The consumer of due delayed tasks, pulled by workers. */
   dueConsumerName: (workerType: string) => `${workerType}_due`,
+  /** KV bucket of schedules: a ScheduleInfo per `<type>.<schedule id>`. */
+  schedulesBucket: "taskwire_schedules",
+  /** A schedule's armed next time, until the server turns it into a tick. */
+  scheduleArmSubject: (workerType: string, scheduleId: string) => `taskwire.sched.${workerType}.cron.${scheduleId}`,
+  /** Where the server puts a schedule's tick at its time. */
+  scheduleTickSubject: (workerType: string, scheduleId: string) => `taskwire.sched.${workerType}.tick.${scheduleId}`,
+  /** The consumer of a type's schedule ticks, pulled by its workers and by gateways. */
+  tickConsumerName: (workerType: string) => `${workerType}_ticks`,
   /** Core NATS, "paused <RFC 3339 end>" or "resumed": workers start nothing until then, or pull again at once. */
   controlSubject: (workerType: string) => `taskwire.control.${workerType}`,
   /** Leases of the type's limits across workers: one message per running attempt or recent start. */

@@ -6,6 +6,7 @@
  */
 
 export { createConnectQueueBackend } from "./connect-queue-backend.ts";
+export { createConnectScheduleBackend } from "./connect-schedule-backend.ts";
 export { createConnectTaskBackend } from "./connect-task-backend.ts";
 export type { GatewaySessionOptions, GatewayTlsOptions } from "./gateway-session.ts";
 export { createGatewayTransport, type GatewayProtocol, type GatewayTransportOptions } from "./gateway-transport.ts";

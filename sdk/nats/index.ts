@@ -50,6 +50,9 @@ export {
 } from "./provisioning.ts";
 export { destinationTemplate, type PublishedTask, publishWorkItem } from "./publish-work-item.ts";
 export { RequestPipeline } from "./request-pipeline.ts";
+export { openSchedulesBucket, ScheduleStore, scheduleMetadata } from "./schedule-store.ts";
+export { ScheduleTicker } from "./schedule-ticker.ts";
+export { applyDeclarations, type Scheduling, type SchedulingOptions, startScheduling } from "./scheduling.ts";
 export {
   bucketOf,
   readStatus,

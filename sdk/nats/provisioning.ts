@@ -243,6 +243,22 @@ export async function provisionWorkerType(
     },
     context,
   );
+  await ensureConsumer(
+    jsm,
+    {
+      stream: topology.schedulerStream(workerType),
+      config: {
+        durable_name: topology.tickConsumerName(workerType),
+        filter_subject: topology.scheduleTickSubject(workerType, "*"),
+        ack_policy: AckPolicy.Explicit,
+        ack_wait: nanos(30_000),
+        max_deliver: -1,
+      },
+      settings: [],
+      explicit: new Set(),
+    },
+    context,
+  );
   const ackWait = setting(options.ackWaitMs)(30_000);
   for (const priority of topology.priorities) {
     await ensureConsumer(

@@ -6,6 +6,8 @@ import type { GenEnum, GenExtension, GenFile, GenMessage } from "@bufbuild/proto
 import { enumDesc, extDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Duration, FieldOptions as FieldOptions$1, MethodOptions, ServiceOptions } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_descriptor, file_google_protobuf_duration } from "@bufbuild/protobuf/wkt";
+import type { OverlapPolicy, ScheduleSpec } from "./schedule_service_pb.ts";
+import { file_taskwire_v1_schedule_service } from "./schedule_service_pb.ts";
 import type { DeliveryMode, Priority, RetryPolicy } from "./task_pb.ts";
 import { file_taskwire_v1_task } from "./task_pb.ts";
 import type { Message, UnknownEnum } from "@bufbuild/protobuf";
@@ -14,7 +16,7 @@ import type { Message, UnknownEnum } from "@bufbuild/protobuf";
  * Describes the file taskwire/v1/options.proto.
  */
 export const file_taskwire_v1_options: GenFile = /*@__PURE__*/
-  fileDesc("Chl0YXNrd2lyZS92MS9vcHRpb25zLnByb3RvEgt0YXNrd2lyZS52MSKBAgoNV29ya2VyT3B0aW9ucxIMCgR0eXBlGAEgASgJEhMKC2NvbmN1cnJlbmN5GAIgASgNEioKCGRlZmF1bHRzGAMgASgLMhgudGFza3dpcmUudjEuVGFza09wdGlvbnMSFwoPbWF4X2NvbmN1cnJlbmN5GAQgASgNEhAKCG1heF9yYXRlGAUgASgBEhIKCm1heF9xdWV1ZWQYBiABKAQSJQoHc3RvcmFnZRgHIAEoDjIULnRhc2t3aXJlLnYxLlN0b3JhZ2USEAoIcmVwbGljYXMYCCABKA0SKQoJcmV0ZW50aW9uGAkgASgLMhYudGFza3dpcmUudjEuUmV0ZW50aW9uIoEBCglSZXRlbnRpb24SKQoGc3RhdHVzGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi8KDGRlYWRfbGV0dGVycxgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIYChBtYXhfcmVzdWx0X2J5dGVzGAMgASgNIuoBCgtUYXNrT3B0aW9ucxIqCgd0aW1lb3V0GAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEicKBXJldHJ5GAIgASgLMhgudGFza3dpcmUudjEuUmV0cnlQb2xpY3kSJwoIcHJpb3JpdHkYAyABKA4yFS50YXNrd2lyZS52MS5Qcmlvcml0eRIrCghkZWxpdmVyeRgEIAEoDjIZLnRhc2t3aXJlLnYxLkRlbGl2ZXJ5TW9kZRIwCg1leHBpcmVzX2FmdGVyGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIjQKDEZpZWxkT3B0aW9ucxIQCghyZXF1aXJlZBgBIAEoCBISCgpzZWFyY2hhYmxlGAIgASgIKkgKB1N0b3JhZ2USFwoTU1RPUkFHRV9VTlNQRUNJRklFRBAAEhAKDFNUT1JBR0VfRklMRRABEhIKDlNUT1JBR0VfTUVNT1JZEAI6VQoGd29ya2VyEh8uZ29vZ2xlLnByb3RvYnVmLlNlcnZpY2VPcHRpb25zGLqUAyABKAsyGi50YXNrd2lyZS52MS5Xb3JrZXJPcHRpb25zUgZ3b3JrZXI6TgoEdGFzaxIeLmdvb2dsZS5wcm90b2J1Zi5NZXRob2RPcHRpb25zGLqUAyABKAsyGC50YXNrd2lyZS52MS5UYXNrT3B0aW9uc1IEdGFzazpQCgVmaWVsZBIdLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE9wdGlvbnMYupQDIAEoCzIZLnRhc2t3aXJlLnYxLkZpZWxkT3B0aW9uc1IFZmllbGRiBnByb3RvMw", [file_google_protobuf_descriptor, file_google_protobuf_duration, file_taskwire_v1_task]);
+  fileDesc("Chl0YXNrd2lyZS92MS9vcHRpb25zLnByb3RvEgt0YXNrd2lyZS52MSKBAgoNV29ya2VyT3B0aW9ucxIMCgR0eXBlGAEgASgJEhMKC2NvbmN1cnJlbmN5GAIgASgNEioKCGRlZmF1bHRzGAMgASgLMhgudGFza3dpcmUudjEuVGFza09wdGlvbnMSFwoPbWF4X2NvbmN1cnJlbmN5GAQgASgNEhAKCG1heF9yYXRlGAUgASgBEhIKCm1heF9xdWV1ZWQYBiABKAQSJQoHc3RvcmFnZRgHIAEoDjIULnRhc2t3aXJlLnYxLlN0b3JhZ2USEAoIcmVwbGljYXMYCCABKA0SKQoJcmV0ZW50aW9uGAkgASgLMhYudGFza3dpcmUudjEuUmV0ZW50aW9uIoEBCglSZXRlbnRpb24SKQoGc3RhdHVzGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi8KDGRlYWRfbGV0dGVycxgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIYChBtYXhfcmVzdWx0X2J5dGVzGAMgASgNIuoBCgtUYXNrT3B0aW9ucxIqCgd0aW1lb3V0GAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEicKBXJldHJ5GAIgASgLMhgudGFza3dpcmUudjEuUmV0cnlQb2xpY3kSJwoIcHJpb3JpdHkYAyABKA4yFS50YXNrd2lyZS52MS5Qcmlvcml0eRIrCghkZWxpdmVyeRgEIAEoDjIZLnRhc2t3aXJlLnYxLkRlbGl2ZXJ5TW9kZRIwCg1leHBpcmVzX2FmdGVyGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uItUBChNTY2hlZHVsZURlY2xhcmF0aW9uEgoKAmlkGAEgASgJEicKBHNwZWMYAiABKAsyGS50YXNrd2lyZS52MS5TY2hlZHVsZVNwZWMSFAoMcGF5bG9hZF9qc29uGAMgASgJEisKB292ZXJsYXAYBCABKA4yGi50YXNrd2lyZS52MS5PdmVybGFwUG9saWN5EjEKDmNhdGNodXBfd2luZG93GAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhMKC2Rlc2NyaXB0aW9uGAYgASgJIjQKDEZpZWxkT3B0aW9ucxIQCghyZXF1aXJlZBgBIAEoCBISCgpzZWFyY2hhYmxlGAIgASgIKkgKB1N0b3JhZ2USFwoTU1RPUkFHRV9VTlNQRUNJRklFRBAAEhAKDFNUT1JBR0VfRklMRRABEhIKDlNUT1JBR0VfTUVNT1JZEAI6VQoGd29ya2VyEh8uZ29vZ2xlLnByb3RvYnVmLlNlcnZpY2VPcHRpb25zGLqUAyABKAsyGi50YXNrd2lyZS52MS5Xb3JrZXJPcHRpb25zUgZ3b3JrZXI6TgoEdGFzaxIeLmdvb2dsZS5wcm90b2J1Zi5NZXRob2RPcHRpb25zGLqUAyABKAsyGC50YXNrd2lyZS52MS5UYXNrT3B0aW9uc1IEdGFzazpeCghzY2hlZHVsZRIeLmdvb2dsZS5wcm90b2J1Zi5NZXRob2RPcHRpb25zGLuUAyADKAsyIC50YXNrd2lyZS52MS5TY2hlZHVsZURlY2xhcmF0aW9uUghzY2hlZHVsZTpQCgVmaWVsZBIdLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE9wdGlvbnMYupQDIAEoCzIZLnRhc2t3aXJlLnYxLkZpZWxkT3B0aW9uc1IFZmllbGRiBnByb3RvMw", [file_google_protobuf_descriptor, file_google_protobuf_duration, file_taskwire_v1_schedule_service, file_taskwire_v1_task]);
 
 /**
  * Marks a service as a task service: each of its unary rpcs is a task kind whose
@@ -197,6 +199,62 @@ export const TaskOptionsSchema: GenMessage<TaskOptions> = /*@__PURE__*/
   messageDesc(file_taskwire_v1_options, 2);
 
 /**
+ * A schedule declared on a task kind's rpc (see ScheduleService).
+ *
+ * @generated from message taskwire.v1.ScheduleDeclaration
+ */
+export type ScheduleDeclaration = Message<"taskwire.v1.ScheduleDeclaration"> & {
+  /**
+   * Its id within the worker type.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * When it fires.
+   *
+   * @generated from field: taskwire.v1.ScheduleSpec spec = 2;
+   */
+  spec?: ScheduleSpec | undefined;
+
+  /**
+   * The request sent at each time, in Protobuf JSON. Empty: an empty request.
+   *
+   * @generated from field: string payload_json = 3;
+   */
+  payloadJson: string;
+
+  /**
+   * Unset: SKIP.
+   *
+   * @generated from field: taskwire.v1.OverlapPolicy overlap = 4;
+   */
+  overlap: OverlapPolicy;
+
+  /**
+   * Unset: 1 hour.
+   *
+   * @generated from field: google.protobuf.Duration catchup_window = 5;
+   */
+  catchupWindow?: Duration | undefined;
+
+  /**
+   * Free text for people.
+   *
+   * @generated from field: string description = 6;
+   */
+  description: string;
+};
+
+/**
+ * Describes the message taskwire.v1.ScheduleDeclaration.
+ * Use `create(ScheduleDeclarationSchema)` to create a new message.
+ */
+export const ScheduleDeclarationSchema: GenMessage<ScheduleDeclaration> = /*@__PURE__*/
+  messageDesc(file_taskwire_v1_options, 3);
+
+/**
  * Constraints on a field of a task payload, checked at submit: a task that breaks
  * one is refused with INVALID_ARGUMENT naming the field.
  *
@@ -229,7 +287,7 @@ export type FieldOptions = Message<"taskwire.v1.FieldOptions"> & {
  * Use `create(FieldOptionsSchema)` to create a new message.
  */
 export const FieldOptionsSchema: GenMessage<FieldOptions> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_options, 3);
+  messageDesc(file_taskwire_v1_options, 4);
 
 /**
  * Where the broker keeps a worker type's queued, delayed and dead-lettered tasks.
@@ -290,10 +348,26 @@ export const task: GenExtension<MethodOptions, TaskOptions> = /*@__PURE__*/
   extDesc(file_taskwire_v1_options, 1);
 
 /**
+ * Schedules that submit the rpc's task: the workers of the type create each
+ * when they start, and replace it when its declaration changes.
+ *
+ *   rpc Rollup(RollupRequest) returns (RollupResponse) {
+ *     option (taskwire.v1.schedule) = {
+ *       id: "nightly"
+ *       spec: { cron: "0 2 * * *" time_zone: "Europe/Paris" }
+ *     };
+ *   }
+ *
+ * @generated from extension: repeated taskwire.v1.ScheduleDeclaration schedule = 51771;
+ */
+export const schedule: GenExtension<MethodOptions, ScheduleDeclaration[]> = /*@__PURE__*/
+  extDesc(file_taskwire_v1_options, 2);
+
+/**
  * Constraints on the field, checked at submit.
  *
  * @generated from extension: taskwire.v1.FieldOptions field = 51770;
  */
 export const field: GenExtension<FieldOptions$1, FieldOptions> = /*@__PURE__*/
-  extDesc(file_taskwire_v1_options, 2);
+  extDesc(file_taskwire_v1_options, 3);
 

@@ -7,6 +7,7 @@
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
 import { Duration } from "../../google/protobuf/duration.ts";
+import { OverlapPolicy, overlapPolicyFromJSON, overlapPolicyToJSON, ScheduleSpec } from "./schedule_service.ts";
 import {
   DeliveryMode,
   deliveryModeFromJSON,
@@ -169,6 +170,26 @@ export interface TaskOptions {
   delivery: DeliveryMode;
   /** Expire tasks that have not started this long after acceptance. Unset: never. */
   expiresAfter: Duration | undefined;
+}
+
+/** A schedule declared on a task kind's rpc (see ScheduleService). */
+export interface ScheduleDeclaration {
+  /** Its id within the worker type. */
+  id: string;
+  /** When it fires. */
+  spec:
+    | ScheduleSpec
+    | undefined;
+  /** The request sent at each time, in Protobuf JSON. Empty: an empty request. */
+  payloadJson: string;
+  /** Unset: SKIP. */
+  overlap: OverlapPolicy;
+  /** Unset: 1 hour. */
+  catchupWindow:
+    | Duration
+    | undefined;
+  /** Free text for people. */
+  description: string;
 }
 
 /**
@@ -667,6 +688,167 @@ export const TaskOptions: MessageFns<TaskOptions> = {
     message.expiresAfter = (object.expiresAfter !== undefined && object.expiresAfter !== null)
       ? Duration.fromPartial(object.expiresAfter)
       : undefined;
+    return message;
+  },
+};
+
+function createBaseScheduleDeclaration(): ScheduleDeclaration {
+  return { id: "", spec: undefined, payloadJson: "", overlap: 0, catchupWindow: undefined, description: "" };
+}
+
+export const ScheduleDeclaration: MessageFns<ScheduleDeclaration> = {
+  encode(message: ScheduleDeclaration, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.spec !== undefined) {
+      ScheduleSpec.encode(message.spec, writer.uint32(18).fork()).join();
+    }
+    if (message.payloadJson !== "") {
+      writer.uint32(26).string(message.payloadJson);
+    }
+    if (message.overlap !== 0) {
+      writer.uint32(32).int32(message.overlap);
+    }
+    if (message.catchupWindow !== undefined) {
+      Duration.encode(message.catchupWindow, writer.uint32(42).fork()).join();
+    }
+    if (message.description !== "") {
+      writer.uint32(50).string(message.description);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ScheduleDeclaration {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseScheduleDeclaration();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.spec = ScheduleSpec.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.payloadJson = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.overlap = reader.int32() as any;
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.catchupWindow = Duration.decode(reader, reader.uint32());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.description = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ScheduleDeclaration {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      spec: isSet(object.spec) ? ScheduleSpec.fromJSON(object.spec) : undefined,
+      payloadJson: isSet(object.payloadJson)
+        ? globalThis.String(object.payloadJson)
+        : isSet(object.payload_json)
+        ? globalThis.String(object.payload_json)
+        : "",
+      overlap: isSet(object.overlap) ? overlapPolicyFromJSON(object.overlap) : 0,
+      catchupWindow: isSet(object.catchupWindow)
+        ? Duration.fromJSON(object.catchupWindow)
+        : isSet(object.catchup_window)
+        ? Duration.fromJSON(object.catchup_window)
+        : undefined,
+      description: isSet(object.description) ? globalThis.String(object.description) : "",
+    };
+  },
+
+  toJSON(message: ScheduleDeclaration): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.spec !== undefined) {
+      obj.spec = ScheduleSpec.toJSON(message.spec);
+    }
+    if (message.payloadJson !== "") {
+      obj.payloadJson = message.payloadJson;
+    }
+    if (message.overlap !== 0) {
+      obj.overlap = overlapPolicyToJSON(message.overlap);
+    }
+    if (message.catchupWindow !== undefined) {
+      obj.catchupWindow = Duration.toJSON(message.catchupWindow);
+    }
+    if (message.description !== "") {
+      obj.description = message.description;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ScheduleDeclaration>, I>>(base?: I): ScheduleDeclaration {
+    return ScheduleDeclaration.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ScheduleDeclaration>, I>>(object: I): ScheduleDeclaration {
+    const message = createBaseScheduleDeclaration();
+    message.id = object.id ?? "";
+    message.spec = (object.spec !== undefined && object.spec !== null)
+      ? ScheduleSpec.fromPartial(object.spec)
+      : undefined;
+    message.payloadJson = object.payloadJson ?? "";
+    message.overlap = object.overlap ?? 0;
+    message.catchupWindow = (object.catchupWindow !== undefined && object.catchupWindow !== null)
+      ? Duration.fromPartial(object.catchupWindow)
+      : undefined;
+    message.description = object.description ?? "";
     return message;
   },
 };
