@@ -174,7 +174,8 @@ class TaskWorker implements Worker {
     }, presenceTtlMs / 3);
     this.presenceTimer.unref();
     for (const type of this.options.types) await this.serve(type, js, jsm);
-    // Its types' schedules: the declared ones applied, and a share of their ticks fired.
+    // Its types' schedules: the declared ones applied, and a share of their ticks fired. Without
+    // the permissions for it (docs/security.md) it runs tasks all the same, and says so.
     this.scheduling = await startScheduling(
       this.nc,
       createTaskRegistry(this.options.types.map((type) => type.definition)),
@@ -182,7 +183,10 @@ class TaskWorker implements Worker {
         topology: this.options.topology,
         onError: (error) => this.emit({ type: "error", error: fromNatsError(error, "firing a schedule") }),
       },
-    );
+    ).catch((error) => {
+      this.emit({ type: "error", error: fromNatsError(error, "starting to fire its types' schedules") });
+      return undefined;
+    });
     this.unfollowMetrics = this.options.metrics?.follow({
       nc: this.nc,
       running: this.running,

@@ -173,17 +173,18 @@ export async function createClient(
   }
   const { nc, owned } = await openConnection(options.nats);
   try {
+    const registry = createTaskRegistry(options.services);
     const backend = await createNatsTaskBackend({
       nc,
-      registry: createTaskRegistry(options.services),
+      registry,
       limits: options.limits,
       resultGraceMs: options.resultGraceMs,
       topology: { replicas: options.replicas, ...options.retention },
     });
     const queues = await createNatsQueueBackend({ nc, tasks: backend });
-    const registry = createTaskRegistry(options.services);
-    const schedules = await ScheduleStore.open(nc, registry, backend, { replicas: options.replicas });
+    const schedules = new ScheduleStore(nc, registry, backend, { replicas: options.replicas });
     return clientOf(backend, queues, schedules, kvCheckpoints(nc, { replicas: options.replicas }), async () => {
+      schedules.close();
       await backend.close();
       if (owned) await nc.close();
     });

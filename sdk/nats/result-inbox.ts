@@ -94,7 +94,9 @@ export class ResultInbox implements ResultRoute {
   private notified = new Map<string, TaskStatus | Uint8Array>();
   private notifiedBefore = new Map<string, TaskStatus | Uint8Array>();
   private generationStart = Date.now();
-  private readonly subscriptions: Subscription[];
+  /** Made at the first task tracked: a backend that never waits needs no permission for them. */
+  private subscriptions: Subscription[] | undefined;
+  private readonly nc: NatsConnection;
   private readonly sweeper: NodeJS.Timeout;
   private readonly graceMs: number;
   private readonly limit: number;
@@ -107,6 +109,13 @@ export class ResultInbox implements ResultRoute {
     this.graceMs = options.graceMs ?? 5_000;
     this.limit = options.limit ?? 100_000;
     this.keepMs = options.keepMs ?? 60_000;
+    this.nc = nc;
+    this.sweeper = setInterval(() => this.sweep(), Math.min(1_000, this.graceMs));
+    this.sweeper.unref();
+  }
+
+  /** Follows this inbox's subjects: the status events of its route, and keyed tasks' notifications. */
+  private subscribe(): void {
     const callback: MsgCallback<Msg> = (error, msg) => {
       // The subscription failed: no notification will come, and waiters follow the bucket.
       if (error) return this.handBackAll();
@@ -120,11 +129,9 @@ export class ResultInbox implements ResultRoute {
       if (outcome && isTerminal(outcome.state)) this.arrived(outcome.taskId, msg.data);
     };
     this.subscriptions = [
-      nc.subscribe(topology.statusEventsOf(this.route), { callback }),
-      nc.subscribe(this.subject, { callback }),
+      this.nc.subscribe(topology.statusEventsOf(this.route), { callback }),
+      this.nc.subscribe(this.subject, { callback }),
     ];
-    this.sweeper = setInterval(() => this.sweep(), Math.min(1_000, this.graceMs));
-    this.sweeper.unref();
   }
 
   /**
@@ -133,6 +140,7 @@ export class ResultInbox implements ResultRoute {
    * again): its waiter, if any, stays, and the caller must not untrack it.
    */
   track(taskId: string): boolean {
+    if (!this.subscriptions) this.subscribe();
     if (this.pending.has(taskId) || this.overdue.has(taskId)) return false;
     // An outcome kept for this id is an earlier task's (a keyed one whose record
     // expired, and whose key came again): not this one's.
@@ -236,7 +244,7 @@ export class ResultInbox implements ResultRoute {
   close(): void {
     this.closed = true;
     clearInterval(this.sweeper);
-    for (const subscription of this.subscriptions) subscription.unsubscribe();
+    for (const subscription of this.subscriptions ?? []) subscription.unsubscribe();
     this.handBackAll();
     this.notified.clear();
     this.notifiedBefore.clear();

@@ -57,33 +57,53 @@ export function openSchedulesBucket(nc: NatsConnection, options: StorageOptions 
  * task, and names the types this store serves.
  */
 export class ScheduleStore implements ScheduleBackend {
-  readonly kv: KV;
-  readonly jsm: JetStreamManager;
-  private readonly requests: RequestPipeline;
-  private readonly registry: TaskRegistry;
   readonly tasks: TaskBackend;
-  private constructor(
-    kv: KV,
-    jsm: JetStreamManager,
-    requests: RequestPipeline,
-    registry: TaskRegistry,
-    tasks: TaskBackend,
-  ) {
-    this.kv = kv;
-    this.jsm = jsm;
-    this.requests = requests;
+  private readonly nc: NatsConnection;
+  private readonly registry: TaskRegistry;
+  private readonly storage: StorageOptions;
+  private opened: Promise<{ kv: KV; jsm: JetStreamManager }> | undefined;
+  private pipeline: RequestPipeline | undefined;
+
+  /** A store that opens its bucket on first use (a client that never schedules needs no permission for it). */
+  constructor(nc: NatsConnection, registry: TaskRegistry, tasks: TaskBackend, storage: StorageOptions = {}) {
+    this.nc = nc;
     this.registry = registry;
     this.tasks = tasks;
+    this.storage = storage;
   }
 
+  /** A store with its bucket open (created if needed). */
   static async open(
     nc: NatsConnection,
     registry: TaskRegistry,
     tasks: TaskBackend,
-    options: StorageOptions = {},
+    storage: StorageOptions = {},
   ): Promise<ScheduleStore> {
-    const jsm = await jetstreamManager(nc, jetStreamOptionsOf(nc));
-    return new ScheduleStore(await openSchedulesBucket(nc, options), jsm, new RequestPipeline(nc), registry, tasks);
+    const store = new ScheduleStore(nc, registry, tasks, storage);
+    await store.bucket();
+    return store;
+  }
+
+  /** Closes what it opened (its request pipeline), not the connection. */
+  close(): void {
+    this.pipeline?.close();
+  }
+
+  private bucket(): Promise<{ kv: KV; jsm: JetStreamManager }> {
+    this.opened ??= (async () => ({
+      kv: await openSchedulesBucket(this.nc, this.storage),
+      jsm: await jetstreamManager(this.nc, jetStreamOptionsOf(this.nc)),
+    }))();
+    // A failure (NATS unreachable) is tried again by the next call.
+    this.opened.catch(() => {
+      this.opened = undefined;
+    });
+    return this.opened;
+  }
+
+  private get requests(): RequestPipeline {
+    this.pipeline ??= new RequestPipeline(this.nc);
+    return this.pipeline;
   }
 
   async createSchedule(schedule: Schedule, options: ScheduleChange & { upsert?: boolean } = {}): Promise<ScheduleInfo> {
@@ -141,7 +161,7 @@ export class ScheduleStore implements ScheduleBackend {
     checkWorkerType(workerType);
     checkScheduleId(scheduleId);
     if (!(await this.read(workerType, scheduleId))) throw notFound(workerType, scheduleId);
-    await this.kv.purge(scheduleKey(workerType, scheduleId));
+    await (await this.bucket()).kv.purge(scheduleKey(workerType, scheduleId));
     await this.disarm(workerType, scheduleId);
   }
 
@@ -182,12 +202,14 @@ export class ScheduleStore implements ScheduleBackend {
   async listSchedules(workerType?: string): Promise<ScheduleInfo[]> {
     if (workerType) checkWorkerType(workerType);
     const keys: string[] = [];
-    for await (const key of await this.kv.keys(workerType ? `${workerType}.*` : undefined)) keys.push(key);
+    const { kv } = await this.bucket();
+    for await (const key of await kv.keys(workerType ? `${workerType}.*` : undefined)) keys.push(key);
     keys.sort();
     const infos: ScheduleInfo[] = [];
     for (const key of keys) {
-      const entry = await this.kv.get(key);
-      if (entry && entry.operation === "PUT") infos.push(decode(entry.value, entry.revision));
+      const [type = "", id = ""] = key.split(".");
+      const info = await this.read(type, id);
+      if (info) infos.push(info);
     }
     return infos;
   }
@@ -218,9 +240,14 @@ export class ScheduleStore implements ScheduleBackend {
 
   /** The stored schedule, or undefined. */
   async read(workerType: string, scheduleId: string): Promise<ScheduleInfo | undefined> {
-    const entry = await this.kv.get(scheduleKey(workerType, scheduleId));
-    if (entry?.operation !== "PUT") return undefined;
-    return decode(entry.value, entry.revision);
+    await this.bucket();
+    // A direct get of the key's subject: what a worker's permissions allow (docs/security.md).
+    const found = await directGet(this.requests, `KV_${topology.schedulesBucket}`, {
+      lastBySubject: `$KV.${topology.schedulesBucket}.${scheduleKey(workerType, scheduleId)}`,
+    });
+    // A deleted schedule leaves a purge marker, with no data.
+    if (!found || found.data.length === 0) return undefined;
+    return decode(found.data, found.seq);
   }
 
   /**
@@ -231,9 +258,9 @@ export class ScheduleStore implements ScheduleBackend {
     const { workerType, scheduleId } = info.schedule as Schedule;
     const key = scheduleKey(workerType, scheduleId);
     const data = toBinary(ScheduleInfoSchema, { ...info, revision: 0n });
+    const { kv } = await this.bucket();
     try {
-      const written =
-        revision === 0n ? await this.kv.create(key, data) : await this.kv.update(key, data, Number(revision));
+      const written = revision === 0n ? await kv.create(key, data) : await kv.update(key, data, Number(revision));
       return { ...info, revision: BigInt(written) };
     } catch (error) {
       if (isConflict(error)) return undefined;
@@ -301,7 +328,7 @@ export class ScheduleStore implements ScheduleBackend {
   }
 
   private async disarm(workerType: string, scheduleId: string): Promise<void> {
-    await this.jsm.streams.purge(topology.schedulerStream(workerType), {
+    await (await this.bucket()).jsm.streams.purge(topology.schedulerStream(workerType), {
       filter: topology.scheduleArmSubject(workerType, scheduleId),
     });
   }

@@ -48,6 +48,7 @@ export async function startScheduling(
     store,
     close: async () => {
       for (const ticker of tickers) ticker.stop();
+      store.close();
       if (!options.tasks) await tasks.close();
     },
   };

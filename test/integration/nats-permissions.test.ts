@@ -1,9 +1,13 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { create } from "@bufbuild/protobuf";
+import { anyPack, durationFromMs } from "@bufbuild/protobuf/wkt";
 import type { NatsConnection, Status } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DigestRequestSchema } from "../../examples/gen/example/v1/hash_pb.ts";
 import { createHashServiceClient, hashService } from "../../examples/gen/example/v1/hash_taskwire.ts";
 import { hasher } from "../../examples/hash/hash-worker.ts";
+import { OverlapPolicy, ScheduleSchema } from "../../gen/taskwire/v1/schedule_service_pb.ts";
 import { TaskState } from "../../gen/taskwire/v1/task_pb.ts";
 import { createClient, type TaskwireClient } from "../../sdk/client/create-client.ts";
 import { createTaskRegistry } from "../../sdk/core/index.ts";
@@ -105,6 +109,26 @@ authorization { users = [
     expect(listed.tasks.map((t) => t.taskId)).toEqual(expect.arrayContaining([plain.id, keyed.id]));
     expect(w.violations).toEqual([]);
     expect(s.violations).toEqual([]);
+  });
+
+  it("lets a worker fire its type's schedules, with no violation", async () => {
+    const w = await worker("worker_hasher", "_INBOX_hasher", [hasher]);
+    const scheduleId = `perm-${flags.length}`;
+    await admin.schedules.createSchedule(
+      create(ScheduleSchema, {
+        workerType: "hasher",
+        scheduleId,
+        spec: { every: durationFromMs(1_000) },
+        task: {
+          method: "Digest",
+          payload: anyPack(DigestRequestSchema, create(DigestRequestSchema, { text: "tick" })),
+        },
+        overlap: OverlapPolicy.ALLOW_ALL,
+      }),
+    );
+    await poll(async () => ((await admin.schedules.getSchedule("hasher", scheduleId)).fired >= 2n ? true : undefined));
+    await admin.schedules.deleteSchedule("hasher", scheduleId);
+    expect(w.violations).toEqual([]);
   });
 
   it("refuses a worker of one type the other type's tasks", async () => {
