@@ -14,6 +14,7 @@
  *   taskwire queues list|pause|resume|purge
  *   taskwire dlq list|show|retry|purge   dead letters
  *   taskwire workers [--type T]          live worker instances
+ *   taskwire schedules list|show|create|pause|resume|trigger|preview|delete
  *   taskwire migrate [--dry-run]
  *
  * Common flags: --config <file> (default taskwire.yaml), --gateway <url>; the
@@ -78,6 +79,7 @@ commands:
   queues purge <type>              cancel every unfinished task of the type
   dlq list|show|retry|purge        dead letters: "dlq --help" says more
   workers [--type T]               the live worker instances and their load
+  schedules list|create|pause|...  recurring tasks: "schedules --help" says more
   migrate [--dry-run]              change the streams and buckets in place to the settings of
                                    taskwire.yaml and the task types (replicas, ack_wait, limits);
                                    processes never change them by themselves
@@ -92,11 +94,14 @@ flags:
   --token-file <file>  the gateway credential (API key or JWT); TASKWIRE_TOKEN holds one too
   --ca <file>          the CA (PEM) an https:// gateway's certificate is checked against;
                        TASKWIRE_CA names one too
-  --json               tasks, queues, dlq, workers: one Protobuf JSON document, not a table
-  --yes                tasks cancel, queues purge, dlq retry (several), dlq purge: do it
+  --json               tasks, queues, dlq, workers, schedules: one Protobuf JSON document,
+                       not a table
+  --yes                tasks cancel, queues purge, dlq retry (several), dlq purge, schedules
+                       delete: do it
                        without asking; without a terminal they refuse unless given
 
-exit codes: 0 done, 1 failed; tasks, queues, dlq and workers: 2 wrong usage or not confirmed
+exit codes: 0 done, 1 failed; tasks, queues, dlq, workers, schedules: 2 wrong usage or not
+confirmed
 (nothing was done)`;
 
 async function main(argv: string[]): Promise<void> {

@@ -2,6 +2,7 @@ import { parseArgs } from "node:util";
 import { dlqCommand, dlqOptions } from "./dlq-command.ts";
 import { commonOptions, type OperationContext } from "./operation.ts";
 import { queuesCommand, queuesOptions } from "./queues-command.ts";
+import { schedulesCommand, schedulesOptions } from "./schedules-command.ts";
 import { tasksCommand, tasksOptions } from "./tasks-command.ts";
 import { workersCommand, workersOptions } from "./workers-command.ts";
 
@@ -11,10 +12,11 @@ const operations = {
   queues: queuesCommand,
   dlq: dlqCommand,
   workers: workersCommand,
+  schedules: schedulesCommand,
 } as const;
 
 /**
- * Runs the operation `argv` names (`tasks`, `queues`, `dlq` or `workers`,
+ * Runs the operation `argv` names (`tasks`, `queues`, `dlq`, `workers` or `schedules`,
  * anywhere among the flags); undefined when it names another command.
  */
 export function operationCommand(argv: string[], context: OperationContext): Promise<void> | undefined {
@@ -23,7 +25,14 @@ export function operationCommand(argv: string[], context: OperationContext): Pro
     args: argv,
     allowPositionals: true,
     strict: false,
-    options: { ...commonOptions, ...tasksOptions, ...queuesOptions, ...dlqOptions, ...workersOptions },
+    options: {
+      ...commonOptions,
+      ...tasksOptions,
+      ...queuesOptions,
+      ...dlqOptions,
+      ...workersOptions,
+      ...schedulesOptions,
+    },
   });
   const noun = positionals[0];
   if (noun === undefined || !Object.hasOwn(operations, noun)) return undefined;

@@ -12,6 +12,7 @@ import { NonRetryableError } from "../../sdk/core/task-error.ts";
 import { createTaskRegistry } from "../../sdk/core/task-registry.ts";
 import { createNatsQueueBackend } from "../../sdk/nats/nats-queue-backend.ts";
 import { createNatsTaskBackend } from "../../sdk/nats/nats-task-backend.ts";
+import { ScheduleStore } from "../../sdk/nats/schedule-store.ts";
 import { createGateway, type Gateway } from "../../server/create-gateway.ts";
 import { apiKeyHash } from "../../server/gateway-auth.ts";
 import { createWorker, type Worker } from "../../worker-runtime/create-worker.ts";
@@ -38,7 +39,7 @@ interface Outcome {
  * `taskwire tasks|queues|dlq|workers` as a child process with pipes (no terminal),
  * against a real gateway over HTTP/2 with NATS behind it and a real worker.
  */
-describe("taskwire tasks, queues, dlq and workers", () => {
+describe("taskwire tasks, queues, dlq, workers and schedules", () => {
   let dir: string;
   let nats: NatsServer;
   let nc: NatsConnection;
@@ -52,10 +53,12 @@ describe("taskwire tasks, queues, dlq and workers", () => {
     dir = await mkdtemp(join(tmpdir(), "taskwire-cli-operations-"));
     nats = await startNatsServer();
     nc = await connect({ servers: nats.url });
-    const tasks = await createNatsTaskBackend({ nc, registry: createTaskRegistry([probeService]) });
+    const registry = createTaskRegistry([probeService]);
+    const tasks = await createNatsTaskBackend({ nc, registry });
     gateway = await createGateway({
       backend: tasks,
       queues: await createNatsQueueBackend({ nc, tasks }),
+      schedules: new ScheduleStore(nc, registry, tasks),
       services: [probeService],
       auth: {
         apiKeys: [
@@ -406,5 +409,49 @@ describe("taskwire tasks, queues, dlq and workers", () => {
     const shown = await taskwire("tasks", "get", task.id, "--config", join(dir, "taskwire.yaml"));
     expect(shown.code, shown.stderr).toBe(0);
     expect(shown.stdout).toMatch(/^result +\{\n +"label": "configured",/m);
+  }, 120_000);
+
+  it("schedules create, list, preview, trigger, pause, resume and delete; bad usage exits 2", async () => {
+    const created = await taskwire(
+      ...["schedules", "create", "probe/heartbeat", "--method", "Run", "--every", "1s"],
+      ...["--payload", '{"label":"beat"}', "--overlap", "allow_all", "--description", "a beat a second"],
+    );
+    expect(created.code, created.stderr).toBe(0);
+    expect(created.stdout).toMatch(/^probe\/heartbeat: next \d{4}-\d\d-\d\dT/);
+    await poll(async () => ((await client.schedules.getSchedule("probe", "heartbeat")).fired >= 2n ? true : undefined));
+    const table = await taskwire("schedules", "list");
+    expect(table.code, table.stderr).toBe(0);
+    expect(table.stdout).toMatch(
+      /^SCHEDULE +WHEN +NEXT +LAST +FIRED +SKIPPED +PAUSED\nprobe\/heartbeat +every 1s +\S+ +\S+ +\d+ +\d+ +no\n$/,
+    );
+    const preview = await taskwireJson<{ times: string[] }>(
+      ...["schedules", "preview", "--cron", "0 9 * * 1-5", "--tz", "Europe/Paris", "--count", "3"],
+    );
+    expect(preview.times).toHaveLength(3);
+    const triggered = await taskwire("schedules", "trigger", "probe/heartbeat");
+    expect(triggered.code, triggered.stderr).toBe(0);
+    expect((await client.task(triggered.stdout.trim(), runProbe.output).result()).label).toBe("beat");
+    expect((await taskwire("schedules", "pause", "probe/heartbeat", "--note", "quiet")).code).toBe(0);
+    const shown = await taskwireJson<{ schedule: { paused: boolean; pauseNote: string } }>(
+      ...["schedules", "show", "probe/heartbeat"],
+    );
+    expect(shown.schedule).toMatchObject({ paused: true, pauseNote: "quiet" });
+    expect((await taskwire("schedules", "resume", "probe/heartbeat")).stdout).toMatch(/next \d{4}-/);
+    // A viewer may read schedules, not change them.
+    const refused = await taskwire(
+      ...["schedules", "pause", "probe/heartbeat", "--token-file", join(dir, "viewer.key")],
+    );
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/operate:probe/);
+    // Without a terminal, delete refuses unless --yes.
+    expect((await taskwire("schedules", "delete", "probe/heartbeat")).code).toBe(2);
+    expect((await taskwire("schedules", "delete", "probe/heartbeat", "--yes")).code).toBe(0);
+    expect((await taskwire("schedules", "list")).stderr).toMatch(/no schedules/);
+    const usage = await taskwire("schedules", "create", "probe/x", "--method", "Run");
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toMatch(/either --cron EXPR .* or --every D/);
+    const bad = await taskwire("schedules", "create", "probe/x", "--method", "Run", "--cron", "0 25 * * *");
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/spec\..*hour.*25/);
   }, 120_000);
 });
