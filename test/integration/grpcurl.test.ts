@@ -92,9 +92,40 @@ describe("grpcurl against the gateway, with no proto files at hand", () => {
       "grpc.reflection.v1alpha.ServerReflection",
       "taskwire.v1.GatewayService",
       "taskwire.v1.QueueService",
+      "taskwire.v1.ScheduleService",
       "taskwire.v1.TaskService",
       "taskwire.v1.WorkerService",
     ]);
+  });
+
+  it("creates, previews, lists and deletes a schedule in JSON, its payload an Any by type", async () => {
+    const schedule = {
+      workerType: "hasher",
+      scheduleId: "nightly-digest",
+      spec: { cron: "30 2 * * *", timeZone: "Europe/Paris" },
+      task: { method: "Digest", payload: { "@type": "type.googleapis.com/example.v1.DigestRequest", text: "night" } },
+      overlap: "OVERLAP_POLICY_BUFFER_ONE",
+    };
+    const [created] = await call("taskwire.v1.ScheduleService/CreateSchedule", { schedule });
+    expect(created?.schedule).toMatchObject({ schedule, generation: "1" });
+    const [preview] = await call("taskwire.v1.ScheduleService/PreviewSchedule", {
+      workerType: "hasher",
+      scheduleId: "nightly-digest",
+      count: 2,
+    });
+    const times = (preview?.times ?? []) as string[];
+    expect(times).toHaveLength(2);
+    // 02:30 in Paris is 00:30 or 01:30 UTC, depending on the season.
+    for (const time of times) expect(time).toMatch(/T0[01]:30:00Z$/);
+    expect((created?.schedule as { nextTime?: string } | undefined)?.nextTime).toBe(times[0]);
+    const [listed] = await call("taskwire.v1.ScheduleService/ListSchedules", {});
+    expect(listed?.schedules).toHaveLength(1);
+    await call("taskwire.v1.ScheduleService/DeleteSchedule", { workerType: "hasher", scheduleId: "nightly-digest" });
+    const missing = await grpcurl(
+      ...["-d", JSON.stringify({ workerType: "hasher", scheduleId: "nightly-digest" })],
+      ...[address, "taskwire.v1.ScheduleService/GetSchedule"],
+    );
+    expect(missing.stderr).toMatch(/Code: NotFound\n.*schedule hasher\.nightly-digest not found/);
   });
 
   it("reads the live workers, the queues and the caller, as the console does", async () => {

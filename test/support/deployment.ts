@@ -4,6 +4,7 @@ import type { TaskServiceDefinition } from "../../sdk/core/task-method.ts";
 import { createTaskRegistry } from "../../sdk/core/task-registry.ts";
 import { createNatsQueueBackend } from "../../sdk/nats/nats-queue-backend.ts";
 import { createNatsTaskBackend } from "../../sdk/nats/nats-task-backend.ts";
+import { ScheduleStore } from "../../sdk/nats/schedule-store.ts";
 import { createGateway, type Gateway } from "../../server/create-gateway.ts";
 import type { GatewayOptions } from "../../server/gateway-options.ts";
 import { createSupervisor, type PoolOptions, type Supervisor } from "../../worker-runtime/create-supervisor.ts";
@@ -22,7 +23,7 @@ export interface TestDeployment {
 
 /**
  * Starts a real nats-server, a gateway serving `services` (TaskService,
- * QueueService, typed routes, reflection) and a supervisor running `pools`;
+ * QueueService, ScheduleService, typed routes, reflection) and a supervisor running `pools`;
  * resolves once every worker process is ready.
  */
 export async function startDeployment(
@@ -32,11 +33,14 @@ export async function startDeployment(
 ): Promise<TestDeployment> {
   const nats = await startNatsServer();
   const nc = await connect({ servers: nats.url });
-  const backend = await createNatsTaskBackend({ nc, registry: createTaskRegistry(services) });
+  const registry = createTaskRegistry(services);
+  const backend = await createNatsTaskBackend({ nc, registry });
+  const schedules = new ScheduleStore(nc, registry, backend);
   const gateway = await createGateway({
     backend,
     services,
     queues: await createNatsQueueBackend({ nc, tasks: backend }),
+    schedules,
     ...gatewayOptions,
   });
   const supervisor = createSupervisor({ nats: nats.url, shutdownGraceMs: 5000, pools });
@@ -49,6 +53,7 @@ export async function startDeployment(
     async stop() {
       await supervisor.stop();
       await gateway.close();
+      schedules.close();
       await backend.close();
       await nc.close();
       await nats.stop();
