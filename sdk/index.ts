@@ -33,6 +33,8 @@ export type {
   ResultMessage,
   RetentionSettings,
   RetryOptions,
+  ScheduleBackend,
+  ScheduleChange,
   StatusStream,
   SubmitLimits,
   SubmitOptions,

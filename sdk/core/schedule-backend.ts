@@ -2,6 +2,7 @@ import type { Schedule, ScheduleInfo, ScheduleSpec } from "../../gen/taskwire/v1
 
 /** Who makes a change, recorded with the schedule (the gateway's authenticated caller). */
 export interface ScheduleChange {
+  /** Recorded as the schedule's `updated_by`. */
   readonly by?: string;
 }
 
