@@ -1,8 +1,8 @@
 import { create, fromJson, type JsonValue, toJson, toJsonString } from "@bufbuild/protobuf";
 import { anyPack, durationFromMs, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { OverlapPolicy, type Schedule, ScheduleSchema } from "../gen/taskwire/v1/schedule_service_pb.ts";
-import { TaskStatusSchema } from "../gen/taskwire/v1/task_pb.ts";
+import { type Schedule, ScheduleSchema } from "../gen/taskwire/v1/schedule_service_pb.ts";
+import { OverlapPolicy, TaskStatusSchema } from "../gen/taskwire/v1/task_pb.ts";
 import { createClient, type TaskwireClient } from "../sdk/client/index.ts";
 import type { TaskServiceDefinition } from "../sdk/core/index.ts";
 import {

@@ -21,7 +21,7 @@ describe("loadConfig", () => {
 
   it("refuses a key it does not know, naming where and the keys it knows", async () => {
     await expect(load("wroker:\n  pools: []\n")).rejects.toThrow(
-      'taskwire.yaml: the document has an unknown key "wroker" (known: nats, gateway, worker, retention)',
+      'taskwire.yaml: the document has an unknown key "wroker" (known: nats, gateway, worker, retention, schedules)',
     );
     await expect(load("worker:\n  crashLoopLimt: 3\n")).rejects.toThrow(/worker has an unknown key "crashLoopLimt"/);
     await expect(load("gateway:\n  prot: 8080\n")).rejects.toThrow(/gateway has an unknown key "prot"/);

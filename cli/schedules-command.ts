@@ -4,15 +4,13 @@ import { anyPack, durationFromMs, timestampDate, timestampFromDate } from "@bufb
 import {
   GetScheduleResponseSchema,
   ListSchedulesResponseSchema,
-  OverlapPolicy,
   PreviewScheduleResponseSchema,
   type Schedule,
   type ScheduleInfo,
   ScheduleSchema,
-  type ScheduleSpec,
-  ScheduleSpecSchema,
   TriggerScheduleResponseSchema,
 } from "../gen/taskwire/v1/schedule_service_pb.ts";
+import { OverlapPolicy, type ScheduleSpec, ScheduleSpecSchema } from "../gen/taskwire/v1/task_pb.ts";
 import type { ClientTarget } from "./commands.ts";
 import {
   checkFlags,

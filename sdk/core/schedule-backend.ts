@@ -1,4 +1,5 @@
-import type { Schedule, ScheduleInfo, ScheduleSpec } from "../../gen/taskwire/v1/schedule_service_pb.ts";
+import type { Schedule, ScheduleInfo } from "../../gen/taskwire/v1/schedule_service_pb.ts";
+import type { ScheduleSpec } from "../../gen/taskwire/v1/task_pb.ts";
 
 /** Who makes a change, recorded with the schedule (the gateway's authenticated caller). */
 export interface ScheduleChange {

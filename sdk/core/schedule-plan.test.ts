@@ -1,7 +1,8 @@
 import { create } from "@bufbuild/protobuf";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { describe, expect, it } from "vitest";
-import { OverlapPolicy, ScheduleSchema } from "../../gen/taskwire/v1/schedule_service_pb.ts";
+import { ScheduleSchema } from "../../gen/taskwire/v1/schedule_service_pb.ts";
+import { OverlapPolicy } from "../../gen/taskwire/v1/task_pb.ts";
 import { decideTick, jitterMsOf, nextTime, planOf } from "./schedule-plan.ts";
 
 const plan = (overlap: OverlapPolicy, everyMs = 60_000, catchupMs = 600_000, jitterMs = 0) =>

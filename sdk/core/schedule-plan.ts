@@ -1,7 +1,8 @@
 import { createHash } from "node:crypto";
 import { type Duration, timestampDate } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
-import { OverlapPolicy, type Schedule, type ScheduleSpec } from "../../gen/taskwire/v1/schedule_service_pb.ts";
+import type { Schedule } from "../../gen/taskwire/v1/schedule_service_pb.ts";
+import { OverlapPolicy, type ScheduleSpec } from "../../gen/taskwire/v1/task_pb.ts";
 import { parseScheduleSpec, type Schedule as Times, timesBetween } from "./schedule-times.ts";
 import { TaskError } from "./task-error.ts";
 

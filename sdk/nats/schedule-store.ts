@@ -9,9 +9,8 @@ import {
   type ScheduleInfo,
   ScheduleInfoSchema,
   ScheduleSchema,
-  type ScheduleSpec,
 } from "../../gen/taskwire/v1/schedule_service_pb.ts";
-import { type Task, TaskSchema } from "../../gen/taskwire/v1/task_pb.ts";
+import { type ScheduleSpec, type Task, TaskSchema } from "../../gen/taskwire/v1/task_pb.ts";
 import {
   checkScheduleId,
   checkWorkerType,

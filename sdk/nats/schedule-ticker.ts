@@ -1,7 +1,8 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate, timestampMs } from "@bufbuild/protobuf/wkt";
 import type { ConsumerMessages, JetStreamClient, JsMsg } from "@nats-io/jetstream";
-import { OverlapPolicy, type Schedule, ScheduleInfoSchema } from "../../gen/taskwire/v1/schedule_service_pb.ts";
+import { type Schedule, ScheduleInfoSchema } from "../../gen/taskwire/v1/schedule_service_pb.ts";
+import { OverlapPolicy } from "../../gen/taskwire/v1/task_pb.ts";
 import { decideTick, planOf, scheduledTaskKey, topology } from "../core/index.ts";
 import { type ScheduleStore, tickOf } from "./schedule-store.ts";
 
@@ -23,10 +24,10 @@ const lostAfterMs = 30_000;
  */
 export class ScheduleTicker {
   private readonly messages: ConsumerMessages;
-  private readonly timer: NodeJS.Timeout;
-  private constructor(messages: ConsumerMessages, timer: NodeJS.Timeout) {
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private constructor(messages: ConsumerMessages) {
     this.messages = messages;
-    this.timer = timer;
   }
 
   static async start(
@@ -39,26 +40,31 @@ export class ScheduleTicker {
       topology.schedulerStream(workerType),
       topology.tickConsumerName(workerType),
     );
-    const messages = await consumer.consume({ max_messages: 100 });
-    const timer = setInterval(() => void repair(store, workerType).catch(onError), repairEveryMs);
-    timer.unref();
-    void repair(store, workerType).catch(onError);
+    const ticker = new ScheduleTicker(await consumer.consume({ max_messages: 100 }));
+    // What fails once stopped (the connection closing under a repair) is no news.
+    const report = (error: unknown) => {
+      if (!ticker.stopped) onError(error);
+    };
+    ticker.timer = setInterval(() => void repair(store, workerType).catch(report), repairEveryMs);
+    ticker.timer.unref();
+    void repair(store, workerType).catch(report);
     void (async () => {
-      for await (const msg of messages) {
+      for await (const msg of ticker.messages) {
         await fire(store, workerType, msg).then(
           () => msg.ack(),
           (error) => {
             msg.nak(1_000);
-            onError(error);
+            report(error);
           },
         );
       }
     })();
-    return new ScheduleTicker(messages, timer);
+    return ticker;
   }
 
   /** Stops pulling; a tick being fired is finished or redelivered later. */
   stop(): void {
+    this.stopped = true;
     clearInterval(this.timer);
     this.messages.stop();
   }

@@ -2,80 +2,19 @@
 // @generated from file taskwire/v1/schedule_service.proto (package taskwire.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { Task } from "./task_pb.ts";
+import type { OverlapPolicy, ScheduleSpec, Task } from "./task_pb.ts";
 import { file_taskwire_v1_task } from "./task_pb.ts";
-import type { Message, UnknownEnum } from "@bufbuild/protobuf";
+import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file taskwire/v1/schedule_service.proto.
  */
 export const file_taskwire_v1_schedule_service: GenFile = /*@__PURE__*/
-  fileDesc("CiJ0YXNrd2lyZS92MS9zY2hlZHVsZV9zZXJ2aWNlLnByb3RvEgt0YXNrd2lyZS52MSLeAQoMU2NoZWR1bGVTcGVjEgwKBGNyb24YASABKAkSEQoJdGltZV96b25lGAIgASgJEigKBWV2ZXJ5GAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEiwKCHN0YXJ0X2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIqCgZlbmRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKBmppdHRlchgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiLzAQoIU2NoZWR1bGUSEwoLd29ya2VyX3R5cGUYASABKAkSEwoLc2NoZWR1bGVfaWQYAiABKAkSJwoEc3BlYxgDIAEoCzIZLnRhc2t3aXJlLnYxLlNjaGVkdWxlU3BlYxIfCgR0YXNrGAQgASgLMhEudGFza3dpcmUudjEuVGFzaxIrCgdvdmVybGFwGAUgASgOMhoudGFza3dpcmUudjEuT3ZlcmxhcFBvbGljeRIxCg5jYXRjaHVwX3dpbmRvdxgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhITCgtkZXNjcmlwdGlvbhgHIAEoCSLRAwoMU2NoZWR1bGVJbmZvEicKCHNjaGVkdWxlGAEgASgLMhUudGFza3dpcmUudjEuU2NoZWR1bGUSEAoIcmV2aXNpb24YAiABKAQSDgoGcGF1c2VkGAMgASgIEhIKCnBhdXNlX25vdGUYBCABKAkSLQoJbmV4dF90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCglsYXN0X3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGxhc3RfdGFza19pZBgHIAEoCRINCgVmaXJlZBgIIAEoBBIPCgdza2lwcGVkGAkgASgEEi4KCmNyZWF0ZWRfYXQYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCnVwZGF0ZWRfYnkYDCABKAkSEwoLZGVjbGFyZWRfaW4YDSABKAkSEgoKZ2VuZXJhdGlvbhgOIAEoBBIxCg1idWZmZXJlZF90aW1lGA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJQChVDcmVhdGVTY2hlZHVsZVJlcXVlc3QSJwoIc2NoZWR1bGUYASABKAsyFS50YXNrd2lyZS52MS5TY2hlZHVsZRIOCgZ1cHNlcnQYAiABKAgiRQoWQ3JlYXRlU2NoZWR1bGVSZXNwb25zZRIrCghzY2hlZHVsZRgBIAEoCzIZLnRhc2t3aXJlLnYxLlNjaGVkdWxlSW5mbyJSChVVcGRhdGVTY2hlZHVsZVJlcXVlc3QSJwoIc2NoZWR1bGUYASABKAsyFS50YXNrd2lyZS52MS5TY2hlZHVsZRIQCghyZXZpc2lvbhgCIAEoBCJFChZVcGRhdGVTY2hlZHVsZVJlc3BvbnNlEisKCHNjaGVkdWxlGAEgASgLMhkudGFza3dpcmUudjEuU2NoZWR1bGVJbmZvIkEKFURlbGV0ZVNjaGVkdWxlUmVxdWVzdBITCgt3b3JrZXJfdHlwZRgBIAEoCRITCgtzY2hlZHVsZV9pZBgCIAEoCSIYChZEZWxldGVTY2hlZHVsZVJlc3BvbnNlIk4KFFBhdXNlU2NoZWR1bGVSZXF1ZXN0EhMKC3dvcmtlcl90eXBlGAEgASgJEhMKC3NjaGVkdWxlX2lkGAIgASgJEgwKBG5vdGUYAyABKAkiRAoVUGF1c2VTY2hlZHVsZVJlc3BvbnNlEisKCHNjaGVkdWxlGAEgASgLMhkudGFza3dpcmUudjEuU2NoZWR1bGVJbmZvIkEKFVJlc3VtZVNjaGVkdWxlUmVxdWVzdBITCgt3b3JrZXJfdHlwZRgBIAEoCRITCgtzY2hlZHVsZV9pZBgCIAEoCSJFChZSZXN1bWVTY2hlZHVsZVJlc3BvbnNlEisKCHNjaGVkdWxlGAEgASgLMhkudGFza3dpcmUudjEuU2NoZWR1bGVJbmZvIj4KEkdldFNjaGVkdWxlUmVxdWVzdBITCgt3b3JrZXJfdHlwZRgBIAEoCRITCgtzY2hlZHVsZV9pZBgCIAEoCSJCChNHZXRTY2hlZHVsZVJlc3BvbnNlEisKCHNjaGVkdWxlGAEgASgLMhkudGFza3dpcmUudjEuU2NoZWR1bGVJbmZvIisKFExpc3RTY2hlZHVsZXNSZXF1ZXN0EhMKC3dvcmtlcl90eXBlGAEgASgJIkUKFUxpc3RTY2hlZHVsZXNSZXNwb25zZRIsCglzY2hlZHVsZXMYASADKAsyGS50YXNrd2lyZS52MS5TY2hlZHVsZUluZm8iQgoWVHJpZ2dlclNjaGVkdWxlUmVxdWVzdBITCgt3b3JrZXJfdHlwZRgBIAEoCRITCgtzY2hlZHVsZV9pZBgCIAEoCSIqChdUcmlnZ2VyU2NoZWR1bGVSZXNwb25zZRIPCgd0YXNrX2lkGAEgASgJIqUBChZQcmV2aWV3U2NoZWR1bGVSZXF1ZXN0EhMKC3dvcmtlcl90eXBlGAEgASgJEhMKC3NjaGVkdWxlX2lkGAIgASgJEicKBHNwZWMYAyABKAsyGS50YXNrd2lyZS52MS5TY2hlZHVsZVNwZWMSDQoFY291bnQYBCABKA0SKQoFYWZ0ZXIYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkQKF1ByZXZpZXdTY2hlZHVsZVJlc3BvbnNlEikKBXRpbWVzGAEgAygLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCqFAQoNT3ZlcmxhcFBvbGljeRIeChpPVkVSTEFQX1BPTElDWV9VTlNQRUNJRklFRBAAEhcKE09WRVJMQVBfUE9MSUNZX1NLSVAQARIdChlPVkVSTEFQX1BPTElDWV9CVUZGRVJfT05FEAISHAoYT1ZFUkxBUF9QT0xJQ1lfQUxMT1dfQUxMEAMyuwYKD1NjaGVkdWxlU2VydmljZRJZCg5DcmVhdGVTY2hlZHVsZRIiLnRhc2t3aXJlLnYxLkNyZWF0ZVNjaGVkdWxlUmVxdWVzdBojLnRhc2t3aXJlLnYxLkNyZWF0ZVNjaGVkdWxlUmVzcG9uc2USWQoOVXBkYXRlU2NoZWR1bGUSIi50YXNrd2lyZS52MS5VcGRhdGVTY2hlZHVsZVJlcXVlc3QaIy50YXNrd2lyZS52MS5VcGRhdGVTY2hlZHVsZVJlc3BvbnNlElkKDkRlbGV0ZVNjaGVkdWxlEiIudGFza3dpcmUudjEuRGVsZXRlU2NoZWR1bGVSZXF1ZXN0GiMudGFza3dpcmUudjEuRGVsZXRlU2NoZWR1bGVSZXNwb25zZRJWCg1QYXVzZVNjaGVkdWxlEiEudGFza3dpcmUudjEuUGF1c2VTY2hlZHVsZVJlcXVlc3QaIi50YXNrd2lyZS52MS5QYXVzZVNjaGVkdWxlUmVzcG9uc2USWQoOUmVzdW1lU2NoZWR1bGUSIi50YXNrd2lyZS52MS5SZXN1bWVTY2hlZHVsZVJlcXVlc3QaIy50YXNrd2lyZS52MS5SZXN1bWVTY2hlZHVsZVJlc3BvbnNlElAKC0dldFNjaGVkdWxlEh8udGFza3dpcmUudjEuR2V0U2NoZWR1bGVSZXF1ZXN0GiAudGFza3dpcmUudjEuR2V0U2NoZWR1bGVSZXNwb25zZRJWCg1MaXN0U2NoZWR1bGVzEiEudGFza3dpcmUudjEuTGlzdFNjaGVkdWxlc1JlcXVlc3QaIi50YXNrd2lyZS52MS5MaXN0U2NoZWR1bGVzUmVzcG9uc2USXAoPVHJpZ2dlclNjaGVkdWxlEiMudGFza3dpcmUudjEuVHJpZ2dlclNjaGVkdWxlUmVxdWVzdBokLnRhc2t3aXJlLnYxLlRyaWdnZXJTY2hlZHVsZVJlc3BvbnNlElwKD1ByZXZpZXdTY2hlZHVsZRIjLnRhc2t3aXJlLnYxLlByZXZpZXdTY2hlZHVsZVJlcXVlc3QaJC50YXNrd2lyZS52MS5QcmV2aWV3U2NoZWR1bGVSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_taskwire_v1_task]);
-
-/**
- * When a schedule fires: a cron expression in a time zone, or an interval.
- *
- * @generated from message taskwire.v1.ScheduleSpec
- */
-export type ScheduleSpec = Message<"taskwire.v1.ScheduleSpec"> & {
-  /**
-   * 5 fields (minute hour day-of-month month day-of-week) or 6 (seconds first),
-   * or a macro (@hourly, @daily, @weekly, @monthly, @yearly). Exactly one of
-   * cron and every is set.
-   *
-   * @generated from field: string cron = 1;
-   */
-  cron: string;
-
-  /**
-   * The cron expression's IANA time zone, e.g. "Europe/Paris". Empty: UTC.
-   *
-   * @generated from field: string time_zone = 2;
-   */
-  timeZone: string;
-
-  /**
-   * An interval of elapsed time, at least 1 second, counted from start_at (or
-   * from the Unix epoch).
-   *
-   * @generated from field: google.protobuf.Duration every = 3;
-   */
-  every?: Duration | undefined;
-
-  /**
-   * The first instant the schedule may fire at. Unset: at once.
-   *
-   * @generated from field: google.protobuf.Timestamp start_at = 4;
-   */
-  startAt?: Timestamp | undefined;
-
-  /**
-   * The instant it stops firing (exclusive). Unset: never.
-   *
-   * @generated from field: google.protobuf.Timestamp end_at = 5;
-   */
-  endAt?: Timestamp | undefined;
-
-  /**
-   * Each time fires late by up to this much, by an amount fixed per schedule
-   * and time (so every gateway and worker computes the same). Spreads schedules
-   * that share a time. At most the period of the schedule, and 1 hour.
-   *
-   * @generated from field: google.protobuf.Duration jitter = 6;
-   */
-  jitter?: Duration | undefined;
-};
-
-/**
- * Describes the message taskwire.v1.ScheduleSpec.
- * Use `create(ScheduleSpecSchema)` to create a new message.
- */
-export const ScheduleSpecSchema: GenMessage<ScheduleSpec> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_schedule_service, 0);
+  fileDesc("CiJ0YXNrd2lyZS92MS9zY2hlZHVsZV9zZXJ2aWNlLnByb3RvEgt0YXNrd2lyZS52MSLzAQoIU2NoZWR1bGUSEwoLd29ya2VyX3R5cGUYASABKAkSEwoLc2NoZWR1bGVfaWQYAiABKAkSJwoEc3BlYxgDIAEoCzIZLnRhc2t3aXJlLnYxLlNjaGVkdWxlU3BlYxIfCgR0YXNrGAQgASgLMhEudGFza3dpcmUudjEuVGFzaxIrCgdvdmVybGFwGAUgASgOMhoudGFza3dpcmUudjEuT3ZlcmxhcFBvbGljeRIxCg5jYXRjaHVwX3dpbmRvdxgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhITCgtkZXNjcmlwdGlvbhgHIAEoCSLRAwoMU2NoZWR1bGVJbmZvEicKCHNjaGVkdWxlGAEgASgLMhUudGFza3dpcmUudjEuU2NoZWR1bGUSEAoIcmV2aXNpb24YAiABKAQSDgoGcGF1c2VkGAMgASgIEhIKCnBhdXNlX25vdGUYBCABKAkSLQoJbmV4dF90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCglsYXN0X3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDGxhc3RfdGFza19pZBgHIAEoCRINCgVmaXJlZBgIIAEoBBIPCgdza2lwcGVkGAkgASgEEi4KCmNyZWF0ZWRfYXQYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCnVwZGF0ZWRfYnkYDCABKAkSEwoLZGVjbGFyZWRfaW4YDSABKAkSEgoKZ2VuZXJhdGlvbhgOIAEoBBIxCg1idWZmZXJlZF90aW1lGA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJQChVDcmVhdGVTY2hlZHVsZVJlcXVlc3QSJwoIc2NoZWR1bGUYASABKAsyFS50YXNrd2lyZS52MS5TY2hlZHVsZRIOCgZ1cHNlcnQYAiABKAgiRQoWQ3JlYXRlU2NoZWR1bGVSZXNwb25zZRIrCghzY2hlZHVsZRgBIAEoCzIZLnRhc2t3aXJlLnYxLlNjaGVkdWxlSW5mbyJSChVVcGRhdGVTY2hlZHVsZVJlcXVlc3QSJwoIc2NoZWR1bGUYASABKAsyFS50YXNrd2lyZS52MS5TY2hlZHVsZRIQCghyZXZpc2lvbhgCIAEoBCJFChZVcGRhdGVTY2hlZHVsZVJlc3BvbnNlEisKCHNjaGVkdWxlGAEgASgLMhkudGFza3dpcmUudjEuU2NoZWR1bGVJbmZvIkEKFURlbGV0ZVNjaGVkdWxlUmVxdWVzdBITCgt3b3JrZXJfdHlwZRgBIAEoCRITCgtzY2hlZHVsZV9pZBgCIAEoCSIYChZEZWxldGVTY2hlZHVsZVJlc3BvbnNlIk4KFFBhdXNlU2NoZWR1bGVSZXF1ZXN0EhMKC3dvcmtlcl90eXBlGAEgASgJEhMKC3NjaGVkdWxlX2lkGAIgASgJEgwKBG5vdGUYAyABKAkiRAoVUGF1c2VTY2hlZHVsZVJlc3BvbnNlEisKCHNjaGVkdWxlGAEgASgLMhkudGFza3dpcmUudjEuU2NoZWR1bGVJbmZvIkEKFVJlc3VtZVNjaGVkdWxlUmVxdWVzdBITCgt3b3JrZXJfdHlwZRgBIAEoCRITCgtzY2hlZHVsZV9pZBgCIAEoCSJFChZSZXN1bWVTY2hlZHVsZVJlc3BvbnNlEisKCHNjaGVkdWxlGAEgASgLMhkudGFza3dpcmUudjEuU2NoZWR1bGVJbmZvIj4KEkdldFNjaGVkdWxlUmVxdWVzdBITCgt3b3JrZXJfdHlwZRgBIAEoCRITCgtzY2hlZHVsZV9pZBgCIAEoCSJCChNHZXRTY2hlZHVsZVJlc3BvbnNlEisKCHNjaGVkdWxlGAEgASgLMhkudGFza3dpcmUudjEuU2NoZWR1bGVJbmZvIisKFExpc3RTY2hlZHVsZXNSZXF1ZXN0EhMKC3dvcmtlcl90eXBlGAEgASgJIkUKFUxpc3RTY2hlZHVsZXNSZXNwb25zZRIsCglzY2hlZHVsZXMYASADKAsyGS50YXNrd2lyZS52MS5TY2hlZHVsZUluZm8iQgoWVHJpZ2dlclNjaGVkdWxlUmVxdWVzdBITCgt3b3JrZXJfdHlwZRgBIAEoCRITCgtzY2hlZHVsZV9pZBgCIAEoCSIqChdUcmlnZ2VyU2NoZWR1bGVSZXNwb25zZRIPCgd0YXNrX2lkGAEgASgJIqUBChZQcmV2aWV3U2NoZWR1bGVSZXF1ZXN0EhMKC3dvcmtlcl90eXBlGAEgASgJEhMKC3NjaGVkdWxlX2lkGAIgASgJEicKBHNwZWMYAyABKAsyGS50YXNrd2lyZS52MS5TY2hlZHVsZVNwZWMSDQoFY291bnQYBCABKA0SKQoFYWZ0ZXIYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkQKF1ByZXZpZXdTY2hlZHVsZVJlc3BvbnNlEikKBXRpbWVzGAEgAygLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcDK7BgoPU2NoZWR1bGVTZXJ2aWNlElkKDkNyZWF0ZVNjaGVkdWxlEiIudGFza3dpcmUudjEuQ3JlYXRlU2NoZWR1bGVSZXF1ZXN0GiMudGFza3dpcmUudjEuQ3JlYXRlU2NoZWR1bGVSZXNwb25zZRJZCg5VcGRhdGVTY2hlZHVsZRIiLnRhc2t3aXJlLnYxLlVwZGF0ZVNjaGVkdWxlUmVxdWVzdBojLnRhc2t3aXJlLnYxLlVwZGF0ZVNjaGVkdWxlUmVzcG9uc2USWQoORGVsZXRlU2NoZWR1bGUSIi50YXNrd2lyZS52MS5EZWxldGVTY2hlZHVsZVJlcXVlc3QaIy50YXNrd2lyZS52MS5EZWxldGVTY2hlZHVsZVJlc3BvbnNlElYKDVBhdXNlU2NoZWR1bGUSIS50YXNrd2lyZS52MS5QYXVzZVNjaGVkdWxlUmVxdWVzdBoiLnRhc2t3aXJlLnYxLlBhdXNlU2NoZWR1bGVSZXNwb25zZRJZCg5SZXN1bWVTY2hlZHVsZRIiLnRhc2t3aXJlLnYxLlJlc3VtZVNjaGVkdWxlUmVxdWVzdBojLnRhc2t3aXJlLnYxLlJlc3VtZVNjaGVkdWxlUmVzcG9uc2USUAoLR2V0U2NoZWR1bGUSHy50YXNrd2lyZS52MS5HZXRTY2hlZHVsZVJlcXVlc3QaIC50YXNrd2lyZS52MS5HZXRTY2hlZHVsZVJlc3BvbnNlElYKDUxpc3RTY2hlZHVsZXMSIS50YXNrd2lyZS52MS5MaXN0U2NoZWR1bGVzUmVxdWVzdBoiLnRhc2t3aXJlLnYxLkxpc3RTY2hlZHVsZXNSZXNwb25zZRJcCg9UcmlnZ2VyU2NoZWR1bGUSIy50YXNrd2lyZS52MS5UcmlnZ2VyU2NoZWR1bGVSZXF1ZXN0GiQudGFza3dpcmUudjEuVHJpZ2dlclNjaGVkdWxlUmVzcG9uc2USXAoPUHJldmlld1NjaGVkdWxlEiMudGFza3dpcmUudjEuUHJldmlld1NjaGVkdWxlUmVxdWVzdBokLnRhc2t3aXJlLnYxLlByZXZpZXdTY2hlZHVsZVJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_taskwire_v1_task]);
 
 /**
  * A schedule as its owner defines it.
@@ -144,7 +83,7 @@ export type Schedule = Message<"taskwire.v1.Schedule"> & {
  * Use `create(ScheduleSchema)` to create a new message.
  */
 export const ScheduleSchema: GenMessage<Schedule> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_schedule_service, 1);
+  messageDesc(file_taskwire_v1_schedule_service, 0);
 
 /**
  * A schedule with what has happened to it.
@@ -262,7 +201,7 @@ export type ScheduleInfo = Message<"taskwire.v1.ScheduleInfo"> & {
  * Use `create(ScheduleInfoSchema)` to create a new message.
  */
 export const ScheduleInfoSchema: GenMessage<ScheduleInfo> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_schedule_service, 2);
+  messageDesc(file_taskwire_v1_schedule_service, 1);
 
 /**
  * @generated from message taskwire.v1.CreateScheduleRequest
@@ -286,7 +225,7 @@ export type CreateScheduleRequest = Message<"taskwire.v1.CreateScheduleRequest">
  * Use `create(CreateScheduleRequestSchema)` to create a new message.
  */
 export const CreateScheduleRequestSchema: GenMessage<CreateScheduleRequest> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_schedule_service, 3);
+  messageDesc(file_taskwire_v1_schedule_service, 2);
 
 /**
  * @generated from message taskwire.v1.CreateScheduleResponse
@@ -303,7 +242,7 @@ export type CreateScheduleResponse = Message<"taskwire.v1.CreateScheduleResponse
  * Use `create(CreateScheduleResponseSchema)` to create a new message.
  */
 export const CreateScheduleResponseSchema: GenMessage<CreateScheduleResponse> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_schedule_service, 4);
+  messageDesc(file_taskwire_v1_schedule_service, 3);
 
 /**
  * @generated from message taskwire.v1.UpdateScheduleRequest
@@ -327,7 +266,7 @@ export type UpdateScheduleRequest = Message<"taskwire.v1.UpdateScheduleRequest">
  * Use `create(UpdateScheduleRequestSchema)` to create a new message.
  */
 export const UpdateScheduleRequestSchema: GenMessage<UpdateScheduleRequest> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_schedule_service, 5);
+  messageDesc(file_taskwire_v1_schedule_service, 4);
 
 /**
  * @generated from message taskwire.v1.UpdateScheduleResponse
@@ -344,7 +283,7 @@ export type UpdateScheduleResponse = Message<"taskwire.v1.UpdateScheduleResponse
  * Use `create(UpdateScheduleResponseSchema)` to create a new message.
  */
 export const UpdateScheduleResponseSchema: GenMessage<UpdateScheduleResponse> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_schedule_service, 6);
+  messageDesc(file_taskwire_v1_schedule_service, 5);
 
 /**
  * @generated from message taskwire.v1.DeleteScheduleRequest
@@ -366,7 +305,7 @@ export type DeleteScheduleRequest = Message<"taskwire.v1.DeleteScheduleRequest">
  * Use `create(DeleteScheduleRequestSchema)` to create a new message.
  */
 export const DeleteScheduleRequestSchema: GenMessage<DeleteScheduleRequest> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_schedule_service, 7);
+  messageDesc(file_taskwire_v1_schedule_service, 6);
 
 /**
  * @generated from message taskwire.v1.DeleteScheduleResponse
@@ -379,7 +318,7 @@ export type DeleteScheduleResponse = Message<"taskwire.v1.DeleteScheduleResponse
  * Use `create(DeleteScheduleResponseSchema)` to create a new message.
  */
 export const DeleteScheduleResponseSchema: GenMessage<DeleteScheduleResponse> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_schedule_service, 8);
+  messageDesc(file_taskwire_v1_schedule_service, 7);
 
 /**
  * @generated from message taskwire.v1.PauseScheduleRequest
@@ -408,7 +347,7 @@ export type PauseScheduleRequest = Message<"taskwire.v1.PauseScheduleRequest"> &
  * Use `create(PauseScheduleRequestSchema)` to create a new message.
  */
 export const PauseScheduleRequestSchema: GenMessage<PauseScheduleRequest> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_schedule_service, 9);
+  messageDesc(file_taskwire_v1_schedule_service, 8);
 
 /**
  * @generated from message taskwire.v1.PauseScheduleResponse
@@ -425,7 +364,7 @@ export type PauseScheduleResponse = Message<"taskwire.v1.PauseScheduleResponse">
  * Use `create(PauseScheduleResponseSchema)` to create a new message.
  */
 export const PauseScheduleResponseSchema: GenMessage<PauseScheduleResponse> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_schedule_service, 10);
+  messageDesc(file_taskwire_v1_schedule_service, 9);
 
 /**
  * @generated from message taskwire.v1.ResumeScheduleRequest
@@ -447,7 +386,7 @@ export type ResumeScheduleRequest = Message<"taskwire.v1.ResumeScheduleRequest">
  * Use `create(ResumeScheduleRequestSchema)` to create a new message.
  */
 export const ResumeScheduleRequestSchema: GenMessage<ResumeScheduleRequest> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_schedule_service, 11);
+  messageDesc(file_taskwire_v1_schedule_service, 10);
 
 /**
  * @generated from message taskwire.v1.ResumeScheduleResponse
@@ -464,7 +403,7 @@ export type ResumeScheduleResponse = Message<"taskwire.v1.ResumeScheduleResponse
  * Use `create(ResumeScheduleResponseSchema)` to create a new message.
  */
 export const ResumeScheduleResponseSchema: GenMessage<ResumeScheduleResponse> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_schedule_service, 12);
+  messageDesc(file_taskwire_v1_schedule_service, 11);
 
 /**
  * @generated from message taskwire.v1.GetScheduleRequest
@@ -486,7 +425,7 @@ export type GetScheduleRequest = Message<"taskwire.v1.GetScheduleRequest"> & {
  * Use `create(GetScheduleRequestSchema)` to create a new message.
  */
 export const GetScheduleRequestSchema: GenMessage<GetScheduleRequest> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_schedule_service, 13);
+  messageDesc(file_taskwire_v1_schedule_service, 12);
 
 /**
  * @generated from message taskwire.v1.GetScheduleResponse
@@ -503,7 +442,7 @@ export type GetScheduleResponse = Message<"taskwire.v1.GetScheduleResponse"> & {
  * Use `create(GetScheduleResponseSchema)` to create a new message.
  */
 export const GetScheduleResponseSchema: GenMessage<GetScheduleResponse> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_schedule_service, 14);
+  messageDesc(file_taskwire_v1_schedule_service, 13);
 
 /**
  * @generated from message taskwire.v1.ListSchedulesRequest
@@ -522,7 +461,7 @@ export type ListSchedulesRequest = Message<"taskwire.v1.ListSchedulesRequest"> &
  * Use `create(ListSchedulesRequestSchema)` to create a new message.
  */
 export const ListSchedulesRequestSchema: GenMessage<ListSchedulesRequest> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_schedule_service, 15);
+  messageDesc(file_taskwire_v1_schedule_service, 14);
 
 /**
  * @generated from message taskwire.v1.ListSchedulesResponse
@@ -539,7 +478,7 @@ export type ListSchedulesResponse = Message<"taskwire.v1.ListSchedulesResponse">
  * Use `create(ListSchedulesResponseSchema)` to create a new message.
  */
 export const ListSchedulesResponseSchema: GenMessage<ListSchedulesResponse> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_schedule_service, 16);
+  messageDesc(file_taskwire_v1_schedule_service, 15);
 
 /**
  * @generated from message taskwire.v1.TriggerScheduleRequest
@@ -561,7 +500,7 @@ export type TriggerScheduleRequest = Message<"taskwire.v1.TriggerScheduleRequest
  * Use `create(TriggerScheduleRequestSchema)` to create a new message.
  */
 export const TriggerScheduleRequestSchema: GenMessage<TriggerScheduleRequest> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_schedule_service, 17);
+  messageDesc(file_taskwire_v1_schedule_service, 16);
 
 /**
  * @generated from message taskwire.v1.TriggerScheduleResponse
@@ -580,7 +519,7 @@ export type TriggerScheduleResponse = Message<"taskwire.v1.TriggerScheduleRespon
  * Use `create(TriggerScheduleResponseSchema)` to create a new message.
  */
 export const TriggerScheduleResponseSchema: GenMessage<TriggerScheduleResponse> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_schedule_service, 18);
+  messageDesc(file_taskwire_v1_schedule_service, 17);
 
 /**
  * @generated from message taskwire.v1.PreviewScheduleRequest
@@ -623,7 +562,7 @@ export type PreviewScheduleRequest = Message<"taskwire.v1.PreviewScheduleRequest
  * Use `create(PreviewScheduleRequestSchema)` to create a new message.
  */
 export const PreviewScheduleRequestSchema: GenMessage<PreviewScheduleRequest> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_schedule_service, 19);
+  messageDesc(file_taskwire_v1_schedule_service, 18);
 
 /**
  * @generated from message taskwire.v1.PreviewScheduleResponse
@@ -643,56 +582,7 @@ export type PreviewScheduleResponse = Message<"taskwire.v1.PreviewScheduleRespon
  * Use `create(PreviewScheduleResponseSchema)` to create a new message.
  */
 export const PreviewScheduleResponseSchema: GenMessage<PreviewScheduleResponse> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_schedule_service, 20);
-
-/**
- * What a time does while the task of the previous time is still unfinished.
- *
- * @generated from enum taskwire.v1.OverlapPolicy
- */
-export const OverlapPolicy = {
-  /**
-   * The default: SKIP.
-   *
-   * @generated from enum value: OVERLAP_POLICY_UNSPECIFIED = 0;
-   */
-  UNSPECIFIED: 0,
-
-  /**
-   * The time is skipped (counted in `skipped`).
-   *
-   * @generated from enum value: OVERLAP_POLICY_SKIP = 1;
-   */
-  SKIP: 1,
-
-  /**
-   * The time waits until the previous task ends, then fires; times that pass
-   * while one waits are skipped.
-   *
-   * @generated from enum value: OVERLAP_POLICY_BUFFER_ONE = 2;
-   */
-  BUFFER_ONE: 2,
-
-  /**
-   * Every time fires, however many of its tasks run at once.
-   *
-   * @generated from enum value: OVERLAP_POLICY_ALLOW_ALL = 3;
-   */
-  ALLOW_ALL: 3,
-} as const;
-
-/**
- * What a time does while the task of the previous time is still unfinished.
- *
- * @generated from enum taskwire.v1.OverlapPolicy
- */
-export type OverlapPolicy = (typeof OverlapPolicy)[keyof typeof OverlapPolicy] | UnknownEnum;
-
-/**
- * Describes the enum taskwire.v1.OverlapPolicy.
- */
-export const OverlapPolicySchema: GenEnum<OverlapPolicy> = /*@__PURE__*/
-  enumDesc(file_taskwire_v1_schedule_service, 0);
+  messageDesc(file_taskwire_v1_schedule_service, 19);
 
 /**
  * Recurring tasks: a schedule submits a task of one worker type at each of its

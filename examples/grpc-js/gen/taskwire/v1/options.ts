@@ -7,15 +7,18 @@
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
 import { Duration } from "../../google/protobuf/duration.ts";
-import { OverlapPolicy, overlapPolicyFromJSON, overlapPolicyToJSON, ScheduleSpec } from "./schedule_service.ts";
 import {
   DeliveryMode,
   deliveryModeFromJSON,
   deliveryModeToJSON,
+  OverlapPolicy,
+  overlapPolicyFromJSON,
+  overlapPolicyToJSON,
   Priority,
   priorityFromJSON,
   priorityToJSON,
   RetryPolicy,
+  ScheduleSpec,
 } from "./task.ts";
 
 export const protobufPackage = "taskwire.v1";

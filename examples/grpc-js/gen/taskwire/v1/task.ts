@@ -412,6 +412,69 @@ export function errorCodeToJSON(object: ErrorCode): string {
   }
 }
 
+/** What a time does while the task of the previous time is still unfinished. */
+export const OverlapPolicy = {
+  /** OVERLAP_POLICY_UNSPECIFIED - The default: SKIP. */
+  OVERLAP_POLICY_UNSPECIFIED: 0,
+  /** OVERLAP_POLICY_SKIP - The time is skipped (counted in `skipped`). */
+  OVERLAP_POLICY_SKIP: 1,
+  /**
+   * OVERLAP_POLICY_BUFFER_ONE - The time waits until the previous task ends, then fires; times that pass
+   * while one waits are skipped.
+   */
+  OVERLAP_POLICY_BUFFER_ONE: 2,
+  /** OVERLAP_POLICY_ALLOW_ALL - Every time fires, however many of its tasks run at once. */
+  OVERLAP_POLICY_ALLOW_ALL: 3,
+  UNRECOGNIZED: -1,
+} as const;
+
+export type OverlapPolicy = typeof OverlapPolicy[keyof typeof OverlapPolicy];
+
+export namespace OverlapPolicy {
+  export type OVERLAP_POLICY_UNSPECIFIED = typeof OverlapPolicy.OVERLAP_POLICY_UNSPECIFIED;
+  export type OVERLAP_POLICY_SKIP = typeof OverlapPolicy.OVERLAP_POLICY_SKIP;
+  export type OVERLAP_POLICY_BUFFER_ONE = typeof OverlapPolicy.OVERLAP_POLICY_BUFFER_ONE;
+  export type OVERLAP_POLICY_ALLOW_ALL = typeof OverlapPolicy.OVERLAP_POLICY_ALLOW_ALL;
+  export type UNRECOGNIZED = typeof OverlapPolicy.UNRECOGNIZED;
+}
+
+export function overlapPolicyFromJSON(object: any): OverlapPolicy {
+  switch (object) {
+    case 0:
+    case "OVERLAP_POLICY_UNSPECIFIED":
+      return OverlapPolicy.OVERLAP_POLICY_UNSPECIFIED;
+    case 1:
+    case "OVERLAP_POLICY_SKIP":
+      return OverlapPolicy.OVERLAP_POLICY_SKIP;
+    case 2:
+    case "OVERLAP_POLICY_BUFFER_ONE":
+      return OverlapPolicy.OVERLAP_POLICY_BUFFER_ONE;
+    case 3:
+    case "OVERLAP_POLICY_ALLOW_ALL":
+      return OverlapPolicy.OVERLAP_POLICY_ALLOW_ALL;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return OverlapPolicy.UNRECOGNIZED;
+  }
+}
+
+export function overlapPolicyToJSON(object: OverlapPolicy): string {
+  switch (object) {
+    case OverlapPolicy.OVERLAP_POLICY_UNSPECIFIED:
+      return "OVERLAP_POLICY_UNSPECIFIED";
+    case OverlapPolicy.OVERLAP_POLICY_SKIP:
+      return "OVERLAP_POLICY_SKIP";
+    case OverlapPolicy.OVERLAP_POLICY_BUFFER_ONE:
+      return "OVERLAP_POLICY_BUFFER_ONE";
+    case OverlapPolicy.OVERLAP_POLICY_ALLOW_ALL:
+      return "OVERLAP_POLICY_ALLOW_ALL";
+    case OverlapPolicy.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /**
  * When and how often a failed attempt is retried.
  *
@@ -739,6 +802,39 @@ export interface TaskStatus {
 export interface TaskStatus_MetadataEntry {
   key: string;
   value: string;
+}
+
+/** When a schedule fires: a cron expression in a time zone, or an interval. */
+export interface ScheduleSpec {
+  /**
+   * 5 fields (minute hour day-of-month month day-of-week) or 6 (seconds first),
+   * or a macro (@hourly, @daily, @weekly, @monthly, @yearly). Exactly one of
+   * cron and every is set.
+   */
+  cron: string;
+  /** The cron expression's IANA time zone, e.g. "Europe/Paris". Empty: UTC. */
+  timeZone: string;
+  /**
+   * An interval of elapsed time, at least 1 second, counted from start_at (or
+   * from the Unix epoch).
+   */
+  every:
+    | Duration
+    | undefined;
+  /** The first instant the schedule may fire at. Unset: at once. */
+  startAt:
+    | Date
+    | undefined;
+  /** The instant it stops firing (exclusive). Unset: never. */
+  endAt:
+    | Date
+    | undefined;
+  /**
+   * Each time fires late by up to this much, by an amount fixed per schedule
+   * and time (so every gateway and worker computes the same). Spreads schedules
+   * that share a time. At most the period of the schedule, and 1 hour.
+   */
+  jitter: Duration | undefined;
 }
 
 function createBaseRetryPolicy(): RetryPolicy {
@@ -3164,6 +3260,171 @@ export const TaskStatus_MetadataEntry: MessageFns<TaskStatus_MetadataEntry> = {
     const message = createBaseTaskStatus_MetadataEntry();
     message.key = object.key ?? "";
     message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseScheduleSpec(): ScheduleSpec {
+  return { cron: "", timeZone: "", every: undefined, startAt: undefined, endAt: undefined, jitter: undefined };
+}
+
+export const ScheduleSpec: MessageFns<ScheduleSpec> = {
+  encode(message: ScheduleSpec, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.cron !== "") {
+      writer.uint32(10).string(message.cron);
+    }
+    if (message.timeZone !== "") {
+      writer.uint32(18).string(message.timeZone);
+    }
+    if (message.every !== undefined) {
+      Duration.encode(message.every, writer.uint32(26).fork()).join();
+    }
+    if (message.startAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.startAt), writer.uint32(34).fork()).join();
+    }
+    if (message.endAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.endAt), writer.uint32(42).fork()).join();
+    }
+    if (message.jitter !== undefined) {
+      Duration.encode(message.jitter, writer.uint32(50).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ScheduleSpec {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseScheduleSpec();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.cron = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.timeZone = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.every = Duration.decode(reader, reader.uint32());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.startAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.endAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.jitter = Duration.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ScheduleSpec {
+    return {
+      cron: isSet(object.cron) ? globalThis.String(object.cron) : "",
+      timeZone: isSet(object.timeZone)
+        ? globalThis.String(object.timeZone)
+        : isSet(object.time_zone)
+        ? globalThis.String(object.time_zone)
+        : "",
+      every: isSet(object.every) ? Duration.fromJSON(object.every) : undefined,
+      startAt: isSet(object.startAt)
+        ? fromJsonTimestamp(object.startAt)
+        : isSet(object.start_at)
+        ? fromJsonTimestamp(object.start_at)
+        : undefined,
+      endAt: isSet(object.endAt)
+        ? fromJsonTimestamp(object.endAt)
+        : isSet(object.end_at)
+        ? fromJsonTimestamp(object.end_at)
+        : undefined,
+      jitter: isSet(object.jitter) ? Duration.fromJSON(object.jitter) : undefined,
+    };
+  },
+
+  toJSON(message: ScheduleSpec): unknown {
+    const obj: any = {};
+    if (message.cron !== "") {
+      obj.cron = message.cron;
+    }
+    if (message.timeZone !== "") {
+      obj.timeZone = message.timeZone;
+    }
+    if (message.every !== undefined) {
+      obj.every = Duration.toJSON(message.every);
+    }
+    if (message.startAt !== undefined) {
+      obj.startAt = message.startAt.toISOString();
+    }
+    if (message.endAt !== undefined) {
+      obj.endAt = message.endAt.toISOString();
+    }
+    if (message.jitter !== undefined) {
+      obj.jitter = Duration.toJSON(message.jitter);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ScheduleSpec>, I>>(base?: I): ScheduleSpec {
+    return ScheduleSpec.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ScheduleSpec>, I>>(object: I): ScheduleSpec {
+    const message = createBaseScheduleSpec();
+    message.cron = object.cron ?? "";
+    message.timeZone = object.timeZone ?? "";
+    message.every = (object.every !== undefined && object.every !== null)
+      ? Duration.fromPartial(object.every)
+      : undefined;
+    message.startAt = object.startAt ?? undefined;
+    message.endAt = object.endAt ?? undefined;
+    message.jitter = (object.jitter !== undefined && object.jitter !== null)
+      ? Duration.fromPartial(object.jitter)
+      : undefined;
     return message;
   },
 };
