@@ -2,6 +2,7 @@ import type { DescMessage } from "@bufbuild/protobuf";
 import type { TaskStatus } from "../gen/taskwire/v1/task_pb.ts";
 import type { TaskMethod } from "../sdk/core/index.ts";
 import type { StatusBucket } from "../sdk/nats/index.ts";
+import type { ChildTasks } from "./child-tasks.ts";
 import type { Leases } from "./leases.ts";
 import type { TaskContextController } from "./task-context-controller.ts";
 import type { TaskMethodHandler } from "./task-service-implementation.ts";
@@ -44,4 +45,11 @@ export interface AttemptEnvironment {
   readonly reportResult: (status: TaskStatus, stored: Uint8Array) => void;
   /** Publishes over core NATS: the terminal status to the submitter's notify subject. */
   readonly publish: (subject: string, data: Uint8Array) => void;
+  /**
+   * A run's children, given the children its task had spawned at its last wait
+   * (its record's); absent where the worker spawns none.
+   */
+  readonly children?: (parentId: string, waited: bigint) => ChildTasks;
+  /** Cancels a task: the children of a parent that failed or was cancelled. */
+  readonly cancel?: (taskId: string, reason: string) => Promise<unknown>;
 }

@@ -2,9 +2,24 @@ import { create, type DescMessage, type MessageShape } from "@bufbuild/protobuf"
 import { type Any, durationMs, timestampNow } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
 import type { JsMsg } from "@nats-io/jetstream";
-import { ProgressSchema, TaskState, type TaskStatus, type WorkItem } from "../gen/taskwire/v1/task_pb.ts";
-import { isTerminal, queuedStatus, TaskError } from "../sdk/core/index.ts";
-import { readStatus, recordEndpoint, type StoredStatus } from "../sdk/nats/index.ts";
+import {
+  ChildrenSchema,
+  ProgressSchema,
+  TaskState,
+  type TaskStatus,
+  type WorkItem,
+} from "../gen/taskwire/v1/task_pb.ts";
+import { isTerminal, queuedStatus, stateName, TaskError } from "../sdk/core/index.ts";
+import {
+  awaitChildren,
+  cancelChildren,
+  countChild,
+  parkWorkItem,
+  readStatus,
+  recordEndpoint,
+  resumeParent,
+  type StoredStatus,
+} from "../sdk/nats/index.ts";
 import { decodeMessage, packMessage } from "../sdk/wire/index.ts";
 import type { AttemptEnvironment } from "./attempt-environment.ts";
 import {
@@ -20,6 +35,7 @@ import {
 } from "./attempt-rules.ts";
 import { AttemptSpan } from "./attempt-span.ts";
 import { backoffMs } from "./backoff-ms.ts";
+import { WaitingForChildren } from "./child-tasks.ts";
 import { deadLetter } from "./dead-letter.ts";
 import { giveBack } from "./give-back.ts";
 import type { Lease } from "./leases.ts";
@@ -116,6 +132,8 @@ export class Attempt {
   private lastBeat: number;
   private lapsed = false;
   private packed: Any | undefined;
+  /** The children spawned, when the handler ended its run to wait for them. */
+  private waiting: bigint | undefined;
 
   constructor(
     env: AttemptEnvironment,
@@ -260,6 +278,7 @@ export class Attempt {
       },
       () => this.alive(),
     );
+    if (!this.endpoint) ctx.childTasks = env.children?.(this.taskId, this.status.children?.spawned ?? 0n);
     this.context = ctx;
     env.running.set(this.taskId, ctx);
     this.heartbeat = setInterval(() => {
@@ -290,6 +309,10 @@ export class Attempt {
       }
       return undefined;
     } catch (thrown) {
+      if (thrown instanceof WaitingForChildren && !ctx.abortReason) {
+        this.waiting = thrown.spawned;
+        return undefined;
+      }
       return ctx.abortReason ?? TaskError.from(thrown);
     } finally {
       clearInterval(this.heartbeat);
@@ -303,6 +326,7 @@ export class Attempt {
    * so a crash in between redelivers, never loses.
    */
   async conclude(failure: TaskError | undefined): Promise<void> {
+    if (this.waiting !== undefined && !failure) return this.report.emit(await this.park(this.waiting));
     if (!failure) {
       try {
         return this.report.emit(await this.end(TaskState.SUCCEEDED, "succeeded", undefined, () => this.keepResult()));
@@ -333,6 +357,30 @@ export class Attempt {
       case "fail":
         return this.report.emit(await this.end(TaskState.FAILED, "failed", failure), failure);
     }
+  }
+
+  /**
+   * Ends a run that waits for its children: the WorkItem is kept, the children
+   * spawned since the last wait are subtracted from the `ended` counter, the
+   * record says WAITING (with the children spawned), and the message is acked,
+   * freeing the slot. Then, in case they all ended meanwhile (a child that
+   * ended before the record said WAITING could not resume it), it resumes itself.
+   */
+  private async park(spawned: bigint): Promise<AttemptOutcome> {
+    const { bucket } = this.env;
+    const waited = this.status.children?.spawned ?? 0n;
+    await parkWorkItem(bucket.requests, this.taskId, this.msg.data);
+    await awaitChildren(bucket.requests, this.taskId, spawned, waited);
+    const written = await this.writer.finish((s) => {
+      s.state = TaskState.WAITING;
+      s.children = create(ChildrenSchema, { spawned });
+      s.workerId = "";
+    });
+    if (written === "superseded" || written === "overtaken") return this.settle(TaskState.WAITING, written);
+    // Acked for sure before a resume: one queues the task on the same subject, which holds one message.
+    await this.msg.ackAck();
+    await resumeParent(bucket, this.taskId);
+    return "waiting";
   }
 
   private keepResult(): void {
@@ -377,8 +425,28 @@ export class Attempt {
     // the task, which then finds the FAILED record and dead-letters it.
     if (state === TaskState.FAILED) await deadLetter(this.env.bucket, this.workItem, this.writer.status);
     // Stored: now the submitter may hear of it (before the ack, which only frees the message).
-    if (isTerminal(state)) this.announce(this.writer.status, written.bytes);
+    if (isTerminal(state)) {
+      this.announce(this.writer.status, written.bytes);
+      await this.family(this.writer.status);
+    }
     return this.settle(state, outcome);
+  }
+
+  /**
+   * A task that ended tells its parent, before its message is acked (a crash in
+   * between redelivers it, which tells again: counted once). One that failed
+   * leaves no child of its own running: they are cancelled, in the background.
+   */
+  private async family(status: TaskStatus): Promise<void> {
+    await countChild(this.env.bucket, status);
+    const { cancel } = this.env;
+    // A failure before any wait has no children in its record: its list is read all the same.
+    if (status.state !== TaskState.SUCCEEDED && cancel) {
+      const reason = `its parent ${status.taskId} ended ${stateName(status.state)}`;
+      void cancelChildren(this.env.bucket.requests, status.taskId, (id) => cancel(id, reason)).catch((error) =>
+        this.env.emit({ type: "error", error: TaskError.from(error), taskId: status.taskId }),
+      );
+    }
   }
 
   /** Records a broadcast copy's outcome in the task's record; the last endpoint to answer ends the task. */

@@ -12,10 +12,19 @@ import type { KV } from "@nats-io/kv";
 import { millis, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import type { TaskStatus } from "../gen/taskwire/v1/task_pb.ts";
 import { WorkerInstanceSchema } from "../gen/taskwire/v1/worker_service_pb.ts";
-import { createTaskRegistry, isTerminal, TaskError, taskIdToken, topology, workerTypeOf } from "../sdk/core/index.ts";
+import {
+  createTaskRegistry,
+  isTerminal,
+  type TaskBackend,
+  TaskError,
+  taskIdToken,
+  topology,
+  workerTypeOf,
+} from "../sdk/core/index.ts";
 import {
   bucketOf,
   checkServerVersion,
+  createNatsTaskBackend,
   defaultMaxResultBytes,
   fromNatsError,
   jetStreamOptionsOf,
@@ -32,8 +41,10 @@ import {
   type StatusBucket,
   startScheduling,
   statusTtls,
+  type TaskIndexWriter,
 } from "../sdk/nats/index.ts";
 import type { AttemptEnvironment } from "./attempt-environment.ts";
+import { ChildTasks, learningRegistry } from "./child-tasks.ts";
 import { DuePromoter } from "./due-promoter.ts";
 import { giveBack } from "./give-back.ts";
 import { Leases } from "./leases.ts";
@@ -125,6 +136,9 @@ class TaskWorker implements Worker {
   private readonly feeds: TaskFeed[] = [];
   private readonly promoters: DuePromoter[] = [];
   private scheduling: Scheduling | undefined;
+  /** Submits and cancels for its handlers (children) and schedules. */
+  private tasks: TaskBackend | undefined;
+  private family: Pick<AttemptEnvironment, "children" | "cancel"> = {};
   /** Live worker instances; this one's keys are refreshed while it runs. */
   private presence: KV | undefined;
   private readonly presenceKeys: string[] = [];
@@ -141,10 +155,15 @@ class TaskWorker implements Worker {
   private readonly startedAt = timestampNow();
   private readonly nc: NatsConnection;
   private readonly ownsConnection: boolean;
-  private readonly bucket: StatusBucket;
+  private readonly bucket: StatusBucket & { readonly index: TaskIndexWriter };
   private readonly options: ResolvedWorkerOptions;
 
-  constructor(nc: NatsConnection, ownsConnection: boolean, bucket: StatusBucket, options: ResolvedWorkerOptions) {
+  constructor(
+    nc: NatsConnection,
+    ownsConnection: boolean,
+    bucket: StatusBucket & { readonly index: TaskIndexWriter },
+    options: ResolvedWorkerOptions,
+  ) {
     this.nc = nc;
     this.ownsConnection = ownsConnection;
     this.bucket = bucket;
@@ -173,17 +192,22 @@ class TaskWorker implements Worker {
       for (const key of this.presenceKeys) presence.put(key, instance).catch(() => undefined);
     }, presenceTtlMs / 3);
     this.presenceTimer.unref();
+    // What its handlers and schedules submit goes through a task backend of its own.
+    const registry = learningRegistry(createTaskRegistry(this.options.types.map((type) => type.definition)));
+    const tasks = await createNatsTaskBackend({ nc: this.nc, registry, topology: this.options.topology });
+    this.tasks = tasks;
+    this.family = {
+      children: (parentId, waited) => new ChildTasks(parentId, tasks, registry.learn, this.bucket, waited),
+      cancel: (taskId, reason) => tasks.cancelTask(taskId, reason),
+    };
     for (const type of this.options.types) await this.serve(type, js, jsm);
     // Its types' schedules: the declared ones applied, and a share of their ticks fired. Without
     // the permissions for it (docs/security.md) it runs tasks all the same, and says so.
-    this.scheduling = await startScheduling(
-      this.nc,
-      createTaskRegistry(this.options.types.map((type) => type.definition)),
-      {
-        topology: this.options.topology,
-        onError: (error) => this.emit({ type: "error", error: fromNatsError(error, "firing a schedule") }),
-      },
-    ).catch((error) => {
+    this.scheduling = await startScheduling(this.nc, registry, {
+      tasks,
+      topology: this.options.topology,
+      onError: (error) => this.emit({ type: "error", error: fromNatsError(error, "firing a schedule") }),
+    }).catch((error) => {
       this.emit({ type: "error", error: fromNatsError(error, "starting to fire its types' schedules") });
       return undefined;
     });
@@ -236,6 +260,7 @@ class TaskWorker implements Worker {
         ? new Leases(this.bucket.requests, jsm, workerType, "run", maxConcurrency, ackWaitMs)
         : undefined,
       rate: maxRate ? Leases.forRate(this.bucket.requests, jsm, workerType, maxRate) : undefined,
+      ...this.family,
     };
     for (const source of this.feedSources(workerType)) {
       const feed = new TaskFeed({
@@ -401,6 +426,7 @@ class TaskWorker implements Worker {
     await Promise.allSettled([...this.attempts]);
     // Stage 3: release everything, each step on its own.
     this.unfollowMetrics?.();
+    await this.tasks?.close().catch((error) => this.emit({ type: "error", error: TaskError.from(error) }));
     this.throughput.close();
     this.bucket.requests.close();
     for (const sub of this.subscriptions) {

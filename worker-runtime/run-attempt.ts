@@ -2,7 +2,7 @@ import { Code } from "@connectrpc/connect";
 import type { JsMsg } from "@nats-io/jetstream";
 import { TaskState, TaskStatusSchema, type WorkItem, WorkItemSchema } from "../gen/taskwire/v1/task_pb.ts";
 import { TaskError } from "../sdk/core/index.ts";
-import { readStatus, type StoredStatus } from "../sdk/nats/index.ts";
+import { countChild, readStatus, type StoredStatus } from "../sdk/nats/index.ts";
 import { decodeMessage, encodeMessage } from "../sdk/wire/index.ts";
 import { Attempt, AttemptReport, wasCancelled } from "./attempt.ts";
 import type { AttemptEnvironment } from "./attempt-environment.ts";
@@ -107,17 +107,23 @@ async function admit(
   // task that already ended (cancelled, or finished before a crash), and to count the
   // attempts. A pull request this worker made before it stopped answering may bring a
   // redelivery after a later one started elsewhere: that one has the task.
+  // A parent resumed after its children ended continues its attempt, from its record.
   const deliveries = msg.info.deliveryCount;
-  const stored = deliveries > 1 ? await readStatus(env.bucket, taskId) : undefined;
+  const resumed = workItem.resumes > 0;
+  const stored = deliveries > 1 || resumed ? await readStatus(env.bucket, taskId) : undefined;
   const verdict = redeliveryVerdict(stored?.status, deliveryOf(msg));
   if (verdict === "overtaken") return ended("overtaken");
-  report.attempt = spentAttempts(stored?.status, workItem, deliveries) + 1;
+  report.attempt =
+    resumed && deliveries === 1 && stored
+      ? Math.max(1, stored.status.attempt)
+      : spentAttempts(stored?.status, workItem, deliveries) + 1;
   if (verdict === "finished" && stored) {
     // The attempt that recorded it may have died before its dead letter or its notification.
     if (stored.status.state === TaskState.FAILED) await deadLetter(env.bucket, workItem, stored.status);
     const bytes = encodeMessage(TaskStatusSchema, stored.status);
     if (workItem.notifySubject) env.publish(workItem.notifySubject, bytes);
     env.reportResult(stored.status, bytes);
+    await countChild(env.bucket, stored.status);
     msg.ack();
     return ended("superseded");
   }

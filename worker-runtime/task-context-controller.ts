@@ -1,6 +1,8 @@
+import type { DescMessage, MessageInitShape } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
-import { TaskError } from "../sdk/core/index.ts";
-import type { TaskContext } from "./task-context.ts";
+import { TaskError, type TaskMethod } from "../sdk/core/index.ts";
+import type { ChildTasks } from "./child-tasks.ts";
+import type { ChildCounts, ChildOutcome, SpawnOptions, TaskContext } from "./task-context.ts";
 
 /** Why an attempt's signal aborted. */
 export type AbortCause = "deadline" | "cancelled" | "shutdown" | "superseded" | "overtaken";
@@ -74,6 +76,34 @@ export class TaskContextController implements TaskContext {
 
   heartbeat(): void {
     this.onHeartbeat();
+  }
+
+  /** The attempt's children, when its worker can spawn them (see {@link ChildTasks}). */
+  childTasks: ChildTasks | undefined;
+
+  spawn<I extends DescMessage>(
+    method: TaskMethod<I>,
+    request: MessageInitShape<I>,
+    options?: SpawnOptions,
+  ): Promise<string> {
+    return this.parent().spawn(method, request, options);
+  }
+
+  waitForChildren(): Promise<ChildCounts> {
+    return this.parent().waitForChildren();
+  }
+
+  children<O extends DescMessage>(output: O): AsyncIterable<ChildOutcome<O>[]> {
+    return this.parent().children(output);
+  }
+
+  private parent(): ChildTasks {
+    if (this.childTasks) return this.childTasks;
+    throw new TaskError(
+      this.endpoint ? "a broadcast copy spawns no child tasks" : "this worker spawns no child tasks",
+      Code.FailedPrecondition,
+      { retryable: false },
+    );
   }
 
   /** Aborts the signal once, recording the first cause. */

@@ -11,6 +11,8 @@ export type AttemptOutcome =
   | "superseded"
   /** Given back to the queue unfinished (shutdown). */
   | "requeued"
+  /** The handler waits for the children it spawned: the task is WAITING, and runs again once they end. */
+  | "waiting"
   /**
    * Left to a later delivery of the task, which recorded it: this worker had
    * stopped answering (frozen, or cut off) for `ack_wait`, and the task went to

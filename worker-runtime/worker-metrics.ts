@@ -32,6 +32,7 @@ const outcomes = Object.keys({
   expired: true,
   superseded: true,
   requeued: true,
+  waiting: true,
   overtaken: true,
 } satisfies Record<AttemptOutcome, true>) as AttemptOutcome[];
 

@@ -26,6 +26,12 @@ const statusBucket = "taskwire_status";
  *   tick on `taskwire.sched.<type>.tick.<schedule id>` then, and consumer
  *   `<type>_ticks` (pulled by workers and gateways) fires it.
  * - KV bucket `taskwire_schedules`: a ScheduleInfo per `<type>.<schedule id>`.
+ * - `taskwire.children.<type>.<id-token>.{ended,failed}`: counters (ADR-49) of
+ *   the children of a parent task of the type, in stream `CHILDREN_<type>`;
+ *   `taskwire.index.<type>.children.<id-token>` the ids of its children, and
+ *   `taskwire.index.<type>.children.<id-token>.fatal` the id of a child whose
+ *   failure fails it, in `INDEX_<type>`; `taskwire.sched.<type>.park.<id-token>`
+ *   its WorkItem while it waits for them, in `SCHED_<type>`.
  * - `taskwire.dead.<type>.<id-token>`: a DeadLetter, in stream `DEAD_<type>`.
  * - `taskwire.bcast.<type>.<endpoint>.<id-token>`: a broadcast task's copy for
  *   one worker instance, in stream `BCAST_<type>`; consumer `<type>_ep_<endpoint>`.
@@ -118,6 +124,19 @@ export const topology = {
   indexFieldSubject: (workerType: string, term: string) => `taskwire.index.${workerType}.field.${term}`,
   /** A message of that stream: the ids of tasks that entered `state` together (a lower-case state name). */
   indexStateSubject: (workerType: string, state: string) => `taskwire.index.${workerType}.${state}`,
+  /** Counters of the children of the type's parent tasks (ADR-49). */
+  childrenStream: (workerType: string) => `CHILDREN_${workerType}`,
+  /** The subjects of that stream. */
+  childrenSubjects: (workerType: string) => `taskwire.children.${workerType}.>`,
+  /** A parent's counter of its children that ended, or of those that failed. */
+  childrenCounter: (workerType: string, idToken: string, counter: "ended" | "failed") =>
+    `taskwire.children.${workerType}.${idToken}.${counter}`,
+  /** A message of INDEX_<type>: ids of a parent's children, newline-separated. */
+  childrenIndexSubject: (workerType: string, idToken: string) => `taskwire.index.${workerType}.children.${idToken}`,
+  /** A message of INDEX_<type>: the id of a child whose failure fails the parent. */
+  fatalChildSubject: (workerType: string, idToken: string) => `taskwire.index.${workerType}.children.${idToken}.fatal`,
+  /** A parent's WorkItem while it waits for its children, in SCHED_<type>. */
+  parkedSubject: (workerType: string, idToken: string) => `taskwire.sched.${workerType}.park.${idToken}`,
   /** The stream of the type's dead letters. */
   deadLetterStream: (workerType: string) => `DEAD_${workerType}`,
   /** A dead task's DeadLetter. */

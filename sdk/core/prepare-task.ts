@@ -230,6 +230,9 @@ export function prepareTask(
     notifySubject,
     notBefore: notBefore === undefined ? undefined : timestampFromMs(notBefore),
     submittedBy: task.submittedBy,
+    parentTaskId: task.parentTaskId,
+    childFailure: task.childFailure,
+    resumes: 0,
   });
   const bytes = concatMessages(shared, own);
   const maxBytes = limits.maxWorkItemBytes ?? 1_000_000;

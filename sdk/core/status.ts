@@ -59,6 +59,8 @@ export function queuedStatus(workItem: WorkItem, state: TaskState = TaskState.PE
     deliverySequence: 0n,
     deliveryCount: 0,
     submittedBy: workItem.submittedBy,
+    parentTaskId: workItem.parentTaskId,
+    childFailure: workItem.childFailure,
   };
 }
 

@@ -1,6 +1,13 @@
 import { create, type DescMessage, type MessageInitShape } from "@bufbuild/protobuf";
 import { durationFromMs, timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { DeliveryMode, Priority, RetryPolicySchema, type Task, TaskSchema } from "../../gen/taskwire/v1/task_pb.ts";
+import {
+  ChildFailure,
+  DeliveryMode,
+  Priority,
+  RetryPolicySchema,
+  type Task,
+  TaskSchema,
+} from "../../gen/taskwire/v1/task_pb.ts";
 import { packPayload } from "./prepare-task.ts";
 import type { SubmitOptions } from "./task-client.ts";
 import type { TaskMethod } from "./task-method.ts";
@@ -46,5 +53,7 @@ export function taskFromOptions<I extends DescMessage>(
     delivery: options.delivery ? deliveries[options.delivery] : DeliveryMode.UNSPECIFIED,
     endpoints: options.endpoints ? [...options.endpoints] : [],
     submittedBy: "",
+    parentTaskId: "",
+    childFailure: ChildFailure.UNSPECIFIED,
   };
 }

@@ -8,6 +8,18 @@
 
 export { expireBroadcast, openWorkersBucket, presenceTtlMs, recordEndpoint } from "./broadcast.ts";
 export {
+  awaitChildren,
+  type ChildCount,
+  cancelChildren,
+  childIds,
+  childrenOf,
+  countChild,
+  countChildren,
+  listChild,
+  parkWorkItem,
+  resumeParent,
+} from "./children.ts";
+export {
   absolutePaths,
   assertSecretReferences,
   describeServers,
@@ -57,9 +69,11 @@ export {
   bucketOf,
   readStatus,
   readStatusEntry,
+  readStatusRecords,
   type StatusBucket,
   type StoredStatus,
   type WrittenStatus,
   writeStatus,
 } from "./status-store.ts";
+export type { TaskIndexWriter } from "./task-index.ts";
 export { extractTraceContext } from "./trace-headers.ts";

@@ -10,6 +10,8 @@ export interface PubAck {
   readonly seq: number;
   /** The message id was seen within the duplicate window: nothing was stored. */
   readonly duplicate: boolean;
+  /** A counter's value after the increment (ADR-49), as the server writes it. */
+  readonly value?: string;
 }
 
 /** A message read from a stream. */
@@ -35,9 +37,10 @@ export function publishToStream(
 }
 
 function pubAckOf(msg: Msg): PubAck {
-  const reply = msg.json<{ stream?: string; seq?: number; duplicate?: boolean; error?: ApiErrorBody }>();
+  const reply = msg.json<{ stream?: string; seq?: number; duplicate?: boolean; val?: string; error?: ApiErrorBody }>();
   if (reply.error) throw new JetStreamApiError(reply.error);
-  return { stream: reply.stream ?? "", seq: reply.seq ?? 0, duplicate: reply.duplicate === true };
+  const ack = { stream: reply.stream ?? "", seq: reply.seq ?? 0, duplicate: reply.duplicate === true };
+  return reply.val === undefined ? ack : { ...ack, value: reply.val };
 }
 
 /**

@@ -45,6 +45,7 @@ import {
 } from "../core/index.ts";
 import { concatMessages, decodeMessage, encodeMessage } from "../wire/index.ts";
 import { liveEndpoints, openWorkersBucket } from "./broadcast.ts";
+import { cancelChildren, childrenOf, countChild } from "./children.ts";
 import { jetStreamOptionsOf } from "./connection-settings.ts";
 import { directGet, publishToStream, type StoredMessage } from "./jetstream-ops.ts";
 import { listTasks } from "./list-tasks.ts";
@@ -375,7 +376,10 @@ class NatsTaskBackend implements TaskBackend {
   }
 
   async getTask(taskId: string): Promise<TaskStatus> {
-    return (await this.load(taskId)).status;
+    const { status } = await this.load(taskId);
+    // A parent's record keeps how many children it waits for; their ends are counted apart.
+    if (status.children) status.children = await childrenOf(this.bucket.requests, status).catch(() => status.children);
+    return status;
   }
 
   async getPayload(taskId: string): Promise<Any | undefined> {
@@ -471,8 +475,12 @@ class NatsTaskBackend implements TaskBackend {
     for (;;) {
       const current = await this.load(taskId);
       if (isTerminal(current.status.state)) {
-        // Made again, a cancel removes the queued message an earlier one could not.
-        if (current.status.state === TaskState.CANCELLED) await this.removeUnstarted(workerType, taskId);
+        // Made again, a cancel removes the queued message an earlier one could not, and
+        // counts the task in its parent's children (once however often).
+        if (current.status.state === TaskState.CANCELLED) {
+          await this.removeUnstarted(workerType, taskId);
+          await countChild(this.bucket, current.status);
+        }
         return current.status;
       }
       const cancelled = current.status;
@@ -486,9 +494,14 @@ class NatsTaskBackend implements TaskBackend {
       );
       if (written === undefined) continue; // someone wrote first: decide again
       this.results.deliver(cancelled);
-      // Tell a worker running it to abort, then take it off the queue (or the schedule).
+      // Tell a worker running it to abort, then take it off the queue (or the schedule,
+      // or its wait for its children); its parent counts it; its children are cancelled.
       this.nc.publish(topology.cancelSubject(workerType), taskId);
       await this.removeUnstarted(workerType, taskId);
+      await countChild(this.bucket, cancelled);
+      // Running, it may have spawned children before any wait recorded them: its list is read.
+      const why = `its parent ${taskId} was cancelled`;
+      await cancelChildren(this.bucket.requests, taskId, (id) => this.cancelTask(id, why));
       return cancelled;
     }
   }

@@ -311,6 +311,26 @@ export async function provisionTaskIndex(
     ),
     context,
   );
+  // Its tasks' children, counted as they end (ADR-49 counters), kept as long as the index.
+  await ensureStream(
+    jsm,
+    streamSpec(
+      {
+        name: topology.childrenStream(definition.workerType),
+        subjects: [topology.childrenSubjects(definition.workerType)],
+        retention: RetentionPolicy.Limits,
+        allow_msg_counter: true,
+        allow_direct: true,
+      } as Partial<StreamConfig> & { name: string },
+      {
+        num_replicas: await replicasOf(jsm, options, definition),
+        storage: storageOf(options, definition),
+        max_age: { ...ttl, value: ttl.value === 0 ? 0 : nanos(ttl.value) },
+        duplicate_window: { value: nanos(120_000), explicit: false },
+      },
+    ),
+    context,
+  );
 }
 
 /** How long workers' throughput counts are kept: a day. */

@@ -12,7 +12,42 @@ import type { Message, UnknownEnum } from "@bufbuild/protobuf";
  * Describes the file taskwire/v1/task.proto.
  */
 export const file_taskwire_v1_task: GenFile = /*@__PURE__*/
-  fileDesc("ChZ0YXNrd2lyZS92MS90YXNrLnByb3RvEgt0YXNrd2lyZS52MSKrAQoLUmV0cnlQb2xpY3kSFAoMbWF4X2F0dGVtcHRzGAEgASgNEjIKD2luaXRpYWxfYmFja29mZhgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIuCgttYXhfYmFja29mZhgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhISCgptdWx0aXBsaWVyGAQgASgBEg4KBmppdHRlchgFIAEoASK9BAoEVGFzaxITCgt3b3JrZXJfdHlwZRgBIAEoCRIOCgZtZXRob2QYAiABKAkSJQoHcGF5bG9hZBgDIAEoCzIULmdvb2dsZS5wcm90b2J1Zi5BbnkSFwoPaWRlbXBvdGVuY3lfa2V5GAQgASgJEicKCHByaW9yaXR5GAUgASgOMhUudGFza3dpcmUudjEuUHJpb3JpdHkSMAoKbm90X2JlZm9yZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBIABIqCgVkZWxheRgHIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkgAEi4KCmV4cGlyZXNfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEioKB3RpbWVvdXQYCSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SJwoFcmV0cnkYCiABKAsyGC50YXNrd2lyZS52MS5SZXRyeVBvbGljeRIxCghtZXRhZGF0YRgLIAMoCzIfLnRhc2t3aXJlLnYxLlRhc2suTWV0YWRhdGFFbnRyeRIrCghkZWxpdmVyeRgMIAEoDjIZLnRhc2t3aXJlLnYxLkRlbGl2ZXJ5TW9kZRIRCgllbmRwb2ludHMYDSADKAkSFAoMc3VibWl0dGVkX2J5GA4gASgJGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIKCghzY2hlZHVsZSLyBAoIV29ya0l0ZW0SDwoHdGFza19pZBgBIAEoCRITCgt3b3JrZXJfdHlwZRgCIAEoCRIOCgZtZXRob2QYAyABKAkSDwoHcGF5bG9hZBgEIAEoDBIUCgxwYXlsb2FkX3R5cGUYBSABKAkSDwoHYXR0ZW1wdBgGIAEoDRInCgVyZXRyeRgHIAEoCzIYLnRhc2t3aXJlLnYxLlJldHJ5UG9saWN5EioKB3RpbWVvdXQYCCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SMAoMc3VibWl0dGVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpleHBpcmVzX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI1CghtZXRhZGF0YRgLIAMoCzIjLnRhc2t3aXJlLnYxLldvcmtJdGVtLk1ldGFkYXRhRW50cnkSEwoLdHJhY2VwYXJlbnQYDCABKAkSJwoIcHJpb3JpdHkYDSABKA4yFS50YXNrd2lyZS52MS5Qcmlvcml0eRIrCghkZWxpdmVyeRgOIAEoDjIZLnRhc2t3aXJlLnYxLkRlbGl2ZXJ5TW9kZRIQCghlbmRwb2ludBgPIAEoCRIWCg5ub3RpZnlfc3ViamVjdBgQIAEoCRIuCgpub3RfYmVmb3JlGBEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgxzdWJtaXR0ZWRfYnkYEiABKAkaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIr4BCglUYXNrRXJyb3ISJAoEY29kZRgBIAEoDjIWLnRhc2t3aXJlLnYxLkVycm9yQ29kZRIPCgdtZXNzYWdlGAIgASgJEiUKB2RldGFpbHMYAyADKAsyFC5nb29nbGUucHJvdG9idWYuQW55EhEKCXJldHJ5YWJsZRgEIAEoCBIPCgdhdHRlbXB0GAUgASgNEi8KC29jY3VycmVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCK1AgoKVGFza1Jlc3VsdBIPCgd0YXNrX2lkGAEgASgJEg8KB2F0dGVtcHQYAiABKA0SJgoGcmVzdWx0GAMgASgLMhQuZ29vZ2xlLnByb3RvYnVmLkFueUgAEicKBWVycm9yGAQgASgLMhYudGFza3dpcmUudjEuVGFza0Vycm9ySAASEQoJd29ya2VyX2lkGAUgASgJEi4KCnN0YXJ0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2ZpbmlzaGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghlbmRwb2ludBgIIAEoCRITCgt3b3JrZXJfdHlwZRgJIAEoCRIOCgZtZXRob2QYCiABKAlCCQoHb3V0Y29tZSJdCghQcm9ncmVzcxIQCghmcmFjdGlvbhgBIAEoARIPCgdtZXNzYWdlGAIgASgJEi4KCnVwZGF0ZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIscBCg5FbmRwb2ludFJlc3VsdBIQCghlbmRwb2ludBgBIAEoCRIlCgVzdGF0ZRgCIAEoDjIWLnRhc2t3aXJlLnYxLlRhc2tTdGF0ZRIkCgZyZXN1bHQYAyABKAsyFC5nb29nbGUucHJvdG9idWYuQW55EiUKBWVycm9yGAQgASgLMhYudGFza3dpcmUudjEuVGFza0Vycm9yEi8KC2ZpbmlzaGVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLYBwoKVGFza1N0YXR1cxIPCgd0YXNrX2lkGAEgASgJEhMKC3dvcmtlcl90eXBlGAIgASgJEg4KBm1ldGhvZBgDIAEoCRIlCgVzdGF0ZRgEIAEoDjIWLnRhc2t3aXJlLnYxLlRhc2tTdGF0ZRInCghwcmlvcml0eRgFIAEoDjIVLnRhc2t3aXJlLnYxLlByaW9yaXR5Eg8KB2F0dGVtcHQYBiABKA0SFAoMbWF4X2F0dGVtcHRzGAcgASgNEi4KCmNyZWF0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnN0YXJ0ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2ZpbmlzaGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIkCgZyZXN1bHQYDCABKAsyFC5nb29nbGUucHJvdG9idWYuQW55EiUKBWVycm9yGA0gASgLMhYudGFza3dpcmUudjEuVGFza0Vycm9yEi0KDWVycm9yX2hpc3RvcnkYDiADKAsyFi50YXNrd2lyZS52MS5UYXNrRXJyb3ISJwoIcHJvZ3Jlc3MYDyABKAsyFS50YXNrd2lyZS52MS5Qcm9ncmVzcxIuCgllbmRwb2ludHMYECADKAsyGy50YXNrd2lyZS52MS5FbmRwb2ludFJlc3VsdBI3CghtZXRhZGF0YRgRIAMoCzIlLnRhc2t3aXJlLnYxLlRhc2tTdGF0dXMuTWV0YWRhdGFFbnRyeRIXCg9pZGVtcG90ZW5jeV9rZXkYEiABKAkSEQoJd29ya2VyX2lkGBMgASgJEi4KCm5vdF9iZWZvcmUYFCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYFSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEisKCGRlbGl2ZXJ5GBYgASgOMhkudGFza3dpcmUudjEuRGVsaXZlcnlNb2RlEhsKE3JldHVybmVkX2RlbGl2ZXJpZXMYFyABKA0SGQoRZGVsaXZlcnlfc2VxdWVuY2UYGCABKAQSFgoOZGVsaXZlcnlfY291bnQYGSABKA0SFAoMc3VibWl0dGVkX2J5GBogASgJGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASLeAQoMU2NoZWR1bGVTcGVjEgwKBGNyb24YASABKAkSEQoJdGltZV96b25lGAIgASgJEigKBWV2ZXJ5GAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEiwKCHN0YXJ0X2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIqCgZlbmRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKBmppdHRlchgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiqIAgoJVGFza1N0YXRlEhoKFlRBU0tfU1RBVEVfVU5TUEVDSUZJRUQQABIWChJUQVNLX1NUQVRFX1BFTkRJTkcQARIYChRUQVNLX1NUQVRFX1NDSEVEVUxFRBACEhYKElRBU0tfU1RBVEVfUlVOTklORxADEhcKE1RBU0tfU1RBVEVfUkVUUllJTkcQBBIYChRUQVNLX1NUQVRFX1NVQ0NFRURFRBAFEhUKEVRBU0tfU1RBVEVfRkFJTEVEEAYSGAoUVEFTS19TVEFURV9DQU5DRUxMRUQQBxIWChJUQVNLX1NUQVRFX0VYUElSRUQQCBIZChVUQVNLX1NUQVRFX0lOQ09NUExFVEUQCSpeCghQcmlvcml0eRIYChRQUklPUklUWV9VTlNQRUNJRklFRBAAEhAKDFBSSU9SSVRZX0xPVxABEhMKD1BSSU9SSVRZX05PUk1BTBACEhEKDVBSSU9SSVRZX0hJR0gQAypjCgxEZWxpdmVyeU1vZGUSHQoZREVMSVZFUllfTU9ERV9VTlNQRUNJRklFRBAAEhcKE0RFTElWRVJZX01PREVfUVVFVUUQARIbChdERUxJVkVSWV9NT0RFX0JST0FEQ0FTVBACKv8DCglFcnJvckNvZGUSGgoWRVJST1JfQ09ERV9VTlNQRUNJRklFRBAAEhcKE0VSUk9SX0NPREVfQ0FOQ0VMRUQQARIWChJFUlJPUl9DT0RFX1VOS05PV04QAhIfChtFUlJPUl9DT0RFX0lOVkFMSURfQVJHVU1FTlQQAxIgChxFUlJPUl9DT0RFX0RFQURMSU5FX0VYQ0VFREVEEAQSGAoURVJST1JfQ09ERV9OT1RfRk9VTkQQBRIdChlFUlJPUl9DT0RFX0FMUkVBRFlfRVhJU1RTEAYSIAocRVJST1JfQ09ERV9QRVJNSVNTSU9OX0RFTklFRBAHEiEKHUVSUk9SX0NPREVfUkVTT1VSQ0VfRVhIQVVTVEVEEAgSIgoeRVJST1JfQ09ERV9GQUlMRURfUFJFQ09ORElUSU9OEAkSFgoSRVJST1JfQ09ERV9BQk9SVEVEEAoSGwoXRVJST1JfQ09ERV9PVVRfT0ZfUkFOR0UQCxIcChhFUlJPUl9DT0RFX1VOSU1QTEVNRU5URUQQDBIXChNFUlJPUl9DT0RFX0lOVEVSTkFMEA0SGgoWRVJST1JfQ09ERV9VTkFWQUlMQUJMRRAOEhgKFEVSUk9SX0NPREVfREFUQV9MT1NTEA8SHgoaRVJST1JfQ09ERV9VTkFVVEhFTlRJQ0FURUQQECqFAQoNT3ZlcmxhcFBvbGljeRIeChpPVkVSTEFQX1BPTElDWV9VTlNQRUNJRklFRBAAEhcKE09WRVJMQVBfUE9MSUNZX1NLSVAQARIdChlPVkVSTEFQX1BPTElDWV9CVUZGRVJfT05FEAISHAoYT1ZFUkxBUF9QT0xJQ1lfQUxMT1dfQUxMEANiBnByb3RvMw", [file_google_protobuf_any, file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChZ0YXNrd2lyZS92MS90YXNrLnByb3RvEgt0YXNrd2lyZS52MSI6CghDaGlsZHJlbhIPCgdzcGF3bmVkGAEgASgEEg0KBWVuZGVkGAIgASgEEg4KBmZhaWxlZBgDIAEoBCKrAQoLUmV0cnlQb2xpY3kSFAoMbWF4X2F0dGVtcHRzGAEgASgNEjIKD2luaXRpYWxfYmFja29mZhgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIuCgttYXhfYmFja29mZhgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhISCgptdWx0aXBsaWVyGAQgASgBEg4KBmppdHRlchgFIAEoASKHBQoEVGFzaxITCgt3b3JrZXJfdHlwZRgBIAEoCRIOCgZtZXRob2QYAiABKAkSJQoHcGF5bG9hZBgDIAEoCzIULmdvb2dsZS5wcm90b2J1Zi5BbnkSFwoPaWRlbXBvdGVuY3lfa2V5GAQgASgJEicKCHByaW9yaXR5GAUgASgOMhUudGFza3dpcmUudjEuUHJpb3JpdHkSMAoKbm90X2JlZm9yZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBIABIqCgVkZWxheRgHIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkgAEi4KCmV4cGlyZXNfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEioKB3RpbWVvdXQYCSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SJwoFcmV0cnkYCiABKAsyGC50YXNrd2lyZS52MS5SZXRyeVBvbGljeRIxCghtZXRhZGF0YRgLIAMoCzIfLnRhc2t3aXJlLnYxLlRhc2suTWV0YWRhdGFFbnRyeRIrCghkZWxpdmVyeRgMIAEoDjIZLnRhc2t3aXJlLnYxLkRlbGl2ZXJ5TW9kZRIRCgllbmRwb2ludHMYDSADKAkSFAoMc3VibWl0dGVkX2J5GA4gASgJEhYKDnBhcmVudF90YXNrX2lkGA8gASgJEjAKDWNoaWxkX2ZhaWx1cmUYECABKA4yGS50YXNrd2lyZS52MS5DaGlsZEZhaWx1cmUaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgoKCHNjaGVkdWxlIs0FCghXb3JrSXRlbRIPCgd0YXNrX2lkGAEgASgJEhMKC3dvcmtlcl90eXBlGAIgASgJEg4KBm1ldGhvZBgDIAEoCRIPCgdwYXlsb2FkGAQgASgMEhQKDHBheWxvYWRfdHlwZRgFIAEoCRIPCgdhdHRlbXB0GAYgASgNEicKBXJldHJ5GAcgASgLMhgudGFza3dpcmUudjEuUmV0cnlQb2xpY3kSKgoHdGltZW91dBgIIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIwCgxzdWJtaXR0ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjUKCG1ldGFkYXRhGAsgAygLMiMudGFza3dpcmUudjEuV29ya0l0ZW0uTWV0YWRhdGFFbnRyeRITCgt0cmFjZXBhcmVudBgMIAEoCRInCghwcmlvcml0eRgNIAEoDjIVLnRhc2t3aXJlLnYxLlByaW9yaXR5EisKCGRlbGl2ZXJ5GA4gASgOMhkudGFza3dpcmUudjEuRGVsaXZlcnlNb2RlEhAKCGVuZHBvaW50GA8gASgJEhYKDm5vdGlmeV9zdWJqZWN0GBAgASgJEi4KCm5vdF9iZWZvcmUYESABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDHN1Ym1pdHRlZF9ieRgSIAEoCRIWCg5wYXJlbnRfdGFza19pZBgTIAEoCRIwCg1jaGlsZF9mYWlsdXJlGBQgASgOMhkudGFza3dpcmUudjEuQ2hpbGRGYWlsdXJlEg8KB3Jlc3VtZXMYFSABKA0aLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIr4BCglUYXNrRXJyb3ISJAoEY29kZRgBIAEoDjIWLnRhc2t3aXJlLnYxLkVycm9yQ29kZRIPCgdtZXNzYWdlGAIgASgJEiUKB2RldGFpbHMYAyADKAsyFC5nb29nbGUucHJvdG9idWYuQW55EhEKCXJldHJ5YWJsZRgEIAEoCBIPCgdhdHRlbXB0GAUgASgNEi8KC29jY3VycmVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCK1AgoKVGFza1Jlc3VsdBIPCgd0YXNrX2lkGAEgASgJEg8KB2F0dGVtcHQYAiABKA0SJgoGcmVzdWx0GAMgASgLMhQuZ29vZ2xlLnByb3RvYnVmLkFueUgAEicKBWVycm9yGAQgASgLMhYudGFza3dpcmUudjEuVGFza0Vycm9ySAASEQoJd29ya2VyX2lkGAUgASgJEi4KCnN0YXJ0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2ZpbmlzaGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghlbmRwb2ludBgIIAEoCRITCgt3b3JrZXJfdHlwZRgJIAEoCRIOCgZtZXRob2QYCiABKAlCCQoHb3V0Y29tZSJdCghQcm9ncmVzcxIQCghmcmFjdGlvbhgBIAEoARIPCgdtZXNzYWdlGAIgASgJEi4KCnVwZGF0ZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIscBCg5FbmRwb2ludFJlc3VsdBIQCghlbmRwb2ludBgBIAEoCRIlCgVzdGF0ZRgCIAEoDjIWLnRhc2t3aXJlLnYxLlRhc2tTdGF0ZRIkCgZyZXN1bHQYAyABKAsyFC5nb29nbGUucHJvdG9idWYuQW55EiUKBWVycm9yGAQgASgLMhYudGFza3dpcmUudjEuVGFza0Vycm9yEi8KC2ZpbmlzaGVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLLCAoKVGFza1N0YXR1cxIPCgd0YXNrX2lkGAEgASgJEhMKC3dvcmtlcl90eXBlGAIgASgJEg4KBm1ldGhvZBgDIAEoCRIlCgVzdGF0ZRgEIAEoDjIWLnRhc2t3aXJlLnYxLlRhc2tTdGF0ZRInCghwcmlvcml0eRgFIAEoDjIVLnRhc2t3aXJlLnYxLlByaW9yaXR5Eg8KB2F0dGVtcHQYBiABKA0SFAoMbWF4X2F0dGVtcHRzGAcgASgNEi4KCmNyZWF0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnN0YXJ0ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2ZpbmlzaGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIkCgZyZXN1bHQYDCABKAsyFC5nb29nbGUucHJvdG9idWYuQW55EiUKBWVycm9yGA0gASgLMhYudGFza3dpcmUudjEuVGFza0Vycm9yEi0KDWVycm9yX2hpc3RvcnkYDiADKAsyFi50YXNrd2lyZS52MS5UYXNrRXJyb3ISJwoIcHJvZ3Jlc3MYDyABKAsyFS50YXNrd2lyZS52MS5Qcm9ncmVzcxIuCgllbmRwb2ludHMYECADKAsyGy50YXNrd2lyZS52MS5FbmRwb2ludFJlc3VsdBI3CghtZXRhZGF0YRgRIAMoCzIlLnRhc2t3aXJlLnYxLlRhc2tTdGF0dXMuTWV0YWRhdGFFbnRyeRIXCg9pZGVtcG90ZW5jeV9rZXkYEiABKAkSEQoJd29ya2VyX2lkGBMgASgJEi4KCm5vdF9iZWZvcmUYFCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYFSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEisKCGRlbGl2ZXJ5GBYgASgOMhkudGFza3dpcmUudjEuRGVsaXZlcnlNb2RlEhsKE3JldHVybmVkX2RlbGl2ZXJpZXMYFyABKA0SGQoRZGVsaXZlcnlfc2VxdWVuY2UYGCABKAQSFgoOZGVsaXZlcnlfY291bnQYGSABKA0SFAoMc3VibWl0dGVkX2J5GBogASgJEhYKDnBhcmVudF90YXNrX2lkGBsgASgJEjAKDWNoaWxkX2ZhaWx1cmUYHCABKA4yGS50YXNrd2lyZS52MS5DaGlsZEZhaWx1cmUSJwoIY2hpbGRyZW4YHSABKAsyFS50YXNrd2lyZS52MS5DaGlsZHJlbhovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEi3gEKDFNjaGVkdWxlU3BlYxIMCgRjcm9uGAEgASgJEhEKCXRpbWVfem9uZRgCIAEoCRIoCgVldmVyeRgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIsCghzdGFydF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKgoGZW5kX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCgZqaXR0ZXIYBiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24qoAIKCVRhc2tTdGF0ZRIaChZUQVNLX1NUQVRFX1VOU1BFQ0lGSUVEEAASFgoSVEFTS19TVEFURV9QRU5ESU5HEAESGAoUVEFTS19TVEFURV9TQ0hFRFVMRUQQAhIWChJUQVNLX1NUQVRFX1JVTk5JTkcQAxIXChNUQVNLX1NUQVRFX1JFVFJZSU5HEAQSGAoUVEFTS19TVEFURV9TVUNDRUVERUQQBRIVChFUQVNLX1NUQVRFX0ZBSUxFRBAGEhgKFFRBU0tfU1RBVEVfQ0FOQ0VMTEVEEAcSFgoSVEFTS19TVEFURV9FWFBJUkVEEAgSGQoVVEFTS19TVEFURV9JTkNPTVBMRVRFEAkSFgoSVEFTS19TVEFURV9XQUlUSU5HEAoqggEKDENoaWxkRmFpbHVyZRIdChlDSElMRF9GQUlMVVJFX1VOU1BFQ0lGSUVEEAASHQoZQ0hJTERfRkFJTFVSRV9GQUlMX1BBUkVOVBABEhoKFkNISUxEX0ZBSUxVUkVfQ09OVElOVUUQAhIYChRDSElMRF9GQUlMVVJFX0lHTk9SRRADKl4KCFByaW9yaXR5EhgKFFBSSU9SSVRZX1VOU1BFQ0lGSUVEEAASEAoMUFJJT1JJVFlfTE9XEAESEwoPUFJJT1JJVFlfTk9STUFMEAISEQoNUFJJT1JJVFlfSElHSBADKmMKDERlbGl2ZXJ5TW9kZRIdChlERUxJVkVSWV9NT0RFX1VOU1BFQ0lGSUVEEAASFwoTREVMSVZFUllfTU9ERV9RVUVVRRABEhsKF0RFTElWRVJZX01PREVfQlJPQURDQVNUEAIq/wMKCUVycm9yQ29kZRIaChZFUlJPUl9DT0RFX1VOU1BFQ0lGSUVEEAASFwoTRVJST1JfQ09ERV9DQU5DRUxFRBABEhYKEkVSUk9SX0NPREVfVU5LTk9XThACEh8KG0VSUk9SX0NPREVfSU5WQUxJRF9BUkdVTUVOVBADEiAKHEVSUk9SX0NPREVfREVBRExJTkVfRVhDRUVERUQQBBIYChRFUlJPUl9DT0RFX05PVF9GT1VORBAFEh0KGUVSUk9SX0NPREVfQUxSRUFEWV9FWElTVFMQBhIgChxFUlJPUl9DT0RFX1BFUk1JU1NJT05fREVOSUVEEAcSIQodRVJST1JfQ09ERV9SRVNPVVJDRV9FWEhBVVNURUQQCBIiCh5FUlJPUl9DT0RFX0ZBSUxFRF9QUkVDT05ESVRJT04QCRIWChJFUlJPUl9DT0RFX0FCT1JURUQQChIbChdFUlJPUl9DT0RFX09VVF9PRl9SQU5HRRALEhwKGEVSUk9SX0NPREVfVU5JTVBMRU1FTlRFRBAMEhcKE0VSUk9SX0NPREVfSU5URVJOQUwQDRIaChZFUlJPUl9DT0RFX1VOQVZBSUxBQkxFEA4SGAoURVJST1JfQ09ERV9EQVRBX0xPU1MQDxIeChpFUlJPUl9DT0RFX1VOQVVUSEVOVElDQVRFRBAQKoUBCg1PdmVybGFwUG9saWN5Eh4KGk9WRVJMQVBfUE9MSUNZX1VOU1BFQ0lGSUVEEAASFwoTT1ZFUkxBUF9QT0xJQ1lfU0tJUBABEh0KGU9WRVJMQVBfUE9MSUNZX0JVRkZFUl9PTkUQAhIcChhPVkVSTEFQX1BPTElDWV9BTExPV19BTEwQA2IGcHJvdG8z", [file_google_protobuf_any, file_google_protobuf_duration, file_google_protobuf_timestamp]);
+
+/**
+ * The children a parent task spawned, as counted when read.
+ *
+ * @generated from message taskwire.v1.Children
+ */
+export type Children = Message<"taskwire.v1.Children"> & {
+  /**
+   * Children spawned before its last wait.
+   *
+   * @generated from field: uint64 spawned = 1;
+   */
+  spawned: bigint;
+
+  /**
+   * Of those, how many have ended (in any terminal state).
+   *
+   * @generated from field: uint64 ended = 2;
+   */
+  ended: bigint;
+
+  /**
+   * Of those ended, how many failed, were cancelled or expired (CHILD_FAILURE_IGNORE ones left out).
+   *
+   * @generated from field: uint64 failed = 3;
+   */
+  failed: bigint;
+};
+
+/**
+ * Describes the message taskwire.v1.Children.
+ * Use `create(ChildrenSchema)` to create a new message.
+ */
+export const ChildrenSchema: GenMessage<Children> = /*@__PURE__*/
+  messageDesc(file_taskwire_v1_task, 0);
 
 /**
  * When and how often a failed attempt is retried.
@@ -64,7 +99,7 @@ export type RetryPolicy = Message<"taskwire.v1.RetryPolicy"> & {
  * Use `create(RetryPolicySchema)` to create a new message.
  */
 export const RetryPolicySchema: GenMessage<RetryPolicy> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_task, 0);
+  messageDesc(file_taskwire_v1_task, 1);
 
 /**
  * A task as a client submits it.
@@ -185,6 +220,21 @@ export type Task = Message<"taskwire.v1.Task"> & {
    * @generated from field: string submitted_by = 14;
    */
   submittedBy: string;
+
+  /**
+   * The task that spawned this one as its child (set by a handler's context:
+   * ctx.spawn), which counts it among the children it waits for.
+   *
+   * @generated from field: string parent_task_id = 15;
+   */
+  parentTaskId: string;
+
+  /**
+   * What this child's failure does to its parent. Without a parent: unused.
+   *
+   * @generated from field: taskwire.v1.ChildFailure child_failure = 16;
+   */
+  childFailure: ChildFailure;
 };
 
 /**
@@ -192,7 +242,7 @@ export type Task = Message<"taskwire.v1.Task"> & {
  * Use `create(TaskSchema)` to create a new message.
  */
 export const TaskSchema: GenMessage<Task> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_task, 1);
+  messageDesc(file_taskwire_v1_task, 2);
 
 /**
  * What travels to a worker: one attempt of one task. Published on the task's
@@ -333,6 +383,28 @@ export type WorkItem = Message<"taskwire.v1.WorkItem"> & {
    * @generated from field: string submitted_by = 18;
    */
   submittedBy: string;
+
+  /**
+   * As Task.parent_task_id.
+   *
+   * @generated from field: string parent_task_id = 19;
+   */
+  parentTaskId: string;
+
+  /**
+   * As Task.child_failure.
+   *
+   * @generated from field: taskwire.v1.ChildFailure child_failure = 20;
+   */
+  childFailure: ChildFailure;
+
+  /**
+   * How many times the task was resumed after waiting for its children; 0 for
+   * its first run. A resumed run continues the same attempt.
+   *
+   * @generated from field: uint32 resumes = 21;
+   */
+  resumes: number;
 };
 
 /**
@@ -340,7 +412,7 @@ export type WorkItem = Message<"taskwire.v1.WorkItem"> & {
  * Use `create(WorkItemSchema)` to create a new message.
  */
 export const WorkItemSchema: GenMessage<WorkItem> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_task, 2);
+  messageDesc(file_taskwire_v1_task, 3);
 
 /**
  * An error that ended an attempt or a task.
@@ -396,7 +468,7 @@ export type TaskError = Message<"taskwire.v1.TaskError"> & {
  * Use `create(TaskErrorSchema)` to create a new message.
  */
 export const TaskErrorSchema: GenMessage<TaskError> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_task, 3);
+  messageDesc(file_taskwire_v1_task, 4);
 
 /**
  * What a worker reports when an attempt ends.
@@ -489,7 +561,7 @@ export type TaskResult = Message<"taskwire.v1.TaskResult"> & {
  * Use `create(TaskResultSchema)` to create a new message.
  */
 export const TaskResultSchema: GenMessage<TaskResult> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_task, 4);
+  messageDesc(file_taskwire_v1_task, 5);
 
 /**
  * Progress a running handler reported.
@@ -524,7 +596,7 @@ export type Progress = Message<"taskwire.v1.Progress"> & {
  * Use `create(ProgressSchema)` to create a new message.
  */
 export const ProgressSchema: GenMessage<Progress> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_task, 5);
+  messageDesc(file_taskwire_v1_task, 6);
 
 /**
  * The state and result of one endpoint of a broadcast task.
@@ -573,7 +645,7 @@ export type EndpointResult = Message<"taskwire.v1.EndpointResult"> & {
  * Use `create(EndpointResultSchema)` to create a new message.
  */
 export const EndpointResultSchema: GenMessage<EndpointResult> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_task, 6);
+  messageDesc(file_taskwire_v1_task, 7);
 
 /**
  * The record a client reads about a task.
@@ -767,6 +839,27 @@ export type TaskStatus = Message<"taskwire.v1.TaskStatus"> & {
    * @generated from field: string submitted_by = 26;
    */
   submittedBy: string;
+
+  /**
+   * The task that spawned this one, if any.
+   *
+   * @generated from field: string parent_task_id = 27;
+   */
+  parentTaskId: string;
+
+  /**
+   * As Task.child_failure.
+   *
+   * @generated from field: taskwire.v1.ChildFailure child_failure = 28;
+   */
+  childFailure: ChildFailure;
+
+  /**
+   * The children this task spawned and waited for; unset if none.
+   *
+   * @generated from field: taskwire.v1.Children children = 29;
+   */
+  children?: Children | undefined;
 };
 
 /**
@@ -774,7 +867,7 @@ export type TaskStatus = Message<"taskwire.v1.TaskStatus"> & {
  * Use `create(TaskStatusSchema)` to create a new message.
  */
 export const TaskStatusSchema: GenMessage<TaskStatus> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_task, 7);
+  messageDesc(file_taskwire_v1_task, 8);
 
 /**
  * When a schedule fires: a cron expression in a time zone, or an interval.
@@ -835,7 +928,7 @@ export type ScheduleSpec = Message<"taskwire.v1.ScheduleSpec"> & {
  * Use `create(ScheduleSpecSchema)` to create a new message.
  */
 export const ScheduleSpecSchema: GenMessage<ScheduleSpec> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_task, 8);
+  messageDesc(file_taskwire_v1_task, 9);
 
 /**
  * The lifecycle state of a task, as recorded in its TaskStatus.
@@ -915,6 +1008,15 @@ export const TaskState = {
    * @generated from enum value: TASK_STATE_INCOMPLETE = 9;
    */
   INCOMPLETE: 9,
+
+  /**
+   * Waiting for the child tasks it spawned; occupies no worker capacity. Leads
+   * back to PENDING once they have all ended (or one failed, under
+   * CHILD_FAILURE_FAIL_PARENT): its handler then runs again (see docs/semantics.md).
+   *
+   * @generated from enum value: TASK_STATE_WAITING = 10;
+   */
+  WAITING: 10,
 } as const;
 
 /**
@@ -932,6 +1034,57 @@ export type TaskState = (typeof TaskState)[keyof typeof TaskState] | UnknownEnum
  */
 export const TaskStateSchema: GenEnum<TaskState> = /*@__PURE__*/
   enumDesc(file_taskwire_v1_task, 0);
+
+/**
+ * What a child task's failure (FAILED, CANCELLED or EXPIRED) does to the parent
+ * that spawned it.
+ *
+ * @generated from enum taskwire.v1.ChildFailure
+ */
+export const ChildFailure = {
+  /**
+   * The default: FAIL_PARENT.
+   *
+   * @generated from enum value: CHILD_FAILURE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED: 0,
+
+  /**
+   * The parent's wait fails at once, naming the child; its other unfinished
+   * children are cancelled.
+   *
+   * @generated from enum value: CHILD_FAILURE_FAIL_PARENT = 1;
+   */
+  FAIL_PARENT: 1,
+
+  /**
+   * The parent's wait goes on; the failure is counted, and listed with the results.
+   *
+   * @generated from enum value: CHILD_FAILURE_CONTINUE = 2;
+   */
+  CONTINUE: 2,
+
+  /**
+   * The parent's wait goes on as if the child had succeeded without a result.
+   *
+   * @generated from enum value: CHILD_FAILURE_IGNORE = 3;
+   */
+  IGNORE: 3,
+} as const;
+
+/**
+ * What a child task's failure (FAILED, CANCELLED or EXPIRED) does to the parent
+ * that spawned it.
+ *
+ * @generated from enum taskwire.v1.ChildFailure
+ */
+export type ChildFailure = (typeof ChildFailure)[keyof typeof ChildFailure] | UnknownEnum;
+
+/**
+ * Describes the enum taskwire.v1.ChildFailure.
+ */
+export const ChildFailureSchema: GenEnum<ChildFailure> = /*@__PURE__*/
+  enumDesc(file_taskwire_v1_task, 1);
 
 /**
  * How urgently a task is taken from a backlog. Higher priorities are fetched first,
@@ -981,7 +1134,7 @@ export type Priority = (typeof Priority)[keyof typeof Priority] | UnknownEnum;
  * Describes the enum taskwire.v1.Priority.
  */
 export const PrioritySchema: GenEnum<Priority> = /*@__PURE__*/
-  enumDesc(file_taskwire_v1_task, 1);
+  enumDesc(file_taskwire_v1_task, 2);
 
 /**
  * Who receives a task.
@@ -1023,7 +1176,7 @@ export type DeliveryMode = (typeof DeliveryMode)[keyof typeof DeliveryMode] | Un
  * Describes the enum taskwire.v1.DeliveryMode.
  */
 export const DeliveryModeSchema: GenEnum<DeliveryMode> = /*@__PURE__*/
-  enumDesc(file_taskwire_v1_task, 2);
+  enumDesc(file_taskwire_v1_task, 3);
 
 /**
  * The closed set of error codes. The numbers equal the Connect and gRPC status codes
@@ -1164,7 +1317,7 @@ export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode] | UnknownEnum
  * Describes the enum taskwire.v1.ErrorCode.
  */
 export const ErrorCodeSchema: GenEnum<ErrorCode> = /*@__PURE__*/
-  enumDesc(file_taskwire_v1_task, 3);
+  enumDesc(file_taskwire_v1_task, 4);
 
 /**
  * What a time does while the task of the previous time is still unfinished.
@@ -1213,5 +1366,5 @@ export type OverlapPolicy = (typeof OverlapPolicy)[keyof typeof OverlapPolicy] |
  * Describes the enum taskwire.v1.OverlapPolicy.
  */
 export const OverlapPolicySchema: GenEnum<OverlapPolicy> = /*@__PURE__*/
-  enumDesc(file_taskwire_v1_task, 4);
+  enumDesc(file_taskwire_v1_task, 5);
 

@@ -41,6 +41,12 @@ export const TaskState = {
   TASK_STATE_EXPIRED: 8,
   /** TASK_STATE_INCOMPLETE - Terminal, broadcasts only: some named endpoints did not answer within the wait timeout. */
   TASK_STATE_INCOMPLETE: 9,
+  /**
+   * TASK_STATE_WAITING - Waiting for the child tasks it spawned; occupies no worker capacity. Leads
+   * back to PENDING once they have all ended (or one failed, under
+   * CHILD_FAILURE_FAIL_PARENT): its handler then runs again (see docs/semantics.md).
+   */
+  TASK_STATE_WAITING: 10,
   UNRECOGNIZED: -1,
 } as const;
 
@@ -57,6 +63,7 @@ export namespace TaskState {
   export type TASK_STATE_CANCELLED = typeof TaskState.TASK_STATE_CANCELLED;
   export type TASK_STATE_EXPIRED = typeof TaskState.TASK_STATE_EXPIRED;
   export type TASK_STATE_INCOMPLETE = typeof TaskState.TASK_STATE_INCOMPLETE;
+  export type TASK_STATE_WAITING = typeof TaskState.TASK_STATE_WAITING;
   export type UNRECOGNIZED = typeof TaskState.UNRECOGNIZED;
 }
 
@@ -92,6 +99,9 @@ export function taskStateFromJSON(object: any): TaskState {
     case 9:
     case "TASK_STATE_INCOMPLETE":
       return TaskState.TASK_STATE_INCOMPLETE;
+    case 10:
+    case "TASK_STATE_WAITING":
+      return TaskState.TASK_STATE_WAITING;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -121,7 +131,75 @@ export function taskStateToJSON(object: TaskState): string {
       return "TASK_STATE_EXPIRED";
     case TaskState.TASK_STATE_INCOMPLETE:
       return "TASK_STATE_INCOMPLETE";
+    case TaskState.TASK_STATE_WAITING:
+      return "TASK_STATE_WAITING";
     case TaskState.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+/**
+ * What a child task's failure (FAILED, CANCELLED or EXPIRED) does to the parent
+ * that spawned it.
+ */
+export const ChildFailure = {
+  /** CHILD_FAILURE_UNSPECIFIED - The default: FAIL_PARENT. */
+  CHILD_FAILURE_UNSPECIFIED: 0,
+  /**
+   * CHILD_FAILURE_FAIL_PARENT - The parent's wait fails at once, naming the child; its other unfinished
+   * children are cancelled.
+   */
+  CHILD_FAILURE_FAIL_PARENT: 1,
+  /** CHILD_FAILURE_CONTINUE - The parent's wait goes on; the failure is counted, and listed with the results. */
+  CHILD_FAILURE_CONTINUE: 2,
+  /** CHILD_FAILURE_IGNORE - The parent's wait goes on as if the child had succeeded without a result. */
+  CHILD_FAILURE_IGNORE: 3,
+  UNRECOGNIZED: -1,
+} as const;
+
+export type ChildFailure = typeof ChildFailure[keyof typeof ChildFailure];
+
+export namespace ChildFailure {
+  export type CHILD_FAILURE_UNSPECIFIED = typeof ChildFailure.CHILD_FAILURE_UNSPECIFIED;
+  export type CHILD_FAILURE_FAIL_PARENT = typeof ChildFailure.CHILD_FAILURE_FAIL_PARENT;
+  export type CHILD_FAILURE_CONTINUE = typeof ChildFailure.CHILD_FAILURE_CONTINUE;
+  export type CHILD_FAILURE_IGNORE = typeof ChildFailure.CHILD_FAILURE_IGNORE;
+  export type UNRECOGNIZED = typeof ChildFailure.UNRECOGNIZED;
+}
+
+export function childFailureFromJSON(object: any): ChildFailure {
+  switch (object) {
+    case 0:
+    case "CHILD_FAILURE_UNSPECIFIED":
+      return ChildFailure.CHILD_FAILURE_UNSPECIFIED;
+    case 1:
+    case "CHILD_FAILURE_FAIL_PARENT":
+      return ChildFailure.CHILD_FAILURE_FAIL_PARENT;
+    case 2:
+    case "CHILD_FAILURE_CONTINUE":
+      return ChildFailure.CHILD_FAILURE_CONTINUE;
+    case 3:
+    case "CHILD_FAILURE_IGNORE":
+      return ChildFailure.CHILD_FAILURE_IGNORE;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return ChildFailure.UNRECOGNIZED;
+  }
+}
+
+export function childFailureToJSON(object: ChildFailure): string {
+  switch (object) {
+    case ChildFailure.CHILD_FAILURE_UNSPECIFIED:
+      return "CHILD_FAILURE_UNSPECIFIED";
+    case ChildFailure.CHILD_FAILURE_FAIL_PARENT:
+      return "CHILD_FAILURE_FAIL_PARENT";
+    case ChildFailure.CHILD_FAILURE_CONTINUE:
+      return "CHILD_FAILURE_CONTINUE";
+    case ChildFailure.CHILD_FAILURE_IGNORE:
+      return "CHILD_FAILURE_IGNORE";
+    case ChildFailure.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
   }
@@ -475,6 +553,16 @@ export function overlapPolicyToJSON(object: OverlapPolicy): string {
   }
 }
 
+/** The children a parent task spawned, as counted when read. */
+export interface Children {
+  /** Children spawned before its last wait. */
+  spawned: number;
+  /** Of those, how many have ended (in any terminal state). */
+  ended: number;
+  /** Of those ended, how many failed, were cancelled or expired (CHILD_FAILURE_IGNORE ones left out). */
+  failed: number;
+}
+
 /**
  * When and how often a failed attempt is retried.
  *
@@ -559,6 +647,13 @@ export interface Task {
    * without it clears it. Clients that write to NATS directly set it themselves.
    */
   submittedBy: string;
+  /**
+   * The task that spawned this one as its child (set by a handler's context:
+   * ctx.spawn), which counts it among the children it waits for.
+   */
+  parentTaskId: string;
+  /** What this child's failure does to its parent. Without a parent: unused. */
+  childFailure: ChildFailure;
 }
 
 export interface Task_MetadataEntry {
@@ -630,6 +725,15 @@ export interface WorkItem {
     | undefined;
   /** As Task.submitted_by. */
   submittedBy: string;
+  /** As Task.parent_task_id. */
+  parentTaskId: string;
+  /** As Task.child_failure. */
+  childFailure: ChildFailure;
+  /**
+   * How many times the task was resumed after waiting for its children; 0 for
+   * its first run. A resumed run continues the same attempt.
+   */
+  resumes: number;
 }
 
 export interface WorkItem_MetadataEntry {
@@ -797,6 +901,12 @@ export interface TaskStatus {
   deliveryCount: number;
   /** Who submitted the task, as Task.submitted_by. */
   submittedBy: string;
+  /** The task that spawned this one, if any. */
+  parentTaskId: string;
+  /** As Task.child_failure. */
+  childFailure: ChildFailure;
+  /** The children this task spawned and waited for; unset if none. */
+  children: Children | undefined;
 }
 
 export interface TaskStatus_MetadataEntry {
@@ -836,6 +946,107 @@ export interface ScheduleSpec {
    */
   jitter: Duration | undefined;
 }
+
+function createBaseChildren(): Children {
+  return { spawned: 0, ended: 0, failed: 0 };
+}
+
+export const Children: MessageFns<Children> = {
+  encode(message: Children, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.spawned !== 0) {
+      writer.uint32(8).uint64(message.spawned);
+    }
+    if (message.ended !== 0) {
+      writer.uint32(16).uint64(message.ended);
+    }
+    if (message.failed !== 0) {
+      writer.uint32(24).uint64(message.failed);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Children {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseChildren();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.spawned = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.ended = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.failed = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Children {
+    return {
+      spawned: isSet(object.spawned) ? globalThis.Number(object.spawned) : 0,
+      ended: isSet(object.ended) ? globalThis.Number(object.ended) : 0,
+      failed: isSet(object.failed) ? globalThis.Number(object.failed) : 0,
+    };
+  },
+
+  toJSON(message: Children): unknown {
+    const obj: any = {};
+    if (message.spawned !== 0) {
+      obj.spawned = Math.round(message.spawned);
+    }
+    if (message.ended !== 0) {
+      obj.ended = Math.round(message.ended);
+    }
+    if (message.failed !== 0) {
+      obj.failed = Math.round(message.failed);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Children>, I>>(base?: I): Children {
+    return Children.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Children>, I>>(object: I): Children {
+    const message = createBaseChildren();
+    message.spawned = object.spawned ?? 0;
+    message.ended = object.ended ?? 0;
+    message.failed = object.failed ?? 0;
+    return message;
+  },
+};
 
 function createBaseRetryPolicy(): RetryPolicy {
   return { maxAttempts: 0, initialBackoff: undefined, maxBackoff: undefined, multiplier: 0, jitter: 0 };
@@ -1002,6 +1213,8 @@ function createBaseTask(): Task {
     delivery: 0,
     endpoints: [],
     submittedBy: "",
+    parentTaskId: "",
+    childFailure: 0,
   };
 }
 
@@ -1048,6 +1261,12 @@ export const Task: MessageFns<Task> = {
     }
     if (message.submittedBy !== "") {
       writer.uint32(114).string(message.submittedBy);
+    }
+    if (message.parentTaskId !== "") {
+      writer.uint32(122).string(message.parentTaskId);
+    }
+    if (message.childFailure !== 0) {
+      writer.uint32(128).int32(message.childFailure);
     }
     return writer;
   },
@@ -1180,6 +1399,22 @@ export const Task: MessageFns<Task> = {
             message.submittedBy = reader.string();
             continue;
           }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.parentTaskId = reader.string();
+            continue;
+          }
+          case 16: {
+            if (tag !== 128) {
+              break;
+            }
+
+            message.childFailure = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1243,6 +1478,16 @@ export const Task: MessageFns<Task> = {
         : isSet(object.submitted_by)
         ? globalThis.String(object.submitted_by)
         : "",
+      parentTaskId: isSet(object.parentTaskId)
+        ? globalThis.String(object.parentTaskId)
+        : isSet(object.parent_task_id)
+        ? globalThis.String(object.parent_task_id)
+        : "",
+      childFailure: isSet(object.childFailure)
+        ? childFailureFromJSON(object.childFailure)
+        : isSet(object.child_failure)
+        ? childFailureFromJSON(object.child_failure)
+        : 0,
     };
   },
 
@@ -1296,6 +1541,12 @@ export const Task: MessageFns<Task> = {
     if (message.submittedBy !== "") {
       obj.submittedBy = message.submittedBy;
     }
+    if (message.parentTaskId !== "") {
+      obj.parentTaskId = message.parentTaskId;
+    }
+    if (message.childFailure !== 0) {
+      obj.childFailure = childFailureToJSON(message.childFailure);
+    }
     return obj;
   },
 
@@ -1334,6 +1585,8 @@ export const Task: MessageFns<Task> = {
     message.delivery = object.delivery ?? 0;
     message.endpoints = object.endpoints?.map((e) => e) || [];
     message.submittedBy = object.submittedBy ?? "";
+    message.parentTaskId = object.parentTaskId ?? "";
+    message.childFailure = object.childFailure ?? 0;
     return message;
   },
 };
@@ -1443,6 +1696,9 @@ function createBaseWorkItem(): WorkItem {
     notifySubject: "",
     notBefore: undefined,
     submittedBy: "",
+    parentTaskId: "",
+    childFailure: 0,
+    resumes: 0,
   };
 }
 
@@ -1501,6 +1757,15 @@ export const WorkItem: MessageFns<WorkItem> = {
     }
     if (message.submittedBy !== "") {
       writer.uint32(146).string(message.submittedBy);
+    }
+    if (message.parentTaskId !== "") {
+      writer.uint32(154).string(message.parentTaskId);
+    }
+    if (message.childFailure !== 0) {
+      writer.uint32(160).int32(message.childFailure);
+    }
+    if (message.resumes !== 0) {
+      writer.uint32(168).uint32(message.resumes);
     }
     return writer;
   },
@@ -1665,6 +1930,30 @@ export const WorkItem: MessageFns<WorkItem> = {
             message.submittedBy = reader.string();
             continue;
           }
+          case 19: {
+            if (tag !== 154) {
+              break;
+            }
+
+            message.parentTaskId = reader.string();
+            continue;
+          }
+          case 20: {
+            if (tag !== 160) {
+              break;
+            }
+
+            message.childFailure = reader.int32() as any;
+            continue;
+          }
+          case 21: {
+            if (tag !== 168) {
+              break;
+            }
+
+            message.resumes = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1742,6 +2031,17 @@ export const WorkItem: MessageFns<WorkItem> = {
         : isSet(object.submitted_by)
         ? globalThis.String(object.submitted_by)
         : "",
+      parentTaskId: isSet(object.parentTaskId)
+        ? globalThis.String(object.parentTaskId)
+        : isSet(object.parent_task_id)
+        ? globalThis.String(object.parent_task_id)
+        : "",
+      childFailure: isSet(object.childFailure)
+        ? childFailureFromJSON(object.childFailure)
+        : isSet(object.child_failure)
+        ? childFailureFromJSON(object.child_failure)
+        : 0,
+      resumes: isSet(object.resumes) ? globalThis.Number(object.resumes) : 0,
     };
   },
 
@@ -1807,6 +2107,15 @@ export const WorkItem: MessageFns<WorkItem> = {
     if (message.submittedBy !== "") {
       obj.submittedBy = message.submittedBy;
     }
+    if (message.parentTaskId !== "") {
+      obj.parentTaskId = message.parentTaskId;
+    }
+    if (message.childFailure !== 0) {
+      obj.childFailure = childFailureToJSON(message.childFailure);
+    }
+    if (message.resumes !== 0) {
+      obj.resumes = Math.round(message.resumes);
+    }
     return obj;
   },
 
@@ -1845,6 +2154,9 @@ export const WorkItem: MessageFns<WorkItem> = {
     message.notifySubject = object.notifySubject ?? "";
     message.notBefore = object.notBefore ?? undefined;
     message.submittedBy = object.submittedBy ?? "";
+    message.parentTaskId = object.parentTaskId ?? "";
+    message.childFailure = object.childFailure ?? 0;
+    message.resumes = object.resumes ?? 0;
     return message;
   },
 };
@@ -2609,6 +2921,9 @@ function createBaseTaskStatus(): TaskStatus {
     deliverySequence: 0,
     deliveryCount: 0,
     submittedBy: "",
+    parentTaskId: "",
+    childFailure: 0,
+    children: undefined,
   };
 }
 
@@ -2691,6 +3006,15 @@ export const TaskStatus: MessageFns<TaskStatus> = {
     }
     if (message.submittedBy !== "") {
       writer.uint32(210).string(message.submittedBy);
+    }
+    if (message.parentTaskId !== "") {
+      writer.uint32(218).string(message.parentTaskId);
+    }
+    if (message.childFailure !== 0) {
+      writer.uint32(224).int32(message.childFailure);
+    }
+    if (message.children !== undefined) {
+      Children.encode(message.children, writer.uint32(234).fork()).join();
     }
     return writer;
   },
@@ -2919,6 +3243,30 @@ export const TaskStatus: MessageFns<TaskStatus> = {
             message.submittedBy = reader.string();
             continue;
           }
+          case 27: {
+            if (tag !== 218) {
+              break;
+            }
+
+            message.parentTaskId = reader.string();
+            continue;
+          }
+          case 28: {
+            if (tag !== 224) {
+              break;
+            }
+
+            message.childFailure = reader.int32() as any;
+            continue;
+          }
+          case 29: {
+            if (tag !== 234) {
+              break;
+            }
+
+            message.children = Children.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3038,6 +3386,17 @@ export const TaskStatus: MessageFns<TaskStatus> = {
         : isSet(object.submitted_by)
         ? globalThis.String(object.submitted_by)
         : "",
+      parentTaskId: isSet(object.parentTaskId)
+        ? globalThis.String(object.parentTaskId)
+        : isSet(object.parent_task_id)
+        ? globalThis.String(object.parent_task_id)
+        : "",
+      childFailure: isSet(object.childFailure)
+        ? childFailureFromJSON(object.childFailure)
+        : isSet(object.child_failure)
+        ? childFailureFromJSON(object.child_failure)
+        : 0,
+      children: isSet(object.children) ? Children.fromJSON(object.children) : undefined,
     };
   },
 
@@ -3127,6 +3486,15 @@ export const TaskStatus: MessageFns<TaskStatus> = {
     if (message.submittedBy !== "") {
       obj.submittedBy = message.submittedBy;
     }
+    if (message.parentTaskId !== "") {
+      obj.parentTaskId = message.parentTaskId;
+    }
+    if (message.childFailure !== 0) {
+      obj.childFailure = childFailureToJSON(message.childFailure);
+    }
+    if (message.children !== undefined) {
+      obj.children = Children.toJSON(message.children);
+    }
     return obj;
   },
 
@@ -3175,6 +3543,11 @@ export const TaskStatus: MessageFns<TaskStatus> = {
     message.deliverySequence = object.deliverySequence ?? 0;
     message.deliveryCount = object.deliveryCount ?? 0;
     message.submittedBy = object.submittedBy ?? "";
+    message.parentTaskId = object.parentTaskId ?? "";
+    message.childFailure = object.childFailure ?? 0;
+    message.children = (object.children !== undefined && object.children !== null)
+      ? Children.fromPartial(object.children)
+      : undefined;
     return message;
   },
 };
