@@ -31,7 +31,7 @@ export type { HandlerRun, RunTaskHandlerOptions } from "./run-task-handler.ts";
 export { runTaskHandler } from "./run-task-handler.ts";
 export type { MetricsServer, MetricsServerOptions } from "./supervisor-metrics.ts";
 export { serveSupervisorMetrics } from "./supervisor-metrics.ts";
-export type { TaskContext } from "./task-context.ts";
+export type { ChildCounts, ChildOutcome, SpawnOptions, TaskContext } from "./task-context.ts";
 export type {
   TaskMethodHandler,
   TaskServiceHandlers,

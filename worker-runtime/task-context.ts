@@ -82,7 +82,9 @@ export interface ChildCounts {
 
 /** One child's outcome. */
 export interface ChildOutcome<O extends DescMessage> {
+  /** The child's task id. */
   readonly taskId: string;
+  /** Its state now (UNSPECIFIED when its record is gone). */
   readonly state: TaskState;
   /** Its result, when it succeeded. */
   readonly result?: MessageShape<O>;
