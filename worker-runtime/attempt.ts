@@ -411,7 +411,12 @@ export class Attempt {
   ): Promise<AttemptOutcome> {
     const attempt = this.report.attempt;
     if (this.endpoint) return this.endCopy(state, outcome, error);
+    // Children spawned since the last wait (or with none) are recorded, and counted from, as a wait would.
+    const family = this.context?.childTasks?.counts;
+    const spawned = family && isTerminal(state) && family.spawned > family.waited ? family.spawned : undefined;
+    if (spawned) await awaitChildren(this.env.bucket.requests, this.taskId, spawned, family?.waited ?? 0n);
     const written = await this.writer.finish((s) => {
+      if (spawned) s.children = create(ChildrenSchema, { spawned });
       s.state = state;
       if (isTerminal(state)) s.finishedAt = timestampNow();
       if (error) {

@@ -65,6 +65,11 @@ export class ChildTasks {
     this.waited = waited;
   }
 
+  /** Children spawned in this run (the ones before the last wait included), and at the last wait. */
+  get counts(): { readonly spawned: bigint; readonly waited: bigint } {
+    return { spawned: BigInt(this.spawned), waited: this.waited };
+  }
+
   async spawn<I extends DescMessage>(
     method: TaskMethod<I>,
     request: MessageInitShape<I>,
@@ -110,18 +115,13 @@ export class ChildTasks {
       const ids = listed.filter((id) => !seen.has(id) && seen.add(id));
       if (ids.length === 0) continue;
       const records = await readStatusRecords(this.bucket.requests.nc, ids);
-      yield ids.map((taskId) => {
-        const bytes = records.get(taskId);
-        if (!bytes) return { taskId, state: TaskState.UNSPECIFIED };
-        const outcome = decodeOutcome(bytes);
-        return {
-          taskId,
-          state: outcome.state,
-          ...(outcome.result ? { result: decodeMessage(output, outcome.result.value) } : {}),
-          ...(outcome.error ? { error: outcome.error } : {}),
-        };
-      });
+      yield ids.map((taskId) => outcomeOf(taskId, records.get(taskId), output));
     }
+  }
+
+  async child<O extends DescMessage>(taskId: string, output: O): Promise<ChildOutcome<O>> {
+    const records = await readStatusRecords(this.bucket.requests.nc, [taskId]);
+    return outcomeOf(taskId, records.get(taskId), output);
   }
 
   /** The error a parent's wait fails with: its child failed, and its policy fails the parent. */
@@ -143,5 +143,17 @@ export function learningRegistry(base: TaskRegistry): TaskRegistry & { learn(met
     workerTypes: () => base.workerTypes(),
     resolve: (workerType, name) => learnt.get(`${workerType}/${name}`) ?? base.resolve(workerType, name),
     learn: (method) => learnt.set(`${method.workerType}/${method.name}`, method),
+  };
+}
+
+/** A child's outcome from its record's bytes (UNSPECIFIED without a record), its result decoded as `output`. */
+function outcomeOf<O extends DescMessage>(taskId: string, bytes: Uint8Array | undefined, output: O): ChildOutcome<O> {
+  if (!bytes) return { taskId, state: TaskState.UNSPECIFIED };
+  const outcome = decodeOutcome(bytes);
+  return {
+    taskId,
+    state: outcome.state,
+    ...(outcome.result ? { result: decodeMessage(output, outcome.result.value) } : {}),
+    ...(outcome.error ? { error: outcome.error } : {}),
   };
 }

@@ -32,6 +32,7 @@ export { runTaskHandler } from "./run-task-handler.ts";
 export type { MetricsServer, MetricsServerOptions } from "./supervisor-metrics.ts";
 export { serveSupervisorMetrics } from "./supervisor-metrics.ts";
 export type { ChildCounts, ChildOutcome, SpawnOptions, TaskContext } from "./task-context.ts";
+export { type BranchOutputs, type StepOptions, TaskGraph, taskGraph } from "./task-graph.ts";
 export type {
   TaskMethodHandler,
   TaskServiceHandlers,

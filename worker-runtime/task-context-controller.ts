@@ -97,6 +97,10 @@ export class TaskContextController implements TaskContext {
     return this.parent().children(output);
   }
 
+  child<O extends DescMessage>(taskId: string, output: O): Promise<ChildOutcome<O>> {
+    return this.parent().child(taskId, output);
+  }
+
   private parent(): ChildTasks {
     if (this.childTasks) return this.childTasks;
     throw new TaskError(

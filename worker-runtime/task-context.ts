@@ -55,6 +55,8 @@ export interface TaskContext {
    * results decoded as `output`.
    */
   children<O extends DescMessage>(output: O): AsyncIterable<ChildOutcome<O>[]>;
+  /** One child's outcome, its result decoded as `output`. */
+  child<O extends DescMessage>(taskId: string, output: O): Promise<ChildOutcome<O>>;
 }
 
 /** Options of {@link TaskContext.spawn}: a submit's, with the child's key and failure policy. */

@@ -326,7 +326,8 @@ export async function provisionTaskIndex(
         num_replicas: await replicasOf(jsm, options, definition),
         storage: storageOf(options, definition),
         max_age: { ...ttl, value: ttl.value === 0 ? 0 : nanos(ttl.value) },
-        duplicate_window: { value: nanos(120_000), explicit: false },
+        // A repeat of a child's count comes within an ack wait; the window may not outlast the records.
+        duplicate_window: { value: nanos(ttl.value === 0 ? 120_000 : Math.min(120_000, ttl.value)), explicit: false },
       },
     ),
     context,

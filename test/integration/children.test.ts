@@ -4,13 +4,35 @@ import { TaskState } from "../../gen/taskwire/v1/task_pb.ts";
 import { createClient, type TaskwireClient } from "../../sdk/client/create-client.ts";
 import { NonRetryableError } from "../../sdk/core/task-error.ts";
 import { createWorker, type Worker } from "../../worker-runtime/create-worker.ts";
-import { familyService, implementFamilyService } from "../gen/family/v1/family_taskwire.ts";
+import { taskGraph } from "../../worker-runtime/task-graph.ts";
+import {
+  familyService,
+  implementFamilyService,
+  implementStepService,
+  stepService,
+} from "../gen/family/v1/family_taskwire.ts";
 import { RunResponseSchema } from "../gen/probe/v1/probe_pb.ts";
 import { implementProbeService, probeService } from "../gen/probe/v1/probe_taskwire.ts";
 import { type NatsServer, startNatsServer } from "../support/nats-server.ts";
 import { poll } from "../support/poll.ts";
 
 const fan = familyService.methods.fan;
+const { parse, count, report } = stepService.methods;
+
+/** The graphs of FamilyService.Pipeline, by the request's on_failure: Parse, Count, Report. */
+const graphs = {
+  fail: taskGraph(parse)
+    .next(count)
+    .next(report, (counted) => ({ line: `${counted.count} words` })),
+  ignore: taskGraph(parse, { onFailure: "ignore", fallback: { words: ["fallback"] } })
+    .next(count)
+    .next(report, (counted) => ({ line: `${counted.count} words` })),
+  continue: taskGraph(parse, { onFailure: "continue", recover: (error) => ({ words: error.message.split(" ") }) })
+    .next(count)
+    .next(report, (counted) => ({ line: `${counted.count} words` })),
+  // Count twice at once, then one report of both.
+  parallel: taskGraph(parse).all([count, count], report, ([a, b]) => ({ line: `${a.count}+${b.count}` })),
+};
 
 /** Parent tasks that spawn children and wait for them, against a real nats-server. */
 describe("child tasks", () => {
@@ -19,6 +41,8 @@ describe("child tasks", () => {
   const workers: Worker[] = [];
   /** Runs of each child label, per parent. */
   const childRuns = new Map<string, number>();
+  /** Runs of each step kind. */
+  const stepRuns = new Map<string, number>();
   /** Runs of each parent, and when each run started and ended. */
   const parentRuns = new Map<string, { started: number; ended: number }[]>();
 
@@ -46,6 +70,10 @@ describe("child tasks", () => {
         nats: nats.url,
         services: [
           implementFamilyService({
+            pipeline: (request, ctx) => {
+              parentRuns.set(ctx.taskId, [...(parentRuns.get(ctx.taskId) ?? []), { started: Date.now(), ended: 0 }]);
+              return graphs[(request.onFailure || "fail") as keyof typeof graphs].handler()(request, ctx);
+            },
             async fan(request, ctx) {
               const runs = parentRuns.get(ctx.taskId) ?? [];
               parentRuns.set(ctx.taskId, runs);
@@ -84,6 +112,29 @@ describe("child tasks", () => {
               } finally {
                 run.ended = Date.now();
               }
+            },
+          }),
+        ],
+      }),
+    );
+    const step = (name: string) => stepRuns.set(name, (stepRuns.get(name) ?? 0) + 1);
+    workers.push(
+      await createWorker({
+        nats: nats.url,
+        services: [
+          implementStepService({
+            async parse({ text }) {
+              step("parse");
+              if (text === "fail") throw new NonRetryableError("cannot parse fail");
+              return { words: text.split(" ") };
+            },
+            async count({ words }) {
+              step("count");
+              return { count: words.length };
+            },
+            async report({ line }) {
+              step("report");
+              return { line };
             },
           }),
         ],
@@ -162,5 +213,31 @@ describe("child tasks", () => {
     });
     expect(children[0]?.error?.message).toBe(`its parent ${parent.id} was cancelled`);
     expect((await client.getTask(parent.id)).state).toBe(TaskState.CANCELLED);
+  });
+
+  it("runs a typed graph step by step, each step a child task that runs once", async () => {
+    stepRuns.clear();
+    const task = await client.submitTask(familyService.methods.pipeline, { text: "one two three" });
+    expect((await task.result()).line).toBe("3 words");
+    expect(Object.fromEntries(stepRuns)).toEqual({ parse: 1, count: 1, report: 1 });
+    // At most the first run and one per step: a step that ended before its wait read the counts needs none.
+    expect(parentRuns.get(task.id)?.length).toBeLessThanOrEqual(4);
+    expect((await client.getTask(task.id)).children).toMatchObject({ spawned: 3n, ended: 3n, failed: 0n });
+  });
+
+  it("runs parallel steps and joins their outputs", async () => {
+    const task = await client.submitTask(familyService.methods.pipeline, { text: "a b", onFailure: "parallel" });
+    expect((await task.result()).line).toBe("2+2");
+  });
+
+  it("fails the graph at a failed step, names it; ignore and continue go on", async () => {
+    const failed = await client.submitTask(familyService.methods.pipeline, { text: "fail" });
+    await expect(failed.result()).rejects.toThrow(
+      /step 1 \(steps\/Parse, task steps\.\S+\) ended FAILED: cannot parse fail/,
+    );
+    const ignored = await client.submitTask(familyService.methods.pipeline, { text: "fail", onFailure: "ignore" });
+    expect((await ignored.result()).line).toBe("1 words");
+    const continued = await client.submitTask(familyService.methods.pipeline, { text: "fail", onFailure: "continue" });
+    expect((await continued.result()).line).toBe("3 words");
   });
 });

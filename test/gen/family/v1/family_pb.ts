@@ -11,7 +11,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file family/v1/family.proto.
  */
 export const file_family_v1_family: GenFile = /*@__PURE__*/
-  fileDesc("ChZmYW1pbHkvdjEvZmFtaWx5LnByb3RvEglmYW1pbHkudjEihAEKCkZhblJlcXVlc3QSEAoIY2hpbGRyZW4YASABKA0SEAoIc2xlZXBfbXMYAiABKA0SFQoNZmFpbGluZ19jaGlsZBgDIAEoDRISCgpvbl9mYWlsdXJlGAQgASgJEhQKDGNyYXNoX21pZHdheRgFIAEoCBIRCgl0d29fd2F2ZXMYBiABKAgiWwoLRmFuUmVzcG9uc2USDwoHc3Bhd25lZBgBIAEoBBINCgVlbmRlZBgCIAEoBBIOCgZmYWlsZWQYAyABKAQSDgoGbGFiZWxzGAQgASgJEgwKBHJ1bnMYBSABKA0yagoNRmFtaWx5U2VydmljZRJJCgNGYW4SFS5mYW1pbHkudjEuRmFuUmVxdWVzdBoWLmZhbWlseS52MS5GYW5SZXNwb25zZSIT0qMZDwoCCB4SCQgDEgUQgOHrFxoO0qMZCgoGZmFtaWx5EAFiBnByb3RvMw", [file_taskwire_v1_options]);
+  fileDesc("ChZmYW1pbHkvdjEvZmFtaWx5LnByb3RvEglmYW1pbHkudjEihAEKCkZhblJlcXVlc3QSEAoIY2hpbGRyZW4YASABKA0SEAoIc2xlZXBfbXMYAiABKA0SFQoNZmFpbGluZ19jaGlsZBgDIAEoDRISCgpvbl9mYWlsdXJlGAQgASgJEhQKDGNyYXNoX21pZHdheRgFIAEoCBIRCgl0d29fd2F2ZXMYBiABKAgiWwoLRmFuUmVzcG9uc2USDwoHc3Bhd25lZBgBIAEoBBINCgVlbmRlZBgCIAEoBBIOCgZmYWlsZWQYAyABKAQSDgoGbGFiZWxzGAQgASgJEgwKBHJ1bnMYBSABKA0iMAoMUGFyc2VSZXF1ZXN0EgwKBHRleHQYASABKAkSEgoKb25fZmFpbHVyZRgCIAEoCSIXCgZQYXJzZWQSDQoFd29yZHMYASADKAkiGAoHQ291bnRlZBINCgVjb3VudBgBIAEoDSIdCg1SZXBvcnRSZXF1ZXN0EgwKBGxpbmUYASABKAkiHgoOUmVwb3J0UmVzcG9uc2USDAoEbGluZRgBIAEoCTK0AQoNRmFtaWx5U2VydmljZRJICghQaXBlbGluZRIXLmZhbWlseS52MS5QYXJzZVJlcXVlc3QaGS5mYW1pbHkudjEuUmVwb3J0UmVzcG9uc2UiCNKjGQQKAggeEkkKA0ZhbhIVLmZhbWlseS52MS5GYW5SZXF1ZXN0GhYuZmFtaWx5LnYxLkZhblJlc3BvbnNlIhPSoxkPCgIIHhIJCAMSBRCA4esXGg7SoxkKCgZmYW1pbHkQATK+AQoLU3RlcFNlcnZpY2USMwoFUGFyc2USFy5mYW1pbHkudjEuUGFyc2VSZXF1ZXN0GhEuZmFtaWx5LnYxLlBhcnNlZBIuCgVDb3VudBIRLmZhbWlseS52MS5QYXJzZWQaEi5mYW1pbHkudjEuQ291bnRlZBI9CgZSZXBvcnQSGC5mYW1pbHkudjEuUmVwb3J0UmVxdWVzdBoZLmZhbWlseS52MS5SZXBvcnRSZXNwb25zZRoL0qMZBwoFc3RlcHNiBnByb3RvMw", [file_taskwire_v1_options]);
 
 /**
  * Request of FamilyService.Fan.
@@ -115,12 +115,135 @@ export const FanResponseSchema: GenMessage<FanResponse> = /*@__PURE__*/
   messageDesc(file_family_v1_family, 1);
 
 /**
+ * Request of StepService.Parse.
+ *
+ * @generated from message family.v1.ParseRequest
+ */
+export type ParseRequest = Message<"family.v1.ParseRequest"> & {
+  /**
+   * The text to split.
+   *
+   * @generated from field: string text = 1;
+   */
+  text: string;
+
+  /**
+   * Graph tests only: what a failed Parse step does ("fail", "ignore" or "continue").
+   *
+   * @generated from field: string on_failure = 2;
+   */
+  onFailure: string;
+};
+
+/**
+ * Describes the message family.v1.ParseRequest.
+ * Use `create(ParseRequestSchema)` to create a new message.
+ */
+export const ParseRequestSchema: GenMessage<ParseRequest> = /*@__PURE__*/
+  messageDesc(file_family_v1_family, 2);
+
+/**
+ * Response of StepService.Parse.
+ *
+ * @generated from message family.v1.Parsed
+ */
+export type Parsed = Message<"family.v1.Parsed"> & {
+  /**
+   * The words.
+   *
+   * @generated from field: repeated string words = 1;
+   */
+  words: string[];
+};
+
+/**
+ * Describes the message family.v1.Parsed.
+ * Use `create(ParsedSchema)` to create a new message.
+ */
+export const ParsedSchema: GenMessage<Parsed> = /*@__PURE__*/
+  messageDesc(file_family_v1_family, 3);
+
+/**
+ * Response of StepService.Count.
+ *
+ * @generated from message family.v1.Counted
+ */
+export type Counted = Message<"family.v1.Counted"> & {
+  /**
+   * How many words.
+   *
+   * @generated from field: uint32 count = 1;
+   */
+  count: number;
+};
+
+/**
+ * Describes the message family.v1.Counted.
+ * Use `create(CountedSchema)` to create a new message.
+ */
+export const CountedSchema: GenMessage<Counted> = /*@__PURE__*/
+  messageDesc(file_family_v1_family, 4);
+
+/**
+ * Request of StepService.Report.
+ *
+ * @generated from message family.v1.ReportRequest
+ */
+export type ReportRequest = Message<"family.v1.ReportRequest"> & {
+  /**
+   * The line to write.
+   *
+   * @generated from field: string line = 1;
+   */
+  line: string;
+};
+
+/**
+ * Describes the message family.v1.ReportRequest.
+ * Use `create(ReportRequestSchema)` to create a new message.
+ */
+export const ReportRequestSchema: GenMessage<ReportRequest> = /*@__PURE__*/
+  messageDesc(file_family_v1_family, 5);
+
+/**
+ * Response of StepService.Report.
+ *
+ * @generated from message family.v1.ReportResponse
+ */
+export type ReportResponse = Message<"family.v1.ReportResponse"> & {
+  /**
+   * The line written.
+   *
+   * @generated from field: string line = 1;
+   */
+  line: string;
+};
+
+/**
+ * Describes the message family.v1.ReportResponse.
+ * Use `create(ReportResponseSchema)` to create a new message.
+ */
+export const ReportResponseSchema: GenMessage<ReportResponse> = /*@__PURE__*/
+  messageDesc(file_family_v1_family, 6);
+
+/**
  * The worker type of the parent-and-children tests: its handler spawns child
  * tasks and waits for them.
  *
  * @generated from service family.v1.FamilyService
  */
 export const FamilyService: GenService<{
+  /**
+   * Runs a typed graph: Parse, then Count (which takes Parse's output), then
+   * Report (whose input is made from Count's output).
+   *
+   * @generated from rpc family.v1.FamilyService.Pipeline
+   */
+  pipeline: {
+    methodKind: "unary";
+    input: typeof ParseRequestSchema;
+    output: typeof ReportResponseSchema;
+  },
   /**
    * Spawns `children` children and waits for them, as the request says.
    *
@@ -133,4 +256,43 @@ export const FamilyService: GenService<{
   },
 }> = /*@__PURE__*/
   serviceDesc(file_family_v1_family, 0);
+
+/**
+ * The steps of the graph tests, each its own task kind.
+ *
+ * @generated from service family.v1.StepService
+ */
+export const StepService: GenService<{
+  /**
+   * Splits the text into words; the text "fail" fails for good.
+   *
+   * @generated from rpc family.v1.StepService.Parse
+   */
+  parse: {
+    methodKind: "unary";
+    input: typeof ParseRequestSchema;
+    output: typeof ParsedSchema;
+  },
+  /**
+   * Counts the words.
+   *
+   * @generated from rpc family.v1.StepService.Count
+   */
+  count: {
+    methodKind: "unary";
+    input: typeof ParsedSchema;
+    output: typeof CountedSchema;
+  },
+  /**
+   * Writes a line.
+   *
+   * @generated from rpc family.v1.StepService.Report
+   */
+  report: {
+    methodKind: "unary";
+    input: typeof ReportRequestSchema;
+    output: typeof ReportResponseSchema;
+  },
+}> = /*@__PURE__*/
+  serviceDesc(file_family_v1_family, 1);
 

@@ -4,8 +4,8 @@
 
 import type { HandlerResult, SubmitOptions, TaskClient, TaskHandle } from "taskwire";
 import { defineTaskService } from "taskwire";
-import type { FanRequest, FanResponse } from "./family_pb.ts";
-import { FamilyService, FanRequestSchema, FanResponseSchema } from "./family_pb.ts";
+import type { Counted, FanRequest, FanResponse, Parsed, ParseRequest, ReportRequest, ReportResponse } from "./family_pb.ts";
+import { CountedSchema, FamilyService, FanRequestSchema, FanResponseSchema, ParsedSchema, ParseRequestSchema, ReportRequestSchema, ReportResponseSchema, StepService } from "./family_pb.ts";
 import type { TaskContext, TaskServiceImplementation } from "taskwire/worker";
 import { implementTaskService } from "taskwire/worker";
 import type { MessageInitShape } from "@bufbuild/protobuf";
@@ -13,7 +13,7 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 /**
  * The comments of family/v1/family.proto, which gRPC reflection serves with the file's descriptor: its SourceCodeInfo (the locations that carry a comment), in base64.
  */
-export const file_family_v1_family_sourceInfo = "CnMKAgYAEgQIABgBGmcgVGhlIHdvcmtlciB0eXBlIG9mIHRoZSBwYXJlbnQtYW5kLWNoaWxkcmVuIHRlc3RzOiBpdHMgaGFuZGxlciBzcGF3bnMgY2hpbGQKIHRhc2tzIGFuZCB3YWl0cyBmb3IgdGhlbS4KClMKBAYAAgASBA8CFwMaRSBTcGF3bnMgYGNoaWxkcmVuYCBjaGlsZHJlbiBhbmQgd2FpdHMgZm9yIHRoZW0sIGFzIHRoZSByZXF1ZXN0IHNheXMuCgorCgIEABIEGwAoARofIFJlcXVlc3Qgb2YgRmFtaWx5U2VydmljZS5GYW4uCgohCgQEAAIAEgMdAhYaFCBDaGlsZHJlbiB0byBzcGF3bi4KCjoKBAQAAgESAx8CFhotIEhvdyBsb25nIGVhY2ggY2hpbGQgd29ya3MsIGluIG1pbGxpc2Vjb25kcy4KCk0KBAQAAgISAyECGxpAIFRoZSBjaGlsZCBvZiB0aGlzIHJhbmsgKDEtYmFzZWQpIGZhaWxzIGZvciBnb29kOyAwOiBub25lIGRvZXMuCgpNCgQEAAIDEgMjAhgaQCAiZmFpbCIsICJjb250aW51ZSIgb3IgImlnbm9yZSI6IHRoZSBjaGlsZHJlbidzIGZhaWx1cmUgcG9saWN5LgoKTwoEBAACBBIDJQIYGkIgQXR0ZW1wdCAxIG9mIHRoZSBwYXJlbnQgdGhyb3dzIGFmdGVyIHNwYXduaW5nIGhhbGYgaXRzIGNoaWxkcmVuLgoKNgoEBAACBRIDJwIVGikgU3Bhd24gaW4gdHdvIHdhdmVzLCB3YWl0aW5nIGFmdGVyIGVhY2guCgosCgIEARIEKwA0ARogIFJlc3BvbnNlIG9mIEZhbWlseVNlcnZpY2UuRmFuLgoKUQoEBAECABIDLQIVGkQgQ2hpbGRyZW4gc3Bhd25lZCwgZW5kZWQgYW5kIGZhaWxlZCwgYXMgdGhlIGxhc3Qgd2FpdCBjb3VudGVkIHRoZW0uCgpbCgQEAQIDEgMxAhQaTiBUaGUgbGFiZWxzIG9mIHRoZSBjaGlsZHJlbiB0aGF0IHN1Y2NlZWRlZCwgam9pbmVkIGJ5IGNvbW1hcywgaW4gc3Bhd24gb3JkZXIuCgouCgQEAQIEEgMzAhIaISBIb3cgbWFueSB0aW1lcyB0aGUgaGFuZGxlciByYW4uCg";
+export const file_family_v1_family_sourceInfo = "CnMKAgYAEgQIACABGmcgVGhlIHdvcmtlciB0eXBlIG9mIHRoZSBwYXJlbnQtYW5kLWNoaWxkcmVuIHRlc3RzOiBpdHMgaGFuZGxlciBzcGF3bnMgY2hpbGQKIHRhc2tzIGFuZCB3YWl0cyBmb3IgdGhlbS4KCosBCgQGAAIAEgQQAhQDGn0gUnVucyBhIHR5cGVkIGdyYXBoOiBQYXJzZSwgdGhlbiBDb3VudCAod2hpY2ggdGFrZXMgUGFyc2UncyBvdXRwdXQpLCB0aGVuCiBSZXBvcnQgKHdob3NlIGlucHV0IGlzIG1hZGUgZnJvbSBDb3VudCdzIG91dHB1dCkuCgpTCgQGAAIBEgQXAh8DGkUgU3Bhd25zIGBjaGlsZHJlbmAgY2hpbGRyZW4gYW5kIHdhaXRzIGZvciB0aGVtLCBhcyB0aGUgcmVxdWVzdCBzYXlzLgoKKwoCBAASBCMAMAEaHyBSZXF1ZXN0IG9mIEZhbWlseVNlcnZpY2UuRmFuLgoKIQoEBAACABIDJQIWGhQgQ2hpbGRyZW4gdG8gc3Bhd24uCgo6CgQEAAIBEgMnAhYaLSBIb3cgbG9uZyBlYWNoIGNoaWxkIHdvcmtzLCBpbiBtaWxsaXNlY29uZHMuCgpNCgQEAAICEgMpAhsaQCBUaGUgY2hpbGQgb2YgdGhpcyByYW5rICgxLWJhc2VkKSBmYWlscyBmb3IgZ29vZDsgMDogbm9uZSBkb2VzLgoKTQoEBAACAxIDKwIYGkAgImZhaWwiLCAiY29udGludWUiIG9yICJpZ25vcmUiOiB0aGUgY2hpbGRyZW4ncyBmYWlsdXJlIHBvbGljeS4KCk8KBAQAAgQSAy0CGBpCIEF0dGVtcHQgMSBvZiB0aGUgcGFyZW50IHRocm93cyBhZnRlciBzcGF3bmluZyBoYWxmIGl0cyBjaGlsZHJlbi4KCjYKBAQAAgUSAy8CFRopIFNwYXduIGluIHR3byB3YXZlcywgd2FpdGluZyBhZnRlciBlYWNoLgoKLAoCBAESBDMAPAEaICBSZXNwb25zZSBvZiBGYW1pbHlTZXJ2aWNlLkZhbi4KClEKBAQBAgASAzUCFRpEIENoaWxkcmVuIHNwYXduZWQsIGVuZGVkIGFuZCBmYWlsZWQsIGFzIHRoZSBsYXN0IHdhaXQgY291bnRlZCB0aGVtLgoKWwoEBAECAxIDOQIUGk4gVGhlIGxhYmVscyBvZiB0aGUgY2hpbGRyZW4gdGhhdCBzdWNjZWVkZWQsIGpvaW5lZCBieSBjb21tYXMsIGluIHNwYXduIG9yZGVyLgoKLgoEBAECBBIDOwISGiEgSG93IG1hbnkgdGltZXMgdGhlIGhhbmRsZXIgcmFuLgoKQwoCBgESBD8ASAEaNyBUaGUgc3RlcHMgb2YgdGhlIGdyYXBoIHRlc3RzLCBlYWNoIGl0cyBvd24gdGFzayBraW5kLgoKSgoEBgECABIDQwIrGj0gU3BsaXRzIHRoZSB0ZXh0IGludG8gd29yZHM7IHRoZSB0ZXh0ICJmYWlsIiBmYWlscyBmb3IgZ29vZC4KCiAKBAYBAgESA0UCJhoTIENvdW50cyB0aGUgd29yZHMuCgodCgQGAQICEgNHAjUaECBXcml0ZXMgYSBsaW5lLgoKKwoCBAISBEsAUAEaHyBSZXF1ZXN0IG9mIFN0ZXBTZXJ2aWNlLlBhcnNlLgoKIQoEBAICABIDTQISGhQgVGhlIHRleHQgdG8gc3BsaXQuCgpgCgQEAgIBEgNPAhgaUyBHcmFwaCB0ZXN0cyBvbmx5OiB3aGF0IGEgZmFpbGVkIFBhcnNlIHN0ZXAgZG9lcyAoImZhaWwiLCAiaWdub3JlIiBvciAiY29udGludWUiKS4KCiwKAgQDEgRTAFYBGiAgUmVzcG9uc2Ugb2YgU3RlcFNlcnZpY2UuUGFyc2UuCgoZCgQEAwIAEgNVAhwaDCBUaGUgd29yZHMuCgosCgIEBBIEWQBcARogIFJlc3BvbnNlIG9mIFN0ZXBTZXJ2aWNlLkNvdW50LgoKHgoEBAQCABIDWwITGhEgSG93IG1hbnkgd29yZHMuCgosCgIEBRIEXwBiARogIFJlcXVlc3Qgb2YgU3RlcFNlcnZpY2UuUmVwb3J0LgoKIQoEBAUCABIDYQISGhQgVGhlIGxpbmUgdG8gd3JpdGUuCgotCgIEBhIEZQBoARohIFJlc3BvbnNlIG9mIFN0ZXBTZXJ2aWNlLlJlcG9ydC4KCiAKBAQGAgASA2cCEhoTIFRoZSBsaW5lIHdyaXR0ZW4uCg";
 
 /**
  * The task service family.v1.FamilyService, run by workers of type "family".
@@ -25,6 +25,12 @@ export const familyService = defineTaskService({
   concurrency: 1,
   sourceInfo: file_family_v1_family_sourceInfo,
   methods: {
+    pipeline: {
+      name: "Pipeline",
+      input: ParseRequestSchema,
+      output: ReportResponseSchema,
+      defaults: { timeoutMs: 30000 },
+    },
     fan: {
       name: "Fan",
       input: FanRequestSchema,
@@ -42,6 +48,13 @@ export const familyService = defineTaskService({
  */
 export interface FamilyServiceHandler {
   /**
+   * Runs a typed graph: Parse, then Count (which takes Parse's output), then
+   * Report (whose input is made from Count's output).
+   *
+   * @generated from rpc family.v1.FamilyService.Pipeline
+   */
+  pipeline(request: ParseRequest, ctx: TaskContext): Promise<HandlerResult<ReportResponse>>;
+  /**
    * Spawns `children` children and waits for them, as the request says.
    *
    * @generated from rpc family.v1.FamilyService.Fan
@@ -54,6 +67,7 @@ export interface FamilyServiceHandler {
  */
 export function implementFamilyService(handler: FamilyServiceHandler): TaskServiceImplementation<typeof familyService.methods> {
   return implementTaskService(familyService, {
+    pipeline: (request, ctx) => handler.pipeline(request, ctx),
     fan: (request, ctx) => handler.fan(request, ctx),
   });
 }
@@ -62,6 +76,13 @@ export function implementFamilyService(handler: FamilyServiceHandler): TaskServi
  * Submits tasks of family.v1.FamilyService; each call resolves once the task is durably accepted.
  */
 export interface FamilyServiceClient {
+  /**
+   * Runs a typed graph: Parse, then Count (which takes Parse's output), then
+   * Report (whose input is made from Count's output).
+   *
+   * @generated from rpc family.v1.FamilyService.Pipeline
+   */
+  pipeline(request: MessageInitShape<typeof ParseRequestSchema>, options?: SubmitOptions): Promise<TaskHandle<typeof ReportResponseSchema>>;
   /**
    * Spawns `children` children and waits for them, as the request says.
    *
@@ -75,6 +96,110 @@ export interface FamilyServiceClient {
  */
 export function createFamilyServiceClient(client: TaskClient): FamilyServiceClient {
   return {
+    pipeline: (request, options) => client.submitTask(familyService.methods.pipeline, request, options),
     fan: (request, options) => client.submitTask(familyService.methods.fan, request, options),
+  };
+}
+
+/**
+ * The task service family.v1.StepService, run by workers of type "steps".
+ */
+export const stepService = defineTaskService({
+  generatorVersion: "0.1.0",
+  workerType: "steps",
+  service: StepService,
+  concurrency: 0,
+  sourceInfo: file_family_v1_family_sourceInfo,
+  methods: {
+    parse: {
+      name: "Parse",
+      input: ParseRequestSchema,
+      output: ParsedSchema,
+      defaults: {},
+    },
+    count: {
+      name: "Count",
+      input: ParsedSchema,
+      output: CountedSchema,
+      defaults: {},
+    },
+    report: {
+      name: "Report",
+      input: ReportRequestSchema,
+      output: ReportResponseSchema,
+      defaults: {},
+    },
+  },
+});
+
+/**
+ * The steps of the graph tests, each its own task kind.
+ *
+ * @generated from service family.v1.StepService
+ */
+export interface StepServiceHandler {
+  /**
+   * Splits the text into words; the text "fail" fails for good.
+   *
+   * @generated from rpc family.v1.StepService.Parse
+   */
+  parse(request: ParseRequest, ctx: TaskContext): Promise<HandlerResult<Parsed>>;
+  /**
+   * Counts the words.
+   *
+   * @generated from rpc family.v1.StepService.Count
+   */
+  count(request: Parsed, ctx: TaskContext): Promise<HandlerResult<Counted>>;
+  /**
+   * Writes a line.
+   *
+   * @generated from rpc family.v1.StepService.Report
+   */
+  report(request: ReportRequest, ctx: TaskContext): Promise<HandlerResult<ReportResponse>>;
+}
+
+/**
+ * Binds a StepServiceHandler for the worker runtime: export the result from a handler module.
+ */
+export function implementStepService(handler: StepServiceHandler): TaskServiceImplementation<typeof stepService.methods> {
+  return implementTaskService(stepService, {
+    parse: (request, ctx) => handler.parse(request, ctx),
+    count: (request, ctx) => handler.count(request, ctx),
+    report: (request, ctx) => handler.report(request, ctx),
+  });
+}
+
+/**
+ * Submits tasks of family.v1.StepService; each call resolves once the task is durably accepted.
+ */
+export interface StepServiceClient {
+  /**
+   * Splits the text into words; the text "fail" fails for good.
+   *
+   * @generated from rpc family.v1.StepService.Parse
+   */
+  parse(request: MessageInitShape<typeof ParseRequestSchema>, options?: SubmitOptions): Promise<TaskHandle<typeof ParsedSchema>>;
+  /**
+   * Counts the words.
+   *
+   * @generated from rpc family.v1.StepService.Count
+   */
+  count(request: MessageInitShape<typeof ParsedSchema>, options?: SubmitOptions): Promise<TaskHandle<typeof CountedSchema>>;
+  /**
+   * Writes a line.
+   *
+   * @generated from rpc family.v1.StepService.Report
+   */
+  report(request: MessageInitShape<typeof ReportRequestSchema>, options?: SubmitOptions): Promise<TaskHandle<typeof ReportResponseSchema>>;
+}
+
+/**
+ * A typed StepServiceClient over a Taskwire client (gateway or direct mode).
+ */
+export function createStepServiceClient(client: TaskClient): StepServiceClient {
+  return {
+    parse: (request, options) => client.submitTask(stepService.methods.parse, request, options),
+    count: (request, options) => client.submitTask(stepService.methods.count, request, options),
+    report: (request, options) => client.submitTask(stepService.methods.report, request, options),
   };
 }
