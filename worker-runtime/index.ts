@@ -32,7 +32,15 @@ export { runTaskHandler } from "./run-task-handler.ts";
 export type { MetricsServer, MetricsServerOptions } from "./supervisor-metrics.ts";
 export { serveSupervisorMetrics } from "./supervisor-metrics.ts";
 export type { ChildCounts, ChildOutcome, SpawnOptions, TaskContext } from "./task-context.ts";
-export { type BranchOutputs, type StepOptions, TaskGraph, taskGraph } from "./task-graph.ts";
+export {
+  type BranchOutputs,
+  type ContinueStep,
+  type FailStep,
+  type IgnoreStep,
+  type StepOptions,
+  TaskGraph,
+  taskGraph,
+} from "./task-graph.ts";
 export type {
   TaskMethodHandler,
   TaskServiceHandlers,

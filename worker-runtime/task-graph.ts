@@ -9,10 +9,29 @@ import type { TaskContext } from "./task-context.ts";
  * default the graph fails, naming the step; with `fallback` the step's output
  * is that message instead; with `recover` it is made from the step's error.
  */
-export type StepOptions<O extends DescMessage> =
-  | { readonly onFailure?: "fail" }
-  | { readonly onFailure: "ignore"; readonly fallback: MessageInitShape<O> }
-  | { readonly onFailure: "continue"; readonly recover: (error: TaskErrorMessage) => MessageInitShape<O> };
+export type StepOptions<O extends DescMessage> = FailStep | IgnoreStep<O> | ContinueStep<O>;
+
+/** A step whose failure fails the graph (the default). */
+export interface FailStep {
+  /** The graph fails, naming the step. */
+  readonly onFailure?: "fail";
+}
+
+/** A step whose failure is replaced by a fixed output. */
+export interface IgnoreStep<O extends DescMessage> {
+  /** The graph goes on with `fallback` as the step's output. */
+  readonly onFailure: "ignore";
+  /** The step's output when it failed. */
+  readonly fallback: MessageInitShape<O>;
+}
+
+/** A step whose failure is turned into an output. */
+export interface ContinueStep<O extends DescMessage> {
+  /** The graph goes on with what `recover` makes of the error as the step's output. */
+  readonly onFailure: "continue";
+  /** The step's output made from its error. */
+  readonly recover: (error: TaskErrorMessage) => MessageInitShape<O>;
+}
 
 /** One node of a graph: its task kinds (one, or several run at once), and how the next input is made. */
 interface Node {
