@@ -415,8 +415,17 @@ export class Attempt {
     const family = this.context?.childTasks?.counts;
     const spawned = family && isTerminal(state) && family.spawned > family.waited ? family.spawned : undefined;
     if (spawned) await awaitChildren(this.env.bucket.requests, this.taskId, spawned, family?.waited ?? 0n);
+    // The counts its last wait returned, when that wait covered every child it spawned.
+    const last = isTerminal(state) ? this.context?.childTasks?.lastCounts : undefined;
+    const counted = last && BigInt(last.spawned) === (family?.spawned ?? 0n) ? last : undefined;
     const written = await this.writer.finish((s) => {
       if (spawned) s.children = create(ChildrenSchema, { spawned });
+      if (counted)
+        s.children = create(ChildrenSchema, {
+          spawned: BigInt(counted.spawned),
+          ended: BigInt(counted.ended),
+          failed: BigInt(counted.failed),
+        });
       s.state = state;
       if (isTerminal(state)) s.finishedAt = timestampNow();
       if (error) {

@@ -65,6 +65,9 @@ export class ChildTasks {
     this.waited = waited;
   }
 
+  /** The counts its last wait returned: what the task's final record keeps. */
+  lastCounts: ChildCounts | undefined;
+
   /** Children spawned in this run (the ones before the last wait included), and at the last wait. */
   get counts(): { readonly spawned: bigint; readonly waited: bigint } {
     return { spawned: BigInt(this.spawned), waited: this.waited };
@@ -104,7 +107,8 @@ export class ChildTasks {
     const count = await countChildren(this.bucket.requests, this.parentId, this.waited);
     if (count.fatal) throw await this.failure(count.fatal);
     if (count.ended < spawned) throw new WaitingForChildren(spawned);
-    return { spawned: this.spawned, ended: Number(count.ended), failed: Number(count.failed) };
+    this.lastCounts = { spawned: this.spawned, ended: Number(count.ended), failed: Number(count.failed) };
+    return this.lastCounts;
   }
 
   async *children<O extends DescMessage>(output: O): AsyncIterable<ChildOutcome<O>[]> {

@@ -50,6 +50,7 @@ export const listedStates: readonly TaskState[] = [
   TaskState.SCHEDULED,
   TaskState.RUNNING,
   TaskState.RETRYING,
+  TaskState.WAITING,
   TaskState.SUCCEEDED,
   TaskState.FAILED,
   TaskState.CANCELLED,
@@ -57,9 +58,17 @@ export const listedStates: readonly TaskState[] = [
   TaskState.INCOMPLETE,
 ];
 
-/** Whether a task in this state has ended for good. */
+const terminalStates: ReadonlySet<TaskState> = new Set([
+  TaskState.SUCCEEDED,
+  TaskState.FAILED,
+  TaskState.CANCELLED,
+  TaskState.EXPIRED,
+  TaskState.INCOMPLETE,
+]);
+
+/** Whether a task in this state has ended for good (WAITING, numbered after them, has not). */
 export function isTerminal(state: TaskState): boolean {
-  return state >= TaskState.SUCCEEDED;
+  return terminalStates.has(state);
 }
 
 /** An error code's short name, e.g. "DEADLINE_EXCEEDED". */

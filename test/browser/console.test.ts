@@ -11,6 +11,7 @@ import { createClient, type TaskwireClient } from "../../sdk/client/create-clien
 import { NonRetryableError } from "../../sdk/core/task-error.ts";
 import { apiKeyHash } from "../../server/gateway-auth.ts";
 import { createWorker, type Worker } from "../../worker-runtime/create-worker.ts";
+import { familyService, implementFamilyService } from "../gen/family/v1/family_taskwire.ts";
 import { implementProbeService, probeService } from "../gen/probe/v1/probe_taskwire.ts";
 import { exampleDigest, startDeployment, type TestDeployment } from "../support/deployment.ts";
 import { poll } from "../support/poll.ts";
@@ -52,7 +53,7 @@ describe("the web console", () => {
     built = await mkdtemp(join(tmpdir(), "taskwire-console-"));
     const consoleDirectory = await buildConsoleIfStale({ out: join(built, "console"), log: () => {} });
     deployment = await startDeployment(
-      [hashService, reportService, probeService],
+      [hashService, reportService, probeService, familyService],
       [
         { name: "hasher", module: "examples/hash/hash-worker.ts", processes: 2 },
         { name: "reports", module: "examples/report/report-worker.ts", processes: 1 },
@@ -72,6 +73,15 @@ describe("the web console", () => {
     probeWorker = await createWorker({
       nats: deployment.nats.url,
       services: [
+        // A parent of three probe children, for the task page's family.
+        implementFamilyService({
+          async fan({ children }, ctx) {
+            for (let i = 0; i < children; i++) await ctx.spawn(probeService.methods.run, { label: `child-${i}` });
+            const counts = await ctx.waitForChildren();
+            return { spawned: BigInt(counts.spawned), ended: BigInt(counts.ended) };
+          },
+          pipeline: async () => ({}),
+        }),
         implementProbeService({
           async run({ label, nonRetryable }, ctx) {
             attempts.set(label, (attempts.get(label) ?? 0) + 1);
@@ -135,6 +145,7 @@ describe("the web console", () => {
     await expect.poll(() => text(count(queueCard(page, "hasher"), "workers")), { timeout: pageWaitMs }).toBe("2");
     await open(page, "#/workers");
     const rows = page.locator("tr[data-worker]");
+    // Two hashers, a reports worker, and this test's worker of probe and family.
     await expect.poll(() => rows.count(), { timeout: pageWaitMs }).toBe(4);
     const hasher = page.locator('tr[data-worker="hasher-0"]');
     expect(await text(hasher.locator('[data-label="Host"]'))).toBe(hostname());
@@ -264,6 +275,21 @@ describe("the web console", () => {
       const queue = await client.queues.getQueue("hasher");
       return queue.queued + queue.running === 0n ? true : undefined;
     }, 120_000);
+  });
+
+  it("shows a parent's children, counted, and a child's parent, linked", async () => {
+    const parent = await client.submitTask(familyService.methods.fan, { children: 3 });
+    expect(await parent.result()).toMatchObject({ spawned: 3n, ended: 3n });
+    await open(page, `#/tasks/${parent.id}`);
+    await expect.poll(() => text(page.locator("dd[data-children]")), { timeout: pageWaitMs }).toBe("3 of 3 ended");
+    const child = (await client.listTasks({ workerType: "probe", pageSize: 10 })).tasks.find(
+      (t) => t.parentTaskId === parent.id,
+    );
+    await open(page, `#/tasks/${child?.taskId}`);
+    const link = page.getByRole("link", { name: parent.id });
+    await link.waitFor({ timeout: pageWaitMs });
+    await link.click();
+    await expect.poll(() => text(page.locator("dd[data-children]")), { timeout: pageWaitMs }).toBe("3 of 3 ended");
   });
 
   it("shows a read-only key no action buttons", async () => {

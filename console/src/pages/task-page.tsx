@@ -223,6 +223,23 @@ function TaskDetails({ status, deadLetter }: { readonly status: TaskStatus; read
           <dd>{value}</dd>
         </div>
       ))}
+      {status.parentTaskId ? (
+        <div>
+          <dt>Parent</dt>
+          <dd>
+            <a href={links.task(status.parentTaskId)}>{status.parentTaskId}</a>
+          </dd>
+        </div>
+      ) : null}
+      {status.children ? (
+        <div>
+          <dt>Children</dt>
+          <dd data-children>
+            {`${status.children.ended} of ${status.children.spawned} ended`}
+            {status.children.failed > 0n ? `, ${status.children.failed} failed` : ""}
+          </dd>
+        </div>
+      ) : null}
       {deadLetter ? (
         <div>
           <dt>Dead letter</dt>
