@@ -46,6 +46,7 @@ import {
 import type { AttemptEnvironment } from "./attempt-environment.ts";
 import { ChildTasks, learningRegistry } from "./child-tasks.ts";
 import { DuePromoter } from "./due-promoter.ts";
+import { FairDispatcher } from "./fair-dispatcher.ts";
 import { giveBack } from "./give-back.ts";
 import { Leases } from "./leases.ts";
 import { PrioritySlots } from "./priority-slots.ts";
@@ -135,6 +136,7 @@ class TaskWorker implements Worker {
   private readonly cancelled = new Set<string>();
   private readonly feeds: TaskFeed[] = [];
   private readonly promoters: DuePromoter[] = [];
+  private readonly dispatchers: FairDispatcher[] = [];
   private scheduling: Scheduling | undefined;
   /** Submits and cancels for its handlers (children) and schedules. */
   private tasks: TaskBackend | undefined;
@@ -230,6 +232,17 @@ class TaskWorker implements Worker {
     const heartbeatMs = Math.max(100, Math.floor(ackWaitMs / 3));
     const reportResult = this.resultReporter();
     this.promoters.push(await this.startPromoter(js, jsm, workerType, reportResult));
+    // Tasks with a fairness key reach the queue through the type's dispatcher: one worker's at a time.
+    this.dispatchers.push(
+      new FairDispatcher(
+        jsm,
+        this.bucket,
+        workerType,
+        new Leases(this.bucket.requests, jsm, workerType, "dispatch", 1, 5_000),
+        this.id,
+        (error) => this.emit({ type: "error", error: fromNatsError(error, `queueing ${workerType}'s keyed tasks`) }),
+      ),
+    );
     const feeds: TaskFeed[] = [];
     this.subscriptions.push(
       this.nc.subscribe(topology.cancelSubject(workerType), { callback: (_, msg) => this.cancel(msg.string()) }),
@@ -408,6 +421,7 @@ class TaskWorker implements Worker {
     this.state = "draining";
     // Stage 1: stop pulling; tasks pulled but not started go back to the stream at once.
     for (const promoter of this.promoters) promoter.stop();
+    await Promise.all(this.dispatchers.map((dispatcher) => dispatcher.stop()));
     await this.scheduling?.close().catch((error) => this.emit({ type: "error", error: TaskError.from(error) }));
     // No longer live: broadcasts to "every worker" leave it out from now on.
     clearInterval(this.presenceTimer);

@@ -7,7 +7,8 @@ import { publishToStream } from "../sdk/nats/index.ts";
 
 /** A lease held: renew it while the work goes on, release it when done. */
 export interface Lease {
-  renew(): Promise<void>;
+  /** Renews it; false when it was lost (it lapsed, and another holder took it). */
+  renew(): Promise<boolean>;
   release(): Promise<void>;
 }
 
@@ -25,14 +26,14 @@ export class Leases {
   private readonly requests: RequestPipeline;
   private readonly jsm: JetStreamManager;
   private readonly workerType: string;
-  private readonly kind: "run" | "rate";
+  private readonly kind: "run" | "rate" | "dispatch";
   private readonly count: number;
   private readonly ttlMs: number;
   constructor(
     requests: RequestPipeline,
     jsm: JetStreamManager,
     workerType: string,
-    kind: "run" | "rate",
+    kind: "run" | "rate" | "dispatch",
     count: number,
     ttlMs: number,
   ) {
@@ -67,12 +68,25 @@ export class Leases {
     }
   }
 
+  /** Takes a free lease if one is free now, trying each subject once; undefined when none is. */
+  async tryAcquire(holder: string): Promise<Lease | undefined> {
+    for (let i = 0; i < this.count; i++) {
+      const n = this.next++ % this.count;
+      const seq = await this.take(n, holder, 0);
+      if (seq !== undefined) return this.lease(n, holder, seq);
+    }
+    return undefined;
+  }
+
   private lease(n: number, holder: string, taken: number): Lease {
     let seq = taken;
     return {
       renew: async () => {
-        // Lost (it lapsed, or another holder took it): the attempt goes on without it.
-        seq = (await this.take(n, holder, seq)) ?? seq;
+        // Lost (it lapsed, or another holder took it): an attempt goes on without it.
+        const renewed = await this.take(n, holder, seq);
+        if (renewed === undefined) return false;
+        seq = renewed;
+        return true;
       },
       release: async () => {
         await this.jsm.streams.deleteMessage(topology.limitStream(this.workerType), seq, false).catch(() => false);

@@ -26,6 +26,8 @@ const statusBucket = "taskwire_status";
  *   tick on `taskwire.sched.<type>.tick.<schedule id>` then, and consumer
  *   `<type>_ticks` (pulled by workers and gateways) fires it.
  * - KV bucket `taskwire_schedules`: a ScheduleInfo per `<type>.<schedule id>`.
+ * - `taskwire.fair.<type>.<key hash>`: the WorkItems of tasks with a fairness
+ *   key, in stream `FAIR_<type>`, until the type's dispatcher queues them.
  * - `taskwire.children.<type>.<id-token>.{ended,failed}`: counters (ADR-49) of
  *   the children of a parent task of the type, in stream `CHILDREN_<type>`;
  *   `taskwire.index.<type>.children.<id-token>` the ids of its children, and
@@ -99,8 +101,9 @@ export const topology = {
   controlSubject: (workerType: string) => `taskwire.control.${workerType}`,
   /** Leases of the type's limits across workers: one message per running attempt or recent start. */
   limitStream: (workerType: string) => `LIMITS_${workerType}`,
-  /** Lease `n` of a limit ("run": concurrency, "rate": starts per second). */
-  limitSubject: (workerType: string, limit: "run" | "rate", n: number) => `taskwire.limit.${workerType}.${limit}.${n}`,
+  /** Lease `n` of a limit ("run": concurrency, "rate": starts per second, "dispatch": the fair dispatcher). */
+  limitSubject: (workerType: string, limit: "run" | "rate" | "dispatch", n: number) =>
+    `taskwire.limit.${workerType}.${limit}.${n}`,
   /** Copies of broadcast tasks, one per endpoint (worker instance). */
   broadcastStream: (workerType: string) => `BCAST_${workerType}`,
   /** One endpoint's copy of a broadcast task. */
@@ -124,6 +127,10 @@ export const topology = {
   indexFieldSubject: (workerType: string, term: string) => `taskwire.index.${workerType}.field.${term}`,
   /** A message of that stream: the ids of tasks that entered `state` together (a lower-case state name). */
   indexStateSubject: (workerType: string, state: string) => `taskwire.index.${workerType}.${state}`,
+  /** Tasks with a fairness key, waiting for the type's dispatcher, by key. */
+  fairStream: (workerType: string) => `FAIR_${workerType}`,
+  /** The tasks of one fairness key (its hash), oldest first. */
+  fairSubject: (workerType: string, keyHash: string) => `taskwire.fair.${workerType}.${keyHash}`,
   /** Counters of the children of the type's parent tasks (ADR-49). */
   childrenStream: (workerType: string) => `CHILDREN_${workerType}`,
   /** The subjects of that stream. */

@@ -1,4 +1,5 @@
-import { create, type DescMessage, type Message, type MessageShape } from "@bufbuild/protobuf";
+import { createHash } from "node:crypto";
+import { create, type DescMessage, getOption, hasOption, type Message, type MessageShape } from "@bufbuild/protobuf";
 import {
   type Any,
   type Duration,
@@ -10,6 +11,7 @@ import {
   timestampMs,
 } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
+import { field as fieldOption } from "../../gen/taskwire/v1/options_pb.ts";
 import {
   DeliveryMode,
   DeliveryModeSchema,
@@ -52,6 +54,8 @@ export interface PreparedTask {
   readonly broadcast?: { readonly endpoints: readonly string[]; readonly deadline: Date };
   /** The index terms of its searchable fields (searchable-fields.ts); absent when it has none set. */
   readonly searchTerms?: readonly string[];
+  /** A task with a fairness key: `subject` is its key's, where it waits for the dispatcher. */
+  readonly held?: boolean;
 }
 
 /** Limits checked before anything reaches NATS. */
@@ -126,6 +130,7 @@ export function prepareTask(
   }
   const terms = searchTermsOf(method.input, request);
   const searchTerms = terms.length > 0 ? { searchTerms: terms } : {};
+  const fairnessKey = fairnessKeyOf(task.fairnessKey, method.input, request);
   // A start time that has come already is no delay at all.
   let notBefore: number | undefined;
   if (task.schedule.case === "notBefore") notBefore = timeWithinRange(task.schedule.value, "task.not_before");
@@ -233,6 +238,7 @@ export function prepareTask(
     parentTaskId: task.parentTaskId,
     childFailure: task.childFailure,
     resumes: 0,
+    fairnessKey,
   });
   const bytes = concatMessages(shared, own);
   const maxBytes = limits.maxWorkItemBytes ?? 1_000_000;
@@ -264,7 +270,45 @@ export function prepareTask(
       ...searchTerms,
     };
   }
+  // A task with a fairness key waits among its key's, until its type's dispatcher queues it (see fair-dispatcher.ts).
+  if (fairnessKey) {
+    return {
+      taskId,
+      subject: topology.fairSubject(method.workerType, fairnessKeyHash(fairnessKey)),
+      bytes,
+      held: true,
+      ...searchTerms,
+    };
+  }
   return { taskId, subject: topology.taskSubject(method.workerType, priority, token), bytes, ...searchTerms };
+}
+
+/** The longest fairness key, in bytes. */
+export const maxFairnessKeyBytes = 256;
+
+/**
+ * A task's fairness key: the one given at submit, else the value of the request
+ * field marked `(taskwire.v1.field).fairness_key` (a string or an integer), else "".
+ */
+function fairnessKeyOf(given: string, input: DescMessage, request: Message): string {
+  let key = given;
+  if (!key) {
+    const field = input.fields.find((f) => hasOption(f, fieldOption) && getOption(f, fieldOption).fairnessKey);
+    const value = field ? (request as unknown as Record<string, unknown>)[field.localName] : undefined;
+    if (typeof value === "string" || typeof value === "number" || typeof value === "bigint") key = String(value);
+    if (key === "0") key = "";
+  }
+  if (Buffer.byteLength(key) > maxFairnessKeyBytes)
+    throw new TaskError(
+      `fairness key of ${Buffer.byteLength(key)} bytes: at most ${maxFairnessKeyBytes}`,
+      Code.InvalidArgument,
+    );
+  return key;
+}
+
+/** The subject token of a fairness key: the first 16 hex digits of its SHA-256. */
+export function fairnessKeyHash(key: string): string {
+  return createHash("sha256").update(key).digest("hex").slice(0, 16);
 }
 
 /** Payloads packed by {@link packPayload}, with the message each was encoded from. */

@@ -61,6 +61,7 @@ export function queuedStatus(workItem: WorkItem, state: TaskState = TaskState.PE
     submittedBy: workItem.submittedBy,
     parentTaskId: workItem.parentTaskId,
     childFailure: workItem.childFailure,
+    fairnessKey: workItem.fairnessKey,
   };
 }
 

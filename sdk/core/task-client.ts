@@ -7,6 +7,11 @@ import type { DeliveryName, PriorityName, RetryOptions, TaskMethod } from "./tas
 export interface SubmitOptions {
   /** Submitting the same key again within the duplicate window returns the first task. */
   idempotencyKey?: string;
+  /**
+   * Whose task this is (a tenant, a user): queued tasks of different keys are
+   * taken in turn. @default the request field marked `(taskwire.v1.field).fairness_key`, else none
+   */
+  fairnessKey?: string;
   /** Overrides the method's priority. */
   priority?: PriorityName;
   /** Do not start before this many milliseconds after acceptance. */

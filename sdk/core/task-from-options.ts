@@ -55,5 +55,6 @@ export function taskFromOptions<I extends DescMessage>(
     submittedBy: "",
     parentTaskId: "",
     childFailure: ChildFailure.UNSPECIFIED,
+    fairnessKey: options.fairnessKey ?? "",
   };
 }

@@ -109,12 +109,14 @@ class NatsQueueBackend implements QueueBackend {
       const workers = await liveWorkers();
       const dead = await this.jsm.streams.info(topology.deadLetterStream(workerType));
       const scheduled = await this.jsm.streams.info(topology.schedulerStream(workerType));
+      // Tasks with a fairness key wait for their turn before the queue: queued all the same.
+      const held = await this.jsm.streams.info(topology.fairStream(workerType)).catch(() => undefined);
       // A type only ever worked on (no process that submits has started) has no index yet.
       const index = await this.jsm.streams.info(topology.indexStream(workerType)).catch(() => undefined);
       const forever = pausedUntil !== undefined && pausedUntil.getTime() - Date.now() > pauseForeverMs / 2;
       return create(QueueInfoSchema, {
         workerType,
-        queued: BigInt(Math.max(0, stream.state.messages - running)),
+        queued: BigInt(Math.max(0, stream.state.messages - running) + (held?.state.messages ?? 0)),
         running: BigInt(running),
         deadLetters: BigInt(dead.state.messages),
         paused: pausedUntil !== undefined,

@@ -260,6 +260,10 @@ class NatsTaskBackend implements TaskBackend {
           return this.duplicate(taskId);
         }
         if (tracked) this.results.accepted(taskId);
+        // A held task is on its key's subject, where no lookup by id finds it: its record says it is queued.
+        const recorded = prepared.held
+          ? writeStatus(this.bucket, queuedStatus(decodeMessage(WorkItemSchema, prepared.bytes)), 0)
+          : undefined;
         // As create(SubmitResponseSchema, ...) makes it: this runs once per task.
         const accepted: SubmitResponse = {
           $typeName: SubmitResponseSchema.typeName,
@@ -267,7 +271,7 @@ class NatsTaskBackend implements TaskBackend {
           duplicate: false,
           state: prepared.schedule ? TaskState.SCHEDULED : TaskState.PENDING,
         };
-        return (indexed ?? this.indexSubmit(task.workerType, prepared)).then(() => accepted);
+        return Promise.all([indexed ?? this.indexSubmit(task.workerType, prepared), recorded]).then(() => accepted);
       },
       (error: unknown) => {
         if (tracked) this.results.untrack(taskId);
@@ -629,9 +633,10 @@ class NatsTaskBackend implements TaskBackend {
  * server to keep, no header to build. A delayed task also carries its schedule.
  */
 function publishHeaders(task: Task, prepared: PreparedTask): MsgHdrs | undefined {
-  if (!task.idempotencyKey && !prepared.schedule) return undefined;
+  if (!task.idempotencyKey && !prepared.schedule && !prepared.held) return undefined;
   const h = headers();
-  if (task.idempotencyKey) h.set("Nats-Msg-Id", prepared.taskId);
+  // A held task shares its key's subject: only the id tells a repeat.
+  if (task.idempotencyKey || prepared.held) h.set("Nats-Msg-Id", prepared.taskId);
   if (prepared.schedule) {
     h.set("Nats-Schedule", `@at ${prepared.schedule.at.toISOString()}`);
     h.set("Nats-Schedule-Target", prepared.schedule.target);

@@ -207,6 +207,20 @@ export async function provisionWorkerType(
   );
   await ensure(
     {
+      name: topology.fairStream(workerType),
+      subjects: [topology.fairSubject(workerType, "*")],
+      // A held task leaves when the dispatcher queues it (it deletes the message).
+      retention: RetentionPolicy.Workqueue,
+      allow_direct: true,
+    },
+    {
+      max_msgs: setting(options.maxQueueLength, definition.maxQueued || undefined)(-1),
+      max_msg_size: setting(options.maxMessageBytes)(-1),
+      duplicate_window,
+    },
+  );
+  await ensure(
+    {
       name: topology.limitStream(workerType),
       subjects: [`taskwire.limit.${workerType}.>`],
       retention: RetentionPolicy.Limits,

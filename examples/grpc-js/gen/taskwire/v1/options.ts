@@ -214,6 +214,11 @@ export interface FieldOptions {
    * hash of the value, never the value itself.
    */
   searchable: boolean;
+  /**
+   * The field's value is the task's fairness key (Task.fairness_key) unless the
+   * submit gives one. Only a singular string or integer field of the request.
+   */
+  fairnessKey: boolean;
 }
 
 function createBaseWorkerOptions(): WorkerOptions {
@@ -857,7 +862,7 @@ export const ScheduleDeclaration: MessageFns<ScheduleDeclaration> = {
 };
 
 function createBaseFieldOptions(): FieldOptions {
-  return { required: false, searchable: false };
+  return { required: false, searchable: false, fairnessKey: false };
 }
 
 export const FieldOptions: MessageFns<FieldOptions> = {
@@ -867,6 +872,9 @@ export const FieldOptions: MessageFns<FieldOptions> = {
     }
     if (message.searchable !== false) {
       writer.uint32(16).bool(message.searchable);
+    }
+    if (message.fairnessKey !== false) {
+      writer.uint32(24).bool(message.fairnessKey);
     }
     return writer;
   },
@@ -900,6 +908,14 @@ export const FieldOptions: MessageFns<FieldOptions> = {
             message.searchable = reader.bool();
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.fairnessKey = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -916,6 +932,11 @@ export const FieldOptions: MessageFns<FieldOptions> = {
     return {
       required: isSet(object.required) ? globalThis.Boolean(object.required) : false,
       searchable: isSet(object.searchable) ? globalThis.Boolean(object.searchable) : false,
+      fairnessKey: isSet(object.fairnessKey)
+        ? globalThis.Boolean(object.fairnessKey)
+        : isSet(object.fairness_key)
+        ? globalThis.Boolean(object.fairness_key)
+        : false,
     };
   },
 
@@ -927,6 +948,9 @@ export const FieldOptions: MessageFns<FieldOptions> = {
     if (message.searchable !== false) {
       obj.searchable = message.searchable;
     }
+    if (message.fairnessKey !== false) {
+      obj.fairnessKey = message.fairnessKey;
+    }
     return obj;
   },
 
@@ -937,6 +961,7 @@ export const FieldOptions: MessageFns<FieldOptions> = {
     const message = createBaseFieldOptions();
     message.required = object.required ?? false;
     message.searchable = object.searchable ?? false;
+    message.fairnessKey = object.fairnessKey ?? false;
     return message;
   },
 };

@@ -654,6 +654,13 @@ export interface Task {
   parentTaskId: string;
   /** What this child's failure does to its parent. Without a parent: unused. */
   childFailure: ChildFailure;
+  /**
+   * Whose task this is, for fairness (a tenant, a user): workers take the
+   * queued tasks of different keys in turn, so one key's flood does not delay
+   * the others' (see docs/semantics.md). At most 256 bytes. Empty: the request
+   * field marked (taskwire.v1.field).fairness_key, if set; else none (FIFO).
+   */
+  fairnessKey: string;
 }
 
 export interface Task_MetadataEntry {
@@ -734,6 +741,8 @@ export interface WorkItem {
    * its first run. A resumed run continues the same attempt.
    */
   resumes: number;
+  /** As Task.fairness_key, resolved. */
+  fairnessKey: string;
 }
 
 export interface WorkItem_MetadataEntry {
@@ -906,7 +915,11 @@ export interface TaskStatus {
   /** As Task.child_failure. */
   childFailure: ChildFailure;
   /** The children this task spawned and waited for; unset if none. */
-  children: Children | undefined;
+  children:
+    | Children
+    | undefined;
+  /** As Task.fairness_key, resolved. */
+  fairnessKey: string;
 }
 
 export interface TaskStatus_MetadataEntry {
@@ -1215,6 +1228,7 @@ function createBaseTask(): Task {
     submittedBy: "",
     parentTaskId: "",
     childFailure: 0,
+    fairnessKey: "",
   };
 }
 
@@ -1267,6 +1281,9 @@ export const Task: MessageFns<Task> = {
     }
     if (message.childFailure !== 0) {
       writer.uint32(128).int32(message.childFailure);
+    }
+    if (message.fairnessKey !== "") {
+      writer.uint32(138).string(message.fairnessKey);
     }
     return writer;
   },
@@ -1415,6 +1432,14 @@ export const Task: MessageFns<Task> = {
             message.childFailure = reader.int32() as any;
             continue;
           }
+          case 17: {
+            if (tag !== 138) {
+              break;
+            }
+
+            message.fairnessKey = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1488,6 +1513,11 @@ export const Task: MessageFns<Task> = {
         : isSet(object.child_failure)
         ? childFailureFromJSON(object.child_failure)
         : 0,
+      fairnessKey: isSet(object.fairnessKey)
+        ? globalThis.String(object.fairnessKey)
+        : isSet(object.fairness_key)
+        ? globalThis.String(object.fairness_key)
+        : "",
     };
   },
 
@@ -1547,6 +1577,9 @@ export const Task: MessageFns<Task> = {
     if (message.childFailure !== 0) {
       obj.childFailure = childFailureToJSON(message.childFailure);
     }
+    if (message.fairnessKey !== "") {
+      obj.fairnessKey = message.fairnessKey;
+    }
     return obj;
   },
 
@@ -1587,6 +1620,7 @@ export const Task: MessageFns<Task> = {
     message.submittedBy = object.submittedBy ?? "";
     message.parentTaskId = object.parentTaskId ?? "";
     message.childFailure = object.childFailure ?? 0;
+    message.fairnessKey = object.fairnessKey ?? "";
     return message;
   },
 };
@@ -1699,6 +1733,7 @@ function createBaseWorkItem(): WorkItem {
     parentTaskId: "",
     childFailure: 0,
     resumes: 0,
+    fairnessKey: "",
   };
 }
 
@@ -1766,6 +1801,9 @@ export const WorkItem: MessageFns<WorkItem> = {
     }
     if (message.resumes !== 0) {
       writer.uint32(168).uint32(message.resumes);
+    }
+    if (message.fairnessKey !== "") {
+      writer.uint32(178).string(message.fairnessKey);
     }
     return writer;
   },
@@ -1954,6 +1992,14 @@ export const WorkItem: MessageFns<WorkItem> = {
             message.resumes = reader.uint32();
             continue;
           }
+          case 22: {
+            if (tag !== 178) {
+              break;
+            }
+
+            message.fairnessKey = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2042,6 +2088,11 @@ export const WorkItem: MessageFns<WorkItem> = {
         ? childFailureFromJSON(object.child_failure)
         : 0,
       resumes: isSet(object.resumes) ? globalThis.Number(object.resumes) : 0,
+      fairnessKey: isSet(object.fairnessKey)
+        ? globalThis.String(object.fairnessKey)
+        : isSet(object.fairness_key)
+        ? globalThis.String(object.fairness_key)
+        : "",
     };
   },
 
@@ -2116,6 +2167,9 @@ export const WorkItem: MessageFns<WorkItem> = {
     if (message.resumes !== 0) {
       obj.resumes = Math.round(message.resumes);
     }
+    if (message.fairnessKey !== "") {
+      obj.fairnessKey = message.fairnessKey;
+    }
     return obj;
   },
 
@@ -2157,6 +2211,7 @@ export const WorkItem: MessageFns<WorkItem> = {
     message.parentTaskId = object.parentTaskId ?? "";
     message.childFailure = object.childFailure ?? 0;
     message.resumes = object.resumes ?? 0;
+    message.fairnessKey = object.fairnessKey ?? "";
     return message;
   },
 };
@@ -2924,6 +2979,7 @@ function createBaseTaskStatus(): TaskStatus {
     parentTaskId: "",
     childFailure: 0,
     children: undefined,
+    fairnessKey: "",
   };
 }
 
@@ -3015,6 +3071,9 @@ export const TaskStatus: MessageFns<TaskStatus> = {
     }
     if (message.children !== undefined) {
       Children.encode(message.children, writer.uint32(234).fork()).join();
+    }
+    if (message.fairnessKey !== "") {
+      writer.uint32(242).string(message.fairnessKey);
     }
     return writer;
   },
@@ -3267,6 +3326,14 @@ export const TaskStatus: MessageFns<TaskStatus> = {
             message.children = Children.decode(reader, reader.uint32());
             continue;
           }
+          case 30: {
+            if (tag !== 242) {
+              break;
+            }
+
+            message.fairnessKey = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3397,6 +3464,11 @@ export const TaskStatus: MessageFns<TaskStatus> = {
         ? childFailureFromJSON(object.child_failure)
         : 0,
       children: isSet(object.children) ? Children.fromJSON(object.children) : undefined,
+      fairnessKey: isSet(object.fairnessKey)
+        ? globalThis.String(object.fairnessKey)
+        : isSet(object.fairness_key)
+        ? globalThis.String(object.fairness_key)
+        : "",
     };
   },
 
@@ -3495,6 +3567,9 @@ export const TaskStatus: MessageFns<TaskStatus> = {
     if (message.children !== undefined) {
       obj.children = Children.toJSON(message.children);
     }
+    if (message.fairnessKey !== "") {
+      obj.fairnessKey = message.fairnessKey;
+    }
     return obj;
   },
 
@@ -3548,6 +3623,7 @@ export const TaskStatus: MessageFns<TaskStatus> = {
     message.children = (object.children !== undefined && object.children !== null)
       ? Children.fromPartial(object.children)
       : undefined;
+    message.fairnessKey = object.fairnessKey ?? "";
     return message;
   },
 };
