@@ -141,7 +141,16 @@ describe("replicas on a three-node cluster", () => {
     const probes = await createClient({ nats: { servers: cluster.urls }, services: [probeService], replicas: 1 });
     const queued = await probes.submitTask(probeService.methods.run, { label: "kept through the migration" });
     await probes.close();
-    const probeStreams = ["TASKS_probe", "DEAD_probe", "SCHED_probe", "LIMITS_probe", "BCAST_probe", "INDEX_probe"];
+    const probeStreams = [
+      "TASKS_probe",
+      "DEAD_probe",
+      "SCHED_probe",
+      "FAIR_probe",
+      "LIMITS_probe",
+      "BCAST_probe",
+      "INDEX_probe",
+      "CHILDREN_probe",
+    ];
     for (const stream of probeStreams) expect(await replicasOf(stream)).toBe(1);
 
     const dir = await mkdtemp(join(tmpdir(), "taskwire-migrate-"));
