@@ -11,6 +11,10 @@ import type { Lease, Leases } from "./leases.ts";
 export const fairQueueDepth = 256;
 /** How long the dispatcher rests when nothing waits, or when it is not the one dispatching. */
 const idleMs = 200;
+/** How long it rests when tasks wait but the queue is full. */
+const fullMs = 5;
+/** What a round returns when tasks wait but the queue is full. */
+const fullQueue = -1;
 
 /**
  * Queues a type's tasks that have a fairness key, in turn by key: the tasks of
@@ -67,13 +71,14 @@ export class FairDispatcher {
         if (!this.stopped) this.onError(error);
         return 0;
       });
-      if (moved === 0 && !this.stopped) await sleep(idleMs);
+      if (moved === fullQueue) await sleep(fullMs);
+      else if (moved === 0 && !this.stopped) await sleep(idleMs);
     }
   }
 
   /**
    * One round: how many tasks it moved (0 when it is not the dispatcher, or
-   * nothing waits or fits). The room (the queue's depth less the tasks not yet
+   * nothing waits; {@link fullQueue} when tasks wait and the queue is full). The room (the queue's depth less the tasks not yet
    * delivered) is shared out one task per key at a time, from the next key on;
    * each key's share is read in one batch, their records in one more, and
    * every move is published at once.
@@ -81,14 +86,13 @@ export class FairDispatcher {
   private async round(): Promise<number> {
     if (!(await this.holdLease())) return 0;
     const fair = topology.fairStream(this.workerType);
-    const [held, undelivered] = await Promise.all([
-      this.jsm.streams.info(fair, { subjects_filter: topology.fairSubject(this.workerType, "*") }),
-      this.undelivered(),
-    ]);
+    const held = await this.jsm.streams.info(fair, { subjects_filter: topology.fairSubject(this.workerType, "*") });
     const backlog = held.state.subjects ?? {};
     const keys = Object.keys(backlog).sort();
-    const room = fairQueueDepth - undelivered;
-    if (keys.length === 0 || room <= 0) return 0;
+    if (keys.length === 0) return 0;
+    const room = fairQueueDepth - (await this.undelivered());
+    // Full: tasks wait, and the queue drains in milliseconds under load. Look again soon.
+    if (room <= 0) return fullQueue;
     const shares = shareOut(
       keys.map((key) => backlog[key] ?? 0),
       room,

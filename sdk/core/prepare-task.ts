@@ -1,5 +1,13 @@
 import { createHash } from "node:crypto";
-import { create, type DescMessage, getOption, hasOption, type Message, type MessageShape } from "@bufbuild/protobuf";
+import {
+  create,
+  type DescField,
+  type DescMessage,
+  getOption,
+  hasOption,
+  type Message,
+  type MessageShape,
+} from "@bufbuild/protobuf";
 import {
   type Any,
   type Duration,
@@ -293,7 +301,7 @@ export const maxFairnessKeyBytes = 256;
 function fairnessKeyOf(given: string, input: DescMessage, request: Message): string {
   let key = given;
   if (!key) {
-    const field = input.fields.find((f) => hasOption(f, fieldOption) && getOption(f, fieldOption).fairnessKey);
+    const field = fairnessKeyField(input);
     const value = field ? (request as unknown as Record<string, unknown>)[field.localName] : undefined;
     if (typeof value === "string" || typeof value === "number" || typeof value === "bigint") key = String(value);
     if (key === "0") key = "";
@@ -304,6 +312,17 @@ function fairnessKeyOf(given: string, input: DescMessage, request: Message): str
       Code.InvalidArgument,
     );
   return key;
+}
+
+/** The request field marked as the fairness key, by message type, looked up once per type (submits are the hot path). */
+const keyFields = new WeakMap<DescMessage, DescField | null>();
+function fairnessKeyField(input: DescMessage): DescField | undefined {
+  let field = keyFields.get(input);
+  if (field === undefined) {
+    field = input.fields.find((f) => hasOption(f, fieldOption) && getOption(f, fieldOption).fairnessKey) ?? null;
+    keyFields.set(input, field);
+  }
+  return field ?? undefined;
 }
 
 /** The subject token of a fairness key: the first 16 hex digits of its SHA-256. */
