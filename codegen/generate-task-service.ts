@@ -45,6 +45,7 @@ export function generateTaskService(
   if (settings.storage === "memory") f.print('  storage: "memory",');
   if (settings.replicas) f.print("  replicas: ", settings.replicas, ",");
   if (Object.keys(settings.retention).length > 0) f.print("  retention: ", literal(settings.retention), ",");
+  if (Object.keys(settings.keyLimits).length > 0) f.print("  keyLimits: ", literal(settings.keyLimits), ",");
   if (sourceInfo) f.print("  sourceInfo: ", sourceInfo, ",");
   f.print("  methods: {");
   for (const method of methods) {

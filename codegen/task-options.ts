@@ -2,6 +2,7 @@ import { type DescMethod, type DescService, getOption, hasOption } from "@bufbui
 import type { Duration } from "@bufbuild/protobuf/wkt";
 import {
   field as fieldOption,
+  type KeyLimits,
   type Retention,
   Storage,
   type TaskOptions,
@@ -9,7 +10,7 @@ import {
   worker,
 } from "../gen/taskwire/v1/options_pb.ts";
 import { DeliveryMode, Priority, type RetryPolicy } from "../gen/taskwire/v1/task_pb.ts";
-import { type RetentionSettings, searchableKind, type TaskDefaults } from "../sdk/core/index.ts";
+import { type KeyLimitSettings, type RetentionSettings, searchableKind, type TaskDefaults } from "../sdk/core/index.ts";
 import { PluginError } from "./plugin-error.ts";
 
 /** The worker option of a service, or undefined when it is not a task service. */
@@ -22,6 +23,7 @@ export interface WorkerSettings {
   readonly storage: "file" | "memory";
   readonly replicas: number;
   readonly retention: RetentionSettings;
+  readonly keyLimits: KeyLimitSettings;
 }
 
 const workerTypePattern = /^[a-z][a-z0-9_-]{0,63}$/;
@@ -75,6 +77,21 @@ export function workerSettings(service: DescService): WorkerSettings | undefined
     storage: options.storage === Storage.MEMORY ? "memory" : "file",
     replicas: options.replicas,
     retention: retentionSettings(service, options.retention),
+    keyLimits: keyLimitSettings(service, options.keyLimits),
+  };
+}
+
+/** `(taskwire.v1.worker).key_limits`; unset fields are left out. */
+function keyLimitSettings(service: DescService, limits: KeyLimits | undefined): KeyLimitSettings {
+  if (!limits) return {};
+  if (!(limits.maxRate >= 0) || !Number.isFinite(limits.maxRate))
+    throw new PluginError(
+      service,
+      `${service.typeName}: (taskwire.v1.worker).key_limits.max_rate must be zero or more`,
+    );
+  return {
+    ...(limits.maxConcurrency ? { maxConcurrency: limits.maxConcurrency } : {}),
+    ...(limits.maxRate ? { maxRate: limits.maxRate } : {}),
   };
 }
 
@@ -116,6 +133,8 @@ function convert(method: DescMethod, options: TaskOptions, base: TaskDefaults): 
   if (options.delivery !== DeliveryMode.UNSPECIFIED)
     out.delivery = options.delivery === DeliveryMode.BROADCAST ? "broadcast" : "queue";
   if (options.retry) out.retry = { ...base.retry, ...retry(method, options.retry, where) };
+  if (options.debounce) out.debounceMs = positiveMs(method, options.debounce, `${where}: debounce`);
+  if (options.singleton) out.singleton = true;
   return out;
 }
 

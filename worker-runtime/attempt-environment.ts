@@ -3,7 +3,7 @@ import type { TaskStatus } from "../gen/taskwire/v1/task_pb.ts";
 import type { TaskMethod } from "../sdk/core/index.ts";
 import type { StatusBucket } from "../sdk/nats/index.ts";
 import type { ChildTasks } from "./child-tasks.ts";
-import type { Leases } from "./leases.ts";
+import type { Lease, Leases } from "./leases.ts";
 import type { TaskContextController } from "./task-context-controller.ts";
 import type { TaskMethodHandler } from "./task-service-implementation.ts";
 import type { WorkerEvent } from "./worker-event.ts";
@@ -50,6 +50,8 @@ export interface AttemptEnvironment {
    * (its record's); absent where the worker spawns none.
    */
   readonly children?: (parentId: string, waited: bigint) => ChildTasks;
+  /** A lease another process took for this attempt (a keyed task's key lease), to renew and release. */
+  readonly adoptLease?: (subject: string, seq: number) => Lease;
   /** Cancels a task: the children of a parent that failed or was cancelled. */
   readonly cancel?: (taskId: string, reason: string) => Promise<unknown>;
 }

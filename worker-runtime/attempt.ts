@@ -37,6 +37,7 @@ import { AttemptSpan } from "./attempt-span.ts";
 import { backoffMs } from "./backoff-ms.ts";
 import { WaitingForChildren } from "./child-tasks.ts";
 import { deadLetter } from "./dead-letter.ts";
+import { keyLeaseHeader } from "./fair-dispatcher.ts";
 import { giveBack } from "./give-back.ts";
 import type { Lease } from "./leases.ts";
 import { StatusWriter } from "./status-writer.ts";
@@ -201,6 +202,12 @@ export class Attempt {
         await new Promise((resolve) => setTimeout(resolve, 250));
       }
     };
+    // A keyed task's key lease came with it, taken by the dispatcher: this attempt holds it now.
+    const keyLease = this.msg.headers?.get(keyLeaseHeader);
+    if (keyLease && env.adoptLease) {
+      const [subject = "", seq = ""] = keyLease.split(" ");
+      held.push(env.adoptLease(subject, Number(seq)));
+    }
     try {
       if (env.concurrency) held.push(await env.concurrency.acquire(env.workerId, waiting));
       await env.rate?.acquire(env.workerId, waiting);
@@ -254,10 +261,10 @@ export class Attempt {
   }
 
   /**
-   * Runs the handler with its context and heartbeat (which renews `lease`).
+   * Runs the handler with its context and heartbeat (which renews `leases`).
    * Resolves its failure, or undefined with the packed result kept for the record.
    */
-  async execute(lease: Lease | undefined): Promise<TaskError | undefined> {
+  async execute(leases: readonly Lease[]): Promise<TaskError | undefined> {
     const { env, workItem } = this;
     const bound = env.bind(workItem.method);
     const timeoutMs = workItem.timeout ? durationMs(workItem.timeout) : 60_000;
@@ -283,7 +290,7 @@ export class Attempt {
     env.running.set(this.taskId, ctx);
     this.heartbeat = setInterval(() => {
       this.alive();
-      void lease?.renew().catch(() => undefined);
+      for (const lease of leases) void lease.renew().catch(() => undefined);
     }, env.heartbeatMs);
     // RUNNING, unless the handler finishes within the interval. After a recorded start too:
     // the write is how a worker that missed a cancel message learns of the cancel.

@@ -241,6 +241,8 @@ class TaskWorker implements Worker {
         new Leases(this.bucket.requests, jsm, workerType, "dispatch", 1, 5_000),
         this.id,
         (error) => this.emit({ type: "error", error: fromNatsError(error, `queueing ${workerType}'s keyed tasks`) }),
+        type.definition.keyLimits,
+        ackWaitMs,
       ),
     );
     const feeds: TaskFeed[] = [];
@@ -273,6 +275,8 @@ class TaskWorker implements Worker {
         ? new Leases(this.bucket.requests, jsm, workerType, "run", maxConcurrency, ackWaitMs)
         : undefined,
       rate: maxRate ? Leases.forRate(this.bucket.requests, jsm, workerType, maxRate) : undefined,
+      // A keyed task's key lease, taken by the dispatcher, is this attempt's to renew and release.
+      adoptLease: (subject, seq) => Leases.adopt(this.bucket.requests, jsm, workerType, subject, seq, ackWaitMs),
       ...this.family,
     };
     for (const source of this.feedSources(workerType)) {

@@ -2,10 +2,20 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { JetStreamManager } from "@nats-io/jetstream";
 import { headers } from "@nats-io/transport-node";
 import { type WorkItem, WorkItemSchema } from "../gen/taskwire/v1/task_pb.ts";
-import { encodedOutcome, isTerminal, priorityNames, taskIdToken, topology } from "../sdk/core/index.ts";
+import {
+  encodedOutcome,
+  isTerminal,
+  type KeyLimitSettings,
+  priorityNames,
+  taskIdToken,
+  topology,
+} from "../sdk/core/index.ts";
 import { directGetBatch, publishWorkItem, readStatusRecords, type StatusBucket } from "../sdk/nats/index.ts";
 import { decodeMessage } from "../sdk/wire/index.ts";
-import type { Lease, Leases } from "./leases.ts";
+import { type Lease, Leases } from "./leases.ts";
+
+/** The header of a keyed task's message carrying its key's concurrency lease: "<subject> <sequence>". */
+export const keyLeaseHeader = "Taskwire-Key-Lease";
 
 /** How many tasks of a type may wait in its queue before the dispatcher holds back more. */
 export const fairQueueDepth = 256;
@@ -40,6 +50,10 @@ export class FairDispatcher {
   private readonly leases: Leases;
   private readonly holder: string;
   private readonly onError: (error: unknown) => void;
+  private readonly keyLimits: KeyLimitSettings | undefined;
+  private readonly ackWaitMs: number;
+  /** Each key's limits as leases, by key hash. */
+  private readonly keys = new Map<string, { run: Leases | undefined; rate: Leases | undefined }>();
   private readonly done: Promise<void>;
   constructor(
     jsm: JetStreamManager,
@@ -48,6 +62,8 @@ export class FairDispatcher {
     leases: Leases,
     holder: string,
     onError: (error: unknown) => void,
+    keyLimits: KeyLimitSettings | undefined,
+    ackWaitMs: number,
   ) {
     this.jsm = jsm;
     this.bucket = bucket;
@@ -55,6 +71,8 @@ export class FairDispatcher {
     this.leases = leases;
     this.holder = holder;
     this.onError = onError;
+    this.keyLimits = keyLimits?.maxConcurrency || keyLimits?.maxRate ? keyLimits : undefined;
+    this.ackWaitMs = ackWaitMs;
     this.done = this.run();
   }
 
@@ -125,22 +143,68 @@ export class FairDispatcher {
       this.bucket.requests.nc,
       workItems.map((w) => w.taskId),
     );
-    // Published in that order: every publish of one turn leaves together, in call order.
-    await Promise.all(
-      messages.map((message, i) => {
+    const live = messages.map((_, i) => {
+      const record = records.get((workItems[i] as WorkItem).taskId);
+      return !record || !isTerminal(encodedOutcome(record).state);
+    });
+    // The last sequence taken from each key (moved, or dropped as ended): its subject is purged below it.
+    const taken = new Map<string, number>();
+    if (!this.keyLimits) {
+      // Published in that order: every publish of one turn leaves together, in call order.
+      await Promise.all(
+        messages.map((message, i) => {
+          taken.set(message.subject, message.seq);
+          return live[i] ? this.queue(workItems[i] as WorkItem, message.data) : undefined;
+        }),
+      );
+    } else {
+      // Each key's limits are leases, taken here for the task and handed to its worker in a header;
+      // a key without one free waits for the next round.
+      const blocked = new Set<string>();
+      for (const [i, message] of messages.entries()) {
+        if (blocked.has(message.subject)) continue;
         const workItem = workItems[i] as WorkItem;
-        const record = records.get(workItem.taskId);
-        return !record || !isTerminal(encodedOutcome(record).state) ? this.queue(workItem, message.data) : undefined;
-      }),
-    );
+        if (live[i]) {
+          const lease = await this.takeKeyLeases(message.subject, workItem.taskId);
+          if (lease === false) {
+            blocked.add(message.subject);
+            continue;
+          }
+          await this.queue(workItem, message.data, lease);
+        }
+        taken.set(message.subject, message.seq);
+      }
+    }
     // Each key's moved tasks are its oldest: one purge per key below the last one's sequence removes them.
     await Promise.all(
-      batches.map((batch, i) => {
-        const last = batch[batch.length - 1];
-        return last ? this.jsm.streams.purge(fair, { filter: keys[i] as string, seq: last.seq + 1 }) : undefined;
-      }),
+      [...taken].map(([subject, seq]) => this.jsm.streams.purge(fair, { filter: subject, seq: seq + 1 })),
     );
-    return messages.length;
+    return taken.size === 0 ? 0 : messages.length;
+  }
+
+  /**
+   * A rate token and a concurrency lease of a key (those its limits have), for
+   * a task; false when one is not free. The lease goes to the task's worker.
+   */
+  private async takeKeyLeases(subject: string, taskId: string): Promise<Lease | undefined | false> {
+    const hash = subject.slice(subject.lastIndexOf(".") + 1);
+    let limits = this.keys.get(hash);
+    if (!limits) {
+      const { maxConcurrency, maxRate } = this.keyLimits ?? {};
+      const { requests } = this.bucket;
+      limits = {
+        run: maxConcurrency
+          ? new Leases(requests, this.jsm, this.workerType, `key.${hash}`, maxConcurrency, this.ackWaitMs)
+          : undefined,
+        rate: maxRate ? Leases.forRate(requests, this.jsm, this.workerType, maxRate, `keyrate.${hash}`) : undefined,
+      };
+      // Many keys come and go: the cache of their leases starts again past a bound.
+      if (this.keys.size >= 10_000) this.keys.clear();
+      this.keys.set(hash, limits);
+    }
+    if (limits.rate && !(await limits.rate.tryAcquire(taskId))) return false;
+    if (!limits.run) return undefined;
+    return (await limits.run.tryAcquire(taskId)) ?? false;
   }
 
   /** Tasks of the type in its queue not yet delivered to a worker, all priorities. */
@@ -153,10 +217,17 @@ export class FairDispatcher {
     return infos.reduce((sum, info) => sum + info.num_pending, 0);
   }
 
-  /** Publishes a held task on its task subject (its id as Nats-Msg-Id: a second move is a duplicate). */
-  private async queue(workItem: WorkItem, data: Uint8Array): Promise<void> {
+  /**
+   * Publishes a held task on its task subject (its id as Nats-Msg-Id: a second
+   * move is a duplicate), with its key's concurrency lease for its worker.
+   */
+  private async queue(workItem: WorkItem, data: Uint8Array, lease?: Lease): Promise<void> {
     const h = headers();
     h.set("Nats-Msg-Id", workItem.taskId);
+    if (lease) {
+      const { subject, seq } = lease.where();
+      h.set(keyLeaseHeader, `${subject} ${seq}`);
+    }
     const target = topology.taskSubject(
       this.workerType,
       priorityNames[workItem.priority] ?? "normal",

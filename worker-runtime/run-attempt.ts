@@ -51,7 +51,7 @@ async function runSteps(env: AttemptEnvironment, msg: JsMsg, workItem: WorkItem,
     if (!(await attempt.takeLimits(held))) return;
     if (!(await attempt.begin())) return;
     report.emitStart(queueWaitMs(workItem, msg.info.deliveryCount, msg.info.timestampNanos / 1e6, Date.now()));
-    failure = await attempt.execute(held[0]);
+    failure = await attempt.execute(held);
   } finally {
     for (const lease of held) void lease.release();
   }

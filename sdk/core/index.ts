@@ -14,7 +14,7 @@ export type { HandlerResult, ResultFields, ResultMessage } from "./handler-resul
 export { endpointPattern, maxBatchSize, maxReasonLength } from "./limits.ts";
 export { loadDefinitions } from "./load-definitions.ts";
 export { Mailbox } from "./mailbox.ts";
-export { topology } from "./names.ts";
+export { type LimitKind, topology } from "./names.ts";
 export { type PreparedTask, prepareTask, priorityNames, type ResultRoute, type SubmitLimits } from "./prepare-task.ts";
 export type { QueueBackend } from "./queue-backend.ts";
 export type { ScheduleBackend, ScheduleChange } from "./schedule-backend.ts";
@@ -71,6 +71,7 @@ export {
 export {
   type DeliveryName,
   defineTaskService,
+  type KeyLimitSettings,
   type PriorityName,
   type RetentionSettings,
   type RetryOptions,

@@ -4,6 +4,13 @@ import type { PriorityName } from "./task-method.ts";
 const statusBucket = "taskwire_status";
 
 /**
+ * A limit of a type, whose leases are messages of `LIMITS_<type>`: "run"
+ * (concurrency), "rate" (starts per second), "dispatch" (the fair dispatcher),
+ * or a fairness key's own ("key.<hash>" concurrency, "keyrate.<hash>" rate).
+ */
+export type LimitKind = "run" | "rate" | "dispatch" | `key.${string}` | `keyrate.${string}`;
+
+/**
  * Every NATS name Taskwire uses, in one place. docs/protocol.md describes the
  * same layout for workers written in other languages.
  *
@@ -102,8 +109,7 @@ export const topology = {
   /** Leases of the type's limits across workers: one message per running attempt or recent start. */
   limitStream: (workerType: string) => `LIMITS_${workerType}`,
   /** Lease `n` of a limit ("run": concurrency, "rate": starts per second, "dispatch": the fair dispatcher). */
-  limitSubject: (workerType: string, limit: "run" | "rate" | "dispatch", n: number) =>
-    `taskwire.limit.${workerType}.${limit}.${n}`,
+  limitSubject: (workerType: string, limit: LimitKind, n: number) => `taskwire.limit.${workerType}.${limit}.${n}`,
   /** Copies of broadcast tasks, one per endpoint (worker instance). */
   broadcastStream: (workerType: string) => `BCAST_${workerType}`,
   /** One endpoint's copy of a broadcast task. */

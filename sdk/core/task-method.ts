@@ -40,6 +40,18 @@ export interface TaskDefaults {
   delivery?: DeliveryName;
   /** Expire tasks that have not started this long after acceptance. */
   expiresAfterMs?: number;
+  /** Tasks with a fairness key wait this long; a later one of the same key replaces the one waiting. */
+  debounceMs?: number;
+  /** At most one task per fairness key queued or running: a submit while one is returns that one. */
+  singleton?: boolean;
+}
+
+/** Limits per fairness key, across every worker of a type, from `(taskwire.v1.worker).key_limits`. */
+export interface KeyLimitSettings {
+  /** Tasks of one key running at once; absent: no limit. */
+  readonly maxConcurrency?: number;
+  /** Tasks of one key started per second; absent: no limit. */
+  readonly maxRate?: number;
 }
 
 /**
@@ -102,6 +114,8 @@ export interface TaskServiceDefinition<M extends Record<string, TaskMethod> = Re
   readonly replicas?: number;
   /** What the type's finished tasks leave in the broker, from `(taskwire.v1.worker).retention`; absent fields: the deployment's. */
   readonly retention?: RetentionSettings;
+  /** Limits per fairness key, from `(taskwire.v1.worker).key_limits`. */
+  readonly keyLimits?: KeyLimitSettings;
   /** The task kinds, by local name. */
   readonly methods: M;
 }
@@ -131,6 +145,7 @@ export function defineTaskService<M extends Record<string, Omit<TaskMethod, "wor
   storage?: "file" | "memory";
   replicas?: number;
   retention?: RetentionSettings;
+  keyLimits?: KeyLimitSettings;
   /** The proto file's SourceCodeInfo (the locations that carry a comment), in base64. */
   sourceInfo?: string;
   methods: M;

@@ -14,7 +14,7 @@ import type { Message, UnknownEnum } from "@bufbuild/protobuf";
  * Describes the file taskwire/v1/options.proto.
  */
 export const file_taskwire_v1_options: GenFile = /*@__PURE__*/
-  fileDesc("Chl0YXNrd2lyZS92MS9vcHRpb25zLnByb3RvEgt0YXNrd2lyZS52MSKBAgoNV29ya2VyT3B0aW9ucxIMCgR0eXBlGAEgASgJEhMKC2NvbmN1cnJlbmN5GAIgASgNEioKCGRlZmF1bHRzGAMgASgLMhgudGFza3dpcmUudjEuVGFza09wdGlvbnMSFwoPbWF4X2NvbmN1cnJlbmN5GAQgASgNEhAKCG1heF9yYXRlGAUgASgBEhIKCm1heF9xdWV1ZWQYBiABKAQSJQoHc3RvcmFnZRgHIAEoDjIULnRhc2t3aXJlLnYxLlN0b3JhZ2USEAoIcmVwbGljYXMYCCABKA0SKQoJcmV0ZW50aW9uGAkgASgLMhYudGFza3dpcmUudjEuUmV0ZW50aW9uIoEBCglSZXRlbnRpb24SKQoGc3RhdHVzGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi8KDGRlYWRfbGV0dGVycxgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIYChBtYXhfcmVzdWx0X2J5dGVzGAMgASgNIuoBCgtUYXNrT3B0aW9ucxIqCgd0aW1lb3V0GAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEicKBXJldHJ5GAIgASgLMhgudGFza3dpcmUudjEuUmV0cnlQb2xpY3kSJwoIcHJpb3JpdHkYAyABKA4yFS50YXNrd2lyZS52MS5Qcmlvcml0eRIrCghkZWxpdmVyeRgEIAEoDjIZLnRhc2t3aXJlLnYxLkRlbGl2ZXJ5TW9kZRIwCg1leHBpcmVzX2FmdGVyGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uItUBChNTY2hlZHVsZURlY2xhcmF0aW9uEgoKAmlkGAEgASgJEicKBHNwZWMYAiABKAsyGS50YXNrd2lyZS52MS5TY2hlZHVsZVNwZWMSFAoMcGF5bG9hZF9qc29uGAMgASgJEisKB292ZXJsYXAYBCABKA4yGi50YXNrd2lyZS52MS5PdmVybGFwUG9saWN5EjEKDmNhdGNodXBfd2luZG93GAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhMKC2Rlc2NyaXB0aW9uGAYgASgJIkoKDEZpZWxkT3B0aW9ucxIQCghyZXF1aXJlZBgBIAEoCBISCgpzZWFyY2hhYmxlGAIgASgIEhQKDGZhaXJuZXNzX2tleRgDIAEoCCpICgdTdG9yYWdlEhcKE1NUT1JBR0VfVU5TUEVDSUZJRUQQABIQCgxTVE9SQUdFX0ZJTEUQARISCg5TVE9SQUdFX01FTU9SWRACOlUKBndvcmtlchIfLmdvb2dsZS5wcm90b2J1Zi5TZXJ2aWNlT3B0aW9ucxi6lAMgASgLMhoudGFza3dpcmUudjEuV29ya2VyT3B0aW9uc1IGd29ya2VyOk4KBHRhc2sSHi5nb29nbGUucHJvdG9idWYuTWV0aG9kT3B0aW9ucxi6lAMgASgLMhgudGFza3dpcmUudjEuVGFza09wdGlvbnNSBHRhc2s6XgoIc2NoZWR1bGUSHi5nb29nbGUucHJvdG9idWYuTWV0aG9kT3B0aW9ucxi7lAMgAygLMiAudGFza3dpcmUudjEuU2NoZWR1bGVEZWNsYXJhdGlvblIIc2NoZWR1bGU6UAoFZmllbGQSHS5nb29nbGUucHJvdG9idWYuRmllbGRPcHRpb25zGLqUAyABKAsyGS50YXNrd2lyZS52MS5GaWVsZE9wdGlvbnNSBWZpZWxkYgZwcm90bzM", [file_google_protobuf_descriptor, file_google_protobuf_duration, file_taskwire_v1_task]);
+  fileDesc("Chl0YXNrd2lyZS92MS9vcHRpb25zLnByb3RvEgt0YXNrd2lyZS52MSKtAgoNV29ya2VyT3B0aW9ucxIMCgR0eXBlGAEgASgJEhMKC2NvbmN1cnJlbmN5GAIgASgNEioKCGRlZmF1bHRzGAMgASgLMhgudGFza3dpcmUudjEuVGFza09wdGlvbnMSFwoPbWF4X2NvbmN1cnJlbmN5GAQgASgNEhAKCG1heF9yYXRlGAUgASgBEhIKCm1heF9xdWV1ZWQYBiABKAQSJQoHc3RvcmFnZRgHIAEoDjIULnRhc2t3aXJlLnYxLlN0b3JhZ2USEAoIcmVwbGljYXMYCCABKA0SKQoJcmV0ZW50aW9uGAkgASgLMhYudGFza3dpcmUudjEuUmV0ZW50aW9uEioKCmtleV9saW1pdHMYCiABKAsyFi50YXNrd2lyZS52MS5LZXlMaW1pdHMiNgoJS2V5TGltaXRzEhcKD21heF9jb25jdXJyZW5jeRgBIAEoDRIQCghtYXhfcmF0ZRgCIAEoASKBAQoJUmV0ZW50aW9uEikKBnN0YXR1cxgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIvCgxkZWFkX2xldHRlcnMYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SGAoQbWF4X3Jlc3VsdF9ieXRlcxgDIAEoDSKqAgoLVGFza09wdGlvbnMSKgoHdGltZW91dBgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhInCgVyZXRyeRgCIAEoCzIYLnRhc2t3aXJlLnYxLlJldHJ5UG9saWN5EicKCHByaW9yaXR5GAMgASgOMhUudGFza3dpcmUudjEuUHJpb3JpdHkSKwoIZGVsaXZlcnkYBCABKA4yGS50YXNrd2lyZS52MS5EZWxpdmVyeU1vZGUSMAoNZXhwaXJlc19hZnRlchgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIrCghkZWJvdW5jZRgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIRCglzaW5nbGV0b24YByABKAgi1QEKE1NjaGVkdWxlRGVjbGFyYXRpb24SCgoCaWQYASABKAkSJwoEc3BlYxgCIAEoCzIZLnRhc2t3aXJlLnYxLlNjaGVkdWxlU3BlYxIUCgxwYXlsb2FkX2pzb24YAyABKAkSKwoHb3ZlcmxhcBgEIAEoDjIaLnRhc2t3aXJlLnYxLk92ZXJsYXBQb2xpY3kSMQoOY2F0Y2h1cF93aW5kb3cYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEwoLZGVzY3JpcHRpb24YBiABKAkiSgoMRmllbGRPcHRpb25zEhAKCHJlcXVpcmVkGAEgASgIEhIKCnNlYXJjaGFibGUYAiABKAgSFAoMZmFpcm5lc3Nfa2V5GAMgASgIKkgKB1N0b3JhZ2USFwoTU1RPUkFHRV9VTlNQRUNJRklFRBAAEhAKDFNUT1JBR0VfRklMRRABEhIKDlNUT1JBR0VfTUVNT1JZEAI6VQoGd29ya2VyEh8uZ29vZ2xlLnByb3RvYnVmLlNlcnZpY2VPcHRpb25zGLqUAyABKAsyGi50YXNrd2lyZS52MS5Xb3JrZXJPcHRpb25zUgZ3b3JrZXI6TgoEdGFzaxIeLmdvb2dsZS5wcm90b2J1Zi5NZXRob2RPcHRpb25zGLqUAyABKAsyGC50YXNrd2lyZS52MS5UYXNrT3B0aW9uc1IEdGFzazpeCghzY2hlZHVsZRIeLmdvb2dsZS5wcm90b2J1Zi5NZXRob2RPcHRpb25zGLuUAyADKAsyIC50YXNrd2lyZS52MS5TY2hlZHVsZURlY2xhcmF0aW9uUghzY2hlZHVsZTpQCgVmaWVsZBIdLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE9wdGlvbnMYupQDIAEoCzIZLnRhc2t3aXJlLnYxLkZpZWxkT3B0aW9uc1IFZmllbGRiBnByb3RvMw", [file_google_protobuf_descriptor, file_google_protobuf_duration, file_taskwire_v1_task]);
 
 /**
  * Marks a service as a task service: each of its unary rpcs is a task kind whose
@@ -100,6 +100,14 @@ export type WorkerOptions = Message<"taskwire.v1.WorkerOptions"> & {
    * @generated from field: taskwire.v1.Retention retention = 9;
    */
   retention?: Retention | undefined;
+
+  /**
+   * Limits per fairness key (Task.fairness_key), across every worker of the
+   * type. Tasks without a key are not limited by them.
+   *
+   * @generated from field: taskwire.v1.KeyLimits key_limits = 10;
+   */
+  keyLimits?: KeyLimits | undefined;
 };
 
 /**
@@ -108,6 +116,34 @@ export type WorkerOptions = Message<"taskwire.v1.WorkerOptions"> & {
  */
 export const WorkerOptionsSchema: GenMessage<WorkerOptions> = /*@__PURE__*/
   messageDesc(file_taskwire_v1_options, 0);
+
+/**
+ * Limits that apply to each fairness key's tasks on its own.
+ *
+ * @generated from message taskwire.v1.KeyLimits
+ */
+export type KeyLimits = Message<"taskwire.v1.KeyLimits"> & {
+  /**
+   * Tasks of one key running at once. Zero: no limit.
+   *
+   * @generated from field: uint32 max_concurrency = 1;
+   */
+  maxConcurrency: number;
+
+  /**
+   * Tasks of one key started per second. Zero: no limit.
+   *
+   * @generated from field: double max_rate = 2;
+   */
+  maxRate: number;
+};
+
+/**
+ * Describes the message taskwire.v1.KeyLimits.
+ * Use `create(KeyLimitsSchema)` to create a new message.
+ */
+export const KeyLimitsSchema: GenMessage<KeyLimits> = /*@__PURE__*/
+  messageDesc(file_taskwire_v1_options, 1);
 
 /**
  * What a worker type's finished tasks leave in the broker, and for how long.
@@ -145,7 +181,7 @@ export type Retention = Message<"taskwire.v1.Retention"> & {
  * Use `create(RetentionSchema)` to create a new message.
  */
 export const RetentionSchema: GenMessage<Retention> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_options, 1);
+  messageDesc(file_taskwire_v1_options, 2);
 
 /**
  * Defaults of one task kind. Every field may be overridden per task at submit.
@@ -187,6 +223,23 @@ export type TaskOptions = Message<"taskwire.v1.TaskOptions"> & {
    * @generated from field: google.protobuf.Duration expires_after = 5;
    */
   expiresAfter?: Duration | undefined;
+
+  /**
+   * Tasks with a fairness key wait this long, and a later task of the same key
+   * submitted meanwhile replaces the one waiting (it ends CANCELLED): the last
+   * one wins. Unset: none.
+   *
+   * @generated from field: google.protobuf.Duration debounce = 6;
+   */
+  debounce?: Duration | undefined;
+
+  /**
+   * At most one task per fairness key queued or running: a submit while one is
+   * returns that one (as a duplicate). False: any number.
+   *
+   * @generated from field: bool singleton = 7;
+   */
+  singleton: boolean;
 };
 
 /**
@@ -194,7 +247,7 @@ export type TaskOptions = Message<"taskwire.v1.TaskOptions"> & {
  * Use `create(TaskOptionsSchema)` to create a new message.
  */
 export const TaskOptionsSchema: GenMessage<TaskOptions> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_options, 2);
+  messageDesc(file_taskwire_v1_options, 3);
 
 /**
  * A schedule declared on a task kind's rpc (see ScheduleService).
@@ -250,7 +303,7 @@ export type ScheduleDeclaration = Message<"taskwire.v1.ScheduleDeclaration"> & {
  * Use `create(ScheduleDeclarationSchema)` to create a new message.
  */
 export const ScheduleDeclarationSchema: GenMessage<ScheduleDeclaration> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_options, 3);
+  messageDesc(file_taskwire_v1_options, 4);
 
 /**
  * Constraints on a field of a task payload, checked at submit: a task that breaks
@@ -293,7 +346,7 @@ export type FieldOptions = Message<"taskwire.v1.FieldOptions"> & {
  * Use `create(FieldOptionsSchema)` to create a new message.
  */
 export const FieldOptionsSchema: GenMessage<FieldOptions> = /*@__PURE__*/
-  messageDesc(file_taskwire_v1_options, 4);
+  messageDesc(file_taskwire_v1_options, 5);
 
 /**
  * Where the broker keeps a worker type's queued, delayed and dead-lettered tasks.

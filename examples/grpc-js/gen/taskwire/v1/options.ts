@@ -133,7 +133,22 @@ export interface WorkerOptions {
    * How long the broker keeps what the type's tasks leave behind; unset fields
    * take the deployment's `retention` (taskwire.yaml). See docs/operations.md.
    */
-  retention: Retention | undefined;
+  retention:
+    | Retention
+    | undefined;
+  /**
+   * Limits per fairness key (Task.fairness_key), across every worker of the
+   * type. Tasks without a key are not limited by them.
+   */
+  keyLimits: KeyLimits | undefined;
+}
+
+/** Limits that apply to each fairness key's tasks on its own. */
+export interface KeyLimits {
+  /** Tasks of one key running at once. Zero: no limit. */
+  maxConcurrency: number;
+  /** Tasks of one key started per second. Zero: no limit. */
+  maxRate: number;
 }
 
 /** What a worker type's finished tasks leave in the broker, and for how long. */
@@ -172,7 +187,22 @@ export interface TaskOptions {
   /** The default delivery mode. */
   delivery: DeliveryMode;
   /** Expire tasks that have not started this long after acceptance. Unset: never. */
-  expiresAfter: Duration | undefined;
+  expiresAfter:
+    | Duration
+    | undefined;
+  /**
+   * Tasks with a fairness key wait this long, and a later task of the same key
+   * submitted meanwhile replaces the one waiting (it ends CANCELLED): the last
+   * one wins. Unset: none.
+   */
+  debounce:
+    | Duration
+    | undefined;
+  /**
+   * At most one task per fairness key queued or running: a submit while one is
+   * returns that one (as a duplicate). False: any number.
+   */
+  singleton: boolean;
 }
 
 /** A schedule declared on a task kind's rpc (see ScheduleService). */
@@ -232,6 +262,7 @@ function createBaseWorkerOptions(): WorkerOptions {
     storage: 0,
     replicas: 0,
     retention: undefined,
+    keyLimits: undefined,
   };
 }
 
@@ -263,6 +294,9 @@ export const WorkerOptions: MessageFns<WorkerOptions> = {
     }
     if (message.retention !== undefined) {
       Retention.encode(message.retention, writer.uint32(74).fork()).join();
+    }
+    if (message.keyLimits !== undefined) {
+      KeyLimits.encode(message.keyLimits, writer.uint32(82).fork()).join();
     }
     return writer;
   },
@@ -352,6 +386,14 @@ export const WorkerOptions: MessageFns<WorkerOptions> = {
             message.retention = Retention.decode(reader, reader.uint32());
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.keyLimits = KeyLimits.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -387,6 +429,11 @@ export const WorkerOptions: MessageFns<WorkerOptions> = {
       storage: isSet(object.storage) ? storageFromJSON(object.storage) : 0,
       replicas: isSet(object.replicas) ? globalThis.Number(object.replicas) : 0,
       retention: isSet(object.retention) ? Retention.fromJSON(object.retention) : undefined,
+      keyLimits: isSet(object.keyLimits)
+        ? KeyLimits.fromJSON(object.keyLimits)
+        : isSet(object.key_limits)
+        ? KeyLimits.fromJSON(object.key_limits)
+        : undefined,
     };
   },
 
@@ -419,6 +466,9 @@ export const WorkerOptions: MessageFns<WorkerOptions> = {
     if (message.retention !== undefined) {
       obj.retention = Retention.toJSON(message.retention);
     }
+    if (message.keyLimits !== undefined) {
+      obj.keyLimits = KeyLimits.toJSON(message.keyLimits);
+    }
     return obj;
   },
 
@@ -440,6 +490,102 @@ export const WorkerOptions: MessageFns<WorkerOptions> = {
     message.retention = (object.retention !== undefined && object.retention !== null)
       ? Retention.fromPartial(object.retention)
       : undefined;
+    message.keyLimits = (object.keyLimits !== undefined && object.keyLimits !== null)
+      ? KeyLimits.fromPartial(object.keyLimits)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseKeyLimits(): KeyLimits {
+  return { maxConcurrency: 0, maxRate: 0 };
+}
+
+export const KeyLimits: MessageFns<KeyLimits> = {
+  encode(message: KeyLimits, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.maxConcurrency !== 0) {
+      writer.uint32(8).uint32(message.maxConcurrency);
+    }
+    if (message.maxRate !== 0) {
+      writer.uint32(17).double(message.maxRate);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): KeyLimits {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseKeyLimits();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.maxConcurrency = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 17) {
+              break;
+            }
+
+            message.maxRate = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): KeyLimits {
+    return {
+      maxConcurrency: isSet(object.maxConcurrency)
+        ? globalThis.Number(object.maxConcurrency)
+        : isSet(object.max_concurrency)
+        ? globalThis.Number(object.max_concurrency)
+        : 0,
+      maxRate: isSet(object.maxRate)
+        ? globalThis.Number(object.maxRate)
+        : isSet(object.max_rate)
+        ? globalThis.Number(object.max_rate)
+        : 0,
+    };
+  },
+
+  toJSON(message: KeyLimits): unknown {
+    const obj: any = {};
+    if (message.maxConcurrency !== 0) {
+      obj.maxConcurrency = Math.round(message.maxConcurrency);
+    }
+    if (message.maxRate !== 0) {
+      obj.maxRate = floatToJson(message.maxRate);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<KeyLimits>, I>>(base?: I): KeyLimits {
+    return KeyLimits.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<KeyLimits>, I>>(object: I): KeyLimits {
+    const message = createBaseKeyLimits();
+    message.maxConcurrency = object.maxConcurrency ?? 0;
+    message.maxRate = object.maxRate ?? 0;
     return message;
   },
 };
@@ -558,7 +704,15 @@ export const Retention: MessageFns<Retention> = {
 };
 
 function createBaseTaskOptions(): TaskOptions {
-  return { timeout: undefined, retry: undefined, priority: 0, delivery: 0, expiresAfter: undefined };
+  return {
+    timeout: undefined,
+    retry: undefined,
+    priority: 0,
+    delivery: 0,
+    expiresAfter: undefined,
+    debounce: undefined,
+    singleton: false,
+  };
 }
 
 export const TaskOptions: MessageFns<TaskOptions> = {
@@ -577,6 +731,12 @@ export const TaskOptions: MessageFns<TaskOptions> = {
     }
     if (message.expiresAfter !== undefined) {
       Duration.encode(message.expiresAfter, writer.uint32(42).fork()).join();
+    }
+    if (message.debounce !== undefined) {
+      Duration.encode(message.debounce, writer.uint32(50).fork()).join();
+    }
+    if (message.singleton !== false) {
+      writer.uint32(56).bool(message.singleton);
     }
     return writer;
   },
@@ -634,6 +794,22 @@ export const TaskOptions: MessageFns<TaskOptions> = {
             message.expiresAfter = Duration.decode(reader, reader.uint32());
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.debounce = Duration.decode(reader, reader.uint32());
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.singleton = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -657,6 +833,8 @@ export const TaskOptions: MessageFns<TaskOptions> = {
         : isSet(object.expires_after)
         ? Duration.fromJSON(object.expires_after)
         : undefined,
+      debounce: isSet(object.debounce) ? Duration.fromJSON(object.debounce) : undefined,
+      singleton: isSet(object.singleton) ? globalThis.Boolean(object.singleton) : false,
     };
   },
 
@@ -677,6 +855,12 @@ export const TaskOptions: MessageFns<TaskOptions> = {
     if (message.expiresAfter !== undefined) {
       obj.expiresAfter = Duration.toJSON(message.expiresAfter);
     }
+    if (message.debounce !== undefined) {
+      obj.debounce = Duration.toJSON(message.debounce);
+    }
+    if (message.singleton !== false) {
+      obj.singleton = message.singleton;
+    }
     return obj;
   },
 
@@ -696,6 +880,10 @@ export const TaskOptions: MessageFns<TaskOptions> = {
     message.expiresAfter = (object.expiresAfter !== undefined && object.expiresAfter !== null)
       ? Duration.fromPartial(object.expiresAfter)
       : undefined;
+    message.debounce = (object.debounce !== undefined && object.debounce !== null)
+      ? Duration.fromPartial(object.debounce)
+      : undefined;
+    message.singleton = object.singleton ?? false;
     return message;
   },
 };
