@@ -27,6 +27,8 @@ export { createClient } from "./client/index.ts";
 export type {
   DeliveryName,
   HandlerResult,
+  KeyLimitSettings,
+  LimitKind,
   PriorityName,
   QueueBackend,
   ResultFields,
