@@ -51,7 +51,7 @@ export interface AttemptEnvironment {
    */
   readonly children?: (parentId: string, waited: bigint) => ChildTasks;
   /** A lease another process took for this attempt (a keyed task's key lease), to renew and release. */
-  readonly adoptLease?: (subject: string, seq: number) => Lease;
+  readonly adoptLease?: (subject: string, seq: number, holder: string) => Lease;
   /** Cancels a task: the children of a parent that failed or was cancelled. */
   readonly cancel?: (taskId: string, reason: string) => Promise<unknown>;
 }

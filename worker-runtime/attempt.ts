@@ -206,7 +206,7 @@ export class Attempt {
     const keyLease = this.msg.headers?.get(keyLeaseHeader);
     if (keyLease && env.adoptLease) {
       const [subject = "", seq = ""] = keyLease.split(" ");
-      held.push(env.adoptLease(subject, Number(seq)));
+      held.push(env.adoptLease(subject, Number(seq), this.taskId));
     }
     try {
       if (env.concurrency) held.push(await env.concurrency.acquire(env.workerId, waiting));

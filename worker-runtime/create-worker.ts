@@ -276,7 +276,8 @@ class TaskWorker implements Worker {
         : undefined,
       rate: maxRate ? Leases.forRate(this.bucket.requests, jsm, workerType, maxRate) : undefined,
       // A keyed task's key lease, taken by the dispatcher, is this attempt's to renew and release.
-      adoptLease: (subject, seq) => Leases.adopt(this.bucket.requests, jsm, workerType, subject, seq, ackWaitMs),
+      adoptLease: (subject, seq, holder) =>
+        Leases.adopt(this.bucket.requests, jsm, workerType, subject, seq, ackWaitMs, holder),
       ...this.family,
     };
     for (const source of this.feedSources(workerType)) {

@@ -1,14 +1,27 @@
 import { fromBinary } from "@bufbuild/protobuf";
+import { timestampNow } from "@bufbuild/protobuf/wkt";
+import { Code } from "@connectrpc/connect";
 import type { ConsumerMessages, JetStreamClient, JsMsg } from "@nats-io/jetstream";
 import { headers } from "@nats-io/transport-node";
-import { DeliveryMode, type TaskStatus, type WorkItem, WorkItemSchema } from "../gen/taskwire/v1/task_pb.ts";
-import { isTerminal, priorityNames, taskIdToken, topology } from "../sdk/core/index.ts";
+import { DeliveryMode, TaskState, type TaskStatus, type WorkItem, WorkItemSchema } from "../gen/taskwire/v1/task_pb.ts";
 import {
+  fairnessKeyHash,
+  isTerminal,
+  priorityNames,
+  queuedStatus,
+  TaskError,
+  taskIdToken,
+  topology,
+} from "../sdk/core/index.ts";
+import {
+  countChild,
+  directGet,
   expireBroadcast,
   extractTraceContext,
   publishWorkItem,
   readStatus,
   type StatusBucket,
+  writeStatus,
 } from "../sdk/nats/index.ts";
 
 /**
@@ -72,13 +85,21 @@ async function promote(
     msg.ack();
     return;
   }
+  if (workItem.fairnessKey && (await debounced(bucket, workItem))) {
+    msg.ack();
+    return;
+  }
   const id = headers();
   id.set("Nats-Msg-Id", workItem.taskId);
-  const subject = topology.taskSubject(
-    workItem.workerType,
-    priorityNames[workItem.priority] ?? "normal",
-    taskIdToken(workItem.taskId),
-  );
+  // A task with a fairness key waits for its turn among its key's, as when submitted without delay.
+  const subject = workItem.fairnessKey
+    ? topology.fairSubject(workItem.workerType, fairnessKeyHash(workItem.fairnessKey))
+    : topology.taskSubject(
+        workItem.workerType,
+        priorityNames[workItem.priority] ?? "normal",
+        taskIdToken(workItem.taskId),
+      );
+  if (workItem.fairnessKey) await writeStatus(bucket, queuedStatus(workItem), stored?.revision ?? 0);
   try {
     // Its send span continues the trace of the submit, whose context the due message kept.
     await publishWorkItem(bucket.requests, subject, msg.data, id, workItem, extractTraceContext(msg.headers));
@@ -87,4 +108,29 @@ async function promote(
     if (!(error instanceof Error && /per subject/i.test(error.message))) throw error;
   }
   msg.ack();
+}
+
+/**
+ * Whether a debounced task was replaced by a later one of its method and key
+ * (the debounce subject names the last): then it ends CANCELLED, saying by which.
+ */
+async function debounced(bucket: StatusBucket, workItem: WorkItem): Promise<boolean> {
+  const subject = topology.debounceSubject(
+    workItem.workerType,
+    fairnessKeyHash(`${workItem.method}\0${workItem.fairnessKey}`),
+  );
+  const last = await directGet(bucket.requests, topology.schedulerStream(workItem.workerType), {
+    lastBySubject: subject,
+  });
+  const lastId = last ? new TextDecoder().decode(last.data) : "";
+  if (!lastId || lastId === workItem.taskId) return false;
+  const stored = await readStatus(bucket, workItem.taskId);
+  const status = stored?.status ?? queuedStatus(workItem);
+  status.state = TaskState.CANCELLED;
+  status.finishedAt = timestampNow();
+  status.error = new TaskError(`debounced: ${lastId}, a later task of its key, replaced it`, Code.Canceled, {
+    retryable: false,
+  }).toMessage(status.attempt);
+  if (await writeStatus(bucket, status, stored?.revision ?? 0)) await countChild(bucket, status);
+  return true;
 }

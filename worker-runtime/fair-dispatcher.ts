@@ -7,6 +7,7 @@ import {
   isTerminal,
   type KeyLimitSettings,
   priorityNames,
+  singletonPrefix,
   taskIdToken,
   topology,
 } from "../sdk/core/index.ts";
@@ -149,7 +150,8 @@ export class FairDispatcher {
     });
     // The last sequence taken from each key (moved, or dropped as ended): its subject is purged below it.
     const taken = new Map<string, number>();
-    if (!this.keyLimits) {
+    const singletons = keys.some((key) => key.slice(key.lastIndexOf(".") + 1).startsWith(singletonPrefix));
+    if (!this.keyLimits && !singletons) {
       // Published in that order: every publish of one turn leaves together, in call order.
       await Promise.all(
         messages.map((message, i) => {
@@ -190,7 +192,9 @@ export class FairDispatcher {
     const hash = subject.slice(subject.lastIndexOf(".") + 1);
     let limits = this.keys.get(hash);
     if (!limits) {
-      const { maxConcurrency, maxRate } = this.keyLimits ?? {};
+      const { maxRate } = this.keyLimits ?? {};
+      // A singleton method's key runs one task at a time.
+      const maxConcurrency = hash.startsWith(singletonPrefix) ? 1 : this.keyLimits?.maxConcurrency;
       const { requests } = this.bucket;
       limits = {
         run: maxConcurrency

@@ -73,8 +73,9 @@ export class Leases {
     subject: string,
     seq: number,
     ttlMs: number,
+    holder: string,
   ): Lease {
-    return new Leases(requests, jsm, workerType, "run", 1, ttlMs).held(subject, seq);
+    return new Leases(requests, jsm, workerType, "run", 1, ttlMs).held(subject, seq, holder);
   }
 
   /**

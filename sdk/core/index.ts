@@ -15,7 +15,15 @@ export { endpointPattern, maxBatchSize, maxReasonLength } from "./limits.ts";
 export { loadDefinitions } from "./load-definitions.ts";
 export { Mailbox } from "./mailbox.ts";
 export { type LimitKind, topology } from "./names.ts";
-export { type PreparedTask, prepareTask, priorityNames, type ResultRoute, type SubmitLimits } from "./prepare-task.ts";
+export {
+  fairnessKeyHash,
+  type PreparedTask,
+  prepareTask,
+  priorityNames,
+  type ResultRoute,
+  type SubmitLimits,
+  singletonPrefix,
+} from "./prepare-task.ts";
 export type { QueueBackend } from "./queue-backend.ts";
 export type { ScheduleBackend, ScheduleChange } from "./schedule-backend.ts";
 export {

@@ -133,6 +133,8 @@ export const topology = {
   indexFieldSubject: (workerType: string, term: string) => `taskwire.index.${workerType}.field.${term}`,
   /** A message of that stream: the ids of tasks that entered `state` together (a lower-case state name). */
   indexStateSubject: (workerType: string, state: string) => `taskwire.index.${workerType}.${state}`,
+  /** The id of the last task of a debounced method and fairness key (its hash), in SCHED_<type>. */
+  debounceSubject: (workerType: string, keyHash: string) => `taskwire.sched.${workerType}.debounce.${keyHash}`,
   /** Tasks with a fairness key, waiting for the type's dispatcher, by key. */
   fairStream: (workerType: string) => `FAIR_${workerType}`,
   /** The tasks of one fairness key (its hash), oldest first. */

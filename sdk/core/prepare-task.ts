@@ -64,6 +64,10 @@ export interface PreparedTask {
   readonly searchTerms?: readonly string[];
   /** A task with a fairness key: `subject` is its key's, where it waits for the dispatcher. */
   readonly held?: boolean;
+  /** A singleton method's task: published only where none of its key waits. */
+  readonly singleton?: boolean;
+  /** A debounced task: the subject that names the last task of its method and key. */
+  readonly debounce?: string;
 }
 
 /** Limits checked before anything reaches NATS. */
@@ -155,6 +159,17 @@ export function prepareTask(
   if (DeliveryModeSchema.value[task.delivery] === undefined)
     throw new TaskError(`task.delivery ${task.delivery} is not a DeliveryMode`, Code.InvalidArgument);
   if (notBefore !== undefined && notBefore <= now) notBefore = undefined;
+  // Per key, the method may debounce (the last task within the window wins) or allow one at a time.
+  const { debounceMs, singleton } = method.defaults;
+  if ((debounceMs || singleton) && !fairnessKey)
+    throw new TaskError(
+      `${where} is ${singleton ? "a singleton" : "debounced"} per fairness key: the task needs one (fairnessKey, or the request field marked fairness_key)`,
+      Code.InvalidArgument,
+    );
+  if (singleton && task.schedule.case !== undefined)
+    throw new TaskError(`${where} is a singleton per fairness key: its tasks cannot be delayed`, Code.InvalidArgument);
+  const methodKey = debounceMs || singleton ? fairnessKeyHash(`${method.name}\0${fairnessKey}`) : "";
+  if (debounceMs && task.schedule.case === undefined) notBefore = now + debounceMs;
   if (notBefore !== undefined && task.expiresAt && timestampMs(task.expiresAt) <= notBefore) {
     throw new TaskError(
       `task.expires_at ${timestampDate(task.expiresAt).toISOString()} is not after its start time ${new Date(notBefore).toISOString()}: it could never run`,
@@ -275,21 +290,30 @@ export function prepareTask(
       subject: topology.waitingSubject(method.workerType, token),
       bytes,
       schedule: { at: new Date(notBefore), target: topology.dueSubject(method.workerType, token) },
+      ...(debounceMs ? { debounce: topology.debounceSubject(method.workerType, methodKey) } : {}),
       ...searchTerms,
     };
   }
-  // A task with a fairness key waits among its key's, until its type's dispatcher queues it (see fair-dispatcher.ts).
+  // A task with a fairness key waits among its key's, until its type's dispatcher queues it (see
+  // fair-dispatcher.ts); a singleton method's tasks of a key wait apart, one at a time.
   if (fairnessKey) {
     return {
       taskId,
-      subject: topology.fairSubject(method.workerType, fairnessKeyHash(fairnessKey)),
+      subject: topology.fairSubject(
+        method.workerType,
+        singleton ? `${singletonPrefix}${methodKey}` : fairnessKeyHash(fairnessKey),
+      ),
       bytes,
       held: true,
+      ...(singleton ? { singleton: true } : {}),
       ...searchTerms,
     };
   }
   return { taskId, subject: topology.taskSubject(method.workerType, priority, token), bytes, ...searchTerms };
 }
+
+/** The first letter of a singleton key's token: its tasks run one at a time. */
+export const singletonPrefix = "s";
 
 /** The longest fairness key, in bytes. */
 export const maxFairnessKeyBytes = 256;

@@ -238,7 +238,43 @@ class NatsTaskBackend implements TaskBackend {
   /** Publishes a task that passed its checks (and its key lookup): a copy per endpoint for a broadcast. */
   private enqueue(task: Task, prepared: PreparedTask, notify: boolean): Promise<SubmitResponse> {
     if (prepared.broadcast) return this.submitBroadcast(task, prepared, prepared.broadcast, notify);
+    if (prepared.singleton) return this.submitSingleton(task, prepared, notify);
     return this.publishTask(task, prepared, notify);
+  }
+
+  /**
+   * A singleton method's task: the one of its key that waits or runs is returned
+   * (a duplicate), else it is published where none of its key waits (expected
+   * last subject sequence 0), else, refused there, the one that got in is returned.
+   */
+  private async submitSingleton(task: Task, prepared: PreparedTask, notify: boolean): Promise<SubmitResponse> {
+    for (let tries = 0; tries < 3; tries++) {
+      const active = await this.activeSingleton(task.workerType, prepared.subject).catch((e) =>
+        Promise.reject(fromNatsError(e, "reading the key's task")),
+      );
+      if (active) return this.duplicate(active);
+      try {
+        return await this.publishTask(task, prepared, notify);
+      } catch (error) {
+        // Another task of the key got in first: it is the one to return, on the next try.
+        if (!(error instanceof Error && /wrong last sequence/i.test(error.message))) throw error;
+      }
+    }
+    throw new TaskError(`submitting ${prepared.taskId}: its key's task changed under each try; retry`, Code.Aborted);
+  }
+
+  /** The task of a singleton key that waits (held) or runs (holds the key's lease), if any. */
+  private async activeSingleton(workerType: string, subject: string): Promise<string | undefined> {
+    const waiting = await directGet(this.bucket.requests, topology.fairStream(workerType), { lastBySubject: subject });
+    if (waiting) return decodeMessage(WorkItemSchema, waiting.data).taskId;
+    const token = subject.slice(subject.lastIndexOf(".") + 1);
+    const lease = await directGet(this.bucket.requests, topology.limitStream(workerType), {
+      lastBySubject: topology.limitSubject(workerType, `key.${token}`, 0),
+    });
+    const holder = lease ? new TextDecoder().decode(lease.data) : "";
+    if (!holder) return undefined;
+    const status = await this.getTask(holder).catch(() => undefined);
+    return status && !isTerminal(status.state) ? holder : undefined;
   }
 
   private publishTask(task: Task, prepared: PreparedTask, notify: boolean): Promise<SubmitResponse> {
@@ -263,7 +299,9 @@ class NatsTaskBackend implements TaskBackend {
         // A held task is on its key's subject, where no lookup by id finds it: its record says it is queued.
         const recorded = prepared.held
           ? writeStatus(this.bucket, queuedStatus(decodeMessage(WorkItemSchema, prepared.bytes)), 0)
-          : undefined;
+          : prepared.debounce
+            ? markDebounced(this.bucket.requests, prepared.debounce, taskId)
+            : undefined;
         // As create(SubmitResponseSchema, ...) makes it: this runs once per task.
         const accepted: SubmitResponse = {
           $typeName: SubmitResponseSchema.typeName,
@@ -637,6 +675,8 @@ function publishHeaders(task: Task, prepared: PreparedTask): MsgHdrs | undefined
   const h = headers();
   // A held task shares its key's subject: only the id tells a repeat.
   if (task.idempotencyKey || prepared.held) h.set("Nats-Msg-Id", prepared.taskId);
+  // A singleton's: only where none of its key waits.
+  if (prepared.singleton) h.set("Nats-Expected-Last-Subject-Sequence", "0");
   if (prepared.schedule) {
     h.set("Nats-Schedule", `@at ${prepared.schedule.at.toISOString()}`);
     h.set("Nats-Schedule-Target", prepared.schedule.target);
@@ -651,4 +691,14 @@ function decodedOrUndefined<T>(decode: (bytes: Uint8Array) => T, bytes: Uint8Arr
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Names a debounced task the last of its method and key (the subject keeps
+ * only the latest: a rollup); when due, one that is not the last is cancelled.
+ */
+async function markDebounced(requests: RequestPipeline, subject: string, taskId: string): Promise<void> {
+  const h = headers();
+  h.set("Nats-Rollup", "sub");
+  await publishToStream(requests, subject, new TextEncoder().encode(taskId), h);
 }

@@ -102,4 +102,34 @@ describe("per-key limits", () => {
     ] as const)
       expect((starts.get(a) ?? [])[0]).toBeLessThan((starts.get(b) ?? [])[5] ?? 0);
   }, 60_000);
+
+  it("debounce: of a tenant's tasks within the window, the last runs and the others end CANCELLED", async () => {
+    const method = keyedService.methods.debounced;
+    const burst = [];
+    for (let i = 0; i < 5; i++) burst.push(await client.submitTask(method, { tenant: "d", label: `d${i}` }));
+    const other = await client.submitTask(method, { tenant: "e", label: "e0" });
+    const last = burst[4];
+    expect((await last?.result())?.label).toBe("d4");
+    expect((await other.result()).label).toBe("e0");
+    for (const handle of burst.slice(0, 4)) {
+      await expect(handle.result()).rejects.toThrow(new RegExp(`debounced: ${last?.id}, a later task of its key`));
+    }
+    await expect(client.submitTask(method, { label: "no key" })).rejects.toThrow(
+      /keyed\/Debounced is debounced per fairness key: the task needs one/,
+    );
+  }, 30_000);
+
+  it("singleton: while a tenant's task waits or runs, a submit returns it; afterwards, a new one", async () => {
+    const method = keyedService.methods.single;
+    const first = await client.submitTask(method, { tenant: "s", label: "s0", sleepMs: 400 });
+    const again = await Promise.all([1, 2].map((i) => client.submitTask(method, { tenant: "s", label: `s${i}` })));
+    expect(again.map((handle) => handle.id)).toEqual([first.id, first.id]);
+    expect(again.every((handle) => handle.duplicate)).toBe(true);
+    const other = await client.submitTask(method, { tenant: "t", label: "t0" });
+    expect(other.id).not.toBe(first.id);
+    expect((await first.result()).label).toBe("s0");
+    const later = await client.submitTask(method, { tenant: "s", label: "s3" });
+    expect(later.id).not.toBe(first.id);
+    expect((await later.result()).label).toBe("s3");
+  }, 30_000);
 });
