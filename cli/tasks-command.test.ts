@@ -30,7 +30,7 @@ describe("tasks list's filters", () => {
   it("names the flag and what it accepts", () => {
     expect(() => taskListFilter({ state: "running,done" }, now)).toThrow(
       new UsageError(
-        '--state "done" is not a task state; the states: pending, scheduled, running, retrying, succeeded, failed, cancelled, expired, incomplete',
+        '--state "done" is not a task state; the states: pending, scheduled, running, retrying, succeeded, failed, cancelled, expired, incomplete, waiting',
       ),
     );
     expect(() => taskListFilter({ key: "k" }, now)).toThrow("--key needs --type: it searches one worker type");
