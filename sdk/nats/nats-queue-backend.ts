@@ -171,14 +171,25 @@ class NatsQueueBackend implements QueueBackend {
   async purgeQueue(workerType: string, reason = ""): Promise<number> {
     const doing = `purging the ${workerType} queue`;
     const cancelled = new Set<string>();
-    // Delayed tasks (and broadcast deadlines) first, then the queue: a delayed task
-    // that falls due meanwhile moves to the queue and is found there.
+    // Delayed tasks (and broadcast deadlines) first, then parents waiting for their
+    // children, then tasks waiting for their key's turn, then the queue: a task that
+    // moves on meanwhile is found further on. (SCHED_<type> holds schedules' armed
+    // times and debounce marks too, which are no tasks.)
+    const scheduler = topology.schedulerStream(workerType);
     for (const [stream, subjects] of [
-      [topology.schedulerStream(workerType), topology.schedulerSubjects(workerType)],
+      [scheduler, topology.waitingSubject(workerType, "*")],
+      [scheduler, topology.dueSubject(workerType, "*")],
+      [scheduler, topology.parkedSubject(workerType, "*")],
+      [topology.fairStream(workerType), topology.fairSubject(workerType, "*")],
       [topology.streamName(workerType), topology.streamSubjects(workerType)],
     ] as const) {
-      // Only what was there when the purge began: later submits stay.
-      const last = await this.nats(workerType, doing, async () => (await this.jsm.streams.info(stream)).state.last_seq);
+      // Only what was there when the purge began: later submits stay. (A type made before fairness keys has no FAIR stream.)
+      const info =
+        stream === topology.fairStream(workerType)
+          ? await this.jsm.streams.info(stream).catch(() => undefined)
+          : await this.nats(workerType, doing, () => this.jsm.streams.info(stream));
+      if (!info) continue;
+      const last = info.state.last_seq;
       for (let from = 0; ; ) {
         const message = await this.nats(workerType, doing, () =>
           directGet(this.bucket.requests, stream, { nextBySubject: subjects, from }),

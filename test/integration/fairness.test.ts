@@ -1,9 +1,13 @@
+import { create } from "@bufbuild/protobuf";
+import { anyPack, durationFromMs } from "@bufbuild/protobuf/wkt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ScheduleSchema } from "../../gen/taskwire/v1/schedule_service_pb.ts";
 import { TaskState } from "../../gen/taskwire/v1/task_pb.ts";
 import { createClient, type TaskwireClient } from "../../sdk/client/create-client.ts";
 import { TaskError } from "../../sdk/core/task-error.ts";
 import { createWorker, type Worker } from "../../worker-runtime/create-worker.ts";
 import { fairQueueDepth } from "../../worker-runtime/fair-dispatcher.ts";
+import { RunRequestSchema } from "../gen/probe/v1/probe_pb.ts";
 import { implementProbeService, probeService } from "../gen/probe/v1/probe_taskwire.ts";
 import { type NatsServer, startNatsServer } from "../support/nats-server.ts";
 import { poll } from "../support/poll.ts";
@@ -91,5 +95,28 @@ describe("fairness keys", () => {
     await expect(client.submitTask(run, { label: "long" }, { fairnessKey: "k".repeat(257) })).rejects.toThrow(
       /fairness key of 257 bytes: at most 256/,
     );
+  }, 60_000);
+
+  it("a purge cancels the tasks waiting for their turn too, and leaves a schedule's armed time", async () => {
+    await client.queues.pauseQueue("probe");
+    try {
+      await client.schedules.createSchedule(
+        create(ScheduleSchema, {
+          workerType: "probe",
+          scheduleId: "hourly",
+          spec: { every: durationFromMs(3_600_000) },
+          task: { method: "Run", payload: anyPack(RunRequestSchema, create(RunRequestSchema, { label: "tick" })) },
+        }),
+      );
+      const waiting = await submitMany(300, (i) => `purged-${i}`, "purged");
+      // Some in the queue (256 at most), the rest held by key.
+      await poll(async () => ((await client.queues.getQueue("probe")).queued === 300n ? true : undefined));
+      expect(await client.queues.purgeQueue("probe", "emptied")).toBe(300);
+      for (const handle of waiting.slice(-3)) expect((await handle.status()).state).toBe(TaskState.CANCELLED);
+      expect((await client.schedules.getSchedule("probe", "hourly")).nextTime).toBeDefined();
+    } finally {
+      await client.schedules.deleteSchedule("probe", "hourly").catch(() => undefined);
+      await client.queues.resumeQueue("probe");
+    }
   }, 60_000);
 });
