@@ -285,7 +285,9 @@ export class Attempt {
       },
       () => this.alive(),
     );
-    if (!this.endpoint) ctx.childTasks = env.children?.(this.taskId, this.status.children?.spawned ?? 0n);
+    const { children } = env;
+    if (!this.endpoint && children)
+      ctx.makeChildTasks = () => children(this.taskId, this.status.children?.spawned ?? 0n);
     this.context = ctx;
     env.running.set(this.taskId, ctx);
     this.heartbeat = setInterval(() => {
@@ -448,7 +450,9 @@ export class Attempt {
     // Stored: now the submitter may hear of it (before the ack, which only frees the message).
     if (isTerminal(state)) {
       this.announce(this.writer.status, written.bytes);
-      await this.family(this.writer.status);
+      // Most tasks have neither a parent nor a failure: no call, no await (the hot path).
+      const ended = this.writer.status;
+      if (ended.parentTaskId || ended.state !== TaskState.SUCCEEDED) await this.family(ended);
     }
     return this.settle(state, outcome);
   }
