@@ -78,9 +78,7 @@ export class TaskContextController implements TaskContext {
     this.onHeartbeat();
   }
 
-  /** Makes the attempt's children, when its worker can spawn them: on first use, as most handlers never do. */
-  makeChildTasks: (() => ChildTasks) | undefined;
-  /** The attempt's children, once the handler used them (see {@link ChildTasks}). */
+  /** The attempt's children, when its worker can spawn them (see {@link ChildTasks}). */
   childTasks: ChildTasks | undefined;
 
   spawn<I extends DescMessage>(
@@ -104,7 +102,6 @@ export class TaskContextController implements TaskContext {
   }
 
   private parent(): ChildTasks {
-    this.childTasks ??= this.makeChildTasks?.();
     if (this.childTasks) return this.childTasks;
     throw new TaskError(
       this.endpoint ? "a broadcast copy spawns no child tasks" : "this worker spawns no child tasks",
