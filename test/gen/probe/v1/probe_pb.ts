@@ -11,7 +11,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file probe/v1/probe.proto.
  */
 export const file_probe_v1_probe: GenFile = /*@__PURE__*/
-  fileDesc("ChRwcm9iZS92MS9wcm9iZS5wcm90bxIIcHJvYmUudjEinQEKClJ1blJlcXVlc3QSDQoFbGFiZWwYASABKAkSEAoIc2xlZXBfbXMYAiABKA0SFQoNZmFpbF9hdHRlbXB0cxgDIAEoDRIVCg1ub25fcmV0cnlhYmxlGAQgASgIEhEKCWhlYXJ0YmVhdBgFIAEoCBIVCg1pZ25vcmVfc2lnbmFsGAYgASgIEhYKBnRlbmFudBgHIAEoCUIG0qMZAhgBIkAKC1J1blJlc3BvbnNlEg0KBWxhYmVsGAEgASgJEg8KB2F0dGVtcHQYAiABKA0SEQoJd29ya2VyX2lkGAMgASgJMoABCgxQcm9iZVNlcnZpY2USYQoDUnVuEhQucHJvYmUudjEuUnVuUmVxdWVzdBoVLnByb2JlLnYxLlJ1blJlc3BvbnNlIi3SoxkpCgIIChIjCAMSBRCA4esXGgYQgIjevgEhAAAAAAAAAEApexSuR+F6hD8aDdKjGQkKBXByb2JlEAQyZwoTTGltaXRlZFByb2JlU2VydmljZRIyCgNSdW4SFC5wcm9iZS52MS5SdW5SZXF1ZXN0GhUucHJvYmUudjEuUnVuUmVzcG9uc2UaHNKjGRgKB2xpbWl0ZWQQBCACKQAAAAAAACRAMB4yXAoUVm9sYXRpbGVQcm9iZVNlcnZpY2USMgoDUnVuEhQucHJvYmUudjEuUnVuUmVxdWVzdBoVLnByb2JlLnYxLlJ1blJlc3BvbnNlGhDSoxkMCgh2b2xhdGlsZTgCMmAKEUJyaWVmUHJvYmVTZXJ2aWNlEjIKA1J1bhIULnByb2JlLnYxLlJ1blJlcXVlc3QaFS5wcm9iZS52MS5SdW5SZXNwb25zZRoX0qMZEwoFYnJpZWZKCgoCCAISAgg8GEBiBnByb3RvMw", [file_taskwire_v1_options]);
+  fileDesc("ChRwcm9iZS92MS9wcm9iZS5wcm90bxIIcHJvYmUudjEinQEKClJ1blJlcXVlc3QSDQoFbGFiZWwYASABKAkSEAoIc2xlZXBfbXMYAiABKA0SFQoNZmFpbF9hdHRlbXB0cxgDIAEoDRIVCg1ub25fcmV0cnlhYmxlGAQgASgIEhEKCWhlYXJ0YmVhdBgFIAEoCBIVCg1pZ25vcmVfc2lnbmFsGAYgASgIEhYKBnRlbmFudBgHIAEoCUIG0qMZAhgBImkKC1J1blJlc3BvbnNlEg0KBWxhYmVsGAEgASgJEg8KB2F0dGVtcHQYAiABKA0SEQoJd29ya2VyX2lkGAMgASgJEhIKCnN0YXJ0ZWRfbXMYBCABKAESEwoLZmluaXNoZWRfbXMYBSABKAEygAEKDFByb2JlU2VydmljZRJhCgNSdW4SFC5wcm9iZS52MS5SdW5SZXF1ZXN0GhUucHJvYmUudjEuUnVuUmVzcG9uc2UiLdKjGSkKAggKEiMIAxIFEIDh6xcaBhCAiN6+ASEAAAAAAAAAQCl7FK5H4XqEPxoN0qMZCQoFcHJvYmUQBDJnChNMaW1pdGVkUHJvYmVTZXJ2aWNlEjIKA1J1bhIULnByb2JlLnYxLlJ1blJlcXVlc3QaFS5wcm9iZS52MS5SdW5SZXNwb25zZRoc0qMZGAoHbGltaXRlZBAEIAIpAAAAAAAAJEAwHjJcChRWb2xhdGlsZVByb2JlU2VydmljZRIyCgNSdW4SFC5wcm9iZS52MS5SdW5SZXF1ZXN0GhUucHJvYmUudjEuUnVuUmVzcG9uc2UaENKjGQwKCHZvbGF0aWxlOAIyYAoRQnJpZWZQcm9iZVNlcnZpY2USMgoDUnVuEhQucHJvYmUudjEuUnVuUmVxdWVzdBoVLnByb2JlLnYxLlJ1blJlc3BvbnNlGhfSoxkTCgVicmllZkoKCgIIAhICCDwYQGIGcHJvdG8z", [file_taskwire_v1_options]);
 
 /**
  * Request of ProbeService.Run.
@@ -102,6 +102,18 @@ export type RunResponse = Message<"probe.v1.RunResponse"> & {
    * @generated from field: string worker_id = 3;
    */
   workerId: string;
+
+  /**
+   * When its handler started and returned, in ms since the epoch (the worker's clock).
+   *
+   * @generated from field: double started_ms = 4;
+   */
+  startedMs: number;
+
+  /**
+   * @generated from field: double finished_ms = 5;
+   */
+  finishedMs: number;
 };
 
 /**
