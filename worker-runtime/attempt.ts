@@ -3,6 +3,7 @@ import { type Any, durationMs, timestampNow } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
 import type { JsMsg } from "@nats-io/jetstream";
 import {
+  type Children,
   ChildrenSchema,
   ProgressSchema,
   TaskState,
@@ -35,7 +36,7 @@ import {
 } from "./attempt-rules.ts";
 import { AttemptSpan } from "./attempt-span.ts";
 import { backoffMs } from "./backoff-ms.ts";
-import { WaitingForChildren } from "./child-tasks.ts";
+import { type ChildTasks, WaitingForChildren } from "./child-tasks.ts";
 import { deadLetter } from "./dead-letter.ts";
 import { keyLeaseHeader } from "./fair-dispatcher.ts";
 import { giveBack } from "./give-back.ts";
@@ -420,21 +421,11 @@ export class Attempt {
   ): Promise<AttemptOutcome> {
     const attempt = this.report.attempt;
     if (this.endpoint) return this.endCopy(state, outcome, error);
-    // Children spawned since the last wait (or with none) are recorded, and counted from, as a wait would.
-    const family = this.context?.childTasks?.counts;
-    const spawned = family && isTerminal(state) && family.spawned > family.waited ? family.spawned : undefined;
-    if (spawned) await awaitChildren(this.env.bucket.requests, this.taskId, spawned, family?.waited ?? 0n);
-    // The counts its last wait returned, when that wait covered every child it spawned.
-    const last = isTerminal(state) ? this.context?.childTasks?.lastCounts : undefined;
-    const counted = last && BigInt(last.spawned) === (family?.spawned ?? 0n) ? last : undefined;
+    // Most handlers spawn nothing: no call, no await (the hot path).
+    const family = isTerminal(state) ? this.context?.childTasks : undefined;
+    const children = family && family.counts.spawned > 0n ? await this.childrenAtEnd(family) : undefined;
     const written = await this.writer.finish((s) => {
-      if (spawned) s.children = create(ChildrenSchema, { spawned });
-      if (counted)
-        s.children = create(ChildrenSchema, {
-          spawned: BigInt(counted.spawned),
-          ended: BigInt(counted.ended),
-          failed: BigInt(counted.failed),
-        });
+      if (children) s.children = children;
       s.state = state;
       if (isTerminal(state)) s.finishedAt = timestampNow();
       if (error) {
@@ -455,6 +446,21 @@ export class Attempt {
       if (ended.parentTaskId || ended.state !== TaskState.SUCCEEDED) await this.family(ended);
     }
     return this.settle(state, outcome);
+  }
+
+  /**
+   * What a task that ends records of its children: the counts of its last
+   * wait, when that wait covered every child it spawned, else how many it
+   * spawned; undefined when it spawned none since its record's. Children spawned
+   * since its last wait are subtracted from its counter first, as a wait would.
+   */
+  private async childrenAtEnd(children: ChildTasks): Promise<Children | undefined> {
+    const { spawned, waited } = children.counts;
+    if (spawned > waited) await awaitChildren(this.env.bucket.requests, this.taskId, spawned, waited);
+    const last = children.lastCounts;
+    if (last && BigInt(last.spawned) === spawned)
+      return create(ChildrenSchema, { spawned, ended: BigInt(last.ended), failed: BigInt(last.failed) });
+    return spawned > waited ? create(ChildrenSchema, { spawned }) : undefined;
   }
 
   /**

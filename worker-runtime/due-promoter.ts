@@ -1,16 +1,14 @@
 import { fromBinary } from "@bufbuild/protobuf";
-import { timestampNow } from "@bufbuild/protobuf/wkt";
-import { Code } from "@connectrpc/connect";
 import type { ConsumerMessages, JetStreamClient, JsMsg } from "@nats-io/jetstream";
 import { headers } from "@nats-io/transport-node";
-import { DeliveryMode, TaskState, type TaskStatus, type WorkItem, WorkItemSchema } from "../gen/taskwire/v1/task_pb.ts";
+import { DeliveryMode, type TaskStatus, type WorkItem, WorkItemSchema } from "../gen/taskwire/v1/task_pb.ts";
 import {
   fairnessKeyHash,
   isTerminal,
-  priorityNames,
+  markCancelled,
+  methodKeyHash,
   queuedStatus,
-  TaskError,
-  taskIdToken,
+  taskSubjectOf,
   topology,
 } from "../sdk/core/index.ts";
 import {
@@ -18,6 +16,7 @@ import {
   directGet,
   expireBroadcast,
   extractTraceContext,
+  isQueuedAlready,
   publishWorkItem,
   readStatus,
   type StatusBucket,
@@ -94,18 +93,14 @@ async function promote(
   // A task with a fairness key waits for its turn among its key's, as when submitted without delay.
   const subject = workItem.fairnessKey
     ? topology.fairSubject(workItem.workerType, fairnessKeyHash(workItem.fairnessKey))
-    : topology.taskSubject(
-        workItem.workerType,
-        priorityNames[workItem.priority] ?? "normal",
-        taskIdToken(workItem.taskId),
-      );
+    : taskSubjectOf(workItem);
   if (workItem.fairnessKey) await writeStatus(bucket, queuedStatus(workItem), stored?.revision ?? 0);
   try {
     // Its send span continues the trace of the submit, whose context the due message kept.
     await publishWorkItem(bucket.requests, subject, msg.data, id, workItem, extractTraceContext(msg.headers));
   } catch (error) {
     // Already queued (a keyed twin submitted without delay): nothing to move.
-    if (!(error instanceof Error && /per subject/i.test(error.message))) throw error;
+    if (!isQueuedAlready(error)) throw error;
   }
   msg.ack();
 }
@@ -115,10 +110,7 @@ async function promote(
  * (the debounce subject names the last): then it ends CANCELLED, saying by which.
  */
 async function debounced(bucket: StatusBucket, workItem: WorkItem): Promise<boolean> {
-  const subject = topology.debounceSubject(
-    workItem.workerType,
-    fairnessKeyHash(`${workItem.method}\0${workItem.fairnessKey}`),
-  );
+  const subject = topology.debounceSubject(workItem.workerType, methodKeyHash(workItem.method, workItem.fairnessKey));
   const last = await directGet(bucket.requests, topology.schedulerStream(workItem.workerType), {
     lastBySubject: subject,
   });
@@ -126,11 +118,7 @@ async function debounced(bucket: StatusBucket, workItem: WorkItem): Promise<bool
   if (!lastId || lastId === workItem.taskId) return false;
   const stored = await readStatus(bucket, workItem.taskId);
   const status = stored?.status ?? queuedStatus(workItem);
-  status.state = TaskState.CANCELLED;
-  status.finishedAt = timestampNow();
-  status.error = new TaskError(`debounced: ${lastId}, a later task of its key, replaced it`, Code.Canceled, {
-    retryable: false,
-  }).toMessage(status.attempt);
+  markCancelled(status, `debounced: ${lastId}, a later task of its key, replaced it`);
   if (await writeStatus(bucket, status, stored?.revision ?? 0)) await countChild(bucket, status);
   return true;
 }

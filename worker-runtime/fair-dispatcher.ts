@@ -6,12 +6,17 @@ import {
   encodedOutcome,
   isTerminal,
   type KeyLimitSettings,
-  priorityNames,
   singletonPrefix,
-  taskIdToken,
+  taskSubjectOf,
   topology,
 } from "../sdk/core/index.ts";
-import { directGetBatch, publishWorkItem, readStatusRecords, type StatusBucket } from "../sdk/nats/index.ts";
+import {
+  directGetBatch,
+  isQueuedAlready,
+  publishWorkItem,
+  readStatusRecords,
+  type StatusBucket,
+} from "../sdk/nats/index.ts";
 import { decodeMessage } from "../sdk/wire/index.ts";
 import { type Lease, Leases } from "./leases.ts";
 
@@ -232,15 +237,10 @@ export class FairDispatcher {
       const { subject, seq } = lease.where();
       h.set(keyLeaseHeader, `${subject} ${seq}`);
     }
-    const target = topology.taskSubject(
-      this.workerType,
-      priorityNames[workItem.priority] ?? "normal",
-      taskIdToken(workItem.taskId),
-    );
     try {
-      await publishWorkItem(this.bucket.requests, target, data, h, workItem);
+      await publishWorkItem(this.bucket.requests, taskSubjectOf(workItem), data, h, workItem);
     } catch (error) {
-      if (!(error instanceof Error && /per subject/i.test(error.message))) throw error;
+      if (!isQueuedAlready(error)) throw error;
     }
   }
 

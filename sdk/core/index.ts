@@ -17,12 +17,14 @@ export { Mailbox } from "./mailbox.ts";
 export { type LimitKind, topology } from "./names.ts";
 export {
   fairnessKeyHash,
+  methodKeyHash,
   type PreparedTask,
   prepareTask,
   priorityNames,
   type ResultRoute,
   type SubmitLimits,
   singletonPrefix,
+  taskSubjectOf,
 } from "./prepare-task.ts";
 export type { QueueBackend } from "./queue-backend.ts";
 export type { ScheduleBackend, ScheduleChange } from "./schedule-backend.ts";
@@ -59,6 +61,7 @@ export {
   decodeStatus,
   encodedOutcome,
   isTerminal,
+  markCancelled,
   queuedStatus,
   stateName,
   type TaskOutcome,

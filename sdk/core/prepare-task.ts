@@ -27,6 +27,7 @@ import {
   type RetryPolicy,
   RetryPolicySchema,
   type Task,
+  type WorkItem,
   WorkItemSchema,
 } from "../../gen/taskwire/v1/task_pb.ts";
 import { concatMessages, decodeMessage, encodeMessage, packMessage } from "../wire/index.ts";
@@ -83,6 +84,15 @@ export const priorityNames: Record<Priority, PriorityName | undefined> = {
   [Priority.NORMAL]: "normal",
   [Priority.HIGH]: "high",
 };
+/** The subject a WorkItem is queued on: its type's, at its priority (normal when unset), its id's token. */
+export function taskSubjectOf(workItem: Pick<WorkItem, "workerType" | "priority" | "taskId">): string {
+  return topology.taskSubject(
+    workItem.workerType,
+    priorityNames[workItem.priority] ?? "normal",
+    taskIdToken(workItem.taskId),
+  );
+}
+
 const priorityValues: Record<PriorityName, Priority> = {
   low: Priority.LOW,
   normal: Priority.NORMAL,
@@ -168,7 +178,7 @@ export function prepareTask(
     );
   if (singleton && task.schedule.case !== undefined)
     throw new TaskError(`${where} is a singleton per fairness key: its tasks cannot be delayed`, Code.InvalidArgument);
-  const methodKey = debounceMs || singleton ? fairnessKeyHash(`${method.name}\0${fairnessKey}`) : "";
+  const methodKey = debounceMs || singleton ? methodKeyHash(method.name, fairnessKey) : "";
   if (debounceMs && task.schedule.case === undefined) notBefore = now + debounceMs;
   if (notBefore !== undefined && task.expiresAt && timestampMs(task.expiresAt) <= notBefore) {
     throw new TaskError(
@@ -347,6 +357,11 @@ function fairnessKeyField(input: DescMessage): DescField | undefined {
     keyFields.set(input, field);
   }
   return field ?? undefined;
+}
+
+/** The subject token of a method's fairness key (a debounced or singleton method's tasks of a key). */
+export function methodKeyHash(method: string, fairnessKey: string): string {
+  return fairnessKeyHash(`${method}\0${fairnessKey}`);
 }
 
 /** The subject token of a fairness key: the first 16 hex digits of its SHA-256. */

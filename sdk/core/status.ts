@@ -1,5 +1,6 @@
 import { WireType } from "@bufbuild/protobuf/wire";
-import { type Any, AnySchema } from "@bufbuild/protobuf/wkt";
+import { type Any, AnySchema, timestampNow } from "@bufbuild/protobuf/wkt";
+import { Code } from "@connectrpc/connect";
 import {
   type TaskError as TaskErrorMessage,
   TaskErrorSchema,
@@ -10,6 +11,7 @@ import {
   type WorkItem,
 } from "../../gen/taskwire/v1/task_pb.ts";
 import { decodeMessage, scanMessage } from "../wire/index.ts";
+import { TaskError } from "./task-error.ts";
 
 const terminalStates = new Set<TaskState>([
   TaskState.SUCCEEDED,
@@ -63,6 +65,13 @@ export function queuedStatus(workItem: WorkItem, state: TaskState = TaskState.PE
     childFailure: workItem.childFailure,
     fairnessKey: workItem.fairnessKey,
   };
+}
+
+/** Makes a record CANCELLED now, with `reason` as its (not retryable) error. */
+export function markCancelled(status: TaskStatus, reason: string): void {
+  status.state = TaskState.CANCELLED;
+  status.finishedAt = timestampNow();
+  status.error = new TaskError(reason, Code.Canceled, { retryable: false }).toMessage(status.attempt);
 }
 
 /** The task id (field 1) and state (field 4) of an encoded TaskStatus, read without decoding the rest. */

@@ -8,8 +8,8 @@ import {
   type TaskStatus,
   WorkItemSchema,
 } from "../../gen/taskwire/v1/task_pb.ts";
-import { priorityNames, taskIdToken, topology, workerTypeOf } from "../core/index.ts";
-import { directGet, isNoSuchStream, publishToStream } from "./jetstream-ops.ts";
+import { taskIdToken, taskSubjectOf, topology, workerTypeOf } from "../core/index.ts";
+import { directGet, isNoSuchStream, isQueuedAlready, publishToStream } from "./jetstream-ops.ts";
 import type { RequestPipeline } from "./request-pipeline.ts";
 import { readStatus, type StatusBucket, writeStatus } from "./status-store.ts";
 import type { TaskIndexWriter } from "./task-index.ts";
@@ -163,12 +163,11 @@ export async function resumeParent(bucket: StatusBucket, parentId: string): Prom
   workItem.resumes += 1;
   const h = headers();
   h.set("Nats-Msg-Id", `${parentId}/resume/${workItem.resumes}`);
-  const subject = topology.taskSubject(type, priorityNames[workItem.priority] ?? "normal", token);
   try {
-    await publishToStream(bucket.requests, subject, toBinary(WorkItemSchema, workItem), h);
+    await publishToStream(bucket.requests, taskSubjectOf(workItem), toBinary(WorkItemSchema, workItem), h);
   } catch (error) {
     // Queued already (another resumer, or the parent's own message not yet acked).
-    if (!(error instanceof Error && /per subject/i.test(error.message))) throw error;
+    if (!isQueuedAlready(error)) throw error;
   }
   stored.status.state = TaskState.PENDING;
   await writeStatus(bucket, stored.status, stored.revision);

@@ -40,7 +40,7 @@ export {
   type ThroughputRead,
   watchWorkers,
 } from "./fleet.ts";
-export { directGet, directGetBatch, publishToStream } from "./jetstream-ops.ts";
+export { directGet, directGetBatch, isQueuedAlready, publishToStream } from "./jetstream-ops.ts";
 export { fromNatsError } from "./nats-error.ts";
 export { createNatsQueueBackend, type NatsQueueBackendOptions } from "./nats-queue-backend.ts";
 export { createNatsTaskBackend, type NatsTaskBackendOptions } from "./nats-task-backend.ts";

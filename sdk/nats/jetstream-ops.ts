@@ -129,6 +129,14 @@ export function directGetBatch(
   });
 }
 
+/**
+ * True for a publish refused because its subject holds its one message already
+ * (a task subject of `TASKS_<type>`): the task is queued, by another.
+ */
+export function isQueuedAlready(error: unknown): boolean {
+  return error instanceof Error && /per subject/i.test(error.message);
+}
+
 /** True for the refusal of a direct get on a stream the server does not have (no responders). */
 export function isNoSuchStream(error: unknown): boolean {
   return error instanceof JetStreamApiError && error.status === 503;

@@ -19,15 +19,15 @@ import {
   QueueSnapshotSchema,
   type ThroughputPoint,
 } from "../../gen/taskwire/v1/queue_service_pb.ts";
-import { Priority, TaskState, type TaskStatus, WorkItemSchema } from "../../gen/taskwire/v1/task_pb.ts";
+import { TaskState, type TaskStatus, WorkItemSchema } from "../../gen/taskwire/v1/task_pb.ts";
 import type { WorkerInstance } from "../../gen/taskwire/v1/worker_service_pb.ts";
 import type { QueueBackend, TaskBackend } from "../core/index.ts";
 import {
   checkWorkerType,
-  priorityNames,
   stateName,
   TaskError,
   taskIdToken,
+  taskSubjectOf,
   throughputStepMs,
   topology,
   workerTypeOf,
@@ -283,13 +283,14 @@ class NatsQueueBackend implements QueueBackend {
     const id = headers();
     // A fresh message id: the task's own id may still be in the duplicate window.
     id.set("Nats-Msg-Id", `${taskId}/retry/${found.seq}`);
-    const subject = topology.taskSubject(
-      workerType,
-      priorityNames[workItem.priority] ?? priorityNames[Priority.NORMAL] ?? "normal",
-      taskIdToken(taskId),
-    );
     try {
-      await publishWorkItem(this.bucket.requests, subject, toBinary(WorkItemSchema, workItem), id, workItem);
+      await publishWorkItem(
+        this.bucket.requests,
+        taskSubjectOf(workItem),
+        toBinary(WorkItemSchema, workItem),
+        id,
+        workItem,
+      );
     } catch (error) {
       // Not queued: put the FAILED record back, so the letter and the status agree.
       await writeStatus(this.bucket, failed, written.revision).catch(() => undefined);

@@ -1,8 +1,8 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { create } from "@bufbuild/protobuf";
-import { type Any, timestampNow } from "@bufbuild/protobuf/wkt";
+import type { Any } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
-import { JetStreamApiError, type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import { errors, headers, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
 import {
@@ -27,6 +27,7 @@ import {
   decodeStatus,
   isTerminal,
   Mailbox,
+  markCancelled,
   maxBatchSize,
   maxReasonLength,
   onAbort,
@@ -47,7 +48,7 @@ import { concatMessages, decodeMessage, encodeMessage } from "../wire/index.ts";
 import { liveEndpoints, openWorkersBucket } from "./broadcast.ts";
 import { cancelChildren, childrenOf, countChild } from "./children.ts";
 import { jetStreamOptionsOf } from "./connection-settings.ts";
-import { directGet, publishToStream, type StoredMessage } from "./jetstream-ops.ts";
+import { directGet, isQueuedAlready, publishToStream, type StoredMessage } from "./jetstream-ops.ts";
 import { listTasks } from "./list-tasks.ts";
 import { fromNatsError } from "./nats-error.ts";
 import {
@@ -314,7 +315,7 @@ class NatsTaskBackend implements TaskBackend {
       (error: unknown) => {
         if (tracked) this.results.untrack(taskId);
         // One message per task subject: the same id is already queued.
-        if (error instanceof JetStreamApiError && /per subject/i.test(error.message)) return this.duplicate(taskId);
+        if (isQueuedAlready(error)) return this.duplicate(taskId);
         const failure = fromNatsError(error, `submitting ${taskId}`);
         if (!(error instanceof errors.TimeoutError)) throw failure;
         // The publish left: JetStream may have stored it. Only the same id is a safe retry.
@@ -526,11 +527,7 @@ class NatsTaskBackend implements TaskBackend {
         return current.status;
       }
       const cancelled = current.status;
-      cancelled.state = TaskState.CANCELLED;
-      cancelled.finishedAt = timestampNow();
-      cancelled.error = new TaskError(reason || "cancelled by request", Code.Canceled, { retryable: false }).toMessage(
-        cancelled.attempt,
-      );
+      markCancelled(cancelled, reason || "cancelled by request");
       const written = await writeStatus(this.bucket, cancelled, current.revision).catch((e) =>
         Promise.reject(fromNatsError(e, `cancelling ${taskId}`)),
       );

@@ -180,12 +180,12 @@ export class ScheduleStore implements ScheduleBackend {
   }
 
   resumeSchedule(workerType: string, scheduleId: string, options: ScheduleChange = {}): Promise<ScheduleInfo> {
-    return this.change(workerType, scheduleId, undefined, (info, plan) => {
+    return this.change(workerType, scheduleId, undefined, (info) => {
       if (!info.paused) return false;
       info.paused = false;
       info.pauseNote = "";
       info.updatedBy = options.by ?? "";
-      setNext(info, nextTime(plan, Date.now() - 1, Date.now()).next);
+      setNext(info, nextTime(planOf(info.schedule as Schedule), Date.now() - 1, Date.now()).next);
       return true;
     });
   }
@@ -341,7 +341,7 @@ export class ScheduleStore implements ScheduleBackend {
     workerType: string,
     scheduleId: string,
     revision: bigint | undefined,
-    edit: (info: ScheduleInfo, plan: SchedulePlan) => boolean,
+    edit: (info: ScheduleInfo) => boolean,
   ): Promise<ScheduleInfo> {
     checkWorkerType(workerType);
     checkScheduleId(scheduleId);
@@ -354,15 +354,14 @@ export class ScheduleStore implements ScheduleBackend {
           Code.Aborted,
         );
       const info = create(ScheduleInfoSchema, stored);
-      const rearm = edit(info, planOf(info.schedule as Schedule));
-      const plan = planOf(info.schedule as Schedule);
+      const rearm = edit(info);
       if (rearm) {
         info.generation += 1n;
         info.updatedAt = timestampNow();
       }
       const written = await this.write(info, stored.revision);
       if (!written) continue;
-      return rearm ? this.armed(written, plan) : written;
+      return rearm ? this.armed(written, planOf(info.schedule as Schedule)) : written;
     }
   }
 
