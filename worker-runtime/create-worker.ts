@@ -33,6 +33,7 @@ import {
   openWorkersBucket,
   presenceTtlMs,
   provisionEndpointConsumer,
+  provisionPatiently,
   provisionStatusBucket,
   provisionThroughputStream,
   provisionWorkerType,
@@ -104,7 +105,7 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
       await provisionThroughputStream(jsm, resolved.topology);
       return provisionStatusBucket(nc, resolved.topology);
     };
-    const kv = await provision();
+    const kv = await provisionPatiently(provision);
     const ttls = await statusTtls(
       jsm,
       resolved.types.map((t) => t.definition),

@@ -51,6 +51,7 @@ export {
   keepProvisioned,
   provisionBucket,
   provisionEndpointConsumer,
+  provisionPatiently,
   provisionStatusBucket,
   provisionTaskIndex,
   provisionThroughputStream,

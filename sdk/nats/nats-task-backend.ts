@@ -54,6 +54,7 @@ import { fromNatsError } from "./nats-error.ts";
 import {
   checkServerVersion,
   keepProvisioned,
+  provisionPatiently,
   provisionStatusBucket,
   provisionTaskIndex,
   provisionWorkerType,
@@ -108,7 +109,7 @@ export async function createNatsTaskBackend(options: NatsTaskBackendOptions): Pr
     return provisionStatusBucket(nc, options.topology);
   };
   try {
-    const kv = await provision();
+    const kv = await provisionPatiently(provision);
     keepProvisioned(nc, provision, () => {}); // a failure shows as UNAVAILABLE on the next submit
     return new NatsTaskBackend(
       nc,

@@ -1,7 +1,9 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import { Code } from "@connectrpc/connect";
 import {
   AckPolicy,
   DiscardPolicy,
+  JetStreamApiError,
   type JetStreamManager,
   jetstream,
   jetstreamManager,
@@ -10,7 +12,7 @@ import {
   type StreamConfig,
 } from "@nats-io/jetstream";
 import { type KV, Kvm } from "@nats-io/kv";
-import { millis, type NatsConnection, nanos } from "@nats-io/transport-node";
+import { errors, millis, type NatsConnection, nanos } from "@nats-io/transport-node";
 import type { TaskServiceDefinition } from "../core/index.ts";
 import { routeLength, TaskError, topology } from "../core/index.ts";
 import { jetStreamOptionsOf } from "./connection-settings.ts";
@@ -404,6 +406,32 @@ export async function provisionEndpointConsumer(
 }
 
 /**
+ * Runs `provision` until it succeeds, again while JetStream does not answer yet:
+ * a request timed out, nobody answered, or the server said it is temporarily
+ * unavailable. A cluster just started, or electing a leader, answers late, and
+ * creating a replicated stream on a loaded machine can take longer than one
+ * request's timeout; every step of provisioning is idempotent. Any other
+ * failure, or the last one after `withinMs`, is final.
+ */
+export async function provisionPatiently<T>(provision: () => Promise<T>, withinMs = 60_000): Promise<T> {
+  const deadline = Date.now() + withinMs;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await provision();
+    } catch (error) {
+      if (!answersLater(error) || Date.now() >= deadline) throw error;
+      await sleep(Math.min(250 * attempt, 2_000));
+    }
+  }
+}
+
+/** A failure that JetStream, starting or electing a leader, ends by itself. */
+function answersLater(error: unknown): boolean {
+  if (error instanceof errors.TimeoutError || error instanceof errors.NoRespondersError) return true;
+  return error instanceof JetStreamApiError && error.code === 10008;
+}
+
+/**
  * Runs `provision` again after every reconnect: a restarted server has lost
  * its memory streams, definitions included, and the types stored there would
  * refuse every task until provisioned anew.
@@ -415,7 +443,7 @@ export function keepProvisioned(
 ): void {
   void (async () => {
     for await (const status of nc.status()) {
-      if (status.type === "reconnect") await provision().catch(onError);
+      if (status.type === "reconnect") await provisionPatiently(provision).catch(onError);
     }
   })();
 }

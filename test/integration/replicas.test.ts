@@ -12,8 +12,10 @@ import { TaskState } from "../../gen/taskwire/v1/task_pb.ts";
 import { createClient } from "../../sdk/client/create-client.ts";
 import { provisionWorkerType } from "../../sdk/nats/provisioning.ts";
 import { createWorker } from "../../worker-runtime/create-worker.ts";
+import { clockService } from "../gen/clock/v1/clock_taskwire.ts";
 import { probeService } from "../gen/probe/v1/probe_taskwire.ts";
-import { type NatsCluster, startNatsCluster } from "../support/nats-server.ts";
+import { type NatsCluster, type NatsServer, startNatsCluster } from "../support/nats-server.ts";
+import { poll } from "../support/poll.ts";
 import { repoRoot } from "../support/tools.ts";
 
 const run = promisify(execFile);
@@ -202,6 +204,33 @@ gateway:
     await provisionWorkerType(jsm, { workerType: "overridden", replicas: 3 }, { replicas: 1 });
     expect(await replicasOf("TASKS_overridden")).toBe(1);
   });
+
+  it("waits while the cluster has no JetStream leader, and provisions once it has one", async () => {
+    // Two nodes of three down: no majority, no meta leader; a stream cannot be created.
+    const [n0, ...others] = cluster.servers as [NatsServer, NatsServer, NatsServer];
+    const creates: string[] = [];
+    const watcher = await connect({ servers: n0.url });
+    const sub = watcher.subscribe("$JS.API.STREAM.CREATE.TASKS_clock", {
+      callback: (_, msg) => void creates.push(msg.subject),
+    });
+    await watcher.flush();
+    await Promise.all(others.map((server) => server.kill("SIGTERM")));
+    let down = true;
+    try {
+      const client = createClient({ nats: { servers: [n0.url] }, services: [clockService], replicas: 3 });
+      client.catch(() => {}); // awaited below; a failure meanwhile is not unhandled
+      // The first try has failed and another is made: the process waits rather than exits.
+      await poll(async () => (creates.length >= 2 ? true : undefined), 30_000);
+      await Promise.all(others.map((server) => server.restart()));
+      down = false;
+      await (await client).close();
+      expect(await replicasOf("TASKS_clock")).toBe(3);
+    } finally {
+      sub.unsubscribe();
+      await watcher.close();
+      if (down) await Promise.all(others.map((server) => server.restart()));
+    }
+  }, 120_000);
 
   it("refuses a replica count other than 1, 3 or 5, naming it", async () => {
     await expect(

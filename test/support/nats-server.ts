@@ -173,6 +173,19 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
  * that sees every peer as current (so an R`size` stream can be placed).
  */
 export async function startNatsCluster(size = 3, options: NatsServerOptions = {}): Promise<NatsCluster> {
+  // A route port is chosen before its server binds it, and anything on the machine may
+  // take it meanwhile (an outgoing connection's local port, another test's server):
+  // such a start is tried again on other ports.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startClusterOnce(size, options);
+    } catch (error) {
+      if (attempt === 3 || !/address already in use/.test((error as Error).message)) throw error;
+    }
+  }
+}
+
+async function startClusterOnce(size: number, options: NatsServerOptions): Promise<NatsCluster> {
   // Routes must be known before any server starts, so the ports are allocated here.
   const routePorts = await Promise.all(Array.from({ length: size }, () => freePort()));
   const name = `taskwire-${process.pid}-${routePorts[0]}`;
