@@ -1,3 +1,4 @@
+import { hostname } from "node:os";
 import { create, fromJson, type JsonValue, toJson, toJsonString } from "@bufbuild/protobuf";
 import { anyPack, durationFromMs, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -25,7 +26,13 @@ import {
   startScheduling,
 } from "../sdk/nats/index.ts";
 import { createGateway } from "../server/index.ts";
-import { createSupervisor, type Supervisor, serveSupervisorMetrics } from "../worker-runtime/index.ts";
+import {
+  createSupervisor,
+  type Housekeeping,
+  keepHouse,
+  type Supervisor,
+  serveSupervisorMetrics,
+} from "../worker-runtime/index.ts";
 import { type TaskTypes, taskTypesOfGateway } from "./gateway-task-types.ts";
 import type { TaskwireConfig } from "./load-config.ts";
 import { submitFromFile } from "./submit-from-file.ts";
@@ -73,6 +80,7 @@ export async function runGateway(
     onWaiting: (reason) => log(`taskwire gateway: waiting for NATS at ${where}: ${reason}`),
   });
   let scheduling: Scheduling | undefined;
+  let housekeeping: Housekeeping | undefined;
   const ready = connected.then(async ({ nc }) => {
     try {
       const topology = { ackWaitMs: config.worker.ackWaitMs, replicas: config.nats.replicas, ...config.retention };
@@ -83,6 +91,18 @@ export async function runGateway(
         topology,
         declared,
         onError: (error) => log(`taskwire gateway: firing a schedule: ${TaskError.from(error).rawMessage}`),
+      });
+      // And moves due tasks and queues keyed ones, as workers do: workers in other languages only run tasks.
+      // Without the permissions for it (docs/security.md), it serves all the same, and says so.
+      const onError = (error: unknown, doing: string) =>
+        log(`taskwire gateway: ${doing}: ${TaskError.from(error).rawMessage}`);
+      housekeeping = await keepHouse(nc, definitions, {
+        holder: `gateway-${hostname()}-${process.pid}`,
+        topology,
+        onError,
+      }).catch((error) => {
+        onError(error, "moving due tasks and queueing keyed tasks");
+        return undefined;
       });
       return { tasks, queues: await createNatsQueueBackend({ nc, tasks }), schedules: scheduling.store };
     } catch (error) {
@@ -133,6 +153,7 @@ export async function runGateway(
       closing.abort();
       await gateway.close();
       await scheduling?.close();
+      await housekeeping?.stop();
       const nc = await connected.then(
         ({ nc }) => nc,
         () => undefined,

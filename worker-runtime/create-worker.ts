@@ -12,15 +12,7 @@ import type { KV } from "@nats-io/kv";
 import { millis, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import type { TaskStatus } from "../gen/taskwire/v1/task_pb.ts";
 import { WorkerInstanceSchema } from "../gen/taskwire/v1/worker_service_pb.ts";
-import {
-  createTaskRegistry,
-  isTerminal,
-  type TaskBackend,
-  TaskError,
-  taskIdToken,
-  topology,
-  workerTypeOf,
-} from "../sdk/core/index.ts";
+import { createTaskRegistry, type TaskBackend, TaskError, topology, workerTypeOf } from "../sdk/core/index.ts";
 import {
   bucketOf,
   checkServerVersion,
@@ -46,9 +38,8 @@ import {
 } from "../sdk/nats/index.ts";
 import type { AttemptEnvironment } from "./attempt-environment.ts";
 import { ChildTasks, learningRegistry } from "./child-tasks.ts";
-import { DuePromoter } from "./due-promoter.ts";
-import { FairDispatcher } from "./fair-dispatcher.ts";
 import { giveBack } from "./give-back.ts";
+import { type Housekeeping, startHousekeeping } from "./housekeeping.ts";
 import { Leases } from "./leases.ts";
 import { PrioritySlots } from "./priority-slots.ts";
 import { resultPublisher } from "./result-events.ts";
@@ -136,8 +127,7 @@ class TaskWorker implements Worker {
   private readonly running = new Map<string, TaskContextController>();
   private readonly cancelled = new Set<string>();
   private readonly feeds: TaskFeed[] = [];
-  private readonly promoters: DuePromoter[] = [];
-  private readonly dispatchers: FairDispatcher[] = [];
+  private readonly housekeeping: Housekeeping[] = [];
   private scheduling: Scheduling | undefined;
   /** Submits and cancels for its handlers (children) and schedules. */
   private tasks: TaskBackend | undefined;
@@ -232,18 +222,18 @@ class TaskWorker implements Worker {
     const ackWaitMs = millis(info.config.ack_wait ?? 30_000_000_000);
     const heartbeatMs = Math.max(100, Math.floor(ackWaitMs / 3));
     const reportResult = this.resultReporter();
-    this.promoters.push(await this.startPromoter(js, jsm, workerType, reportResult));
-    // Tasks with a fairness key reach the queue through the type's dispatcher: one worker's at a time.
-    this.dispatchers.push(
-      new FairDispatcher(
-        jsm,
-        this.bucket,
-        workerType,
-        new Leases(this.bucket.requests, jsm, workerType, "dispatch", 1, 5_000),
-        this.id,
-        (error) => this.emit({ type: "error", error: fromNatsError(error, `queueing ${workerType}'s keyed tasks`) }),
-        type.definition.keyLimits,
-        ackWaitMs,
+    this.housekeeping.push(
+      await startHousekeeping(
+        {
+          nc: this.nc,
+          js,
+          jsm,
+          bucket: this.bucket,
+          holder: this.id,
+          reportResult,
+          onError: (error, doing) => this.emit({ type: "error", error: fromNatsError(error, doing) }),
+        },
+        type.definition,
       ),
     );
     const feeds: TaskFeed[] = [];
@@ -354,32 +344,6 @@ class TaskWorker implements Worker {
     return resultPublisher(this.nc, results, (error) => this.emit({ type: "error", error: TaskError.from(error) }));
   }
 
-  /** Moves the type's due delayed tasks to their queue; a broadcast whose wait ended INCOMPLETE is told. */
-  private startPromoter(
-    js: JetStreamClient,
-    jsm: JetStreamManager,
-    workerType: string,
-    reportResult: (status: TaskStatus, bytes: Uint8Array) => void,
-  ): Promise<DuePromoter> {
-    return DuePromoter.start(
-      js,
-      this.bucket,
-      workerType,
-      (error) =>
-        this.emit({ type: "error", error: fromNatsError(error, `moving a due ${workerType} task to its queue`) }),
-      (status, bytes, workItem) => {
-        // A broadcast ended INCOMPLETE: its copies left unanswered go, and its submitter hears of it.
-        for (const e of status.endpoints) {
-          if (isTerminal(e.state)) continue;
-          const filter = topology.broadcastSubject(workerType, e.endpoint, taskIdToken(status.taskId));
-          jsm.streams.purge(topology.broadcastStream(workerType), { filter }).catch(() => undefined);
-        }
-        if (workItem.notifySubject) this.nc.publish(workItem.notifySubject, bytes);
-        reportResult(status, bytes);
-      },
-    );
-  }
-
   /** A control message: "paused <RFC 3339 end>" holds the type's slots until then, "resumed" frees them. */
   private control(workerType: string, message: string, slots: PrioritySlots, feeds: readonly TaskFeed[]): void {
     clearTimeout(this.pauseEnds.get(workerType));
@@ -426,8 +390,7 @@ class TaskWorker implements Worker {
   private async shutdown(): Promise<void> {
     this.state = "draining";
     // Stage 1: stop pulling; tasks pulled but not started go back to the stream at once.
-    for (const promoter of this.promoters) promoter.stop();
-    await Promise.all(this.dispatchers.map((dispatcher) => dispatcher.stop()));
+    await Promise.all(this.housekeeping.map((h) => h.stop()));
     await this.scheduling?.close().catch((error) => this.emit({ type: "error", error: TaskError.from(error) }));
     // No longer live: broadcasts to "every worker" leave it out from now on.
     clearInterval(this.presenceTimer);

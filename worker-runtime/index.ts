@@ -23,6 +23,8 @@ export type { PoolOptions, Supervisor, SupervisorEvent, SupervisorOptions } from
 export { createSupervisor } from "./create-supervisor.ts";
 export type { Worker, WorkerState } from "./create-worker.ts";
 export { createWorker } from "./create-worker.ts";
+export type { Housekeeping } from "./housekeeping.ts";
+export { keepHouse } from "./housekeeping.ts";
 export { httpWorkerModule, implementHttpService } from "./http-executor.ts";
 export type { TaskMiddleware } from "./middleware.ts";
 export type { ResultEventOptions, ResultHook } from "./result-events.ts";

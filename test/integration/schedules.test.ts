@@ -1,10 +1,12 @@
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
+import { connect } from "@nats-io/transport-node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { TaskState } from "../../gen/taskwire/v1/task_pb.ts";
 import { createClient, type TaskwireClient } from "../../sdk/client/create-client.ts";
 import type { TaskError } from "../../sdk/core/task-error.ts";
 import { createWorker, type Worker } from "../../worker-runtime/create-worker.ts";
+import { keepHouse } from "../../worker-runtime/housekeeping.ts";
 import { implementProbeService, probeService } from "../gen/probe/v1/probe_taskwire.ts";
 import { type NatsServer, startNatsServer } from "../support/nats-server.ts";
 import { poll } from "../support/poll.ts";
@@ -124,5 +126,30 @@ describe("delayed and scheduled tasks", () => {
     expect(never).toMatchObject({ code: Code.InvalidArgument });
     expect(never?.message).toMatch(/could never run/);
     await poll(async () => (startedAt.has("past") ? true : undefined));
+  });
+
+  it("a gateway with no TypeScript worker moves due tasks and queues keyed ones (its housekeeping)", async () => {
+    // As a gateway does (cli/commands.ts) for the workers in other languages, which only run tasks.
+    const nc = await connect({ servers: nats.url });
+    const house = await keepHouse(nc, [probeService], { holder: "gateway-test", onError: () => {} });
+    try {
+      const delayed = await client.submitTask(run, { label: "moved" }, { delayMs: 300 });
+      const keyed = await client.submitTask(run, { label: "dispatched", tenant: "acme" });
+      // Queued by the gateway alone: in TASKS_probe (a direct get finds it there), PENDING.
+      for (const id of [delayed.id, keyed.id]) {
+        const subject = `taskwire.task.probe.normal.${id.split(".")[1]}`;
+        await poll(async () => {
+          const found = await nc.request("$JS.API.DIRECT.GET.TASKS_probe", JSON.stringify({ last_by_subj: subject }));
+          return found.headers?.get("Nats-Subject") === subject ? true : undefined;
+        }, 20_000);
+        expect((await client.getTask(id)).state).toBe(TaskState.PENDING);
+      }
+      await startWorker();
+      expect((await delayed.result()).label).toBe("moved");
+      expect((await keyed.result()).label).toBe("dispatched");
+    } finally {
+      await house.stop();
+      await nc.close();
+    }
   });
 });
