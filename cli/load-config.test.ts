@@ -30,6 +30,44 @@ describe("loadConfig", () => {
     );
   });
 
+  it("reads pools in Python and Go: their module and command; refuses what a language cannot have", async () => {
+    const pools = (yaml: string) => load(`worker:\n  pools:\n${yaml}`).then((c) => c.worker.pools);
+    expect(
+      await pools(
+        "    - { name: py, language: python, module: workers/thumbs.py, command: [.venv/bin/python, -m, taskwire.worker_process] }\n" +
+          "    - { name: pymod, language: python, module: shop.workers }\n" +
+          "    - { name: gopher, language: go, command: ./bin/resizer }\n" +
+          "    - { name: ts, module: w.ts }\n",
+      ),
+    ).toEqual([
+      {
+        name: "py",
+        language: "python",
+        module: join(dir, "workers/thumbs.py"),
+        command: [join(dir, ".venv/bin/python"), "-m", "taskwire.worker_process"],
+        processes: 1,
+      },
+      { name: "pymod", language: "python", module: "shop.workers", processes: 1 },
+      { name: "gopher", language: "go", command: [join(dir, "bin/resizer")], processes: 1 },
+      { name: "ts", module: join(dir, "w.ts"), processes: 1 },
+    ]);
+    await expect(pools("    - { name: a, language: rust, module: m.rs }\n")).rejects.toThrow(
+      /worker.pools\[0\].language must be typescript, python or go, got "rust"/,
+    );
+    await expect(pools("    - { name: a, language: go, module: m.go }\n")).rejects.toThrow(
+      /worker.pools\[0\].module a Go pool has no module/,
+    );
+    await expect(pools("    - { name: a, language: go }\n")).rejects.toThrow(
+      /worker.pools\[0\].command a Go pool needs the worker binary/,
+    );
+    await expect(pools("    - { name: a, language: python }\n")).rejects.toThrow(
+      /worker.pools\[0\].module a Python pool needs its handler module/,
+    );
+    await expect(pools("    - { name: a, module: w.ts, command: [x] }\n")).rejects.toThrow(
+      /worker.pools\[0\].command is for Python and Go pools/,
+    );
+  });
+
   it("serves the console unless gateway.console is false, and refuses another value", async () => {
     expect((await load("gateway:\n  port: 8080\n")).gateway.console).toBe(true);
     expect((await load("gateway:\n  console: false\n")).gateway.console).toBe(false);

@@ -117,6 +117,50 @@ export async function loadConfig(path: string): Promise<TaskwireConfig> {
     return value;
   };
 
+  /**
+   * A pool's language, handler module and command (docs/operations.md): a
+   * TypeScript or Python pool loads a module; a Python or Go pool runs a
+   * command, whose program is a path from the config's folder when it has a
+   * `/` and is looked up on PATH when not.
+   */
+  const languages = ["typescript", "python", "go"] as const;
+  const languagePool = (
+    pool: Record<string, unknown>,
+    key: string,
+  ): Pick<PoolOptions, "language" | "module" | "command"> => {
+    const named = pool.language === undefined ? "typescript" : str(pool.language, `${key}.language`);
+    const language =
+      languages.find((l) => l === named) ?? fail(`${key}.language`, `must be typescript, python or go, got "${named}"`);
+    const module = pool.module === undefined ? undefined : str(pool.module, `${key}.module`);
+    const words =
+      pool.command === undefined
+        ? undefined
+        : typeof pool.command === "string"
+          ? [pool.command]
+          : list(pool.command, `${key}.command`).map((w, i) => str(w, `${key}.command[${i}]`));
+    if (language === "go") {
+      if (module !== undefined) fail(`${key}.module`, "a Go pool has no module: its command is the worker binary");
+      if (!words?.length) fail(`${key}.command`, "a Go pool needs the worker binary to run, e.g. [./bin/worker]");
+    } else if (module === undefined) {
+      fail(`${key}.module`, `a ${language === "python" ? "Python" : "TypeScript"} pool needs its handler module`);
+    } else if (language === "typescript" && words) {
+      fail(`${key}.command`, "is for Python and Go pools: set language too");
+    }
+    // A Python module is a file path (resolved) or a dotted module name (kept).
+    const resolvedModule =
+      module === undefined
+        ? undefined
+        : language === "python" && !/[/\\]|\.py$/.test(module)
+          ? module
+          : resolve(root, module);
+    const command = words?.map((w, i) => (i === 0 && w.includes("/") ? resolve(root, w) : w));
+    return {
+      ...(language === "typescript" ? {} : { language }),
+      ...(resolvedModule ? { module: resolvedModule } : {}),
+      ...(command ? { command } : {}),
+    };
+  };
+
   /** gateway.tls: cert, key and an optional clientCa, paths from the file's folder. */
   const gatewayTls = (value: unknown): GatewayTlsFiles | undefined => {
     if (value === undefined || value === null) return undefined;
@@ -225,7 +269,17 @@ export async function loadConfig(path: string): Promise<TaskwireConfig> {
   const poolNames = new Set<string>();
   const pools = list(worker.pools, "worker.pools").map((entry, i) => {
     const key = `worker.pools[${i}]`;
-    const pool = obj(entry, key, ["name", "module", "http", "processes", "concurrency", "user", "group"]);
+    const pool = obj(entry, key, [
+      "name",
+      "language",
+      "module",
+      "command",
+      "http",
+      "processes",
+      "concurrency",
+      "user",
+      "group",
+    ]);
     const name = str(pool.name, `${key}.name`);
     if (!/^[a-z][a-z0-9_-]*$/.test(name))
       fail(`${key}.name`, `"${name}" must be lower case letters, digits, '-' or '_'`);
@@ -233,7 +287,8 @@ export async function loadConfig(path: string): Promise<TaskwireConfig> {
     poolNames.add(name);
     // An HTTP executor pool: POSTs each task to a URL per "<type>/<Method>" instead of a handler module.
     const http = pool.http === undefined ? undefined : obj(pool.http, `${key}.http`);
-    if (http && pool.module !== undefined) fail(key, "has both module and http: choose one");
+    if (http && (pool.module !== undefined || pool.language !== undefined || pool.command !== undefined))
+      fail(key, "has http with module, language or command: an HTTP pool runs no handlers of its own");
     const targets: Record<string, string> = {};
     for (const [target, url] of Object.entries(http ?? {})) {
       if (!/^[a-z][a-z0-9_-]*\/[A-Za-z][A-Za-z0-9]*$/.test(target))
@@ -250,7 +305,7 @@ export async function loadConfig(path: string): Promise<TaskwireConfig> {
               TASKWIRE_HTTP_SERVICES: JSON.stringify(services),
             },
           }
-        : { module: resolve(root, str(pool.module, `${key}.module`)) }),
+        : languagePool(pool, key)),
       processes: int(pool.processes, `${key}.processes`, 1),
       ...(pool.concurrency !== undefined ? { concurrency: int(pool.concurrency, `${key}.concurrency`, 1) } : {}),
       ...(pool.user !== undefined ? { user: str(pool.user, `${key}.user`) } : {}),

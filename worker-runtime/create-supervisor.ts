@@ -1,4 +1,4 @@
-import { type ChildProcess, execFileSync, fork } from "node:child_process";
+import { type ChildProcess, execFileSync, fork, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import type { RetentionSettings } from "../sdk/core/index.ts";
 import { absolutePaths, assertSecretReferences, type NatsConnectionSettings } from "../sdk/nats/index.ts";
@@ -8,8 +8,22 @@ import { unloadableExitCode } from "./load-implementations.ts";
 export interface PoolOptions {
   /** The pool's name, used in worker ids (`<name>-<index>`) and messages. */
   name: string;
-  /** The handler module every process of the pool loads. */
-  module: string;
+  /**
+   * What the pool's processes are written in. TypeScript ones run the runtime's
+   * worker process; Python and Go ones run `command` (docs/python-workers.md,
+   * docs/go-workers.md). @default "typescript"
+   */
+  language?: "typescript" | "python" | "go";
+  /**
+   * The handler module every process of the pool loads: a TypeScript module, or
+   * a Python file or module. A Go pool has none: its binary is its handlers.
+   */
+  module?: string;
+  /**
+   * The program and its arguments that a Python or Go process runs. @default
+   * ["python3", "-m", "taskwire.worker_process"] for Python; required for Go
+   */
+  command?: readonly string[];
   /** Processes to keep running. @default 1 */
   processes?: number;
   /** Handlers each process runs at once per worker type. @default the service's own */
@@ -166,6 +180,7 @@ export function createSupervisor(options: SupervisorOptions): Supervisor {
   if (typeof options.nats !== "string") assertSecretReferences(options.nats, "createSupervisor");
   // Checked before anything starts: a pool that cannot run as its user is a configuration error.
   const identities = new Map(options.pools.map((pool) => [pool.name, identityOf(pool)]));
+  for (const pool of options.pools) poolCommand(pool);
   const processes = new Map<string, ChildProcess>();
   const crashes = new Map<string, number[]>();
   const timers = new Set<NodeJS.Timeout>();
@@ -179,7 +194,7 @@ export function createSupervisor(options: SupervisorOptions): Supervisor {
   failed.catch(() => undefined); // for callers that never wait for it: no unhandled rejection
 
   const start = (pool: PoolOptions, workerId: string, onReady?: () => void, onGivenUp?: (error: Error) => void) => {
-    const child = forkWorker(options, pool, workerId, identities.get(pool.name));
+    const child = startWorkerProcess(options, pool, workerId, identities.get(pool.name));
     processes.set(workerId, child);
     emit({ type: "started", workerId, pid: child.pid ?? 0 });
     child.on("message", (message: { type?: string; workerTypes?: string[] }) => {
@@ -198,8 +213,9 @@ export function createSupervisor(options: SupervisorOptions): Supervisor {
         giveUp(error);
       };
       if (code === unloadableExitCode) {
-        emit({ type: "unloadable", workerId, module: pool.module });
-        return givenUp(new Error(`pool "${pool.name}": its handler module ${pool.module} cannot load (see above)`));
+        const module = pool.module ?? pool.command?.join(" ") ?? "";
+        emit({ type: "unloadable", workerId, module });
+        return givenUp(new Error(`pool "${pool.name}": its handler module ${module} cannot load (see above)`));
       }
       const next = afterCrash(crashes.get(workerId) ?? [], Date.now(), options);
       crashes.set(workerId, next.recent);
@@ -246,35 +262,74 @@ export function createSupervisor(options: SupervisorOptions): Supervisor {
   };
 }
 
-/** Starts one worker process of a pool, as its user when it names one. */
-function forkWorker(
+/** The command a Python or Go pool's processes run; undefined for a TypeScript pool (checked at start). */
+export function poolCommand(pool: PoolOptions): readonly string[] | undefined {
+  const language = pool.language ?? "typescript";
+  if (language === "typescript") {
+    if (pool.command) throw new Error(`pool "${pool.name}": command is for Python and Go pools (language: python|go)`);
+    if (!pool.module) throw new Error(`pool "${pool.name}": a TypeScript pool needs a module`);
+    return undefined;
+  }
+  if (language === "go") {
+    if (!pool.command?.length) throw new Error(`pool "${pool.name}": a Go pool needs command: its worker binary`);
+    if (pool.module) throw new Error(`pool "${pool.name}": a Go pool has no module: its binary is its handlers`);
+    return pool.command;
+  }
+  if (language !== "python") throw new Error(`pool "${pool.name}": language must be typescript, python or go`);
+  if (!pool.module) throw new Error(`pool "${pool.name}": a Python pool needs a module (a .py file or a module name)`);
+  return pool.command?.length ? pool.command : ["python3", "-m", "taskwire.worker_process"];
+}
+
+/**
+ * Starts one worker process of a pool, as its user when it names one. Every
+ * language's process gets the same environment and an IPC channel (fd 3,
+ * NODE_CHANNEL_FD): a Python or Go process writes `{"type":"ready",...}` on
+ * it as a JSON line, and drains once it closes.
+ */
+function startWorkerProcess(
   options: SupervisorOptions,
   pool: PoolOptions,
   workerId: string,
   identity: { uid: number; gid: number } | undefined,
 ): ChildProcess {
-  return fork(workerEntry, [], {
+  const env = {
+    ...process.env,
+    ...options.env,
+    ...pool.env,
+    ...(typeof options.nats === "string"
+      ? { TASKWIRE_NATS: options.nats }
+      : { TASKWIRE_NATS_SETTINGS: JSON.stringify(absolutePaths(options.nats)) }),
+    ...(pool.module ? { TASKWIRE_WORKER_MODULE: pool.module } : {}),
+    TASKWIRE_WORKER_ID: workerId,
+    ...(pool.concurrency ? { TASKWIRE_CONCURRENCY: String(pool.concurrency) } : {}),
+    TASKWIRE_SHUTDOWN_GRACE_MS: String(options.shutdownGraceMs ?? 30_000),
+    ...(options.ackWaitMs ? { TASKWIRE_ACK_WAIT_MS: String(options.ackWaitMs) } : {}),
+    ...(options.replicas ? { TASKWIRE_REPLICAS: String(options.replicas) } : {}),
+    ...(options.retention ? { TASKWIRE_RETENTION: JSON.stringify(options.retention) } : {}),
+  };
+  const command = poolCommand(pool);
+  if (command) {
+    const [program = "", ...args] = command;
+    return spawn(program, args, { env, stdio: ["ignore", "inherit", "inherit", "ipc"], ...identity });
+  }
+  const child = fork(workerEntry, [], {
     // Children run on this process's Node options (a loader such as tsx included);
     // from TypeScript sources, they resolve "taskwire" to the sources as well.
     execArgv: workerEntry.endsWith(".ts") ? [...process.execArgv, "--conditions=taskwire-source"] : process.execArgv,
-    env: {
-      ...process.env,
-      ...options.env,
-      ...pool.env,
-      ...(typeof options.nats === "string"
-        ? { TASKWIRE_NATS: options.nats }
-        : { TASKWIRE_NATS_SETTINGS: JSON.stringify(absolutePaths(options.nats)) }),
-      TASKWIRE_WORKER_MODULE: pool.module,
-      TASKWIRE_WORKER_ID: workerId,
-      ...(pool.concurrency ? { TASKWIRE_CONCURRENCY: String(pool.concurrency) } : {}),
-      TASKWIRE_SHUTDOWN_GRACE_MS: String(options.shutdownGraceMs ?? 30_000),
-      ...(options.ackWaitMs ? { TASKWIRE_ACK_WAIT_MS: String(options.ackWaitMs) } : {}),
-      ...(options.replicas ? { TASKWIRE_REPLICAS: String(options.replicas) } : {}),
-      ...(options.retention ? { TASKWIRE_RETENTION: JSON.stringify(options.retention) } : {}),
-    },
+    env,
     stdio: ["ignore", "inherit", "inherit", "ipc"],
     ...identity,
   });
+  typescriptWorkers.add(child);
+  return child;
+}
+
+/** The TypeScript worker processes: they answer the supervisor's requests for their metrics. */
+const typescriptWorkers = new WeakSet<ChildProcess>();
+
+/** Whether `child` answers requests for its metrics (a TypeScript worker process does). */
+export function answersMetrics(child: ChildProcess): boolean {
+  return typescriptWorkers.has(child);
 }
 
 /**

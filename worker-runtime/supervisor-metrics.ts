@@ -2,7 +2,7 @@ import type { ChildProcess } from "node:child_process";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { AggregatorRegistry, type Registry } from "prom-client";
-import type { Supervisor } from "./create-supervisor.ts";
+import { answersMetrics, type Supervisor } from "./create-supervisor.ts";
 import { type MetricsJson, requestMetrics } from "./metrics-ipc.ts";
 
 /** How long a scrape waits for each worker process's metrics. */
@@ -114,7 +114,8 @@ class PoolMetrics {
   }
 
   private async collect(): Promise<Registry> {
-    const live = new Set(this.processes.values());
+    // Workers in other languages keep no metrics of their own here.
+    const live = new Set([...this.processes.values()].filter(answersMetrics));
     for (const [child, metrics] of this.last) {
       if (live.has(child)) continue;
       this.last.delete(child);
