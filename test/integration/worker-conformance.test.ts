@@ -7,6 +7,7 @@ import { startNatsServer } from "../support/nats-server.ts";
 import { repoRoot } from "../support/tools.ts";
 import { scenarios } from "../worker-conformance/scenarios.ts";
 import {
+  go,
   type RunningWorker,
   startWorker,
   typescript,
@@ -17,7 +18,7 @@ import {
 const implementations: readonly (WorkerImplementation | { readonly language: string })[] = [
   typescript,
   { language: "Python" },
-  { language: "Go" },
+  go,
 ];
 const tablePath = join(repoRoot, "docs", "worker-conformance.md");
 

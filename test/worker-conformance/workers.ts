@@ -1,6 +1,9 @@
-import { type ChildProcess, spawn } from "node:child_process";
-import { join } from "node:path";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { delimiter, join } from "node:path";
 import type { TaskwireClient } from "../../sdk/client/create-client.ts";
+import { isExecutable } from "../support/find-binary.ts";
 import { poll } from "../support/poll.ts";
 import { repoRoot } from "../support/tools.ts";
 
@@ -17,6 +20,8 @@ export interface WorkerImplementation {
   readonly command: string;
   readonly args: readonly string[];
   readonly env: Readonly<Record<string, string>>;
+  /** Makes the command ready (a build), once per test run, before a worker starts. */
+  readonly prepare?: () => Promise<void>;
 }
 
 /** The TypeScript worker: the runtime's own worker process, running the probe. */
@@ -48,6 +53,7 @@ export async function startWorker(
   client: TaskwireClient,
   env: Readonly<Record<string, string>> = {},
 ): Promise<RunningWorker> {
+  await implementation.prepare?.();
   const child = spawn(implementation.command, [...implementation.args], {
     cwd: repoRoot,
     env: {
@@ -79,3 +85,30 @@ export async function startWorker(
     },
   };
 }
+
+/** Where the Go conformance worker is built, once per test run. */
+const goWorkerDir = mkdtempSync(join(tmpdir(), "taskwire-go-worker-"));
+process.once("exit", () => rmSync(goWorkerDir, { recursive: true, force: true }));
+let goBuild: Promise<void> | undefined;
+
+/** The Go worker: test/go/cmd/conformance-worker, on the Go runtime (go/taskwire), built on first use. */
+export const go: WorkerImplementation = {
+  language: "Go",
+  command: join(goWorkerDir, "conformance-worker"),
+  args: [],
+  env: {},
+  prepare: () => {
+    goBuild ??= new Promise((resolve, reject) => {
+      const directories = [...(process.env.PATH ?? "").split(delimiter), "/usr/local/go/bin"];
+      const goBinary = directories.map((d) => join(d, "go")).find(isExecutable);
+      if (!goBinary) throw new Error("go not found on PATH nor in /usr/local/go/bin: install Go 1.26+");
+      execFile(
+        goBinary,
+        ["build", "-o", join(goWorkerDir, "conformance-worker"), "./cmd/conformance-worker"],
+        { cwd: join(repoRoot, "test/go") },
+        (error, _stdout, stderr) => (error ? reject(new Error(`go build: ${stderr || error.message}`)) : resolve()),
+      );
+    });
+    return goBuild;
+  },
+};
