@@ -4,7 +4,8 @@
 # when none is named). scripts/run.mjs calls it before `npm start`, `npm test` and the rest.
 # - nats-server, grpcurl: built with `go install` into <repo>/.tools/bin;
 # - go-plugins: protoc-gen-go and protoc-gen-connect-go for the Go example, whose
-#   modules are downloaded and compiled once so that the tests' first `go run` is quick;
+#   modules are downloaded and compiled once so that the tests' first `go run` is quick,
+#   and the same for the Go worker runtime's modules (go/);
 # - python: a virtualenv in <repo>/.tools/venv with examples/python/requirements.txt;
 # - chromium: Debian's chromium package (apt-get) for the console's browser tests, where
 #   /usr/bin/chromium is missing; it needs root (CI runs as root) or passwordless sudo.
@@ -91,6 +92,13 @@ install_go_plugins() {
     (cd "$root/examples/go" && quietly go mod download &&
       quietly go build connectrpc.com/connect google.golang.org/protobuf/types/known/anypb)
     cp "$root/examples/go/go.sum" "$marker"
+  fi
+  # The Go worker runtime's modules (go/, and test/go/ which uses it).
+  local runtime_marker="$root/.tools/go-runtime.sum"
+  if [ -f "$root/go/go.sum" ] && ! cmp -s "$root/go/go.sum" "$runtime_marker"; then
+    say "downloading and compiling the Go worker runtime's modules (once)"
+    (cd "$root/go" && quietly go mod download && quietly go build ./...)
+    cp "$root/go/go.sum" "$runtime_marker"
   fi
 }
 
