@@ -8,6 +8,8 @@
 #   test/buf.gen.yaml             -> test/gen/            the tests' task services
 #   test/conformance/buf.gen.yaml -> test/conformance/gen/ the Connect conformance suite's messages
 #   bench/buf.gen.yaml            -> bench/gen/           the benchmark's task service
+#   python/buf.gen.yaml           -> python/taskwire/v1/  the protocol's messages, in the Python package
+#   test/buf.gen.python.yaml      -> test/gen/python/     the probe for the Python conformance worker
 #   go/buf.gen.yaml               -> go/gen/              the protocol for the Go worker runtime
 #   test/go/buf.gen.yaml          -> test/go/gen/         the probe for the Go conformance worker
 # The Go and Python examples' templates generate into folders that are not committed:
@@ -15,6 +17,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 templates=(buf.gen.yaml examples/buf.gen.yaml examples/grpc-js/buf.gen.yaml test/buf.gen.yaml test/conformance/buf.gen.yaml bench/buf.gen.yaml)
+# After test/buf.gen.yaml, whose clean empties test/gen.
+templates+=(python/buf.gen.yaml test/buf.gen.python.yaml)
 # The Go worker runtime's messages (go/gen) and the Go conformance worker's probe
 # (test/go/gen), with protoc-gen-go from .tools/bin; a partial copy of the
 # repository without them has nothing of Go to generate.

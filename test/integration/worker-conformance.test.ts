@@ -8,6 +8,7 @@ import { repoRoot } from "../support/tools.ts";
 import { scenarios } from "../worker-conformance/scenarios.ts";
 import {
   go,
+  python,
   type RunningWorker,
   startWorker,
   typescript,
@@ -15,11 +16,7 @@ import {
 } from "../worker-conformance/workers.ts";
 
 /** Every worker implementation, as the docs' table lists them; those not built yet have no command. */
-const implementations: readonly (WorkerImplementation | { readonly language: string })[] = [
-  typescript,
-  { language: "Python" },
-  go,
-];
+const implementations: readonly (WorkerImplementation | { readonly language: string })[] = [typescript, python, go];
 const tablePath = join(repoRoot, "docs", "worker-conformance.md");
 
 /**

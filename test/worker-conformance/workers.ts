@@ -86,6 +86,19 @@ export async function startWorker(
   };
 }
 
+/** The Python worker: python/taskwire's worker process, running the probe (test/fixtures/conformance_worker.py). */
+export const python: WorkerImplementation = {
+  language: "Python",
+  command: join(repoRoot, ".tools/venv/bin/python"),
+  args: ["-m", "taskwire.worker_process"],
+  env: {
+    PYTHONPATH: [join(repoRoot, "python"), join(repoRoot, "test/gen/python")].join(delimiter),
+    // No __pycache__ beside the generated code: scripts/check-generated.sh compares those folders.
+    PYTHONDONTWRITEBYTECODE: "1",
+    TASKWIRE_WORKER_MODULE: "test/fixtures/conformance_worker.py",
+  },
+};
+
 /** Where the Go conformance worker is built, once per test run. */
 const goWorkerDir = mkdtempSync(join(tmpdir(), "taskwire-go-worker-"));
 process.once("exit", () => rmSync(goWorkerDir, { recursive: true, force: true }));
