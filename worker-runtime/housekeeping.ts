@@ -29,8 +29,9 @@ export interface HousekeepingEnvironment {
   readonly onError: (error: unknown, doing: string) => void;
 }
 
-/** A worker type's housekeeping in one process; stop() ends it (work in hand finishes or is redelivered). */
+/** Housekeeping running in one process. */
 export interface Housekeeping {
+  /** Ends it: work in hand finishes, or is redelivered to another process. */
   stop(): Promise<void>;
 }
 
@@ -85,9 +86,12 @@ export async function startHousekeeping(
 }
 
 /**
- * A gateway's housekeeping of its worker types: {@link startHousekeeping} for
- * each, over a status bucket of its own (provisioned already by its task
- * backend). Results of broadcasts it ends go to the default result subject.
+ * A gateway's housekeeping of its worker types: for each, it moves due delayed
+ * tasks to the queue (ending a broadcast whose deadline came first) and queues
+ * tasks with fairness keys, as TypeScript workers do, so that workers in other
+ * languages need only run tasks. It works over a status bucket of its own
+ * (provisioned already by its task backend); results of broadcasts it ends go
+ * to the default result subject.
  */
 export async function keepHouse(
   nc: NatsConnection,

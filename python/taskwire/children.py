@@ -84,8 +84,10 @@ async def resume_parent(bucket: StatusBucket, parent_id: str) -> None:
             {"Nats-Msg-Id": f"{parent_id}/resume/{work_item.resumes}"},
         )
     except JetStreamError as error:
-        # Queued already (another resumer, or the parent's own message not yet acked).
-        if not error.queued_already:
-            raise
+        # Queued already: by another resumer, which writes the record; or it is the parent's
+        # own message, not yet acked, and the parent resumes itself once it is.
+        if error.queued_already:
+            return
+        raise
     stored.status.state = task_pb2.TASK_STATE_PENDING
     await bucket.write(stored.status, stored.revision)

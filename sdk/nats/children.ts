@@ -166,8 +166,10 @@ export async function resumeParent(bucket: StatusBucket, parentId: string): Prom
   try {
     await publishToStream(bucket.requests, taskSubjectOf(workItem), toBinary(WorkItemSchema, workItem), h);
   } catch (error) {
-    // Queued already (another resumer, or the parent's own message not yet acked).
-    if (!isQueuedAlready(error)) throw error;
+    // Queued already: by another resumer, which writes the record; or it is the parent's own
+    // message, not yet acked, and the parent resumes itself once it is. Either way, not ours.
+    if (isQueuedAlready(error)) return;
+    throw error;
   }
   stored.status.state = TaskState.PENDING;
   await writeStatus(bucket, stored.status, stored.revision);
