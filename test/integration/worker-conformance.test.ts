@@ -1,7 +1,10 @@
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
 import { describe, expect, it } from "vitest";
 import { createClient } from "../../sdk/client/create-client.ts";
+import { provisionWorkerType } from "../../sdk/nats/provisioning.ts";
 import { limitedProbeService, probeService } from "../gen/probe/v1/probe_taskwire.ts";
 import { startNatsServer } from "../support/nats-server.ts";
 import { repoRoot } from "../support/tools.ts";
@@ -34,6 +37,13 @@ describe("worker conformance", () => {
       for (const scenario of scenarios) {
         it(scenario.name, async () => {
           const nats = await startNatsServer();
+          // Provisioned as a deployment's gateway would, with taskwire.yaml's worker.ackWaitMs: workers
+          // in other languages provision nothing, and a task of a killed worker comes back after 1 s.
+          const nc = await connect({ servers: nats.url });
+          const jsm = await jetstreamManager(nc);
+          for (const service of [probeService, limitedProbeService])
+            await provisionWorkerType(jsm, service, { ackWaitMs: 1_000 });
+          await nc.close();
           const client = await createClient({ nats: nats.url, services: [probeService, limitedProbeService] });
           const workers: RunningWorker[] = [];
           try {
