@@ -1,55 +1,17 @@
 import { execFile } from "node:child_process";
-import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { delimiter, dirname, join, resolve } from "node:path";
+import { writeFile } from "node:fs/promises";
+import { delimiter, join } from "node:path";
 import { promisify } from "node:util";
-import { create, fromBinary } from "@bufbuild/protobuf";
-import { CodeGeneratorRequestSchema, FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { isExecutable } from "../test/support/find-binary.ts";
 import { goCamelCase, goPlugin } from "./go-plugin.ts";
 
+import { env, pluginHarness, root } from "./test-support/plugin-harness.ts";
+
 const run = promisify(execFile);
-const root = resolve(import.meta.dirname, "..");
-const env = { ...process.env, PATH: `${join(root, "node_modules", ".bin")}:${process.env.PATH}` };
 
-let scratch: string;
-beforeAll(async () => {
-  await mkdir(join(root, "codegen", ".tmp"), { recursive: true });
-  scratch = await mkdtemp(join(root, "codegen", ".tmp", "go-plugin-"));
-});
-afterAll(async () => {
-  await rm(scratch, { recursive: true, force: true });
-});
-
-/** The inline protos beside a copy of proto/taskwire, as a buf workspace. */
-async function workspace(files: Record<string, string>): Promise<string> {
-  const dir = await mkdtemp(join(scratch, "ws-"));
-  await cp(join(root, "proto", "taskwire"), join(dir, "proto", "taskwire"), { recursive: true });
-  for (const [name, source] of Object.entries(files)) {
-    await mkdir(dirname(join(dir, "proto", name)), { recursive: true });
-    await writeFile(join(dir, "proto", name), source);
-  }
-  await writeFile(join(dir, "buf.yaml"), "version: v2\nmodules:\n  - path: proto\n");
-  return dir;
-}
-
-/** Runs the plugin in process on a CodeGeneratorRequest built by buf. */
-async function generate(
-  files: Record<string, string>,
-  parameter = "paths=source_relative",
-): Promise<{ files: Map<string, string>; error?: string }> {
-  const dir = await workspace(files);
-  await run("buf", ["build", "--as-file-descriptor-set", "-o", join(dir, "image.binpb")], { cwd: dir, env });
-  const set = fromBinary(FileDescriptorSetSchema, await readFile(join(dir, "image.binpb")));
-  try {
-    const response = goPlugin.run(
-      create(CodeGeneratorRequestSchema, { protoFile: set.file, fileToGenerate: Object.keys(files), parameter }),
-    );
-    return { files: new Map(response.file.map((f) => [f.name, f.content])) };
-  } catch (error) {
-    return { files: new Map(), error: (error as Error).message };
-  }
-}
+const { workspace, generate: generateWith } = pluginHarness(goPlugin, "go-plugin");
+const generate = (files: Record<string, string>, parameter = "paths=source_relative") => generateWith(files, parameter);
 
 /** `go` (and gofmt beside it) from PATH, else from /usr/local/go/bin. */
 function goTool(name: "go" | "gofmt"): string {

@@ -1,60 +1,21 @@
 import { execFile } from "node:child_process";
-import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { dirname, join, resolve } from "node:path";
+import { readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { promisify } from "node:util";
 import { create, fromBinary } from "@bufbuild/protobuf";
 import { base64Decode } from "@bufbuild/protobuf/wire";
 import { CodeGeneratorRequestSchema, FileDescriptorSetSchema, SourceCodeInfoSchema } from "@bufbuild/protobuf/wkt";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { taskwireVersion } from "../sdk/core/index.ts";
 import { taskwirePlugin } from "./taskwire-plugin.ts";
 
+import { env, pluginHarness, root } from "./test-support/plugin-harness.ts";
+
 const run = promisify(execFile);
-const root = resolve(import.meta.dirname, "..");
-const bin = join(root, "node_modules", ".bin");
-const env = { ...process.env, PATH: `${bin}:${process.env.PATH}` };
 
-// Temporary workspaces live inside the repository so that generated code
-// resolves node_modules and the "taskwire" self-reference as real code does.
-let scratch: string;
-beforeAll(async () => {
-  await mkdir(join(root, "codegen", ".tmp"), { recursive: true });
-  scratch = await mkdtemp(join(root, "codegen", ".tmp", "plugin-"));
-});
-afterAll(async () => {
-  await rm(scratch, { recursive: true, force: true });
-});
-
-/** Writes the inline protos next to a copy of proto/taskwire, returns a buf workspace. */
-async function workspace(files: Record<string, string>): Promise<string> {
-  const dir = await mkdtemp(join(scratch, "ws-"));
-  await cp(join(root, "proto", "taskwire"), join(dir, "proto", "taskwire"), { recursive: true });
-  for (const [name, source] of Object.entries(files)) {
-    await mkdir(dirname(join(dir, "proto", name)), { recursive: true });
-    await writeFile(join(dir, "proto", name), source);
-  }
-  await writeFile(join(dir, "buf.yaml"), "version: v2\nmodules:\n  - path: proto\n");
-  return dir;
-}
-
-/** Runs the plugin in process on a real CodeGeneratorRequest built by buf. */
-async function generate(
-  files: Record<string, string>,
-  parameter = "target=ts,import_extension=js",
-): Promise<{ files: Map<string, string>; error?: string }> {
-  const dir = await workspace(files);
-  await run("buf", ["build", "--as-file-descriptor-set", "-o", join(dir, "image.binpb")], { cwd: dir, env });
-  const set = fromBinary(FileDescriptorSetSchema, await readFile(join(dir, "image.binpb")));
-  try {
-    const response = taskwirePlugin.run(
-      create(CodeGeneratorRequestSchema, { protoFile: set.file, fileToGenerate: Object.keys(files), parameter }),
-    );
-    return { files: new Map(response.file.map((f) => [f.name, f.content])) };
-  } catch (error) {
-    // runNodeJs prints this message to stderr and exits 1; buf shows it.
-    return { files: new Map(), error: (error as Error).message };
-  }
-}
+const { workspace, generate: generateWith } = pluginHarness(taskwirePlugin, "plugin");
+const generate = (files: Record<string, string>, parameter = "target=ts,import_extension=js") =>
+  generateWith(files, parameter);
 
 const shop = `syntax = "proto3";
 package shop.v1;
