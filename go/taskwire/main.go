@@ -24,10 +24,12 @@ import (
 //   - TASKWIRE_NATS (a URL) or TASKWIRE_NATS_SETTINGS (JSON, see ConnectionSettings);
 //   - TASKWIRE_WORKER_ID (required);
 //   - TASKWIRE_CONCURRENCY: every type's handler slots, over the proto's;
-//   - TASKWIRE_SHUTDOWN_GRACE_MS: how long running handlers may finish (default 30000).
+//   - TASKWIRE_SHUTDOWN_GRACE_MS: how long running handlers may finish (default 30000);
+//   - TASKWIRE_RETENTION (JSON): its maxResultBytes, the largest result kept where
+//     a type's own retention sets none.
 //
-// TASKWIRE_ACK_WAIT_MS is not read: a Go worker provisions nothing, and the
-// consumers' ack_wait in place rules. A NATS that does not answer yet is
+// TASKWIRE_ACK_WAIT_MS and TASKWIRE_REPLICAS are not read: a Go worker
+// provisions nothing, and the consumers' ack_wait in place rules. A NATS that does not answer yet is
 // waited for. Started by the supervisor (NODE_CHANNEL_FD set), it says
 // "ready" on that channel once serving, and drains when the channel closes.
 func Main(services ...Service) {
@@ -53,6 +55,10 @@ func runMain(logger *slog.Logger, services []Service) error {
 		return err
 	}
 	settings, err := settingsFromEnvironment()
+	if err != nil {
+		return err
+	}
+	maxResultBytes, err := deploymentMaxResultBytes()
 	if err != nil {
 		return err
 	}
@@ -88,12 +94,13 @@ func runMain(logger *slog.Logger, services []Service) error {
 		nc.Close()
 	}()
 	opts := Options{
-		Conn:          nc,
-		WorkerID:      id,
-		Concurrency:   concurrency,
-		ShutdownGrace: grace,
-		Logger:        logger,
-		Ready:         channel.ready,
+		Conn:           nc,
+		WorkerID:       id,
+		Concurrency:    concurrency,
+		ShutdownGrace:  grace,
+		MaxResultBytes: maxResultBytes,
+		Logger:         logger,
+		Ready:          channel.ready,
 	}
 	if settings.JetStream != nil {
 		opts.JetStreamDomain, opts.JetStreamAPIPrefix = settings.JetStream.Domain, settings.JetStream.APIPrefix
@@ -115,6 +122,27 @@ func optionalInt(name string) (int, error) {
 		return 0, fmt.Errorf("%s must be a whole number, got %q", name, value)
 	}
 	return n, nil
+}
+
+// deploymentMaxResultBytes reads TASKWIRE_RETENTION's maxResultBytes (0 when unset).
+func deploymentMaxResultBytes() (int, error) {
+	raw := os.Getenv("TASKWIRE_RETENTION")
+	if raw == "" {
+		return 0, nil
+	}
+	var retention struct {
+		MaxResultBytes *int `json:"maxResultBytes"`
+	}
+	if err := json.Unmarshal([]byte(raw), &retention); err != nil {
+		return 0, fmt.Errorf("TASKWIRE_RETENTION must be a JSON object: %w", err)
+	}
+	if retention.MaxResultBytes == nil {
+		return 0, nil
+	}
+	if *retention.MaxResultBytes < 1 {
+		return 0, fmt.Errorf("TASKWIRE_RETENTION's maxResultBytes must be a positive integer, got %d", *retention.MaxResultBytes)
+	}
+	return *retention.MaxResultBytes, nil
 }
 
 // settingsFromEnvironment reads TASKWIRE_NATS_SETTINGS, else TASKWIRE_NATS.

@@ -48,6 +48,9 @@ type Options struct {
 	Concurrency int
 	// ShutdownGrace is how long running handlers may finish once Run's context ends (0: 30 s).
 	ShutdownGrace time.Duration
+	// MaxResultBytes is the deployment's retention.maxResultBytes: the largest
+	// result kept where a type's own retention sets none (0: 1,000,000).
+	MaxResultBytes int
 	// JetStreamDomain or JetStreamAPIPrefix, when set, address JetStream's API elsewhere.
 	JetStreamDomain    string
 	JetStreamAPIPrefix string
@@ -327,6 +330,9 @@ func (w *Worker) serve(ctx context.Context, stream jetstream.JetStream, svc Serv
 		ackWait:        ackWait,
 		heartbeat:      max(100*time.Millisecond, ackWait/3),
 		maxResultBytes: svc.MaxResultBytes,
+	}
+	if t.maxResultBytes <= 0 {
+		t.maxResultBytes = w.opts.MaxResultBytes
 	}
 	if t.maxResultBytes <= 0 {
 		t.maxResultBytes = defaultMaxResultBytes

@@ -67,6 +67,7 @@ class Worker:
         shutdown_grace_ms: float,
         result_subject: Optional[Callable[[str], str]],
         on_error: Callable[[str, BaseException], None],
+        max_result_bytes: Optional[int] = None,
     ) -> None:
         self.nc = nc
         self.owns_connection = owns_connection
@@ -77,6 +78,7 @@ class Worker:
         self.shutdown_grace_ms = shutdown_grace_ms
         self.result_subject = result_subject or names.result_subject
         self.on_error = on_error
+        self.max_result_bytes = max_result_bytes or DEFAULT_MAX_RESULT_BYTES
         self.state: WorkerState = "starting"
         self.worker_types = [s.worker_type for s in services]
         self.bucket = StatusBucket(nc)
@@ -211,7 +213,7 @@ class Worker:
             worker_id=self.id,
             ack_wait_ms=ack_wait_ms,
             heartbeat_s=heartbeat_s,
-            max_result_bytes=service.max_result_bytes or DEFAULT_MAX_RESULT_BYTES,
+            max_result_bytes=service.max_result_bytes or self.max_result_bytes,
             running=self.running,
             cancelled=self.cancelled,
             draining=lambda: self.state in ("draining", "closed"),
@@ -452,12 +454,15 @@ async def run_worker(
     shutdown_grace_ms: float = 30_000,
     result_subject: Optional[Callable[[str], str]] = None,
     on_error: Optional[Callable[[str, BaseException], None]] = None,
+    max_result_bytes: Optional[int] = None,
 ) -> Worker:
     """Starts a worker serving `services` (what generated `implement_<service>()` functions return).
 
     `nats` is a URL, connection settings (as TASKWIRE_NATS_SETTINGS), or an open connection
-    (then left open on close). Returns once the worker serves every type: its streams and
-    consumers exist (it waits for them) and its presence is written.
+    (then left open on close). `max_result_bytes` is the deployment's `retention.maxResultBytes`
+    (1,000,000 unless given); a type's own `retention.max_result_bytes` wins. Returns once the
+    worker serves every type: its streams and consumers exist (it waits for them) and its
+    presence is written.
     """
     bindings = list(services)
     if not bindings:
@@ -482,6 +487,7 @@ async def run_worker(
         shutdown_grace_ms,
         result_subject,
         on_error or _print_error(worker_id),
+        max_result_bytes,
     )
     try:
         await worker._start()

@@ -5,8 +5,10 @@ Taskwire worker process reads.
   as {"env": NAME} or {"file": PATH});
 - TASKWIRE_WORKER_MODULE: a Python file or a dotted module; every ServiceBinding it holds at
   module level, or in a module-level list or tuple, is served;
-- TASKWIRE_WORKER_ID; optional TASKWIRE_CONCURRENCY and TASKWIRE_SHUTDOWN_GRACE_MS (30000).
-  TASKWIRE_ACK_WAIT_MS is not read: the consumers' ack_wait in place rules.
+- TASKWIRE_WORKER_ID; optional TASKWIRE_CONCURRENCY and TASKWIRE_SHUTDOWN_GRACE_MS (30000);
+- optional TASKWIRE_RETENTION (JSON): its `maxResultBytes`, the largest result kept, where a
+  type sets none.
+TASKWIRE_ACK_WAIT_MS and TASKWIRE_REPLICAS are not read: the worker provisions nothing.
 
 It drains on SIGTERM or SIGINT and exits 0. Started by a supervisor (NODE_CHANNEL_FD set), it
 writes `{"type":"ready",...}` on that channel once serving, and drains when the channel closes.
@@ -120,6 +122,20 @@ def _settings() -> Settings:
     return _env("TASKWIRE_NATS")
 
 
+def _deployment_max_result_bytes() -> Optional[int]:
+    """The deployment's `retention.maxResultBytes` (TASKWIRE_RETENTION, JSON): a type's own wins."""
+    raw = os.environ.get("TASKWIRE_RETENTION", "")
+    if not raw:
+        return None
+    try:
+        value = json.loads(raw).get("maxResultBytes")
+    except (ValueError, AttributeError):
+        raise SystemExit("worker process: TASKWIRE_RETENTION must be a JSON object") from None
+    if value is not None and (not isinstance(value, int) or value < 1):
+        raise SystemExit(f"worker process: TASKWIRE_RETENTION's maxResultBytes must be a positive integer, got {value!r}")
+    return value
+
+
 async def main() -> int:
     worker_id = _env("TASKWIRE_WORKER_ID")
     module_spec = _env("TASKWIRE_WORKER_MODULE")
@@ -145,6 +161,7 @@ async def main() -> int:
             worker_id=worker_id,
             concurrency=_number("TASKWIRE_CONCURRENCY"),
             shutdown_grace_ms=_number("TASKWIRE_SHUTDOWN_GRACE_MS") or 30_000,
+            max_result_bytes=_deployment_max_result_bytes(),
         )
     )
     stopping = asyncio.ensure_future(stop.wait())

@@ -146,6 +146,21 @@ export const scenarios: readonly Scenario[] = [
     },
   },
   {
+    name: "result size limit",
+    async run({ client, startWorker }) {
+      // The deployment's retention.maxResultBytes, as the supervisor passes it: a larger result fails for good.
+      await startWorker({ TASKWIRE_RETENTION: JSON.stringify({ maxResultBytes: 64 }) });
+      const task = await client.submitTask(run, { label: "x".repeat(100) });
+      await expect(task.result()).rejects.toThrow(TaskError);
+      const status = await task.status();
+      expect({ code: status.error?.code, attempt: status.attempt }).toEqual({
+        code: ErrorCode.RESOURCE_EXHAUSTED,
+        attempt: 1,
+      });
+      expect((await client.submitTask(run, { label: "small" }).then((t) => t.result())).label).toBe("small");
+    },
+  },
+  {
     name: "pause and resume",
     async run({ client, startWorker }) {
       await startWorker();
