@@ -164,7 +164,7 @@ describe("cluster fault suite: leaders killed, a node frozen, on three nodes", (
     const account = await accountFaults(
       acknowledged,
       (id) => readUntilAnswered(clients[0] as TaskwireClient, id),
-      join(dir, "executions.log"),
+      [join(dir, "executions.log")],
       120_000,
     );
     console.log(

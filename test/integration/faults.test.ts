@@ -50,7 +50,7 @@ describe("fault suite: kill -9 of workers and of nats-server", () => {
   });
 
   it("loses no acknowledged task, runs no unexpected one, and counts duplicated executions", async () => {
-    const run = await runFaultSuite({ nats, supervisor, client, tasks, log: join(dir, "executions.log") });
+    const run = await runFaultSuite({ nats, supervisor, client, tasks, logs: [join(dir, "executions.log")] });
     console.log(`fault suite: ${run.summary}`);
     expect(run.acknowledged).toBe(tasks);
     expect(run.natsRestarts).toBeGreaterThan(0);

@@ -25,12 +25,13 @@ export interface FaultAccount {
 /**
  * Waits (up to `timeoutMs`) for every acknowledged task to reach a terminal
  * state, reading each with `read` (failures are read again), then matches the
- * outcomes against the executions logged one id per line in `log`.
+ * outcomes against the executions logged one id per line in `logs` (one file
+ * per group of workers that log apart, such as one per language).
  */
 export async function accountFaults(
   acknowledged: ReadonlySet<string>,
   read: (taskId: string) => Promise<TaskStatus>,
-  log: string,
+  logs: readonly string[],
   timeoutMs = 90_000,
 ): Promise<FaultAccount> {
   const final = new Map<string, TaskStatus>();
@@ -44,8 +45,10 @@ export async function accountFaults(
     if (final.size < acknowledged.size) await sleep(250);
   }
   const executions = new Map<string, number>();
-  for (const line of (await readFile(log, "utf8").catch(() => "")).split("\n")) {
-    if (line) executions.set(line, (executions.get(line) ?? 0) + 1);
+  for (const log of logs) {
+    for (const line of (await readFile(log, "utf8").catch(() => "")).split("\n")) {
+      if (line) executions.set(line, (executions.get(line) ?? 0) + 1);
+    }
   }
   const statuses = [...final.values()];
   return {

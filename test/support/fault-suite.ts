@@ -22,14 +22,14 @@ export interface FaultRun {
  * processes are killed with SIGKILL (every 250-500 ms) and nats-server is
  * killed with SIGKILL and restarted (every 1.5-2.5 s), then accounts for every
  * acknowledged task against the executions the workers logged one id per line
- * in `log` (test/fixtures/fault-worker.ts and its ports).
+ * in `logs` (test/fixtures/fault-worker.ts and its ports, one log per pool or all in one).
  */
 export async function runFaultSuite(options: {
   readonly nats: NatsServer;
   readonly supervisor: Supervisor;
   readonly client: TaskwireClient;
   readonly tasks: number;
-  readonly log: string;
+  readonly logs: readonly string[];
 }): Promise<FaultRun> {
   const { nats, supervisor, client, tasks } = options;
   let faulting = true;
@@ -86,7 +86,7 @@ export async function runFaultSuite(options: {
     faulting = false;
     await Promise.all([killWorkers, restartNats]);
   }
-  const account = await accountFaults(new Set(acknowledged.keys()), (id) => client.getTask(id), options.log);
+  const account = await accountFaults(new Set(acknowledged.keys()), (id) => client.getTask(id), options.logs);
   const summary =
     `${tasks} tasks, ${acknowledged.size} acknowledged (${submitRetries} submit retries), ` +
     `${workerKills} worker kills, ${natsRestarts} nats-server kills; ${describeAccount(account)}`;
