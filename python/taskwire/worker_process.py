@@ -152,15 +152,29 @@ async def main() -> int:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    grace_ms = _number("TASKWIRE_SHUTDOWN_GRACE_MS") or 30_000
+
+    def supervisor_gone() -> None:
+        # Nobody will kill it a second after the grace period, as the supervisor does, and a
+        # drain can wait on a NATS that does not answer: it ends itself then.
+        stop.set()
+
+        def give_up() -> None:
+            message = f"worker {worker_id}: its supervisor is gone and draining took too long: exiting"
+            print(message, file=sys.stderr, flush=True)
+            os._exit(1)
+
+        loop.call_later(grace_ms / 1000 + 1, give_up)
+
     channel_fd = os.environ.get("NODE_CHANNEL_FD")
-    channel = SupervisorChannel(int(channel_fd), stop.set) if channel_fd else None
+    channel = SupervisorChannel(int(channel_fd), supervisor_gone) if channel_fd else None
     starting = asyncio.ensure_future(
         run_worker(
             services,
             nats=settings,
             worker_id=worker_id,
             concurrency=_number("TASKWIRE_CONCURRENCY"),
-            shutdown_grace_ms=_number("TASKWIRE_SHUTDOWN_GRACE_MS") or 30_000,
+            shutdown_grace_ms=grace_ms,
             max_result_bytes=_deployment_max_result_bytes(),
         )
     )
