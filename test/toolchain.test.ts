@@ -1,6 +1,6 @@
 import { execFile } from "node:child_process";
-import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { cp, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
+import { dirname, join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
 
@@ -62,20 +62,22 @@ describe("toolchain", () => {
         const modules = [...(await readFile(join(root, "buf.yaml"), "utf8")).matchAll(/- path: (\S+)/g)].map(
           (m) => m[1] ?? "",
         );
-        // Every template and its output folder (examples/ holds its own), and the plugin's sources.
-        const generated = [
-          "gen",
-          "examples",
-          "test/gen",
-          "test/buf.gen.yaml",
-          "test/conformance/gen",
-          "test/conformance/buf.gen.yaml",
-          "bench/gen",
-          "bench/buf.gen.yaml",
-        ];
+        // Every template generate.sh runs, with its output folders, and the folder it lives in
+        // where that is its own (python/, go/ and test/go/ hold the modules their generation
+        // needs); the plugins' sources; and the installed tools (.tools: protoc-gen-go, the
+        // Python virtualenv with protoc's Python generators).
+        const templates = (await sh("bash", ["scripts/generate.sh", "--list"])).stdout.trim().split("\n");
+        const generated = new Set<string>();
+        for (const template of templates) {
+          const folder = dirname(template);
+          generated.add(folder === "." || folder === "test" ? template : folder);
+          const outs = (await readFile(join(root, template), "utf8")).matchAll(/^\s*out: (\S+)/gm);
+          for (const [, out] of outs) if (out) generated.add(out);
+        }
         for (const entry of [...modules, ...generated, "codegen", "sdk", "worker-runtime", "scripts"]) {
           await cp(join(root, entry), join(copy, entry), { recursive: true });
         }
+        await symlink(join(root, ".tools"), join(copy, ".tools"));
         for (const file of ["buf.yaml", "buf.gen.yaml", "package.json", "tsconfig.json"]) {
           await cp(join(root, file), join(copy, file));
         }
