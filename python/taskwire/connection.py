@@ -115,6 +115,26 @@ async def connect(settings: Settings, name: Optional[str] = None, log: Callable[
     options = connect_options(settings)
     if name and "name" not in options:
         options["name"] = name
+    where = describe_servers(settings)
+    # nats-py prints a traceback for every failed connect and reconnect unless given these:
+    # one line on losing the server and on finding it again, and errors at most once a minute.
+    errors_said: dict[str, float] = {}
+
+    async def on_error(error: Exception) -> None:
+        kind, now = type(error).__name__, time.monotonic()
+        if now - errors_said.get(kind, -60.0) >= 60:
+            errors_said[kind] = now
+            # Credentials in a URL the library names are left out.
+            text = re.sub(r"://[^\s/@]*@", "://", str(error))
+            log(f"NATS at {where}: {kind}: {text}")
+
+    async def on_disconnected() -> None:
+        log(f"disconnected from NATS at {where}: reconnecting")
+
+    async def on_reconnected() -> None:
+        log(f"reconnected to NATS at {where}")
+
+    options.update(error_cb=on_error, disconnected_cb=on_disconnected, reconnected_cb=on_reconnected)
     said_at: Optional[float] = None
     while True:
         try:
@@ -123,5 +143,5 @@ async def connect(settings: Settings, name: Optional[str] = None, log: Callable[
             now = time.monotonic()
             if said_at is None or now - said_at >= 60:
                 said_at = now
-                log(f"waiting for NATS at {describe_servers(settings)}: {type(error).__name__}")
+                log(f"waiting for NATS at {where}: {type(error).__name__}")
             await asyncio.sleep(1)
