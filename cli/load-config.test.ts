@@ -30,7 +30,7 @@ describe("loadConfig", () => {
     );
   });
 
-  it("reads pools in Python and Go: their module and command; refuses what a language cannot have", async () => {
+  it("reads pools in Python and Go: their module, command and env; refuses what a pool cannot have", async () => {
     const pools = (yaml: string) => load(`worker:\n  pools:\n${yaml}`).then((c) => c.worker.pools);
     expect(
       await pools(
@@ -51,6 +51,21 @@ describe("loadConfig", () => {
       { name: "gopher", language: "go", command: [join(dir, "bin/resizer")], processes: 1 },
       { name: "ts", module: join(dir, "w.ts"), processes: 1 },
     ]);
+    expect(
+      await pools(
+        "    - { name: py, language: python, module: w.py, env: { PYTHONPATH: gen/python, RETRIES: 3 } }\n" +
+          "    - { name: web, http: { hasher/Digest: http://127.0.0.1:9000/digest }, env: { TOKEN_FILE: /run/t } }\n",
+      ),
+    ).toMatchObject([
+      { name: "py", env: { PYTHONPATH: "gen/python", RETRIES: "3" } },
+      { name: "web", env: { TOKEN_FILE: "/run/t", TASKWIRE_HTTP_TARGETS: expect.any(String) } },
+    ]);
+    await expect(pools("    - { name: a, module: w.ts, env: { TASKWIRE_WORKER_ID: x } }\n")).rejects.toThrow(
+      /worker.pools\[0\].env.TASKWIRE_WORKER_ID is set by the supervisor itself/,
+    );
+    await expect(pools('    - { name: a, module: w.ts, env: { "A-B": x } }\n')).rejects.toThrow(
+      /worker.pools\[0\].env has "A-B", which is not a variable name/,
+    );
     await expect(pools("    - { name: a, language: rust, module: m.rs }\n")).rejects.toThrow(
       /worker.pools\[0\].language must be typescript, python or go, got "rust"/,
     );

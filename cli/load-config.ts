@@ -123,6 +123,21 @@ export async function loadConfig(path: string): Promise<TaskwireConfig> {
    * command, whose program is a path from the config's folder when it has a
    * `/` and is looked up on PATH when not.
    */
+  /**
+   * A pool's extra environment (PYTHONPATH, a handler's own settings): names as the shell
+   * writes them, values strings, never a TASKWIRE_ variable (the supervisor sets those).
+   */
+  const poolEnv = (value: unknown, key: string): Record<string, string> => {
+    const env: Record<string, string> = {};
+    for (const [name, v] of Object.entries(obj(value, key))) {
+      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) fail(key, `has "${name}", which is not a variable name`);
+      if (name.startsWith("TASKWIRE_")) fail(`${key}.${name}`, "is set by the supervisor itself");
+      if (typeof v !== "string" && typeof v !== "number") fail(`${key}.${name}`, "must be a string");
+      env[name] = String(v);
+    }
+    return env;
+  };
+
   const languages = ["typescript", "python", "go"] as const;
   const languagePool = (
     pool: Record<string, unknown>,
@@ -279,6 +294,7 @@ export async function loadConfig(path: string): Promise<TaskwireConfig> {
       "concurrency",
       "user",
       "group",
+      "env",
     ]);
     const name = str(pool.name, `${key}.name`);
     if (!/^[a-z][a-z0-9_-]*$/.test(name))
@@ -295,17 +311,16 @@ export async function loadConfig(path: string): Promise<TaskwireConfig> {
         fail(`${key}.http`, `key "${target}" must be <worker type>/<Method>`);
       targets[target] = str(url, `${key}.http.${target}`);
     }
+    const env = {
+      ...poolEnv(pool.env, `${key}.env`),
+      ...(http
+        ? { TASKWIRE_HTTP_TARGETS: JSON.stringify(targets), TASKWIRE_HTTP_SERVICES: JSON.stringify(services) }
+        : {}),
+    };
     return {
       name,
-      ...(http
-        ? {
-            module: httpWorkerModule,
-            env: {
-              TASKWIRE_HTTP_TARGETS: JSON.stringify(targets),
-              TASKWIRE_HTTP_SERVICES: JSON.stringify(services),
-            },
-          }
-        : languagePool(pool, key)),
+      ...(http ? { module: httpWorkerModule } : languagePool(pool, key)),
+      ...(Object.keys(env).length ? { env } : {}),
       processes: int(pool.processes, `${key}.processes`, 1),
       ...(pool.concurrency !== undefined ? { concurrency: int(pool.concurrency, `${key}.concurrency`, 1) } : {}),
       ...(pool.user !== undefined ? { user: str(pool.user, `${key}.user`) } : {}),
