@@ -90,7 +90,8 @@ export async function createWorker(options: WorkerOptions): Promise<Worker> {
   const { nc, owned } = await openConnection(resolved.nats, undefined, { onWaiting: resolved.onWaitingForNats });
   try {
     checkServerVersion(nc);
-    const jsm = await jetstreamManager(nc, jetStreamOptionsOf(nc));
+    // A cluster electing its leader answers late: waited for, as provisioning is.
+    const jsm = await provisionPatiently(() => jetstreamManager(nc, jetStreamOptionsOf(nc)));
     const provision = async () => {
       for (const { definition } of resolved.types) await provisionWorkerType(jsm, definition, resolved.topology);
       await provisionThroughputStream(jsm, resolved.topology);

@@ -100,7 +100,8 @@ export interface NatsTaskBackendOptions {
 export async function createNatsTaskBackend(options: NatsTaskBackendOptions): Promise<TaskBackend> {
   const { nc, registry } = options;
   checkServerVersion(nc);
-  const jsm = await jetstreamManager(nc, jetStreamOptionsOf(nc));
+  // A cluster electing its leader answers late: waited for, as provisioning is.
+  const jsm = await provisionPatiently(() => jetstreamManager(nc, jetStreamOptionsOf(nc)));
   const provision = async () => {
     for (const definition of registry.definitions) {
       await provisionWorkerType(jsm, definition, options.topology);

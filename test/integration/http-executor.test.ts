@@ -122,7 +122,7 @@ worker:
         file,
         "worker:\n  pools:\n    - name: bad\n      module: x.ts\n      http: { probe/Run: http://x }\n",
       );
-      await expect(loadConfig(file)).rejects.toThrow(/worker.pools\[0\] has both module and http/);
+      await expect(loadConfig(file)).rejects.toThrow(/worker.pools\[0\] has http with module, language or command/);
     } finally {
       await supervisor.stop();
       await rm(dir, { recursive: true, force: true });
