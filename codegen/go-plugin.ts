@@ -16,8 +16,7 @@ import {
 } from "@bufbuild/protobuf/wkt";
 import { getComments, type Plugin } from "@bufbuild/protoplugin";
 import { taskwireVersion } from "../sdk/core/index.ts";
-import { PluginError } from "./plugin-error.ts";
-import { taskDefaults, type WorkerSettings, workerSettings } from "./task-options.ts";
+import { claimWorkerTypes, type WorkerSettings } from "./task-options.ts";
 
 /** The plugin's options. */
 interface GoPluginOptions {
@@ -47,26 +46,7 @@ export const goPlugin: Plugin = {
   run(request: CodeGeneratorRequest): CodeGeneratorResponse {
     const options = parseOptions(request.parameter);
     const registry = createFileRegistry(create(FileDescriptorSetSchema, { file: request.protoFile }));
-    // Worker types must be unique across every file of the request, not only the ones generated now.
-    const claimed = new Map<string, DescService>();
-    const settings = new Map<DescService, WorkerSettings>();
-    for (const file of registry.files) {
-      for (const service of file.services) {
-        const s = workerSettings(service);
-        if (!s) continue;
-        const other = claimed.get(s.workerType);
-        if (other) {
-          throw new PluginError(
-            service,
-            `worker type "${s.workerType}" is already claimed by ${other.typeName} (${other.file.name}.proto)`,
-          );
-        }
-        claimed.set(s.workerType, service);
-        settings.set(service, s);
-        // The method options are refused as for every other language, though Go workers do not need them.
-        for (const method of service.methods) taskDefaults(method);
-      }
-    }
+    const settings = claimWorkerTypes(registry.files);
     const response = create(CodeGeneratorResponseSchema, {
       supportedFeatures: BigInt(
         CodeGeneratorResponse_Feature.PROTO3_OPTIONAL | CodeGeneratorResponse_Feature.SUPPORTS_EDITIONS,

@@ -9,8 +9,7 @@ import {
 } from "@bufbuild/protobuf/wkt";
 import { getComments, type Plugin } from "@bufbuild/protoplugin";
 import { taskwireVersion } from "../sdk/core/index.ts";
-import { PluginError } from "./plugin-error.ts";
-import { type WorkerSettings, workerSettings } from "./task-options.ts";
+import { claimWorkerTypes, type WorkerSettings } from "./task-options.ts";
 
 /**
  * protoc-gen-taskwire-python: for every file with services marked
@@ -27,24 +26,7 @@ export const pythonPlugin: Plugin = {
       throw new Error(`protoc-gen-taskwire-python takes no options, got "${request.parameter}"`);
     }
     const registry = createFileRegistry(create(FileDescriptorSetSchema, { file: request.protoFile }));
-    // Worker types must be unique across every file of the request, not only those generated now.
-    const claimed = new Map<string, DescService>();
-    const settings = new Map<DescService, WorkerSettings>();
-    for (const file of registry.files) {
-      for (const service of file.services) {
-        const s = workerSettings(service);
-        if (!s) continue;
-        const other = claimed.get(s.workerType);
-        if (other) {
-          throw new PluginError(
-            service,
-            `worker type "${s.workerType}" is already claimed by ${other.typeName} (${other.file.name}.proto)`,
-          );
-        }
-        claimed.set(s.workerType, service);
-        settings.set(service, s);
-      }
-    }
+    const settings = claimWorkerTypes(registry.files);
     const response = create(CodeGeneratorResponseSchema, {
       supportedFeatures: BigInt(
         CodeGeneratorResponse_Feature.PROTO3_OPTIONAL | CodeGeneratorResponse_Feature.SUPPORTS_EDITIONS,

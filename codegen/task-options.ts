@@ -1,4 +1,4 @@
-import { type DescMethod, type DescService, getOption, hasOption } from "@bufbuild/protobuf";
+import { type DescFile, type DescMethod, type DescService, getOption, hasOption } from "@bufbuild/protobuf";
 import type { Duration } from "@bufbuild/protobuf/wkt";
 import {
   field as fieldOption,
@@ -167,4 +167,32 @@ function priorityName(priority: Priority): "high" | "normal" | "low" {
   if (priority === Priority.HIGH) return "high";
   if (priority === Priority.LOW) return "low";
   return "normal";
+}
+
+/**
+ * The settings of every task service of `files` (every file of a request, not
+ * only those generated now), checked as each generator checks them: a worker
+ * type claimed twice, a bad `(taskwire.v1.worker)` or method option is refused,
+ * naming the proto element.
+ */
+export function claimWorkerTypes(files: Iterable<DescFile>): Map<DescService, WorkerSettings> {
+  const claimed = new Map<string, DescService>();
+  const settings = new Map<DescService, WorkerSettings>();
+  for (const file of files) {
+    for (const service of file.services) {
+      const s = workerSettings(service);
+      if (!s) continue;
+      const other = claimed.get(s.workerType);
+      if (other) {
+        throw new PluginError(
+          service,
+          `worker type "${s.workerType}" is already claimed by ${other.typeName} (${other.file.name}.proto)`,
+        );
+      }
+      claimed.set(s.workerType, service);
+      settings.set(service, s);
+      for (const method of service.methods) taskDefaults(method);
+    }
+  }
+  return settings;
 }

@@ -1,10 +1,8 @@
-import type { DescService } from "@bufbuild/protobuf";
 import { createEcmaScriptPlugin } from "@bufbuild/protoplugin";
 import { taskwireVersion } from "../sdk/core/index.ts";
 import { generateTaskService, type RuntimeSymbols } from "./generate-task-service.ts";
-import { PluginError } from "./plugin-error.ts";
 import { commentsOf, printSourceInfo } from "./source-info.ts";
-import { type WorkerSettings, workerSettings } from "./task-options.ts";
+import { claimWorkerTypes, type WorkerSettings } from "./task-options.ts";
 
 /** The plugin's own options. */
 interface TaskwirePluginOptions {
@@ -49,25 +47,7 @@ export const taskwirePlugin = createEcmaScriptPlugin<TaskwirePluginOptions>({
     return options;
   },
   generateTs(schema) {
-    // Worker types must be unique across every file of the request, not only
-    // the ones generated now.
-    const claimed = new Map<string, DescService>();
-    const settings = new Map<DescService, WorkerSettings>();
-    for (const file of schema.allFiles) {
-      for (const service of file.services) {
-        const s = workerSettings(service);
-        if (!s) continue;
-        const other = claimed.get(s.workerType);
-        if (other) {
-          throw new PluginError(
-            service,
-            `worker type "${s.workerType}" is already claimed by ${other.typeName} (${other.file.name}.proto)`,
-          );
-        }
-        claimed.set(s.workerType, service);
-        settings.set(service, s);
-      }
-    }
+    const settings = claimWorkerTypes(schema.allFiles);
     for (const file of schema.files) {
       const services = file.services.filter((s) => settings.has(s));
       const comments = schema.options.sourceInfo === "none" ? undefined : commentsOf(file);
