@@ -2,13 +2,13 @@ import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { repoRoot } from "../test/support/tools.ts";
 
-/** docs/benchmarks.md, written by `npm run bench`; `bench:scale`, `bench:delayed`, `bench:bulk`, `bench:list`, `bench:soak`, `bench:fanout` and `bench:fairness` own one section each. */
+/** docs/benchmarks.md, written by `npm run bench`; `bench:scale`, `bench:delayed`, `bench:bulk`, `bench:list`, `bench:soak`, `bench:fanout`, `bench:fairness` and `bench:languages` own one section each. */
 export const benchmarksPath = join(repoRoot, "docs", "benchmarks.md");
 /** The chart `npm run bench` draws beside it, which the page shows. */
 export const chartPath = join(repoRoot, "docs", "benchmarks.svg");
 
 /** The sections other commands write, in page order. */
-export const sectionNames = ["scale", "delayed", "bulk", "list", "soak", "fan-out", "fairness"] as const;
+export const sectionNames = ["scale", "delayed", "bulk", "list", "soak", "fan-out", "fairness", "languages"] as const;
 export type SectionName = (typeof sectionNames)[number];
 
 const markers = (name: SectionName) => [`<!-- ${name}:start -->`, `<!-- ${name}:end -->`] as const;

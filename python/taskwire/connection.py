@@ -10,7 +10,6 @@ import ssl
 import time
 from typing import Any, Callable, Mapping, Optional, Union
 
-import nats
 from nats.aio.client import Client
 from nats.errors import NoServersError
 
@@ -128,8 +127,12 @@ async def connect(settings: Settings, name: Optional[str] = None, log: Callable[
             text = re.sub(r"://[^\s/@]*@", "://", str(error))
             log(f"NATS at {where}: {kind}: {text}")
 
+    client: Optional[Client] = None
+
     async def on_disconnected() -> None:
-        log(f"disconnected from NATS at {where}: reconnecting")
+        # nats-py says so on its own close and drain too: only a lost connection is news.
+        if client is not None and not (client.is_closed or client.is_draining):
+            log(f"disconnected from NATS at {where}: reconnecting")
 
     async def on_reconnected() -> None:
         log(f"reconnected to NATS at {where}")
@@ -138,7 +141,9 @@ async def connect(settings: Settings, name: Optional[str] = None, log: Callable[
     said_at: Optional[float] = None
     while True:
         try:
-            return await nats.connect(**options)
+            client = Client()
+            await client.connect(**options)
+            return client
         except (OSError, NoServersError, asyncio.TimeoutError) as error:
             now = time.monotonic()
             if said_at is None or now - said_at >= 60:

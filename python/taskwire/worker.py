@@ -21,6 +21,7 @@ from typing import Callable, Iterable, Literal, Optional, Union
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.errors import Error as NatsError
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 
@@ -418,7 +419,12 @@ class Worker:
                     pass
             await settle()
             if self.owns_connection:
-                await self.nc.drain()
+                try:
+                    await self.nc.drain()
+                except NatsError:
+                    # Reconnecting (or closed) at that moment: nothing is left to flush that a
+                    # redelivery would not make good.
+                    await self.nc.close()
         finally:
             self.state = "closed"
             self._closed.set()
