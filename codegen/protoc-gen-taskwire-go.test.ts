@@ -1,9 +1,9 @@
 import { execFile } from "node:child_process";
 import { writeFile } from "node:fs/promises";
-import { delimiter, join } from "node:path";
+import { join } from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
-import { isExecutable } from "../test/support/find-binary.ts";
+import { goTool } from "../test/support/find-binary.ts";
 import { goCamelCase, goPlugin } from "./go-plugin.ts";
 
 import { env, pluginHarness, root } from "./test-support/plugin-harness.ts";
@@ -12,14 +12,6 @@ const run = promisify(execFile);
 
 const { workspace, generate: generateWith } = pluginHarness(goPlugin, "go-plugin");
 const generate = (files: Record<string, string>, parameter = "paths=source_relative") => generateWith(files, parameter);
-
-/** `go` (and gofmt beside it) from PATH, else from /usr/local/go/bin. */
-function goTool(name: "go" | "gofmt"): string {
-  const directories = [...(process.env.PATH ?? "").split(delimiter), "/usr/local/go/bin"];
-  const found = directories.map((d) => join(d, name)).find(isExecutable);
-  if (!found) throw new Error(`${name} not found on PATH nor in /usr/local/go/bin: install Go 1.26+`);
-  return found;
-}
 
 const shop = `syntax = "proto3";
 package shop.v1;

@@ -1,7 +1,7 @@
 import { execFile } from "node:child_process";
 import { cp, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { delimiter, join } from "node:path";
+import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, it } from "vitest";
 import { hashService } from "../../examples/gen/example/v1/hash_taskwire.ts";
@@ -9,7 +9,7 @@ import { reportService } from "../../examples/gen/example/v1/report_taskwire.ts"
 import { apiKeyHash } from "../../server/gateway-auth.ts";
 import { type Certificates, makeCertificates } from "../support/certificates.ts";
 import { exampleDigest, startDeployment, type TestDeployment } from "../support/deployment.ts";
-import { isExecutable } from "../support/find-binary.ts";
+import { goTool, isExecutable } from "../support/find-binary.ts";
 import { repoRoot } from "../support/tools.ts";
 
 const run = promisify(execFile);
@@ -74,7 +74,7 @@ describe("clients in other languages", () => {
       env: { PYTHONPATH: join(tmp, "python/examples/python/gen") },
     }),
     go: () => ({
-      command: goBinary(),
+      command: goTool(),
       args: ["run", "."],
       cwd: join(tmp, "go/examples/go"),
       env: {},
@@ -125,12 +125,4 @@ describe("clients in other languages", () => {
 function tool(path: string): string {
   if (!isExecutable(path)) throw new Error(`${path} not found: run "bash scripts/install-tools.sh python"`);
   return path;
-}
-
-/** `go` from PATH, else from /usr/local/go/bin as scripts/install-tools.sh looks for it. */
-function goBinary(): string {
-  const directories = [...(process.env.PATH ?? "").split(delimiter), "/usr/local/go/bin"];
-  const found = directories.map((d) => join(d, "go")).find(isExecutable);
-  if (!found) throw new Error('go not found on PATH nor in /usr/local/go/bin: install Go, then run "npm test" again');
-  return found;
 }

@@ -12,7 +12,7 @@ import { provisionWorkerType } from "../../sdk/nats/provisioning.ts";
 import { createSupervisor, type Supervisor } from "../../worker-runtime/create-supervisor.ts";
 import { noShortfalls, shortfalls } from "../support/fault-accounting.ts";
 import { runFaultSuite } from "../support/fault-suite.ts";
-import { isExecutable } from "../support/find-binary.ts";
+import { goTool } from "../support/find-binary.ts";
 import { type NatsServer, startNatsServer } from "../support/nats-server.ts";
 import { repoRoot } from "../support/tools.ts";
 
@@ -38,11 +38,7 @@ describe("mixed-language fault suite: TypeScript, Python and Go workers under ki
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), "taskwire-mixed-faults-"));
     const goWorker = join(dir, "fault-worker");
-    const goBinary = [...(process.env.PATH ?? "").split(delimiter), "/usr/local/go/bin"]
-      .map((d) => join(d, "go"))
-      .find(isExecutable);
-    if (!goBinary) throw new Error("go not found on PATH nor in /usr/local/go/bin: install Go 1.26+");
-    await promisify(execFile)(goBinary, ["build", "-o", goWorker, "./cmd/fault-worker"], {
+    await promisify(execFile)(goTool(), ["build", "-o", goWorker, "./cmd/fault-worker"], {
       cwd: join(repoRoot, "test/go"),
     });
     nats = await startNatsServer({ syncAlways: true });

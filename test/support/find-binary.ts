@@ -35,3 +35,14 @@ export function isExecutable(path: string): boolean {
     return false;
   }
 }
+
+/**
+ * A tool of the Go toolchain (`go`, `gofmt`) from PATH, else from
+ * /usr/local/go/bin, where scripts/install-tools.sh looks for it too.
+ */
+export function goTool(name: "go" | "gofmt" = "go"): string {
+  const directories = [...(process.env.PATH ?? "").split(delimiter), "/usr/local/go/bin"];
+  const found = directories.map((d) => join(d, name)).find(isExecutable);
+  if (!found) throw new Error(`${name} not found on PATH nor in /usr/local/go/bin: install Go 1.26+`);
+  return found;
+}

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import type { TaskwireClient } from "../../sdk/client/create-client.ts";
-import { isExecutable } from "../support/find-binary.ts";
+import { goTool } from "../support/find-binary.ts";
 import { poll } from "../support/poll.ts";
 import { repoRoot } from "../support/tools.ts";
 
@@ -112,11 +112,8 @@ export const go: WorkerImplementation = {
   env: {},
   prepare: () => {
     goBuild ??= new Promise((resolve, reject) => {
-      const directories = [...(process.env.PATH ?? "").split(delimiter), "/usr/local/go/bin"];
-      const goBinary = directories.map((d) => join(d, "go")).find(isExecutable);
-      if (!goBinary) throw new Error("go not found on PATH nor in /usr/local/go/bin: install Go 1.26+");
       execFile(
-        goBinary,
+        goTool(),
         ["build", "-o", join(goWorkerDir, "conformance-worker"), "./cmd/conformance-worker"],
         { cwd: join(repoRoot, "test/go") },
         (error, _stdout, stderr) => (error ? reject(new Error(`go build: ${stderr || error.message}`)) : resolve()),
