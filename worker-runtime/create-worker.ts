@@ -235,6 +235,7 @@ class TaskWorker implements Worker {
           onError: (error, doing) => this.emit({ type: "error", error: fromNatsError(error, doing) }),
         },
         type.definition,
+        ackWaitMs,
       ),
     );
     const feeds: TaskFeed[] = [];

@@ -46,6 +46,7 @@ export interface Housekeeping {
 export async function startHousekeeping(
   env: HousekeepingEnvironment,
   definition: TaskServiceDefinition,
+  ackWaitMs: number,
 ): Promise<Housekeeping> {
   const { workerType } = definition;
   const { nc, jsm, bucket } = env;
@@ -65,8 +66,6 @@ export async function startHousekeeping(
       env.reportResult(status, bytes);
     },
   );
-  // Key leases live one ack wait unless renewed, as the type's consumers hold a task.
-  const info = await jsm.consumers.info(topology.streamName(workerType), topology.consumerName(workerType, "normal"));
   const dispatcher = new FairDispatcher(
     jsm,
     bucket,
@@ -75,7 +74,8 @@ export async function startHousekeeping(
     env.holder,
     (error) => env.onError(error, `queueing ${workerType}'s keyed tasks`),
     definition.keyLimits,
-    millis(info.config.ack_wait ?? 30_000_000_000),
+    // Key leases live one ack wait unless renewed, as the type's consumers hold a task.
+    ackWaitMs,
   );
   return {
     async stop() {
@@ -120,7 +120,14 @@ export async function keepHouse(
     requests.close();
   };
   try {
-    for (const definition of definitions) started.push(await startHousekeeping(env, definition));
+    for (const definition of definitions) {
+      const { workerType } = definition;
+      const info = await jsm.consumers.info(
+        topology.streamName(workerType),
+        topology.consumerName(workerType, "normal"),
+      );
+      started.push(await startHousekeeping(env, definition, millis(info.config.ack_wait ?? 30_000_000_000)));
+    }
   } catch (error) {
     await stop();
     throw error;
